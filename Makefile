@@ -1,0 +1,166 @@
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+# weft build. Quiet by default (V=1 for the full commands); out-of-tree in build/.
+#   make            build/weftd, build/weftctl (BPF embedded as skeletons)
+#   make deps       Debian packages for build, test, demo
+#   make test       unit tests (plain + ASan/UBSan), fuzz corpora, end-to-end (root)
+#   make demo       the guided demo (root)
+#   make bench      benchmarks (see docs/benchmarks.md)
+#   make fuzz       run each libFuzzer target for FUZZ_SECONDS
+#   make install    PREFIX=/usr/local DESTDIR=
+.DELETE_ON_ERROR:
+.SUFFIXES:
+.SECONDARY:
+
+BUILD     ?= build
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+CC        ?= cc
+CLANG     ?= clang
+BPFTOOL   ?= bpftool
+PYTHON    ?= /usr/bin/python3
+FUZZ_SECONDS ?= 60
+VMLINUX_BTF ?= /sys/kernel/btf/vmlinux
+
+ifeq ($(V),1)
+Q :=
+msg :=
+else
+Q := @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wformat=2 -Wvla
+CFLAGS   ?= -O2 -g
+CPPFLAGS := -D_GNU_SOURCE -Iinclude -Iuserspace -I$(BUILD)
+BASE_CFLAGS := -std=c11 $(WARN) -fno-strict-aliasing $(CFLAGS)
+LIBS     := -lbpf -lelf -lz -lev -lconfig -lm
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+BPF_SRCS  := $(wildcard bpf/*.bpf.c)
+BPF_OBJS  := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRCS))
+BPF_SKELS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
+
+# weftd modules (everything in userspace/ except the CLI).
+CORE_SRCS  := $(filter-out userspace/weftctl.c userspace/weftd.c,$(wildcard userspace/*.c))
+CORE_OBJS  := $(patsubst userspace/%.c,$(BUILD)/obj/%.o,$(CORE_SRCS))
+SAN_OBJS   := $(patsubst userspace/%.c,$(BUILD)/san/obj/%.o,$(CORE_SRCS))
+
+# Unit tests: tests/unit/test_X.c links against the core objects.
+UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
+UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+UNIT_SAN_BINS := $(patsubst tests/unit/%.c,$(BUILD)/san/tests/%,$(UNIT_SRCS))
+
+FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
+
+.PHONY: all deps test unit unit-san e2e e2e-plain fuzz fuzz-regress demo bench install clean san
+all: $(BUILD)/weftd $(BUILD)/weftctl
+
+# --- BPF -------------------------------------------------------------------
+# vmlinux.h is generated from the running kernel's BTF (CO-RE relocates it
+# for other kernels at load time).
+$(BUILD)/vmlinux.h: | $(BUILD)
+	$(call msg,GEN,$@)
+	$(Q)$(BPFTOOL) btf dump file $(VMLINUX_BTF) format c > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(BUILD)/vmlinux.h $(wildcard bpf/lib/*.h include/weft/*.h) | $(BUILD)/bpf
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -I$(BUILD) -Iinclude -Ibpf \
+		-Wall -Werror -c $< -o $@
+	$(Q)llvm-strip -g $@ 2>/dev/null || true
+
+$(BUILD)/%.skel.h: $(BUILD)/bpf/%.bpf.o
+	$(call msg,SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name weft_$* > $@.tmp && mv $@.tmp $@
+
+# --- userspace --------------------------------------------------------------
+$(BUILD)/obj/%.o: userspace/%.c $(BPF_SKELS) | $(BUILD)/obj
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(BASE_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/san/obj/%.o: userspace/%.c $(BPF_SKELS) | $(BUILD)/san/obj
+	$(call msg,CC-SAN,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(BASE_CFLAGS) $(SAN_FLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/weftd: $(BUILD)/obj/weftd.o $(CORE_OBJS)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(BASE_CFLAGS) $^ -o $@ $(LIBS)
+
+$(BUILD)/weftctl: $(BUILD)/obj/weftctl.o $(CORE_OBJS)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(BASE_CFLAGS) $^ -o $@ $(LIBS)
+
+san: $(BUILD)/san/weftd $(BUILD)/san/weftctl
+$(BUILD)/san/weftd: $(BUILD)/san/obj/weftd.o $(SAN_OBJS)
+	$(call msg,LD-SAN,$@)
+	$(Q)$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) $^ -o $@ $(LIBS)
+$(BUILD)/san/weftctl: $(BUILD)/san/obj/weftctl.o $(SAN_OBJS)
+	$(call msg,LD-SAN,$@)
+	$(Q)$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) $^ -o $@ $(LIBS)
+
+# --- tests ------------------------------------------------------------------
+$(BUILD)/tests/%: tests/unit/%.c $(CORE_OBJS) | $(BUILD)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(BASE_CFLAGS) -Wno-unused-function $< $(CORE_OBJS) -o $@ $(LIBS) -lcmocka
+
+$(BUILD)/san/tests/%: tests/unit/%.c $(SAN_OBJS) | $(BUILD)/san/tests
+	$(call msg,CC-SAN,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(BASE_CFLAGS) $(SAN_FLAGS) -Wno-unused-function $< $(SAN_OBJS) -o $@ $(LIBS) -lcmocka
+
+# Fuzz targets link the parser modules built with clang + libFuzzer.
+FUZZ_CFLAGS := -std=c11 -g -O1 $(CPPFLAGS) -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer
+FUZZ_MODS := userspace/config.c userspace/addr.c userspace/log.c
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_MODS) $(BPF_SKELS) | $(BUILD)/fuzz
+	$(call msg,FUZZ,$@)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(FUZZ_MODS) -o $@ -lconfig
+
+unit: $(UNIT_BINS)
+	$(Q)set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+unit-san: $(UNIT_SAN_BINS)
+	$(Q)set -e; for t in $(UNIT_SAN_BINS); do echo "== $$t (asan+ubsan)"; $$t; done
+
+# Replays each committed corpus once: crashers that joined the corpus stay fixed.
+fuzz-regress: $(FUZZ_BINS)
+	$(Q)set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f); \
+		echo "== $$n corpus"; $$f -runs=0 tests/fuzz/corpus/$$n >/dev/null 2>$(BUILD)/fuzz/$$n.log || { cat $(BUILD)/fuzz/$$n.log; exit 1; }; done
+
+fuzz: $(FUZZ_BINS)
+	$(Q)set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p $(BUILD)/fuzz/$$n.new; \
+		$$f -max_total_time=$(FUZZ_SECONDS) $(BUILD)/fuzz/$$n.new tests/fuzz/corpus/$$n; done
+
+# End-to-end tests run against the ASan+UBSan weftd (WEFTD= to override).
+E2E_WEFTD ?= $(BUILD)/san/weftd
+e2e: $(E2E_WEFTD) $(BUILD)/weftctl
+	$(Q)WEFTD=$(abspath $(E2E_WEFTD)) WEFTCTL=$(abspath $(BUILD)/weftctl) \
+		$(PYTHON) -m pytest -q -ra tests/e2e $(PYTEST_ARGS)
+
+test: all san unit unit-san fuzz-regress e2e
+
+deps:
+	$(Q)scripts/deps.sh
+
+demo:
+	$(Q)scripts/deps.sh
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)scripts/demo.sh
+
+bench: all
+	$(Q)scripts/bench/run.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/weft $(DESTDIR)/etc/weft
+	install -m 0755 $(BUILD)/weftd $(BUILD)/weftctl $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 config/weft.conf $(DESTDIR)/etc/weft/weft.conf
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/weft/
+
+clean:
+	$(call msg,CLEAN,$(BUILD))
+	$(Q)rm -rf $(BUILD)
+
+$(BUILD) $(BUILD)/bpf $(BUILD)/obj $(BUILD)/san/obj $(BUILD)/tests $(BUILD)/san/tests $(BUILD)/fuzz:
+	$(Q)mkdir -p $@
+
+-include $(wildcard $(BUILD)/obj/*.d $(BUILD)/san/obj/*.d)

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+# Installs the Debian packages weft needs to build, test (unit, fuzz, e2e) and
+# demo. Quick when everything is there: dpkg-query first, apt only for what is
+# missing. Usage: scripts/deps.sh   (as root, or with everything installed)
+set -euo pipefail
+
+PKGS=(
+	# build
+	build-essential clang llvm pkg-config
+	libbpf-dev bpftool libelf-dev zlib1g-dev
+	libev-dev libconfig-dev libwolfssl-dev libnl-3-dev libnl-route-3-dev libnl-idiag-3-dev
+	# tests: unit (cmocka), sanitizer + libFuzzer runtime, valgrind, e2e (pytest, clients)
+	libcmocka-dev libclang-rt-14-dev valgrind
+	python3 python3-pytest curl iproute2
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+	status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
+	case "$status" in
+	ii*) ;;
+	*) missing+=("$p") ;;
+	esac
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+	echo "deps: all ${#PKGS[@]} packages present"
+	exit 0
+fi
+
+echo "deps: missing: ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps: not root: cannot install them. Run as root: sudo $0" >&2
+	exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+echo "deps: apt-get update"
+apt-get update -q
+echo "deps: apt-get install ${missing[*]}"
+apt-get install -y -q --no-install-recommends "${missing[@]}"
+
+# Check again: apt may have said yes and installed nothing useful.
+still=()
+for p in "${missing[@]}"; do
+	status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
+	case "$status" in
+	ii*) ;;
+	*) still+=("$p") ;;
+	esac
+done
+if [ ${#still[@]} -ne 0 ]; then
+	echo "deps: still missing after install: ${still[*]}" >&2
+	exit 1
+fi
+echo "deps: installed ${#missing[@]} package(s)"

@@ -1,0 +1,1073 @@
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+"""End-to-end harness for weft: cgroups, pins, ports, weftd, backends, clients.
+
+Two faces in one file (stdlib only, no pytest import):
+
+* imported by conftest.py / the tests: the Harness class (one per test, every
+  object it makes is torn down by Harness.close(), in reverse order, on every
+  exit path), Weftd (one agent process), Server (one backend process),
+  Cgroup, and module helpers (cgroup2_mount, free_port, leftovers, ...).
+
+* run as a script with /usr/bin/python3: the backends and the client that the
+  tests spawn as separate processes, so that each one can sit in its own
+  cgroup (the BPF hooks look at the cgroup of the task calling connect()).
+
+    weft_harness.py serve  --mode MODE --name NAME --listen IP:PORT [--bytes N]
+        MODE: http      read a request head, answer 200 with a JSON body
+                        {"server": NAME, "peer": "ip:port"}, close
+              echo      echo until EOF, then close
+              eofreply  read until EOF, then answer "<n> <sha256>\n", close
+              reset     read one chunk, then close with SO_LINGER 0 (RST)
+              banner    server-first: send "NAME\n" at once, close
+              bulk      send N random bytes while reading until EOF,
+                        hashing both directions
+        stdout: one JSON object per line: {"event": "listening", "addr": ..}
+        first, then one {"event": "conn", ..} per accepted connection and one
+        {"event": "done", ..} when a connection is finished.
+
+    weft_harness.py client --mode MODE --connect IP:PORT [--bytes N] [--timeout S]
+        MODE: http | echo | halfclose | reset | banner | bulk | connect
+        stdout: one JSON object: {"ok", "error" (errno name or null),
+        "stage" (where it failed), "peername", "sockname", "elapsed", ..}.
+
+Every address is "ip:port" or "[ip6]:port", as in weftd's config.
+"""
+
+import errno
+import hashlib
+import itertools
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCRIPT = os.path.abspath(__file__)
+PYTHON = "/usr/bin/python3"
+PREFIX = "weft-e2e-"
+BPFFS = "/sys/fs/bpf"
+NETNS_DIR = "/run/netns"
+
+# weft_stats indices (include/weft/maps.h, enum weft_verdict).
+VERDICTS = ["redirected", "not_service", "skipped_own", "skipped_stale",
+            "refused_stale", "error", "handoff", "handoff_error", "peername"]
+
+
+# --------------------------------------------------------------------------
+# addresses and names
+
+def split_addr(addr):
+    """'1.2.3.4:80' or '[::1]:80' -> (family, host, port)."""
+    if addr.startswith("["):
+        host, _, port = addr[1:].partition("]:")
+        return socket.AF_INET6, host, int(port)
+    host, _, port = addr.rpartition(":")
+    return socket.AF_INET, host, int(port)
+
+
+def fmt_addr(sa):
+    """A socket address tuple -> 'ip:port' / '[ip6]:port'."""
+    host, port = sa[0], sa[1]
+    return "[%s]:%d" % (host, port) if ":" in host else "%s:%d" % (host, port)
+
+
+_counter = itertools.count(1)
+
+
+def run_prefix():
+    """Names of everything this pytest process makes start with this."""
+    return "%s%d-" % (PREFIX, os.getpid())
+
+
+def unique_name(tag=""):
+    n = "%s%d" % (run_prefix(), next(_counter))
+    return n + ("-" + tag if tag else "")
+
+
+def free_port(host="127.0.0.1"):
+    """A TCP port nothing is bound to on host right now (bind :0, close)."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(fam, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def vip_host():
+    """A random VIP in 127.10.0.0/16 (loopback: an escaped connect is refused)."""
+    return "127.10.%d.%d" % (random.randint(0, 255), random.randint(1, 254))
+
+
+def vip_addr():
+    """'127.10.x.y:port' with no listener on it (nor on the wildcard)."""
+    h = vip_host()
+    return "%s:%d" % (h, free_port(h))
+
+
+def vip6_addr():
+    return "[::1]:%d" % free_port("::1")
+
+
+# --------------------------------------------------------------------------
+# cgroup v2
+
+def cgroup2_mount():
+    """Mount point of cgroup2 from /proc/self/mountinfo, or None."""
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                pre, sep, post = line.partition(" - ")
+                if sep and post.split()[0] == "cgroup2":
+                    return pre.split()[4]
+    except OSError:
+        pass
+    return None
+
+
+def bpffs_mounted(path=BPFFS):
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                pre, sep, post = line.partition(" - ")
+                if sep and post.split()[0] == "bpf" and pre.split()[4] == path:
+                    return True
+    except OSError:
+        pass
+    return False
+
+
+def ensure_bpffs():
+    """Mount bpffs on /sys/fs/bpf if it is not (as systemd does at boot).
+    Returns None or a reason string."""
+    if bpffs_mounted():
+        return None
+    r = subprocess.run(["mount", "-t", "bpf", "bpf", BPFFS],
+                       capture_output=True, text=True)
+    if r.returncode != 0 or not bpffs_mounted():
+        return "cannot mount bpffs on %s: %s" % (BPFFS, r.stderr.strip())
+    return None
+
+
+class Cgroup:
+    """A cgroup v2 directory this suite created (or adopted for removal)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.name = os.path.basename(path)
+
+    def __repr__(self):
+        return "Cgroup(%s)" % self.path
+
+    @classmethod
+    def create(cls, parent_path, name):
+        path = os.path.join(parent_path, name)
+        os.mkdir(path)
+        return cls(path)
+
+    def child(self, name=None):
+        return Cgroup.create(self.path, name or unique_name())
+
+    @property
+    def procs_file(self):
+        return os.path.join(self.path, "cgroup.procs")
+
+    def add_pid(self, pid):
+        with open(self.procs_file, "w") as f:
+            f.write("%d\n" % pid)
+
+    def pids(self):
+        try:
+            with open(self.procs_file) as f:
+                return [int(x) for x in f.read().split()]
+        except OSError:
+            return []
+
+    def exists(self):
+        return os.path.isdir(self.path)
+
+    def destroy(self, timeout=5.0):
+        destroy_cgroup_tree(self.path, timeout)
+
+
+def destroy_cgroup_tree(path, timeout=5.0):
+    """Move every task out (to the root cgroup), then rmdir children first.
+    Raises OSError if a directory is still there after timeout."""
+    root = cgroup2_mount()
+    if not os.path.isdir(path):
+        return
+    dirs = [d for d, _, _ in os.walk(path)]
+    for d in sorted(dirs, key=len, reverse=True):  # deepest first
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with open(os.path.join(d, "cgroup.procs")) as f:
+                    pids = [int(x) for x in f.read().split()]
+            except OSError:
+                pids = []
+            for pid in pids:
+                try:
+                    with open(os.path.join(root, "cgroup.procs"), "w") as f:
+                        f.write("%d\n" % pid)
+                except OSError:
+                    pass
+            try:
+                os.rmdir(d)
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+
+def in_cgroup_argv(cg, argv):
+    """argv wrapped so that the process joins cg before exec'ing argv[0]."""
+    if cg is None:
+        return list(argv)
+    path = cg.path if isinstance(cg, Cgroup) else cg
+    return ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"',
+            os.path.join(path, "cgroup.procs")] + list(argv)
+
+
+# --------------------------------------------------------------------------
+# processes
+
+_started = []          # every Popen this process started (suite-wide check)
+_started_lock = threading.Lock()
+
+
+def spawn(argv, **kw):
+    p = subprocess.Popen(argv, **kw)
+    with _started_lock:
+        _started.append(p)
+    return p
+
+
+def stop_process(p, timeout=5.0, sig=signal.SIGTERM):
+    """SIGTERM (or sig), wait up to timeout, then SIGKILL. Returns the exit code."""
+    if p.poll() is not None:
+        return p.returncode
+    try:
+        p.send_signal(sig)
+    except ProcessLookupError:
+        pass
+    try:
+        return p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        return p.wait(10)
+
+
+def started_alive():
+    with _started_lock:
+        return [p for p in _started if p.poll() is None]
+
+
+def kill_started():
+    for p in started_alive():
+        stop_process(p, timeout=2.0)
+
+
+# --------------------------------------------------------------------------
+# leftovers (anything named weft-e2e-*)
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def _owner_pid(name):
+    """weft-e2e-<pid>-... -> pid, or None."""
+    rest = name[len(PREFIX):] if name.startswith(PREFIX) else ""
+    num = rest.split("-", 1)[0]
+    return int(num) if num.isdigit() else None
+
+
+def _ours(name, only_dead_others):
+    """Is this weft-e2e-* name this run's (or, with only_dead_others, a dead run's)?"""
+    if not name.startswith(PREFIX):
+        return False
+    pid = _owner_pid(name)
+    if pid == os.getpid():
+        return True
+    return only_dead_others and (pid is None or not _pid_alive(pid))
+
+
+def leftovers(include_dead_runs=True):
+    """Everything named weft-e2e-* that belongs to this run (or to a run whose
+    pytest is gone): {'cgroups': [...], 'pins': [...], 'netns': [...],
+    'processes': [(pid, cmdline)]}. Other live runs' objects are not listed."""
+    out = {"cgroups": [], "pins": [], "netns": [], "processes": []}
+    root = cgroup2_mount()
+    if root:
+        for d, subdirs, _ in os.walk(root):
+            for s in list(subdirs):
+                if s.startswith(PREFIX):
+                    if _ours(s, include_dead_runs):
+                        out["cgroups"].append(os.path.join(d, s))
+                    subdirs.remove(s)  # a weft-e2e cgroup's children are its own
+    if os.path.isdir(BPFFS):
+        for e in os.listdir(BPFFS):
+            if _ours(e, include_dead_runs):
+                out["pins"].append(os.path.join(BPFFS, e))
+    if os.path.isdir(NETNS_DIR):
+        for e in os.listdir(NETNS_DIR):
+            if _ours(e, include_dead_runs):
+                out["netns"].append(e)
+    me = os.getpid()
+    for pid_s in os.listdir("/proc"):
+        if not pid_s.isdigit() or int(pid_s) == me:
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid_s, "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        if not cmd:
+            continue
+        for word in cmd.split():
+            i = word.find(PREFIX)
+            if i >= 0:
+                name = word[i:].split("/")[0]
+                if _ours(name, include_dead_runs):
+                    out["processes"].append((int(pid_s), cmd))
+                    break
+    return out
+
+
+def remove_leftovers(found):
+    """Best effort removal of what leftovers() listed. Returns error strings."""
+    errs = []
+    for pid, _ in found["processes"]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    for path in found["cgroups"]:
+        try:
+            destroy_cgroup_tree(path)
+        except OSError as e:
+            errs.append("cgroup %s: %s" % (path, e))
+    for path in found["pins"]:
+        try:
+            shutil.rmtree(path) if os.path.isdir(path) else os.unlink(path)
+        except OSError as e:
+            errs.append("pin %s: %s" % (path, e))
+    for ns in found["netns"]:
+        r = subprocess.run(["ip", "netns", "delete", ns], capture_output=True, text=True)
+        if r.returncode != 0:
+            errs.append("netns %s: %s" % (ns, r.stderr.strip()))
+    return errs
+
+
+# --------------------------------------------------------------------------
+# bpftool
+
+def bpftool_json(*args, check=True):
+    r = subprocess.run(["bpftool", "-j"] + list(args), capture_output=True, text=True, timeout=20)
+    if r.returncode != 0:
+        if check:
+            raise RuntimeError("bpftool %s: rc=%d: %s" % (" ".join(args), r.returncode, r.stderr.strip()))
+        return None
+    return json.loads(r.stdout) if r.stdout.strip() else None
+
+
+def _le_int(v):
+    """A bpftool value: an int, or a list of hex byte strings (little endian)."""
+    if isinstance(v, int):
+        return v
+    if isinstance(v, list):
+        return int.from_bytes(bytes(int(b, 16) for b in v), "little")
+    if isinstance(v, str):
+        return int(v, 0)
+    raise ValueError("cannot read counter value %r" % (v,))
+
+
+def parse_percpu_dump(dump):
+    """bpftool -j dump of a PERCPU_ARRAY of u64 -> {index: sum over CPUs}.
+    Accepts the BTF form ({"key": 0, "values": [{"cpu": 0, "value": 5}]}),
+    the raw form (hex byte lists) and the {"formatted": ...} wrapping."""
+    out = {}
+    for e in dump or []:
+        if "formatted" in e:
+            e = e["formatted"]
+        key = _le_int(e["key"])
+        total = 0
+        for cv in e.get("values", []):
+            total += _le_int(cv["value"])
+        out[key] = total
+    return out
+
+
+def read_stats(pin_path):
+    """weft_stats under pin_path -> {'redirected': n, ...}."""
+    raw = parse_percpu_dump(bpftool_json("map", "dump", "pinned",
+                                         os.path.join(pin_path, "weft_stats")))
+    return {name: raw.get(i, 0) for i, name in enumerate(VERDICTS)}
+
+
+def read_agent_state(pin_path):
+    """weft_agent[0] -> dict with at least heartbeat_ns and stale_after_ns
+    (from BTF field names, or from the raw bytes of struct weft_agent_state)."""
+    dump = bpftool_json("map", "dump", "pinned", os.path.join(pin_path, "weft_agent"))
+    e = dump[0]
+    if "formatted" in e:
+        e = e["formatted"]
+    v = e["value"]
+    if isinstance(v, dict):
+        return v
+    raw = bytes(int(b, 16) for b in v)
+    u64 = lambda off: int.from_bytes(raw[off:off + 8], "little")
+    return {"heartbeat_ns": u64(0), "stale_after_ns": u64(8), "agent_cgroup_id": u64(16),
+            "mark": int.from_bytes(raw[24:28], "little"),
+            "outbound_port": int.from_bytes(raw[28:30], "little"),
+            "fail_mode": raw[30], "enabled": raw[31]}
+
+
+def cgroup_progs(cg_path, effective=False):
+    """Programs attached to a cgroup: list of dicts (bpftool cgroup show)."""
+    args = ["cgroup", "show", cg_path] + (["effective"] if effective else [])
+    return bpftool_json(*args) or []
+
+
+def weft_progs(cg_path, effective=False):
+    return [p for p in cgroup_progs(cg_path, effective) if str(p.get("name", "")).startswith("weft")]
+
+
+# --------------------------------------------------------------------------
+# weftd
+
+def services_conf(services):
+    """[{name, addresses, endpoints, protocol?, balancer?, connect_ms?,
+    attempts?}] -> libconfig text."""
+    parts = []
+    for s in services:
+        eps = ", ".join('{ address = "%s"; }' % e for e in s["endpoints"])
+        addrs = ", ".join('"%s"' % a for a in s["addresses"])
+        parts.append(
+            '{ name = "%s"; addresses = [ %s ]; protocol = "%s"; balancer = "%s";\n'
+            '    endpoints = ( %s );\n'
+            '    timeouts = { connect_ms = %d; }; retry = { attempts = %d; }; }'
+            % (s["name"], addrs, s.get("protocol", "tcp"), s.get("balancer", "round-robin"),
+               eps, s.get("connect_ms", 1000), s.get("attempts", 1)))
+    return "services = (\n  " + ",\n  ".join(parts) + "\n);\n"
+
+
+class Weftd:
+    """One weftd process with its own config, ports, pin path and log file."""
+
+    def __init__(self, binary, workdir, cgroups, services, fail_mode="open",
+                 stale_ms=1000, log_level="debug", extra_agent="", name=None):
+        self.binary = binary
+        self.name = name or unique_name("weftd")
+        self.dir = os.path.join(workdir, self.name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.pin_path = os.path.join(BPFFS, self.name)
+        self.admin = "127.0.0.1:%d" % free_port()
+        self.outbound_port = free_port()
+        self.inbound = "127.0.0.1:%d" % free_port()
+        self.cgroups = [c.path if isinstance(c, Cgroup) else c for c in cgroups]
+        self.services = services
+        self.fail_mode = fail_mode
+        self.stale_ms = stale_ms
+        self.conf_path = os.path.join(self.dir, "weft.conf")
+        self.log_path = os.path.join(self.dir, "weftd.log")
+        self.config_text = (
+            'agent: {\n'
+            '  admin = "%s";\n  outbound_port = %d;\n  inbound = "%s";\n'
+            '  bpf_pin_path = "%s";\n  fail_mode = "%s";\n  heartbeat_stale_ms = %d;\n'
+            '  mark = 0x574546;\n  log_level = "%s";\n%s'
+            '};\n'
+            'intercept: { cgroups = [ %s ]; };\n'
+            % (self.admin, self.outbound_port, self.inbound, self.pin_path, fail_mode,
+               stale_ms, log_level, extra_agent,
+               ", ".join('"%s"' % c for c in self.cgroups))
+            + services_conf(services))
+        with open(self.conf_path, "w") as f:
+            f.write(self.config_text)
+        self.proc = None
+        self.runs = 0
+        self.returncodes = []
+
+    def __repr__(self):
+        return "Weftd(%s)" % self.name
+
+    def start(self, cgroup=None, wait=True, timeout=10.0):
+        """Start (again) with the same config; wait for 'ready:' in the log."""
+        if self.proc is not None and self.proc.poll() is None:
+            raise RuntimeError("%s already running" % self.name)
+        self.runs += 1
+        self._log_offset = self._log_size()
+        logf = open(self.log_path, "ab")
+        logf.write(b"==== run %d: %s -c %s -v%s\n" % (
+            self.runs, self.binary.encode(), self.conf_path.encode(),
+            (b" (in cgroup %s)" % str(getattr(cgroup, "path", cgroup)).encode()) if cgroup else b""))
+        logf.flush()
+        argv = in_cgroup_argv(cgroup, [self.binary, "-c", self.conf_path, "-v"])
+        env = dict(os.environ)
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        self.proc = spawn(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                          env=env, cwd=self.dir)
+        logf.close()
+        if wait:
+            self.wait_ready(timeout)
+        return self
+
+    def _log_size(self):
+        try:
+            return os.path.getsize(self.log_path)
+        except OSError:
+            return 0
+
+    def log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def run_log(self):
+        """Log of the current (last) run only."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(getattr(self, "_log_offset", 0))
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, n=150):
+        lines = self.log().splitlines()
+        return "\n".join(lines[-n:])
+
+    def wait_ready(self, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if "ready:" in self.run_log():
+                return
+            if self.proc.poll() is not None:
+                time.sleep(0.1)
+                raise RuntimeError("%s exited with %s before 'ready:'\n--- log ---\n%s\n-----------"
+                                   % (self.name, self.proc.returncode, self.log_tail()))
+            time.sleep(0.05)
+        raise RuntimeError("%s: no 'ready:' within %.0fs\n--- log ---\n%s\n-----------"
+                           % (self.name, timeout, self.log_tail()))
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def terminate(self, timeout=10.0):
+        """SIGTERM; returns the exit code (SIGKILL after timeout: then -9)."""
+        if self.proc is None:
+            return None
+        rc = stop_process(self.proc, timeout)
+        self.returncodes.append(rc)
+        return rc
+
+    def kill9(self):
+        if self.proc is None:
+            return None
+        self.proc.kill()
+        rc = self.proc.wait(10)
+        self.returncodes.append(rc)
+        return rc
+
+    def stats(self):
+        return read_stats(self.pin_path)
+
+    def cleanup(self):
+        """Stop it if running; remove the pin dir if it is still there."""
+        if self.running():
+            self.terminate(5.0)
+        if os.path.lexists(self.pin_path):
+            shutil.rmtree(self.pin_path, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------
+# backends (driver side)
+
+class Server:
+    """A backend process (this file run as 'serve'); events parsed from its stdout."""
+
+    def __init__(self, mode, name, listen, cgroup=None, nbytes=0, workdir=None):
+        self.mode, self.name = mode, name
+        self.err_path = os.path.join(workdir or "/tmp", "%s.%s.stderr" % (unique_name(), name))
+        argv = [PYTHON, SCRIPT, "serve", "--mode", mode, "--name", name,
+                "--listen", listen, "--bytes", str(nbytes), "--tag", run_prefix() + "srv"]
+        self._err = open(self.err_path, "wb")
+        self.proc = spawn(in_cgroup_argv(cgroup, argv), stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=self._err)
+        self.events = []
+        self._cv = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        ev = self.wait_event(lambda e: e["event"] == "listening", timeout=10)
+        if ev is None:
+            self.stop()
+            raise RuntimeError("server %s (%s on %s) did not start: %s"
+                               % (name, mode, listen, self.stderr()))
+        self.addr = ev["addr"]
+
+    def _read(self):
+        for line in self.proc.stdout:
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                continue
+            with self._cv:
+                self.events.append(ev)
+                self._cv.notify_all()
+        with self._cv:
+            self._cv.notify_all()
+
+    def wait_event(self, pred, timeout=10.0, start=0):
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            while True:
+                for e in self.events[start:]:
+                    if pred(e):
+                        return e
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
+                    return None
+                self._cv.wait(min(left, 0.2))
+
+    def conns(self):
+        with self._cv:
+            return [e for e in self.events if e["event"] == "conn"]
+
+    def dones(self):
+        with self._cv:
+            return [e for e in self.events if e["event"] == "done"]
+
+    def wait_done(self, n=1, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            d = self.dones()
+            if len(d) >= n:
+                return d
+            time.sleep(0.02)
+        return self.dones()
+
+    def stderr(self):
+        try:
+            with open(self.err_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def stop(self):
+        stop_process(self.proc, 3.0)
+        self._reader.join(3)
+        self._err.close()
+        try:
+            self.proc.stdout.close()
+        except OSError:
+            pass
+
+
+def run_client(mode, connect, cgroup=None, nbytes=0, timeout=10.0, extra=()):
+    """Run the client (this file as 'client') once, optionally in a cgroup;
+    returns its JSON result (with 'rc' and 'stderr' added)."""
+    argv = [PYTHON, SCRIPT, "client", "--mode", mode, "--connect", connect,
+            "--bytes", str(nbytes), "--timeout", str(timeout),
+            "--tag", run_prefix() + "cli"] + list(extra)
+    p = spawn(in_cgroup_argv(cgroup, argv), stdin=subprocess.DEVNULL,
+              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = p.communicate(timeout=timeout + 20)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+        return {"ok": False, "error": "HARNESS_TIMEOUT", "stage": "harness",
+                "rc": None, "stderr": err.decode(errors="replace")}
+    lines = [l for l in out.decode(errors="replace").splitlines() if l.strip()]
+    try:
+        res = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        res = {"ok": False, "error": "NO_JSON", "stage": "harness",
+               "stdout": out.decode(errors="replace")}
+    res["rc"] = p.returncode
+    res["stderr"] = err.decode(errors="replace")
+    return res
+
+
+def run_curl(url, cgroup=None, timeout=5.0):
+    """curl url (in cgroup): (exit code, http code, body)."""
+    argv = ["curl", "-sS", "--max-time", str(timeout), "-o", "-",
+            "-w", "\n%{http_code}", url]
+    p = spawn(in_cgroup_argv(cgroup, argv), stdin=subprocess.DEVNULL,
+              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = p.communicate(timeout=timeout + 10)
+    text = out.decode(errors="replace")
+    body, _, code = text.rpartition("\n")
+    return p.returncode, code, body, err.decode(errors="replace")
+
+
+# --------------------------------------------------------------------------
+# netns (named weft-e2e-*; the suite deletes them)
+
+def netns_add(name):
+    subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True)
+    subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True, capture_output=True)
+    return name
+
+
+def netns_del(name):
+    subprocess.run(["ip", "netns", "delete", name], capture_output=True)
+
+
+# --------------------------------------------------------------------------
+# Harness: one per test
+
+class Harness:
+    """Factory for one test's objects; close() removes all of them, newest first."""
+
+    def __init__(self, weftd_bin, workdir):
+        self.weftd_bin = weftd_bin
+        self.workdir = workdir
+        self.root = cgroup2_mount()
+        self._undo = []
+        self.daemons = []
+        self.servers = []
+
+    def _push(self, what, fn):
+        self._undo.append((what, fn))
+
+    def close(self):
+        errors = []
+        while self._undo:
+            what, fn = self._undo.pop()
+            try:
+                fn()
+            except Exception as e:  # keep cleaning; report at the end
+                errors.append("%s: %r" % (what, e))
+        return errors
+
+    # objects -------------------------------------------------------------
+    def cgroup(self, parent=None, tag=""):
+        """A new cgroup under parent (a Cgroup) or under the cgroup2 root."""
+        base = parent.path if parent is not None else self.root
+        cg = Cgroup.create(base, unique_name(tag))
+        self._push("cgroup %s" % cg.path, cg.destroy)
+        return cg
+
+    def netns(self):
+        name = netns_add(unique_name("ns"))
+        self._push("netns %s" % name, lambda: netns_del(name))
+        return name
+
+    def server(self, mode, name, listen=None, cgroup=None, nbytes=0):
+        """Start a backend; listen defaults to a free 127.0.0.1 port."""
+        if listen is None:
+            listen = "127.0.0.1:%d" % free_port()
+        s = Server(mode, name, listen, cgroup=cgroup, nbytes=nbytes, workdir=self.workdir)
+        self.servers.append(s)
+        self._push("server %s" % name, s.stop)
+        return s
+
+    def weftd(self, cgroups, services, start=True, cgroup=None, **kw):
+        d = Weftd(self.weftd_bin, self.workdir, cgroups, services, **kw)
+        self.daemons.append(d)
+        self._push("weftd %s" % d.name, d.cleanup)
+        if start:
+            d.start(cgroup=cgroup)
+        return d
+
+    # clients ---------------------------------------------------------------
+    def client(self, mode, connect, cgroup=None, **kw):
+        return run_client(mode, connect, cgroup=cgroup, **kw)
+
+    def curl(self, url, cgroup=None, timeout=5.0):
+        return run_curl(url, cgroup=cgroup, timeout=timeout)
+
+
+def service(name, addresses, endpoints, **kw):
+    d = {"name": name, "addresses": list(addresses), "endpoints": list(endpoints)}
+    d.update(kw)
+    return d
+
+
+def wait_for(pred, timeout, interval=0.1):
+    """Poll pred() until truthy or timeout; returns the last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v or time.monotonic() >= deadline:
+            return v
+        time.sleep(interval)
+
+
+# ==========================================================================
+# the processes: serve / client
+
+_out_lock = threading.Lock()
+
+
+def _emit(obj):
+    with _out_lock:
+        sys.stdout.write(json.dumps(obj) + "\n")
+        sys.stdout.flush()
+
+
+def _errname(e):
+    if isinstance(e, socket.timeout):
+        return "TIMEOUT"
+    if getattr(e, "errno", None) in errno.errorcode:
+        return errno.errorcode[e.errno]
+    return type(e).__name__
+
+
+def _recv_until(sock, pred, limit=1 << 20):
+    buf = b""
+    while not pred(buf) and len(buf) < limit:
+        d = sock.recv(65536)
+        if not d:
+            break
+        buf += d
+    return buf
+
+
+def _recv_all(sock, h=None):
+    """Read until EOF; returns (nbytes, data or None when hashing)."""
+    n, chunks = 0, []
+    while True:
+        d = sock.recv(1 << 18)
+        if not d:
+            return n, (None if h else b"".join(chunks))
+        n += len(d)
+        if h:
+            h.update(d)
+        else:
+            chunks.append(d)
+
+
+def _send_random(sock, nbytes, h, shut=True):
+    left = nbytes
+    while left > 0:
+        chunk = os.urandom(min(left, 1 << 18))
+        h.update(chunk)
+        sock.sendall(chunk)
+        left -= len(chunk)
+    if shut:
+        sock.shutdown(socket.SHUT_WR)
+
+
+def _serve_conn(args, c, peer):
+    info = {"event": "conn", "server": args.name, "mode": args.mode,
+            "peer": fmt_addr(peer), "local": fmt_addr(c.getsockname())}
+    _emit(info)
+    done = {"event": "done", "server": args.name, "peer": info["peer"]}
+    try:
+        c.settimeout(60)
+        if args.mode == "http":
+            req = _recv_until(c, lambda b: b"\r\n\r\n" in b)
+            body = json.dumps({"server": args.name, "peer": info["peer"],
+                               "local": info["local"]}).encode() + b"\n"
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+            done["request_line"] = req.split(b"\r\n", 1)[0].decode(errors="replace")
+        elif args.mode == "echo":
+            n = 0
+            while True:
+                d = c.recv(65536)
+                if not d:
+                    break
+                n += len(d)
+                c.sendall(d)
+            done["bytes"] = n
+        elif args.mode == "eofreply":
+            h = hashlib.sha256()
+            n, _ = _recv_all(c, h)
+            c.sendall(b"%d %s\n" % (n, h.hexdigest().encode()))
+            done.update(bytes=n, sha256=h.hexdigest())
+        elif args.mode == "reset":
+            c.settimeout(5)
+            try:
+                d = c.recv(65536)
+                done["got"] = len(d)
+            except OSError as e:
+                done["recv_error"] = _errname(e)
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        elif args.mode == "banner":
+            c.sendall(args.name.encode() + b"\n")
+        elif args.mode == "bulk":
+            hs = hashlib.sha256()
+            err = []
+
+            def sender():
+                try:
+                    _send_random(c, args.bytes, hs)
+                except OSError as e:
+                    err.append(_errname(e))
+            t = threading.Thread(target=sender, daemon=True)
+            t.start()
+            hr = hashlib.sha256()
+            n, _ = _recv_all(c, hr)
+            t.join(120)
+            done.update(recv_bytes=n, recv_sha256=hr.hexdigest(),
+                        sent_bytes=args.bytes, sent_sha256=hs.hexdigest(),
+                        send_error=err[0] if err else None)
+        done["ok"] = True
+    except OSError as e:
+        done.update(ok=False, error=_errname(e))
+    finally:
+        c.close()
+        _emit(done)
+
+
+def serve_main(args):
+    fam, host, port = split_addr(args.listen)
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((host, port))
+    s.listen(256)
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    _emit({"event": "listening", "addr": fmt_addr(s.getsockname()), "pid": os.getpid()})
+    while True:
+        c, peer = s.accept()
+        threading.Thread(target=_serve_conn, args=(args, c, peer), daemon=True).start()
+
+
+def client_main(args):
+    fam, host, port = split_addr(args.connect)
+    res = {"ok": False, "error": None, "stage": "socket", "mode": args.mode,
+           "target": args.connect, "peername": None, "sockname": None}
+    t0 = time.monotonic()
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.settimeout(args.timeout)
+    try:
+        res["stage"] = "connect"
+        s.connect((host, port))
+        res["connect_s"] = round(time.monotonic() - t0, 4)
+        res["sockname"] = fmt_addr(s.getsockname())
+        res["peername"] = fmt_addr(s.getpeername())
+        m = args.mode
+        if m == "connect":
+            pass
+        elif m == "http":
+            res["stage"] = "send"
+            s.sendall(b"GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % host.encode())
+            res["stage"] = "recv"
+            _, data = _recv_all(s)
+            head, _, body = data.partition(b"\r\n\r\n")
+            res["status_line"] = head.split(b"\r\n", 1)[0].decode(errors="replace")
+            res["body"] = body.decode(errors="replace")
+            try:
+                res["reply"] = json.loads(body)
+            except ValueError:
+                res["reply"] = None
+        elif m == "echo":
+            payload = os.urandom(max(args.bytes, 1))
+            res["stage"] = "send"
+            s.sendall(payload)
+            res["stage"] = "recv"
+            got = _recv_until(s, lambda b: len(b) >= len(payload), limit=len(payload))
+            res["echo_ok"] = got == payload
+            s.shutdown(socket.SHUT_WR)
+            res["eof"] = s.recv(1) == b""
+        elif m == "halfclose":
+            payload = b"weft half-close payload\n" * max(1, args.bytes // 24)
+            res["sent_bytes"] = len(payload)
+            res["sent_sha256"] = hashlib.sha256(payload).hexdigest()
+            res["stage"] = "send"
+            s.sendall(payload)
+            res["stage"] = "shutdown"
+            s.shutdown(socket.SHUT_WR)
+            res["stage"] = "recv"
+            _, data = _recv_all(s)  # returns at EOF only
+            res["reply"] = data.decode(errors="replace")
+            res["eof"] = True
+        elif m == "banner":
+            res["stage"] = "recv"
+            _, data = _recv_all(s)
+            res["reply"] = data.decode(errors="replace")
+            res["eof"] = True
+        elif m == "reset":
+            res["stage"] = "send"
+            s.sendall(b"ping\n")
+            res["stage"] = "recv"
+            _, data = _recv_all(s)
+            res["reply"] = data.decode(errors="replace")
+            res["eof"] = True
+        elif m == "bulk":
+            hs = hashlib.sha256()
+            err = []
+
+            def sender():
+                try:
+                    _send_random(s, args.bytes, hs)
+                except OSError as e:
+                    err.append(_errname(e))
+            t = threading.Thread(target=sender, daemon=True)
+            t.start()
+            res["stage"] = "recv"
+            hr = hashlib.sha256()
+            n, _ = _recv_all(s, hr)
+            t.join(args.timeout)
+            res.update(recv_bytes=n, recv_sha256=hr.hexdigest(),
+                       sent_bytes=args.bytes, sent_sha256=hs.hexdigest())
+            if err or t.is_alive():
+                res["stage"] = "send"
+                res["error"] = err[0] if err else "SEND_TIMEOUT"
+                _emit_and_exit(res, s, t0)
+        else:
+            raise SystemExit("unknown client mode %r" % m)
+        res["ok"] = True
+        res["stage"] = "done"
+    except OSError as e:
+        res["error"] = _errname(e)
+    finally:
+        res["elapsed"] = round(time.monotonic() - t0, 4)
+        s.close()
+    _emit(res)
+
+
+def _emit_and_exit(res, s, t0):
+    res["elapsed"] = round(time.monotonic() - t0, 4)
+    s.close()
+    _emit(res)
+    sys.stdout.flush()
+    os._exit(0)
+
+
+def _main(argv):
+    import argparse
+    ap = argparse.ArgumentParser(prog="weft_harness.py")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sp = sub.add_parser("serve")
+    sp.add_argument("--mode", required=True,
+                    choices=["http", "echo", "eofreply", "reset", "banner", "bulk"])
+    sp.add_argument("--name", required=True)
+    sp.add_argument("--listen", required=True)
+    sp.add_argument("--bytes", type=int, default=0)
+    sp.add_argument("--tag", default="")
+    cp = sub.add_parser("client")
+    cp.add_argument("--mode", required=True)
+    cp.add_argument("--connect", required=True)
+    cp.add_argument("--bytes", type=int, default=0)
+    cp.add_argument("--timeout", type=float, default=10.0)
+    cp.add_argument("--tag", default="")
+    args = ap.parse_args(argv)
+    if args.cmd == "serve":
+        serve_main(args)
+    else:
+        client_main(args)
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])

@@ -1,0 +1,1465 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * relay tests: real TCP sockets on 127.0.0.1 (and ::1), one libev loop in the
+ * main thread driving the relays, and a scenario thread playing client and
+ * upstream with blocking sockets (or a non-blocking poll() pump for the bulk
+ * transfers). Nothing leaves 127.0.0.0/8 / ::1.
+ *
+ * The scenario thread never calls cmocka (its longjmp cannot cross threads):
+ * it records the first failed check (line + text) and the main thread asserts
+ * after joining it. SIGPIPE is deliberately left at its default: a relay write
+ * to a reset socket that raised it would kill the test.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "relay.h"
+
+#define GUARD_S       60.0 /* whole-scenario bound for the loop (valgrind is slow) */
+#define SOCK_TIMEOUT_S 20  /* every blocking call in the scenario thread */
+#define MAX_RELAYS    64
+#define MAX_EVS       256
+#define MAX_UP        4
+#define BULK_BYTES    (20u * 1024 * 1024)
+#define CHUNK         65536
+
+struct ev_rec {
+	struct relay *r;
+	enum relay_event_kind kind;
+	void *tag;
+	int64_t value;
+	struct relay_stats st;
+	int64_t t_us;
+};
+
+struct harness;
+typedef void (*scenario_fn)(struct harness *h);
+typedef void (*on_event_fn)(struct harness *h, struct relay *r, enum relay_event_kind kind);
+
+struct harness {
+	struct ev_loop *loop;
+	struct relay_pool *pool;
+	struct relay_opts opts;
+	int lfd;
+	int proxy_port;
+	ev_io accept_w;
+	ev_async done_w;
+	ev_timer guard_w;
+	ev_timer sample_w;
+	bool timed_out;
+
+	/* pick table: attempt i -> up[i], tag &tags[i] */
+	struct weft_sockaddr up[MAX_UP];
+	int tags[MAX_UP];
+	unsigned n_up;
+	unsigned picks;
+
+	/* main-thread records */
+	struct relay *relays[MAX_RELAYS];
+	unsigned n_relays;
+	int start_errno[MAX_RELAYS]; /* 0, or errno of a NULL relay_start */
+	unsigned n_accepted;
+	struct ev_rec evs[MAX_EVS];
+	unsigned n_evs;
+	unsigned closed;
+	unsigned expect_closed;
+	on_event_fn on_event;
+	int64_t t_accept_us;
+
+	/* pool sampling, every few ms, by phase (set by the scenario thread) */
+	atomic_int phase;
+	uint32_t max_in_use[4]; /* per phase 0..3 */
+	unsigned samples[4];
+
+	/* scenario thread */
+	scenario_fn scenario;
+	pthread_t th;
+	atomic_bool thread_done;
+	int up_lfd[MAX_UP];
+	int fail_line;
+	char fail_msg[256];
+	int64_t t_mark_us[4]; /* timestamps the scenario records */
+	int64_t val[4];       /* values the scenario records */
+};
+
+static uint8_t pat_tbl[65536];
+
+static int64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Position-dependent test bytes: a lost, duplicated or moved chunk shows. */
+static inline uint8_t pat(uint8_t seed, uint64_t i)
+{
+	return pat_tbl[(i + seed * 7919u) & 0xffff] ^ (uint8_t)(i >> 16) ^ seed;
+}
+
+static void pat_init(void)
+{
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	size_t i;
+
+	for (i = 0; i < sizeof(pat_tbl); i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		pat_tbl[i] = (uint8_t)x;
+	}
+}
+
+/* --- scenario-thread checks ------------------------------------------------ */
+
+static void t_fail(struct harness *h, int line, const char *what)
+{
+	int e = errno;
+
+	if (h->fail_line)
+		return;
+	h->fail_line = line;
+	snprintf(h->fail_msg, sizeof(h->fail_msg), "%s (errno: %s)", what, strerror(e));
+}
+
+#define T_CHECK(h, cond)                                  \
+	do {                                              \
+		if (!(cond)) {                            \
+			t_fail((h), __LINE__, #cond);     \
+			goto out;                         \
+		}                                         \
+	} while (0)
+
+static void set_timeouts(int fd)
+{
+	struct timeval tv = { .tv_sec = SOCK_TIMEOUT_S };
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+static void set_nonblock(int fd)
+{
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+static void sa_v4(struct weft_sockaddr *a, int port)
+{
+	memset(a, 0, sizeof(*a));
+	a->in4.sin_family = AF_INET;
+	a->in4.sin_port = htons((uint16_t)port);
+	a->in4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a->len = sizeof(a->in4);
+}
+
+static int sa_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return -1;
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* Blocking listener on 127.0.0.1 (or ::1); accept() honours SO_RCVTIMEO. */
+static int listen_on(int family, int backlog, struct weft_sockaddr *out)
+{
+	struct weft_sockaddr a;
+	int fd, one = 1;
+
+	memset(&a, 0, sizeof(a));
+	if (family == AF_INET6) {
+		a.in6.sin6_family = AF_INET6;
+		a.in6.sin6_addr = in6addr_loopback;
+		a.len = sizeof(a.in6);
+	} else {
+		sa_v4(&a, 0);
+	}
+	fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, &a.sa, a.len) < 0 || listen(fd, backlog) < 0) {
+		close(fd);
+		return -1;
+	}
+	set_timeouts(fd);
+	if (out) {
+		*out = a;
+		if (family == AF_INET6)
+			out->in6.sin6_port = htons((uint16_t)sa_port(fd));
+		else
+			out->in4.sin_port = htons((uint16_t)sa_port(fd));
+	}
+	return fd;
+}
+
+/* A 127.0.0.1 port nothing listens on: bound then released (refuses connects). */
+static void closed_port(struct weft_sockaddr *out)
+{
+	int fd = listen_on(AF_INET, 1, out);
+
+	assert_true(fd >= 0);
+	close(fd);
+}
+
+static int t_connect_proxy(struct harness *h)
+{
+	struct weft_sockaddr a;
+	int fd;
+
+	sa_v4(&a, h->proxy_port);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	set_timeouts(fd);
+	if (connect(fd, &a.sa, a.len) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int send_all(int fd, const void *buf, size_t n)
+{
+	const char *p = buf;
+	ssize_t r;
+
+	while (n) {
+		r = send(fd, p, n, MSG_NOSIGNAL);
+		if (r < 0)
+			return -1;
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+/* Reads exactly n bytes; returns n, fewer at EOF, or -1. */
+static ssize_t recv_n(int fd, void *buf, size_t n)
+{
+	char *p = buf;
+	size_t got = 0;
+	ssize_t r;
+
+	while (got < n) {
+		r = recv(fd, p + got, n - got, 0);
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
+/* Sends n pattern bytes (seed) in chunks. */
+static int send_pat(int fd, uint8_t seed, size_t n)
+{
+	static __thread uint8_t buf[CHUNK];
+	size_t off = 0, k, i;
+
+	while (off < n) {
+		k = n - off < CHUNK ? n - off : CHUNK;
+		for (i = 0; i < k; i++)
+			buf[i] = pat(seed, off + i);
+		if (send_all(fd, buf, k) < 0)
+			return -1;
+		off += k;
+	}
+	return 0;
+}
+
+/* Reads until EOF; true when exactly n pattern bytes (seed) came, then EOF. */
+static bool recv_pat_eof(int fd, uint8_t seed, size_t n)
+{
+	static __thread uint8_t buf[CHUNK];
+	size_t off = 0, i;
+	ssize_t r;
+
+	for (;;) {
+		r = recv(fd, buf, sizeof(buf), 0);
+		if (r < 0)
+			return false;
+		if (r == 0)
+			return off == n;
+		for (i = 0; i < (size_t)r; i++)
+			if (off + i >= n || buf[i] != pat(seed, off + i))
+				return false;
+		off += (size_t)r;
+	}
+}
+
+/* True when the next recv reports a reset (the relay's SO_LINGER 0 close). */
+static bool sees_reset(int fd)
+{
+	char b;
+
+	return recv(fd, &b, 1, 0) < 0 && errno == ECONNRESET;
+}
+
+static void reset_close(int fd)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd);
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/*
+ * Bulk pump on non-blocking c (client) and u (upstream): c sends c2u bytes
+ * (seed 1) and u sends u2c bytes (seed 2) at the same time, each side checks
+ * every byte it receives against the expected stream, shuts its write side
+ * after the last byte and waits for EOF. u does not read for the first
+ * u_delay_ms (phase 1, so the main thread can watch backpressure), then phase 2.
+ */
+struct flow {
+	uint64_t size, sent, rcvd;
+	uint64_t sum_tx, sum_rx; /* order-sensitive checksums, compared at the end */
+	uint8_t seed;
+	bool shut, eof;
+	uint8_t tx[CHUNK];
+	uint32_t tx_off, tx_len;
+	uint8_t rx[CHUNK];
+};
+
+static inline uint64_t csum_step(uint64_t s, uint8_t b)
+{
+	return (s ^ b) * 0x100000001b3ull; /* FNV-1a */
+}
+
+static int flow_send(int fd, struct flow *f)
+{
+	uint32_t i;
+	ssize_t r;
+
+	if (f->tx_off == f->tx_len) {
+		uint64_t left = f->size - f->sent;
+
+		if (!left) {
+			if (shutdown(fd, SHUT_WR) < 0)
+				return -1;
+			f->shut = true;
+			return 0;
+		}
+		f->tx_len = left < CHUNK ? (uint32_t)left : CHUNK;
+		f->tx_off = 0;
+		for (i = 0; i < f->tx_len; i++) {
+			f->tx[i] = pat(f->seed, f->sent + i);
+			f->sum_tx = csum_step(f->sum_tx, f->tx[i]);
+		}
+	}
+	r = send(fd, f->tx + f->tx_off, f->tx_len - f->tx_off, MSG_NOSIGNAL);
+	if (r < 0)
+		return errno == EAGAIN ? 0 : -1;
+	f->tx_off += (uint32_t)r;
+	if (f->tx_off == f->tx_len)
+		f->sent += f->tx_len;
+	return 0;
+}
+
+static int flow_recv(int fd, struct flow *f)
+{
+	ssize_t r, i;
+
+	r = recv(fd, f->rx, sizeof(f->rx), 0);
+	if (r < 0)
+		return errno == EAGAIN ? 0 : -1;
+	if (r == 0) {
+		f->eof = true;
+		return f->rcvd == f->size ? 0 : -1;
+	}
+	for (i = 0; i < r; i++) {
+		if (f->rcvd + (uint64_t)i >= f->size || f->rx[i] != pat(f->seed, f->rcvd + (uint64_t)i)) {
+			errno = EBADMSG;
+			return -1;
+		}
+		f->sum_rx = csum_step(f->sum_rx, f->rx[i]);
+	}
+	f->rcvd += (uint64_t)r;
+	return 0;
+}
+
+static bool pump(struct harness *h, int c, int u, uint64_t c2u, uint64_t u2c, int u_delay_ms)
+{
+	struct flow *up = calloc(1, sizeof(*up)), *down = calloc(1, sizeof(*down));
+	int64_t start = now_us(), deadline = start + SOCK_TIMEOUT_S * 1000000ll;
+	bool ok = false;
+
+	if (!up || !down)
+		goto out;
+	up->size = c2u;
+	up->seed = 1;
+	down->size = u2c;
+	down->seed = 2;
+	set_nonblock(c);
+	set_nonblock(u);
+	while (!(up->eof && down->eof)) {
+		bool delay = now_us() - start < u_delay_ms * 1000ll;
+		struct pollfd p[2] = { { .fd = c }, { .fd = u } };
+		int n;
+
+		if (u_delay_ms)
+			atomic_store(&h->phase, delay ? 1 : 2);
+		if (!up->shut)
+			p[0].events |= POLLOUT;
+		if (!down->eof)
+			p[0].events |= POLLIN;
+		if (!down->shut)
+			p[1].events |= POLLOUT;
+		if (!up->eof && !delay)
+			p[1].events |= POLLIN;
+		n = poll(p, 2, delay ? 5 : 1000);
+		T_CHECK(h, n >= 0 || errno == EINTR);
+		T_CHECK(h, now_us() < deadline);
+		if ((p[0].revents & (POLLOUT | POLLERR | POLLHUP)) && !up->shut)
+			T_CHECK(h, flow_send(c, up) == 0);
+		if ((p[1].revents & (POLLOUT | POLLERR | POLLHUP)) && !down->shut)
+			T_CHECK(h, flow_send(u, down) == 0);
+		if ((p[0].revents & (POLLIN | POLLERR | POLLHUP)) && !down->eof)
+			T_CHECK(h, flow_recv(c, down) == 0);
+		if ((p[1].revents & (POLLIN | POLLERR | POLLHUP)) && !up->eof && !delay)
+			T_CHECK(h, flow_recv(u, up) == 0);
+	}
+	T_CHECK(h, up->sum_tx == up->sum_rx);
+	T_CHECK(h, down->sum_tx == down->sum_rx);
+	ok = true;
+out:
+	free(up);
+	free(down);
+	return ok;
+}
+
+/* --- main-thread harness ---------------------------------------------------- */
+
+static int test_pick(void *arg, unsigned attempt, struct weft_sockaddr *out, void **tag)
+{
+	struct harness *h = arg;
+
+	if (attempt >= h->n_up)
+		return -ENOENT;
+	h->picks++;
+	*out = h->up[attempt];
+	*tag = &h->tags[attempt];
+	return 0;
+}
+
+static void test_event(void *arg, struct relay *r, enum relay_event_kind kind, void *tag,
+		       int64_t value, const struct relay_stats *st)
+{
+	struct harness *h = arg;
+
+	if (h->n_evs < MAX_EVS) {
+		struct ev_rec *e = &h->evs[h->n_evs++];
+
+		e->r = r;
+		e->kind = kind;
+		e->tag = tag;
+		e->value = value;
+		e->st = *st;
+		e->t_us = now_us();
+	}
+	if (kind == RELAY_EV_CLOSED)
+		h->closed++;
+	if (h->on_event)
+		h->on_event(h, r, kind);
+}
+
+static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct harness *h = w->data;
+	struct relay *r;
+	int fd;
+
+	fd = accept4(h->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd < 0)
+		return;
+	h->t_accept_us = now_us();
+	r = relay_start(loop, h->pool, fd, &h->opts, test_pick, test_event, h);
+	if (h->n_accepted < MAX_RELAYS) {
+		h->start_errno[h->n_accepted] = r ? 0 : errno;
+		h->relays[h->n_accepted] = r;
+	}
+	h->n_accepted++;
+	if (r)
+		h->n_relays++;
+}
+
+static void done_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+}
+
+static void guard_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct harness *h = w->data;
+
+	h->timed_out = true;
+}
+
+static void sample_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct harness *h = w->data;
+	struct relay_pool_stats ps;
+	int ph = atomic_load(&h->phase);
+
+	relay_pool_get_stats(h->pool, &ps);
+	if (ph < 0 || ph > 3)
+		return;
+	h->samples[ph]++;
+	if (ps.buffers_in_use > h->max_in_use[ph])
+		h->max_in_use[ph] = ps.buffers_in_use;
+}
+
+static void *thread_main(void *arg)
+{
+	struct harness *h = arg;
+
+	h->scenario(h);
+	atomic_store(&h->thread_done, true);
+	ev_async_send(h->loop, &h->done_w);
+	return NULL;
+}
+
+static struct relay_opts default_opts(void)
+{
+	struct relay_opts o = {
+		.buffer_size = 16384,
+		.connect_timeout_ms = 2000,
+		.idle_timeout_ms = 0,
+		.mark = 0,
+		.max_attempts = 3,
+	};
+	return o;
+}
+
+static void h_init(struct harness *h, const struct relay_opts *o, uint32_t pool_buf, uint32_t max_cached)
+{
+	struct weft_sockaddr a;
+	unsigned i;
+
+	memset(h, 0, sizeof(*h));
+	h->opts = *o;
+	for (i = 0; i < MAX_UP; i++)
+		h->up_lfd[i] = -1;
+	h->loop = ev_loop_new(EVFLAG_AUTO);
+	assert_non_null(h->loop);
+	h->pool = relay_pool_new(pool_buf, max_cached);
+	assert_non_null(h->pool);
+	h->lfd = listen_on(AF_INET, 128, &a);
+	assert_true(h->lfd >= 0);
+	h->proxy_port = sa_port(h->lfd);
+	set_nonblock(h->lfd);
+	ev_io_init(&h->accept_w, accept_cb, h->lfd, EV_READ);
+	h->accept_w.data = h;
+	ev_io_start(h->loop, &h->accept_w);
+	ev_async_init(&h->done_w, done_cb);
+	ev_async_start(h->loop, &h->done_w);
+	ev_timer_init(&h->guard_w, guard_cb, GUARD_S, 0.);
+	h->guard_w.data = h;
+	ev_timer_start(h->loop, &h->guard_w);
+	ev_timer_init(&h->sample_w, sample_cb, 0.002, 0.002);
+	h->sample_w.data = h;
+	ev_timer_start(h->loop, &h->sample_w);
+}
+
+/* Adds a live upstream listener as pick choice n (listener in up_lfd[n]). */
+static void h_upstream(struct harness *h, unsigned n, int family)
+{
+	h->up_lfd[n] = listen_on(family, 128, &h->up[n]);
+	assert_true(h->up_lfd[n] >= 0);
+	if (h->n_up < n + 1)
+		h->n_up = n + 1;
+}
+
+/*
+ * Runs the scenario thread against the loop until it is done and
+ * expect_closed relays have closed (or the guard fires), then checks the
+ * thread's verdict.
+ */
+static void h_run(struct harness *h, scenario_fn fn, unsigned expect_closed)
+{
+	h->scenario = fn;
+	h->expect_closed = expect_closed;
+	assert_int_equal(pthread_create(&h->th, NULL, thread_main, h), 0);
+	/* Keep the loop turning until the thread ends: its sockets time out on their own. */
+	while (!atomic_load(&h->thread_done) || (!h->timed_out && h->closed < h->expect_closed))
+		ev_run(h->loop, EVRUN_ONCE);
+	pthread_join(h->th, NULL);
+	if (h->fail_line)
+		fail_msg("scenario line %d: %s", h->fail_line, h->fail_msg);
+	assert_false(h->timed_out);
+	assert_int_equal(h->closed, expect_closed);
+}
+
+/* Tears down; every relay must be gone and every buffer back in the pool. */
+static void h_fini(struct harness *h)
+{
+	struct relay_pool_stats ps;
+	unsigned i;
+
+	relay_pool_get_stats(h->pool, &ps);
+	assert_int_equal(ps.relays, 0);
+	assert_int_equal(ps.buffers_in_use, 0);
+	relay_pool_free(h->pool);
+	ev_io_stop(h->loop, &h->accept_w);
+	ev_async_stop(h->loop, &h->done_w);
+	ev_timer_stop(h->loop, &h->guard_w);
+	ev_timer_stop(h->loop, &h->sample_w);
+	ev_loop_destroy(h->loop);
+	close(h->lfd);
+	for (i = 0; i < MAX_UP; i++)
+		close_fd(&h->up_lfd[i]);
+}
+
+static const struct ev_rec *ev_at(struct harness *h, unsigned i)
+{
+	assert_true(i < h->n_evs);
+	return &h->evs[i];
+}
+
+/* --- scenarios and tests ------------------------------------------------------ */
+
+/* 20 MB each way at once through 4 KiB buffers, then a double half-close. */
+static void sc_bulk(struct harness *h)
+{
+	int c = -1, u = -1;
+
+	c = t_connect_proxy(h);
+	T_CHECK(h, c >= 0);
+	u = accept(h->up_lfd[0], NULL, NULL);
+	T_CHECK(h, u >= 0);
+	T_CHECK(h, pump(h, c, u, BULK_BYTES, BULK_BYTES, 0));
+out:
+	close_fd(&c);
+	close_fd(&u);
+}
+
+static void test_bulk_both_ways(void **state)
+{
+	struct relay_opts o = default_opts();
+	struct relay_pool_stats ps;
+	struct harness *h = calloc(1, sizeof(*h));
+	const struct ev_rec *e;
+
+	o.buffer_size = 4096;
+	h_init(h, &o, 4096, 8);
+	h_upstream(h, 0, AF_INET);
+	h_run(h, sc_bulk, 1);
+	assert_int_equal(h->n_evs, 2);
+	e = ev_at(h, 0);
+	assert_int_equal(e->kind, RELAY_EV_CONNECTED);
+	assert_ptr_equal(e->tag, &h->tags[0]);
+	assert_true(e->value >= 0);
+	e = ev_at(h, 1);
+	assert_int_equal(e->kind, RELAY_EV_CLOSED);
+	assert_ptr_equal(e->tag, &h->tags[0]);
+	assert_int_equal(e->st.error, 0);
+	assert_int_equal(e->st.bytes_in, BULK_BYTES);
+	assert_int_equal(e->st.bytes_out, BULK_BYTES);
+	/* Both directions were busy at once, never more than one buffer each. */
+	assert_true(h->max_in_use[0] <= 2);
+	relay_pool_get_stats(h->pool, &ps);
+	assert_true(ps.buffers_cached <= 2);
+	h_fini(h);
+	free(h);
+}
+
+/* Client sends a request and SHUT_WR; upstream answers after seeing EOF. */
+static void sc_half_close(struct harness *h)
+{
+	int c = -1, u = -1;
+
+	c = t_connect_proxy(h);
+	T_CHECK(h, c >= 0);
+	T_CHECK(h, send_pat(c, 3, 100000) == 0);
+	T_CHECK(h, shutdown(c, SHUT_WR) == 0);
+	u = accept(h->up_lfd[0], NULL, NULL);
+	T_CHECK(h, u >= 0);
+	T_CHECK(h, recv_pat_eof(u, 3, 100000));
+	T_CHECK(h, send_pat(u, 4, 1000000) == 0);
+	close_fd(&u);
+	T_CHECK(h, recv_pat_eof(c, 4, 1000000));
+out:
+	close_fd(&c);
+	close_fd(&u);
+}
+
+static void test_half_close_client_first(void **state)
+{
+	struct relay_opts o = default_opts();
+	struct harness h;
+	const struct ev_rec *e;
+
+	o.buffer_size = 4096;
+	h_init(&h, &o, 16384, 4);
+	h_upstream(&h, 0, AF_INET);
+	h_run(&h, sc_half_close, 1);
+	e = ev_at(&h, h.n_evs - 1);
+	assert_int_equal(e->kind, RELAY_EV_CLOSED);
+	assert_int_equal(e->st.error, 0);
+	assert_int_equal(e->st.bytes_in, 100000);
+	assert_int_equal(e->st.bytes_out, 1000000);
+	h_fini(&h);
+}
+
+/* Server-first: upstream sends a banner and SHUT_WR; the client still talks after EOF. */
+static void sc_half_close_upstream(struct harness *h)
+{
+	int c = -1, u = -1;
+
+	c = t_connect_proxy(h);
+	T_CHECK(h, c >= 0);
+	u = accept(h->up_lfd[0], NULL, NULL);
+	T_CHECK(h, u >= 0);
+	T_CHECK(h, send_pat(u, 5, 300000) == 0);
+	T_CHECK(h, shutdown(u, SHUT_WR) == 0);
+	T_CHECK(h, recv_pat_eof(c, 5, 300000));
+	T_CHECK(h, send_pat(c, 6, 50000) == 0);
+	close_fd(&c);
+	T_CHECK(h, recv_pat_eof(u, 6, 50000));
+out:
+	close_fd(&c);
+	close_fd(&u);
+}
+
+static void test_half_close_upstream_first(void **state)
+{
+	struct relay_opts o = default_opts();
+	struct harness h;
+	const struct ev_rec *e;
+
+	h_init(&h, &o, 16384, 4);
+	h_upstream(&h, 0, AF_INET);
+	h_run(&h, sc_half_close_upstream, 1);
+	e = ev_at(&h, h.n_evs - 1);
+	assert_int_equal(e->kind, RELAY_EV_CLOSED);
+	assert_int_equal(e->st.error, 0);
+	assert_int_equal(e->st.bytes_in, 50000);
+	assert_int_equal(e->st.bytes_out, 300000);
+	h_fini(&h);
+}
+
+static void sc_upstream_reset(struct harness *h)
+{
+	char b[5];
+	int c = -1, u = -1;
+
+	c = t_connect_proxy(h);
+	T_CHECK(h, c >= 0);
+	T_CHECK(h, send_all(c, "hello", 5) == 0);
+	u = accept(h->up_lfd[0], NULL, NULL);
+	T_CHECK(h, u >= 0);
+	T_CHECK(h, recv_n(u, b, 5) == 5 && !memcmp(b, "hello", 5));
+	reset_close(u);
+	u = -1;
+	T_CHECK(h, sees_reset(c));
+out:
+	close_fd(&c);
+	close_fd(&u);
+}
+
+static void test_upstream_reset(void **state)
+{
+	struct relay_opts o = default_opts();
+	struct harness h;
+	const struct ev_rec *e;
+
+	h_init(&h, &o, 16384, 4);
+	h_upstream(&h, 0, AF_INET);
+	h_run(&h, sc_upstream_reset, 1);
+	e = ev_at(&h, h.n_evs - 1);
+	assert_int_equal(e->kind, RELAY_EV_CLOSED);
+	assert_int_equal(e->st.error, ECONNRESET);
+	assert_int_equal(e->st.bytes_in, 5);
+	h_fini(&h);
+}
+
+static void sc_client_reset(struct harness *h)
+{
+	char b[5];
+	int c = -1, u = -1;
+
+	c = t_connect_proxy(h);
+	T_CHECK(h, c >= 0);
+	T_CHECK(h, send_all(c, "hello", 5) == 0);
+	u = accept(h->up_lfd[0], NULL, NULL);
+	T_CHECK(h, u >= 0);
+	T_CHECK(h, recv_n(u, b, 5) == 5 && !memcmp(b, "hello", 5));
+	reset_close(c);
+	c = -1;
+	T_CHECK(h, sees_reset(u));
+out:
+	close_fd(&c);
+	close_fd(&u);
+}
+
+static void test_client_reset(void **state)
+{
+	struct relay_opts o = default_opts();
+	struct harness h;
+	const struct ev_rec *e;
+
+	h_init(&h, &o, 16384, 4);
+	h_upstream(&h, 0, AF_INET);
+	h_run(&h, sc_client_reset, 1);
+	e = ev_at(&h, h.n_evs - 1);
+	assert_int_equal(e->kind, RELAY_EV_CLOSED);
+	assert_int_equal(e->st.error, ECONNRESET);
+	h_fini(&h);
+}
+
+/* The client is reset quickly when nothing can be reached. */
+static void sc_expect_reset(struct harness *h)
+{
+	int c = -1;
+
+	c = t_connect_proxy(h);
+	T_CHECK(h, c >= 0);
+	h->t_mark_us[0] = now_us();
+	T_CHECK(h, sees_reset(c));
+	h->t_mark_us[1] = now_us();
+out:
+	close_fd(&c);
+}
+
+static void test_all_refused(void **state)
+{
+	struct relay_opts o = default_opts();
+	struct harness h;
+	const struct ev_rec *e;
+	unsigned i;
+
+	h_init(&h, &o, 16384, 4);
+	for (i = 0; i < 3; i++)
+		closed_port(&h.up[i]);
+	h.n_up = 3;
+	h_run(&h, sc_expect_reset, 1);
+	assert_true(h.t_mark_us[1] - h.t_mark_us[0] < 2000000);
+	assert_int_equal(h.picks, 3);
+	assert_int_equal(h.n_evs, 4);
+	for (i = 0; i < 3; i++) {
+		e = ev_at(&h, i);
+		assert_int_equal(e->kind, RELAY_EV_CONNECT_FAIL);
+		assert_ptr_equal(e->tag, &h.tags[i]);
+		assert_int_equal(e->value, ECONNREFUSED);
+	}
+	e = ev_at(&h, 3);
+	assert_int_equal(e->kind, RELAY_EV_CLOSED);
+	assert_null(e->tag); /* never connected */
+	assert_int_equal(e->st.error, ECONNREFUSED);
+	h_fini(&h);
+}
+
+/* pick runs dry (-ENOENT) before max_attempts: stop there. */
+static void test_pick_runs_dry(void **state)
+{
+	struct relay_opts o = default_opts();
+	struct harness h;
+	const struct ev_rec *e;
+
+	o.max_attempts = 5;
+	h_init(&h, &o, 16384, 4);
+	closed_port(&h.up[0]);
+	closed_port(&h.up[1]);
+	h.n_up = 2;
+	h_run(&h, sc_expect_reset, 1);
+	assert_int_equal(h.picks, 2);
+	assert_int_equal(h.n_evs, 3);
+	assert_int_equal(ev_at(&h, 0)->kind, RELAY_EV_CONNECT_FAIL);
+	assert_int_equal(ev_at(&h, 1)->kind, RELAY_EV_CONNECT_FAIL);
+	e = ev_at(&h, 2);
+	assert_int_equal(e->kind, RELAY_EV_CLOSED);
+	assert_int_equal(e->st.error, ECONNREFUSED);
+	h_fini(&h);
+}
+
+/* Nothing to pick at all: relay_start fails, client reset, no callback. */
+static void test_nothing_to_pick(void **state)
+{
+	struct relay_opts o = default_opts();
+	struct harness h;
+
+	h_init(&h, &o, 16384, 4);
+	h.n_up = 0;
+	h_run(&h, sc_expect_reset, 0);
+	assert_int_equal(h.n_accepted, 1);
+	assert_null(h.relays[0]);
+	assert_int_equal(h.start_errno[0], ENOENT);
+	assert_int_equal(h.n_evs, 0);
+	h_fini(&h);
+}
+
+/* A small request/response, then a clean close from both ends. */
+static void sc_ping(struct harness *h)
+{
+	char b[4];
+	int c = -1, u = -1;
+
+	c = t_connect_proxy(h);
+	T_CHECK(h, c >= 0);
+	T_CHECK(h, send_all(c, "ping", 4) == 0);
+	u = accept(h->up_lfd[1] >= 0 ? h->up_lfd[1] : h->up_lfd[0], NULL, NULL);
+	T_CHECK(h, u >= 0);
+	T_CHECK(h, recv_n(u, b, 4) == 4 && !memcmp(b, "ping", 4));
+	T_CHECK(h, send_all(u, "pong", 4) == 0);
+	T_CHECK(h, shutdown(u, SHUT_WR) == 0);
+	T_CHECK(h, recv_n(c, b, 4) == 4 && !memcmp(b, "pong", 4));
+	T_CHECK(h, recv_n(c, b, 1) == 0); /* EOF */
+	close_fd(&c);
+	T_CHECK(h, recv_n(u, b, 1) == 0); /* EOF */
+out:
+	close_fd(&c);
+	close_fd(&u);
+}
+
+static void check_ping_events(struct harness *h, unsigned tag_ok, int fail_errno)
+{
+	const struct ev_rec *e;
+
+	assert_int_equal(h->n_evs, 3);
+	e = ev_at(h, 0);
+	assert_int_equal(e->kind, RELAY_EV_CONNECT_FAIL);
+	assert_ptr_equal(e->tag, &h->tags[0]);
+	assert_int_equal(e->value, fail_errno);
+	e = ev_at(h, 1);
+	assert_int_equal(e->kind, RELAY_EV_CONNECTED);
+	assert_ptr_equal(e->tag, &h->tags[tag_ok]);
+	e = ev_at(h, 2);
+	assert_int_equal(e->kind, RELAY_EV_CLOSED);
+	assert_ptr_equal(e->tag, &h->tags[tag_ok]);
+	assert_int_equal(e->st.error, 0);
+	assert_int_equal(e->st.bytes_in, 4);
+	assert_int_equal(e->st.bytes_out, 4);
+}
+
+static void test_refused_then_ok(void **state)
+{
+	struct relay_opts o = default_opts();
+	struct harness h;
+
+	h_init(&h, &o, 16384, 4);
+	closed_port(&h.up[0]);
+	h_upstream(&h, 1, AF_INET);
+	h_run(&h, sc_ping, 1);
+	check_ping_events(&h, 1, ECONNREFUSED);
+	h_fini(&h);
+}
+
+/* Attempt 0 fails inside relay_start (no such family): reported from the loop. */
+static void test_immediate_failure_deferred(void **state)
+{
+	struct relay_opts o = default_opts();
+	struct harness h;
+
+	h_init(&h, &o, 16384, 4);
+	memset(&h.up[0], 0, sizeof(h.up[0]));
+	h.up[0].sa.sa_family = AF_UNSPEC;
+	h.up[0].len = sizeof(struct sockaddr_in);
+	h_upstream(&h, 1, AF_INET);
+	h_run(&h, sc_ping, 1);
+	check_ping_events(&h, 1, EAFNOSUPPORT);
+	h_fini(&h);
+}
+
+/*
+ * Connect timeout, deterministically on loopback: a listener with backlog 0
+ * whose accept queue already holds one connection drops every further SYN
+ * (the kernel's sk_acceptq_is_full), so our connect neither completes nor
+ * fails until the attempt timer fires.
+ */
+static void test_connect_timeout(void **state)
+{
+	struct relay_opts o = default_opts();
+	struct harness h;
+	struct pollfd p;
+	int filler, err = 0;
+	socklen_t len = sizeof(err);
+
+	o.connect_timeout_ms = 200;
+	h_init(&h, &o, 16384, 4);
+	h_upstream(&h, 1, AF_INET);
+	h.up_lfd[0] = listen_on(AF_INET, 0, &h.up[0]);
+	assert_true(h.up_lfd[0] >= 0);
+	h.n_up = 2;
+	filler = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	assert_true(filler >= 0);
+	assert_true(connect(filler, &h.up[0].sa, h.up[0].len) == 0 || errno == EINPROGRESS);
+	p.fd = filler;
+	p.events = POLLOUT;
+	assert_int_equal(poll(&p, 1, 2000), 1);
+	assert_int_equal(getsockopt(filler, SOL_SOCKET, SO_ERROR, &err, &len), 0);
+	assert_int_equal(err, 0);
+
+	h_run(&h, sc_ping, 1);
+	check_ping_events(&h, 1, ETIMEDOUT);
+	/* The failure came after the timeout, not long after. */
+	assert_true(h.evs[0].t_us - h.t_accept_us >= 190000);
+	assert_true(h.evs[0].t_us - h.t_accept_us < 2000000);
+	close(filler);
+	h_fini(&h);
+}
+
+/*
+ * Idle timeout: a byte every 100 ms keeps a 400 ms idle timeout away for a
+ * second (lazy re-arm must see the activity), then silence resets both sides.
+ * While silent, the relay holds no buffer.
+ */
+static void sc_idle(struct harness *h)
+{
+	char b;
+	int c = -1, u = -1, i;
+
+	c = t_connect_proxy(h);
+	T_CHECK(h, c >= 0);
+	u = accept(h->up_lfd[0], NULL, NULL);
+	T_CHECK(h, u >= 0);
+	for (i = 0; i < 10; i++) {
+		T_CHECK(h, send_all(i & 1 ? u : c, "x", 1) == 0);
+		T_CHECK(h, recv_n(i & 1 ? c : u, &b, 1) == 1);
+		usleep(100000);
+	}
+	h->t_mark_us[0] = now_us();
+	atomic_store(&h->phase, 1);
+	T_CHECK(h, sees_reset(c));
+	h->t_mark_us[1] = now_us();
+	atomic_store(&h->phase, 2);
+	T_CHECK(h, sees_reset(u));
+out:
+	close_fd(&c);
+	close_fd(&u);
+}
+
+static void test_idle_timeout(void **state)
+{
+	struct relay_opts o = default_opts();
+	struct harness h;
+	const struct ev_rec *e;
+	int64_t quiet;
+
+	o.idle_timeout_ms = 400;
+	h_init(&h, &o, 16384, 4);
+	h_upstream(&h, 0, AF_INET);
+	h_run(&h, sc_idle, 1);
+	e = ev_at(&h, h.n_evs - 1);
+	assert_int_equal(e->kind, RELAY_EV_CLOSED);
+	assert_int_equal(e->st.error, ETIMEDOUT);
+	assert_int_equal(e->st.bytes_in, 5);
+	assert_int_equal(e->st.bytes_out, 5);
+	/* Not closed during the active second; closed ~400 ms (minus the last sleep) after. */
+	quiet = h.t_mark_us[1] - h.t_mark_us[0];
+	assert_true(quiet >= 200000);
+	assert_true(quiet < 2000000);
+	/* Idle relay: no buffer held. */
+	assert_true(h.samples[1] > 0);
+	assert_int_equal(h.max_in_use[1], 0);
+	h_fini(&h);
+}
+
+/*
+ * relay_abort from another relay's callback: when relay #2 connects, its
+ * CONNECTED handler aborts relay #1, whose both sides see a reset; #2 goes on.
+ */
+static void abort_other(struct harness *h, struct relay *r, enum relay_event_kind kind)
+{
+	if (kind == RELAY_EV_CONNECTED && h->n_accepted >= 2 && r == h->relays[1])
+		relay_abort(h->relays[0]);
+	if (kind == RELAY_EV_CLOSED)
+		relay_abort(r); /* no-op while closing */
+}
+
+static void sc_abort_other(struct harness *h)
+{
+	char b[4];
+	int c1 = -1, u1 = -1, c2 = -1, u2 = -1;
+
+	c1 = t_connect_proxy(h);
+	T_CHECK(h, c1 >= 0);
+	u1 = accept(h->up_lfd[0], NULL, NULL);
+	T_CHECK(h, u1 >= 0);
+	T_CHECK(h, send_all(c1, "aaaa", 4) == 0);
+	T_CHECK(h, recv_n(u1, b, 4) == 4);
+	c2 = t_connect_proxy(h);
+	T_CHECK(h, c2 >= 0);
+	u2 = accept(h->up_lfd[0], NULL, NULL);
+	T_CHECK(h, u2 >= 0);
+	T_CHECK(h, sees_reset(c1));
+	T_CHECK(h, sees_reset(u1));
+	T_CHECK(h, send_all(c2, "bbbb", 4) == 0);
+	T_CHECK(h, recv_n(u2, b, 4) == 4 && !memcmp(b, "bbbb", 4));
+	T_CHECK(h, send_all(u2, "cccc", 4) == 0);
+	T_CHECK(h, recv_n(c2, b, 4) == 4 && !memcmp(b, "cccc", 4));
+	T_CHECK(h, shutdown(c2, SHUT_WR) == 0);
+	T_CHECK(h, recv_n(u2, b, 1) == 0);
+	close_fd(&u2);
+	T_CHECK(h, recv_n(c2, b, 1) == 0);
+out:
+	close_fd(&c1);
+	close_fd(&u1);
+	close_fd(&c2);
+	close_fd(&u2);
+}
+
+static void test_abort_from_other_relay(void **state)
+{
+	struct relay_opts o = default_opts();
+	struct harness h;
+	unsigned i, seen = 0;
+
+	h_init(&h, &o, 16384, 4);
+	h_upstream(&h, 0, AF_INET);
+	h.on_event = abort_other;
+	h_run(&h, sc_abort_other, 2);
+	for (i = 0; i < h.n_evs; i++) {
+		const struct ev_rec *e = &h.evs[i];
+
+		if (e->kind != RELAY_EV_CLOSED)
+			continue;
+		seen++;
+		if (seen == 1) {
+			/* #1 closes inside #2's CONNECTED callback, before #2 does anything else. */
+			assert_ptr_equal(e->r, h.relays[0]);
+			assert_int_equal(e->st.error, ECONNABORTED);
+			assert_int_equal(e->st.bytes_in, 4);
+		} else {
+			assert_ptr_equal(e->r, h.relays[1]);
+			assert_int_equal(e->st.error, 0);
+		}
+	}
+	assert_int_equal(seen, 2);
+	h_fini(&h);
+}
+
+/* A relay aborting itself from its own callbacks ends right after them. */
+static void abort_self(struct harness *h, struct relay *r, enum relay_event_kind kind)
+{
+	if (kind != RELAY_EV_CLOSED) {
+		relay_abort(r);
+		relay_abort(r); /* twice: still one CLOSED */
+	}
+}
+
+static void sc_abort_self(struct harness *h)
+{
+	int c = -1, u = -1;
+
+	c = t_connect_proxy(h);
+	T_CHECK(h, c >= 0);
+	if (h->up_lfd[0] >= 0) {
+		u = accept(h->up_lfd[0], NULL, NULL);
+		T_CHECK(h, u >= 0);
+		T_CHECK(h, sees_reset(u));
+	}
+	T_CHECK(h, sees_reset(c));
+out:
+	close_fd(&c);
+	close_fd(&u);
+}
+
+static void test_abort_self_connected(void **state)
+{
+	struct relay_opts o = default_opts();
+	struct harness h;
+	const struct ev_rec *e;
+
+	h_init(&h, &o, 16384, 4);
+	h_upstream(&h, 0, AF_INET);
+	h.on_event = abort_self;
+	h_run(&h, sc_abort_self, 1);
+	assert_int_equal(h.n_evs, 2);
+	assert_int_equal(ev_at(&h, 0)->kind, RELAY_EV_CONNECTED);
+	e = ev_at(&h, 1);
+	assert_int_equal(e->kind, RELAY_EV_CLOSED);
+	assert_ptr_equal(e->tag, &h.tags[0]);
+	assert_int_equal(e->st.error, ECONNABORTED);
+	h_fini(&h);
+}
+
+static void test_abort_self_connect_fail(void **state)
+{
+	struct relay_opts o = default_opts();
+	struct harness h;
+	const struct ev_rec *e;
+
+	h_init(&h, &o, 16384, 4);
+	closed_port(&h.up[0]);
+	closed_port(&h.up[1]);
+	h.n_up = 2;
+	h.on_event = abort_self;
+	h_run(&h, sc_abort_self, 1);
+	assert_int_equal(h.picks, 1); /* no retry after the abort */
+	assert_int_equal(h.n_evs, 2);
+	assert_int_equal(ev_at(&h, 0)->kind, RELAY_EV_CONNECT_FAIL);
+	e = ev_at(&h, 1);
+	assert_int_equal(e->kind, RELAY_EV_CLOSED);
+	assert_null(e->tag);
+	assert_int_equal(e->st.error, ECONNABORTED);
+	h_fini(&h);
+}
+
+/*
+ * Backpressure and the pool: upstream does not read for 300 ms while the
+ * client pushes 8 MB; the relay then holds exactly one buffer (its c2u
+ * direction, pending) and nothing grows. Afterwards every buffer is back and
+ * at most max_cached (1) stays cached.
+ */
+static void sc_backpressure(struct harness *h)
+{
+	int c = -1, u = -1;
+
+	c = t_connect_proxy(h);
+	T_CHECK(h, c >= 0);
+	u = accept(h->up_lfd[0], NULL, NULL);
+	T_CHECK(h, u >= 0);
+	T_CHECK(h, pump(h, c, u, 8u << 20, 4096, 300));
+	atomic_store(&h->phase, 3);
+out:
+	close_fd(&c);
+	close_fd(&u);
+}
+
+static void test_backpressure_and_pool(void **state)
+{
+	struct relay_opts o = default_opts();
+	struct relay_pool_stats ps;
+	struct harness h;
+	const struct ev_rec *e;
+	int rcv = 4096;
+
+	o.buffer_size = 8192;
+	h_init(&h, &o, 8192, 1);
+	h_upstream(&h, 0, AF_INET);
+	/* Small receive window upstream (inherited by accepted sockets): the relay fills fast. */
+	assert_int_equal(setsockopt(h.up_lfd[0], SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv)), 0);
+	h_run(&h, sc_backpressure, 1);
+	e = ev_at(&h, h.n_evs - 1);
+	assert_int_equal(e->kind, RELAY_EV_CLOSED);
+	assert_int_equal(e->st.error, 0);
+	assert_int_equal(e->st.bytes_in, 8u << 20);
+	assert_int_equal(e->st.bytes_out, 4096);
+	assert_true(h.samples[1] > 0);
+	assert_int_equal(h.max_in_use[1], 1);
+	assert_true(h.max_in_use[2] <= 2);
+	relay_pool_get_stats(h.pool, &ps);
+	assert_int_equal(ps.buffers_in_use, 0);
+	assert_int_equal(ps.buffers_cached, 1);
+	h_fini(&h);
+}
+
+/* Many relays at once (fd reuse, pool sharing); each upstream echoes its client. */
+#define MANY 24
+static void sc_many(struct harness *h)
+{
+	int c[MANY], u[MANY], i;
+	uint32_t id;
+	char buf[2000];
+
+	for (i = 0; i < MANY; i++)
+		c[i] = u[i] = -1;
+	for (i = 0; i < MANY; i++) {
+		id = (uint32_t)i;
+		c[i] = t_connect_proxy(h);
+		T_CHECK(h, c[i] >= 0);
+		T_CHECK(h, send_all(c[i], &id, sizeof(id)) == 0);
+		T_CHECK(h, send_pat(c[i], (uint8_t)i, sizeof(buf)) == 0);
+		T_CHECK(h, shutdown(c[i], SHUT_WR) == 0);
+	}
+	for (i = 0; i < MANY; i++) {
+		u[i] = accept(h->up_lfd[0], NULL, NULL);
+		T_CHECK(h, u[i] >= 0);
+		T_CHECK(h, recv_n(u[i], &id, sizeof(id)) == sizeof(id) && id < MANY);
+		T_CHECK(h, recv_n(u[i], buf, sizeof(buf)) == sizeof(buf));
+		T_CHECK(h, send_all(u[i], buf, sizeof(buf)) == 0);
+		T_CHECK(h, recv_n(u[i], buf, 1) == 0);
+		close_fd(&u[i]);
+	}
+	for (i = 0; i < MANY; i++)
+		T_CHECK(h, recv_pat_eof(c[i], (uint8_t)i, sizeof(buf)));
+out:
+	for (i = 0; i < MANY; i++) {
+		close_fd(&c[i]);
+		close_fd(&u[i]);
+	}
+}
+
+static void test_many_relays(void **state)
+{
+	struct relay_opts o = default_opts();
+	struct relay_pool_stats ps;
+	struct harness h;
+	unsigned i, clean = 0;
+
+	o.buffer_size = 1024;
+	h_init(&h, &o, 1024, 4);
+	h_upstream(&h, 0, AF_INET);
+	h_run(&h, sc_many, MANY);
+	for (i = 0; i < h.n_evs; i++)
+		if (h.evs[i].kind == RELAY_EV_CLOSED && h.evs[i].st.error == 0 &&
+		    h.evs[i].st.bytes_in == 2004 && h.evs[i].st.bytes_out == 2000)
+			clean++;
+	assert_int_equal(clean, MANY);
+	relay_pool_get_stats(h.pool, &ps);
+	assert_true(ps.buffers_cached <= 4);
+	h_fini(&h);
+}
+
+/* IPv6 upstream (::1) behind an IPv4 client. */
+static void test_ipv6_upstream(void **state)
+{
+	struct relay_opts o = default_opts();
+	struct harness h;
+	const struct ev_rec *e;
+	int probe = socket(AF_INET6, SOCK_STREAM, 0);
+
+	if (probe < 0)
+		skip();
+	close(probe);
+	h_init(&h, &o, 16384, 4);
+	h_upstream(&h, 0, AF_INET6);
+	h_run(&h, sc_ping, 1);
+	assert_int_equal(h.n_evs, 2);
+	assert_int_equal(ev_at(&h, 0)->kind, RELAY_EV_CONNECTED);
+	e = ev_at(&h, 1);
+	assert_int_equal(e->st.error, 0);
+	assert_int_equal(e->st.bytes_in, 4);
+	h_fini(&h);
+}
+
+/*
+ * SO_MARK reaches the upstream socket. On CONNECTED, find the relay's
+ * upstream socket among our fds (peer = the upstream listener) and read its
+ * mark. Needs CAP_NET_ADMIN; skipped without it.
+ */
+static void find_mark(struct harness *h, struct relay *r, enum relay_event_kind kind)
+{
+	int fd;
+
+	if (kind != RELAY_EV_CONNECTED)
+		return;
+	for (fd = 0; fd < 1024; fd++) {
+		struct sockaddr_in peer;
+		socklen_t len = sizeof(peer);
+		uint32_t mark = 0;
+		socklen_t mlen = sizeof(mark);
+
+		if (getpeername(fd, (struct sockaddr *)&peer, &len) < 0 || peer.sin_family != AF_INET ||
+		    peer.sin_port != h->up[0].in4.sin_port)
+			continue;
+		if (getsockopt(fd, SOL_SOCKET, SO_MARK, &mark, &mlen) == 0)
+			h->val[0] = mark;
+		h->val[1]++;
+	}
+}
+
+static void test_so_mark(void **state)
+{
+	struct relay_opts o = default_opts();
+	struct harness h;
+	int probe, mark = 1;
+
+	probe = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(probe >= 0);
+	if (setsockopt(probe, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0) {
+		close(probe);
+		skip();
+	}
+	close(probe);
+	o.mark = 0x5eed;
+	h_init(&h, &o, 16384, 4);
+	h_upstream(&h, 0, AF_INET);
+	h.on_event = find_mark;
+	h_run(&h, sc_ping, 1);
+	assert_int_equal(h.val[1], 1);
+	assert_int_equal(h.val[0], 0x5eed);
+	h_fini(&h);
+}
+
+/* Failure cases of the API itself. */
+static void test_api_failures(void **state)
+{
+	struct relay_opts o = default_opts();
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct relay_pool *pool;
+	int sv[2];
+
+	assert_non_null(loop);
+	errno = 0;
+	assert_null(relay_pool_new(16, 4));
+	assert_int_equal(errno, EINVAL);
+	pool = relay_pool_new(4096, 4);
+	assert_non_null(pool);
+	/* Bad arguments: NULL + EINVAL, and the client fd is closed (ownership passed). */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_null(relay_start(loop, pool, sv[0], NULL, test_pick, test_event, NULL));
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(fcntl(sv[0], F_GETFD), -1);
+	assert_int_equal(errno, EBADF);
+	close(sv[1]);
+	assert_null(relay_start(loop, pool, -1, &o, test_pick, test_event, NULL));
+	assert_int_equal(errno, EINVAL);
+	relay_pool_free(pool);
+	relay_pool_free(NULL);
+	ev_loop_destroy(loop);
+}
+
+static int group_setup(void **state)
+{
+	pat_init();
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_api_failures),
+		cmocka_unit_test(test_bulk_both_ways),
+		cmocka_unit_test(test_half_close_client_first),
+		cmocka_unit_test(test_half_close_upstream_first),
+		cmocka_unit_test(test_upstream_reset),
+		cmocka_unit_test(test_client_reset),
+		cmocka_unit_test(test_all_refused),
+		cmocka_unit_test(test_pick_runs_dry),
+		cmocka_unit_test(test_nothing_to_pick),
+		cmocka_unit_test(test_refused_then_ok),
+		cmocka_unit_test(test_immediate_failure_deferred),
+		cmocka_unit_test(test_connect_timeout),
+		cmocka_unit_test(test_idle_timeout),
+		cmocka_unit_test(test_abort_from_other_relay),
+		cmocka_unit_test(test_abort_self_connected),
+		cmocka_unit_test(test_abort_self_connect_fail),
+		cmocka_unit_test(test_backpressure_and_pool),
+		cmocka_unit_test(test_many_relays),
+		cmocka_unit_test(test_ipv6_upstream),
+		cmocka_unit_test(test_so_mark),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, NULL);
+}

@@ -1,0 +1,1495 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * weftd's configuration: libconfig text -> struct weft_config, validated in
+ * full. The rules every key follows are in docs/config.md; this file is the
+ * one place that enforces them.
+ *
+ * How it works:
+ *  1. cfg_prescan() refuses @include (one file is the contract, and a parser
+ *     fed from a fuzzer or a ConfigMap must not open other files) and works
+ *     around libconfig 1.5 silently wrapping integer literals that do not fit
+ *     in 32 bits (4294967297 reads as 1): such literals get an 'L' suffix so
+ *     libconfig reads them as 64-bit and the range checks see the real value.
+ *  2. libconfig parses; its syntax errors end the load (there is no tree).
+ *  3. The tree is walked once against the schema below. Every problem is
+ *     recorded and the walk goes on, so one run of `weftd --check` shows
+ *     everything that is wrong. Cross-entry checks (duplicates) use small
+ *     hash sets, O(n) in the number of entries.
+ *  4. Messages are sorted by line, like a compiler's.
+ *
+ * Messages are "FILE:LINE: path.to.key: what is wrong; how to fix it", one
+ * line each (control characters in echoed input become '?', long input is
+ * cut to CFG_ECHO_MAX bytes).
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libconfig.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Longest piece of user input quoted back in a message. */
+#define CFG_ECHO_MAX   64
+#define CFG_ECHO_BUF   (CFG_ECHO_MAX + 4)
+/* Key paths we build ourselves: "services[4095].endpoints[1023]" and the like. */
+#define CFG_PATH_BUF   96
+/* Names longer than this are not worth a "did you mean". */
+#define CFG_SUGGEST_MAX 64
+#define CFG_NAME_MAX   63
+#define CFG_PIN_PATH_MAX 199
+#define CFG_CGROUP_MAX 4095
+
+static const char *const proto_names[] = { "tcp", "http", "http2", "auto" };
+static const char *const bal_names[] = { "ewma", "round-robin", "least-conn" };
+static const char *const fail_names[] = { "open", "closed" };
+static const char *const level_names[] = { "error", "warn", "info", "debug" };
+
+#define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
+
+static const char *const root_keys[] = { "agent", "intercept", "services", "tls", NULL };
+static const char *const agent_keys[] = {
+	"admin",     "outbound_port",   "inbound",     "bpf_pin_path",     "fail_mode",        "heartbeat_stale_ms",
+	"mark",      "log_level",       "max_connections", "buffer_size", "drain_timeout_ms", NULL,
+};
+static const char *const intercept_keys[] = { "cgroups", NULL };
+static const char *const service_keys[] = {
+	"name", "addresses", "protocol", "balancer", "endpoints", "timeouts", "retry", NULL,
+};
+static const char *const endpoint_keys[] = { "address", "weight", "node", NULL };
+static const char *const timeouts_keys[] = { "connect_ms", "idle_ms", NULL };
+static const char *const retry_keys[] = { "attempts", NULL };
+static const char *const tls_keys[] = { "ca", "cert", "key", NULL };
+
+const char *cfg_protocol_name(enum cfg_protocol p)
+{
+	return (unsigned)p < N_ELEMS(proto_names) ? proto_names[p] : "?";
+}
+
+const char *cfg_balancer_name(enum cfg_balancer b)
+{
+	return (unsigned)b < N_ELEMS(bal_names) ? bal_names[b] : "?";
+}
+
+const char *cfg_fail_mode_name(enum cfg_fail_mode m)
+{
+	return (unsigned)m < N_ELEMS(fail_names) ? fail_names[m] : "?";
+}
+
+const char *cfg_log_level_name(enum cfg_log_level l)
+{
+	return (unsigned)l < N_ELEMS(level_names) ? level_names[l] : "?";
+}
+
+/* --- error sink ------------------------------------------------------------ */
+
+void cfg_errors_free(struct cfg_errors *e)
+{
+	size_t i;
+
+	if (!e)
+		return;
+	for (i = 0; i < e->n; i++)
+		free(e->msgs[i]);
+	free(e->msgs);
+	e->msgs = NULL;
+	e->n = 0;
+}
+
+/* Takes ownership of msg (freed on failure). */
+static int errs_push(struct cfg_errors *e, char *msg)
+{
+	char **m;
+
+	m = realloc(e->msgs, (e->n + 1) * sizeof(*m));
+	if (!m) {
+		free(msg);
+		return -ENOMEM;
+	}
+	e->msgs = m;
+	e->msgs[e->n++] = msg;
+	return 0;
+}
+
+/* Messages must stay one line whatever bytes the config held. */
+static void one_line(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = '?';
+}
+
+/* For file-level problems found before there is any parse context. */
+static int errs_addf(struct cfg_errors *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int errs_addf(struct cfg_errors *e, const char *fmt, ...)
+{
+	char *msg = NULL;
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = vasprintf(&msg, fmt, ap);
+	va_end(ap);
+	if (r < 0)
+		return -ENOMEM;
+	one_line(msg);
+	return errs_push(e, msg);
+}
+
+struct cfg_ctx {
+	const char *name;         /* file name used in messages */
+	struct cfg_errors *errs;
+	size_t first;             /* errs->msgs[first..] are this load's */
+	unsigned *lines;          /* line of each of them, for sorting (CFG_MAX_ERRORS) */
+	size_t n_lines;
+	size_t n_problems;        /* found, whether or not the message was kept */
+	bool more;                /* the "more errors" line was added */
+	bool oom;
+	struct weft_config *c;
+};
+
+static void cfg_err(struct cfg_ctx *x, unsigned line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void cfg_err(struct cfg_ctx *x, unsigned line, const char *fmt, ...)
+{
+	char *body = NULL, *msg = NULL;
+	va_list ap;
+	int r;
+
+	x->n_problems++;
+	if (x->errs->n >= CFG_MAX_ERRORS || x->n_lines >= CFG_MAX_ERRORS) {
+		if (!x->more) {
+			x->more = true;
+			msg = strdup("... more errors not shown");
+			if (!msg || errs_push(x->errs, msg))
+				x->oom = true;
+		}
+		return;
+	}
+	va_start(ap, fmt);
+	r = vasprintf(&body, fmt, ap);
+	va_end(ap);
+	if (r < 0)
+		goto oom;
+	if (line)
+		r = asprintf(&msg, "%s:%u: %s", x->name, line, body);
+	else
+		r = asprintf(&msg, "%s: %s", x->name, body);
+	free(body);
+	if (r < 0)
+		goto oom;
+	one_line(msg);
+	if (errs_push(x->errs, msg))
+		goto oom;
+	x->lines[x->n_lines++] = line;
+	return;
+oom:
+	x->oom = true;
+}
+
+/*
+ * Stable insertion sort of this load's messages by line (messages without a
+ * line first). n <= CFG_MAX_ERRORS, and messages mostly arrive in order.
+ */
+static void cfg_sort_errors(struct cfg_ctx *x)
+{
+	char **m = x->errs->msgs + x->first;
+	size_t i, j;
+
+	if (x->oom)
+		return;
+	for (i = 1; i < x->n_lines; i++) {
+		unsigned l = x->lines[i];
+		char *s = m[i];
+
+		for (j = i; j > 0 && x->lines[j - 1] > l; j--) {
+			x->lines[j] = x->lines[j - 1];
+			m[j] = m[j - 1];
+		}
+		x->lines[j] = l;
+		m[j] = s;
+	}
+}
+
+/* --- small helpers ----------------------------------------------------------- */
+
+static unsigned line_of(const config_setting_t *s)
+{
+	return s ? config_setting_source_line(s) : 0;
+}
+
+/* Copy user text for quoting in a message: cut at CFG_ECHO_MAX bytes. */
+static const char *echo(const char *s, char *buf)
+{
+	size_t n = strnlen(s, CFG_ECHO_MAX + 1);
+
+	if (n > CFG_ECHO_MAX) {
+		memcpy(buf, s, CFG_ECHO_MAX);
+		memcpy(buf + CFG_ECHO_MAX, "...", 4);
+	} else {
+		memcpy(buf, s, n + 1);
+	}
+	return buf;
+}
+
+static const char *type_name(const config_setting_t *s)
+{
+	switch (config_setting_type(s)) {
+	case CONFIG_TYPE_INT:
+	case CONFIG_TYPE_INT64:
+		return "an integer";
+	case CONFIG_TYPE_FLOAT:
+		return "a float";
+	case CONFIG_TYPE_STRING:
+		return "a string";
+	case CONFIG_TYPE_BOOL:
+		return "a boolean";
+	case CONFIG_TYPE_ARRAY:
+		return "an array [...]";
+	case CONFIG_TYPE_LIST:
+		return "a list (...)";
+	case CONFIG_TYPE_GROUP:
+		return "a group {...}";
+	default:
+		return "nothing";
+	}
+}
+
+static bool is_int(const config_setting_t *s)
+{
+	return config_setting_type(s) == CONFIG_TYPE_INT || config_setting_type(s) == CONFIG_TYPE_INT64;
+}
+
+/* Paths fit CFG_PATH_BUF by construction; should one not, it shows. */
+static const char *mark_cut(char *buf, size_t n, int r)
+{
+	if (r < 0 || (size_t)r >= n)
+		memcpy(buf + n - 4, "...", 4);
+	return buf;
+}
+
+/* "a.b" from "a" and "b"; the root's members have no prefix. */
+static const char *join(char *buf, size_t n, const char *path, const char *key)
+{
+	return mark_cut(buf, n, snprintf(buf, n, "%s%s%s", path, *path ? "." : "", key));
+}
+
+/* "a.b[i]", or "a[i]" when key is "". */
+static const char *join_idx(char *buf, size_t n, const char *path, const char *key, size_t i)
+{
+	return mark_cut(buf, n, snprintf(buf, n, "%s%s%s[%zu]", path, *path && *key ? "." : "", key, i));
+}
+
+/*
+ * Optimal string alignment distance (edits: insert, delete, substitute, swap
+ * two neighbours), case-insensitive. Both strings are at most CFG_SUGGEST_MAX
+ * bytes (callers check).
+ */
+static unsigned edit_distance(const char *a, const char *b)
+{
+	unsigned d[CFG_SUGGEST_MAX + 1][CFG_SUGGEST_MAX + 1];
+	size_t la = strlen(a), lb = strlen(b), i, j;
+
+	for (i = 0; i <= la; i++)
+		d[i][0] = (unsigned)i;
+	for (j = 0; j <= lb; j++)
+		d[0][j] = (unsigned)j;
+	for (i = 1; i <= la; i++) {
+		for (j = 1; j <= lb; j++) {
+			int ca = tolower((unsigned char)a[i - 1]), cb = tolower((unsigned char)b[j - 1]);
+			unsigned best = d[i - 1][j - 1] + (ca != cb);
+
+			if (d[i - 1][j] + 1 < best)
+				best = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < best)
+				best = d[i][j - 1] + 1;
+			if (i > 1 && j > 1 && ca == tolower((unsigned char)b[j - 2]) &&
+			    tolower((unsigned char)a[i - 2]) == cb && d[i - 2][j - 2] + 1 < best)
+				best = d[i - 2][j - 2] + 1;
+			d[i][j] = best;
+		}
+	}
+	return d[la][lb];
+}
+
+static bool in_list(const char *name, const char *const *list)
+{
+	for (; *list; list++)
+		if (!strcmp(name, *list))
+			return true;
+	return false;
+}
+
+/* Report every member of grp not in known, suggesting the closest known key. */
+static void check_keys(struct cfg_ctx *x, const config_setting_t *grp, const char *path,
+		       const char *const *known)
+{
+	char eb[CFG_ECHO_BUF], valid[256];
+	int i, n = config_setting_length(grp);
+
+	for (i = 0; i < n; i++) {
+		const config_setting_t *m = config_setting_get_elem(grp, (unsigned)i);
+		const char *name = config_setting_name(m), *best = NULL;
+		const char *const *k;
+		unsigned bd = ~0u;
+		size_t off = 0;
+
+		if (!name || in_list(name, known))
+			continue;
+		if (strlen(name) <= CFG_SUGGEST_MAX) {
+			for (k = known; *k; k++) {
+				unsigned d = edit_distance(name, *k);
+
+				if (d < bd) {
+					bd = d;
+					best = *k;
+				}
+			}
+		}
+		/* Close enough to be a typo: one edit for short keys, two for longer. */
+		if (best && bd <= (strlen(best) <= 4 ? 1u : 2u)) {
+			cfg_err(x, line_of(m), "%s%s%s: unknown key; did you mean '%s'?", path, *path ? "." : "",
+				echo(name, eb), best);
+			continue;
+		}
+		valid[0] = '\0';
+		for (k = known; *k && off < sizeof(valid); k++)
+			off += (size_t)snprintf(valid + off, sizeof(valid) - off, "%s%s", k == known ? "" : ", ", *k);
+		cfg_err(x, line_of(m), "%s%s%s: unknown key; valid keys are %s", path, *path ? "." : "", echo(name, eb),
+			valid);
+	}
+}
+
+/* Member key of grp if it is a group; NULL (with a message if it is something else) otherwise. */
+static const config_setting_t *get_group(struct cfg_ctx *x, const config_setting_t *grp, const char *path,
+					 const char *key)
+{
+	const config_setting_t *s = config_setting_get_member(grp, key);
+	char p[CFG_PATH_BUF];
+
+	if (!s || config_setting_type(s) == CONFIG_TYPE_GROUP)
+		return s;
+	cfg_err(x, line_of(s), "%s: expected a group {...}, got %s; write %s = { ... };", join(p, sizeof(p), path, key),
+		type_name(s), key);
+	return NULL;
+}
+
+/*
+ * Optional integer member in [min, max]; *out keeps its default when the key
+ * is absent or wrong. Returns the setting (for its line) when present.
+ */
+static const config_setting_t *get_int(struct cfg_ctx *x, const config_setting_t *grp, const char *path,
+				       const char *key, long long min, long long max, uint32_t *out)
+{
+	const config_setting_t *s = config_setting_get_member(grp, key);
+	char p[CFG_PATH_BUF];
+	long long v;
+
+	if (!s)
+		return NULL;
+	join(p, sizeof(p), path, key);
+	if (!is_int(s)) {
+		cfg_err(x, line_of(s), "%s: expected an integer, got %s", p, type_name(s));
+		return s;
+	}
+	v = config_setting_get_int64(s);
+	if (v < min || v > max) {
+		if (config_setting_get_format(s) == CONFIG_FORMAT_HEX && v >= 0)
+			cfg_err(x, line_of(s), "%s: %#llx is out of range (%#llx-%#llx)", p, v, min, max);
+		else
+			cfg_err(x, line_of(s), "%s: %lld is out of range (%lld-%lld)", p, v, min, max);
+		return s;
+	}
+	*out = (uint32_t)v;
+	return s;
+}
+
+/* Optional string member; NULL when absent or not a string (with a message). */
+static const char *get_str(struct cfg_ctx *x, const config_setting_t *grp, const char *path, const char *key,
+			   const config_setting_t **setting)
+{
+	const config_setting_t *s = config_setting_get_member(grp, key);
+	char p[CFG_PATH_BUF];
+
+	*setting = s;
+	if (!s)
+		return NULL;
+	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+		cfg_err(x, line_of(s), "%s: expected a string, got %s", join(p, sizeof(p), path, key), type_name(s));
+		return NULL;
+	}
+	return config_setting_get_string(s);
+}
+
+/* Optional string member that must be one of names[0..n); *out is its index. */
+static void get_enum(struct cfg_ctx *x, const config_setting_t *grp, const char *path, const char *key,
+		     const char *const *names, size_t n, int *out)
+{
+	char p[CFG_PATH_BUF], eb[CFG_ECHO_BUF], valid[128];
+	const config_setting_t *s;
+	const char *v = get_str(x, grp, path, key, &s);
+	size_t i, off = 0;
+
+	if (!v)
+		return;
+	for (i = 0; i < n; i++) {
+		if (!strcmp(v, names[i])) {
+			*out = (int)i;
+			return;
+		}
+	}
+	valid[0] = '\0';
+	for (i = 0; i < n && off < sizeof(valid); i++)
+		off += (size_t)snprintf(valid + off, sizeof(valid) - off, "%s\"%s\"", i ? ", " : "", names[i]);
+	cfg_err(x, line_of(s), "%s: unknown value '%s'; valid values are %s", join(p, sizeof(p), path, key),
+		echo(v, eb), valid);
+}
+
+/* Parse an "ip:port" string setting s (at path p) into out; false with a message if it is not one. */
+static bool parse_addr(struct cfg_ctx *x, const config_setting_t *s, const char *p, struct weft_sockaddr *out)
+{
+	char why[256];
+
+	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+		cfg_err(x, line_of(s), "%s: expected a string \"ip:port\", got %s", p, type_name(s));
+		return false;
+	}
+	if (addr_parse(config_setting_get_string(s), false, out, why, sizeof(why))) {
+		cfg_err(x, line_of(s), "%s: %s", p, why);
+		return false;
+	}
+	return true;
+}
+
+/* Optional "ip:port" member; returns the setting if present (valid or not). */
+static const config_setting_t *get_addr(struct cfg_ctx *x, const config_setting_t *grp, const char *path,
+					const char *key, struct weft_sockaddr *out, bool *ok)
+{
+	const config_setting_t *s = config_setting_get_member(grp, key);
+	char p[CFG_PATH_BUF];
+	struct weft_sockaddr a;
+
+	*ok = false;
+	if (!s)
+		return NULL;
+	if (parse_addr(x, s, join(p, sizeof(p), path, key), &a)) {
+		*out = a;
+		*ok = true;
+	}
+	return s;
+}
+
+/* Array or list member whose elements are then checked one by one. */
+static const config_setting_t *get_seq(struct cfg_ctx *x, const config_setting_t *grp, const char *path,
+				       const char *key, const char *hint)
+{
+	const config_setting_t *s = config_setting_get_member(grp, key);
+	char p[CFG_PATH_BUF];
+
+	if (!s || config_setting_type(s) == CONFIG_TYPE_ARRAY || config_setting_type(s) == CONFIG_TYPE_LIST)
+		return s;
+	cfg_err(x, line_of(s), "%s: expected an array [...], got %s; write %s = %s;", join(p, sizeof(p), path, key),
+		type_name(s), key, hint);
+	return NULL;
+}
+
+/* --- duplicate detection ---------------------------------------------------- */
+
+/*
+ * Open-addressing set of pointers to addresses or strings that live in the
+ * config being built (stable: arrays there are sized once). Remembers who
+ * added each entry first and on which line, for the message.
+ */
+enum seen_kind { SEEN_ADDR, SEEN_STR };
+
+struct seen_entry {
+	const void *obj; /* NULL: empty slot */
+	size_t owner;
+	unsigned line;
+};
+
+struct seen {
+	enum seen_kind kind;
+	struct seen_entry *e;
+	size_t cap; /* power of two, or 0 */
+	size_t n;
+};
+
+static uint64_t seen_hash(enum seen_kind kind, const void *obj)
+{
+	const unsigned char *p;
+	struct weft_addr key;
+	uint64_t h = 14695981039346656037ull; /* FNV-1a */
+	size_t len, i;
+
+	if (kind == SEEN_ADDR) {
+		addr_to_key(obj, &key);
+		p = (const unsigned char *)&key;
+		len = sizeof(key);
+	} else {
+		p = obj;
+		len = strlen(obj);
+	}
+	for (i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+static bool seen_eq(enum seen_kind kind, const void *a, const void *b)
+{
+	return kind == SEEN_ADDR ? addr_equal(a, b) : !strcmp(a, b);
+}
+
+static const struct seen_entry *seen_find(const struct seen *t, const void *obj)
+{
+	size_t i;
+
+	if (!t->cap)
+		return NULL;
+	for (i = seen_hash(t->kind, obj) & (t->cap - 1); t->e[i].obj; i = (i + 1) & (t->cap - 1))
+		if (seen_eq(t->kind, t->e[i].obj, obj))
+			return &t->e[i];
+	return NULL;
+}
+
+static void seen_put(struct seen_entry *e, size_t cap, enum seen_kind kind, const struct seen_entry *v)
+{
+	size_t i;
+
+	for (i = seen_hash(kind, v->obj) & (cap - 1); e[i].obj; i = (i + 1) & (cap - 1))
+		;
+	e[i] = *v;
+}
+
+/*
+ * Returns the earlier entry equal to obj, or NULL after adding obj. The
+ * returned pointer is valid until the next seen_add. On allocation failure
+ * sets x->oom and returns NULL.
+ */
+static const struct seen_entry *seen_add(struct cfg_ctx *x, struct seen *t, const void *obj, size_t owner,
+					 unsigned line)
+{
+	const struct seen_entry *old = seen_find(t, obj);
+	struct seen_entry v = { .obj = obj, .owner = owner, .line = line };
+
+	if (old)
+		return old;
+	if ((t->n + 1) * 2 > t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 16, i;
+		struct seen_entry *e = calloc(cap, sizeof(*e));
+
+		if (!e) {
+			x->oom = true;
+			return NULL;
+		}
+		for (i = 0; i < t->cap; i++)
+			if (t->e[i].obj)
+				seen_put(e, cap, t->kind, &t->e[i]);
+		free(t->e);
+		t->e = e;
+		t->cap = cap;
+	}
+	seen_put(t->e, t->cap, t->kind, &v);
+	t->n++;
+	return NULL;
+}
+
+static void seen_free(struct seen *t)
+{
+	free(t->e);
+	t->e = NULL;
+	t->cap = t->n = 0;
+}
+
+/* --- agent ------------------------------------------------------------------- */
+
+static bool addr_is_any(const struct weft_sockaddr *a)
+{
+	static const struct in6_addr any6 = IN6ADDR_ANY_INIT;
+
+	if (a->sa.sa_family == AF_INET)
+		return a->in4.sin_addr.s_addr == htonl(INADDR_ANY);
+	return a->sa.sa_family == AF_INET6 && !memcmp(&a->in6.sin6_addr, &any6, sizeof(any6));
+}
+
+/* Would a listener on a collide with weftd's loopback outbound listener? */
+static bool addr_is_loopback_or_any(const struct weft_sockaddr *a)
+{
+	if (addr_is_any(a))
+		return true;
+	if (a->sa.sa_family == AF_INET)
+		return a->in4.sin_addr.s_addr == htonl(INADDR_LOOPBACK);
+	return a->sa.sa_family == AF_INET6 && IN6_IS_ADDR_LOOPBACK(&a->in6.sin6_addr);
+}
+
+/*
+ * bpf_pin_path is joined with map and program names by libbpf and by
+ * operators' bpftool commands: it must be a plain absolute path. Returns what
+ * is wrong, or NULL. (That it lies on a bpffs is checked when weftd pins.)
+ */
+static const char *pin_path_problem(const char *p)
+{
+	const char *c;
+
+	if (p[0] != '/')
+		return "is not an absolute path; write it as /sys/fs/bpf/<name>";
+	if (strlen(p) > CFG_PIN_PATH_MAX)
+		return "is too long (the limit is 199 characters)";
+	for (c = p; *c; c++)
+		if ((unsigned char)*c <= ' ' || *c == 0x7f)
+			return "contains a space or control character";
+	if (p[1] == '\0' || p[strlen(p) - 1] == '/')
+		return "ends with '/'; name the directory without it, e.g. /sys/fs/bpf/weft";
+	if (strstr(p, "//") || strstr(p, "/./") || strstr(p, "/../") || !strcmp(p + strlen(p) - 2, "/.") ||
+	    (strlen(p) >= 3 && !strcmp(p + strlen(p) - 3, "/..")))
+		return "has an empty, '.' or '..' component; write a plain path such as /sys/fs/bpf/weft";
+	return NULL;
+}
+
+static void parse_agent(struct cfg_ctx *x, const config_setting_t *root)
+{
+	const config_setting_t *g = get_group(x, root, "", "agent"), *s_admin, *s_in, *s_out, *s;
+	struct weft_config *c = x->c;
+	uint32_t v;
+	char eb[CFG_ECHO_BUF], ab[ADDR_STRLEN], bb[ADDR_STRLEN];
+	const char *str, *why;
+	bool ok_admin, ok_in;
+	int e;
+
+	if (!g)
+		return;
+	check_keys(x, g, "agent", agent_keys);
+	s_admin = get_addr(x, g, "agent", "admin", &c->admin, &ok_admin);
+	v = c->outbound_port;
+	s_out = get_int(x, g, "agent", "outbound_port", 1, 65535, &v);
+	c->outbound_port = (uint16_t)v;
+	s_in = get_addr(x, g, "agent", "inbound", &c->inbound, &ok_in);
+
+	str = get_str(x, g, "agent", "bpf_pin_path", &s);
+	if (str && (why = pin_path_problem(str))) {
+		cfg_err(x, line_of(s), "agent.bpf_pin_path: '%s' %s", echo(str, eb), why);
+	} else if (str) {
+		char *dup = strdup(str);
+
+		if (!dup) {
+			x->oom = true;
+		} else {
+			free(c->bpf_pin_path);
+			c->bpf_pin_path = dup;
+		}
+	}
+
+	e = (int)c->fail_mode;
+	get_enum(x, g, "agent", "fail_mode", fail_names, N_ELEMS(fail_names), &e);
+	c->fail_mode = (enum cfg_fail_mode)e;
+	e = (int)c->log_level;
+	get_enum(x, g, "agent", "log_level", level_names, N_ELEMS(level_names), &e);
+	c->log_level = (enum cfg_log_level)e;
+	get_int(x, g, "agent", "heartbeat_stale_ms", 1000, 60000, &c->heartbeat_stale_ms);
+	get_int(x, g, "agent", "mark", 1, 0x7fffffff, &c->mark);
+	get_int(x, g, "agent", "max_connections", 1, 1048576, &c->max_connections);
+	get_int(x, g, "agent", "buffer_size", 4096, 4194304, &c->buffer_size);
+	get_int(x, g, "agent", "drain_timeout_ms", 0, 600000, &c->drain_timeout_ms);
+
+	/* Listeners that could not both bind: only worth saying when one of them was written here. */
+	if ((s_admin && !ok_admin) || (s_in && !ok_in))
+		return;
+	if ((s_admin || s_in) && addr_port(&c->admin) == addr_port(&c->inbound) &&
+	    (addr_equal(&c->admin, &c->inbound) || addr_is_any(&c->admin) || addr_is_any(&c->inbound))) {
+		if (s_in)
+			cfg_err(x, line_of(s_in), "agent.inbound: %s clashes with agent.admin %s; give each listener its own port",
+				addr_format(&c->inbound, ab, sizeof(ab)), addr_format(&c->admin, bb, sizeof(bb)));
+		else
+			cfg_err(x, line_of(s_admin), "agent.admin: %s clashes with agent.inbound %s; give each listener its own port",
+				addr_format(&c->admin, ab, sizeof(ab)), addr_format(&c->inbound, bb, sizeof(bb)));
+	}
+	if ((s_admin || s_out) && addr_port(&c->admin) == c->outbound_port && addr_is_loopback_or_any(&c->admin))
+		cfg_err(x, line_of(s_admin ? s_admin : s_out),
+			"agent.admin: %s clashes with agent.outbound_port %u (weftd listens on loopback there); give each listener its own port",
+			addr_format(&c->admin, ab, sizeof(ab)), (unsigned)c->outbound_port);
+	if ((s_in || s_out) && addr_port(&c->inbound) == c->outbound_port && addr_is_loopback_or_any(&c->inbound))
+		cfg_err(x, line_of(s_in ? s_in : s_out),
+			"agent.inbound: %s clashes with agent.outbound_port %u (weftd listens on loopback there); give each listener its own port",
+			addr_format(&c->inbound, ab, sizeof(ab)), (unsigned)c->outbound_port);
+}
+
+/* --- intercept --------------------------------------------------------------- */
+
+static void parse_intercept(struct cfg_ctx *x, const config_setting_t *root)
+{
+	const config_setting_t *g = get_group(x, root, "", "intercept"), *l;
+	struct weft_config *c = x->c;
+	struct seen seen = { .kind = SEEN_STR };
+	char p[CFG_PATH_BUF], q[CFG_PATH_BUF], eb[CFG_ECHO_BUF];
+	size_t i, n;
+
+	if (!g)
+		return;
+	check_keys(x, g, "intercept", intercept_keys);
+	l = get_seq(x, g, "intercept", "cgroups", "[ \"system.slice/app.service\" ]");
+	if (!l)
+		return;
+	n = (size_t)config_setting_length(l);
+	if (n > CFG_MAX_CGROUPS) {
+		cfg_err(x, line_of(l), "intercept.cgroups: %zu entries; at most %d are supported (use globs to cover many cgroups)",
+			n, CFG_MAX_CGROUPS);
+		n = CFG_MAX_CGROUPS;
+	}
+	if (!n)
+		return;
+	c->cgroups = calloc(n, sizeof(*c->cgroups));
+	if (!c->cgroups) {
+		x->oom = true;
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		const config_setting_t *s = config_setting_get_elem(l, (unsigned)i);
+		const struct seen_entry *old;
+		const char *v, *ch;
+
+		join_idx(p, sizeof(p), "intercept", "cgroups", i);
+		if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+			cfg_err(x, line_of(s), "%s: expected a string (a cgroup path or glob), got %s", p, type_name(s));
+			continue;
+		}
+		v = config_setting_get_string(s);
+		if (!*v) {
+			cfg_err(x, line_of(s), "%s: is empty; write a cgroup path such as \"system.slice/app.service\"", p);
+			continue;
+		}
+		if (strlen(v) > CFG_CGROUP_MAX) {
+			cfg_err(x, line_of(s), "%s: is longer than %d characters", p, CFG_CGROUP_MAX);
+			continue;
+		}
+		for (ch = v; *ch && (unsigned char)*ch >= 0x20 && *ch != 0x7f; ch++)
+			;
+		if (*ch) {
+			cfg_err(x, line_of(s), "%s: '%s' contains a control character", p, echo(v, eb));
+			continue;
+		}
+		c->cgroups[c->n_cgroups] = strdup(v);
+		if (!c->cgroups[c->n_cgroups]) {
+			x->oom = true;
+			break;
+		}
+		old = seen_add(x, &seen, c->cgroups[c->n_cgroups], i, line_of(s));
+		c->n_cgroups++;
+		if (old)
+			cfg_err(x, line_of(s), "%s: '%s' is already listed as %s (line %u); list each cgroup once", p,
+				echo(v, eb), join_idx(q, sizeof(q), "intercept", "cgroups", old->owner), old->line);
+	}
+	seen_free(&seen);
+}
+
+/* --- services ---------------------------------------------------------------- */
+
+static bool valid_service_name(const char *s)
+{
+	size_t i;
+
+	if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9')))
+		return false;
+	for (i = 1; s[i]; i++) {
+		char ch = s[i];
+
+		if (i >= CFG_NAME_MAX)
+			return false;
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-'))
+			return false;
+	}
+	return true;
+}
+
+/* "service 'web'" or, for a service without a usable name, "services[3]". */
+static const char *service_label(const struct weft_config *c, size_t i, char *buf, size_t n)
+{
+	char eb[CFG_ECHO_BUF];
+
+	if (c->services[i].name)
+		snprintf(buf, n, "service '%s'", echo(c->services[i].name, eb));
+	else
+		snprintf(buf, n, "services[%zu]", i);
+	return buf;
+}
+
+struct svc_tables {
+	struct seen names; /* service names */
+	struct seen vips;  /* every service address */
+	bool vips_full;    /* the BPF-map limit was reported */
+};
+
+static void parse_endpoint(struct cfg_ctx *x, const config_setting_t *g, const char *path, struct cfg_endpoint *ep,
+			   struct seen *eps, size_t j)
+{
+	const config_setting_t *s;
+	const struct seen_entry *old;
+	char ab[ADDR_STRLEN];
+	bool ok;
+
+	if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
+		cfg_err(x, line_of(g), "%s: expected a group { address = \"ip:port\"; }, got %s", path, type_name(g));
+		return;
+	}
+	ep->weight = 1;
+	ep->line = line_of(g);
+	check_keys(x, g, path, endpoint_keys);
+	s = get_addr(x, g, path, "address", &ep->addr, &ok);
+	if (!s) {
+		cfg_err(x, line_of(g), "%s: missing required key 'address'; write address = \"ip:port\";", path);
+	} else if (ok) {
+		ep->line = line_of(s);
+		old = seen_add(x, eps, &ep->addr, j, line_of(s));
+		if (old)
+			cfg_err(x, line_of(s), "%s.address: %s is already endpoints[%zu] (line %u); list each endpoint once (use weight to favour one)",
+				path, addr_format(&ep->addr, ab, sizeof(ab)), old->owner, old->line);
+	}
+	get_int(x, g, path, "weight", 1, 1000, &ep->weight);
+	get_addr(x, g, path, "node", &ep->node, &ep->has_node);
+}
+
+static void parse_service(struct cfg_ctx *x, const config_setting_t *g, size_t i, struct svc_tables *t)
+{
+	struct weft_config *c = x->c;
+	struct cfg_service *svc = &c->services[i];
+	const config_setting_t *s, *sub;
+	struct seen eps = { .kind = SEEN_ADDR };
+	char path[CFG_PATH_BUF], p[CFG_PATH_BUF], eb[CFG_ECHO_BUF], ab[ADDR_STRLEN], lb[CFG_ECHO_BUF + 16];
+	const char *name;
+	size_t j, n;
+	int e;
+
+	join_idx(path, sizeof(path), "services", "", i);
+	if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
+		cfg_err(x, line_of(g), "%s: expected a group { name = \"...\"; addresses = [ ... ]; }, got %s", path,
+			type_name(g));
+		return;
+	}
+	svc->line = (int)line_of(g);
+	svc->protocol = CFG_PROTO_TCP;
+	svc->balancer = CFG_BAL_EWMA;
+	svc->connect_timeout_ms = 1000;
+	svc->idle_timeout_ms = 0;
+	svc->retry_attempts = 3;
+	check_keys(x, g, path, service_keys);
+
+	name = get_str(x, g, path, "name", &s);
+	if (!s) {
+		cfg_err(x, line_of(g), "%s: missing required key 'name'; write name = \"web\"; (each service needs a unique name)",
+			path);
+	} else if (name && !valid_service_name(name)) {
+		cfg_err(x, line_of(s), "%s.name: '%s' is not a valid name; use 1-63 characters from a-z, 0-9, '.', '_', '-', starting with a letter or digit",
+			path, echo(name, eb));
+	} else if (name) {
+		const struct seen_entry *old;
+
+		svc->name = strdup(name);
+		if (!svc->name) {
+			x->oom = true;
+			return;
+		}
+		old = seen_add(x, &t->names, svc->name, i, line_of(s));
+		if (old)
+			cfg_err(x, line_of(s), "%s.name: '%s' is already the name of services[%zu] (line %u); service names must be unique",
+				path, svc->name, old->owner, old->line);
+	}
+
+	s = get_seq(x, g, path, "addresses", "[ \"127.10.0.1:80\" ]");
+	if (!s && !config_setting_get_member(g, "addresses")) {
+		cfg_err(x, line_of(g), "%s: missing required key 'addresses'; list what apps dial, e.g. addresses = [ \"127.10.0.1:80\" ];",
+			path);
+	} else if (s) {
+		n = (size_t)config_setting_length(s);
+		if (n == 0)
+			cfg_err(x, line_of(s), "%s.addresses: is empty; list at least one address apps dial, e.g. [ \"127.10.0.1:80\" ]",
+				path);
+		if (n > CFG_MAX_SVC_ADDRS) {
+			cfg_err(x, line_of(s), "%s.addresses: %zu entries; at most %d addresses per service are supported",
+				path, n, CFG_MAX_SVC_ADDRS);
+			n = CFG_MAX_SVC_ADDRS;
+		}
+		if (n && !(svc->addrs = calloc(n, sizeof(*svc->addrs)))) {
+			x->oom = true;
+			return;
+		}
+		svc->n_addrs = n;
+		for (j = 0; j < n; j++) {
+			const config_setting_t *a = config_setting_get_elem(s, (unsigned)j);
+			const struct seen_entry *old;
+
+			join_idx(p, sizeof(p), path, "addresses", j);
+			if (!parse_addr(x, a, p, &svc->addrs[j]))
+				continue;
+			old = seen_add(x, &t->vips, &svc->addrs[j], i, line_of(a));
+			if (old) {
+				cfg_err(x, line_of(a), "%s: %s is already used by %s (line %u); each address belongs to one service",
+					p, addr_format(&svc->addrs[j], ab, sizeof(ab)),
+					service_label(c, old->owner, lb, sizeof(lb)), old->line);
+			} else if (t->vips.n > WEFT_MAX_SERVICE_ADDRS && !t->vips_full) {
+				t->vips_full = true;
+				cfg_err(x, line_of(a), "%s: more than %d service addresses in all; that is the size of the BPF map weft_services",
+					p, WEFT_MAX_SERVICE_ADDRS);
+			}
+		}
+	}
+
+	e = (int)svc->protocol;
+	get_enum(x, g, path, "protocol", proto_names, N_ELEMS(proto_names), &e);
+	svc->protocol = (enum cfg_protocol)e;
+	e = (int)svc->balancer;
+	get_enum(x, g, path, "balancer", bal_names, N_ELEMS(bal_names), &e);
+	svc->balancer = (enum cfg_balancer)e;
+
+	s = config_setting_get_member(g, "endpoints");
+	if (s && config_setting_type(s) != CONFIG_TYPE_LIST) {
+		cfg_err(x, line_of(s), "%s.endpoints: expected a list ( { address = \"ip:port\"; }, ... ), got %s",
+			path, type_name(s));
+	} else if (s) {
+		n = (size_t)config_setting_length(s);
+		if (n > CFG_MAX_ENDPOINTS) {
+			cfg_err(x, line_of(s), "%s.endpoints: %zu entries; at most %d endpoints per service are supported",
+				path, n, CFG_MAX_ENDPOINTS);
+			n = CFG_MAX_ENDPOINTS;
+		}
+		if (n && !(svc->endpoints = calloc(n, sizeof(*svc->endpoints)))) {
+			x->oom = true;
+			return;
+		}
+		svc->n_endpoints = n;
+		for (j = 0; j < n; j++) {
+			join_idx(p, sizeof(p), path, "endpoints", j);
+			parse_endpoint(x, config_setting_get_elem(s, (unsigned)j), p, &svc->endpoints[j], &eps, j);
+		}
+		seen_free(&eps);
+	}
+
+	join(p, sizeof(p), path, "timeouts");
+	sub = get_group(x, g, path, "timeouts");
+	if (sub) {
+		check_keys(x, sub, p, timeouts_keys);
+		get_int(x, sub, p, "connect_ms", 1, 60000, &svc->connect_timeout_ms);
+		get_int(x, sub, p, "idle_ms", 0, 86400000, &svc->idle_timeout_ms);
+	}
+	join(p, sizeof(p), path, "retry");
+	sub = get_group(x, g, path, "retry");
+	if (sub) {
+		check_keys(x, sub, p, retry_keys);
+		get_int(x, sub, p, "attempts", 1, 10, &svc->retry_attempts);
+	}
+}
+
+/*
+ * An endpoint that is itself a service address: weftd's own sockets are not
+ * intercepted, so it would dial the VIP for real (nothing listens there), or,
+ * were it intercepted, loop. Needs every VIP, so runs after all services.
+ */
+static void check_endpoint_vips(struct cfg_ctx *x, const struct svc_tables *t)
+{
+	const struct weft_config *c = x->c;
+	char ab[ADDR_STRLEN], lb[CFG_ECHO_BUF + 16];
+	size_t i, j;
+
+	for (i = 0; i < c->n_services; i++) {
+		for (j = 0; j < c->services[i].n_endpoints; j++) {
+			const struct cfg_endpoint *ep = &c->services[i].endpoints[j];
+			const struct seen_entry *v;
+
+			if (ep->addr.sa.sa_family == AF_UNSPEC || !(v = seen_find(&t->vips, &ep->addr)))
+				continue;
+			cfg_err(x, (unsigned)ep->line,
+				"services[%zu].endpoints[%zu].address: %s is an address of %s (line %u); an endpoint must be where a server listens, or connections would loop",
+				i, j, addr_format(&ep->addr, ab, sizeof(ab)), service_label(c, v->owner, lb, sizeof(lb)),
+				v->line);
+		}
+	}
+}
+
+static void parse_services(struct cfg_ctx *x, const config_setting_t *root)
+{
+	const config_setting_t *l = config_setting_get_member(root, "services");
+	struct svc_tables t = { .names = { .kind = SEEN_STR }, .vips = { .kind = SEEN_ADDR } };
+	struct weft_config *c = x->c;
+	size_t i, n;
+
+	if (!l)
+		return;
+	if (config_setting_type(l) != CONFIG_TYPE_LIST) {
+		cfg_err(x, line_of(l), "services: expected a list ( { name = \"...\"; addresses = [ ... ]; }, ... ), got %s",
+			type_name(l));
+		return;
+	}
+	n = (size_t)config_setting_length(l);
+	if (n > CFG_MAX_SERVICES) {
+		cfg_err(x, line_of(l), "services: %zu entries; at most %d services are supported", n, CFG_MAX_SERVICES);
+		n = CFG_MAX_SERVICES;
+	}
+	if (!n)
+		return;
+	c->services = calloc(n, sizeof(*c->services));
+	if (!c->services) {
+		x->oom = true;
+		return;
+	}
+	c->n_services = n;
+	for (i = 0; i < n && !x->oom; i++)
+		parse_service(x, config_setting_get_elem(l, (unsigned)i), i, &t);
+	if (!x->oom)
+		check_endpoint_vips(x, &t);
+	seen_free(&t.names);
+	seen_free(&t.vips);
+}
+
+/* --- tls ----------------------------------------------------------------------- */
+
+/*
+ * Is path a readable regular file? Only regular files are opened: opening a
+ * device node can have side effects, and a certificate is never one.
+ */
+static int file_readable(const char *path)
+{
+	struct stat st;
+	int fd;
+
+	if (stat(path, &st))
+		return -errno;
+	if (S_ISDIR(st.st_mode))
+		return -EISDIR;
+	if (!S_ISREG(st.st_mode))
+		return -EINVAL;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	return 0;
+}
+
+static void parse_tls(struct cfg_ctx *x, const config_setting_t *root)
+{
+	const config_setting_t *g = get_group(x, root, "", "tls"), *s;
+	struct weft_config *c = x->c;
+	char **dst[3] = { &c->tls_ca, &c->tls_cert, &c->tls_key };
+	char eb[CFG_ECHO_BUF];
+	const char *v;
+	size_t i;
+	int r;
+
+	if (!g)
+		return;
+	check_keys(x, g, "tls", tls_keys);
+	for (i = 0; i < 3; i++) {
+		v = get_str(x, g, "tls", tls_keys[i], &s);
+		if (!s) {
+			cfg_err(x, line_of(g), "tls: missing required key '%s'; mutual TLS needs ca, cert and key", tls_keys[i]);
+			continue;
+		}
+		if (!v)
+			continue;
+		if (!*v) {
+			cfg_err(x, line_of(s), "tls.%s: is empty; write the path of a PEM file", tls_keys[i]);
+			continue;
+		}
+		r = file_readable(v);
+		if (r == -EINVAL) {
+			cfg_err(x, line_of(s), "tls.%s: cannot read '%s': not a regular file", tls_keys[i], echo(v, eb));
+			continue;
+		}
+		if (r) {
+			cfg_err(x, line_of(s), "tls.%s: cannot read '%s': %s", tls_keys[i], echo(v, eb), strerror(-r));
+			continue;
+		}
+		*dst[i] = strdup(v);
+		if (!*dst[i])
+			x->oom = true;
+	}
+}
+
+/* --- text-level checks --------------------------------------------------------- */
+
+/* Would libconfig 1.5 wrap this unsuffixed integer literal (it keeps only 32 bits)? */
+static bool int_literal_wraps(const char *t, size_t len)
+{
+	unsigned long long v = 0;
+	bool neg = false;
+	size_t i = 0;
+
+	if (len > 2 && t[0] == '0' && (t[1] == 'x' || t[1] == 'X')) {
+		for (i = 2; i < len; i++) {
+			if (!isxdigit((unsigned char)t[i]))
+				return false;
+			if (v <= 0x7fffffffull)
+				v = v * 16 + (unsigned long long)(isdigit((unsigned char)t[i]) ? t[i] - '0'
+											: (tolower((unsigned char)t[i]) - 'a' + 10));
+		}
+		return v > 0x7fffffffull;
+	}
+	if (t[0] == '-' || t[0] == '+') {
+		neg = t[0] == '-';
+		i = 1;
+	}
+	if (i == len)
+		return false;
+	for (; i < len; i++) {
+		if (!isdigit((unsigned char)t[i]))
+			return false;
+		if (v <= 0x80000000ull)
+			v = v * 10 + (unsigned long long)(t[i] - '0');
+	}
+	return neg ? v > 0x80000000ull : v > 0x7fffffffull;
+}
+
+/*
+ * Walks text as libconfig's scanner does (strings, three comment styles,
+ * names, numbers) and copies it to out (if not NULL) with an 'L' after each
+ * integer literal that libconfig 1.5 would wrap. Returns how many it marked.
+ * Inserting 'L' keeps lines and columns of everything before it, and makes
+ * libconfig read a 64-bit integer, which the range checks then reject with
+ * the real value.
+ */
+static size_t prescan_ints(const char *t, char *out)
+{
+	enum { CODE, STR, LINE_COMMENT, BLOCK_COMMENT } st = CODE;
+	size_t i = 0, o = 0, marked = 0;
+
+#define EMIT(ch)                      \
+	do {                              \
+		if (out)                      \
+			out[o] = (ch);            \
+		o++;                          \
+	} while (0)
+
+	while (t[i]) {
+		char ch = t[i];
+
+		switch (st) {
+		case STR:
+			if (ch == '\\' && t[i + 1]) {
+				EMIT(ch);
+				i++;
+				ch = t[i];
+			} else if (ch == '"') {
+				st = CODE;
+			}
+			break;
+		case LINE_COMMENT:
+			if (ch == '\n')
+				st = CODE;
+			break;
+		case BLOCK_COMMENT:
+			if (ch == '*' && t[i + 1] == '/') {
+				EMIT(ch);
+				i++;
+				ch = t[i];
+				st = CODE;
+			}
+			break;
+		case CODE:
+			if (ch == '"') {
+				st = STR;
+			} else if (ch == '#' || (ch == '/' && t[i + 1] == '/')) {
+				st = LINE_COMMENT;
+			} else if (ch == '/' && t[i + 1] == '*') {
+				EMIT(ch);
+				i++;
+				ch = t[i];
+				st = BLOCK_COMMENT;
+			} else if (isalpha((unsigned char)ch) || ch == '*') {
+				/* A name (or true/false): digits inside it are not numbers. */
+				while (isalnum((unsigned char)t[i]) || t[i] == '-' || t[i] == '_' || t[i] == '*') {
+					EMIT(t[i]);
+					i++;
+				}
+				continue;
+			} else if (isdigit((unsigned char)ch) || (ch == '.' && isdigit((unsigned char)t[i + 1])) ||
+				   ((ch == '-' || ch == '+') &&
+				    (isdigit((unsigned char)t[i + 1]) || t[i + 1] == '.'))) {
+				size_t start = i;
+				bool hex;
+
+				i++;
+				hex = ch == '0' && (t[i] == 'x' || t[i] == 'X');
+				while (isalnum((unsigned char)t[i]) || t[i] == '.' || t[i] == '_' ||
+				       (!hex && (t[i] == '-' || t[i] == '+') && (t[i - 1] == 'e' || t[i - 1] == 'E')))
+					i++;
+				if (out)
+					memcpy(out + o, t + start, i - start);
+				o += i - start;
+				if (int_literal_wraps(t + start, i - start)) {
+					EMIT('L');
+					marked++;
+				}
+				continue;
+			}
+			break;
+		}
+		EMIT(ch);
+		i++;
+	}
+	EMIT('\0');
+#undef EMIT
+	return marked;
+}
+
+/*
+ * Refuses @include (libconfig's scanner takes it at the start of a line, so
+ * that is what we look for, even inside a comment or string: refusing too
+ * much is harmless, opening another file is not), then marks wide integer
+ * literals. *fixed is NULL when the text needs no change.
+ */
+static int cfg_prescan(struct cfg_ctx *x, const char *text, char **fixed)
+{
+	const char *p = text;
+	unsigned line = 1;
+	size_t n;
+	int ret = 0;
+
+	*fixed = NULL;
+	for (;;) {
+		const char *q = p;
+
+		while (*q == ' ' || *q == '\t')
+			q++;
+		if (!strncmp(q, "@include", 8)) {
+			cfg_err(x, line, "@include is not supported; put the whole configuration in one file");
+			ret = -EINVAL;
+		}
+		p = strchr(p, '\n');
+		if (!p)
+			break;
+		p++;
+		line++;
+	}
+	if (ret)
+		return ret;
+	n = prescan_ints(text, NULL);
+	if (!n)
+		return 0;
+	*fixed = malloc(strlen(text) + n + 1);
+	if (!*fixed)
+		return -ENOMEM;
+	prescan_ints(text, *fixed);
+	return 0;
+}
+
+/* --- load ---------------------------------------------------------------------- */
+
+static struct weft_config *cfg_new(const char *name)
+{
+	struct weft_config *c = calloc(1, sizeof(*c));
+	char why[128];
+
+	if (!c)
+		return NULL;
+	c->path = strdup(name);
+	c->bpf_pin_path = strdup("/sys/fs/bpf/weft");
+	if (!c->path || !c->bpf_pin_path) {
+		cfg_free(c);
+		return NULL;
+	}
+	addr_parse("127.0.0.1:9990", false, &c->admin, why, sizeof(why));
+	addr_parse("0.0.0.0:4143", false, &c->inbound, why, sizeof(why));
+	c->outbound_port = 15001;
+	c->fail_mode = CFG_FAIL_OPEN;
+	c->heartbeat_stale_ms = 3000;
+	c->mark = 0x574546;
+	c->log_level = CFG_LOG_INFO;
+	c->max_connections = 65536;
+	c->buffer_size = 65536;
+	c->drain_timeout_ms = 10000;
+	return c;
+}
+
+/* libconfig's own wording, with a hint where it has one to give. */
+static void report_syntax_error(struct cfg_ctx *x, const config_t *lc)
+{
+	const char *text = config_error_text(lc);
+	unsigned line = config_error_line(lc) > 0 ? (unsigned)config_error_line(lc) : 0;
+
+	if (!text || !strcmp(text, "syntax error"))
+		cfg_err(x, line, "syntax error: unexpected text; look for a missing ';', '=', quote or bracket, or a ',' before ']' or ')', here or on the line before");
+	else if (!strcmp(text, "duplicate setting name"))
+		cfg_err(x, line, "syntax error: duplicate setting name; a key may appear only once in a group");
+	else if (!strcmp(text, "mismatched element type in array"))
+		cfg_err(x, line, "syntax error: mismatched element type in array; the elements of [ ... ] must all have one type");
+	else
+		cfg_err(x, line, "syntax error: %s", text);
+}
+
+int cfg_load_string(const char *text, const char *name, struct weft_config **out, struct cfg_errors *errs)
+{
+	struct cfg_errors local = { 0 };
+	struct weft_config *c = NULL;
+	struct cfg_ctx x = { 0 };
+	const config_setting_t *root;
+	char *fixed = NULL;
+	bool lc_ready = false;
+	config_t lc;
+	int ret;
+
+	x.name = name ? name : "<string>";
+	x.errs = errs ? errs : &local;
+	x.first = x.errs->n;
+	x.lines = malloc(CFG_MAX_ERRORS * sizeof(*x.lines));
+	if (!x.lines) {
+		ret = -ENOMEM;
+		goto out;
+	}
+
+	ret = cfg_prescan(&x, text, &fixed);
+	if (ret)
+		goto out;
+
+	config_init(&lc);
+	lc_ready = true;
+	if (config_read_string(&lc, fixed ? fixed : text) != CONFIG_TRUE) {
+		report_syntax_error(&x, &lc);
+		ret = -EINVAL;
+		goto out;
+	}
+
+	c = cfg_new(x.name);
+	if (!c) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	x.c = c;
+	root = config_root_setting(&lc);
+	check_keys(&x, root, "", root_keys);
+	parse_agent(&x, root);
+	parse_intercept(&x, root);
+	if (!x.oom)
+		parse_services(&x, root);
+	if (!x.oom)
+		parse_tls(&x, root);
+
+	if (x.oom)
+		ret = -ENOMEM;
+	else if (x.n_problems)
+		ret = -EINVAL;
+	if (!ret) {
+		*out = c;
+		c = NULL;
+	}
+out:
+	if (x.oom && !ret)
+		ret = -ENOMEM;
+	cfg_sort_errors(&x);
+	cfg_free(c);
+	if (lc_ready)
+		config_destroy(&lc);
+	free(fixed);
+	free(x.lines);
+	cfg_errors_free(&local);
+	return ret;
+}
+
+int cfg_load(const char *path, struct weft_config **out, struct cfg_errors *errs)
+{
+	struct cfg_errors local = { 0 };
+	struct stat st;
+	char *buf = NULL, *nul;
+	size_t len = 0, cap = 0;
+	int fd, ret;
+
+	if (!errs)
+		errs = &local;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		ret = -errno;
+		errs_addf(errs, "%s: cannot open: %s", path, strerror(-ret));
+		goto out;
+	}
+	if (fstat(fd, &st)) {
+		ret = -errno;
+		errs_addf(errs, "%s: cannot read: %s", path, strerror(-ret));
+		goto out;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		ret = -EISDIR;
+		errs_addf(errs, "%s: cannot read: %s", path, strerror(EISDIR));
+		goto out;
+	}
+	/* Not trusting st_size: the file may be a pipe, or change under us. */
+	for (;;) {
+		ssize_t r;
+
+		if (len + 1 >= cap) {
+			size_t ncap = cap ? cap * 2 : 16384;
+			char *nb;
+
+			if (ncap > (size_t)CFG_MAX_FILE_SIZE + 2)
+				ncap = (size_t)CFG_MAX_FILE_SIZE + 2;
+			nb = realloc(buf, ncap);
+			if (!nb) {
+				ret = -ENOMEM;
+				errs_addf(errs, "%s: cannot read: %s", path, strerror(ENOMEM));
+				goto out;
+			}
+			buf = nb;
+			cap = ncap;
+		}
+		r = read(fd, buf + len, cap - 1 - len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			ret = -errno;
+			errs_addf(errs, "%s: cannot read: %s", path, strerror(-ret));
+			goto out;
+		}
+		if (r == 0)
+			break;
+		len += (size_t)r;
+		if (len > CFG_MAX_FILE_SIZE) {
+			ret = -EFBIG;
+			errs_addf(errs, "%s: is larger than %u MiB; that is not a weft configuration", path,
+				  CFG_MAX_FILE_SIZE >> 20);
+			goto out;
+		}
+	}
+	buf[len] = '\0';
+	nul = memchr(buf, '\0', len);
+	if (nul) {
+		unsigned line = 1;
+		const char *q;
+
+		for (q = buf; q < nul; q++)
+			line += *q == '\n';
+		ret = -EINVAL;
+		errs_addf(errs, "%s:%u: contains a NUL byte; a configuration file is plain text", path, line);
+		goto out;
+	}
+	ret = cfg_load_string(buf, path, out, errs);
+out:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	cfg_errors_free(&local);
+	return ret;
+}
+
+void cfg_free(struct weft_config *c)
+{
+	size_t i;
+
+	if (!c)
+		return;
+	for (i = 0; i < c->n_services; i++) {
+		free(c->services[i].name);
+		free(c->services[i].addrs);
+		free(c->services[i].endpoints);
+	}
+	free(c->services);
+	for (i = 0; i < c->n_cgroups; i++)
+		free(c->cgroups[i]);
+	free(c->cgroups);
+	free(c->path);
+	free(c->bpf_pin_path);
+	free(c->tls_ca);
+	free(c->tls_cert);
+	free(c->tls_key);
+	free(c);
+}

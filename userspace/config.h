@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * weftd's configuration: one libconfig file, parsed and validated completely
+ * before anything uses it. A struct weft_config is immutable once returned;
+ * reload builds a new one and swaps it in.
+ */
+#ifndef WEFT_CONFIG_H
+#define WEFT_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "addr.h"
+
+/*
+ * Size limits, checked by cfg_load (each is an error when exceeded). They bound
+ * the work and memory a config can cause; the total of service addresses is
+ * further bounded by the BPF map (WEFT_MAX_SERVICE_ADDRS).
+ */
+#define CFG_MAX_SERVICES      4096
+#define CFG_MAX_SVC_ADDRS     256     /* addresses per service */
+#define CFG_MAX_ENDPOINTS     1024    /* endpoints per service */
+#define CFG_MAX_CGROUPS       4096    /* intercept.cgroups entries */
+#define CFG_MAX_ERRORS        1000    /* messages kept in struct cfg_errors (+1 "more" line) */
+#define CFG_MAX_FILE_SIZE     (16u << 20) /* bytes of config text */
+
+enum cfg_fail_mode { CFG_FAIL_OPEN = 0, CFG_FAIL_CLOSED = 1 };
+enum cfg_protocol { CFG_PROTO_TCP = 0, CFG_PROTO_HTTP, CFG_PROTO_HTTP2, CFG_PROTO_AUTO };
+enum cfg_balancer { CFG_BAL_EWMA = 0, CFG_BAL_ROUND_ROBIN, CFG_BAL_LEAST_CONN };
+enum cfg_log_level { CFG_LOG_ERROR = 0, CFG_LOG_WARN, CFG_LOG_INFO, CFG_LOG_DEBUG };
+
+struct cfg_endpoint {
+	struct weft_sockaddr addr;
+	uint32_t weight;            /* default 1, 1..1000 */
+	bool has_node;
+	struct weft_sockaddr node;  /* remote agent's inbound listener (mTLS; later issue) */
+	int line;                   /* config line, for messages */
+};
+
+struct cfg_service {
+	char *name;                    /* unique, [a-z0-9][a-z0-9._-]{0,62} */
+	struct weft_sockaddr *addrs;   /* VIPs apps dial; each unique across all services */
+	size_t n_addrs;
+	enum cfg_protocol protocol;    /* default tcp */
+	enum cfg_balancer balancer;    /* default ewma */
+	struct cfg_endpoint *endpoints;
+	size_t n_endpoints;            /* may be 0: connections are then reset */
+	uint32_t connect_timeout_ms;   /* timeouts.connect, default 1000 */
+	uint32_t idle_timeout_ms;      /* timeouts.idle, default 0 = off */
+	uint32_t retry_attempts;       /* retry.attempts: connect attempts in all, default 3 */
+	int line;
+};
+
+struct weft_config {
+	char *path;
+
+	/* agent: */
+	struct weft_sockaddr admin;        /* "127.0.0.1:9990" */
+	uint16_t outbound_port;            /* 15001 */
+	struct weft_sockaddr inbound;      /* "0.0.0.0:4143" */
+	char *bpf_pin_path;                /* "/sys/fs/bpf/weft" */
+	enum cfg_fail_mode fail_mode;      /* open */
+	uint32_t heartbeat_stale_ms;       /* agent.heartbeat_stale_ms, 3000 (1000..60000) */
+	uint32_t mark;                     /* agent.mark, SO_MARK of agent sockets, 0x574546 ("WEF") */
+	enum cfg_log_level log_level;      /* agent.log_level, "info" */
+	uint32_t max_connections;          /* agent.max_connections, 65536 */
+	uint32_t buffer_size;              /* agent.buffer_size bytes per direction, 65536 (4096..4194304) */
+	uint32_t drain_timeout_ms;         /* agent.drain_timeout_ms, 10000 */
+
+	/* intercept: */
+	char **cgroups;                    /* paths (absolute, or relative to the cgroup2 mount) or globs */
+	size_t n_cgroups;
+
+	struct cfg_service *services;
+	size_t n_services;
+
+	/* tls: (paths, checked for readability when set; used by the mTLS issue) */
+	char *tls_ca, *tls_cert, *tls_key;
+};
+
+/*
+ * Error sink: each problem is one line "FILE:LINE: path.to.key: what is wrong
+ * and how to fix it" (FILE alone when no line applies). cfg_load collects every
+ * problem it can find rather than stopping at the first.
+ */
+struct cfg_errors {
+	char **msgs;
+	size_t n;
+};
+void cfg_errors_free(struct cfg_errors *e);
+
+/*
+ * Parse and validate path. On success returns 0 and *out (caller frees with
+ * cfg_free). On failure returns -EINVAL (or -ENOENT etc. for unreadable files)
+ * with at least one message in errs and *out untouched.
+ */
+int cfg_load(const char *path, struct weft_config **out, struct cfg_errors *errs);
+/* Same, from an in-memory buffer (tests, fuzzing); name is used in messages. */
+int cfg_load_string(const char *text, const char *name, struct weft_config **out, struct cfg_errors *errs);
+void cfg_free(struct weft_config *c);
+
+const char *cfg_protocol_name(enum cfg_protocol p);
+const char *cfg_balancer_name(enum cfg_balancer b);
+const char *cfg_fail_mode_name(enum cfg_fail_mode m);
+const char *cfg_log_level_name(enum cfg_log_level l);
+
+#endif

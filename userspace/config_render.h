@@ -1,0 +1,11 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+#ifndef WEFT_CONFIG_RENDER_H
+#define WEFT_CONFIG_RENDER_H
+
+struct buf;
+struct weft_config;
+
+/* Appends the effective config, defaults included, as one JSON object (GET /config). */
+void cfg_render_json(const struct weft_config *c, struct buf *out);
+
+#endif

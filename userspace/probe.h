@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Kernel feature probe run before anything is loaded, so a missing feature is
+ * reported by name ("kernel has no BTF (/sys/kernel/btf/vmlinux missing):
+ * build the kernel with CONFIG_DEBUG_INFO_BTF=y") instead of a libbpf errno.
+ */
+#ifndef WEFT_PROBE_H
+#define WEFT_PROBE_H
+
+#include <stddef.h>
+
+/* 0 when everything weftd needs is there; else -errno and a message in err. */
+int probe_kernel(const char *pin_path, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,899 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include "proxy.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "balancer.h"
+#include "buf.h"
+#include "config.h"
+#include "kernel.h"
+#include "log.h"
+#include "relay.h"
+#include "table.h"
+
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
+#define ACCEPT_BATCH 64 /* accepts per wakeup, so one busy listener cannot starve the loop */
+
+/*
+ * Per-service counters that outlive a config generation (shared by name), so
+ * metrics do not reset on reload.
+ */
+struct proxy_svcstat {
+	unsigned refs;
+	struct proxy_svcstat *next;   /* registry list */
+	char *name;
+	uint64_t no_endpoint;         /* every attempt failed / no endpoints: client reset */
+	uint64_t over_limit;          /* refused by agent.max_connections */
+};
+
+/*
+ * One endpoint of one service: balancer state and metrics. Shared by every
+ * config generation that lists the same (service, address), so a reload keeps
+ * its state; freed when the last generation and connection let go.
+ */
+struct proxy_ep {
+	unsigned refs;
+	struct proxy_ep *next;        /* registry list */
+	struct proxy_svcstat *svc;    /* owning service's shared stats (ref held) */
+	struct weft_sockaddr addr;
+	char addr_str[ADDR_STRLEN];
+	struct bal_endpoint bal;
+	uint64_t opened;              /* connections established */
+	uint64_t connect_errors[PROXY_ERR__MAX];
+	uint64_t bytes_in, bytes_out; /* of closed connections; live ones add theirs */
+	uint64_t lat_buckets[PROXY_LAT_BUCKETS];
+	uint64_t lat_count;
+	double lat_sum;
+};
+
+/* What a connection needs of its service: one immutable config generation. */
+struct proxy_svc {
+	unsigned refs;                /* the proxy's table + each connection */
+	uint32_t id;                  /* index in the config that created it */
+	char *name;
+	struct proxy_svcstat *stat;
+	struct weft_sockaddr *vips;
+	size_t n_vips;
+	struct proxy_ep **eps;
+	size_t n_eps;
+	struct bal bal;
+	struct relay_opts opts;
+	enum cfg_protocol protocol;
+};
+
+struct proxy_conn {
+	struct proxy_conn *prev, *next;
+	struct proxy *px;
+	struct proxy_svc *svc;
+	struct relay *relay;
+	struct proxy_ep *ep;    /* endpoint in use (ref held), NULL while connecting */
+	struct weft_orig orig;
+	struct weft_sockaddr client;
+	uint64_t tried;         /* endpoints tried, bitmask by index in svc */
+	ev_tstamp started;
+};
+
+struct proxy {
+	struct ev_loop *loop;
+	struct kern *kern;
+	struct relay_pool *pool;
+	ev_io lis[2];
+	int nlis;
+	struct proxy_svc **svcs;
+	size_t n_svcs;
+	uint32_t max_conns;
+	size_t active;
+	struct proxy_conn conns; /* list head */
+	struct proxy_ep *ep_registry;
+	struct proxy_svcstat *stat_registry;
+	struct proxy_counters ctr;
+	void (*idle_fn)(void *arg);
+	void *idle_arg;
+};
+
+const double proxy_lat_bounds[PROXY_LAT_BUCKETS] = {
+	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
+};
+
+const char *const proxy_err_names[PROXY_ERR__MAX] = {
+	[PROXY_ERR_REFUSED] = "refused",
+	[PROXY_ERR_TIMEOUT] = "timeout",
+	[PROXY_ERR_UNREACHABLE] = "unreachable",
+	[PROXY_ERR_OTHER] = "other",
+};
+
+static enum proxy_err proxy_err_of(int e)
+{
+	switch (e) {
+	case ECONNREFUSED:
+		return PROXY_ERR_REFUSED;
+	case ETIMEDOUT:
+		return PROXY_ERR_TIMEOUT;
+	case EHOSTUNREACH:
+	case ENETUNREACH:
+	case EADDRNOTAVAIL:
+		return PROXY_ERR_UNREACHABLE;
+	default:
+		return PROXY_ERR_OTHER;
+	}
+}
+
+static void stat_unref(struct proxy *px, struct proxy_svcstat *st)
+{
+	struct proxy_svcstat **pp;
+
+	if (!st || --st->refs)
+		return;
+	for (pp = &px->stat_registry; *pp; pp = &(*pp)->next) {
+		if (*pp == st) {
+			*pp = st->next;
+			break;
+		}
+	}
+	free(st->name);
+	free(st);
+}
+
+static struct proxy_svcstat *stat_get(struct proxy *px, const char *name)
+{
+	struct proxy_svcstat *st;
+
+	for (st = px->stat_registry; st; st = st->next) {
+		if (strcmp(st->name, name) == 0) {
+			st->refs++;
+			return st;
+		}
+	}
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return NULL;
+	st->name = strdup(name);
+	if (!st->name) {
+		free(st);
+		return NULL;
+	}
+	st->refs = 1;
+	st->next = px->stat_registry;
+	px->stat_registry = st;
+	return st;
+}
+
+static void ep_unref(struct proxy *px, struct proxy_ep *ep)
+{
+	struct proxy_ep **pp;
+
+	if (!ep || --ep->refs)
+		return;
+	for (pp = &px->ep_registry; *pp; pp = &(*pp)->next) {
+		if (*pp == ep) {
+			*pp = ep->next;
+			break;
+		}
+	}
+	stat_unref(px, ep->svc);
+	free(ep);
+}
+
+/* Finds or creates the shared state of (service, address). O(endpoints on the node). */
+static struct proxy_ep *ep_get(struct proxy *px, struct proxy_svcstat *st,
+			       const struct weft_sockaddr *addr)
+{
+	struct proxy_ep *ep;
+
+	for (ep = px->ep_registry; ep; ep = ep->next) {
+		if (ep->svc == st && addr_equal(&ep->addr, addr)) {
+			ep->refs++;
+			return ep;
+		}
+	}
+	ep = calloc(1, sizeof(*ep));
+	if (!ep)
+		return NULL;
+	ep->refs = 1;
+	ep->svc = st;
+	st->refs++;
+	ep->addr = *addr;
+	addr_format(addr, ep->addr_str, sizeof(ep->addr_str));
+	ep->next = px->ep_registry;
+	px->ep_registry = ep;
+	return ep;
+}
+
+static void svc_unref(struct proxy *px, struct proxy_svc *s)
+{
+	size_t i;
+
+	if (!s || --s->refs)
+		return;
+	for (i = 0; i < s->n_eps; i++)
+		ep_unref(px, s->eps[i]);
+	bal_free(&s->bal);
+	stat_unref(px, s->stat);
+	free(s->name);
+	free(s->vips);
+	free(s->eps);
+	free(s);
+}
+
+static struct proxy_svc *svc_new(struct proxy *px, const struct weft_config *cfg, uint32_t id)
+{
+	const struct cfg_service *cs = &cfg->services[id];
+	struct proxy_svc *s;
+	size_t i;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->refs = 1;
+	s->id = id;
+	s->name = strdup(cs->name);
+	s->vips = calloc(cs->n_addrs ? cs->n_addrs : 1, sizeof(*s->vips));
+	s->eps = calloc(cs->n_endpoints ? cs->n_endpoints : 1, sizeof(*s->eps));
+	if (!s->name || !s->vips || !s->eps || bal_init(&s->bal, cs->n_endpoints) < 0)
+		goto err;
+	s->stat = stat_get(px, cs->name);
+	if (!s->stat)
+		goto err;
+	memcpy(s->vips, cs->addrs, cs->n_addrs * sizeof(*s->vips));
+	s->n_vips = cs->n_addrs;
+	for (i = 0; i < cs->n_endpoints; i++) {
+		s->eps[i] = ep_get(px, s->stat, &cs->endpoints[i].addr);
+		if (!s->eps[i])
+			goto err;
+		s->n_eps++;
+		/* weight is config, the rest of the balancer state carries over */
+		s->eps[i]->bal.weight = cs->endpoints[i].weight ? cs->endpoints[i].weight : 1;
+		s->bal.eps[i] = &s->eps[i]->bal;
+	}
+	s->protocol = cs->protocol;
+	s->opts.buffer_size = cfg->buffer_size;
+	s->opts.connect_timeout_ms = cs->connect_timeout_ms;
+	s->opts.idle_timeout_ms = cs->idle_timeout_ms;
+	s->opts.mark = cfg->mark;
+	s->opts.max_attempts = cs->retry_attempts ? cs->retry_attempts : 1;
+	return s;
+err:
+	svc_unref(px, s);
+	return NULL;
+}
+
+static bool svc_has_vip(const struct proxy_svc *s, const struct weft_sockaddr *a)
+{
+	size_t i;
+
+	for (i = 0; i < s->n_vips; i++)
+		if (addr_equal(&s->vips[i], a))
+			return true;
+	return false;
+}
+
+/*
+ * The BPF record names the service by its index in the config generation that
+ * filled weft_services. After a reload the index may point elsewhere, so the
+ * VIP is checked and, on mismatch, looked up by address (O(services)).
+ */
+static struct proxy_svc *proxy_find_svc(struct proxy *px, const struct weft_orig *o)
+{
+	struct weft_sockaddr dst;
+	size_t i;
+
+	addr_from_key(&o->dst, &dst);
+	if (o->service_id < px->n_svcs && svc_has_vip(px->svcs[o->service_id], &dst))
+		return px->svcs[o->service_id];
+	for (i = 0; i < px->n_svcs; i++)
+		if (svc_has_vip(px->svcs[i], &dst))
+			return px->svcs[i];
+	return NULL;
+}
+
+int proxy_set_config(struct proxy *px, const struct weft_config *cfg)
+{
+	struct proxy_svc **n;
+	size_t i;
+
+	n = calloc(cfg->n_services ? cfg->n_services : 1, sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	for (i = 0; i < cfg->n_services; i++) {
+		n[i] = svc_new(px, cfg, (uint32_t)i);
+		if (!n[i]) {
+			while (i--)
+				svc_unref(px, n[i]);
+			free(n);
+			return -ENOMEM;
+		}
+	}
+	for (i = 0; i < px->n_svcs; i++)
+		svc_unref(px, px->svcs[i]);
+	free(px->svcs);
+	px->svcs = n;
+	px->n_svcs = cfg->n_services;
+	px->max_conns = cfg->max_connections;
+	return 0;
+}
+
+/* Ends a connection we will not proxy: the client sees a reset, not a hang. */
+static void reset_close(int fd)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd);
+}
+
+static int conn_pick(void *arg, unsigned attempt, struct weft_sockaddr *out, void **tag)
+{
+	struct proxy_conn *c = arg;
+	int i;
+
+	(void)attempt;
+	i = bal_pick(&c->svc->bal, c->tried);
+	if (i < 0)
+		return -ENOENT;
+	if (i < 64)
+		c->tried |= 1ull << i;
+	*out = c->svc->eps[i]->addr;
+	*tag = c->svc->eps[i];
+	return 0;
+}
+
+static void ep_observe_latency(struct proxy_ep *ep, double secs)
+{
+	size_t i;
+
+	for (i = 0; i < PROXY_LAT_BUCKETS; i++)
+		if (secs <= proxy_lat_bounds[i])
+			ep->lat_buckets[i]++;
+	ep->lat_count++;
+	ep->lat_sum += secs;
+}
+
+static void conn_unlink(struct proxy *px, struct proxy_conn *c)
+{
+	c->prev->next = c->next;
+	c->next->prev = c->prev;
+	px->active--;
+	if (c->ep) {
+		c->ep->bal.active--;
+		ep_unref(px, c->ep);
+	}
+	svc_unref(px, c->svc);
+	free(c);
+}
+
+static void conn_event(void *arg, struct relay *r, enum relay_event_kind kind, void *tag,
+		       int64_t value, const struct relay_stats *st)
+{
+	struct proxy_conn *c = arg;
+	struct proxy *px = c->px;
+	struct proxy_ep *ep = tag;
+	char a[ADDR_STRLEN];
+
+	(void)r;
+	switch (kind) {
+	case RELAY_EV_CONNECTED:
+		c->ep = ep;
+		ep->refs++;
+		ep->bal.active++;
+		ep->opened++;
+		ep_observe_latency(ep, (double)value / 1e6);
+		bal_observe(&ep->bal, (double)value, ev_now(px->loop));
+		log_debug("conn %s -> %s: connected to %s in %lld us", addr_format(&c->client, a, sizeof(a)),
+			  c->svc->name, ep->addr_str, (long long)value);
+		break;
+	case RELAY_EV_CONNECT_FAIL:
+		ep->bal.failures++;
+		ep->connect_errors[proxy_err_of((int)value)]++;
+		log_info("service %s: connect to endpoint %s failed: %s", c->svc->name, ep->addr_str,
+			 strerror((int)value));
+		break;
+	case RELAY_EV_CLOSED:
+		if (c->ep) {
+			c->ep->bytes_in += st ? st->bytes_in : 0;
+			c->ep->bytes_out += st ? st->bytes_out : 0;
+			px->ctr.completed++;
+		} else {
+			px->ctr.connect_failed++;
+			c->svc->stat->no_endpoint++;
+			log_warn("conn %s -> %s: no endpoint could be reached; client reset",
+				 addr_format(&c->client, a, sizeof(a)), c->svc->name);
+		}
+		log_debug("conn %s -> %s: closed, %llu bytes in, %llu out (%s)",
+			  addr_format(&c->client, a, sizeof(a)), c->svc->name,
+			  (unsigned long long)(st ? st->bytes_in : 0),
+			  (unsigned long long)(st ? st->bytes_out : 0),
+			  st && st->error ? strerror(st->error) : "ok");
+		conn_unlink(px, c);
+		if (px->active == 0 && px->idle_fn)
+			px->idle_fn(px->idle_arg);
+		break;
+	}
+}
+
+static void proxy_handle(struct proxy *px, int fd, const struct weft_sockaddr *peer)
+{
+	struct weft_conn_key key;
+	struct proxy_conn *c = NULL;
+	struct proxy_svc *svc;
+	struct weft_orig orig;
+	char a[ADDR_STRLEN];
+	socklen_t len;
+	uint64_t cookie = 0;
+
+	px->ctr.accepted++;
+	memset(&key, 0, sizeof(key));
+	len = sizeof(cookie);
+	if (getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len) < 0) {
+		log_error("getsockopt(SO_NETNS_COOKIE): %s; weft needs Linux 5.14+", strerror(errno));
+		goto reset;
+	}
+	key.netns_cookie = cookie;
+	addr_to_key(peer, &key.client);
+	if (kern_take_orig(px->kern, &key, &orig) < 0) {
+		px->ctr.no_orig++;
+		log_debug("connection from %s was not redirected by weft (no original destination); reset",
+			  addr_format(peer, a, sizeof(a)));
+		goto reset;
+	}
+	svc = proxy_find_svc(px, &orig);
+	if (!svc || !svc->n_eps) {
+		struct weft_sockaddr dst;
+
+		px->ctr.no_service++;
+		if (svc)
+			svc->stat->no_endpoint++;
+		addr_from_key(&orig.dst, &dst);
+		log_warn("connection to %s: %s; reset", addr_format(&dst, a, sizeof(a)),
+			 svc ? "service has no endpoints" : "no service has this address any more");
+		goto reset;
+	}
+	if (px->active >= px->max_conns) {
+		px->ctr.over_limit++;
+		svc->stat->over_limit++;
+		log_warn("agent.max_connections (%u) reached; connection to service %s reset",
+			 px->max_conns, svc->name);
+		goto reset;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		goto reset;
+	c->px = px;
+	c->svc = svc;
+	svc->refs++;
+	c->orig = orig;
+	c->client = *peer;
+	c->started = ev_now(px->loop);
+	c->next = px->conns.next;
+	c->prev = &px->conns;
+	px->conns.next->prev = c;
+	px->conns.next = c;
+	px->active++;
+	c->relay = relay_start(px->loop, px->pool, fd, &svc->opts, conn_pick, conn_event, c);
+	if (!c->relay) {
+		/* relay_start reset and closed fd; no callback fired */
+		conn_unlink(px, c);
+	}
+	return;
+reset:
+	reset_close(fd);
+}
+
+static void proxy_on_accept(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct proxy *px = w->data;
+	struct weft_sockaddr peer;
+	int i, fd;
+
+	(void)loop;
+	(void)revents;
+	for (i = 0; i < ACCEPT_BATCH; i++) {
+		peer.len = sizeof(peer.ss);
+		fd = accept4(w->fd, &peer.sa, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+				return;
+			/* EMFILE/ENFILE/ENOBUFS: the connection waits in the backlog */
+			log_warn("accept on outbound listener: %s", strerror(errno));
+			return;
+		}
+		proxy_handle(px, fd, &peer);
+	}
+}
+
+static int proxy_listen(struct proxy *px, const char *ip, uint16_t port, char *err, size_t errlen)
+{
+	struct weft_sockaddr a;
+	char spec[64];
+	int fd, one = 1, r;
+
+	if (strchr(ip, ':'))
+		snprintf(spec, sizeof(spec), "[%s]:%u", ip, port);
+	else
+		snprintf(spec, sizeof(spec), "%s:%u", ip, port);
+	if (addr_parse(spec, false, &a, err, errlen) < 0)
+		return -EINVAL;
+	fd = socket(a.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto err;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+		goto err;
+	if (a.sa.sa_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
+		goto err;
+	if (bind(fd, &a.sa, a.len) < 0)
+		goto err;
+	if (listen(fd, 4096) < 0)
+		goto err;
+	ev_io_init(&px->lis[px->nlis], proxy_on_accept, fd, EV_READ);
+	px->lis[px->nlis].data = px;
+	ev_io_start(px->loop, &px->lis[px->nlis]);
+	px->nlis++;
+	log_info("outbound listener on %s", spec);
+	return 0;
+err:
+	r = -errno;
+	snprintf(err, errlen, "cannot listen on %s (agent.outbound_port): %s%s", spec, strerror(errno),
+		 errno == EADDRINUSE ? "; another process (or weftd) uses this port: choose another "
+				       "agent.outbound_port" : "");
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+int proxy_start(struct ev_loop *loop, struct kern *k, const struct weft_config *cfg,
+		struct proxy **out, char *err, size_t errlen)
+{
+	struct proxy *px;
+	int r;
+
+	px = calloc(1, sizeof(*px));
+	if (!px)
+		return -ENOMEM;
+	px->loop = loop;
+	px->kern = k;
+	px->conns.next = px->conns.prev = &px->conns;
+	px->pool = relay_pool_new(cfg->buffer_size, 64);
+	if (!px->pool) {
+		r = -ENOMEM;
+		goto err;
+	}
+	r = proxy_set_config(px, cfg);
+	if (r < 0) {
+		snprintf(err, errlen, "out of memory");
+		goto err;
+	}
+	r = proxy_listen(px, "127.0.0.1", cfg->outbound_port, err, errlen);
+	if (r < 0)
+		goto err;
+	r = proxy_listen(px, "::1", cfg->outbound_port, err, errlen);
+	if (r == -EADDRNOTAVAIL || r == -EAFNOSUPPORT) {
+		log_warn("IPv6 loopback unavailable (%s); IPv6 services will not be intercepted", err);
+		err[0] = '\0';
+	} else if (r < 0) {
+		goto err;
+	}
+	*out = px;
+	return 0;
+err:
+	proxy_free(px);
+	return r;
+}
+
+void proxy_stop_accepting(struct proxy *px)
+{
+	int i;
+
+	for (i = 0; i < px->nlis; i++) {
+		ev_io_stop(px->loop, &px->lis[i]);
+		close(px->lis[i].fd);
+	}
+	px->nlis = 0;
+}
+
+void proxy_on_idle(struct proxy *px, void (*fn)(void *arg), void *arg)
+{
+	px->idle_fn = fn;
+	px->idle_arg = arg;
+}
+
+size_t proxy_active(const struct proxy *px)
+{
+	return px->active;
+}
+
+void proxy_get_counters(const struct proxy *px, struct proxy_counters *out)
+{
+	*out = px->ctr;
+}
+
+void proxy_abort_all(struct proxy *px)
+{
+	/* relay_abort fires RELAY_EV_CLOSED, which unlinks and frees the conn */
+	while (px->conns.next != &px->conns)
+		relay_abort(px->conns.next->relay);
+}
+
+void proxy_free(struct proxy *px)
+{
+	size_t i;
+
+	if (!px)
+		return;
+	px->idle_fn = NULL;
+	proxy_stop_accepting(px);
+	proxy_abort_all(px);
+	for (i = 0; i < px->n_svcs; i++)
+		svc_unref(px, px->svcs[i]);
+	free(px->svcs);
+	if (px->pool)
+		relay_pool_free(px->pool);
+	free(px);
+}
+
+/* ---- admin renderings --------------------------------------------------- */
+
+void proxy_render_services(struct proxy *px, struct buf *out)
+{
+	char a[ADDR_STRLEN];
+	size_t i, j;
+
+	buf_puts(out, "{\"services\":[");
+	for (i = 0; i < px->n_svcs; i++) {
+		const struct proxy_svc *s = px->svcs[i];
+
+		buf_puts(out, i ? ",{\"name\":" : "{\"name\":");
+		buf_json_str(out, s->name);
+		buf_printf(out, ",\"protocol\":\"%s\",\"addresses\":[", cfg_protocol_name(s->protocol));
+		for (j = 0; j < s->n_vips; j++)
+			buf_printf(out, "%s\"%s\"", j ? "," : "", addr_format(&s->vips[j], a, sizeof(a)));
+		buf_printf(out, "],\"connect_failed\":%llu,\"over_limit\":%llu,\"endpoints\":[",
+			   (unsigned long long)s->stat->no_endpoint,
+			   (unsigned long long)s->stat->over_limit);
+		for (j = 0; j < s->n_eps; j++) {
+			const struct proxy_ep *ep = s->eps[j];
+			uint64_t errs = 0;
+			int k;
+
+			for (k = 0; k < PROXY_ERR__MAX; k++)
+				errs += ep->connect_errors[k];
+			buf_printf(out,
+				   "%s{\"address\":\"%s\",\"state\":\"ready\",\"weight\":%u,\"ewma_ms\":%.3f,"
+				   "\"active\":%u,\"connections\":%llu,\"connect_errors\":%llu}",
+				   j ? "," : "", ep->addr_str, ep->bal.weight, ep->bal.ewma_us / 1000.0,
+				   ep->bal.active, (unsigned long long)ep->opened,
+				   (unsigned long long)errs);
+		}
+		buf_puts(out, "]}");
+	}
+	buf_puts(out, "]}\n");
+}
+
+void proxy_render_conns(struct proxy *px, struct buf *out,
+			const char *(*cgroup_name)(void *arg, uint64_t id), void *arg)
+{
+	ev_tstamp now = ev_now(px->loop);
+	struct weft_sockaddr dst;
+	struct relay_stats st;
+	struct proxy_conn *c;
+	char a[ADDR_STRLEN];
+	const char *cg;
+	bool first = true;
+
+	buf_puts(out, "{\"conns\":[");
+	for (c = px->conns.next; c != &px->conns; c = c->next) {
+		relay_get_stats(c->relay, &st);
+		cg = cgroup_name ? cgroup_name(arg, c->orig.cgroup_id) : NULL;
+		buf_puts(out, first ? "{\"cgroup\":" : ",{\"cgroup\":");
+		first = false;
+		if (cg)
+			buf_json_str(out, cg);
+		else
+			buf_puts(out, "null");
+		addr_from_key(&c->orig.dst, &dst);
+		buf_printf(out, ",\"cgroup_id\":%llu,\"pid\":%u,\"client\":\"%s\"",
+			   (unsigned long long)c->orig.cgroup_id, c->orig.pid,
+			   addr_format(&c->client, a, sizeof(a)));
+		buf_printf(out, ",\"orig_dst\":\"%s\",\"service\":", addr_format(&dst, a, sizeof(a)));
+		buf_json_str(out, c->svc->name);
+		if (c->ep)
+			buf_printf(out, ",\"endpoint\":\"%s\",\"state\":\"established\"", c->ep->addr_str);
+		else
+			buf_puts(out, ",\"endpoint\":null,\"state\":\"connecting\"");
+		buf_printf(out, ",\"bytes_in\":%llu,\"bytes_out\":%llu,\"age_s\":%.3f}",
+			   (unsigned long long)st.bytes_in, (unsigned long long)st.bytes_out,
+			   now - c->started);
+	}
+	buf_puts(out, "]}\n");
+}
+
+/* Labels for one endpoint series: service="..",endpoint="..",direction="outbound" */
+static void ep_labels(struct buf *out, const struct proxy_ep *ep)
+{
+	buf_puts(out, "service=\"");
+	buf_prom_label(out, ep->svc->name);
+	buf_printf(out, "\",endpoint=\"%s\",direction=\"outbound\"", ep->addr_str);
+}
+
+void proxy_render_metrics(struct proxy *px, struct buf *out)
+{
+	struct proxy_svcstat *st;
+	struct proxy_conn *c;
+	struct proxy_ep *ep;
+	struct relay_stats rs;
+	uint64_t live_in, live_out;
+	size_t i;
+	int k;
+
+	buf_puts(out, "# HELP weft_connections_total Proxied connections established to an endpoint.\n"
+		      "# TYPE weft_connections_total counter\n");
+	for (ep = px->ep_registry; ep; ep = ep->next) {
+		buf_puts(out, "weft_connections_total{");
+		ep_labels(out, ep);
+		buf_printf(out, "} %llu\n", (unsigned long long)ep->opened);
+	}
+	buf_puts(out, "# HELP weft_connections_active Proxied connections open now.\n"
+		      "# TYPE weft_connections_active gauge\n");
+	for (ep = px->ep_registry; ep; ep = ep->next) {
+		buf_puts(out, "weft_connections_active{");
+		ep_labels(out, ep);
+		buf_printf(out, "} %u\n", ep->bal.active);
+	}
+	buf_puts(out, "# HELP weft_bytes_total Bytes proxied; flow to_endpoint is client to endpoint.\n"
+		      "# TYPE weft_bytes_total counter\n");
+	for (ep = px->ep_registry; ep; ep = ep->next) {
+		live_in = live_out = 0;
+		for (c = px->conns.next; c != &px->conns; c = c->next) {
+			if (c->ep != ep)
+				continue;
+			relay_get_stats(c->relay, &rs);
+			live_in += rs.bytes_in;
+			live_out += rs.bytes_out;
+		}
+		buf_puts(out, "weft_bytes_total{");
+		ep_labels(out, ep);
+		buf_printf(out, ",flow=\"to_endpoint\"} %llu\n", (unsigned long long)(ep->bytes_in + live_in));
+		buf_puts(out, "weft_bytes_total{");
+		ep_labels(out, ep);
+		buf_printf(out, ",flow=\"to_client\"} %llu\n", (unsigned long long)(ep->bytes_out + live_out));
+	}
+	buf_puts(out, "# HELP weft_connect_errors_total Failed connect attempts to an endpoint, by reason.\n"
+		      "# TYPE weft_connect_errors_total counter\n");
+	for (ep = px->ep_registry; ep; ep = ep->next) {
+		for (k = 0; k < PROXY_ERR__MAX; k++) {
+			buf_puts(out, "weft_connect_errors_total{");
+			ep_labels(out, ep);
+			buf_printf(out, ",reason=\"%s\"} %llu\n", proxy_err_names[k],
+				   (unsigned long long)ep->connect_errors[k]);
+		}
+	}
+	buf_puts(out, "# HELP weft_connect_duration_seconds Time to establish the upstream connection.\n"
+		      "# TYPE weft_connect_duration_seconds histogram\n");
+	for (ep = px->ep_registry; ep; ep = ep->next) {
+		for (i = 0; i < PROXY_LAT_BUCKETS; i++) {
+			/* buckets are kept cumulative (see ep_observe_latency) */
+			buf_puts(out, "weft_connect_duration_seconds_bucket{");
+			ep_labels(out, ep);
+			buf_printf(out, ",le=\"%g\"} %llu\n", proxy_lat_bounds[i], (unsigned long long)ep->lat_buckets[i]);
+		}
+		buf_puts(out, "weft_connect_duration_seconds_bucket{");
+		ep_labels(out, ep);
+		buf_printf(out, ",le=\"+Inf\"} %llu\n", (unsigned long long)ep->lat_count);
+		buf_puts(out, "weft_connect_duration_seconds_sum{");
+		ep_labels(out, ep);
+		buf_printf(out, "} %.9f\n", ep->lat_sum);
+		buf_puts(out, "weft_connect_duration_seconds_count{");
+		ep_labels(out, ep);
+		buf_printf(out, "} %llu\n", (unsigned long long)ep->lat_count);
+	}
+	buf_puts(out, "# HELP weft_connections_failed_total Client connections reset before reaching an "
+		      "endpoint, by reason.\n# TYPE weft_connections_failed_total counter\n");
+	for (st = px->stat_registry; st; st = st->next) {
+		buf_puts(out, "weft_connections_failed_total{service=\"");
+		buf_prom_label(out, st->name);
+		buf_printf(out, "\",direction=\"outbound\",reason=\"no_endpoint\"} %llu\n",
+			   (unsigned long long)st->no_endpoint);
+		buf_puts(out, "weft_connections_failed_total{service=\"");
+		buf_prom_label(out, st->name);
+		buf_printf(out, "\",direction=\"outbound\",reason=\"over_limit\"} %llu\n",
+			   (unsigned long long)st->over_limit);
+	}
+	buf_printf(out,
+		   "# HELP weft_accepted_total Connections accepted on the outbound listeners.\n"
+		   "# TYPE weft_accepted_total counter\nweft_accepted_total %llu\n"
+		   "# HELP weft_unattributed_total Accepted connections with no original destination "
+		   "(not redirected by weft), reset.\n"
+		   "# TYPE weft_unattributed_total counter\nweft_unattributed_total %llu\n",
+		   (unsigned long long)px->ctr.accepted, (unsigned long long)px->ctr.no_orig);
+}
+
+void proxy_render_services_text(struct proxy *px, struct buf *out)
+{
+	static const char *const hdr[] = { "SERVICE", "PROTOCOL", "ADDRESSES", "ENDPOINT", "STATE",
+					   "WEIGHT", "EWMA_MS", "ACTIVE", "CONNS", "ERRORS" };
+	char addrs[256], a[ADDR_STRLEN], w[16], ewma[32], act[16], conns[24], errs[24];
+	struct table t;
+	size_t i, j, n;
+
+	table_init(&t, 10, hdr);
+	for (i = 0; i < px->n_svcs; i++) {
+		const struct proxy_svc *s = px->svcs[i];
+
+		addrs[0] = '\0';
+		for (j = 0, n = 0; j < s->n_vips && n < sizeof(addrs) - 1; j++)
+			n += (size_t)snprintf(addrs + n, sizeof(addrs) - n, "%s%s", j ? "," : "",
+					      addr_format(&s->vips[j], a, sizeof(a)));
+		if (!s->n_eps) {
+			const char *row[] = { s->name, cfg_protocol_name(s->protocol), addrs, "(none)",
+					      NULL, NULL, NULL, NULL, NULL, NULL };
+			table_row(&t, row);
+		}
+		for (j = 0; j < s->n_eps; j++) {
+			const struct proxy_ep *ep = s->eps[j];
+			uint64_t e = 0;
+			int k;
+
+			for (k = 0; k < PROXY_ERR__MAX; k++)
+				e += ep->connect_errors[k];
+			snprintf(w, sizeof(w), "%u", ep->bal.weight);
+			snprintf(ewma, sizeof(ewma), "%.3f", ep->bal.ewma_us / 1000.0);
+			snprintf(act, sizeof(act), "%u", ep->bal.active);
+			snprintf(conns, sizeof(conns), "%llu", (unsigned long long)ep->opened);
+			snprintf(errs, sizeof(errs), "%llu", (unsigned long long)e);
+			{
+				const char *row[] = { j ? "" : s->name, j ? "" : cfg_protocol_name(s->protocol),
+						      j ? "" : addrs, ep->addr_str, "ready", w, ewma, act,
+						      conns, errs };
+				table_row(&t, row);
+			}
+		}
+	}
+	table_render(&t, out);
+}
+
+void proxy_render_conns_text(struct proxy *px, struct buf *out,
+			     const char *(*cgroup_name)(void *arg, uint64_t id), void *arg)
+{
+	static const char *const hdr[] = { "CGROUP", "PID", "CLIENT", "ORIG_DST", "SERVICE",
+					   "ENDPOINT", "BYTES_IN", "BYTES_OUT", "AGE_S" };
+	char pid[16], cl[ADDR_STRLEN], od[ADDR_STRLEN], bi[24], bo[24], age[24], cgid[32];
+	ev_tstamp now = ev_now(px->loop);
+	struct weft_sockaddr dst;
+	struct relay_stats st;
+	struct proxy_conn *c;
+	struct table t;
+	const char *cg;
+
+	table_init(&t, 9, hdr);
+	for (c = px->conns.next; c != &px->conns; c = c->next) {
+		relay_get_stats(c->relay, &st);
+		cg = cgroup_name ? cgroup_name(arg, c->orig.cgroup_id) : NULL;
+		if (!cg) {
+			snprintf(cgid, sizeof(cgid), "id:%llu", (unsigned long long)c->orig.cgroup_id);
+			cg = cgid;
+		}
+		snprintf(pid, sizeof(pid), "%u", c->orig.pid);
+		addr_format(&c->client, cl, sizeof(cl));
+		addr_from_key(&c->orig.dst, &dst);
+		addr_format(&dst, od, sizeof(od));
+		snprintf(bi, sizeof(bi), "%llu", (unsigned long long)st.bytes_in);
+		snprintf(bo, sizeof(bo), "%llu", (unsigned long long)st.bytes_out);
+		snprintf(age, sizeof(age), "%.1f", now - c->started);
+		{
+			const char *row[] = { cg, pid, cl, od, c->svc->name,
+					      c->ep ? c->ep->addr_str : "(connecting)", bi, bo, age };
+			table_row(&t, row);
+		}
+	}
+	table_render(&t, out);
+}

@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * proxy: the outbound side of weftd. Listens on the agent's outbound port on
+ * loopback (127.0.0.1 and ::1), and for each accepted connection finds the
+ * original destination the BPF side recorded, maps it to a service, and hands
+ * the socket to a relay towards one of the service's endpoints.
+ *
+ * Service state lives in refcounted struct proxy_svc objects: a connection
+ * keeps the service state it started with, so a reload that removes or
+ * changes a service never touches established connections.
+ */
+#ifndef WEFT_PROXY_H
+#define WEFT_PROXY_H
+
+#include <ev.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "addr.h"
+
+struct proxy;
+struct kern;
+struct buf;
+
+/* Connect failure reasons (metric label "reason"). */
+enum proxy_err { PROXY_ERR_REFUSED, PROXY_ERR_TIMEOUT, PROXY_ERR_UNREACHABLE, PROXY_ERR_OTHER, PROXY_ERR__MAX };
+extern const char *const proxy_err_names[PROXY_ERR__MAX];
+
+/* Connect latency histogram upper bounds, seconds (le labels). */
+#define PROXY_LAT_BUCKETS 13
+extern const double proxy_lat_bounds[PROXY_LAT_BUCKETS];
+struct weft_config;
+
+/* Counters of what happened to accepted connections, for logs and metrics. */
+struct proxy_counters {
+	uint64_t accepted;
+	uint64_t no_orig;        /* no BPF record: not redirected by weft; reset */
+	uint64_t no_service;     /* service gone (reload) or has no endpoints; reset */
+	uint64_t over_limit;     /* agent.max_connections reached; reset */
+	uint64_t connect_failed; /* every attempt failed; reset */
+	uint64_t completed;
+};
+
+/* Binds the outbound listeners and starts accepting. 0 or -errno with err set. */
+int proxy_start(struct ev_loop *loop, struct kern *k, const struct weft_config *cfg,
+		struct proxy **out, char *err, size_t errlen);
+
+/* Switches to a new config's services (reload); existing connections keep theirs. */
+int proxy_set_config(struct proxy *px, const struct weft_config *cfg);
+
+/* Closes the listeners (drain). */
+void proxy_stop_accepting(struct proxy *px);
+
+/* Called whenever the number of active connections drops to zero (drain). */
+void proxy_on_idle(struct proxy *px, void (*fn)(void *arg), void *arg);
+
+size_t proxy_active(const struct proxy *px);
+void proxy_get_counters(const struct proxy *px, struct proxy_counters *out);
+
+/*
+ * Admin renderings (control plane; O(services + endpoints + connections)).
+ * GET /services and GET /conns JSON as docs/operations.md shows, and the
+ * proxy's part of GET /metrics. cgroup_name maps a cgroup id to a path (may
+ * return NULL).
+ */
+void proxy_render_services(struct proxy *px, struct buf *out);
+void proxy_render_conns(struct proxy *px, struct buf *out,
+			const char *(*cgroup_name)(void *arg, uint64_t id), void *arg);
+void proxy_render_metrics(struct proxy *px, struct buf *out);
+/* The same as aligned text tables (weftctl's default output). */
+void proxy_render_services_text(struct proxy *px, struct buf *out);
+void proxy_render_conns_text(struct proxy *px, struct buf *out,
+			     const char *(*cgroup_name)(void *arg, uint64_t id), void *arg);
+
+/* Resets every active connection. */
+void proxy_abort_all(struct proxy *px);
+
+/* Frees everything; active connections are aborted first. */
+void proxy_free(struct proxy *px);
+
+#endif

@@ -1,0 +1,653 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * relay: one proxied TCP connection (contract in relay.h).
+ *
+ * Each direction (client->upstream, upstream->client) is a two-state machine
+ * over one linear buffer:
+ *   empty    the source is watched for EV_READ; the buffer is back in the
+ *            pool, so an idle relay holds no buffer.
+ *   pending  (head < tail) the destination refused part of a write: it is
+ *            watched for EV_WRITE and the source is NOT read. The unread
+ *            bytes stay in the source's kernel receive queue, so TCP flow
+ *            control pushes back on the sender (backpressure).
+ * A direction never reads while it holds bytes, so bytes leave in the order
+ * they arrived, and a direction holds at most buffer_size bytes in userspace.
+ * Reading and writing happen in the same callback: after a read the write is
+ * tried at once, and after a flush the source is read at once, which in the
+ * common case (the write completes) saves a loop iteration per chunk.
+ *
+ * The two sockets each have one ev_io whose event mask follows the state
+ * (relay_watch); one ev_timer serves first as the per-attempt connect timeout,
+ * then as the idle timeout, re-armed lazily from the last-activity time (the
+ * libev manual's "timeout with last activity" pattern): activity costs one
+ * store of ev_now(), not a timer heap update per read.
+ *
+ * User callbacks (pick, event) may call relay_abort() on any relay, this one
+ * included. To keep that safe, a relay is only freed by relay_finish(), which
+ * is never reached while one of its own user callbacks is on the stack: an
+ * abort that arrives then sets RELAY_F_ABORT and the relay ends once the
+ * callback returns. Another relay's abort runs at once; libev's ev_io_stop()
+ * and ev_timer_stop() also clear pending events, so nothing fires for a freed
+ * relay later in the same loop iteration.
+ */
+#include "relay.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+/* Smallest pool buffer: a free buffer stores the free-list link in itself. */
+#define RELAY_MIN_BUFFER 64
+
+/*
+ * Read+write rounds per callback and direction. A full-buffer read suggests
+ * more is waiting, so we go again rather than return to the loop, but only a
+ * few times: one fast connection must not starve the others on the loop.
+ */
+#define RELAY_ROUNDS 4
+
+enum relay_state {
+	RELAY_CONNECTING, /* only uio (EV_WRITE) and the connect timer are active */
+	RELAY_RUNNING,
+};
+
+#define RELAY_F_IN_USER   0x01 /* one of this relay's user callbacks is on the stack */
+#define RELAY_F_ABORT     0x02 /* relay_abort() arrived during it: end on return */
+#define RELAY_F_CLOSING   0x04 /* relay_finish() running: aborts are no-ops */
+#define RELAY_F_CONNECTED 0x08 /* an attempt connected: CLOSED reports its tag */
+
+struct relay_dir {
+	char *buf;     /* pool buffer while bytes are pending, else NULL */
+	uint32_t head; /* next byte to write */
+	uint32_t tail; /* end of the bytes read */
+	bool eof;      /* the source sent FIN */
+	bool shut;     /* ... and SHUT_WR went to the destination after the last byte */
+};
+
+/*
+ * One allocation per connection: 288 bytes on x86-64 with Debian's libev
+ * 4.33 (ev_io 48, ev_timer 40); buffers are separate and pooled. Both file
+ * descriptors live in the ev_io watchers (cio.fd, uio.fd; uio.fd is -1
+ * between attempts).
+ */
+struct relay {
+	ev_io cio;      /* client socket */
+	ev_io uio;      /* upstream socket */
+	ev_timer timer; /* connect timeout while connecting, then idle timeout */
+	struct relay_dir c2u;
+	struct relay_dir u2c;
+	struct ev_loop *loop;
+	struct relay_pool *pool;
+	relay_pick_fn pick;
+	relay_event_fn ev;
+	void *arg;
+	void *tag; /* endpoint of the current (or last) attempt */
+	union {
+		int64_t connect_t0_us;   /* RELAY_CONNECTING: when the attempt began */
+		ev_tstamp last_active;   /* RELAY_RUNNING: ev_now() of the last byte moved */
+	};
+	uint64_t bytes_in;  /* client -> upstream, written to the upstream socket */
+	uint64_t bytes_out; /* upstream -> client, written to the client socket */
+	struct relay_opts opts;
+	uint32_t attempt;
+	int last_err; /* errno of the last failed attempt */
+	uint8_t state;
+	uint8_t flags;
+};
+
+struct relay_pool {
+	void *free_list; /* cached buffers, each holding the next link in its first bytes */
+	uint32_t buffer_size;
+	uint32_t max_cached;
+	uint32_t cached;
+	uint32_t in_use;
+	uint32_t relays;
+};
+
+/* --- buffer pool (O(1) free-list; malloc only when the cache is empty) ---- */
+
+struct relay_pool *relay_pool_new(uint32_t buffer_size, uint32_t max_cached)
+{
+	struct relay_pool *p;
+
+	if (buffer_size < RELAY_MIN_BUFFER) {
+		errno = EINVAL;
+		return NULL;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	p->buffer_size = buffer_size;
+	p->max_cached = max_cached;
+	return p;
+}
+
+void relay_pool_free(struct relay_pool *p)
+{
+	void *b, *next;
+
+	if (!p)
+		return;
+	if (p->relays || p->in_use) {
+		/* Freeing now would leave running relays pointing at freed memory. */
+		log_error("relay: buffer pool freed with %u relays still running; leaking it "
+			  "(relay_abort every relay before relay_pool_free)", p->relays);
+		return;
+	}
+	for (b = p->free_list; b; b = next) {
+		memcpy(&next, b, sizeof(next));
+		free(b);
+	}
+	free(p);
+}
+
+void relay_pool_get_stats(const struct relay_pool *p, struct relay_pool_stats *st)
+{
+	st->buffers_in_use = p->in_use;
+	st->buffers_cached = p->cached;
+	st->relays = p->relays;
+}
+
+static char *pool_get(struct relay_pool *p)
+{
+	void *b = p->free_list;
+
+	if (b) {
+		memcpy(&p->free_list, b, sizeof(p->free_list));
+		p->cached--;
+	} else {
+		b = malloc(p->buffer_size);
+		if (!b)
+			return NULL;
+	}
+	p->in_use++;
+	return b;
+}
+
+static void pool_put(struct relay_pool *p, char *b)
+{
+	p->in_use--;
+	if (p->cached < p->max_cached) {
+		memcpy(b, &p->free_list, sizeof(p->free_list));
+		p->free_list = b;
+		p->cached++;
+	} else {
+		free(b);
+	}
+}
+
+/* --- socket helpers ----------------------------------------------------- */
+
+static int64_t mono_usec(void)
+{
+	struct timespec ts;
+
+	/* CLOCK_MONOTONIC cannot fail with a valid pointer (clock_gettime(2)). */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/*
+ * Nagle off: the relay writes whatever it just read, and holding a small
+ * segment back for an ACK would add latency to every request/response.
+ * Failure is not fatal: the socket still relays correctly, only slower.
+ */
+static void set_nodelay(int fd)
+{
+	int one = 1;
+
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+		log_debug("relay: TCP_NODELAY on fd %d: %s", fd, strerror(errno));
+}
+
+/*
+ * Closes fd; with reset, SO_LINGER {1, 0} first so the peer gets an RST, not a
+ * FIN it would mistake for a clean end of stream. close(2) is not retried and
+ * its error is ignored: the descriptor is gone either way on Linux.
+ */
+static void sock_close(int fd, bool reset)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	if (reset && setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) < 0)
+		log_debug("relay: SO_LINGER on fd %d: %s", fd, strerror(errno));
+	close(fd);
+}
+
+/* Sets w's event mask to want (0 = stopped), touching libev only on change. */
+static void io_want(struct ev_loop *loop, ev_io *w, int want)
+{
+	if (ev_is_active(w)) {
+		if ((w->events & (EV_READ | EV_WRITE)) == want)
+			return;
+		ev_io_stop(loop, w);
+	}
+	if (!want)
+		return;
+	ev_io_modify(w, want);
+	ev_io_start(loop, w);
+}
+
+/* --- lifecycle ------------------------------------------------------------ */
+
+/*
+ * The one exit: stops the watchers, closes both sockets (reset: with RST),
+ * returns the buffers, reports RELAY_EV_CLOSED and frees r. Callers must not
+ * touch r afterwards, and never call this while one of r's user callbacks is
+ * on the stack (see RELAY_F_IN_USER).
+ */
+static void relay_finish(struct relay *r, int err, bool reset)
+{
+	struct relay_stats st;
+	void *tag = (r->flags & RELAY_F_CONNECTED) ? r->tag : NULL;
+
+	r->flags |= RELAY_F_CLOSING;
+	ev_io_stop(r->loop, &r->cio);
+	ev_io_stop(r->loop, &r->uio);
+	ev_timer_stop(r->loop, &r->timer);
+	sock_close(r->cio.fd, reset);
+	if (r->uio.fd >= 0)
+		sock_close(r->uio.fd, reset);
+	if (r->c2u.buf)
+		pool_put(r->pool, r->c2u.buf);
+	if (r->u2c.buf)
+		pool_put(r->pool, r->u2c.buf);
+	r->c2u.buf = r->u2c.buf = NULL;
+
+	st.bytes_in = r->bytes_in;
+	st.bytes_out = r->bytes_out;
+	st.error = err;
+	log_debug("relay %p: closed: in %" PRIu64 " out %" PRIu64 " bytes, %s", (void *)r,
+		  st.bytes_in, st.bytes_out, err ? strerror(err) : "clean");
+	r->ev(r->arg, r, RELAY_EV_CLOSED, tag, 0, &st);
+	r->pool->relays--;
+	free(r);
+}
+
+/*
+ * Reports a CONNECTED / CONNECT_FAIL event. Returns true when relay_abort(r)
+ * was called from inside: the caller must then relay_finish() and return.
+ */
+static bool relay_emit(struct relay *r, enum relay_event_kind kind, int64_t value)
+{
+	struct relay_stats st;
+
+	relay_get_stats(r, &st);
+	r->flags |= RELAY_F_IN_USER;
+	r->ev(r->arg, r, kind, r->tag, value, &st);
+	r->flags &= (uint8_t)~RELAY_F_IN_USER;
+	return r->flags & RELAY_F_ABORT;
+}
+
+/*
+ * Starts one connect attempt to a. Returns 0 when it is in flight (uio
+ * watches for writability, the timer bounds it), or -errno when it failed at
+ * once; then no socket is left open.
+ */
+static int relay_connect(struct relay *r, const struct weft_sockaddr *a)
+{
+	int fd, err;
+
+	fd = socket(a->sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+	if (fd < 0)
+		return -errno;
+	/* The mark is what keeps our own connection out of the BPF redirect. */
+	if (r->opts.mark &&
+	    setsockopt(fd, SOL_SOCKET, SO_MARK, &r->opts.mark, sizeof(r->opts.mark)) < 0) {
+		err = -errno;
+		goto err;
+	}
+	set_nodelay(fd);
+	/* EINTR: connect(2) says the attempt then goes on asynchronously. */
+	if (connect(fd, &a->sa, a->len) < 0 && errno != EINPROGRESS && errno != EINTR) {
+		err = -errno;
+		goto err;
+	}
+	/*
+	 * Even a connect that succeeded at once goes through EV_WRITE: the event
+	 * then fires on the next iteration, and CONNECTED is never reported from
+	 * inside relay_start().
+	 */
+	r->connect_t0_us = mono_usec();
+	ev_io_set(&r->uio, fd, EV_WRITE);
+	ev_io_start(r->loop, &r->uio);
+	if (r->opts.connect_timeout_ms) {
+		ev_timer_set(&r->timer, r->opts.connect_timeout_ms / 1e3, 0.);
+		ev_timer_start(r->loop, &r->timer);
+	}
+	return 0;
+err:
+	close(fd);
+	return err;
+}
+
+/*
+ * The current attempt failed with err: report it, then try the next
+ * endpoints until one attempt is in flight; when none is left, reset the
+ * client and end with the last attempt's errno.
+ */
+static void relay_attempt_failed(struct relay *r, int err)
+{
+	struct weft_sockaddr addr;
+	void *tag;
+	int rc;
+
+	for (;;) {
+		ev_io_stop(r->loop, &r->uio);
+		ev_timer_stop(r->loop, &r->timer);
+		if (r->uio.fd >= 0) {
+			close(r->uio.fd);
+			ev_io_set(&r->uio, -1, 0);
+		}
+		r->last_err = err;
+		log_debug("relay %p: attempt %u failed: %s", (void *)r, r->attempt, strerror(err));
+		if (relay_emit(r, RELAY_EV_CONNECT_FAIL, err))
+			goto aborted;
+		if (++r->attempt >= r->opts.max_attempts)
+			break;
+		tag = NULL;
+		r->flags |= RELAY_F_IN_USER;
+		rc = r->pick(r->arg, r->attempt, &addr, &tag);
+		r->flags &= (uint8_t)~RELAY_F_IN_USER;
+		if (r->flags & RELAY_F_ABORT)
+			goto aborted;
+		if (rc)
+			break; /* nothing more to try */
+		r->tag = tag;
+		rc = relay_connect(r, &addr);
+		if (!rc)
+			return;
+		err = -rc;
+	}
+	relay_finish(r, r->last_err, true);
+	return;
+aborted:
+	relay_finish(r, ECONNABORTED, true);
+}
+
+/* --- data path ------------------------------------------------------------ */
+
+static bool would_block(int e)
+{
+	/* EINTR: level-triggered, so the event simply fires again. */
+	return e == EAGAIN || e == EWOULDBLOCK || e == EINTR;
+}
+
+/*
+ * Moves bytes one way, src -> dst, as far as the sockets allow right now:
+ * flushes what is pending, then reads and writes in turn (see RELAY_ROUNDS).
+ * Called when src is readable or dst is writable; either way it does the
+ * right thing. Once drained, the buffer goes back to the pool and a pending
+ * EOF becomes shutdown(dst, SHUT_WR). Returns 0, or -errno on a hard error
+ * (the caller resets both sides). No allocation unless the pool is empty.
+ */
+static int relay_dir_run(struct relay *r, struct relay_dir *d, int src, int dst, uint64_t *count)
+{
+	uint32_t cap = r->opts.buffer_size;
+	bool more = true; /* src may hold more bytes */
+	bool moved = false;
+	unsigned round;
+	ssize_t n;
+	int err = 0;
+
+	for (round = 0; round < RELAY_ROUNDS; round++) {
+		if (d->head == d->tail) {
+			if (d->eof || !more)
+				break;
+			if (!d->buf) {
+				d->buf = pool_get(r->pool);
+				if (!d->buf) {
+					err = -ENOMEM;
+					goto out;
+				}
+			}
+			n = recv(src, d->buf, cap, 0);
+			if (n < 0) {
+				if (would_block(errno))
+					break;
+				err = -errno;
+				goto out;
+			}
+			if (n == 0) {
+				d->eof = true;
+				break;
+			}
+			moved = true;
+			d->head = 0;
+			d->tail = (uint32_t)n;
+			/* A short read means src is drained for now: skip the EAGAIN read. */
+			more = (uint32_t)n == cap;
+		}
+		n = send(dst, d->buf + d->head, d->tail - d->head, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (would_block(errno))
+				goto out; /* pending: relay_watch() waits for EV_WRITE on dst */
+			err = -errno;
+			goto out;
+		}
+		moved = true;
+		d->head += (uint32_t)n;
+		*count += (uint64_t)n;
+		if (d->head < d->tail)
+			goto out; /* dst's send buffer is full: stop reading src */
+		d->head = d->tail = 0;
+	}
+	/* Empty here: an idle direction holds no buffer. */
+	if (d->buf) {
+		pool_put(r->pool, d->buf);
+		d->buf = NULL;
+	}
+	if (d->eof && !d->shut) {
+		if (shutdown(dst, SHUT_WR) < 0) {
+			err = -errno;
+			goto out;
+		}
+		d->shut = true;
+	}
+out:
+	if (moved)
+		r->last_active = ev_now(r->loop);
+	return err;
+}
+
+/* Watches exactly what the two directions wait for (see the top comment). */
+static void relay_watch(struct relay *r)
+{
+	int cwant = 0, uwant = 0;
+
+	if (r->c2u.head != r->c2u.tail)
+		uwant |= EV_WRITE;
+	else if (!r->c2u.eof)
+		cwant |= EV_READ;
+	if (r->u2c.head != r->u2c.tail)
+		cwant |= EV_WRITE;
+	else if (!r->u2c.eof)
+		uwant |= EV_READ;
+	io_want(r->loop, &r->cio, cwant);
+	io_want(r->loop, &r->uio, uwant);
+}
+
+/* After data-path work: end on error or when both directions are done, else re-watch. */
+static void relay_settle(struct relay *r, int err)
+{
+	if (err)
+		relay_finish(r, -err, true);
+	else if (r->c2u.shut && r->u2c.shut)
+		relay_finish(r, 0, false);
+	else
+		relay_watch(r);
+}
+
+static void relay_connect_done(struct relay *r)
+{
+	socklen_t len = sizeof(int);
+	int64_t usec;
+	int err = 0;
+
+	if (getsockopt(r->uio.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	if (err) {
+		relay_attempt_failed(r, err);
+		return;
+	}
+	ev_io_stop(r->loop, &r->uio);
+	ev_timer_stop(r->loop, &r->timer);
+	usec = mono_usec() - r->connect_t0_us;
+	r->state = RELAY_RUNNING;
+	r->flags |= RELAY_F_CONNECTED;
+	r->last_active = ev_now(r->loop);
+	log_debug("relay %p: connected in %" PRId64 " us (attempt %u)", (void *)r, usec, r->attempt);
+	if (relay_emit(r, RELAY_EV_CONNECTED, usec)) {
+		relay_finish(r, ECONNABORTED, true);
+		return;
+	}
+	if (r->opts.idle_timeout_ms) {
+		ev_timer_set(&r->timer, r->opts.idle_timeout_ms / 1e3, 0.);
+		ev_timer_start(r->loop, &r->timer);
+	}
+	/* The client's first bytes usually wait in the kernel already: move them now. */
+	err = relay_dir_run(r, &r->c2u, r->cio.fd, r->uio.fd, &r->bytes_in);
+	relay_settle(r, err);
+}
+
+static void relay_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct relay *r = w->data;
+	int cfd = r->cio.fd, ufd = r->uio.fd;
+	int err = 0;
+
+	if (r->state == RELAY_CONNECTING) {
+		relay_connect_done(r); /* only uio is watched while connecting */
+		return;
+	}
+	/* Flush towards this socket first, then read from it. */
+	if (w == &r->cio) {
+		if (revents & EV_WRITE)
+			err = relay_dir_run(r, &r->u2c, ufd, cfd, &r->bytes_out);
+		if (!err && (revents & EV_READ))
+			err = relay_dir_run(r, &r->c2u, cfd, ufd, &r->bytes_in);
+	} else {
+		if (revents & EV_WRITE)
+			err = relay_dir_run(r, &r->c2u, cfd, ufd, &r->bytes_in);
+		if (!err && (revents & EV_READ))
+			err = relay_dir_run(r, &r->u2c, ufd, cfd, &r->bytes_out);
+	}
+	relay_settle(r, err);
+}
+
+static void relay_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct relay *r = w->data;
+	ev_tstamp left;
+
+	if (r->state == RELAY_CONNECTING) {
+		/* The attempt timed out, or relay_start() deferred one that failed at once. */
+		relay_attempt_failed(r, r->uio.fd < 0 ? r->last_err : ETIMEDOUT);
+		return;
+	}
+	left = r->last_active + r->opts.idle_timeout_ms / 1e3 - ev_now(loop);
+	if (left > 0.) {
+		/* Bytes moved since the timer was armed: sleep for the rest only. */
+		ev_timer_set(w, left, 0.);
+		ev_timer_start(loop, w);
+		return;
+	}
+	log_debug("relay %p: idle for %u ms", (void *)r, r->opts.idle_timeout_ms);
+	relay_finish(r, ETIMEDOUT, true);
+}
+
+/* --- API ------------------------------------------------------------------ */
+
+/*
+ * Picks and starts attempt 0. Fails (NULL, errno, client reset, no callback)
+ * on bad arguments, ENOMEM, or when pick has nothing at all to offer (its
+ * errno, ENOENT normally). A first attempt that fails at once is reported
+ * from the loop, never from here, so the caller always gets r before any
+ * callback names it.
+ */
+struct relay *relay_start(struct ev_loop *loop, struct relay_pool *pool, int client_fd,
+			  const struct relay_opts *opts, relay_pick_fn pick, relay_event_fn ev,
+			  void *arg)
+{
+	struct weft_sockaddr addr;
+	struct relay *r = NULL;
+	void *tag = NULL;
+	int err, rc;
+
+	if (!loop || !pool || client_fd < 0 || !opts || !pick || !ev) {
+		err = EINVAL;
+		goto err;
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r) {
+		err = ENOMEM;
+		goto err;
+	}
+	r->loop = loop;
+	r->pool = pool;
+	r->pick = pick;
+	r->ev = ev;
+	r->arg = arg;
+	r->opts = *opts;
+	if (!r->opts.buffer_size || r->opts.buffer_size > pool->buffer_size)
+		r->opts.buffer_size = pool->buffer_size;
+	if (!r->opts.max_attempts)
+		r->opts.max_attempts = 1;
+	r->state = RELAY_CONNECTING;
+
+	rc = pick(arg, 0, &addr, &tag);
+	if (rc) {
+		err = rc < 0 ? -rc : ENOENT;
+		goto err;
+	}
+	r->tag = tag;
+
+	set_nodelay(client_fd);
+	ev_io_init(&r->cio, relay_io_cb, client_fd, 0);
+	ev_io_init(&r->uio, relay_io_cb, -1, 0);
+	ev_init(&r->timer, relay_timer_cb);
+	r->cio.data = r->uio.data = r->timer.data = r;
+	pool->relays++;
+
+	rc = relay_connect(r, &addr);
+	if (rc) {
+		/* A zero timeout: relay_timer_cb() reports it on the next iteration. */
+		r->last_err = -rc;
+		ev_timer_set(&r->timer, 0., 0.);
+		ev_timer_start(loop, &r->timer);
+	}
+	return r;
+err:
+	free(r);
+	if (client_fd >= 0)
+		sock_close(client_fd, true);
+	errno = err;
+	return NULL;
+}
+
+void relay_get_stats(const struct relay *r, struct relay_stats *st)
+{
+	st->bytes_in = r->bytes_in;
+	st->bytes_out = r->bytes_out;
+	st->error = 0;
+}
+
+void relay_abort(struct relay *r)
+{
+	if (r->flags & RELAY_F_CLOSING)
+		return;
+	if (r->flags & RELAY_F_IN_USER) {
+		r->flags |= RELAY_F_ABORT;
+		return;
+	}
+	relay_finish(r, ECONNABORTED, true);
+}

@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * relay: one proxied TCP connection inside a libev loop. Takes an accepted,
+ * non-blocking client socket, connects upstream (trying further endpoints on
+ * connect failure, each attempt bounded by a timeout), then moves bytes both
+ * ways with backpressure, half-close and reset pass-through.
+ *
+ * Semantics:
+ * - Backpressure: a side is not read while the buffer towards its peer is full.
+ * - Half-close: EOF read from one side -> once its buffered bytes are written,
+ *   shutdown(SHUT_WR) on the other side; the reverse direction keeps flowing.
+ *   The relay ends when both directions are closed and flushed.
+ * - Reset: ECONNRESET (or any hard error) on one side -> the other side is
+ *   closed with SO_LINGER {1,0} so its peer sees a reset too.
+ * - Connect: every attempt fails (refused, unreachable, timeout) -> the client
+ *   is reset (SO_LINGER 0), never left hanging.
+ * - Memory: buffers come from a per-loop pool only while they hold bytes, so an
+ *   idle connection holds no buffer.
+ */
+#ifndef WEFT_RELAY_H
+#define WEFT_RELAY_H
+
+#include <ev.h>
+#include <stdint.h>
+
+#include "addr.h"
+
+struct relay;
+
+struct relay_opts {
+	uint32_t buffer_size;        /* bytes per direction (clamped to the pool's; 0 = pool's) */
+	uint32_t connect_timeout_ms; /* per attempt (0 = none: the kernel's SYN retries) */
+	uint32_t idle_timeout_ms;    /* 0 = no idle timeout */
+	uint32_t mark;               /* SO_MARK for upstream sockets (0 = none) */
+	uint32_t max_attempts;       /* connect attempts in all, >= 1 */
+};
+
+/*
+ * Chooses the upstream for attempt number `attempt` (0-based). Fills *out and
+ * returns 0, or returns -ENOENT when there is nothing (more) to try.
+ * `tag` may be set to an opaque endpoint handle reported back in
+ * relay_event callbacks (e.g. to count active connections per endpoint).
+ */
+typedef int (*relay_pick_fn)(void *arg, unsigned attempt, struct weft_sockaddr *out, void **tag);
+
+enum relay_event_kind {
+	RELAY_EV_CONNECTED,     /* upstream connected; tag = chosen endpoint; value = connect usec */
+	RELAY_EV_CONNECT_FAIL,  /* one attempt failed; tag; value = errno (ETIMEDOUT for timeout) */
+	RELAY_EV_CLOSED,        /* relay over; the struct relay is freed after this returns */
+};
+/*
+ * Event details (added):
+ * - Every relay_start that returned non-NULL gets exactly one RELAY_EV_CLOSED,
+ *   always last. Its tag is the connected endpoint's, or NULL when no attempt
+ *   connected (so CONNECTED +1 / CLOSED -1 per tag counts active
+ *   connections); value = 0; st->error: 0 (both directions closed cleanly),
+ *   ECONNRESET/EPIPE/... (a side failed), ETIMEDOUT (idle timeout),
+ *   ECONNABORTED (relay_abort), or the last attempt's errno when no attempt
+ *   connected.
+ * - Callbacks may call relay_abort() on any relay, this one included (then
+ *   the relay ends as soon as the callback returns), and relay_get_stats().
+ *   Inside RELAY_EV_CLOSED, relay_abort() of the closing relay is a no-op.
+ */
+
+struct relay_stats {
+	uint64_t bytes_in;   /* client -> upstream */
+	uint64_t bytes_out;  /* upstream -> client */
+	int error;           /* 0, or the errno that ended it */
+};
+
+typedef void (*relay_event_fn)(void *arg, struct relay *r, enum relay_event_kind kind, void *tag,
+			       int64_t value, const struct relay_stats *st);
+
+struct relay_pool; /* per loop: buffer pool + bookkeeping */
+
+/*
+ * buffer_size: bytes per buffer (>= 64; relay_opts.buffer_size is clamped to
+ * it, 0 there meaning this size). max_cached: free buffers kept for reuse;
+ * beyond that a drained buffer goes back to malloc. NULL + errno on failure.
+ */
+struct relay_pool *relay_pool_new(uint32_t buffer_size, uint32_t max_cached);
+/*
+ * Every relay on the pool must have ended (relay_abort them first). A pool
+ * with relays still running is logged and leaked rather than freed under them.
+ */
+void relay_pool_free(struct relay_pool *p);
+
+/* Pool counters (added; for /metrics and tests). */
+struct relay_pool_stats {
+	uint32_t buffers_in_use; /* held by relays: bytes in flight */
+	uint32_t buffers_cached; /* free, kept for reuse */
+	uint32_t relays;         /* relays running on the pool */
+};
+void relay_pool_get_stats(const struct relay_pool *p, struct relay_pool_stats *st);
+
+/*
+ * Starts relaying client_fd (ownership passes to the relay: it closes it).
+ * Returns the relay, or NULL (errno set) when it could not even start; then
+ * client_fd has been reset and closed and no callback fires.
+ */
+struct relay *relay_start(struct ev_loop *loop, struct relay_pool *pool, int client_fd,
+			  const struct relay_opts *opts, relay_pick_fn pick, relay_event_fn ev,
+			  void *arg);
+
+/* Current counters (for /conns). */
+void relay_get_stats(const struct relay *r, struct relay_stats *st);
+
+/*
+ * Forcibly end a relay (drain timeout, shutdown): both sides reset, RELAY_EV_CLOSED fires
+ * (st->error = ECONNABORTED) before this returns, unless called from one of this relay's
+ * own callbacks: then it happens as soon as that callback returns.
+ */
+void relay_abort(struct relay *r);
+
+#endif
