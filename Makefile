@@ -111,10 +111,10 @@ $(BUILD)/san/tests/%: tests/unit/%.c $(SAN_OBJS) | $(BUILD)/san/tests
 
 # Fuzz targets link the parser modules built with clang + libFuzzer.
 FUZZ_CFLAGS := -std=c11 -g -O1 $(CPPFLAGS) -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer
-FUZZ_MODS := userspace/config.c userspace/addr.c userspace/log.c
+FUZZ_MODS := userspace/config.c userspace/addr.c userspace/log.c userspace/admin.c userspace/buf.c
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_MODS) $(BPF_SKELS) | $(BUILD)/fuzz
 	$(call msg,FUZZ,$@)
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(FUZZ_MODS) -o $@ -lconfig
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(FUZZ_MODS) -o $@ -lconfig -lev
 
 unit: $(UNIT_BINS)
 	$(Q)set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done

@@ -27,7 +27,7 @@
 #define WEFT_VERSION "0.1.0"
 #endif
 
-#define HEARTBEAT_S 1.0
+#define HEARTBEAT_MAX_S 1.0
 #define AGENT_MAX_MANUAL 256 /* cgroups enrolled by hand (weftctl enroll) */
 
 struct agent {
@@ -70,6 +70,18 @@ static uint64_t agent_hash_file(const char *path)
 			h = (h ^ b[i]) * 1099511628211ull;
 	fclose(f);
 	return h;
+}
+
+/*
+ * The heartbeat period: at most a second, and at most a third of the stale
+ * window, so a live agent never looks stale between two beats (even with a
+ * delayed timer) and the BPF side never fails open by mistake.
+ */
+static double agent_beat_period(const struct weft_config *cfg)
+{
+	double p = cfg->heartbeat_stale_ms / 3000.0;
+
+	return p < HEARTBEAT_MAX_S ? p : HEARTBEAT_MAX_S;
 }
 
 static void agent_fill_state(const struct agent *a, struct weft_agent_state *st, bool enabled)
@@ -180,6 +192,8 @@ static int agent_reload(struct agent *a, struct buf *errout)
 		why = "agent.bpf_pin_path";
 	else if (!addr_equal(&n->admin, &a->cfg->admin))
 		why = "agent.admin";
+	else if (n->buffer_size != a->cfg->buffer_size)
+		why = "agent.buffer_size"; /* the relay buffer pool is sized once */
 	if (why) {
 		log_error("reload rejected: %s cannot change while weftd runs; restart weftd to change it",
 			  why);
@@ -206,6 +220,8 @@ static int agent_reload(struct agent *a, struct buf *errout)
 	log_set_level(a->verbose ? LOG_LVL_DEBUG : (enum log_level)n->log_level);
 	agent_fill_state(a, &st, true);
 	kern_set_agent(a->kern, &st);
+	a->beat.repeat = agent_beat_period(n);
+	ev_timer_again(a->loop, &a->beat);
 	a->scan_loud = true;
 	agent_scan_cgroups(a);
 	a->reloads_ok++;
@@ -691,7 +707,7 @@ int agent_run(struct weft_config *cfg, const char *path, bool verbose)
 	ev_signal_start(a.loop, &a.sig_term);
 	ev_signal_start(a.loop, &a.sig_int);
 	ev_signal_start(a.loop, &a.sig_hup);
-	ev_timer_init(&a.beat, agent_on_beat, HEARTBEAT_S, HEARTBEAT_S);
+	ev_timer_init(&a.beat, agent_on_beat, agent_beat_period(cfg), agent_beat_period(cfg));
 	a.beat.data = &a;
 	ev_timer_start(a.loop, &a.beat);
 	a.ready = true;

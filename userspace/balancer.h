@@ -5,9 +5,12 @@
  * Round-robin is smooth weighted round-robin (nginx): each pick adds every
  * endpoint's weight to its current score, takes the highest, and subtracts
  * the total from it. Weights 3:1 give A A B A, A A B A... with no bursts.
- * Retries exclude endpoints already tried for the same connection.
- * The "ewma" and "least-conn" balancers arrive with the balancing issue; until
- * then they fall back to round-robin (documented in docs/config.md).
+ * "ewma" is power of two choices over peak-EWMA cost (Finagle, linkerd2-proxy):
+ * two distinct random candidates, the one with the lower
+ * ewma_latency * (active + 1) / weight wins. An endpoint without a sample yet
+ * costs 0, so new endpoints are tried at once.
+ * "least-conn" takes the lowest active / weight, ties broken by rotation.
+ * Every mode excludes endpoints already tried for the same connection.
  */
 #ifndef WEFT_BALANCER_H
 #define WEFT_BALANCER_H
@@ -39,13 +42,18 @@ void bal_observe(struct bal_endpoint *e, double sample_us, double now);
  * a reload keeps the state of endpoints that stay); the balancer holds an
  * array of pointers to them.
  */
+enum bal_mode { BAL_EWMA = 0, BAL_ROUND_ROBIN, BAL_LEAST_CONN };
+
 struct bal {
 	struct bal_endpoint **eps;
 	size_t n;
+	enum bal_mode mode;
+	uint64_t rng;     /* xorshift64 state for P2C */
+	size_t rotate;    /* least-conn tie breaker */
 };
 
 /* Allocates room for n endpoint pointers, all NULL; the caller fills them. 0 or -ENOMEM. */
-int bal_init(struct bal *b, size_t n);
+int bal_init(struct bal *b, size_t n, enum bal_mode mode);
 void bal_free(struct bal *b);
 
 /*

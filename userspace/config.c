@@ -197,11 +197,12 @@ oom:
  */
 static void cfg_sort_errors(struct cfg_ctx *x)
 {
-	char **m = x->errs->msgs + x->first;
+	char **m;
 	size_t i, j;
 
-	if (x->oom)
+	if (x->oom || x->n_lines < 2)
 		return;
+	m = x->errs->msgs + x->first;
 	for (i = 1; i < x->n_lines; i++) {
 		unsigned l = x->lines[i];
 		char *s = m[i];
@@ -986,7 +987,8 @@ static void parse_service(struct cfg_ctx *x, const config_setting_t *g, size_t i
 /*
  * An endpoint that is itself a service address: weftd's own sockets are not
  * intercepted, so it would dial the VIP for real (nothing listens there), or,
- * were it intercepted, loop. Needs every VIP, so runs after all services.
+ * were it intercepted, loop. Likewise an endpoint on weftd's own outbound
+ * port. Needs every VIP, so runs after all services.
  */
 static void check_endpoint_vips(struct cfg_ctx *x, const struct svc_tables *t)
 {
@@ -999,12 +1001,17 @@ static void check_endpoint_vips(struct cfg_ctx *x, const struct svc_tables *t)
 			const struct cfg_endpoint *ep = &c->services[i].endpoints[j];
 			const struct seen_entry *v;
 
-			if (ep->addr.sa.sa_family == AF_UNSPEC || !(v = seen_find(&t->vips, &ep->addr)))
+			if (ep->addr.sa.sa_family == AF_UNSPEC)
 				continue;
-			cfg_err(x, (unsigned)ep->line,
-				"services[%zu].endpoints[%zu].address: %s is an address of %s (line %u); an endpoint must be where a server listens, or connections would loop",
-				i, j, addr_format(&ep->addr, ab, sizeof(ab)), service_label(c, v->owner, lb, sizeof(lb)),
-				v->line);
+			if ((v = seen_find(&t->vips, &ep->addr)))
+				cfg_err(x, (unsigned)ep->line,
+					"services[%zu].endpoints[%zu].address: %s is an address of %s (line %u); an endpoint must be where a server listens, or connections would loop",
+					i, j, addr_format(&ep->addr, ab, sizeof(ab)),
+					service_label(c, v->owner, lb, sizeof(lb)), v->line);
+			else if (addr_port(&ep->addr) == c->outbound_port && addr_is_loopback_or_any(&ep->addr))
+				cfg_err(x, (unsigned)ep->line,
+					"services[%zu].endpoints[%zu].address: %s is weftd's own outbound listener (agent.outbound_port); connections would loop",
+					i, j, addr_format(&ep->addr, ab, sizeof(ab)));
 		}
 	}
 }
@@ -1313,6 +1320,8 @@ static void report_syntax_error(struct cfg_ctx *x, const config_t *lc)
 		cfg_err(x, line, "syntax error: unexpected text; look for a missing ';', '=', quote or bracket, or a ',' before ']' or ')', here or on the line before");
 	else if (!strcmp(text, "duplicate setting name"))
 		cfg_err(x, line, "syntax error: duplicate setting name; a key may appear only once in a group");
+	else if (!strcmp(text, "memory exhausted"))
+		cfg_err(x, line, "syntax error: memory exhausted; brackets are nested too deep");
 	else if (!strcmp(text, "mismatched element type in array"))
 		cfg_err(x, line, "syntax error: mismatched element type in array; the elements of [ ... ] must all have one type");
 	else

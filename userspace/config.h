@@ -93,7 +93,8 @@ void cfg_errors_free(struct cfg_errors *e);
 /*
  * Parse and validate path. On success returns 0 and *out (caller frees with
  * cfg_free). On failure returns -EINVAL (or -ENOENT etc. for unreadable files)
- * with at least one message in errs and *out untouched.
+ * with at least one message in errs and *out untouched. Messages are appended
+ * to what errs already holds, sorted by line; errs may be NULL.
  */
 int cfg_load(const char *path, struct weft_config **out, struct cfg_errors *errs);
 /* Same, from an in-memory buffer (tests, fuzzing); name is used in messages. */

@@ -210,6 +210,18 @@ static struct proxy_ep *ep_get(struct proxy *px, struct proxy_svcstat *st,
 	return ep;
 }
 
+static enum bal_mode bal_mode_of(enum cfg_balancer b)
+{
+	switch (b) {
+	case CFG_BAL_ROUND_ROBIN:
+		return BAL_ROUND_ROBIN;
+	case CFG_BAL_LEAST_CONN:
+		return BAL_LEAST_CONN;
+	default:
+		return BAL_EWMA;
+	}
+}
+
 static void svc_unref(struct proxy *px, struct proxy_svc *s)
 {
 	size_t i;
@@ -240,7 +252,7 @@ static struct proxy_svc *svc_new(struct proxy *px, const struct weft_config *cfg
 	s->name = strdup(cs->name);
 	s->vips = calloc(cs->n_addrs ? cs->n_addrs : 1, sizeof(*s->vips));
 	s->eps = calloc(cs->n_endpoints ? cs->n_endpoints : 1, sizeof(*s->eps));
-	if (!s->name || !s->vips || !s->eps || bal_init(&s->bal, cs->n_endpoints) < 0)
+	if (!s->name || !s->vips || !s->eps || bal_init(&s->bal, cs->n_endpoints, bal_mode_of(cs->balancer)) < 0)
 		goto err;
 	s->stat = stat_get(px, cs->name);
 	if (!s->stat)

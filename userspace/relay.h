@@ -63,15 +63,15 @@ enum relay_event_kind {
  */
 
 struct relay_stats {
-	uint64_t bytes_in;   /* client -> upstream */
-	uint64_t bytes_out;  /* upstream -> client */
+	uint64_t bytes_in;   /* client -> upstream (written to the upstream socket) */
+	uint64_t bytes_out;  /* upstream -> client (written to the client socket) */
 	int error;           /* 0, or the errno that ended it */
 };
 
 typedef void (*relay_event_fn)(void *arg, struct relay *r, enum relay_event_kind kind, void *tag,
 			       int64_t value, const struct relay_stats *st);
 
-struct relay_pool; /* per loop: buffer pool + bookkeeping */
+struct relay_pool; /* per loop: buffer pool + bookkeeping (not thread-safe: one per loop) */
 
 /*
  * buffer_size: bytes per buffer (>= 64; relay_opts.buffer_size is clamped to
@@ -96,7 +96,10 @@ void relay_pool_get_stats(const struct relay_pool *p, struct relay_pool_stats *s
 /*
  * Starts relaying client_fd (ownership passes to the relay: it closes it).
  * Returns the relay, or NULL (errno set) when it could not even start; then
- * client_fd has been reset and closed and no callback fires.
+ * client_fd has been reset and closed and no callback fires. Could not start:
+ * EINVAL (bad arguments), ENOMEM, or pick had nothing for attempt 0 (its
+ * errno, normally ENOENT). Any connect failure, even an immediate one, is
+ * reported through the callbacks from the loop, never from inside relay_start.
  */
 struct relay *relay_start(struct ev_loop *loop, struct relay_pool *pool, int client_fd,
 			  const struct relay_opts *opts, relay_pick_fn pick, relay_event_fn ev,

@@ -34,6 +34,7 @@ def test_round_robin_peername_and_outside_untouched(weft):
            for _ in range(6)]
     counts = collections.Counter(seq)
     assert counts == {"A": 3, "B": 3}, "round-robin over 2 endpoints, 6 connections: got %s" % seq
+    assert all(x != y for x, y in zip(seq, seq[1:])), "round-robin must alternate: %s" % seq
     assert len(a.conns()) == 3 and len(b.conns()) == 3
 
     # A real client: curl through the mesh.
@@ -110,6 +111,21 @@ def test_ipv6_vip_to_ipv4_endpoint(weft):
     res = weft.client("http", vip, cgroup=cg)
     assert_proxied(res, vip, ("A4",))
     assert res["reply"]["peer"].startswith("127.0.0.1:"), res
+
+
+def test_v4_mapped_dial_from_v6_socket(weft):
+    """A dual-stack AF_INET6 socket dialling ::ffff:VIP (what many runtimes
+    do) hits connect6 with a v4-mapped address: same service, same answer,
+    and getpeername() shows the mapped VIP."""
+    cg = weft.cgroup(tag="app")
+    a = weft.server("http", "A")
+    vip = vip_addr()
+    weft.weftd([cg], [service("web", [vip], [a.addr])])
+    mapped = "[::ffff:%s]:%s" % tuple(vip.rsplit(":", 1))
+    res = weft.client("http", mapped, cgroup=cg)
+    assert_proxied(res, mapped, ("A",))
+    res = weft.client("http", mapped)                    # outside: untouched
+    assert res["error"] == "ECONNREFUSED", res
 
 
 def test_glob_enrollment(weft):
@@ -190,29 +206,34 @@ def test_agent_inside_enrolled_cgroup(weft):
     assert st["error"] == 0, st
 
 
-def test_agent_own_connect_to_a_vip_goes_direct(weft):
-    """Service 'front' has as endpoint the VIP of service 'back'. weftd (in an
-    enrolled cgroup) dials that VIP itself: its socket is skipped (mark /
-    agent cgroup), so it reaches whatever listens on that address (here a
-    stand-in for kube-proxy), not weftd again."""
+def test_agent_own_sockets_skipped(weft):
+    """What makes a socket the agent's own: its cgroup and its SO_MARK. A
+    connect to a VIP from weftd's own cgroup, or carrying weftd's mark, is
+    left alone (SKIPPED_OWN) and reaches whatever listens on the VIP (here a
+    stand-in for kube-proxy), even though that cgroup is enrolled. (Config
+    cannot make weftd dial a VIP itself: endpoints that are VIPs are rejected.)"""
     pod = weft.cgroup(tag="pod")
     agent_cg = weft.cgroup(pod, tag="agent")
-    app = weft.cgroup(tag="app")
-    back_ep = weft.server("http", "BACKEND")
-    back_vip = vip_addr()
-    kp = weft.server("http", "KUBEPROXY", listen=back_vip)
-    front_vip = vip_addr()
-    d = weft.weftd([pod, app], [service("front", [front_vip], [back_vip]),
-                                service("back", [back_vip], [back_ep.addr])], cgroup=agent_cg)
+    app = weft.cgroup(pod, tag="app")
+    a = weft.server("http", "A")
+    vip = vip_addr()
+    kp = weft.server("http", "KUBEPROXY", listen=vip)
+    d = weft.weftd([pod], [service("web", [vip], [a.addr])], cgroup=agent_cg)
 
-    res = weft.client("http", front_vip, cgroup=app)
-    assert_proxied(res, front_vip, ("KUBEPROXY",))
-    assert back_ep.conns() == []
-    assert len(kp.conns()) == 1 and kp.conns()[0]["peer"] != res["sockname"], kp.conns()
+    assert_proxied(weft.client("http", vip, cgroup=app), vip, ("A",))
+    st0 = d.stats()
+    assert st0["redirected"] == 1 and st0["skipped_own"] == 0, st0
+
+    for label, kw in (("agent cgroup", {"cgroup": agent_cg}),
+                      ("agent mark", {"cgroup": app, "extra": ["--mark", "0x574546"]})):
+        res = weft.client("http", vip, **kw)
+        assert res["ok"] and res["reply"]["server"] == "KUBEPROXY", (label, res)
+        assert res["reply"]["peer"] == res["sockname"], (label, res)    # direct
     st = d.stats()
+    assert st["skipped_own"] == 2, st
     assert st["redirected"] == 1, st
-    assert st["skipped_own"] >= 1, st
+    assert len(kp.conns()) == 2 and len(a.conns()) == 1
 
-    # The app dialling back's VIP itself is of course redirected.
-    res = weft.client("http", back_vip, cgroup=app)
-    assert_proxied(res, back_vip, ("BACKEND",))
+    # Another mark is not the agent's.
+    res = weft.client("http", vip, cgroup=app, extra=["--mark", "0x1234"])
+    assert_proxied(res, vip, ("A",))

@@ -26,6 +26,7 @@ Two faces in one file (stdlib only, no pytest import):
         {"event": "done", ..} when a connection is finished.
 
     weft_harness.py client --mode MODE --connect IP:PORT [--bytes N] [--timeout S]
+                           [--mark M (SO_MARK)] [--delay S (idle after connect)]
         MODE: http | echo | halfclose | reset | banner | bulk | connect
         stdout: one JSON object: {"ok", "error" (errno name or null),
         "stage" (where it failed), "peername", "sockname", "elapsed", ..}.
@@ -441,6 +442,16 @@ def cgroup_progs(cg_path, effective=False):
     return bpftool_json(*args) or []
 
 
+def attach_kind(prog):
+    """bpftool's attach_type, old ("connect4") or new ("cgroup_inet4_connect")
+    spelling -> the old one."""
+    t = str(prog.get("attach_type", ""))
+    new = {"cgroup_inet4_connect": "connect4", "cgroup_inet6_connect": "connect6",
+           "cgroup_inet4_getpeername": "getpeername4", "cgroup_inet6_getpeername": "getpeername6",
+           "cgroup_sock_ops": "sock_ops"}
+    return new.get(t, t)
+
+
 def weft_progs(cg_path, effective=False):
     return [p for p in cgroup_progs(cg_path, effective) if str(p.get("name", "")).startswith("weft")]
 
@@ -547,7 +558,8 @@ class Weftd:
             return ""
 
     def log_tail(self, n=150):
-        lines = self.log().splitlines()
+        """The last n lines, without libbpf's debug chatter (the file has all)."""
+        lines = [l for l in self.log().splitlines() if "DEBUG libbpf:" not in l]
         return "\n".join(lines[-n:])
 
     def wait_ready(self, timeout=10.0):
@@ -589,12 +601,32 @@ class Weftd:
     def stats(self):
         return read_stats(self.pin_path)
 
+    def sanitizer_report(self):
+        """Lines of the log where ASan/LSan/UBSan reported something ('' if none)."""
+        marks = ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer",
+                 "runtime error:")
+        lines = self.log().splitlines()
+        for i, l in enumerate(lines):
+            if any(m in l for m in marks):
+                return "\n".join(lines[i:i + 60])
+        return ""
+
     def cleanup(self):
-        """Stop it if running; remove the pin dir if it is still there."""
+        """Stop it if running; remove the pin dir if it is still there. Raises
+        if it then exits non-zero or the sanitizers reported anything."""
+        rc = None
         if self.running():
-            self.terminate(5.0)
+            rc = self.terminate(5.0)
         if os.path.lexists(self.pin_path):
             shutil.rmtree(self.pin_path, ignore_errors=True)
+        problems = []
+        if rc not in (None, 0):
+            problems.append("exited %s on SIGTERM at teardown" % rc)
+        rep = self.sanitizer_report()
+        if rep:
+            problems.append("sanitizer report in %s:\n%s" % (self.log_path, rep))
+        if problems:
+            raise RuntimeError("%s: %s" % (self.name, "; ".join(problems)))
 
 
 # --------------------------------------------------------------------------
@@ -680,16 +712,30 @@ class Server:
             pass
 
 
+class ClientRun:
+    """A client started in the background; result() waits for its JSON."""
+
+    def __init__(self, mode, connect, cgroup=None, nbytes=0, timeout=10.0, extra=()):
+        argv = [PYTHON, SCRIPT, "client", "--mode", mode, "--connect", connect,
+                "--bytes", str(nbytes), "--timeout", str(timeout),
+                "--tag", run_prefix() + "cli"] + list(extra)
+        self.timeout = timeout
+        self.proc = spawn(in_cgroup_argv(cgroup, argv), stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def result(self, timeout=None):
+        return _client_result(self.proc, self.timeout + 20 if timeout is None else timeout)
+
+
 def run_client(mode, connect, cgroup=None, nbytes=0, timeout=10.0, extra=()):
     """Run the client (this file as 'client') once, optionally in a cgroup;
     returns its JSON result (with 'rc' and 'stderr' added)."""
-    argv = [PYTHON, SCRIPT, "client", "--mode", mode, "--connect", connect,
-            "--bytes", str(nbytes), "--timeout", str(timeout),
-            "--tag", run_prefix() + "cli"] + list(extra)
-    p = spawn(in_cgroup_argv(cgroup, argv), stdin=subprocess.DEVNULL,
-              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return ClientRun(mode, connect, cgroup, nbytes, timeout, extra).result()
+
+
+def _client_result(p, timeout):
     try:
-        out, err = p.communicate(timeout=timeout + 20)
+        out, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         p.kill()
         out, err = p.communicate()
@@ -792,8 +838,28 @@ class Harness:
     def client(self, mode, connect, cgroup=None, **kw):
         return run_client(mode, connect, cgroup=cgroup, **kw)
 
+    def client_async(self, mode, connect, cgroup=None, **kw):
+        c = ClientRun(mode, connect, cgroup=cgroup, **kw)
+        self._push("client %s" % connect, lambda: stop_process(c.proc, 2.0))
+        return c
+
     def curl(self, url, cgroup=None, timeout=5.0):
         return run_curl(url, cgroup=cgroup, timeout=timeout)
+
+
+def http_get(addr, path, timeout=5.0):
+    """GET http://addr/path -> (status, body text); (None, error) if no answer."""
+    import http.client
+    fam, host, port = split_addr(addr)
+    c = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        c.request("GET", path)
+        r = c.getresponse()
+        return r.status, r.read().decode(errors="replace")
+    except OSError as e:
+        return None, _errname(e)
+    finally:
+        c.close()
 
 
 def service(name, addresses, endpoints, **kw):
@@ -950,12 +1016,16 @@ def client_main(args):
     t0 = time.monotonic()
     s = socket.socket(fam, socket.SOCK_STREAM)
     s.settimeout(args.timeout)
+    if args.mark:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, args.mark)
     try:
         res["stage"] = "connect"
         s.connect((host, port))
         res["connect_s"] = round(time.monotonic() - t0, 4)
         res["sockname"] = fmt_addr(s.getsockname())
         res["peername"] = fmt_addr(s.getpeername())
+        if args.delay:
+            time.sleep(args.delay)
         m = args.mode
         if m == "connect":
             pass
@@ -1062,6 +1132,8 @@ def _main(argv):
     cp.add_argument("--bytes", type=int, default=0)
     cp.add_argument("--timeout", type=float, default=10.0)
     cp.add_argument("--tag", default="")
+    cp.add_argument("--mark", type=lambda x: int(x, 0), default=0, help="SO_MARK")
+    cp.add_argument("--delay", type=float, default=0.0, help="idle seconds after connect")
     args = ap.parse_args(argv)
     if args.cmd == "serve":
         serve_main(args)

@@ -12,10 +12,10 @@
 /* Test fixture: n endpoints with weights (NULL: all 1). */
 static struct bal_endpoint fx_eps[8];
 
-static int bal_setup(struct bal *b, size_t n, const uint32_t *w)
+static int bal_setup_mode(struct bal *b, size_t n, const uint32_t *w, enum bal_mode mode)
 {
 	size_t i;
-	int r = bal_init(b, n);
+	int r = bal_init(b, n, mode);
 
 	memset(fx_eps, 0, sizeof(fx_eps));
 	for (i = 0; i < n; i++) {
@@ -23,6 +23,11 @@ static int bal_setup(struct bal *b, size_t n, const uint32_t *w)
 		b->eps[i] = &fx_eps[i];
 	}
 	return r;
+}
+
+static int bal_setup(struct bal *b, size_t n, const uint32_t *w)
+{
+	return bal_setup_mode(b, n, w, BAL_ROUND_ROBIN);
 }
 
 /* Distribution over `rounds` picks with no exclusions. */
@@ -115,6 +120,89 @@ static void test_rr_excluded(void **state)
 	bal_free(&b);
 }
 
+/* P2C over peak-EWMA: a slow endpoint gets clearly less traffic. */
+static void test_p2c_prefers_fast(void **state)
+{
+	struct bal b;
+	int counts[3] = { 0 };
+
+	assert_int_equal(bal_setup_mode(&b, 3, NULL, BAL_EWMA), 0);
+	bal_observe(&fx_eps[0], 100, 1.0);
+	bal_observe(&fx_eps[1], 100, 1.0);
+	bal_observe(&fx_eps[2], 5000, 1.0); /* 50x slower */
+	count_picks(&b, 3000, counts);
+	/* the slow one only wins when both candidates are it: never (distinct pair) */
+	assert_int_equal(counts[2], 0);
+	assert_in_range(counts[0], 1200, 1800);
+	bal_free(&b);
+}
+
+static void test_p2c_load_counts(void **state)
+{
+	struct bal b;
+	int counts[2] = { 0 };
+
+	assert_int_equal(bal_setup_mode(&b, 2, NULL, BAL_EWMA), 0);
+	bal_observe(&fx_eps[0], 100, 1.0);
+	bal_observe(&fx_eps[1], 100, 1.0);
+	fx_eps[0].active = 9; /* same latency, 10x the load */
+	count_picks(&b, 100, counts);
+	assert_int_equal(counts[1], 100);
+	bal_free(&b);
+}
+
+static void test_peak_ewma(void **state)
+{
+	struct bal_endpoint e = { .weight = 1 };
+
+	bal_observe(&e, 1000, 1.0);
+	assert_true(e.ewma_us == 1000);
+	bal_observe(&e, 5000, 2.0); /* a peak replaces the average at once */
+	assert_true(e.ewma_us == 5000);
+	bal_observe(&e, 1000, 12.0); /* one decay period later: most of the way down */
+	assert_true(e.ewma_us > 1000 && e.ewma_us < 2600);
+}
+
+static void test_least_conn(void **state)
+{
+	uint32_t w[3] = { 1, 1, 2 };
+	struct bal b;
+
+	assert_int_equal(bal_setup_mode(&b, 3, w, BAL_LEAST_CONN), 0);
+	fx_eps[0].active = 3;
+	fx_eps[1].active = 1;
+	fx_eps[2].active = 4; /* 4/2 = 2 */
+	assert_int_equal(bal_pick(&b, 0), 1);
+	assert_int_equal(bal_pick(&b, 0x2), 2);
+	assert_int_equal(bal_pick(&b, 0x6), 0);
+	assert_int_equal(bal_pick(&b, 0x7), -ENOENT);
+	bal_free(&b);
+}
+
+/* 0, 1 and 2 endpoints in every mode. */
+static void test_small_sets(void **state)
+{
+	enum bal_mode modes[] = { BAL_EWMA, BAL_ROUND_ROBIN, BAL_LEAST_CONN };
+	size_t m;
+
+	for (m = 0; m < 3; m++) {
+		struct bal b;
+
+		assert_int_equal(bal_setup_mode(&b, 0, NULL, modes[m]), 0);
+		assert_int_equal(bal_pick(&b, 0), -ENOENT);
+		bal_free(&b);
+		assert_int_equal(bal_setup_mode(&b, 1, NULL, modes[m]), 0);
+		assert_int_equal(bal_pick(&b, 0), 0);
+		assert_int_equal(bal_pick(&b, 1), -ENOENT);
+		bal_free(&b);
+		assert_int_equal(bal_setup_mode(&b, 2, NULL, modes[m]), 0);
+		assert_int_equal(bal_pick(&b, 1), 1);
+		assert_int_equal(bal_pick(&b, 2), 0);
+		assert_int_equal(bal_pick(&b, 3), -ENOENT);
+		bal_free(&b);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -122,6 +210,11 @@ int main(void)
 		cmocka_unit_test(test_rr_weighted),
 		cmocka_unit_test(test_rr_smooth),
 		cmocka_unit_test(test_rr_excluded),
+		cmocka_unit_test(test_p2c_prefers_fast),
+		cmocka_unit_test(test_p2c_load_counts),
+		cmocka_unit_test(test_peak_ewma),
+		cmocka_unit_test(test_least_conn),
+		cmocka_unit_test(test_small_sets),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

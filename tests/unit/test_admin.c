@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "admin.h"
+
+static int parse(const char *req, char *buf, size_t cap, char **m, char **p, char **q)
+{
+	size_t n = strlen(req);
+
+	assert_true(n < cap);
+	memcpy(buf, req, n + 1);
+	return admin_parse_request(buf, n, m, p, q);
+}
+
+static const struct {
+	const char *req, *method, *path, *query;
+} good[] = {
+	{ "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", "GET", "/metrics", "" },
+	{ "GET /services?format=text HTTP/1.0\r\n\r\n", "GET", "/services", "format=text" },
+	{ "POST /enroll?cgroup=a%2Fb&x=1 HTTP/1.1\r\nContent-Length: 0\r\n\r\n", "POST", "/enroll", "cgroup=a%2Fb&x=1" },
+};
+
+static void test_parse_good(void **state)
+{
+	char buf[256], *m, *p, *q;
+	size_t i;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		assert_int_equal(parse(good[i].req, buf, sizeof(buf), &m, &p, &q), 0);
+		assert_string_equal(m, good[i].method);
+		assert_string_equal(p, good[i].path);
+		assert_string_equal(q, good[i].query);
+	}
+}
+
+/* Failure cases: each malformed head gets its specific status. */
+static const struct {
+	const char *req;
+	int status;
+} bad[] = {
+	{ "GET /x HTTP/1.1\r\n", -EAGAIN },               /* incomplete */
+	{ "GET /x HTTP/2.0\r\n\r\n", 505 },
+	{ "GET /x FOO/1.1\r\n\r\n", 400 },
+	{ "GET x HTTP/1.1\r\n\r\n", 400 },                /* not origin-form */
+	{ " /x HTTP/1.1\r\n\r\n", 400 },
+	{ "G(T /x HTTP/1.1\r\n\r\n", 400 },               /* not a token */
+	{ "GET /a b HTTP/1.1\r\n\r\n", 400 },
+	{ "GET /\x01 HTTP/1.1\r\n\r\n", 400 },
+	{ "GET\r\n\r\n", 400 },
+};
+
+static void test_parse_bad(void **state)
+{
+	char buf[256], *m, *p, *q;
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int r = parse(bad[i].req, buf, sizeof(buf), &m, &p, &q);
+
+		if (r != bad[i].status)
+			fail_msg("case %zu: got %d, want %d", i, r, bad[i].status);
+	}
+}
+
+static void test_parse_limits(void **state)
+{
+	static char buf[ADMIN_MAX_REQUEST + 1];
+	char *m, *p, *q;
+
+	/* request line longer than the buffer: 414 */
+	memset(buf, 'a', sizeof(buf));
+	memcpy(buf, "GET /", 5);
+	assert_int_equal(admin_parse_request(buf, ADMIN_MAX_REQUEST, &m, &p, &q), 414);
+	/* short request line, endless headers: 431 */
+	memset(buf, 'a', sizeof(buf));
+	memcpy(buf, "GET / HTTP/1.1\r\nX: ", 19);
+	assert_int_equal(admin_parse_request(buf, ADMIN_MAX_REQUEST, &m, &p, &q), 431);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_good),
+		cmocka_unit_test(test_parse_bad),
+		cmocka_unit_test(test_parse_limits),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,975 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * userspace/config.c: a full config and the defaults, then one failure case
+ * per kind of mistake, each asserting the exact messages (file, line, key
+ * path, reason, fix), then the limits, the error cap and loading from files.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+
+#define MAX_MSGS 12
+
+static char *fmt_addr(const struct weft_sockaddr *a)
+{
+	static char buf[ADDR_STRLEN];
+
+	return addr_format(a, buf, sizeof(buf));
+}
+
+/* Print what came back, so a failing case shows all of it. */
+static void dump_errs(const struct cfg_errors *e)
+{
+	size_t i;
+
+	for (i = 0; i < e->n; i++)
+		print_message("  got: %s\n", e->msgs[i]);
+}
+
+static struct weft_config *load_ok(const char *text)
+{
+	struct cfg_errors e = { 0 };
+	struct weft_config *c = NULL;
+	int r = cfg_load_string(text, "t.conf", &c, &e);
+
+	if (r) {
+		dump_errs(&e);
+		fail_msg("config rejected (%d)", r);
+	}
+	assert_non_null(c);
+	assert_int_equal(e.n, 0);
+	cfg_errors_free(&e);
+	return c;
+}
+
+/* Loads text expecting failure with exactly msgs (NULL-terminated), in order. */
+static void expect_errors(const char *what, const char *text, const char *const *msgs)
+{
+	struct weft_config *sentinel = (struct weft_config *)&sentinel, *c = sentinel;
+	struct cfg_errors e = { 0 };
+	size_t n = 0, i;
+	int r;
+
+	while (msgs[n])
+		n++;
+	r = cfg_load_string(text, "t.conf", &c, &e);
+	if (r != -EINVAL || e.n != n) {
+		dump_errs(&e);
+		fail_msg("%s: ret %d, %zu messages, want -EINVAL and %zu", what, r, e.n, n);
+	}
+	for (i = 0; i < n; i++) {
+		if (strcmp(e.msgs[i], msgs[i])) {
+			dump_errs(&e);
+			fail_msg("%s: message %zu\n  want: %s\n  got:  %s", what, i, msgs[i], e.msgs[i]);
+		}
+	}
+	assert_ptr_equal(c, sentinel); /* untouched on failure */
+	cfg_errors_free(&e);
+	assert_null(e.msgs);
+	assert_int_equal(e.n, 0);
+}
+
+/* --- what parses ------------------------------------------------------------- */
+
+static const char full_config[] =
+	"# every key, none at its default\n"
+	"agent: {\n"
+	"  admin = \"127.0.0.1:9991\";\n"
+	"  outbound_port = 15002;\n"
+	"  inbound = \"[::]:4144\";\n"
+	"  bpf_pin_path = \"/sys/fs/bpf/weft-test\";\n"
+	"  fail_mode = \"closed\";\n"
+	"  heartbeat_stale_ms = 5000;\n"
+	"  mark = 0x1234;\n"
+	"  log_level = \"debug\";\n"
+	"  max_connections = 1048576;\n"
+	"  buffer_size = 4096L;\n"                  /* int64 literals are integers too */
+	"  drain_timeout_ms = 0;\n"
+	"};\n"
+	"intercept: {\n"
+	"  cgroups = [ \"/sys/fs/cgroup/system.slice/app.service\", \"system.slice/*.service\" ];\n"
+	"};\n"
+	"services = (\n"
+	"  { name = \"web\";\n"
+	"    addresses = [ \"127.10.0.1:80\", \"[fd00::1]:8080\" ];\n"
+	"    protocol = \"http\";\n"
+	"    balancer = \"round-robin\";\n"
+	"    endpoints = ( { address = \"127.0.0.1:8081\"; weight = 1; },\n"
+	"                  { address = \"198.18.0.2:8080\"; node = \"198.18.0.2:4143\"; weight = 1000; } );\n"
+	"    timeouts = { connect_ms = 60000; idle_ms = 86400000; };\n"
+	"    retry = { attempts = 10; };\n"
+	"  },\n"
+	"  { name = \"db.main_1-x\"; addresses = ( \"127.10.0.2:5432\" ); protocol = \"http2\"; balancer = \"least-conn\"; },\n"
+	"  { name = \"0\"; addresses = [ \"127.10.0.3:1\" ]; protocol = \"auto\"; balancer = \"ewma\"; endpoints = (); }\n"
+	");\n";
+
+static void test_full(void **state)
+{
+	struct weft_config *c = load_ok(full_config);
+	const struct cfg_service *s;
+
+	assert_string_equal(c->path, "t.conf");
+	assert_string_equal(fmt_addr(&c->admin), "127.0.0.1:9991");
+	assert_int_equal(c->outbound_port, 15002);
+	assert_string_equal(fmt_addr(&c->inbound), "[::]:4144");
+	assert_string_equal(c->bpf_pin_path, "/sys/fs/bpf/weft-test");
+	assert_int_equal(c->fail_mode, CFG_FAIL_CLOSED);
+	assert_int_equal(c->heartbeat_stale_ms, 5000);
+	assert_int_equal(c->mark, 0x1234);
+	assert_int_equal(c->log_level, CFG_LOG_DEBUG);
+	assert_int_equal(c->max_connections, 1048576);
+	assert_int_equal(c->buffer_size, 4096);
+	assert_int_equal(c->drain_timeout_ms, 0);
+
+	assert_int_equal(c->n_cgroups, 2);
+	assert_string_equal(c->cgroups[0], "/sys/fs/cgroup/system.slice/app.service");
+	assert_string_equal(c->cgroups[1], "system.slice/*.service");
+
+	assert_int_equal(c->n_services, 3);
+	s = &c->services[0];
+	assert_string_equal(s->name, "web");
+	assert_int_equal(s->line, 19);
+	assert_int_equal(s->n_addrs, 2);
+	assert_string_equal(fmt_addr(&s->addrs[0]), "127.10.0.1:80");
+	assert_string_equal(fmt_addr(&s->addrs[1]), "[fd00::1]:8080");
+	assert_int_equal(s->protocol, CFG_PROTO_HTTP);
+	assert_int_equal(s->balancer, CFG_BAL_ROUND_ROBIN);
+	assert_int_equal(s->n_endpoints, 2);
+	assert_string_equal(fmt_addr(&s->endpoints[0].addr), "127.0.0.1:8081");
+	assert_int_equal(s->endpoints[0].weight, 1);
+	assert_false(s->endpoints[0].has_node);
+	assert_int_equal(s->endpoints[0].line, 23);
+	assert_string_equal(fmt_addr(&s->endpoints[1].addr), "198.18.0.2:8080");
+	assert_int_equal(s->endpoints[1].weight, 1000);
+	assert_true(s->endpoints[1].has_node);
+	assert_string_equal(fmt_addr(&s->endpoints[1].node), "198.18.0.2:4143");
+	assert_int_equal(s->endpoints[1].line, 24);
+	assert_int_equal(s->connect_timeout_ms, 60000);
+	assert_int_equal(s->idle_timeout_ms, 86400000);
+	assert_int_equal(s->retry_attempts, 10);
+
+	s = &c->services[1];
+	assert_string_equal(s->name, "db.main_1-x");
+	assert_int_equal(s->n_addrs, 1); /* a list ( ) of strings is fine too */
+	assert_int_equal(s->protocol, CFG_PROTO_HTTP2);
+	assert_int_equal(s->balancer, CFG_BAL_LEAST_CONN);
+	assert_int_equal(s->n_endpoints, 0);
+	assert_null(s->endpoints);
+	/* service defaults */
+	assert_int_equal(s->connect_timeout_ms, 1000);
+	assert_int_equal(s->idle_timeout_ms, 0);
+	assert_int_equal(s->retry_attempts, 3);
+
+	s = &c->services[2];
+	assert_string_equal(s->name, "0");
+	assert_int_equal(s->protocol, CFG_PROTO_AUTO);
+	assert_int_equal(s->balancer, CFG_BAL_EWMA);
+	assert_int_equal(s->n_endpoints, 0);
+
+	assert_null(c->tls_ca);
+	assert_null(c->tls_cert);
+	assert_null(c->tls_key);
+	cfg_free(c);
+}
+
+static void check_defaults(const struct weft_config *c)
+{
+	assert_string_equal(fmt_addr(&c->admin), "127.0.0.1:9990");
+	assert_int_equal(c->outbound_port, 15001);
+	assert_string_equal(fmt_addr(&c->inbound), "0.0.0.0:4143");
+	assert_string_equal(c->bpf_pin_path, "/sys/fs/bpf/weft");
+	assert_int_equal(c->fail_mode, CFG_FAIL_OPEN);
+	assert_int_equal(c->heartbeat_stale_ms, 3000);
+	assert_int_equal(c->mark, 0x574546);
+	assert_int_equal(c->log_level, CFG_LOG_INFO);
+	assert_int_equal(c->max_connections, 65536);
+	assert_int_equal(c->buffer_size, 65536);
+	assert_int_equal(c->drain_timeout_ms, 10000);
+	assert_int_equal(c->n_cgroups, 0);
+	assert_null(c->cgroups);
+	assert_int_equal(c->n_services, 0);
+	assert_null(c->services);
+	assert_null(c->tls_ca);
+}
+
+static void test_defaults(void **state)
+{
+	static const char *const texts[] = {
+		"",
+		"# nothing but a comment\n",
+		"agent: { };\nintercept: { };\nservices = ( );\n",
+		"agent = { };\nintercept = { cgroups = [ ]; };\n",
+		"intercept: { cgroups = ( ); };\n",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		struct weft_config *c = load_ok(texts[i]);
+
+		check_defaults(c);
+		cfg_free(c);
+	}
+}
+
+/* Ranges are inclusive: each bound itself is accepted. */
+static void test_bounds_accepted(void **state)
+{
+	struct weft_config *c;
+
+	c = load_ok("agent: { outbound_port = 1; heartbeat_stale_ms = 1000; mark = 1; max_connections = 1;\n"
+		    "  buffer_size = 4096; drain_timeout_ms = 600000; };\n"
+		    "services = ( { name = \"a\"; addresses = [ \"1.2.3.4:65535\" ];\n"
+		    "  endpoints = ( { address = \"5.6.7.8:1\"; weight = 1; } );\n"
+		    "  timeouts = { connect_ms = 1; idle_ms = 0; }; retry = { attempts = 1; }; } );\n");
+	assert_int_equal(c->outbound_port, 1);
+	assert_int_equal(c->drain_timeout_ms, 600000);
+	assert_int_equal(c->services[0].connect_timeout_ms, 1);
+	assert_int_equal(c->services[0].retry_attempts, 1);
+	cfg_free(c);
+
+	c = load_ok("agent: { outbound_port = 65535; heartbeat_stale_ms = 60000; mark = 0x7fffffff;\n"
+		    "  max_connections = 1048576; buffer_size = 4194304; };\n"
+		    "services = ( { name = \"abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghij123\";\n"
+		    "  addresses = [ \"1.2.3.4:1\" ]; } );\n");
+	assert_int_equal(c->outbound_port, 65535);
+	assert_int_equal(c->mark, 0x7fffffff);
+	assert_int_equal(c->buffer_size, 4194304);
+	assert_int_equal(strlen(c->services[0].name), 63);
+	cfg_free(c);
+}
+
+static void test_names(void **state)
+{
+	assert_string_equal(cfg_protocol_name(CFG_PROTO_TCP), "tcp");
+	assert_string_equal(cfg_protocol_name(CFG_PROTO_HTTP), "http");
+	assert_string_equal(cfg_protocol_name(CFG_PROTO_HTTP2), "http2");
+	assert_string_equal(cfg_protocol_name(CFG_PROTO_AUTO), "auto");
+	assert_string_equal(cfg_protocol_name((enum cfg_protocol)42), "?");
+	assert_string_equal(cfg_balancer_name(CFG_BAL_EWMA), "ewma");
+	assert_string_equal(cfg_balancer_name(CFG_BAL_ROUND_ROBIN), "round-robin");
+	assert_string_equal(cfg_balancer_name(CFG_BAL_LEAST_CONN), "least-conn");
+	assert_string_equal(cfg_balancer_name((enum cfg_balancer)-1), "?");
+	assert_string_equal(cfg_fail_mode_name(CFG_FAIL_OPEN), "open");
+	assert_string_equal(cfg_fail_mode_name(CFG_FAIL_CLOSED), "closed");
+	assert_string_equal(cfg_log_level_name(CFG_LOG_ERROR), "error");
+	assert_string_equal(cfg_log_level_name(CFG_LOG_DEBUG), "debug");
+}
+
+/* --- what does not, and what it says ------------------------------------------ */
+
+struct fail_case {
+	const char *what;
+	const char *text;
+	const char *msgs[MAX_MSGS];
+};
+
+#define SVC(body) "services = (\n  { name = \"web\"; addresses = [ \"127.10.0.1:80\" ];\n" body "  }\n);\n"
+
+static const struct fail_case fail_cases[] = {
+	/* syntax: libconfig's own errors */
+	{ "missing value", "agent: {\n  outbound_port = ;\n  admin = \"127.0.0.1:1\";\n};\n",
+	  { "t.conf:2: syntax error: unexpected text; look for a missing ';', '=', quote or bracket, or a ',' before ']' or ')', here or on the line before" } },
+	{ "trailing comma", "intercept: { cgroups = [ \"a\", ]; };\n",
+	  { "t.conf:1: syntax error: unexpected text; look for a missing ';', '=', quote or bracket, or a ',' before ']' or ')', here or on the line before" } },
+	{ "unterminated string", "agent: {\n  admin = \"127.0.0.1:1;\n};\n",
+	  { "t.conf:4: syntax error: unexpected text; look for a missing ';', '=', quote or bracket, or a ',' before ']' or ')', here or on the line before" } },
+	{ "duplicate key", "agent: {\n  mark = 1;\n  mark = 2;\n};\n",
+	  { "t.conf:3: syntax error: duplicate setting name; a key may appear only once in a group" } },
+	{ "mixed array", "intercept: { cgroups = [ \"a\", 1 ]; };\n",
+	  { "t.conf:1: syntax error: mismatched element type in array; the elements of [ ... ] must all have one type" } },
+	{ "@include", "agent: { };\n  @include \"/etc/passwd\"\n@include \"x\"\n",
+	  { "t.conf:2: @include is not supported; put the whole configuration in one file",
+	    "t.conf:3: @include is not supported; put the whole configuration in one file" } },
+
+	/* unknown keys */
+	{ "typo in agent", "agent: {\n  outbnd_port = 15001;\n};\n",
+	  { "t.conf:2: agent.outbnd_port: unknown key; did you mean 'outbound_port'?" } },
+	{ "unknown top-level key", "\nfrobnicate = 1;\n",
+	  { "t.conf:2: frobnicate: unknown key; valid keys are agent, intercept, services, tls" } },
+	{ "typo at top level", "service = ( );\n",
+	  { "t.conf:1: service: unknown key; did you mean 'services'?" } },
+	{ "wrong case", "Agent: { };\n", { "t.conf:1: Agent: unknown key; did you mean 'agent'?" } },
+	{ "unknown in intercept", "intercept: { cgroup = [ \"a\" ]; paths = [ \"b\" ]; };\n",
+	  { "t.conf:1: intercept.cgroup: unknown key; did you mean 'cgroups'?",
+	    "t.conf:1: intercept.paths: unknown key; valid keys are cgroups" } },
+	{ "unknown in service", SVC("    adresses = [ \"127.10.0.2:80\" ];\n    circuit_breaker = { };\n"),
+	  { "t.conf:3: services[0].adresses: unknown key; did you mean 'addresses'?",
+	    "t.conf:4: services[0].circuit_breaker: unknown key; valid keys are name, addresses, protocol, balancer, endpoints, timeouts, retry" } },
+	{ "unknown in endpoint", SVC("    endpoints = ( { address = \"127.0.0.1:1\"; wieght = 2; } );\n"),
+	  { "t.conf:3: services[0].endpoints[0].wieght: unknown key; did you mean 'weight'?" } },
+	{ "unknown in timeouts", SVC("    timeouts = { connect = 5; };\n"),
+	  { "t.conf:3: services[0].timeouts.connect: unknown key; valid keys are connect_ms, idle_ms" } },
+	{ "unknown in retry", SVC("    retry = { attempt = 2; budget = 0; };\n"),
+	  { "t.conf:3: services[0].retry.attempt: unknown key; did you mean 'attempts'?",
+	    "t.conf:3: services[0].retry.budget: unknown key; valid keys are attempts" } },
+
+	/* wrong types */
+	{ "string for integer", "agent: {\n  outbound_port = \"15001\";\n};\n",
+	  { "t.conf:2: agent.outbound_port: expected an integer, got a string" } },
+	{ "float for integer", "agent: { heartbeat_stale_ms = 3000.0; };\n",
+	  { "t.conf:1: agent.heartbeat_stale_ms: expected an integer, got a float" } },
+	{ "boolean for integer", "agent: { mark = true; };\n",
+	  { "t.conf:1: agent.mark: expected an integer, got a boolean" } },
+	{ "array for integer", "agent: { max_connections = [ 1 ]; };\n",
+	  { "t.conf:1: agent.max_connections: expected an integer, got an array [...]" } },
+	{ "integer for group", "agent = 5;\n",
+	  { "t.conf:1: agent: expected a group {...}, got an integer; write agent = { ... };" } },
+	{ "list for group", "tls = ( );\n",
+	  { "t.conf:1: tls: expected a group {...}, got a list (...); write tls = { ... };" } },
+	{ "group for services", "services = { };\n",
+	  { "t.conf:1: services: expected a list ( { name = \"...\"; addresses = [ ... ]; }, ... ), got a group {...}" } },
+	{ "array for services", "services = [ ];\n",
+	  { "t.conf:1: services: expected a list ( { name = \"...\"; addresses = [ ... ]; }, ... ), got an array [...]" } },
+	{ "string for service", "services = ( { name = \"a\"; addresses = [ \"1.2.3.4:5\" ]; },\n  \"web\" );\n",
+	  { "t.conf:2: services[1]: expected a group { name = \"...\"; addresses = [ ... ]; }, got a string" } },
+	{ "integer for address", "agent: { admin = 9990; };\n",
+	  { "t.conf:1: agent.admin: expected a string \"ip:port\", got an integer" } },
+	{ "integer for enum", "agent: { fail_mode = 1; };\n",
+	  { "t.conf:1: agent.fail_mode: expected a string, got an integer" } },
+	{ "string for path", "agent: { bpf_pin_path = 1; };\n",
+	  { "t.conf:1: agent.bpf_pin_path: expected a string, got an integer" } },
+	{ "string for cgroups", "intercept: { cgroups = \"a\"; };\n",
+	  { "t.conf:1: intercept.cgroups: expected an array [...], got a string; write cgroups = [ \"system.slice/app.service\" ];" } },
+	{ "integer in cgroups", "intercept: { cgroups = [ 1, 2 ]; };\n",
+	  { "t.conf:1: intercept.cgroups[0]: expected a string (a cgroup path or glob), got an integer",
+	    "t.conf:1: intercept.cgroups[1]: expected a string (a cgroup path or glob), got an integer" } },
+	{ "string for addresses", "services = ( { name = \"a\"; addresses = \"127.10.0.1:80\"; } );\n",
+	  { "t.conf:1: services[0].addresses: expected an array [...], got a string; write addresses = [ \"127.10.0.1:80\" ];" } },
+	{ "integer in addresses", "services = ( { name = \"a\"; addresses = [ 80 ]; } );\n",
+	  { "t.conf:1: services[0].addresses[0]: expected a string \"ip:port\", got an integer" } },
+	{ "integer for name", "services = ( { name = 5; addresses = [ \"1.2.3.4:5\" ]; } );\n",
+	  { "t.conf:1: services[0].name: expected a string, got an integer" } },
+	{ "group for endpoints", SVC("    endpoints = { address = \"127.0.0.1:1\"; };\n"),
+	  { "t.conf:3: services[0].endpoints: expected a list ( { address = \"ip:port\"; }, ... ), got a group {...}" } },
+	{ "string for endpoint", SVC("    endpoints = ( \"127.0.0.1:1\" );\n"),
+	  { "t.conf:3: services[0].endpoints[0]: expected a group { address = \"ip:port\"; }, got a string" } },
+	{ "integer for timeouts", SVC("    timeouts = 5;\n"),
+	  { "t.conf:3: services[0].timeouts: expected a group {...}, got an integer; write timeouts = { ... };" } },
+	{ "float for weight", SVC("    endpoints = ( { address = \"127.0.0.1:1\"; weight = 0.5; } );\n"),
+	  { "t.conf:3: services[0].endpoints[0].weight: expected an integer, got a float" } },
+
+	/* out of range */
+	{ "port too big", "agent: { outbound_port = 70000; };\n",
+	  { "t.conf:1: agent.outbound_port: 70000 is out of range (1-65535)" } },
+	{ "port zero", "agent: { outbound_port = 0; };\n",
+	  { "t.conf:1: agent.outbound_port: 0 is out of range (1-65535)" } },
+	{ "heartbeat", "agent: { heartbeat_stale_ms = 999; };\n",
+	  { "t.conf:1: agent.heartbeat_stale_ms: 999 is out of range (1000-60000)" } },
+	{ "mark zero", "agent: { mark = 0; };\n", { "t.conf:1: agent.mark: 0 is out of range (1-2147483647)" } },
+	{ "mark hex", "agent: { mark = 0x80000000; };\n",
+	  { "t.conf:1: agent.mark: 0x80000000 is out of range (0x1-0x7fffffff)" } },
+	/* libconfig 1.5 keeps 32 bits of this: it must not come out as 1 */
+	{ "wide integer", "agent: { max_connections = 4294967297; };\n",
+	  { "t.conf:1: agent.max_connections: 4294967297 is out of range (1-1048576)" } },
+	{ "wide negative", "agent: { drain_timeout_ms = -4294967295; };\n",
+	  { "t.conf:1: agent.drain_timeout_ms: -4294967295 is out of range (0-600000)" } },
+	{ "negative", "agent: { drain_timeout_ms = -1; };\n",
+	  { "t.conf:1: agent.drain_timeout_ms: -1 is out of range (0-600000)" } },
+	{ "agent bounds",
+	  "agent: {\n  max_connections = 1048577;\n  buffer_size = 4095;\n  drain_timeout_ms = 600001;\n  heartbeat_stale_ms = 60001;\n};\n",
+	  { "t.conf:2: agent.max_connections: 1048577 is out of range (1-1048576)",
+	    "t.conf:3: agent.buffer_size: 4095 is out of range (4096-4194304)",
+	    "t.conf:4: agent.drain_timeout_ms: 600001 is out of range (0-600000)",
+	    "t.conf:5: agent.heartbeat_stale_ms: 60001 is out of range (1000-60000)" } },
+	{ "service bounds",
+	  SVC("    endpoints = ( { address = \"127.0.0.1:1\"; weight = 0; }, { address = \"127.0.0.1:2\"; weight = 1001; } );\n"
+	      "    timeouts = { connect_ms = 0; idle_ms = 86400001; };\n"
+	      "    retry = { attempts = 11; };\n"),
+	  { "t.conf:3: services[0].endpoints[0].weight: 0 is out of range (1-1000)",
+	    "t.conf:3: services[0].endpoints[1].weight: 1001 is out of range (1-1000)",
+	    "t.conf:4: services[0].timeouts.connect_ms: 0 is out of range (1-60000)",
+	    "t.conf:4: services[0].timeouts.idle_ms: 86400001 is out of range (0-86400000)",
+	    "t.conf:5: services[0].retry.attempts: 11 is out of range (1-10)" } },
+	{ "connect timeout too long", SVC("    timeouts = { connect_ms = 60001; };\n    retry = { attempts = 0; };\n"),
+	  { "t.conf:3: services[0].timeouts.connect_ms: 60001 is out of range (1-60000)",
+	    "t.conf:4: services[0].retry.attempts: 0 is out of range (1-10)" } },
+
+	/* enums */
+	{ "fail_mode", "agent: { fail_mode = \"opne\"; };\n",
+	  { "t.conf:1: agent.fail_mode: unknown value 'opne'; valid values are \"open\", \"closed\"" } },
+	{ "log_level", "agent: { log_level = \"trace\"; };\n",
+	  { "t.conf:1: agent.log_level: unknown value 'trace'; valid values are \"error\", \"warn\", \"info\", \"debug\"" } },
+	{ "protocol and balancer", SVC("    protocol = \"HTTP\";\n    balancer = \"random\";\n"),
+	  { "t.conf:3: services[0].protocol: unknown value 'HTTP'; valid values are \"tcp\", \"http\", \"http2\", \"auto\"",
+	    "t.conf:4: services[0].balancer: unknown value 'random'; valid values are \"ewma\", \"round-robin\", \"least-conn\"" } },
+
+	/* addresses */
+	{ "admin without port", "agent: {\n  admin = \"10.0.0.1\";\n};\n",
+	  { "t.conf:2: agent.admin: '10.0.0.1' has no port; write it as host:port" } },
+	{ "inbound missing bracket", "agent: { inbound = \"[::1\"; };\n",
+	  { "t.conf:1: agent.inbound: '[::1' is missing ']'" } },
+	{ "host name", "services = ( { name = \"a\"; addresses = [ \"foo:80\" ]; } );\n",
+	  { "t.conf:1: services[0].addresses[0]: 'foo:80' is not a numeric IP address (host names are not resolved; write an IPv4 or [IPv6] address)" } },
+	{ "VIP port 0", "services = ( { name = \"a\"; addresses = [ \"127.10.0.1:0\" ]; } );\n",
+	  { "t.conf:1: services[0].addresses[0]: port 0 is out of range (1-65535)" } },
+	{ "endpoint port", SVC("    endpoints = ( { address = \"127.0.0.1:70000\"; } );\n"),
+	  { "t.conf:3: services[0].endpoints[0].address: port 70000 is out of range (1-65535)" } },
+	{ "node address", SVC("    endpoints = ( { address = \"198.18.0.2:80\"; node = \"node-b:4143\"; } );\n"),
+	  { "t.conf:3: services[0].endpoints[0].node: 'node-b:4143' is not a numeric IP address (host names are not resolved; write an IPv4 or [IPv6] address)" } },
+	{ "empty address", SVC("    endpoints = ( { address = \"\"; } );\n"),
+	  { "t.conf:3: services[0].endpoints[0].address: the address is empty; write it as ip:port, e.g. 127.0.0.1:80" } },
+
+	/* duplicates */
+	{ "VIP in two services",
+	  "services = (\n"
+	  "  { name = \"web\";\n"
+	  "    addresses = [ \"127.10.0.1:80\" ]; },\n"
+	  "  { name = \"api\";\n"
+	  "    addresses = [ \"127.10.0.1:80\" ]; }\n"
+	  ");\n",
+	  { "t.conf:5: services[1].addresses[0]: 127.10.0.1:80 is already used by service 'web' (line 3); each address belongs to one service" } },
+	{ "VIP twice in one service (v4-mapped spelling)",
+	  "services = ( { name = \"web\"; addresses = [ \"127.10.0.1:80\",\n  \"[::ffff:127.10.0.1]:80\" ]; } );\n",
+	  { "t.conf:2: services[0].addresses[1]: 127.10.0.1:80 is already used by service 'web' (line 1); each address belongs to one service" } },
+	{ "VIP of a service without a name",
+	  "services = ( { addresses = [ \"127.10.0.1:80\" ]; },\n  { name = \"b\"; addresses = [ \"127.10.0.1:80\" ]; } );\n",
+	  { "t.conf:1: services[0]: missing required key 'name'; write name = \"web\"; (each service needs a unique name)",
+	    "t.conf:2: services[1].addresses[0]: 127.10.0.1:80 is already used by services[0] (line 1); each address belongs to one service" } },
+	{ "service name twice",
+	  "services = (\n  { name = \"web\"; addresses = [ \"127.10.0.1:80\" ]; },\n  { name = \"web\"; addresses = [ \"127.10.0.2:80\" ]; }\n);\n",
+	  { "t.conf:3: services[1].name: 'web' is already the name of services[0] (line 2); service names must be unique" } },
+	{ "endpoint twice",
+	  SVC("    endpoints = ( { address = \"127.0.0.1:8081\"; },\n      { address = \"127.0.0.1:8082\"; },\n"
+	      "      { address = \"127.0.0.1:8081\"; weight = 2; } );\n"),
+	  { "t.conf:5: services[0].endpoints[2].address: 127.0.0.1:8081 is already endpoints[0] (line 3); list each endpoint once (use weight to favour one)" } },
+	{ "same endpoint in two services is fine, a cgroup twice is not",
+	  "intercept: { cgroups = [ \"a.slice\", \"b.slice\",\n  \"a.slice\" ]; };\n"
+	  "services = ( { name = \"a\"; addresses = [ \"127.10.0.1:80\" ]; endpoints = ( { address = \"127.0.0.1:1\"; } ); },\n"
+	  "  { name = \"b\"; addresses = [ \"127.10.0.2:80\" ]; endpoints = ( { address = \"127.0.0.1:1\"; } ); } );\n",
+	  { "t.conf:2: intercept.cgroups[2]: 'a.slice' is already listed as intercept.cgroups[0] (line 1); list each cgroup once" } },
+	{ "endpoint is a VIP (of a later service)",
+	  "services = (\n"
+	  "  { name = \"web\"; addresses = [ \"127.10.0.1:80\" ];\n"
+	  "    endpoints = ( { address = \"127.10.0.2:80\"; } ); },\n"
+	  "  { name = \"api\";\n"
+	  "    addresses = [ \"127.10.0.2:80\" ];\n"
+	  "    endpoints = ( { address = \"127.10.0.2:80\"; } ); }\n"
+	  ");\n",
+	  { "t.conf:3: services[0].endpoints[0].address: 127.10.0.2:80 is an address of service 'api' (line 5); an endpoint must be where a server listens, or connections would loop",
+	    "t.conf:6: services[1].endpoints[0].address: 127.10.0.2:80 is an address of service 'api' (line 5); an endpoint must be where a server listens, or connections would loop" } },
+
+	{ "endpoint is weftd's outbound listener", SVC("    endpoints = ( { address = \"127.0.0.1:15001\"; } );\n"),
+	  { "t.conf:3: services[0].endpoints[0].address: 127.0.0.1:15001 is weftd's own outbound listener (agent.outbound_port); connections would loop" } },
+
+	/* missing required keys */
+	{ "service without name and addresses", "services = (\n  { protocol = \"tcp\"; }\n);\n",
+	  { "t.conf:2: services[0]: missing required key 'name'; write name = \"web\"; (each service needs a unique name)",
+	    "t.conf:2: services[0]: missing required key 'addresses'; list what apps dial, e.g. addresses = [ \"127.10.0.1:80\" ];" } },
+	{ "empty addresses", "services = ( { name = \"a\"; addresses = [ ]; } );\n",
+	  { "t.conf:1: services[0].addresses: is empty; list at least one address apps dial, e.g. [ \"127.10.0.1:80\" ]" } },
+	{ "endpoint without address", SVC("    endpoints = ( { weight = 2; } );\n"),
+	  { "t.conf:3: services[0].endpoints[0]: missing required key 'address'; write address = \"ip:port\";" } },
+	{ "tls without cert and key", "tls: {\n  ca = \"/nonexistent/ca.pem\";\n};\n",
+	  { "t.conf:1: tls: missing required key 'cert'; mutual TLS needs ca, cert and key",
+	    "t.conf:1: tls: missing required key 'key'; mutual TLS needs ca, cert and key",
+	    "t.conf:2: tls.ca: cannot read '/nonexistent/ca.pem': No such file or directory" } },
+
+	/* files */
+	{ "tls files", "tls: {\n  ca = \"/x/ca.pem\";\n  cert = \"/\";\n  key = \"/dev/null\";\n};\n",
+	  { "t.conf:2: tls.ca: cannot read '/x/ca.pem': No such file or directory",
+	    "t.conf:3: tls.cert: cannot read '/': Is a directory",
+	    "t.conf:4: tls.key: cannot read '/dev/null': not a regular file" } },
+	{ "tls empty and wrong", "tls: { ca = \"\"; cert = 1; key = \"/x\"; wat = 1; };\n",
+	  { "t.conf:1: tls.wat: unknown key; valid keys are ca, cert, key",
+	    "t.conf:1: tls.ca: is empty; write the path of a PEM file",
+	    "t.conf:1: tls.cert: expected a string, got an integer",
+	    "t.conf:1: tls.key: cannot read '/x': No such file or directory" } },
+
+	/* names, paths, cgroups */
+	{ "bad service names",
+	  "services = (\n  { name = \"Web\"; addresses = [ \"127.10.0.1:80\" ]; },\n  { name = \"-x\"; addresses = [ \"127.10.0.2:80\" ]; },\n"
+	  "  { name = \"abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghij1234\"; addresses = [ \"127.10.0.3:80\" ]; },\n"
+	  "  { name = \"\"; addresses = [ \"127.10.0.4:80\" ]; }\n);\n",
+	  { "t.conf:2: services[0].name: 'Web' is not a valid name; use 1-63 characters from a-z, 0-9, '.', '_', '-', starting with a letter or digit",
+	    "t.conf:3: services[1].name: '-x' is not a valid name; use 1-63 characters from a-z, 0-9, '.', '_', '-', starting with a letter or digit",
+	    "t.conf:4: services[2].name: 'abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghij1234' is not a valid name; use 1-63 characters from a-z, 0-9, '.', '_', '-', starting with a letter or digit",
+	    "t.conf:5: services[3].name: '' is not a valid name; use 1-63 characters from a-z, 0-9, '.', '_', '-', starting with a letter or digit" } },
+	{ "relative pin path", "agent: { bpf_pin_path = \"sys/fs/bpf/weft\"; };\n",
+	  { "t.conf:1: agent.bpf_pin_path: 'sys/fs/bpf/weft' is not an absolute path; write it as /sys/fs/bpf/<name>" } },
+	{ "pin path trailing slash", "agent: { bpf_pin_path = \"/sys/fs/bpf/weft/\"; };\n",
+	  { "t.conf:1: agent.bpf_pin_path: '/sys/fs/bpf/weft/' ends with '/'; name the directory without it, e.g. /sys/fs/bpf/weft" } },
+	{ "pin path root", "agent: { bpf_pin_path = \"/\"; };\n",
+	  { "t.conf:1: agent.bpf_pin_path: '/' ends with '/'; name the directory without it, e.g. /sys/fs/bpf/weft" } },
+	{ "pin path dot-dot", "agent: { bpf_pin_path = \"/sys/fs/bpf/../weft\"; };\n",
+	  { "t.conf:1: agent.bpf_pin_path: '/sys/fs/bpf/../weft' has an empty, '.' or '..' component; write a plain path such as /sys/fs/bpf/weft" } },
+	{ "pin path double slash", "agent: { bpf_pin_path = \"/sys/fs/bpf//weft\"; };\n",
+	  { "t.conf:1: agent.bpf_pin_path: '/sys/fs/bpf//weft' has an empty, '.' or '..' component; write a plain path such as /sys/fs/bpf/weft" } },
+	{ "pin path trailing junk", "agent: { bpf_pin_path = \"/sys/fs/bpf/weft \"; };\n",
+	  { "t.conf:1: agent.bpf_pin_path: '/sys/fs/bpf/weft ' contains a space or control character" } },
+	{ "pin path too long",
+	  "agent: { bpf_pin_path = \"/sys/fs/bpf/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"; };\n",
+	  { "t.conf:1: agent.bpf_pin_path: '/sys/fs/bpf/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...' is too long (the limit is 199 characters)" } },
+	{ "empty cgroup, control character", "intercept: { cgroups = [ \"\", \"a\\nb\" ]; };\n",
+	  { "t.conf:1: intercept.cgroups[0]: is empty; write a cgroup path such as \"system.slice/app.service\"",
+	    "t.conf:1: intercept.cgroups[1]: 'a?b' contains a control character" } },
+
+	/* listeners that cannot all bind */
+	{ "inbound on the admin port", "agent: {\n  inbound = \"0.0.0.0:9990\";\n};\n",
+	  { "t.conf:2: agent.inbound: 0.0.0.0:9990 clashes with agent.admin 127.0.0.1:9990; give each listener its own port" } },
+	{ "admin on the inbound address", "agent: {\n  admin = \"0.0.0.0:4143\";\n};\n",
+	  { "t.conf:2: agent.admin: 0.0.0.0:4143 clashes with agent.inbound 0.0.0.0:4143; give each listener its own port" } },
+	{ "admin on the outbound port", "agent: {\n  outbound_port = 9990;\n};\n",
+	  { "t.conf:2: agent.admin: 127.0.0.1:9990 clashes with agent.outbound_port 9990 (weftd listens on loopback there); give each listener its own port" } },
+	{ "inbound on the outbound port", "agent: {\n  inbound = \"[::]:15001\";\n};\n",
+	  { "t.conf:2: agent.inbound: [::]:15001 clashes with agent.outbound_port 15001 (weftd listens on loopback there); give each listener its own port" } },
+
+	/* user text is cut and kept on one line */
+	{ "long unknown key",
+	  "agent: { aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa = 1; };\n",
+	  { "t.conf:1: agent.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...: unknown key; valid keys are admin, outbound_port, inbound, bpf_pin_path, fail_mode, heartbeat_stale_ms, mark, log_level, max_connections, buffer_size, drain_timeout_ms" } },
+	{ "newline in a value", "agent: { fail_mode = \"op\nen\"; };\n",
+	  { "t.conf:1: agent.fail_mode: unknown value 'op?en'; valid values are \"open\", \"closed\"" } },
+};
+
+static void test_failures(void **state)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(fail_cases) / sizeof(fail_cases[0]); i++)
+		expect_errors(fail_cases[i].what, fail_cases[i].text, fail_cases[i].msgs);
+}
+
+/* Every problem in one run, sorted by line, one line each. */
+static void test_many_errors_at_once(void **state)
+{
+	static const char text[] =
+		"agent: {\n"                                                   /* 1 */
+		"  outbound_port = \"x\";\n"                                   /* 2 */
+		"  fail_mode = \"closd\";\n"                                   /* 3 */
+		"};\n"                                                         /* 4 */
+		"services = (\n"                                               /* 5 */
+		"  { name = \"web\"; addresses = [ \"127.10.0.1\" ];\n"        /* 6 */
+		"    endpoints = ( { address = \"127.10.0.9:80\"; } ); },\n"   /* 7 */
+		"  { name = \"api\"; addresses = [ \"127.10.0.9:80\" ];\n"     /* 8 */
+		"    protocol = \"grpc\"; }\n"                                 /* 9 */
+		");\n"                                                         /* 10 */
+		"tls: { ca = \"/nonexistent/ca\"; cert = \"/nonexistent/c\"; key = \"/nonexistent/k\"; };\n"; /* 11 */
+	static const char *const want[] = {
+		"t.conf:2: agent.outbound_port: expected an integer, got a string",
+		"t.conf:3: agent.fail_mode: unknown value 'closd'; valid values are \"open\", \"closed\"",
+		"t.conf:6: services[0].addresses[0]: '127.10.0.1' has no port; write it as host:port",
+		/* found last (it needs every VIP), shown in line order */
+		"t.conf:7: services[0].endpoints[0].address: 127.10.0.9:80 is an address of service 'api' (line 8); an endpoint must be where a server listens, or connections would loop",
+		"t.conf:9: services[1].protocol: unknown value 'grpc'; valid values are \"tcp\", \"http\", \"http2\", \"auto\"",
+		"t.conf:11: tls.ca: cannot read '/nonexistent/ca': No such file or directory",
+		"t.conf:11: tls.cert: cannot read '/nonexistent/c': No such file or directory",
+		"t.conf:11: tls.key: cannot read '/nonexistent/k': No such file or directory",
+		NULL,
+	};
+
+	expect_errors("many", text, want);
+}
+
+/* Messages are appended to what errs already holds; errs may be NULL. */
+static void test_errs_append_and_null(void **state)
+{
+	struct cfg_errors e = { 0 };
+	struct weft_config *c = NULL;
+
+	e.msgs = calloc(1, sizeof(*e.msgs));
+	e.msgs[0] = strdup("earlier");
+	e.n = 1;
+	assert_int_equal(cfg_load_string("agent: { mark = 0; };\n", "a.conf", &c, &e), -EINVAL);
+	assert_int_equal(e.n, 2);
+	assert_string_equal(e.msgs[0], "earlier");
+	assert_string_equal(e.msgs[1], "a.conf:1: agent.mark: 0 is out of range (1-2147483647)");
+	cfg_errors_free(&e);
+	cfg_errors_free(&e); /* idempotent */
+
+	assert_int_equal(cfg_load_string("agent: { mark = 0; };\n", "a.conf", &c, NULL), -EINVAL);
+	assert_null(c);
+	assert_int_equal(cfg_load_string("", NULL, &c, NULL), 0);
+	assert_string_equal(c->path, "<string>");
+	cfg_free(c);
+	cfg_free(NULL);
+}
+
+/* --- limits -------------------------------------------------------------------- */
+
+struct sbuf {
+	char *p;
+	size_t len, cap;
+};
+
+static void sb_add(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_add(struct sbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
+		va_end(ap);
+		assert_true(n >= 0);
+		if (b->p && b->len + (size_t)n < b->cap)
+			break;
+		b->cap = (b->cap + (size_t)n + 1) * 2;
+		b->p = realloc(b->p, b->cap);
+		assert_non_null(b->p);
+	}
+	b->len += (size_t)n;
+}
+
+static void expect_one_error(const char *text, const char *msg)
+{
+	const char *msgs[] = { msg, NULL };
+
+	expect_errors(msg, text, msgs);
+}
+
+static void test_limit_services(void **state)
+{
+	struct sbuf b = { 0 };
+	struct weft_config *c;
+	int i;
+
+	sb_add(&b, "services = (\n");
+	for (i = 0; i < CFG_MAX_SERVICES; i++)
+		sb_add(&b, "%s{ name = \"s%d\"; addresses = [ \"127.10.%d.%d:80\" ]; }\n", i ? "," : "", i, i / 256, i % 256);
+	sb_add(&b, ");\n");
+	c = load_ok(b.p);
+	assert_int_equal(c->n_services, CFG_MAX_SERVICES);
+	assert_string_equal(c->services[CFG_MAX_SERVICES - 1].name, "s4095");
+	cfg_free(c);
+
+	b.len -= 3; /* one more */
+	sb_add(&b, ",{ name = \"extra\"; addresses = [ \"127.11.0.1:80\" ]; }\n);\n");
+	expect_one_error(b.p, "t.conf:1: services: 4097 entries; at most 4096 services are supported");
+	free(b.p);
+}
+
+static void test_limit_addresses_endpoints(void **state)
+{
+	struct sbuf b = { 0 };
+	struct weft_config *c;
+	int i;
+
+	sb_add(&b, "services = ( { name = \"a\";\naddresses = [ \"127.10.0.0:1\"");
+	for (i = 1; i < CFG_MAX_SVC_ADDRS; i++)
+		sb_add(&b, ", \"127.10.0.%d:%d\"", i % 256, 1 + i / 256);
+	sb_add(&b, " ];\nendpoints = ( { address = \"127.0.0.1:1\"; }");
+	for (i = 1; i < CFG_MAX_ENDPOINTS; i++)
+		sb_add(&b, ", { address = \"127.0.0.1:%d\"; }", i + 1);
+	sb_add(&b, " ); } );\n");
+	c = load_ok(b.p);
+	assert_int_equal(c->services[0].n_addrs, CFG_MAX_SVC_ADDRS);
+	assert_int_equal(c->services[0].n_endpoints, CFG_MAX_ENDPOINTS);
+	cfg_free(c);
+	free(b.p);
+
+	memset(&b, 0, sizeof(b));
+	sb_add(&b, "services = ( { name = \"a\";\naddresses = [ \"127.10.0.0:1\"");
+	for (i = 1; i <= CFG_MAX_SVC_ADDRS; i++)
+		sb_add(&b, ", \"127.10.0.%d:%d\"", i % 256, 1 + i / 256);
+	sb_add(&b, " ];\nendpoints = ( { address = \"127.0.0.1:1\"; }");
+	for (i = 1; i <= CFG_MAX_ENDPOINTS; i++)
+		sb_add(&b, ", { address = \"127.0.0.1:%d\"; }", i + 1);
+	sb_add(&b, " ); } );\n");
+	{
+		static const char *const want[] = {
+			"t.conf:2: services[0].addresses: 257 entries; at most 256 addresses per service are supported",
+			"t.conf:3: services[0].endpoints: 1025 entries; at most 1024 endpoints per service are supported",
+			NULL,
+		};
+
+		expect_errors("addresses and endpoints", b.p, want);
+	}
+	free(b.p);
+}
+
+static void test_limit_cgroups(void **state)
+{
+	struct sbuf b = { 0 };
+	struct weft_config *c;
+	int i;
+
+	sb_add(&b, "intercept: { cgroups = [ \"c0\"");
+	for (i = 1; i < CFG_MAX_CGROUPS; i++)
+		sb_add(&b, ", \"c%d\"", i);
+	sb_add(&b, " ]; };\n");
+	c = load_ok(b.p);
+	assert_int_equal(c->n_cgroups, CFG_MAX_CGROUPS);
+	cfg_free(c);
+	b.len -= 7;
+	sb_add(&b, ", \"one-more\" ]; };\n");
+	expect_one_error(b.p, "t.conf:1: intercept.cgroups: 4097 entries; at most 4096 are supported (use globs to cover many cgroups)");
+	free(b.p);
+}
+
+/* All services together may not hold more addresses than the BPF map. */
+static void test_limit_total_vips(void **state)
+{
+	struct sbuf b = { 0 };
+	int s, i, n = 0, line = 1, bad_line = 0, bad_s = 0, bad_i = 0;
+	char want[256];
+
+	sb_add(&b, "services = (\n");
+	for (s = 0; n <= WEFT_MAX_SERVICE_ADDRS; s++) {
+		line++;
+		sb_add(&b, "%s{ name = \"s%d\"; addresses = [\n", s ? "," : "", s);
+		for (i = 0; i < CFG_MAX_SVC_ADDRS && n <= WEFT_MAX_SERVICE_ADDRS; i++, n++) {
+			line++;
+			/* the comma on the element's line: libconfig dates a string by the token after it */
+			sb_add(&b, "%s\"127.%d.%d.%d:80\"", i ? ",\n" : "", 10 + n / 65536, n / 256 % 256, n % 256);
+			if (n == WEFT_MAX_SERVICE_ADDRS) {
+				bad_line = line;
+				bad_s = s;
+				bad_i = i;
+			}
+		}
+		sb_add(&b, " ]; }\n");
+	}
+	sb_add(&b, ");\n");
+	snprintf(want, sizeof(want),
+		 "t.conf:%d: services[%d].addresses[%d]: more than 65536 service addresses in all; that is the size of the BPF map weft_services",
+		 bad_line, bad_s, bad_i);
+	expect_one_error(b.p, want);
+	free(b.p);
+}
+
+/* libconfig's parser stack is bounded; running out is a plain error, not a crash. */
+static void test_deep_nesting(void **state)
+{
+	struct sbuf b = { 0 };
+	int i;
+
+	sb_add(&b, "a = ");
+	for (i = 0; i < 20000; i++)
+		sb_add(&b, "(");
+	for (i = 0; i < 20000; i++)
+		sb_add(&b, ")");
+	sb_add(&b, ";\n");
+	expect_one_error(b.p, "t.conf:1: syntax error: memory exhausted; brackets are nested too deep");
+	free(b.p);
+}
+
+/* At most CFG_MAX_ERRORS messages, then one line saying there were more. */
+static void test_error_cap(void **state)
+{
+	struct cfg_errors e = { 0 };
+	struct weft_config *c = NULL;
+	struct sbuf b = { 0 };
+	int i;
+
+	sb_add(&b, "intercept: { cgroups = [\n\"\"");
+	for (i = 1; i < 1500; i++)
+		sb_add(&b, ",\n\"\"");
+	sb_add(&b, " ]; };\n");
+	assert_int_equal(cfg_load_string(b.p, "t.conf", &c, &e), -EINVAL);
+	assert_null(c);
+	assert_int_equal(e.n, CFG_MAX_ERRORS + 1);
+	assert_string_equal(e.msgs[0],
+			    "t.conf:2: intercept.cgroups[0]: is empty; write a cgroup path such as \"system.slice/app.service\"");
+	assert_string_equal(e.msgs[CFG_MAX_ERRORS - 1],
+			    "t.conf:1001: intercept.cgroups[999]: is empty; write a cgroup path such as \"system.slice/app.service\"");
+	assert_string_equal(e.msgs[CFG_MAX_ERRORS], "... more errors not shown");
+	cfg_errors_free(&e);
+	free(b.p);
+}
+
+/* --- files ----------------------------------------------------------------------- */
+
+static char tmpdir[64];
+
+static int files_setup(void **state)
+{
+	strcpy(tmpdir, "/tmp/weft-test-config.XXXXXX");
+	return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int files_teardown(void **state)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, len), (ssize_t)len);
+	close(fd);
+}
+
+static void test_file_ok_with_tls(void **state)
+{
+	char conf[128], ca[128], cert[128], key[128], text[4096];
+	struct cfg_errors e = { 0 };
+	struct weft_config *c = NULL;
+	int r;
+
+	snprintf(conf, sizeof(conf), "%s/weft.conf", tmpdir);
+	snprintf(ca, sizeof(ca), "%s/ca.pem", tmpdir);
+	snprintf(cert, sizeof(cert), "%s/node.pem", tmpdir);
+	snprintf(key, sizeof(key), "%s/node.key", tmpdir);
+	write_file(ca, "x", 1);
+	write_file(cert, "x", 1);
+	write_file(key, "x", 1);
+	snprintf(text, sizeof(text), "%s\ntls: { ca = \"%s\"; cert = \"%s\"; key = \"%s\"; };\n", full_config, ca, cert, key);
+	write_file(conf, text, strlen(text));
+
+	r = cfg_load(conf, &c, &e);
+	if (r)
+		dump_errs(&e);
+	assert_int_equal(r, 0);
+	assert_string_equal(c->path, conf);
+	assert_string_equal(c->tls_ca, ca);
+	assert_string_equal(c->tls_cert, cert);
+	assert_string_equal(c->tls_key, key);
+	assert_int_equal(c->n_services, 3);
+	cfg_free(c);
+
+	/* errors name the file as given */
+	write_file(conf, "agent: {\n  mark = 0;\n};\n", 24);
+	c = NULL;
+	assert_int_equal(cfg_load(conf, &c, &e), -EINVAL);
+	assert_null(c);
+	assert_int_equal(e.n, 1);
+	snprintf(text, sizeof(text), "%s:2: agent.mark: 0 is out of range (1-2147483647)", conf);
+	assert_string_equal(e.msgs[0], text);
+	cfg_errors_free(&e);
+
+	/* an unreadable file (root reads everything, so only as a user) */
+	if (geteuid() != 0) {
+		chmod(key, 0);
+		snprintf(text, sizeof(text), "tls: { ca = \"%s\"; cert = \"%s\"; key = \"%s\"; };\n", ca, cert, key);
+		assert_int_equal(cfg_load_string(text, "t.conf", &c, &e), -EINVAL);
+		assert_int_equal(e.n, 1);
+		snprintf(text, sizeof(text), "t.conf:1: tls.key: cannot read '%s': Permission denied", key);
+		assert_string_equal(e.msgs[0], text);
+		cfg_errors_free(&e);
+	}
+}
+
+static void test_file_errors(void **state)
+{
+	struct weft_config *sentinel = (struct weft_config *)&sentinel, *c = sentinel;
+	struct cfg_errors e = { 0 };
+	char path[128], want[512];
+	int fd;
+
+	assert_int_equal(cfg_load("/nonexistent/weft.conf", &c, &e), -ENOENT);
+	assert_int_equal(e.n, 1);
+	assert_string_equal(e.msgs[0], "/nonexistent/weft.conf: cannot open: No such file or directory");
+	cfg_errors_free(&e);
+
+	assert_int_equal(cfg_load(tmpdir, &c, &e), -EISDIR);
+	assert_int_equal(e.n, 1);
+	snprintf(want, sizeof(want), "%s: cannot read: Is a directory", tmpdir);
+	assert_string_equal(e.msgs[0], want);
+	cfg_errors_free(&e);
+
+	snprintf(path, sizeof(path), "%s/nul.conf", tmpdir);
+	write_file(path, "agent: { };\n\n#\0x\n", 17);
+	assert_int_equal(cfg_load(path, &c, &e), -EINVAL);
+	assert_int_equal(e.n, 1);
+	snprintf(want, sizeof(want), "%s:3: contains a NUL byte; a configuration file is plain text", path);
+	assert_string_equal(e.msgs[0], want);
+	cfg_errors_free(&e);
+
+	snprintf(path, sizeof(path), "%s/huge.conf", tmpdir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, CFG_MAX_FILE_SIZE + 1), 0);
+	close(fd);
+	assert_int_equal(cfg_load(path, &c, &e), -EFBIG);
+	assert_int_equal(e.n, 1);
+	snprintf(want, sizeof(want), "%s: is larger than 16 MiB; that is not a weft configuration", path);
+	assert_string_equal(e.msgs[0], want);
+	cfg_errors_free(&e);
+
+	snprintf(path, sizeof(path), "%s/syntax.conf", tmpdir);
+	write_file(path, "agent: {\n  mark = ;\n};\n", 23);
+	assert_int_equal(cfg_load(path, &c, &e), -EINVAL);
+	assert_int_equal(e.n, 1);
+	snprintf(want, sizeof(want),
+		 "%s:2: syntax error: unexpected text; look for a missing ';', '=', quote or bracket, or a ',' before ']' or ')', here or on the line before",
+		 path);
+	assert_string_equal(e.msgs[0], want);
+	cfg_errors_free(&e);
+	assert_ptr_equal(c, sentinel);
+}
+
+/* The shipped configs are valid (the tests run from the top of the tree). */
+static void test_shipped_configs(void **state)
+{
+	static const char *const files[] = {
+		"config/weft.conf",
+		"config/examples/plain-host.conf",
+		"config/examples/multi-service.conf",
+	};
+	struct cfg_errors e = { 0 };
+	struct weft_config *c;
+	size_t i;
+
+	if (access(files[0], R_OK)) {
+		skip();
+		return;
+	}
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		c = NULL;
+		if (cfg_load(files[i], &c, &e)) {
+			dump_errs(&e);
+			fail_msg("%s rejected", files[i]);
+		}
+		cfg_free(c);
+	}
+	/* the embedded default: what the demo relies on */
+	assert_int_equal(cfg_load(files[0], &c, &e), 0);
+	assert_string_equal(fmt_addr(&c->admin), "127.0.0.1:9990");
+	assert_int_equal(c->outbound_port, 15001);
+	assert_int_equal(c->n_cgroups, 1);
+	assert_string_equal(c->cgroups[0], "weft-demo.slice/*");
+	assert_int_equal(c->n_services, 1);
+	assert_string_equal(c->services[0].name, "demo");
+	assert_int_equal(c->services[0].n_addrs, 1);
+	assert_string_equal(fmt_addr(&c->services[0].addrs[0]), "127.10.0.1:80");
+	assert_int_equal(c->services[0].protocol, CFG_PROTO_TCP);
+	assert_int_equal(c->services[0].balancer, CFG_BAL_ROUND_ROBIN);
+	assert_int_equal(c->services[0].n_endpoints, 2);
+	assert_string_equal(fmt_addr(&c->services[0].endpoints[0].addr), "127.0.0.1:18081");
+	assert_string_equal(fmt_addr(&c->services[0].endpoints[1].addr), "127.0.0.1:18082");
+	cfg_free(c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_full),
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_bounds_accepted),
+		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_failures),
+		cmocka_unit_test(test_many_errors_at_once),
+		cmocka_unit_test(test_errs_append_and_null),
+		cmocka_unit_test(test_limit_services),
+		cmocka_unit_test(test_limit_addresses_endpoints),
+		cmocka_unit_test(test_limit_cgroups),
+		cmocka_unit_test(test_limit_total_vips),
+		cmocka_unit_test(test_deep_nesting),
+		cmocka_unit_test(test_error_cap),
+		cmocka_unit_test_setup_teardown(test_file_ok_with_tls, files_setup, files_teardown),
+		cmocka_unit_test_setup_teardown(test_file_errors, files_setup, files_teardown),
+		cmocka_unit_test(test_shipped_configs),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
