@@ -141,7 +141,7 @@ int weft_connect4(struct bpf_sock_addr *ctx)
 	struct weft_orig *orig = NULL;
 	struct weft_addr dst = {};
 
-	addr_from_v4(&dst, ctx->user_ip4, (__u16)ctx->user_port);
+	addr_from_v4(&dst, ctx->user_ip4, bpf_ntohs((__u16)ctx->user_port));
 	switch (connect_decide(ctx, &dst, &ag, &orig)) {
 	case ACT_REDIRECT:
 		if (!ag)
@@ -169,7 +169,7 @@ int weft_connect6(struct bpf_sock_addr *ctx)
 	ip6[1] = ctx->user_ip6[1];
 	ip6[2] = ctx->user_ip6[2];
 	ip6[3] = ctx->user_ip6[3];
-	addr_from_v6(&dst, ip6, (__u16)ctx->user_port);
+	addr_from_v6(&dst, ip6, bpf_ntohs((__u16)ctx->user_port));
 	switch (connect_decide(ctx, &dst, &ag, &orig)) {
 	case ACT_REDIRECT:
 		if (!ag)
@@ -221,13 +221,13 @@ int weft_sockops(struct bpf_sock_ops *skops)
 		return 1;
 	key.netns_cookie = bpf_get_netns_cookie(skops);
 	if (skops->family == AF_INET) {
-		addr_from_v4(&key.client, skops->local_ip4, bpf_htons((__u16)skops->local_port));
+		addr_from_v4(&key.client, skops->local_ip4, (__u16)skops->local_port);
 	} else {
 		ip6[0] = skops->local_ip6[0];
 		ip6[1] = skops->local_ip6[1];
 		ip6[2] = skops->local_ip6[2];
 		ip6[3] = skops->local_ip6[3];
-		addr_from_v6(&key.client, ip6, bpf_htons((__u16)skops->local_port));
+		addr_from_v6(&key.client, ip6, (__u16)skops->local_port);
 	}
 	if (bpf_map_update_elem(&weft_origdst, &key, orig, BPF_ANY) == 0)
 		stats_inc(&weft_stats, WEFT_V_HANDOFF);
@@ -247,8 +247,8 @@ int weft_peername4(struct bpf_sock_addr *ctx)
 	orig = bpf_sk_storage_get(&weft_sock_orig, ctx->sk, 0, 0);
 	if (!orig || orig->dst.family != WEFT_AF_INET)
 		return 1;
-	ctx->user_ip4 = orig->dst.addr[0];
-	ctx->user_port = orig->dst.port;
+	ctx->user_ip4 = addr_v4(&orig->dst);
+	ctx->user_port = bpf_htons(orig->dst.port);
 	stats_inc(&weft_stats, WEFT_V_PEERNAME);
 	return 1;
 }
@@ -267,14 +267,14 @@ int weft_peername6(struct bpf_sock_addr *ctx)
 		ctx->user_ip6[0] = 0;
 		ctx->user_ip6[1] = 0;
 		ctx->user_ip6[2] = bpf_htonl(0x0000ffff);
-		ctx->user_ip6[3] = orig->dst.addr[0];
+		ctx->user_ip6[3] = addr_v4(&orig->dst);
 	} else {
-		ctx->user_ip6[0] = orig->dst.addr[0];
-		ctx->user_ip6[1] = orig->dst.addr[1];
-		ctx->user_ip6[2] = orig->dst.addr[2];
-		ctx->user_ip6[3] = orig->dst.addr[3];
+		ctx->user_ip6[0] = addr_v6_word(&orig->dst, 0);
+		ctx->user_ip6[1] = addr_v6_word(&orig->dst, 1);
+		ctx->user_ip6[2] = addr_v6_word(&orig->dst, 2);
+		ctx->user_ip6[3] = addr_v6_word(&orig->dst, 3);
 	}
-	ctx->user_port = orig->dst.port;
+	ctx->user_port = bpf_htons(orig->dst.port);
 	stats_inc(&weft_stats, WEFT_V_PEERNAME);
 	return 1;
 }

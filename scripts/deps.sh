@@ -13,6 +13,8 @@ PKGS=(
 	# tests: unit (cmocka), sanitizer + libFuzzer runtime, valgrind, e2e (pytest, clients)
 	libcmocka-dev libclang-rt-14-dev valgrind
 	python3 python3-pytest curl iproute2
+	# e2e: promtool check metrics, and a real Prometheus scraping weftd
+	prometheus
 )
 
 missing=()

@@ -222,17 +222,17 @@ void addr_to_key(const struct weft_sockaddr *a, struct weft_addr *key)
 	switch (a->sa.sa_family) {
 	case AF_INET:
 		key->family = WEFT_AF_INET;
-		key->addr[0] = a->in4.sin_addr.s_addr;
-		key->port = a->in4.sin_port;
+		memcpy(key->ip, &a->in4.sin_addr.s_addr, 4);
+		key->port = ntohs(a->in4.sin_port);
 		break;
 	case AF_INET6:
-		key->port = a->in6.sin6_port;
+		key->port = ntohs(a->in6.sin6_port);
 		if (IN6_IS_ADDR_V4MAPPED(&a->in6.sin6_addr)) {
 			key->family = WEFT_AF_INET;
-			memcpy(&key->addr[0], &a->in6.sin6_addr.s6_addr[12], 4);
+			memcpy(key->ip, &a->in6.sin6_addr.s6_addr[12], 4);
 		} else {
 			key->family = WEFT_AF_INET6;
-			memcpy(key->addr, &a->in6.sin6_addr, 16);
+			memcpy(key->ip, &a->in6.sin6_addr, 16);
 		}
 		break;
 	default:
@@ -246,14 +246,14 @@ void addr_from_key(const struct weft_addr *key, struct weft_sockaddr *out)
 	switch (key->family) {
 	case WEFT_AF_INET:
 		out->in4.sin_family = AF_INET;
-		out->in4.sin_addr.s_addr = key->addr[0];
-		out->in4.sin_port = key->port;
+		memcpy(&out->in4.sin_addr.s_addr, key->ip, 4);
+		out->in4.sin_port = htons(key->port);
 		out->len = sizeof(out->in4);
 		break;
 	case WEFT_AF_INET6:
 		out->in6.sin6_family = AF_INET6;
-		memcpy(&out->in6.sin6_addr, key->addr, 16);
-		out->in6.sin6_port = key->port;
+		memcpy(&out->in6.sin6_addr, key->ip, 16);
+		out->in6.sin6_port = htons(key->port);
 		out->len = sizeof(out->in6);
 		addr_unmap(out);
 		break;

@@ -1,35 +1,61 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * balancer: endpoint choice for one service.
+ * balancer: endpoint choice and failure accrual for one service.
  *
- * Round-robin is smooth weighted round-robin (nginx): each pick adds every
- * endpoint's weight to its current score, takes the highest, and subtracts
- * the total from it. Weights 3:1 give A A B A, A A B A... with no bursts.
- * "ewma" is power of two choices over peak-EWMA cost (Finagle, linkerd2-proxy):
- * two distinct random candidates, the one with the lower
- * ewma_latency * (active + 1) / weight wins. An endpoint without a sample yet
- * costs 0, so new endpoints are tried at once.
- * "least-conn" takes the lowest active / weight, ties broken by rotation.
- * Every mode excludes endpoints already tried for the same connection.
+ * Modes:
+ * - "ewma" (default): power of two choices over peak-EWMA cost (Finagle,
+ *   linkerd2-proxy): two candidates drawn by weight, the one with the lower
+ *   max(latency, floor) * (active + 1) wins, ties by a coin. Equal endpoints
+ *   get traffic in proportion to their weights; slow or loaded ones lose.
+ * - "round-robin": smooth weighted round-robin (nginx): each pick adds every
+ *   candidate's weight to its score, takes the highest and subtracts the total
+ *   from it. Weights 3:1 give A A B A, never bursts.
+ * - "least-conn": lowest active / weight, ties by smooth weighted round-robin.
+ * Every mode skips endpoints already tried for the same connection.
+ *
+ * Failure accrual (outlier ejection), Linkerd 1 style: `consecutive_failures`
+ * failed connects in a row eject an endpoint for a jittered exponential
+ * back-off (base doubling up to max). When the back-off has passed, the next
+ * pick sends exactly one probe connection to it: success readmits it (and
+ * resets the back-off), failure ejects it again for twice as long. An
+ * ejection that would leave more than max_ejection_percent of the endpoints
+ * ejected does not happen. If no candidate is ready at all, the pick falls
+ * back to every endpoint (panic mode) rather than fail the connection.
+ *
+ * Time is passed in (seconds, monotonic) so the state machine is testable
+ * with a fake clock. Costs are O(n) per pick; n is endpoints of one service.
  */
 #ifndef WEFT_BALANCER_H
 #define WEFT_BALANCER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+enum bal_state { BAL_READY = 0, BAL_EJECTED, BAL_PROBING };
+
 struct bal_endpoint {
-	uint32_t weight;  /* >= 1 */
-	int64_t current;  /* smooth WRR score */
-	uint32_t active;  /* open connections */
-	uint64_t total;   /* connections ever picked */
-	uint64_t failures;/* connect failures */
-	double ewma_us;   /* peak-EWMA of connect latency, microseconds */
-	double ewma_at;   /* when ewma_us was last updated, seconds */
+	uint32_t weight;        /* >= 1 (0 counts as 1) */
+	int64_t current;        /* smooth WRR score */
+	uint32_t active;        /* open connections (the caller maintains it) */
+	uint64_t total;         /* times picked */
+	uint64_t failures;      /* failed connects */
+	double ewma_us;         /* peak-EWMA of connect latency, microseconds */
+	double ewma_at;         /* when ewma_us was last updated, seconds */
+	enum bal_state state;
+	uint32_t consecutive;   /* failed connects in a row */
+	uint32_t backoff_level; /* ejections since the last successful probe */
+	double ejected_until;   /* EJECTED: probe allowed from then on */
+	double probe_deadline;  /* PROBING: give up waiting for the probe's result then */
+	uint64_t ejections;     /* times ejected */
 };
 
 /* Decay time of the peak-EWMA, seconds (Finagle and linkerd2-proxy use 10 s). */
 #define BAL_EWMA_DECAY_S 10.0
+/* Latencies below this are treated as equal (noise on a LAN or loopback). */
+#define BAL_EWMA_FLOOR_US 500.0
+/* A probe whose result never came (connection aborted) frees the slot after this. */
+#define BAL_PROBE_TIMEOUT_S 30.0
 
 /*
  * Feeds one latency sample (usec) observed at time now (seconds): a sample
@@ -37,30 +63,52 @@ struct bal_endpoint {
  */
 void bal_observe(struct bal_endpoint *e, double sample_us, double now);
 
+enum bal_mode { BAL_EWMA = 0, BAL_ROUND_ROBIN, BAL_LEAST_CONN };
+
+struct bal_breaker {
+	uint32_t consecutive_failures; /* 0: never eject */
+	double base_ejection_s;        /* first ejection, before jitter */
+	double max_ejection_s;         /* cap of the doubling */
+	uint32_t max_ejection_percent; /* 0..100 */
+};
+
 /*
  * The endpoints are owned by the caller (they outlive a config generation:
  * a reload keeps the state of endpoints that stay); the balancer holds an
  * array of pointers to them.
  */
-enum bal_mode { BAL_EWMA = 0, BAL_ROUND_ROBIN, BAL_LEAST_CONN };
-
 struct bal {
 	struct bal_endpoint **eps;
 	size_t n;
 	enum bal_mode mode;
-	uint64_t rng;     /* xorshift64 state for P2C */
-	size_t rotate;    /* least-conn tie breaker */
+	struct bal_breaker brk;
+	uint64_t rng;       /* xorshift64 state: P2C and jitter */
+	size_t rotate;      /* least-conn tie breaker */
+	uint64_t panics;    /* picks made in panic mode */
 };
 
 /* Allocates room for n endpoint pointers, all NULL; the caller fills them. 0 or -ENOMEM. */
-int bal_init(struct bal *b, size_t n, enum bal_mode mode);
+int bal_init(struct bal *b, size_t n, enum bal_mode mode, const struct bal_breaker *brk);
 void bal_free(struct bal *b);
 
 /*
- * Picks an endpoint index not set in tried (a bitmask of the first 64
- * endpoints; endpoints beyond 64 are never excluded). Returns the index, or
- * -ENOENT when there is none left. O(n).
+ * Picks an endpoint index not set in tried (a bitmask over the first 64
+ * endpoints; endpoints beyond 64 are never excluded, so a retry may reuse
+ * one). A due probe is returned first (and marked PROBING). Returns the
+ * index, or -ENOENT when nothing is left to try.
  */
-int bal_pick(struct bal *b, uint64_t tried);
+int bal_pick(struct bal *b, uint64_t tried, double now);
+
+enum bal_event { BAL_EV_NONE = 0, BAL_EV_EJECTED, BAL_EV_READMITTED, BAL_EV_SPARED };
+
+/*
+ * Reports the outcome of a connect to endpoint i. Returns what changed:
+ * EJECTED (ejected, or ejected again after a failed probe), READMITTED (probe
+ * succeeded), SPARED (would have been ejected but max_ejection_percent holds).
+ */
+enum bal_event bal_report(struct bal *b, size_t i, bool ok, double now);
+
+/* Endpoints ejected or probing now. O(n). */
+size_t bal_ejected(const struct bal *b);
 
 #endif

@@ -59,11 +59,15 @@ static const char *const agent_keys[] = {
 };
 static const char *const intercept_keys[] = { "cgroups", NULL };
 static const char *const service_keys[] = {
-	"name", "addresses", "protocol", "balancer", "endpoints", "timeouts", "retry", NULL,
+	"name", "addresses", "protocol", "balancer", "endpoints", "timeouts", "retry", "circuit_breaker", "limits", NULL,
 };
 static const char *const endpoint_keys[] = { "address", "weight", "node", NULL };
 static const char *const timeouts_keys[] = { "connect_ms", "idle_ms", NULL };
 static const char *const retry_keys[] = { "attempts", NULL };
+static const char *const breaker_keys[] = {
+	"consecutive_failures", "base_ejection_ms", "max_ejection_ms", "max_ejection_percent", NULL,
+};
+static const char *const limits_keys[] = { "max_connections", "max_pending", NULL };
 static const char *const tls_keys[] = { "ca", "cert", "key", NULL };
 
 const char *cfg_protocol_name(enum cfg_protocol p)
@@ -854,6 +858,43 @@ static void parse_endpoint(struct cfg_ctx *x, const config_setting_t *g, const c
 	get_addr(x, g, path, "node", &ep->node, &ep->has_node);
 }
 
+/*
+ * circuit_breaker: failure accrual (balancer.h). The back-off doubles from
+ * base up to max, so max below base is a contradiction, reported on whichever
+ * of the two was written here (max may be its default).
+ */
+static void parse_breaker(struct cfg_ctx *x, const config_setting_t *g, const char *path, struct cfg_service *svc)
+{
+	const config_setting_t *sub, *s_base, *s_max;
+	uint32_t base = svc->cb_base_ejection_ms, max = svc->cb_max_ejection_ms;
+	char p[CFG_PATH_BUF];
+	size_t problems;
+
+	join(p, sizeof(p), path, "circuit_breaker");
+	sub = get_group(x, g, path, "circuit_breaker");
+	if (!sub)
+		return;
+	check_keys(x, sub, p, breaker_keys);
+	get_int(x, sub, p, "consecutive_failures", 0, 1000, &svc->cb_consecutive_failures);
+	get_int(x, sub, p, "max_ejection_percent", 0, 100, &svc->cb_max_ejection_percent);
+	problems = x->n_problems;
+	s_base = get_int(x, sub, p, "base_ejection_ms", 100, 3600000, &base);
+	s_max = get_int(x, sub, p, "max_ejection_ms", 100, 86400000, &max);
+	if (x->n_problems != problems)
+		return; /* one of them is already reported; comparing a default would mislead */
+	if (max < base) {
+		if (s_max)
+			cfg_err(x, line_of(s_max), "%s.max_ejection_ms: %u is less than base_ejection_ms (%u); the cap must be at least the first ejection",
+				p, max, base);
+		else
+			cfg_err(x, line_of(s_base), "%s.base_ejection_ms: %u is more than max_ejection_ms (%u, the default); raise max_ejection_ms too",
+				p, base, max);
+		return;
+	}
+	svc->cb_base_ejection_ms = base;
+	svc->cb_max_ejection_ms = max;
+}
+
 static void parse_service(struct cfg_ctx *x, const config_setting_t *g, size_t i, struct svc_tables *t)
 {
 	struct weft_config *c = x->c;
@@ -877,6 +918,12 @@ static void parse_service(struct cfg_ctx *x, const config_setting_t *g, size_t i
 	svc->connect_timeout_ms = 1000;
 	svc->idle_timeout_ms = 0;
 	svc->retry_attempts = 3;
+	svc->cb_consecutive_failures = 5;
+	svc->cb_base_ejection_ms = 5000;
+	svc->cb_max_ejection_ms = 300000;
+	svc->cb_max_ejection_percent = 50;
+	svc->max_connections = 10000;
+	svc->max_pending = 1000;
 	check_keys(x, g, path, service_keys);
 
 	name = get_str(x, g, path, "name", &s);
@@ -981,6 +1028,14 @@ static void parse_service(struct cfg_ctx *x, const config_setting_t *g, size_t i
 	if (sub) {
 		check_keys(x, sub, p, retry_keys);
 		get_int(x, sub, p, "attempts", 1, 10, &svc->retry_attempts);
+	}
+	parse_breaker(x, g, path, svc);
+	join(p, sizeof(p), path, "limits");
+	sub = get_group(x, g, path, "limits");
+	if (sub) {
+		check_keys(x, sub, p, limits_keys);
+		get_int(x, sub, p, "max_connections", 1, 1048576, &svc->max_connections);
+		get_int(x, sub, p, "max_pending", 1, 1048576, &svc->max_pending);
 	}
 }
 

@@ -49,6 +49,14 @@ struct cfg_service {
 	uint32_t connect_timeout_ms;   /* timeouts.connect, default 1000 */
 	uint32_t idle_timeout_ms;      /* timeouts.idle, default 0 = off */
 	uint32_t retry_attempts;       /* retry.attempts: connect attempts in all, default 3 */
+	/* circuit_breaker: failure accrual / outlier ejection (see balancer.h) */
+	uint32_t cb_consecutive_failures; /* circuit_breaker.consecutive_failures, 5; 0 = never eject */
+	uint32_t cb_base_ejection_ms;     /* circuit_breaker.base_ejection_ms, 5000 (100..3600000) */
+	uint32_t cb_max_ejection_ms;      /* circuit_breaker.max_ejection_ms, 300000 (>= base, ..86400000) */
+	uint32_t cb_max_ejection_percent; /* circuit_breaker.max_ejection_percent, 50 (0..100) */
+	/* limits: shed load instead of queueing */
+	uint32_t max_connections;      /* limits.max_connections active per service, 10000 (1..1048576) */
+	uint32_t max_pending;          /* limits.max_pending connects in progress per service, 1000 (1..1048576) */
 	int line;
 };
 

@@ -35,6 +35,10 @@ struct proxy_svcstat {
 	char *name;
 	uint64_t no_endpoint;         /* every attempt failed / no endpoints: client reset */
 	uint64_t over_limit;          /* refused by agent.max_connections */
+	uint64_t over_service_limit;  /* refused by limits.max_connections */
+	uint64_t over_pending;        /* refused by limits.max_pending */
+	uint32_t active;              /* connections of this service, any generation */
+	uint32_t pending;             /* of which still connecting */
 };
 
 /*
@@ -55,6 +59,7 @@ struct proxy_ep {
 	uint64_t lat_buckets[PROXY_LAT_BUCKETS];
 	uint64_t lat_count;
 	double lat_sum;
+	const char *eject_reason;     /* why it is (or was last) ejected */
 };
 
 /* What a connection needs of its service: one immutable config generation. */
@@ -70,6 +75,7 @@ struct proxy_svc {
 	struct bal bal;
 	struct relay_opts opts;
 	enum cfg_protocol protocol;
+	uint32_t max_conns, max_pending;
 };
 
 struct proxy_conn {
@@ -81,6 +87,7 @@ struct proxy_conn {
 	struct weft_orig orig;
 	struct weft_sockaddr client;
 	uint64_t tried;         /* endpoints tried, bitmask by index in svc */
+	int cur;                /* index in svc of the endpoint being tried */
 	ev_tstamp started;
 };
 
@@ -241,6 +248,7 @@ static void svc_unref(struct proxy *px, struct proxy_svc *s)
 static struct proxy_svc *svc_new(struct proxy *px, const struct weft_config *cfg, uint32_t id)
 {
 	const struct cfg_service *cs = &cfg->services[id];
+	struct bal_breaker brk;
 	struct proxy_svc *s;
 	size_t i;
 
@@ -252,7 +260,12 @@ static struct proxy_svc *svc_new(struct proxy *px, const struct weft_config *cfg
 	s->name = strdup(cs->name);
 	s->vips = calloc(cs->n_addrs ? cs->n_addrs : 1, sizeof(*s->vips));
 	s->eps = calloc(cs->n_endpoints ? cs->n_endpoints : 1, sizeof(*s->eps));
-	if (!s->name || !s->vips || !s->eps || bal_init(&s->bal, cs->n_endpoints, bal_mode_of(cs->balancer)) < 0)
+	brk.consecutive_failures = cs->cb_consecutive_failures;
+	brk.base_ejection_s = cs->cb_base_ejection_ms / 1000.0;
+	brk.max_ejection_s = cs->cb_max_ejection_ms / 1000.0;
+	brk.max_ejection_percent = cs->cb_max_ejection_percent;
+	if (!s->name || !s->vips || !s->eps ||
+	    bal_init(&s->bal, cs->n_endpoints, bal_mode_of(cs->balancer), &brk) < 0)
 		goto err;
 	s->stat = stat_get(px, cs->name);
 	if (!s->stat)
@@ -269,6 +282,8 @@ static struct proxy_svc *svc_new(struct proxy *px, const struct weft_config *cfg
 		s->bal.eps[i] = &s->eps[i]->bal;
 	}
 	s->protocol = cs->protocol;
+	s->max_conns = cs->max_connections;
+	s->max_pending = cs->max_pending;
 	s->opts.buffer_size = cfg->buffer_size;
 	s->opts.connect_timeout_ms = cs->connect_timeout_ms;
 	s->opts.idle_timeout_ms = cs->idle_timeout_ms;
@@ -350,11 +365,12 @@ static int conn_pick(void *arg, unsigned attempt, struct weft_sockaddr *out, voi
 	int i;
 
 	(void)attempt;
-	i = bal_pick(&c->svc->bal, c->tried);
+	i = bal_pick(&c->svc->bal, c->tried, ev_now(c->px->loop));
 	if (i < 0)
 		return -ENOENT;
 	if (i < 64)
 		c->tried |= 1ull << i;
+	c->cur = i;
 	*out = c->svc->eps[i]->addr;
 	*tag = c->svc->eps[i];
 	return 0;
@@ -376,12 +392,38 @@ static void conn_unlink(struct proxy *px, struct proxy_conn *c)
 	c->prev->next = c->next;
 	c->next->prev = c->prev;
 	px->active--;
+	c->svc->stat->active--;
 	if (c->ep) {
 		c->ep->bal.active--;
 		ep_unref(px, c->ep);
 	}
 	svc_unref(px, c->svc);
 	free(c);
+}
+
+/* Feeds a connect outcome to the failure accrual; logs and names state changes. */
+static void conn_breaker(struct proxy_conn *c, bool ok)
+{
+	struct proxy_ep *ep = c->svc->eps[c->cur];
+	double now = ev_now(c->px->loop);
+
+	switch (bal_report(&c->svc->bal, (size_t)c->cur, ok, now)) {
+	case BAL_EV_EJECTED:
+		ep->eject_reason = "consecutive connect failures";
+		log_warn("service %s: endpoint %s ejected for %.1f s after %u consecutive connect failures",
+			 c->svc->name, ep->addr_str, ep->bal.ejected_until - now, ep->bal.consecutive);
+		break;
+	case BAL_EV_READMITTED:
+		log_info("service %s: endpoint %s readmitted (probe connected)", c->svc->name, ep->addr_str);
+		break;
+	case BAL_EV_SPARED:
+		log_warn("service %s: endpoint %s keeps failing but is not ejected: "
+			 "circuit_breaker.max_ejection_percent (%u%%) reached", c->svc->name, ep->addr_str,
+			 c->svc->bal.brk.max_ejection_percent);
+		break;
+	default:
+		break;
+	}
 }
 
 static void conn_event(void *arg, struct relay *r, enum relay_event_kind kind, void *tag,
@@ -399,14 +441,20 @@ static void conn_event(void *arg, struct relay *r, enum relay_event_kind kind, v
 		ep->refs++;
 		ep->bal.active++;
 		ep->opened++;
+		c->svc->stat->pending--;
+		conn_breaker(c, true);
 		ep_observe_latency(ep, (double)value / 1e6);
 		bal_observe(&ep->bal, (double)value, ev_now(px->loop));
 		log_debug("conn %s -> %s: connected to %s in %lld us", addr_format(&c->client, a, sizeof(a)),
 			  c->svc->name, ep->addr_str, (long long)value);
 		break;
+	case RELAY_EV_FIRST_BYTE:
+		/* peak-EWMA keeps the larger of connect and response latency */
+		bal_observe(&ep->bal, (double)value, ev_now(px->loop));
+		break;
 	case RELAY_EV_CONNECT_FAIL:
-		ep->bal.failures++;
 		ep->connect_errors[proxy_err_of((int)value)]++;
+		conn_breaker(c, false);
 		log_info("service %s: connect to endpoint %s failed: %s", c->svc->name, ep->addr_str,
 			 strerror((int)value));
 		break;
@@ -416,6 +464,7 @@ static void conn_event(void *arg, struct relay *r, enum relay_event_kind kind, v
 			c->ep->bytes_out += st ? st->bytes_out : 0;
 			px->ctr.completed++;
 		} else {
+			c->svc->stat->pending--;
 			px->ctr.connect_failed++;
 			c->svc->stat->no_endpoint++;
 			log_warn("conn %s -> %s: no endpoint could be reached; client reset",
@@ -477,6 +526,18 @@ static void proxy_handle(struct proxy *px, int fd, const struct weft_sockaddr *p
 			 px->max_conns, svc->name);
 		goto reset;
 	}
+	if (svc->stat->active >= svc->max_conns) {
+		svc->stat->over_service_limit++;
+		log_debug("service %s: limits.max_connections (%u) reached; connection reset", svc->name,
+			  svc->max_conns);
+		goto reset;
+	}
+	if (svc->stat->pending >= svc->max_pending) {
+		svc->stat->over_pending++;
+		log_debug("service %s: limits.max_pending (%u) connects in progress; connection reset",
+			  svc->name, svc->max_pending);
+		goto reset;
+	}
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		goto reset;
@@ -491,9 +552,12 @@ static void proxy_handle(struct proxy *px, int fd, const struct weft_sockaddr *p
 	px->conns.next->prev = c;
 	px->conns.next = c;
 	px->active++;
+	svc->stat->active++;
+	svc->stat->pending++;
 	c->relay = relay_start(px->loop, px->pool, fd, &svc->opts, conn_pick, conn_event, c);
 	if (!c->relay) {
 		/* relay_start reset and closed fd; no callback fired */
+		svc->stat->pending--;
 		conn_unlink(px, c);
 	}
 	return;
@@ -655,8 +719,19 @@ void proxy_free(struct proxy *px)
 
 /* ---- admin renderings --------------------------------------------------- */
 
+static const char *bal_mode_name(enum bal_mode m)
+{
+	return m == BAL_ROUND_ROBIN ? "round-robin" : m == BAL_LEAST_CONN ? "least-conn" : "ewma";
+}
+
+static const char *ep_state_name(const struct proxy_ep *ep)
+{
+	return ep->bal.state == BAL_READY ? "ready" : ep->bal.state == BAL_PROBING ? "probing" : "ejected";
+}
+
 void proxy_render_services(struct proxy *px, struct buf *out)
 {
+	double now = ev_now(px->loop);
 	char a[ADDR_STRLEN];
 	size_t i, j;
 
@@ -669,9 +744,15 @@ void proxy_render_services(struct proxy *px, struct buf *out)
 		buf_printf(out, ",\"protocol\":\"%s\",\"addresses\":[", cfg_protocol_name(s->protocol));
 		for (j = 0; j < s->n_vips; j++)
 			buf_printf(out, "%s\"%s\"", j ? "," : "", addr_format(&s->vips[j], a, sizeof(a)));
-		buf_printf(out, "],\"connect_failed\":%llu,\"over_limit\":%llu,\"endpoints\":[",
+		buf_printf(out, "],\"balancer\":\"%s\",\"active\":%u,\"pending\":%u,\"ejected\":%zu,"
+			   "\"panic_picks\":%llu,\"connect_failed\":%llu,\"over_limit\":%llu,"
+			   "\"over_service_limit\":%llu,\"over_pending\":%llu,\"endpoints\":[",
+			   bal_mode_name(s->bal.mode), s->stat->active, s->stat->pending,
+			   bal_ejected(&s->bal), (unsigned long long)s->bal.panics,
 			   (unsigned long long)s->stat->no_endpoint,
-			   (unsigned long long)s->stat->over_limit);
+			   (unsigned long long)s->stat->over_limit,
+			   (unsigned long long)s->stat->over_service_limit,
+			   (unsigned long long)s->stat->over_pending);
 		for (j = 0; j < s->n_eps; j++) {
 			const struct proxy_ep *ep = s->eps[j];
 			uint64_t errs = 0;
@@ -680,11 +761,20 @@ void proxy_render_services(struct proxy *px, struct buf *out)
 			for (k = 0; k < PROXY_ERR__MAX; k++)
 				errs += ep->connect_errors[k];
 			buf_printf(out,
-				   "%s{\"address\":\"%s\",\"state\":\"ready\",\"weight\":%u,\"ewma_ms\":%.3f,"
-				   "\"active\":%u,\"connections\":%llu,\"connect_errors\":%llu}",
-				   j ? "," : "", ep->addr_str, ep->bal.weight, ep->bal.ewma_us / 1000.0,
-				   ep->bal.active, (unsigned long long)ep->opened,
-				   (unsigned long long)errs);
+				   "%s{\"address\":\"%s\",\"state\":\"%s\",\"weight\":%u,\"ewma_ms\":%.3f,"
+				   "\"active\":%u,\"connections\":%llu,\"connect_errors\":%llu,"
+				   "\"consecutive_failures\":%u,\"ejections\":%llu",
+				   j ? "," : "", ep->addr_str, ep_state_name(ep), ep->bal.weight,
+				   ep->bal.ewma_us / 1000.0, ep->bal.active, (unsigned long long)ep->opened,
+				   (unsigned long long)errs, ep->bal.consecutive,
+				   (unsigned long long)ep->bal.ejections);
+			if (ep->bal.state != BAL_READY) {
+				buf_printf(out, ",\"ejected_for_s\":%.3f,\"reason\":",
+					   ep->bal.state == BAL_EJECTED && ep->bal.ejected_until > now ?
+						   ep->bal.ejected_until - now : 0.0);
+				buf_json_str(out, ep->eject_reason ? ep->eject_reason : "");
+			}
+			buf_puts(out, "}");
 		}
 		buf_puts(out, "]}");
 	}
@@ -817,8 +907,44 @@ void proxy_render_metrics(struct proxy *px, struct buf *out)
 			   (unsigned long long)st->no_endpoint);
 		buf_puts(out, "weft_connections_failed_total{service=\"");
 		buf_prom_label(out, st->name);
-		buf_printf(out, "\",direction=\"outbound\",reason=\"over_limit\"} %llu\n",
+		buf_printf(out, "\",direction=\"outbound\",reason=\"agent_max_connections\"} %llu\n",
 			   (unsigned long long)st->over_limit);
+		buf_puts(out, "weft_connections_failed_total{service=\"");
+		buf_prom_label(out, st->name);
+		buf_printf(out, "\",direction=\"outbound\",reason=\"max_connections\"} %llu\n",
+			   (unsigned long long)st->over_service_limit);
+		buf_puts(out, "weft_connections_failed_total{service=\"");
+		buf_prom_label(out, st->name);
+		buf_printf(out, "\",direction=\"outbound\",reason=\"max_pending\"} %llu\n",
+			   (unsigned long long)st->over_pending);
+	}
+	buf_puts(out, "# HELP weft_endpoint_ejections_total Times an endpoint was ejected by failure accrual.\n"
+		      "# TYPE weft_endpoint_ejections_total counter\n");
+	for (ep = px->ep_registry; ep; ep = ep->next) {
+		buf_puts(out, "weft_endpoint_ejections_total{");
+		ep_labels(out, ep);
+		buf_printf(out, "} %llu\n", (unsigned long long)ep->bal.ejections);
+	}
+	buf_puts(out, "# HELP weft_endpoint_ejected 1 while an endpoint is ejected (or being probed).\n"
+		      "# TYPE weft_endpoint_ejected gauge\n");
+	for (ep = px->ep_registry; ep; ep = ep->next) {
+		buf_puts(out, "weft_endpoint_ejected{");
+		ep_labels(out, ep);
+		buf_printf(out, "} %d\n", ep->bal.state != BAL_READY);
+	}
+	buf_puts(out, "# HELP weft_service_endpoints_ejected Endpoints of a service ejected now.\n"
+		      "# TYPE weft_service_endpoints_ejected gauge\n");
+	for (i = 0; i < px->n_svcs; i++) {
+		buf_puts(out, "weft_service_endpoints_ejected{service=\"");
+		buf_prom_label(out, px->svcs[i]->name);
+		buf_printf(out, "\"} %zu\n", bal_ejected(&px->svcs[i]->bal));
+	}
+	buf_puts(out, "# HELP weft_service_panic_picks_total Endpoint picks made with every endpoint "
+		      "ejected (panic mode).\n# TYPE weft_service_panic_picks_total counter\n");
+	for (i = 0; i < px->n_svcs; i++) {
+		buf_puts(out, "weft_service_panic_picks_total{service=\"");
+		buf_prom_label(out, px->svcs[i]->name);
+		buf_printf(out, "\"} %llu\n", (unsigned long long)px->svcs[i]->bal.panics);
 	}
 	buf_printf(out,
 		   "# HELP weft_accepted_total Connections accepted on the outbound listeners.\n"
@@ -864,7 +990,7 @@ void proxy_render_services_text(struct proxy *px, struct buf *out)
 			snprintf(errs, sizeof(errs), "%llu", (unsigned long long)e);
 			{
 				const char *row[] = { j ? "" : s->name, j ? "" : cfg_protocol_name(s->protocol),
-						      j ? "" : addrs, ep->addr_str, "ready", w, ewma, act,
+						      j ? "" : addrs, ep->addr_str, ep_state_name(ep), w, ewma, act,
 						      conns, errs };
 				table_row(&t, row);
 			}

@@ -64,6 +64,7 @@ enum relay_state {
 #define RELAY_F_ABORT     0x02 /* relay_abort() arrived during it: end on return */
 #define RELAY_F_CLOSING   0x04 /* relay_finish() running: aborts are no-ops */
 #define RELAY_F_CONNECTED 0x08 /* an attempt connected: CLOSED reports its tag */
+#define RELAY_F_FIRSTBYTE 0x10 /* RELAY_EV_FIRST_BYTE was reported */
 
 struct relay_dir {
 	char *buf;     /* pool buffer while bytes are pending, else NULL */
@@ -96,6 +97,7 @@ struct relay {
 		int64_t connect_t0_us;   /* RELAY_CONNECTING: when the attempt began */
 		ev_tstamp last_active;   /* RELAY_RUNNING: ev_now() of the last byte moved */
 	};
+	ev_tstamp ref_t;    /* connect time, then time the first client byte went upstream */
 	uint64_t bytes_in;  /* client -> upstream, written to the upstream socket */
 	uint64_t bytes_out; /* upstream -> client, written to the client socket */
 	struct relay_opts opts;
@@ -506,6 +508,7 @@ static void relay_connect_done(struct relay *r)
 	r->state = RELAY_RUNNING;
 	r->flags |= RELAY_F_CONNECTED;
 	r->last_active = ev_now(r->loop);
+	r->ref_t = r->last_active;
 	log_debug("relay %p: connected in %" PRId64 " us (attempt %u)", (void *)r, usec, r->attempt);
 	if (relay_emit(r, RELAY_EV_CONNECTED, usec)) {
 		relay_finish(r, ECONNABORTED, true);
@@ -524,12 +527,15 @@ static void relay_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct relay *r = w->data;
 	int cfd = r->cio.fd, ufd = r->uio.fd;
+	uint64_t in0, out0;
 	int err = 0;
 
 	if (r->state == RELAY_CONNECTING) {
 		relay_connect_done(r); /* only uio is watched while connecting */
 		return;
 	}
+	in0 = r->bytes_in;
+	out0 = r->bytes_out;
 	/* Flush towards this socket first, then read from it. */
 	if (w == &r->cio) {
 		if (revents & EV_WRITE)
@@ -541,6 +547,19 @@ static void relay_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 			err = relay_dir_run(r, &r->c2u, cfd, ufd, &r->bytes_in);
 		if (!err && (revents & EV_READ))
 			err = relay_dir_run(r, &r->u2c, ufd, cfd, &r->bytes_out);
+	}
+	if (!(r->flags & RELAY_F_FIRSTBYTE)) {
+		/* response latency: first byte back, measured from the first byte sent */
+		if (in0 == 0 && r->bytes_in > 0 && out0 == 0)
+			r->ref_t = ev_now(loop);
+		if (out0 == 0 && r->bytes_out > 0) {
+			r->flags |= RELAY_F_FIRSTBYTE;
+			if (relay_emit(r, RELAY_EV_FIRST_BYTE,
+				       (int64_t)((ev_now(loop) - r->ref_t) * 1e6))) {
+				relay_finish(r, ECONNABORTED, true);
+				return;
+			}
+		}
 	}
 	relay_settle(r, err);
 }

@@ -46,6 +46,9 @@ typedef int (*relay_pick_fn)(void *arg, unsigned attempt, struct weft_sockaddr *
 enum relay_event_kind {
 	RELAY_EV_CONNECTED,     /* upstream connected; tag = chosen endpoint; value = connect usec */
 	RELAY_EV_CONNECT_FAIL,  /* one attempt failed; tag; value = errno (ETIMEDOUT for timeout) */
+	RELAY_EV_FIRST_BYTE,    /* first upstream byte reached the client; tag; value = usec from
+				 * the first client byte sent upstream (or from connect, when
+				 * the upstream speaks first): the endpoint's response latency */
 	RELAY_EV_CLOSED,        /* relay over; the struct relay is freed after this returns */
 };
 /*

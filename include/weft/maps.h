@@ -8,8 +8,9 @@
  *
  * Addresses: one struct weft_addr serves IPv4 and IPv6. IPv4 (and IPv4-mapped
  * IPv6, ::ffff:a.b.c.d, which is normalised to IPv4 on both sides) is stored
- * as family = AF_INET with the address in addr[0] and addr[1..3] = 0. Address
- * words and the port are in network byte order, as the kernel hands them out.
+ * as family = AF_INET with the address in ip[0..3] and ip[4..15] = 0. The
+ * address is in network byte order as bytes, and the port in host byte order,
+ * so that `bpftool map dump` shows 127.10.0.1:80 as [127,10,0,1,...] and 80.
  */
 #ifndef WEFT_MAPS_H
 #define WEFT_MAPS_H
@@ -22,10 +23,10 @@
 #define WEFT_MAX_ORIGDST       65536 /* weft_origdst: in-flight handoffs (LRU) */
 
 struct weft_addr {
-	__u32 addr[4];  /* network byte order; IPv4 in addr[0] */
-	__u16 port;     /* network byte order */
+	__u8 ip[16];    /* network byte order; IPv4 in ip[0..3] */
+	__u16 port;     /* host byte order */
 	__u16 family;   /* WEFT_AF_INET or WEFT_AF_INET6 */
-};
+} __attribute__((aligned(4)));
 
 /* weft_services: HASH, what apps dial -> which service. */
 struct weft_service_key {

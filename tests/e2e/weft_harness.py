@@ -878,6 +878,418 @@ def wait_for(pred, timeout, interval=0.1):
         time.sleep(interval)
 
 
+# --------------------------------------------------------------------------
+# helpers for the admin / weftctl / reload / prometheus tests (added; nothing
+# above depends on them)
+
+def rewrite_config(d, cgroups=None, services=None, text=None):
+    """Rewrite d's config file for a reload, atomically (write + rename).
+    Keeps d's agent block; replaces intercept.cgroups and services (None:
+    keep d's current ones). text: write exactly this instead. Returns the text."""
+    if text is None:
+        if cgroups is not None:
+            d.cgroups = [c.path if isinstance(c, Cgroup) else c for c in cgroups]
+        if services is not None:
+            d.services = services
+        head = d.config_text.split("intercept: {", 1)[0]
+        text = (head + "intercept: { cgroups = [ %s ]; };\n"
+                % ", ".join('"%s"' % c for c in d.cgroups) + services_conf(d.services))
+    tmp = d.conf_path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.rename(tmp, d.conf_path)
+    d.config_text = text
+    return text
+
+
+def admin_call(addr, method, path, body=None, timeout=5.0):
+    """One HTTP request to the admin API -> (status, headers {lower: value}, body text);
+    (None, {}, errno name) if there was no answer."""
+    import http.client
+    fam, host, port = split_addr(addr)
+    c = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        c.request(method, path, body=body)
+        r = c.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read().decode(errors="replace")
+    except (OSError, http.client.HTTPException) as e:
+        return None, {}, _errname(e)
+    finally:
+        c.close()
+
+
+def admin_json(addr, path, timeout=5.0):
+    """GET path and parse the JSON body (raises AssertionError on non-200)."""
+    st, _, body = admin_call(addr, "GET", path, timeout=timeout)
+    assert st == 200, "GET %s: %r %r" % (path, st, body)
+    return json.loads(body)
+
+
+def raw_exchange(addr, data, timeout=5.0, shut_wr=False):
+    """Send raw bytes to addr, read until EOF (or timeout). -> (bytes read,
+    'eof' | 'timeout' | errno name)."""
+    fam, host, port = split_addr(addr)
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    out = b""
+    try:
+        s.connect((host, port))
+        if data:
+            s.sendall(data)
+        if shut_wr:
+            s.shutdown(socket.SHUT_WR)
+        deadline = time.monotonic() + timeout
+        while True:
+            s.settimeout(max(0.01, deadline - time.monotonic()))
+            d = s.recv(65536)
+            if not d:
+                return out, "eof"
+            out += d
+    except socket.timeout:
+        return out, "timeout"
+    except OSError as e:
+        return out, _errname(e)
+    finally:
+        s.close()
+
+
+def parse_prom(text):
+    """Prometheus text format -> (samples, types, helps): samples is a list of
+    (name, {label: value}, float); types/helps map family names to strings."""
+    import re
+    samples, types, helps = [], {}, {}
+    lab_re = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*,?')
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        if line.startswith("# TYPE "):
+            _, _, name, typ = line.split(None, 3)
+            types[name] = typ.strip()
+            continue
+        if line.startswith("# HELP "):
+            parts = line.split(None, 3)
+            helps[parts[2]] = parts[3] if len(parts) > 3 else ""
+            continue
+        if line.startswith("#"):
+            continue
+        m = re.match(r'([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\S+)?$', line)
+        if not m:
+            raise ValueError("not a sample line: %r" % line)
+        labels = {}
+        rest = m.group(3) or ""
+        pos = 0
+        while pos < len(rest):
+            lm = lab_re.match(rest, pos)
+            if not lm:
+                raise ValueError("bad labels in %r" % line)
+            labels[lm.group(1)] = re.sub(r'\\(.)', lambda x: {"n": "\n"}.get(x.group(1), x.group(1)),
+                                         lm.group(2))
+            pos = lm.end()
+        samples.append((m.group(1), labels, float(m.group(4))))
+    return samples, types, helps
+
+
+def prom_get(samples, name, **labels):
+    """Values of the samples named name whose labels include labels."""
+    return [v for n, l, v in samples
+            if n == name and all(l.get(k) == str(x) for k, x in labels.items())]
+
+
+def metrics(addr):
+    """GET /metrics parsed: the samples list of parse_prom."""
+    st, _, body = admin_call(addr, "GET", "/metrics")
+    assert st == 200, (st, body)
+    return parse_prom(body)[0]
+
+
+def table_columns(text):
+    """An aligned table (header row + rows, columns separated by 2+ spaces,
+    no spaces inside cells) -> (header names, [row dicts]). Asserts that every
+    cell of every row starts exactly where its header starts."""
+    lines = [l for l in text.splitlines() if l.strip()]
+    assert lines, "empty table"
+    hdr = lines[0]
+    import re
+    starts = [m.start() for m in re.finditer(r"\S+", hdr)]
+    names = hdr.split()
+    rows = []
+    for l in lines[1:]:
+        row = {}
+        for m in re.finditer(r"\S+", l):
+            assert m.start() in starts, ("cell %r at column %d is not under a header "
+                                         "(header columns start at %r):\n%s"
+                                         % (m.group(), m.start(), starts, text))
+            row[names[starts.index(m.start())]] = m.group()
+        rows.append(row)
+    return names, rows
+
+
+_SCRIPTED_CHILD = r'''
+import hashlib, json, os, socket, sys, threading, time
+def emit(o):
+    sys.stdout.write(json.dumps(o) + "\n"); sys.stdout.flush()
+def ename(e):
+    import errno
+    if isinstance(e, socket.timeout): return "TIMEOUT"
+    return errno.errorcode.get(getattr(e, "errno", None) or -1, type(e).__name__)
+addr, timeout = sys.argv[1], float(sys.argv[2])
+if addr.startswith("["):
+    host, _, port = addr[1:].partition("]:"); fam = socket.AF_INET6
+else:
+    host, _, port = addr.rpartition(":"); fam = socket.AF_INET
+def fmt(sa):
+    return "[%s]:%d" % sa[:2] if ":" in sa[0] else "%s:%d" % sa[:2]
+s = socket.socket(fam, socket.SOCK_STREAM)
+s.settimeout(timeout)
+try:
+    s.connect((host, int(port)))
+except OSError as e:
+    emit({"event": "error", "stage": "connect", "error": ename(e)}); sys.exit(0)
+st = {"sent": 0, "recv": 0, "ticks": 0, "error": None, "mismatch": 0}
+hs, hr = hashlib.sha256(), hashlib.sha256()
+lock = threading.Lock()
+stop = threading.Event()
+ticker = None
+def recv_exact(n):
+    buf = b""
+    while len(buf) < n:
+        d = s.recv(n - len(buf))
+        if not d:
+            break
+        buf += d
+    return buf
+def tick(interval, size):
+    seq = 0
+    while not stop.is_set():
+        seq += 1
+        msg = (b"%08d" % seq + os.urandom(size))[:size]
+        try:
+            with lock:
+                s.sendall(msg); hs.update(msg); st["sent"] += len(msg)
+                got = recv_exact(len(msg)); hr.update(got); st["recv"] += len(got)
+        except OSError as e:
+            st["error"] = ename(e); return
+        if got != msg:
+            st["mismatch"] += 1
+            st["error"] = "EOF" if len(got) < len(msg) else "MISMATCH"
+            return
+        st["ticks"] += 1
+        stop.wait(interval)
+def status():
+    return dict(st, sent_sha256=hs.hexdigest(), recv_sha256=hr.hexdigest())
+emit({"event": "connected", "sockname": fmt(s.getsockname()), "peername": fmt(s.getpeername()),
+      "pid": os.getpid()})
+for line in sys.stdin:
+    c = json.loads(line)
+    cmd = c["cmd"]
+    try:
+        if cmd == "send":
+            data = os.urandom(c["n"])
+            with lock:
+                s.sendall(data); hs.update(data); st["sent"] += len(data)
+            emit(dict(status(), event="sent"))
+        elif cmd == "recv":
+            with lock:
+                got = recv_exact(c["n"]); hr.update(got); st["recv"] += len(got)
+            emit(dict(status(), event="recv", got=len(got)))
+        elif cmd == "tick":
+            stop.clear()
+            ticker = threading.Thread(target=tick, args=(c.get("interval", 0.1), c.get("size", 64)),
+                                      daemon=True)
+            ticker.start()
+            emit(dict(status(), event="ticking"))
+        elif cmd == "status":
+            emit(dict(status(), event="status"))
+        elif cmd == "stop":
+            stop.set()
+            if ticker: ticker.join(timeout + 5)
+            emit(dict(status(), event="stopped"))
+        elif cmd == "close":
+            stop.set()
+            if ticker: ticker.join(timeout + 5)
+            s.shutdown(socket.SHUT_WR)
+            extra = 0
+            while True:
+                d = s.recv(65536)
+                if not d: break
+                extra += len(d); hr.update(d); st["recv"] += len(d)
+            s.close()
+            emit(dict(status(), event="closed", eof=True, extra=extra))
+            sys.exit(0)
+        else:
+            emit({"event": "error", "stage": cmd, "error": "UNKNOWN_COMMAND"})
+    except OSError as e:
+        emit(dict(status(), event="error", stage=cmd, error=ename(e)))
+'''
+
+
+class ScriptedClient:
+    """A client process (optionally in a cgroup) holding one TCP connection
+    open and driven one command at a time over stdin: send N random bytes,
+    recv exactly N, tick (echo a chunk every interval and check it comes back
+    byte-exact, in a thread), status, stop (the ticking), close (shutdown,
+    read to EOF). Every answer is a dict with sent/recv/ticks/error/
+    sent_sha256/recv_sha256. Start it with Harness-bound scripted_client()."""
+
+    def __init__(self, connect, cgroup=None, timeout=10.0):
+        import queue
+        self.timeout = timeout
+        argv = [PYTHON, "-c", _SCRIPTED_CHILD, connect, str(timeout), run_prefix() + "scripted"]
+        self.proc = spawn(in_cgroup_argv(cgroup, argv), stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._q = queue.Queue()
+        self._t = threading.Thread(target=self._read, daemon=True)
+        self._t.start()
+        self.hello = self._next(timeout + 10)
+        self.pid = self.proc.pid
+
+    def _read(self):
+        for line in self.proc.stdout:
+            try:
+                self._q.put(json.loads(line))
+            except ValueError:
+                pass
+        self._q.put(None)
+
+    def _next(self, timeout):
+        import queue
+        try:
+            ev = self._q.get(timeout=timeout)
+        except queue.Empty:
+            return {"event": "error", "error": "HARNESS_TIMEOUT"}
+        if ev is None:
+            return {"event": "error", "error": "EXITED",
+                    "stderr": self.proc.stderr.read().decode(errors="replace")
+                    if self.proc.poll() is not None else ""}
+        return ev
+
+    @property
+    def connected(self):
+        return self.hello.get("event") == "connected"
+
+    def cmd(self, cmd, timeout=None, **kw):
+        kw["cmd"] = cmd
+        try:
+            self.proc.stdin.write((json.dumps(kw) + "\n").encode())
+            self.proc.stdin.flush()
+        except OSError as e:
+            return {"event": "error", "error": "STDIN_" + _errname(e)}
+        return self._next(self.timeout + 10 if timeout is None else timeout)
+
+    def send(self, n):
+        return self.cmd("send", n=n)
+
+    def recv(self, n):
+        return self.cmd("recv", n=n)
+
+    def tick(self, interval=0.1, size=64):
+        return self.cmd("tick", interval=interval, size=size)
+
+    def status(self):
+        return self.cmd("status")
+
+    def close(self):
+        r = self.cmd("close")
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+        return r
+
+    def stop(self):
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        stop_process(self.proc, 2.0)
+        for f in (self.proc.stdout, self.proc.stderr):
+            try:
+                f.close()
+            except OSError:
+                pass
+
+
+def scripted_client(h, connect, cgroup=None, timeout=10.0):
+    """A ScriptedClient whose process h (a Harness) stops at close()."""
+    c = ScriptedClient(connect, cgroup=cgroup, timeout=timeout)
+    h._push("scripted client %s" % connect, c.stop)
+    return c
+
+
+class ReplyServer:
+    """An in-process backend on 127.0.0.1 (threads): per connection, read
+    `expect` bytes, answer `reply` bytes, then read until EOF and close.
+    conns: one dict per connection (peer, got, sent, done)."""
+
+    def __init__(self, expect, reply, host="127.0.0.1"):
+        self.expect, self.reply = expect, reply
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, 0))
+        self.sock.listen(64)
+        self.addr = fmt_addr(self.sock.getsockname())
+        self.conns = []
+        self._stop = False
+        self._threads = []
+        self._t = threading.Thread(target=self._accept, daemon=True)
+        self._t.start()
+
+    def _accept(self):
+        while not self._stop:
+            try:
+                c, peer = self.sock.accept()
+            except OSError:
+                return
+            info = {"peer": fmt_addr(peer), "got": 0, "sent": 0, "done": False}
+            self.conns.append(info)
+            t = threading.Thread(target=self._serve, args=(c, info), daemon=True)
+            self._threads.append(t)
+            t.start()
+
+    def _serve(self, c, info):
+        try:
+            c.settimeout(30)
+            while info["got"] < self.expect:
+                d = c.recv(min(65536, self.expect - info["got"]))
+                if not d:
+                    break
+                info["got"] += len(d)
+            if info["got"] >= self.expect and self.reply:
+                c.sendall(os.urandom(self.reply))
+                info["sent"] = self.reply
+            while True:
+                d = c.recv(65536)
+                if not d:
+                    break
+                info["got"] += len(d)
+        except OSError as e:
+            info["error"] = _errname(e)
+        finally:
+            info["done"] = True
+            c.close()
+
+    def stop(self):
+        self._stop = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        self._t.join(2)
+
+
+def reply_server(h, expect, reply, host="127.0.0.1"):
+    s = ReplyServer(expect, reply, host)
+    h._push("reply server %s" % s.addr, s.stop)
+    return s
+
+
+def dead_addr(host="127.0.0.1"):
+    """'host:port' where nothing listens (a connect is refused)."""
+    return "%s:%d" % (host, free_port(host))
+
+
+
 # ==========================================================================
 # the processes: serve / client
 

@@ -111,6 +111,8 @@ static const char full_config[] =
 	"                  { address = \"198.18.0.2:8080\"; node = \"198.18.0.2:4143\"; weight = 1000; } );\n"
 	"    timeouts = { connect_ms = 60000; idle_ms = 86400000; };\n"
 	"    retry = { attempts = 10; };\n"
+	"    circuit_breaker = { consecutive_failures = 0; base_ejection_ms = 100; max_ejection_ms = 100; max_ejection_percent = 100; };\n"
+	"    limits = { max_connections = 1048576; max_pending = 1; };\n"
 	"  },\n"
 	"  { name = \"db.main_1-x\"; addresses = ( \"127.10.0.2:5432\" ); protocol = \"http2\"; balancer = \"least-conn\"; },\n"
 	"  { name = \"0\"; addresses = [ \"127.10.0.3:1\" ]; protocol = \"auto\"; balancer = \"ewma\"; endpoints = (); }\n"
@@ -160,6 +162,12 @@ static void test_full(void **state)
 	assert_int_equal(s->connect_timeout_ms, 60000);
 	assert_int_equal(s->idle_timeout_ms, 86400000);
 	assert_int_equal(s->retry_attempts, 10);
+	assert_int_equal(s->cb_consecutive_failures, 0);
+	assert_int_equal(s->cb_base_ejection_ms, 100);
+	assert_int_equal(s->cb_max_ejection_ms, 100);
+	assert_int_equal(s->cb_max_ejection_percent, 100);
+	assert_int_equal(s->max_connections, 1048576);
+	assert_int_equal(s->max_pending, 1);
 
 	s = &c->services[1];
 	assert_string_equal(s->name, "db.main_1-x");
@@ -172,6 +180,12 @@ static void test_full(void **state)
 	assert_int_equal(s->connect_timeout_ms, 1000);
 	assert_int_equal(s->idle_timeout_ms, 0);
 	assert_int_equal(s->retry_attempts, 3);
+	assert_int_equal(s->cb_consecutive_failures, 5);
+	assert_int_equal(s->cb_base_ejection_ms, 5000);
+	assert_int_equal(s->cb_max_ejection_ms, 300000);
+	assert_int_equal(s->cb_max_ejection_percent, 50);
+	assert_int_equal(s->max_connections, 10000);
+	assert_int_equal(s->max_pending, 1000);
 
 	s = &c->services[2];
 	assert_string_equal(s->name, "0");
@@ -249,6 +263,17 @@ static void test_bounds_accepted(void **state)
 	assert_int_equal(c->buffer_size, 4194304);
 	assert_int_equal(strlen(c->services[0].name), 63);
 	cfg_free(c);
+
+	/* a cap equal to the first ejection; unset keys keep their defaults */
+	c = load_ok("services = ( { name = \"a\"; addresses = [ \"1.2.3.4:1\" ];\n"
+		    "  circuit_breaker = { base_ejection_ms = 3600000; max_ejection_ms = 3600000; }; limits = { }; } );\n");
+	assert_int_equal(c->services[0].cb_base_ejection_ms, 3600000);
+	assert_int_equal(c->services[0].cb_max_ejection_ms, 3600000);
+	assert_int_equal(c->services[0].cb_consecutive_failures, 5);
+	assert_int_equal(c->services[0].cb_max_ejection_percent, 50);
+	assert_int_equal(c->services[0].max_connections, 10000);
+	assert_int_equal(c->services[0].max_pending, 1000);
+	cfg_free(c);
 }
 
 static void test_names(void **state)
@@ -305,9 +330,13 @@ static const struct fail_case fail_cases[] = {
 	{ "unknown in intercept", "intercept: { cgroup = [ \"a\" ]; paths = [ \"b\" ]; };\n",
 	  { "t.conf:1: intercept.cgroup: unknown key; did you mean 'cgroups'?",
 	    "t.conf:1: intercept.paths: unknown key; valid keys are cgroups" } },
-	{ "unknown in service", SVC("    adresses = [ \"127.10.0.2:80\" ];\n    circuit_breaker = { };\n"),
+	{ "unknown in service", SVC("    adresses = [ \"127.10.0.2:80\" ];\n    routes = ( );\n"),
 	  { "t.conf:3: services[0].adresses: unknown key; did you mean 'addresses'?",
-	    "t.conf:4: services[0].circuit_breaker: unknown key; valid keys are name, addresses, protocol, balancer, endpoints, timeouts, retry" } },
+	    "t.conf:4: services[0].routes: unknown key; valid keys are name, addresses, protocol, balancer, endpoints, timeouts, retry, circuit_breaker, limits" } },
+	{ "unknown in circuit_breaker and limits",
+	  SVC("    circuit_breaker = { consecutive_failure = 3; };\n    limits = { max_conns = 5; };\n"),
+	  { "t.conf:3: services[0].circuit_breaker.consecutive_failure: unknown key; did you mean 'consecutive_failures'?",
+	    "t.conf:4: services[0].limits.max_conns: unknown key; valid keys are max_connections, max_pending" } },
 	{ "unknown in endpoint", SVC("    endpoints = ( { address = \"127.0.0.1:1\"; wieght = 2; } );\n"),
 	  { "t.conf:3: services[0].endpoints[0].wieght: unknown key; did you mean 'weight'?" } },
 	{ "unknown in timeouts", SVC("    timeouts = { connect = 5; };\n"),
@@ -393,6 +422,26 @@ static const struct fail_case fail_cases[] = {
 	    "t.conf:4: services[0].timeouts.connect_ms: 0 is out of range (1-60000)",
 	    "t.conf:4: services[0].timeouts.idle_ms: 86400001 is out of range (0-86400000)",
 	    "t.conf:5: services[0].retry.attempts: 11 is out of range (1-10)" } },
+	{ "circuit breaker and limits bounds",
+	  SVC("    circuit_breaker = { consecutive_failures = 1001; base_ejection_ms = 99; max_ejection_ms = 86400001;\n"
+	      "      max_ejection_percent = 101; };\n"
+	      "    limits = { max_connections = 0; max_pending = 1048577; };\n"),
+	  { "t.conf:3: services[0].circuit_breaker.consecutive_failures: 1001 is out of range (0-1000)",
+	    "t.conf:3: services[0].circuit_breaker.base_ejection_ms: 99 is out of range (100-3600000)",
+	    "t.conf:3: services[0].circuit_breaker.max_ejection_ms: 86400001 is out of range (100-86400000)",
+	    "t.conf:4: services[0].circuit_breaker.max_ejection_percent: 101 is out of range (0-100)",
+	    "t.conf:5: services[0].limits.max_connections: 0 is out of range (1-1048576)",
+	    "t.conf:5: services[0].limits.max_pending: 1048577 is out of range (1-1048576)" } },
+	{ "ejection cap below the first ejection",
+	  SVC("    circuit_breaker = { base_ejection_ms = 10000;\n      max_ejection_ms = 5000; };\n"),
+	  { "t.conf:4: services[0].circuit_breaker.max_ejection_ms: 5000 is less than base_ejection_ms (10000); the cap must be at least the first ejection" } },
+	{ "first ejection above the default cap",
+	  SVC("    circuit_breaker = {\n      base_ejection_ms = 600000; };\n"),
+	  { "t.conf:4: services[0].circuit_breaker.base_ejection_ms: 600000 is more than max_ejection_ms (300000, the default); raise max_ejection_ms too" } },
+	{ "type errors are not compared",
+	  SVC("    circuit_breaker = { base_ejection_ms = 600000; max_ejection_ms = \"1h\"; };\n    limits = 1;\n"),
+	  { "t.conf:3: services[0].circuit_breaker.max_ejection_ms: expected an integer, got a string",
+	    "t.conf:4: services[0].limits: expected a group {...}, got an integer; write limits = { ... };" } },
 	{ "connect timeout too long", SVC("    timeouts = { connect_ms = 60001; };\n    retry = { attempts = 0; };\n"),
 	  { "t.conf:3: services[0].timeouts.connect_ms: 60001 is out of range (1-60000)",
 	    "t.conf:4: services[0].retry.attempts: 0 is out of range (1-10)" } },

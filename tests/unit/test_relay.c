@@ -79,6 +79,9 @@ struct harness {
 	unsigned n_accepted;
 	struct ev_rec evs[MAX_EVS];
 	unsigned n_evs;
+	unsigned n_first_byte;   /* RELAY_EV_FIRST_BYTE, kept out of evs[] */
+	void *first_byte_tag;
+	int64_t first_byte_us;
 	unsigned closed;
 	unsigned expect_closed;
 	on_event_fn on_event;
@@ -491,6 +494,12 @@ static void test_event(void *arg, struct relay *r, enum relay_event_kind kind, v
 {
 	struct harness *h = arg;
 
+	if (kind == RELAY_EV_FIRST_BYTE) {
+		h->n_first_byte++;
+		h->first_byte_tag = tag;
+		h->first_byte_us = value;
+		return;
+	}
 	if (h->n_evs < MAX_EVS) {
 		struct ev_rec *e = &h->evs[h->n_evs++];
 
@@ -965,6 +974,10 @@ static void check_ping_events(struct harness *h, unsigned tag_ok, int fail_errno
 {
 	const struct ev_rec *e;
 
+	/* "pong" came back once: one response-latency sample, for the endpoint that answered */
+	assert_int_equal(h->n_first_byte, 1);
+	assert_ptr_equal(h->first_byte_tag, &h->tags[tag_ok]);
+	assert_true(h->first_byte_us >= 0 && h->first_byte_us < 5000000);
 	assert_int_equal(h->n_evs, 3);
 	e = ev_at(h, 0);
 	assert_int_equal(e->kind, RELAY_EV_CONNECT_FAIL);
