@@ -106,12 +106,15 @@ static int draw_weighted(struct bal *b, const struct cands *c, uint64_t total)
 }
 
 /*
- * P2C, weighted: two candidates drawn by weight (with replacement), the lower
- * cost wins, a tie is a fair coin. For endpoints of equal cost this sends
- * exactly weight_i / sum(weights) of the picks to each (P(i) = p_i^2 +
- * sum_j p_i p_j); a slow or loaded endpoint only wins when drawn twice, so with
- * three equal endpoints it keeps about 1/9 of new connections, enough to see it
- * recover.
+ * P2C, weighted: two candidates drawn by weight (with replacement); of two
+ * different ones, each wins in inverse proportion to its cost. For endpoints
+ * of equal cost this sends exactly weight_i / sum(weights) of the picks to
+ * each (P(i) = p_i^2 + sum_j p_i p_j), and costs a few percent apart bend that
+ * only a little, so weights hold on a noisy LAN; a slow or loaded endpoint
+ * wins mostly when drawn twice, so with three equal endpoints a 50x slower
+ * one keeps about 1/9 of new connections, enough to see it recover.
+ * Deterministic "lower cost always wins" (Finagle) would let a 10% latency
+ * difference override a 3:1 weight; this keeps both meanings.
  */
 static int pick_p2c(struct bal *b, const struct cands *c, double now)
 {
@@ -131,9 +134,8 @@ static int pick_p2c(struct bal *b, const struct cands *c, double now)
 		return x;
 	cx = bal_cost(b->eps[x], now);
 	cy = bal_cost(b->eps[y], now);
-	if (cx == cy)
-		return bal_rand(b) & 1 ? x : y;
-	return cx < cy ? x : y;
+	/* x wins with probability cy / (cx + cy): 50x slower loses 98% of the time */
+	return (double)(bal_rand(b) >> 11) / (double)(1ull << 53) * (cx + cy) < cy ? x : y;
 }
 
 /* Lowest active / weight; ties go by smooth weighted round-robin among the tied. */

@@ -4,9 +4,10 @@
  *
  * Modes:
  * - "ewma" (default): power of two choices over peak-EWMA cost (Finagle,
- *   linkerd2-proxy): two candidates drawn by weight, the one with the lower
- *   max(latency, floor) * (active + 1) wins, ties by a coin. Equal endpoints
- *   get traffic in proportion to their weights; slow or loaded ones lose.
+ *   linkerd2-proxy): two candidates drawn by weight; cost is
+ *   max(latency, floor) * (active + 1) and each of the two wins in inverse
+ *   proportion to its cost. Equal endpoints get traffic in proportion to
+ *   their weights; slow or loaded ones lose most draws.
  * - "round-robin": smooth weighted round-robin (nginx): each pick adds every
  *   candidate's weight to its score, takes the highest and subtracts the total
  *   from it. Weights 3:1 give A A B A, never bursts.

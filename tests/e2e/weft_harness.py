@@ -461,17 +461,19 @@ def weft_progs(cg_path, effective=False):
 
 def services_conf(services):
     """[{name, addresses, endpoints, protocol?, balancer?, connect_ms?,
-    attempts?}] -> libconfig text."""
+    attempts?, extra? (more service keys, verbatim)}] -> libconfig text."""
     parts = []
     for s in services:
-        eps = ", ".join('{ address = "%s"; }' % e for e in s["endpoints"])
+        # an endpoint is "ip:port" or ("ip:port", weight)
+        eps = ", ".join('{ address = "%s"; weight = %d; }' % e if isinstance(e, tuple)
+                        else '{ address = "%s"; }' % e for e in s["endpoints"])
         addrs = ", ".join('"%s"' % a for a in s["addresses"])
         parts.append(
             '{ name = "%s"; addresses = [ %s ]; protocol = "%s"; balancer = "%s";\n'
             '    endpoints = ( %s );\n'
-            '    timeouts = { connect_ms = %d; }; retry = { attempts = %d; }; }'
+            '    timeouts = { connect_ms = %d; }; retry = { attempts = %d; };%s }'
             % (s["name"], addrs, s.get("protocol", "tcp"), s.get("balancer", "round-robin"),
-               eps, s.get("connect_ms", 1000), s.get("attempts", 1)))
+               eps, s.get("connect_ms", 1000), s.get("attempts", 1), s.get("extra", "")))
     return "services = (\n  " + ",\n  ".join(parts) + "\n);\n"
 
 

@@ -133,8 +133,8 @@ static void test_p2c_prefers_fast(void **state)
 	bal_observe(&fx_eps[2], 50000, 1.0); /* 50 ms: slow */
 	for (i = 0; i < 9000; i++)
 		counts[bal_pick(&b, 0, 1.0)]++;
-	/* it wins only when drawn twice: 1/9 */
-	assert_in_range(counts[2], 800, 1200);
+	/* it wins when drawn twice (1/9) and 1% of mixed pairs: ~11.5% */
+	assert_in_range(counts[2], 800, 1300);
 	assert_in_range(counts[0], 3600, 4400);
 	bal_free(&b);
 }
@@ -146,10 +146,10 @@ static void test_p2c_load_counts(void **state)
 	int i;
 
 	assert_int_equal(bal_setup_mode(&b, 2, NULL, BAL_EWMA), 0);
-	fx_eps[0].active = 9; /* same latency, 10x the load: wins only when drawn twice */
+	fx_eps[0].active = 9; /* same latency, 10x the cost: 1/4 + 1/2 * 1/11 = 29.5% */
 	for (i = 0; i < 4000; i++)
 		counts[bal_pick(&b, 0, 1.0)]++;
-	assert_in_range(counts[1], 2800, 3200);
+	assert_in_range(counts[1], 2650, 3000);
 	bal_free(&b);
 }
 
@@ -182,7 +182,7 @@ static void test_p2c_decay(void **state)
 	bal_observe(&fx_eps[1], 100000, 1.0);
 	for (i = 0; i < 1000; i++)
 		counts[bal_pick(&b, 0, 2.0)]++;
-	assert_in_range(counts[1], 150, 350); /* only when drawn twice */
+	assert_in_range(counts[1], 150, 350); /* mostly when drawn twice: ~25% */
 	counts[0] = counts[1] = 0;
 	for (i = 0; i < 1000; i++)
 		counts[bal_pick(&b, 0, 100.0)]++; /* 100 s later: decayed below the floor */
