@@ -603,7 +603,9 @@ fail:
 	{
 		struct epoll_event ev = { .events = EPOLLIN, .data.u32 = UINT32_MAX };
 
-		epoll_ctl(ep, EPOLL_CTL_ADD, 0, &ev);
+		/* stdin that epoll cannot watch (a file, /dev/null): hold until a signal */
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, 0, &ev) < 0)
+			fprintf(stderr, "weft-loadgen: stdin is not a pipe: holding until SIGTERM\n");
 	}
 	while (!stop_flag) {
 		int n = epoll_wait(ep, evs, 512, 1000);
