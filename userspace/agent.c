@@ -16,6 +16,7 @@
 #include "admin.h"
 #include "buf.h"
 #include "cgroup.h"
+#include "cgwatch.h"
 #include "config.h"
 #include "config_render.h"
 #include "kernel.h"
@@ -28,6 +29,7 @@
 #endif
 
 #define HEARTBEAT_MAX_S 1.0
+#define AGENT_BACKSTOP_SCAN_S 10.0 /* full rescan period when inotify watches the tree */
 #define AGENT_MAX_MANUAL 256 /* cgroups enrolled by hand (weftctl enroll) */
 
 struct agent {
@@ -43,6 +45,9 @@ struct agent {
 	ev_signal sig_term, sig_int, sig_hup;
 	ev_timer beat, drain;
 	struct admin *admin;
+	struct cgw *cgw;      /* inotify on the cgroup tree; NULL: periodic scan only */
+	ev_timer rescan;      /* coalesces bursts of cgroup events into one scan */
+	double last_scan;
 	bool ready;
 	bool draining;
 	bool scan_loud; /* log enrolment failures (first scan, reloads) or only at debug */
@@ -132,18 +137,48 @@ static int agent_check_cgroups(const struct agent *a, const struct weft_config *
 	return bad ? -EINVAL : 0;
 }
 
-/* Mark/sweep: enrol what matches now, release what no longer matches or is gone. */
+/*
+ * Mark/sweep: enrol what matches now, release what no longer matches or is
+ * gone; then point the inotify watches at wherever the next match can appear.
+ */
 static void agent_scan_cgroups(struct agent *a)
 {
-	size_t i;
+	char *entries[CFG_MAX_CGROUPS + AGENT_MAX_MANUAL];
+	size_t i, n = 0;
 
 	kern_enroll_begin(a->kern);
-	for (i = 0; i < a->cfg->n_cgroups; i++)
+	for (i = 0; i < a->cfg->n_cgroups; i++) {
 		cg_expand(a->cgmount, a->cfg->cgroups[i], agent_enroll_one, a);
-	for (i = 0; i < a->n_manual; i++)
+		entries[n++] = a->cfg->cgroups[i];
+	}
+	for (i = 0; i < a->n_manual; i++) {
 		cg_expand(a->cgmount, a->manual[i], agent_enroll_one, a);
+		entries[n++] = a->manual[i];
+	}
 	kern_enroll_end(a->kern);
+	if (a->cgw)
+		cgw_sync(a->cgw, a->cgmount, entries, n);
 	a->scan_loud = false;
+	a->last_scan = ev_now(a->loop);
+}
+
+static void agent_on_rescan(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct agent *a = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (!a->draining)
+		agent_scan_cgroups(a);
+}
+
+/* inotify saw a cgroup come or go: rescan shortly (a burst of mkdirs costs one scan). */
+static void agent_on_cgroup_event(void *arg)
+{
+	struct agent *a = arg;
+
+	if (!ev_is_active(&a->rescan))
+		ev_timer_start(a->loop, &a->rescan);
 }
 
 static void agent_on_beat(struct ev_loop *loop, ev_timer *w, int revents)
@@ -681,6 +716,12 @@ int agent_run(struct weft_config *cfg, const char *path, bool verbose)
 		log_error("cannot start: cannot write weft_agent: %s", strerror(errno));
 		goto out;
 	}
+	ev_timer_init(&a.rescan, agent_on_rescan, 0.01, 0.);
+	a.rescan.data = &a;
+	r = cgw_new(a.loop, agent_on_cgroup_event, &a, &a.cgw);
+	if (r < 0)
+		log_warn("inotify unavailable (%s): new cgroups are found by the periodic scan only",
+			 strerror(-r));
 	if (proxy_start(a.loop, a.kern, cfg, &a.px, err, sizeof(err)) < 0) {
 		log_error("cannot start: %s", err);
 		goto out;
@@ -721,6 +762,9 @@ int agent_run(struct weft_config *cfg, const char *path, bool verbose)
 	ev_run(a.loop, 0);
 	code = 0;
 out:
+	if (a.loop)
+		ev_timer_stop(a.loop, &a.rescan);
+	cgw_free(a.cgw);
 	if (a.admin)
 		admin_free(a.admin);
 	if (a.px)
