@@ -2,6 +2,7 @@
 #include "agent.h"
 
 #include <dirent.h>
+#include <sched.h>
 #include <errno.h>
 #include <ev.h>
 #include <stdarg.h>
@@ -87,6 +88,20 @@ static double agent_beat_period(const struct weft_config *cfg)
 	double p = cfg->heartbeat_stale_ms / 3000.0;
 
 	return p < HEARTBEAT_MAX_S ? p : HEARTBEAT_MAX_S;
+}
+
+/* agent.workers, 0 meaning one per CPU this process may run on. */
+static unsigned agent_workers(const struct weft_config *cfg)
+{
+	cpu_set_t set;
+	int n;
+
+	if (cfg->workers)
+		return cfg->workers;
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && (n = CPU_COUNT(&set)) > 0)
+		return n > CFG_MAX_WORKERS ? CFG_MAX_WORKERS : (unsigned)n;
+	n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 && n <= CFG_MAX_WORKERS ? (unsigned)n : 1;
 }
 
 static void agent_fill_state(const struct agent *a, struct weft_agent_state *st, bool enabled)
@@ -185,8 +200,23 @@ static void agent_on_beat(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct agent *a = w->data;
 
+	double age;
+	int stuck;
+
 	(void)loop;
 	(void)revents;
+	/*
+	 * A worker that stopped turning its loop cannot proxy: let the heartbeat go
+	 * stale so the kernel side fails open (or closed) instead of sending
+	 * connections into a black hole.
+	 */
+	stuck = proxy_stuck_worker(a->px, a->cfg->heartbeat_stale_ms / 2000.0, &age);
+	if (stuck >= 0) {
+		log_error("worker %d has not run for %.1f s; not refreshing the heartbeat (fail_mode %s "
+			  "applies to new connections)", stuck, age,
+			  a->cfg->fail_mode == CFG_FAIL_CLOSED ? "closed" : "open");
+		return;
+	}
 	if (kern_heartbeat(a->kern) < 0)
 		log_error("cannot refresh the heartbeat in weft_agent: %s", strerror(errno));
 	if (!a->draining)
@@ -229,6 +259,8 @@ static int agent_reload(struct agent *a, struct buf *errout)
 		why = "agent.admin";
 	else if (n->buffer_size != a->cfg->buffer_size)
 		why = "agent.buffer_size"; /* the relay buffer pool is sized once */
+	else if (n->workers != a->cfg->workers)
+		why = "agent.workers";
 	if (why) {
 		log_error("reload rejected: %s cannot change while weftd runs; restart weftd to change it",
 			  why);
@@ -722,7 +754,7 @@ int agent_run(struct weft_config *cfg, const char *path, bool verbose)
 	if (r < 0)
 		log_warn("inotify unavailable (%s): new cgroups are found by the periodic scan only",
 			 strerror(-r));
-	if (proxy_start(a.loop, a.kern, cfg, &a.px, err, sizeof(err)) < 0) {
+	if (proxy_start(a.loop, a.kern, cfg, agent_workers(cfg), &a.px, err, sizeof(err)) < 0) {
 		log_error("cannot start: %s", err);
 		goto out;
 	}

@@ -55,7 +55,7 @@ static const char *const level_names[] = { "error", "warn", "info", "debug" };
 static const char *const root_keys[] = { "agent", "intercept", "services", "tls", NULL };
 static const char *const agent_keys[] = {
 	"admin",     "outbound_port",   "inbound",     "bpf_pin_path",     "fail_mode",        "heartbeat_stale_ms",
-	"mark",      "log_level",       "max_connections", "buffer_size", "drain_timeout_ms", NULL,
+	"mark",      "log_level",       "max_connections", "buffer_size", "drain_timeout_ms", "workers", NULL,
 };
 static const char *const intercept_keys[] = { "cgroups", NULL };
 static const char *const service_keys[] = {
@@ -701,6 +701,7 @@ static void parse_agent(struct cfg_ctx *x, const config_setting_t *root)
 	get_int(x, g, "agent", "max_connections", 1, 1048576, &c->max_connections);
 	get_int(x, g, "agent", "buffer_size", 4096, 4194304, &c->buffer_size);
 	get_int(x, g, "agent", "drain_timeout_ms", 0, 600000, &c->drain_timeout_ms);
+	get_int(x, g, "agent", "workers", 0, CFG_MAX_WORKERS, &c->workers);
 
 	/* Listeners that could not both bind: only worth saying when one of them was written here. */
 	if ((s_admin && !ok_admin) || (s_in && !ok_in))
@@ -1362,6 +1363,7 @@ static struct weft_config *cfg_new(const char *name)
 	c->max_connections = 65536;
 	c->buffer_size = 65536;
 	c->drain_timeout_ms = 10000;
+	c->workers = 0;
 	return c;
 }
 

@@ -22,6 +22,7 @@
 #define CFG_MAX_SVC_ADDRS     256     /* addresses per service */
 #define CFG_MAX_ENDPOINTS     1024    /* endpoints per service */
 #define CFG_MAX_CGROUPS       4096    /* intercept.cgroups entries */
+#define CFG_MAX_WORKERS       64      /* agent.workers */
 #define CFG_MAX_ERRORS        1000    /* messages kept in struct cfg_errors (+1 "more" line) */
 #define CFG_MAX_FILE_SIZE     (16u << 20) /* bytes of config text */
 
@@ -75,6 +76,7 @@ struct weft_config {
 	uint32_t max_connections;          /* agent.max_connections, 65536 */
 	uint32_t buffer_size;              /* agent.buffer_size bytes per direction, 65536 (4096..4194304) */
 	uint32_t drain_timeout_ms;         /* agent.drain_timeout_ms, 10000 */
+	uint32_t workers;                  /* agent.workers event loops, 0 = one per CPU (0..CFG_MAX_WORKERS) */
 
 	/* intercept: */
 	char **cgroups;                    /* paths (absolute, or relative to the cgroup2 mount) or globs */

@@ -2,6 +2,8 @@
 #include "proxy.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdbool.h>
@@ -78,9 +80,12 @@ struct proxy_svc {
 	uint32_t max_conns, max_pending;
 };
 
+struct proxy_worker;
+
 struct proxy_conn {
 	struct proxy_conn *prev, *next;
 	struct proxy *px;
+	struct proxy_worker *w;  /* the loop that owns the relay */
 	struct proxy_svc *svc;
 	struct relay *relay;
 	struct proxy_ep *ep;    /* endpoint in use (ref held), NULL while connecting */
@@ -91,17 +96,51 @@ struct proxy_conn {
 	ev_tstamp started;
 };
 
-struct proxy {
+/* Commands from the main thread to a worker (bitmask in proxy_worker.cmds). */
+#define WCMD_STOP_ACCEPT 0x1
+#define WCMD_ABORT       0x2
+#define WCMD_EXIT        0x4
+
+/*
+ * One event loop moving bytes. Worker 0 runs in the main loop (admin,
+ * heartbeat and signals share it); workers 1..n-1 run their own loop on their
+ * own thread. Each has its own SO_REUSEPORT listeners, relay pool and
+ * connection list; everything else is shared under proxy.lock.
+ */
+struct proxy_worker {
+	struct proxy *px;
+	unsigned id;
 	struct ev_loop *loop;
-	struct kern *kern;
-	struct relay_pool *pool;
 	ev_io lis[2];
 	int nlis;
+	struct relay_pool *pool;
+	struct proxy_conn conns;   /* list head; linked and unlinked under px->lock */
+	ev_async wake;             /* main -> worker: look at cmds */
+	atomic_uint cmds;
+	ev_timer tick;             /* proves the loop turns (stuck-worker detection) */
+	_Atomic double last_tick;
+	uint64_t accepted;         /* under px->lock */
+	pthread_t thread;
+	bool threaded;
+};
+
+/*
+ * Locking: proxy.lock guards the service tables, the shared endpoint and
+ * service state, the counters and the connection lists. It is taken per
+ * connection event (accept, pick, connected, first byte, closed) and by the
+ * admin renderings, never per byte: relays run unlocked in their worker.
+ */
+struct proxy {
+	struct ev_loop *loop;      /* the main loop (worker 0's) */
+	struct kern *kern;
+	pthread_mutex_t lock;
+	struct proxy_worker *workers;
+	unsigned nworkers;
+	ev_async idle_wake;        /* a worker saw active drop to 0: tell the main loop */
 	struct proxy_svc **svcs;
 	size_t n_svcs;
 	uint32_t max_conns;
 	size_t active;
-	struct proxy_conn conns; /* list head */
 	struct proxy_ep *ep_registry;
 	struct proxy_svcstat *stat_registry;
 	struct proxy_counters ctr;
@@ -328,17 +367,21 @@ int proxy_set_config(struct proxy *px, const struct weft_config *cfg)
 {
 	struct proxy_svc **n;
 	size_t i;
+	int r = 0;
 
 	n = calloc(cfg->n_services ? cfg->n_services : 1, sizeof(*n));
 	if (!n)
 		return -ENOMEM;
+	/* the registries are shared with the workers: build and swap under the lock */
+	pthread_mutex_lock(&px->lock);
 	for (i = 0; i < cfg->n_services; i++) {
 		n[i] = svc_new(px, cfg, (uint32_t)i);
 		if (!n[i]) {
 			while (i--)
 				svc_unref(px, n[i]);
 			free(n);
-			return -ENOMEM;
+			r = -ENOMEM;
+			goto out;
 		}
 	}
 	for (i = 0; i < px->n_svcs; i++)
@@ -347,7 +390,9 @@ int proxy_set_config(struct proxy *px, const struct weft_config *cfg)
 	px->svcs = n;
 	px->n_svcs = cfg->n_services;
 	px->max_conns = cfg->max_connections;
-	return 0;
+out:
+	pthread_mutex_unlock(&px->lock);
+	return r;
 }
 
 /* Ends a connection we will not proxy: the client sees a reset, not a hang. */
@@ -365,15 +410,17 @@ static int conn_pick(void *arg, unsigned attempt, struct weft_sockaddr *out, voi
 	int i;
 
 	(void)attempt;
-	i = bal_pick(&c->svc->bal, c->tried, ev_now(c->px->loop));
-	if (i < 0)
-		return -ENOENT;
-	if (i < 64)
-		c->tried |= 1ull << i;
-	c->cur = i;
-	*out = c->svc->eps[i]->addr;
-	*tag = c->svc->eps[i];
-	return 0;
+	pthread_mutex_lock(&c->px->lock);
+	i = bal_pick(&c->svc->bal, c->tried, ev_now(c->w->loop));
+	if (i >= 0) {
+		if (i < 64)
+			c->tried |= 1ull << i;
+		c->cur = i;
+		*out = c->svc->eps[i]->addr;
+		*tag = c->svc->eps[i];
+	}
+	pthread_mutex_unlock(&c->px->lock);
+	return i < 0 ? -ENOENT : 0;
 }
 
 static void ep_observe_latency(struct proxy_ep *ep, double secs)
@@ -405,7 +452,7 @@ static void conn_unlink(struct proxy *px, struct proxy_conn *c)
 static void conn_breaker(struct proxy_conn *c, bool ok)
 {
 	struct proxy_ep *ep = c->svc->eps[c->cur];
-	double now = ev_now(c->px->loop);
+	double now = ev_now(c->w->loop);
 
 	switch (bal_report(&c->svc->bal, (size_t)c->cur, ok, now)) {
 	case BAL_EV_EJECTED:
@@ -433,8 +480,10 @@ static void conn_event(void *arg, struct relay *r, enum relay_event_kind kind, v
 	struct proxy *px = c->px;
 	struct proxy_ep *ep = tag;
 	char a[ADDR_STRLEN];
+	bool idle = false;
 
 	(void)r;
+	pthread_mutex_lock(&px->lock);
 	switch (kind) {
 	case RELAY_EV_CONNECTED:
 		c->ep = ep;
@@ -444,13 +493,13 @@ static void conn_event(void *arg, struct relay *r, enum relay_event_kind kind, v
 		c->svc->stat->pending--;
 		conn_breaker(c, true);
 		ep_observe_latency(ep, (double)value / 1e6);
-		bal_observe(&ep->bal, (double)value, ev_now(px->loop));
+		bal_observe(&ep->bal, (double)value, ev_now(c->w->loop));
 		log_debug("conn %s -> %s: connected to %s in %lld us", addr_format(&c->client, a, sizeof(a)),
 			  c->svc->name, ep->addr_str, (long long)value);
 		break;
 	case RELAY_EV_FIRST_BYTE:
 		/* peak-EWMA keeps the larger of connect and response latency */
-		bal_observe(&ep->bal, (double)value, ev_now(px->loop));
+		bal_observe(&ep->bal, (double)value, ev_now(c->w->loop));
 		break;
 	case RELAY_EV_CONNECT_FAIL:
 		ep->connect_errors[proxy_err_of((int)value)]++;
@@ -476,14 +525,17 @@ static void conn_event(void *arg, struct relay *r, enum relay_event_kind kind, v
 			  (unsigned long long)(st ? st->bytes_out : 0),
 			  st && st->error ? strerror(st->error) : "ok");
 		conn_unlink(px, c);
-		if (px->active == 0 && px->idle_fn)
-			px->idle_fn(px->idle_arg);
+		idle = px->active == 0 && px->idle_fn;
 		break;
 	}
+	pthread_mutex_unlock(&px->lock);
+	if (idle)
+		ev_async_send(px->loop, &px->idle_wake);
 }
 
-static void proxy_handle(struct proxy *px, int fd, const struct weft_sockaddr *peer)
+static void proxy_handle(struct proxy_worker *w, int fd, const struct weft_sockaddr *peer)
 {
+	struct proxy *px = w->px;
 	struct weft_conn_key key;
 	struct proxy_conn *c = NULL;
 	struct proxy_svc *svc;
@@ -491,17 +543,22 @@ static void proxy_handle(struct proxy *px, int fd, const struct weft_sockaddr *p
 	char a[ADDR_STRLEN];
 	socklen_t len;
 	uint64_t cookie = 0;
+	int r;
 
-	px->ctr.accepted++;
 	memset(&key, 0, sizeof(key));
 	len = sizeof(cookie);
 	if (getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len) < 0) {
 		log_error("getsockopt(SO_NETNS_COOKIE): %s; weft needs Linux 5.14+", strerror(errno));
-		goto reset;
+		goto reset_unlocked;
 	}
 	key.netns_cookie = cookie;
 	addr_to_key(peer, &key.client);
-	if (kern_take_orig(px->kern, &key, &orig) < 0) {
+	/* the map lookup is a syscall: outside the lock */
+	r = kern_take_orig(px->kern, &key, &orig);
+	pthread_mutex_lock(&px->lock);
+	px->ctr.accepted++;
+	w->accepted++;
+	if (r < 0) {
 		px->ctr.no_orig++;
 		log_debug("connection from %s was not redirected by weft (no original destination); reset",
 			  addr_format(peer, a, sizeof(a)));
@@ -542,32 +599,39 @@ static void proxy_handle(struct proxy *px, int fd, const struct weft_sockaddr *p
 	if (!c)
 		goto reset;
 	c->px = px;
+	c->w = w;
 	c->svc = svc;
 	svc->refs++;
 	c->orig = orig;
 	c->client = *peer;
-	c->started = ev_now(px->loop);
-	c->next = px->conns.next;
-	c->prev = &px->conns;
-	px->conns.next->prev = c;
-	px->conns.next = c;
+	c->started = ev_now(w->loop);
+	c->next = w->conns.next;
+	c->prev = &w->conns;
+	w->conns.next->prev = c;
+	w->conns.next = c;
 	px->active++;
 	svc->stat->active++;
 	svc->stat->pending++;
-	c->relay = relay_start(px->loop, px->pool, fd, &svc->opts, conn_pick, conn_event, c);
+	pthread_mutex_unlock(&px->lock);
+	/* relay_start calls conn_pick (which locks) but fires no event before it returns */
+	c->relay = relay_start(w->loop, w->pool, fd, &svc->opts, conn_pick, conn_event, c);
 	if (!c->relay) {
 		/* relay_start reset and closed fd; no callback fired */
+		pthread_mutex_lock(&px->lock);
 		svc->stat->pending--;
 		conn_unlink(px, c);
+		pthread_mutex_unlock(&px->lock);
 	}
 	return;
 reset:
+	pthread_mutex_unlock(&px->lock);
+reset_unlocked:
 	reset_close(fd);
 }
 
 static void proxy_on_accept(struct ev_loop *loop, ev_io *w, int revents)
 {
-	struct proxy *px = w->data;
+	struct proxy_worker *wk = w->data;
 	struct weft_sockaddr peer;
 	int i, fd;
 
@@ -583,11 +647,11 @@ static void proxy_on_accept(struct ev_loop *loop, ev_io *w, int revents)
 			log_warn("accept on outbound listener: %s", strerror(errno));
 			return;
 		}
-		proxy_handle(px, fd, &peer);
+		proxy_handle(wk, fd, &peer);
 	}
 }
 
-static int proxy_listen(struct proxy *px, const char *ip, uint16_t port, char *err, size_t errlen)
+static int proxy_listen(struct proxy_worker *w, const char *ip, uint16_t port, char *err, size_t errlen)
 {
 	struct weft_sockaddr a;
 	char spec[64];
@@ -607,15 +671,38 @@ static int proxy_listen(struct proxy *px, const char *ip, uint16_t port, char *e
 	if (a.sa.sa_family == AF_INET6 &&
 	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
 		goto err;
+	if (w->id == 0) {
+		/*
+		 * SO_REUSEPORT would let a second agent configured with the same port
+		 * silently share (and break) our connections: bind once without it
+		 * first, so that case fails with EADDRINUSE as it should.
+		 */
+		int probe = socket(a.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		if (probe < 0)
+			goto err;
+		if (a.sa.sa_family == AF_INET6)
+			setsockopt(probe, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+		setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(probe, &a.sa, a.len) < 0) {
+			r = errno;
+			close(probe);
+			errno = r;
+			goto err;
+		}
+		close(probe);
+	}
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+		goto err;
 	if (bind(fd, &a.sa, a.len) < 0)
 		goto err;
 	if (listen(fd, 4096) < 0)
 		goto err;
-	ev_io_init(&px->lis[px->nlis], proxy_on_accept, fd, EV_READ);
-	px->lis[px->nlis].data = px;
-	ev_io_start(px->loop, &px->lis[px->nlis]);
-	px->nlis++;
-	log_info("outbound listener on %s", spec);
+	ev_io_init(&w->lis[w->nlis], proxy_on_accept, fd, EV_READ);
+	w->lis[w->nlis].data = w;
+	w->nlis++;
+	if (w->id == 0)
+		log_info("outbound listener on %s", spec);
 	return 0;
 err:
 	r = -errno;
@@ -627,38 +714,205 @@ err:
 	return r;
 }
 
-int proxy_start(struct ev_loop *loop, struct kern *k, const struct weft_config *cfg,
+static void worker_stop_accepting(struct proxy_worker *w)
+{
+	int i;
+
+	for (i = 0; i < w->nlis; i++) {
+		ev_io_stop(w->loop, &w->lis[i]);
+		close(w->lis[i].fd);
+	}
+	w->nlis = 0;
+}
+
+/* Resets this worker's connections; must run in the worker's thread. */
+static void worker_abort_all(struct proxy_worker *w)
+{
+	struct proxy *px = w->px;
+	struct relay *r;
+
+	for (;;) {
+		/* relay_abort fires RELAY_EV_CLOSED, which takes the lock, unlinks and frees */
+		pthread_mutex_lock(&px->lock);
+		r = w->conns.next != &w->conns ? w->conns.next->relay : NULL;
+		pthread_mutex_unlock(&px->lock);
+		if (!r)
+			break;
+		relay_abort(r);
+	}
+}
+
+static void worker_on_wake(struct ev_loop *loop, ev_async *a, int revents)
+{
+	struct proxy_worker *w = a->data;
+	unsigned cmds = atomic_exchange(&w->cmds, 0);
+
+	(void)revents;
+	if (cmds & (WCMD_STOP_ACCEPT | WCMD_EXIT))
+		worker_stop_accepting(w);
+	if (cmds & (WCMD_ABORT | WCMD_EXIT))
+		worker_abort_all(w);
+	if (cmds & WCMD_EXIT) {
+		ev_timer_stop(loop, &w->tick);
+		ev_async_stop(loop, &w->wake);
+		ev_break(loop, EVBREAK_ALL);
+	}
+}
+
+static void worker_on_tick(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct proxy_worker *w = t->data;
+
+	(void)revents;
+	atomic_store(&w->last_tick, ev_now(loop));
+}
+
+/* Runs a command on every worker: directly for worker 0, via its async watcher for the rest. */
+static void proxy_command(struct proxy *px, unsigned cmd)
+{
+	unsigned i;
+
+	for (i = 0; i < px->nworkers; i++) {
+		struct proxy_worker *w = &px->workers[i];
+
+		if (!w->loop)
+			continue;
+		if (!w->threaded) {
+			if (cmd & WCMD_STOP_ACCEPT)
+				worker_stop_accepting(w);
+			if (cmd & WCMD_ABORT)
+				worker_abort_all(w);
+			continue;
+		}
+		atomic_fetch_or(&w->cmds, cmd);
+		ev_async_send(w->loop, &w->wake);
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct proxy_worker *w = arg;
+	char name[16];
+
+	snprintf(name, sizeof(name), "weftd-w%u", w->id);
+	pthread_setname_np(pthread_self(), name);
+	ev_run(w->loop, 0);
+	return NULL;
+}
+
+static void proxy_on_idle_wake(struct ev_loop *loop, ev_async *a, int revents)
+{
+	struct proxy *px = a->data;
+	void (*fn)(void *) = NULL;
+	void *arg = NULL;
+
+	(void)loop;
+	(void)revents;
+	pthread_mutex_lock(&px->lock);
+	if (px->active == 0) {
+		fn = px->idle_fn;
+		arg = px->idle_arg;
+	}
+	pthread_mutex_unlock(&px->lock);
+	if (fn)
+		fn(arg);
+}
+
+static int worker_init(struct proxy *px, struct proxy_worker *w, unsigned id, const struct weft_config *cfg,
+		       char *err, size_t errlen)
+{
+	int r;
+
+	w->px = px;
+	w->id = id;
+	w->conns.next = w->conns.prev = &w->conns;
+	w->threaded = id > 0;
+	w->loop = id == 0 ? px->loop : ev_loop_new(EVFLAG_AUTO);
+	if (!w->loop) {
+		snprintf(err, errlen, "libev could not create an event loop for worker %u", id);
+		return -ENOMEM;
+	}
+	w->pool = relay_pool_new(cfg->buffer_size, 64);
+	if (!w->pool) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	r = proxy_listen(w, "127.0.0.1", cfg->outbound_port, err, errlen);
+	if (r < 0)
+		return r;
+	r = proxy_listen(w, "::1", cfg->outbound_port, err, errlen);
+	if (r == -EADDRNOTAVAIL || r == -EAFNOSUPPORT) {
+		if (id == 0)
+			log_warn("IPv6 loopback unavailable (%s); IPv6 services will not be intercepted", err);
+		err[0] = '\0';
+	} else if (r < 0) {
+		return r;
+	}
+	ev_async_init(&w->wake, worker_on_wake);
+	w->wake.data = w;
+	ev_timer_init(&w->tick, worker_on_tick, 0., 0.25);
+	w->tick.data = w;
+	atomic_store(&w->last_tick, ev_now(w->loop));
+	if (w->threaded) {
+		ev_async_start(w->loop, &w->wake);
+		ev_timer_start(w->loop, &w->tick);
+	}
+	return 0;
+}
+
+int proxy_start(struct ev_loop *loop, struct kern *k, const struct weft_config *cfg, unsigned nworkers,
 		struct proxy **out, char *err, size_t errlen)
 {
 	struct proxy *px;
-	int r;
+	unsigned i;
+	int r, j;
 
 	px = calloc(1, sizeof(*px));
 	if (!px)
 		return -ENOMEM;
 	px->loop = loop;
 	px->kern = k;
-	px->conns.next = px->conns.prev = &px->conns;
-	px->pool = relay_pool_new(cfg->buffer_size, 64);
-	if (!px->pool) {
+	pthread_mutex_init(&px->lock, NULL);
+	ev_async_init(&px->idle_wake, proxy_on_idle_wake);
+	px->idle_wake.data = px;
+	ev_async_start(loop, &px->idle_wake);
+	px->workers = calloc(nworkers ? nworkers : 1, sizeof(*px->workers));
+	if (!px->workers) {
 		r = -ENOMEM;
+		snprintf(err, errlen, "out of memory");
 		goto err;
 	}
+	px->nworkers = nworkers ? nworkers : 1;
 	r = proxy_set_config(px, cfg);
 	if (r < 0) {
 		snprintf(err, errlen, "out of memory");
 		goto err;
 	}
-	r = proxy_listen(px, "127.0.0.1", cfg->outbound_port, err, errlen);
-	if (r < 0)
-		goto err;
-	r = proxy_listen(px, "::1", cfg->outbound_port, err, errlen);
-	if (r == -EADDRNOTAVAIL || r == -EAFNOSUPPORT) {
-		log_warn("IPv6 loopback unavailable (%s); IPv6 services will not be intercepted", err);
-		err[0] = '\0';
-	} else if (r < 0) {
-		goto err;
+	for (i = 0; i < px->nworkers; i++) {
+		r = worker_init(px, &px->workers[i], i, cfg, err, errlen);
+		if (r < 0)
+			goto err;
 	}
+	/* listeners go live only once every worker could bind */
+	for (i = 0; i < px->nworkers; i++) {
+		struct proxy_worker *w = &px->workers[i];
+
+		for (j = 0; j < w->nlis; j++)
+			if (!w->threaded)
+				ev_io_start(w->loop, &w->lis[j]);
+			else
+				ev_io_start(w->loop, &w->lis[j]); /* not running yet: safe to touch */
+		if (w->threaded) {
+			r = pthread_create(&w->thread, NULL, worker_main, w);
+			if (r) {
+				snprintf(err, errlen, "cannot start worker thread %u: %s", i, strerror(r));
+				w->threaded = false; /* not running: proxy_free cleans it like worker 0 */
+				r = -r;
+				goto err;
+			}
+		}
+	}
+	log_info("%u worker%s moving bytes", px->nworkers, px->nworkers == 1 ? "" : "s");
 	*out = px;
 	return 0;
 err:
@@ -668,56 +922,107 @@ err:
 
 void proxy_stop_accepting(struct proxy *px)
 {
-	int i;
-
-	for (i = 0; i < px->nlis; i++) {
-		ev_io_stop(px->loop, &px->lis[i]);
-		close(px->lis[i].fd);
-	}
-	px->nlis = 0;
+	proxy_command(px, WCMD_STOP_ACCEPT);
 }
 
 void proxy_on_idle(struct proxy *px, void (*fn)(void *arg), void *arg)
 {
+	pthread_mutex_lock(&px->lock);
 	px->idle_fn = fn;
 	px->idle_arg = arg;
+	pthread_mutex_unlock(&px->lock);
 }
 
-size_t proxy_active(const struct proxy *px)
+size_t proxy_active(struct proxy *px)
 {
-	return px->active;
+	size_t n;
+
+	pthread_mutex_lock(&px->lock);
+	n = px->active;
+	pthread_mutex_unlock(&px->lock);
+	return n;
 }
 
-void proxy_get_counters(const struct proxy *px, struct proxy_counters *out)
+void proxy_get_counters(struct proxy *px, struct proxy_counters *out)
 {
+	pthread_mutex_lock(&px->lock);
 	*out = px->ctr;
+	pthread_mutex_unlock(&px->lock);
 }
 
 void proxy_abort_all(struct proxy *px)
 {
-	/* relay_abort fires RELAY_EV_CLOSED, which unlinks and frees the conn */
-	while (px->conns.next != &px->conns)
-		relay_abort(px->conns.next->relay);
+	proxy_command(px, WCMD_ABORT);
+}
+
+int proxy_stuck_worker(struct proxy *px, double max_age, double *age)
+{
+	double now = ev_time();
+	unsigned i;
+
+	for (i = 0; i < px->nworkers; i++) {
+		struct proxy_worker *w = &px->workers[i];
+		double t;
+
+		if (!w->threaded)
+			continue; /* worker 0 is the caller's own loop */
+		t = atomic_load(&w->last_tick);
+		if (now - t > max_age) {
+			*age = now - t;
+			return (int)i;
+		}
+	}
+	return -1;
 }
 
 void proxy_free(struct proxy *px)
 {
-	size_t i;
+	unsigned i;
+	size_t k;
 
 	if (!px)
 		return;
 	px->idle_fn = NULL;
-	proxy_stop_accepting(px);
-	proxy_abort_all(px);
-	for (i = 0; i < px->n_svcs; i++)
-		svc_unref(px, px->svcs[i]);
+	/* threads first: each stops, resets its connections and leaves its loop */
+	for (i = 0; i < px->nworkers; i++) {
+		struct proxy_worker *w = &px->workers[i];
+
+		if (!w->threaded)
+			continue;
+		atomic_fetch_or(&w->cmds, WCMD_EXIT);
+		ev_async_send(w->loop, &w->wake);
+		pthread_join(w->thread, NULL);
+	}
+	for (i = 0; i < px->nworkers; i++) {
+		struct proxy_worker *w = &px->workers[i];
+
+		if (!w->loop)
+			continue;
+		if (!w->threaded) {
+			worker_stop_accepting(w);
+			worker_abort_all(w);
+		}
+		if (w->pool)
+			relay_pool_free(w->pool);
+		if (w->loop != px->loop)
+			ev_loop_destroy(w->loop);
+	}
+	free(px->workers);
+	ev_async_stop(px->loop, &px->idle_wake);
+	for (k = 0; k < px->n_svcs; k++)
+		svc_unref(px, px->svcs[k]);
 	free(px->svcs);
-	if (px->pool)
-		relay_pool_free(px->pool);
+	pthread_mutex_destroy(&px->lock);
 	free(px);
 }
 
-/* ---- admin renderings --------------------------------------------------- */
+/* ---- admin renderings (main thread, under the lock) ---------------------- */
+
+/* Every connection of every worker; px->lock must be held. */
+#define FOR_EACH_CONN(px, wi, c)                                                    \
+	for ((wi) = 0; (wi) < (px)->nworkers; (wi)++)                               \
+		for ((c) = (px)->workers[wi].conns.next; (px)->workers[wi].loop &&  \
+		     (c) != &(px)->workers[wi].conns; (c) = (c)->next)
 
 static const char *bal_mode_name(enum bal_mode m)
 {
@@ -735,6 +1040,7 @@ void proxy_render_services(struct proxy *px, struct buf *out)
 	char a[ADDR_STRLEN];
 	size_t i, j;
 
+	pthread_mutex_lock(&px->lock);
 	buf_puts(out, "{\"services\":[");
 	for (i = 0; i < px->n_svcs; i++) {
 		const struct proxy_svc *s = px->svcs[i];
@@ -779,6 +1085,7 @@ void proxy_render_services(struct proxy *px, struct buf *out)
 		buf_puts(out, "]}");
 	}
 	buf_puts(out, "]}\n");
+	pthread_mutex_unlock(&px->lock);
 }
 
 void proxy_render_conns(struct proxy *px, struct buf *out,
@@ -791,9 +1098,11 @@ void proxy_render_conns(struct proxy *px, struct buf *out,
 	char a[ADDR_STRLEN];
 	const char *cg;
 	bool first = true;
+	unsigned wi;
 
+	pthread_mutex_lock(&px->lock);
 	buf_puts(out, "{\"conns\":[");
-	for (c = px->conns.next; c != &px->conns; c = c->next) {
+	FOR_EACH_CONN(px, wi, c) {
 		relay_get_stats(c->relay, &st);
 		cg = cgroup_name ? cgroup_name(arg, c->orig.cgroup_id) : NULL;
 		buf_puts(out, first ? "{\"cgroup\":" : ",{\"cgroup\":");
@@ -817,6 +1126,7 @@ void proxy_render_conns(struct proxy *px, struct buf *out,
 			   now - c->started);
 	}
 	buf_puts(out, "]}\n");
+	pthread_mutex_unlock(&px->lock);
 }
 
 /* Labels for one endpoint series: service="..",endpoint="..",direction="outbound" */
@@ -836,7 +1146,9 @@ void proxy_render_metrics(struct proxy *px, struct buf *out)
 	uint64_t live_in, live_out;
 	size_t i;
 	int k;
+	unsigned wi;
 
+	pthread_mutex_lock(&px->lock);
 	buf_puts(out, "# HELP weft_connections_total Proxied connections established to an endpoint.\n"
 		      "# TYPE weft_connections_total counter\n");
 	for (ep = px->ep_registry; ep; ep = ep->next) {
@@ -855,7 +1167,7 @@ void proxy_render_metrics(struct proxy *px, struct buf *out)
 		      "# TYPE weft_bytes_total counter\n");
 	for (ep = px->ep_registry; ep; ep = ep->next) {
 		live_in = live_out = 0;
-		for (c = px->conns.next; c != &px->conns; c = c->next) {
+		FOR_EACH_CONN(px, wi, c) {
 			if (c->ep != ep)
 				continue;
 			relay_get_stats(c->relay, &rs);
@@ -953,6 +1265,12 @@ void proxy_render_metrics(struct proxy *px, struct buf *out)
 		   "(not redirected by weft), reset.\n"
 		   "# TYPE weft_unattributed_total counter\nweft_unattributed_total %llu\n",
 		   (unsigned long long)px->ctr.accepted, (unsigned long long)px->ctr.no_orig);
+	buf_puts(out, "# HELP weft_worker_accepted_total Connections accepted per worker event loop.\n"
+		      "# TYPE weft_worker_accepted_total counter\n");
+	for (i = 0; i < px->nworkers; i++)
+		buf_printf(out, "weft_worker_accepted_total{worker=\"%zu\"} %llu\n", i,
+			   (unsigned long long)px->workers[i].accepted);
+	pthread_mutex_unlock(&px->lock);
 }
 
 void proxy_render_services_text(struct proxy *px, struct buf *out)
@@ -963,6 +1281,7 @@ void proxy_render_services_text(struct proxy *px, struct buf *out)
 	struct table t;
 	size_t i, j, n;
 
+	pthread_mutex_lock(&px->lock);
 	table_init(&t, 10, hdr);
 	for (i = 0; i < px->n_svcs; i++) {
 		const struct proxy_svc *s = px->svcs[i];
@@ -997,6 +1316,7 @@ void proxy_render_services_text(struct proxy *px, struct buf *out)
 		}
 	}
 	table_render(&t, out);
+	pthread_mutex_unlock(&px->lock);
 }
 
 void proxy_render_conns_text(struct proxy *px, struct buf *out,
@@ -1011,9 +1331,11 @@ void proxy_render_conns_text(struct proxy *px, struct buf *out,
 	struct proxy_conn *c;
 	struct table t;
 	const char *cg;
+	unsigned wi;
 
+	pthread_mutex_lock(&px->lock);
 	table_init(&t, 9, hdr);
-	for (c = px->conns.next; c != &px->conns; c = c->next) {
+	FOR_EACH_CONN(px, wi, c) {
 		relay_get_stats(c->relay, &st);
 		cg = cgroup_name ? cgroup_name(arg, c->orig.cgroup_id) : NULL;
 		if (!cg) {
@@ -1034,4 +1356,5 @@ void proxy_render_conns_text(struct proxy *px, struct buf *out,
 		}
 	}
 	table_render(&t, out);
+	pthread_mutex_unlock(&px->lock);
 }

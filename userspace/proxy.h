@@ -41,21 +41,32 @@ struct proxy_counters {
 	uint64_t completed;
 };
 
-/* Binds the outbound listeners and starts accepting. 0 or -errno with err set. */
-int proxy_start(struct ev_loop *loop, struct kern *k, const struct weft_config *cfg,
+/*
+ * Binds the outbound listeners (one SO_REUSEPORT set per worker) and starts
+ * accepting. Worker 0 runs in loop (the caller's, which also serves admin and
+ * signals); workers 1..nworkers-1 get their own loop and thread. 0 or -errno
+ * with err set.
+ */
+int proxy_start(struct ev_loop *loop, struct kern *k, const struct weft_config *cfg, unsigned nworkers,
 		struct proxy **out, char *err, size_t errlen);
+
+/*
+ * A worker thread whose loop has not turned for max_age seconds (stuck in a
+ * loop, or starved): returns its index and sets *age, or -1 when all are well.
+ */
+int proxy_stuck_worker(struct proxy *px, double max_age, double *age);
 
 /* Switches to a new config's services (reload); existing connections keep theirs. */
 int proxy_set_config(struct proxy *px, const struct weft_config *cfg);
 
-/* Closes the listeners (drain). */
+/* Closes the listeners of every worker (drain); asynchronous for worker threads. */
 void proxy_stop_accepting(struct proxy *px);
 
 /* Called whenever the number of active connections drops to zero (drain). */
 void proxy_on_idle(struct proxy *px, void (*fn)(void *arg), void *arg);
 
-size_t proxy_active(const struct proxy *px);
-void proxy_get_counters(const struct proxy *px, struct proxy_counters *out);
+size_t proxy_active(struct proxy *px);
+void proxy_get_counters(struct proxy *px, struct proxy_counters *out);
 
 /*
  * Admin renderings (control plane; O(services + endpoints + connections)).
@@ -72,7 +83,7 @@ void proxy_render_services_text(struct proxy *px, struct buf *out);
 void proxy_render_conns_text(struct proxy *px, struct buf *out,
 			     const char *(*cgroup_name)(void *arg, uint64_t id), void *arg);
 
-/* Resets every active connection. */
+/* Resets every active connection (each worker its own; asynchronous for threads). */
 void proxy_abort_all(struct proxy *px);
 
 /* Frees everything; active connections are aborted first. */

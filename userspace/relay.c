@@ -22,6 +22,17 @@
  * libev manual's "timeout with last activity" pattern): activity costs one
  * store of ev_now(), not a timer heap update per read.
  *
+ * Splice mode (RELAY_SPLICE) runs the same machine with a pooled pipe in the
+ * buffer's place: src -> pipe is splice(2) instead of recv(2), pipe -> dst is
+ * splice(2) instead of send(2), and head/tail count the bytes spliced out of
+ * and into the pipe, so "pending" (head < tail) means the same thing and
+ * relay_watch() serves both modes. A direction only splices into an EMPTY
+ * pipe, at most buffer_size bytes, which keeps three things simple: an EAGAIN
+ * on the read side always means "src has nothing" (never "pipe full"); the
+ * counts are exact, so a pipe is known empty when head == tail, and only then
+ * may it go back to the pool (one that may hold bytes is closed instead); and
+ * a fallback to the copy path can always move a pipe's bytes into one buffer.
+ *
  * User callbacks (pick, event) may call relay_abort() on any relay, this one
  * included. To keep that safe, a relay is only freed by relay_finish(), which
  * is never reached while one of its own user callbacks is on the stack: an
@@ -33,9 +44,12 @@
 #include "relay.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,21 +79,33 @@ enum relay_state {
 #define RELAY_F_CLOSING   0x04 /* relay_finish() running: aborts are no-ops */
 #define RELAY_F_CONNECTED 0x08 /* an attempt connected: CLOSED reports its tag */
 #define RELAY_F_FIRSTBYTE 0x10 /* RELAY_EV_FIRST_BYTE was reported */
+#define RELAY_F_SPLICE    0x20 /* directions move bytes with splice(2) (see the top) */
+
+/* relay_dir_splice(): splice is unusable here, copy instead (> 0: not an errno). */
+#define RELAY_FALLBACK 1
+
+/* A pool pipe: both ends non-blocking and close-on-exec. */
+struct relay_pipe {
+	int rfd;
+	int wfd;
+	struct relay_pipe *next; /* free-list link while cached */
+};
 
 struct relay_dir {
-	char *buf;     /* pool buffer while bytes are pending, else NULL */
-	uint32_t head; /* next byte to write */
-	uint32_t tail; /* end of the bytes read */
+	char *buf;               /* copy mode: pool buffer while bytes are pending, else NULL */
+	struct relay_pipe *pipe; /* splice mode: pool pipe while bytes are pending, else NULL */
+	uint32_t head; /* next byte to write (splice: bytes spliced out of the pipe) */
+	uint32_t tail; /* end of the bytes read (splice: bytes spliced into the pipe) */
 	bool eof;      /* the source sent FIN */
 	bool shut;     /* ... and SHUT_WR went to the destination after the last byte */
 };
 
 /*
- * One allocation per connection: 296 bytes on x86-64 with Debian's libev
+ * One allocation per connection: 312 bytes on x86-64 with Debian's libev
  * 4.33 (two ev_io and one ev_timer are 48 bytes each, half of it); buffers
- * are separate and pooled, and only held while bytes wait. Both file
- * descriptors live in the ev_io watchers (cio.fd, uio.fd; uio.fd is -1
- * between attempts).
+ * and pipes are separate and pooled, and only held while bytes wait. Both
+ * socket descriptors live in the ev_io watchers (cio.fd, uio.fd; uio.fd is
+ * -1 between attempts).
  */
 struct relay {
 	ev_io cio;      /* client socket */
@@ -107,13 +133,24 @@ struct relay {
 	uint8_t flags;
 };
 
+enum pool_splice {
+	POOL_SPLICE_UNKNOWN, /* no relay asked yet: SIGPIPE not checked */
+	POOL_SPLICE_ON,
+	POOL_SPLICE_OFF,     /* unsupported here, or SIGPIPE at SIG_DFL: copy only */
+};
+
 struct relay_pool {
 	void *free_list; /* cached buffers, each holding the next link in its first bytes */
+	struct relay_pipe *free_pipes; /* cached pipes, empty */
 	uint32_t buffer_size;
 	uint32_t max_cached;
 	uint32_t cached;
 	uint32_t in_use;
 	uint32_t relays;
+	uint32_t pipes_cached;
+	uint32_t pipes_in_use;
+	uint32_t splice_fallbacks;
+	uint8_t splice; /* enum pool_splice */
 };
 
 /* --- buffer pool (O(1) free-list; malloc only when the cache is empty) ---- */
@@ -134,13 +171,16 @@ struct relay_pool *relay_pool_new(uint32_t buffer_size, uint32_t max_cached)
 	return p;
 }
 
+static void pipe_close(struct relay_pipe *pp);
+
 void relay_pool_free(struct relay_pool *p)
 {
+	struct relay_pipe *pp, *pnext;
 	void *b, *next;
 
 	if (!p)
 		return;
-	if (p->relays || p->in_use) {
+	if (p->relays || p->in_use || p->pipes_in_use) {
 		/* Freeing now would leave running relays pointing at freed memory. */
 		log_error("relay: buffer pool freed with %u relays still running; leaking it "
 			  "(relay_abort every relay before relay_pool_free)", p->relays);
@@ -150,6 +190,10 @@ void relay_pool_free(struct relay_pool *p)
 		memcpy(&next, b, sizeof(next));
 		free(b);
 	}
+	for (pp = p->free_pipes; pp; pp = pnext) {
+		pnext = pp->next;
+		pipe_close(pp);
+	}
 	free(p);
 }
 
@@ -158,6 +202,10 @@ void relay_pool_get_stats(const struct relay_pool *p, struct relay_pool_stats *s
 	st->buffers_in_use = p->in_use;
 	st->buffers_cached = p->cached;
 	st->relays = p->relays;
+	st->pipes_in_use = p->pipes_in_use;
+	st->pipes_cached = p->pipes_cached;
+	st->splice_fallbacks = p->splice_fallbacks;
+	st->splice_off = p->splice == POOL_SPLICE_OFF;
 }
 
 static char *pool_get(struct relay_pool *p)
@@ -186,6 +234,112 @@ static void pool_put(struct relay_pool *p, char *b)
 	} else {
 		free(b);
 	}
+}
+
+/* --- pipe pool (splice mode; O(1) free-list, pipe2 only when it is empty) -- */
+
+/*
+ * A new pipe sized to the pool's buffers when the kernel lets us: F_SETPIPE_SZ
+ * rounds up to a power-of-two number of pages, and refuses (EPERM) beyond
+ * fs.pipe-max-size or once the user is over fs.pipe-user-pages-soft; the
+ * default size still works then, only in smaller chunks. Returns 0 and *out
+ * (the caller owns it), or -ENOMEM, -EMFILE, -ENFILE.
+ */
+static int pipe_open(const struct relay_pool *p, struct relay_pipe **out)
+{
+	int size = p->buffer_size > INT_MAX ? INT_MAX : (int)p->buffer_size;
+	struct relay_pipe *pp;
+	int fds[2], err;
+
+	pp = malloc(sizeof(*pp));
+	if (!pp)
+		return -ENOMEM;
+	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0) {
+		err = -errno;
+		free(pp);
+		return err;
+	}
+	if (fcntl(fds[1], F_SETPIPE_SZ, size) < 0 && errno != EPERM)
+		log_debug("relay: F_SETPIPE_SZ %d on a splice pipe: %s", size, strerror(errno));
+	pp->rfd = fds[0];
+	pp->wfd = fds[1];
+	pp->next = NULL;
+	*out = pp;
+	return 0;
+}
+
+/* Closes both ends (dropping any bytes still in it) and frees pp. */
+static void pipe_close(struct relay_pipe *pp)
+{
+	close(pp->rfd);
+	close(pp->wfd);
+	free(pp);
+}
+
+static int pool_pipe_get(struct relay_pool *p, struct relay_pipe **out)
+{
+	struct relay_pipe *pp = p->free_pipes;
+	int err;
+
+	if (pp) {
+		p->free_pipes = pp->next;
+		p->pipes_cached--;
+	} else {
+		err = pipe_open(p, &pp);
+		if (err)
+			return err;
+	}
+	p->pipes_in_use++;
+	*out = pp;
+	return 0;
+}
+
+/*
+ * Gives back a pipe. Only an empty pipe may be cached: bytes left in it would
+ * reach the next relay's destination. `empty` is false when it may hold bytes
+ * (a relay ended with bytes in flight); then it is closed.
+ */
+static void pool_pipe_put(struct relay_pool *p, struct relay_pipe *pp, bool empty)
+{
+	p->pipes_in_use--;
+	if (empty && p->pipes_cached < p->max_cached) {
+		pp->next = p->free_pipes;
+		p->free_pipes = pp;
+		p->pipes_cached++;
+	} else {
+		pipe_close(pp);
+	}
+}
+
+/* Turns splice off for the pool's later relays; warns once (per pool). */
+static void pool_splice_off(struct relay_pool *p, const char *why)
+{
+	if (p->splice == POOL_SPLICE_OFF)
+		return;
+	p->splice = POOL_SPLICE_OFF;
+	log_warn("relay: splice fast path off: %s; relays copy through userspace buffers instead "
+		 "(correct, only slower)", why);
+}
+
+/*
+ * May relays on p splice? Decided at the first relay asking (one
+ * sigaction(2) per pool), then sticky. splice(2) cannot pass MSG_NOSIGNAL,
+ * so with SIGPIPE at SIG_DFL a write to a vanished peer would kill the
+ * process; copying, with MSG_NOSIGNAL, is the safe choice then.
+ */
+static bool pool_splice_usable(struct relay_pool *p)
+{
+	struct sigaction sa;
+
+	if (p->splice == POOL_SPLICE_UNKNOWN) {
+		if (sigaction(SIGPIPE, NULL, &sa) < 0 ||
+		    (!(sa.sa_flags & SA_SIGINFO) && sa.sa_handler == SIG_DFL))
+			pool_splice_off(p, "SIGPIPE is at its default action, which splice(2) cannot "
+					   "suppress; ignore SIGPIPE in the process to use it");
+		else
+			p->splice = POOL_SPLICE_ON;
+	}
+	return p->splice == POOL_SPLICE_ON;
 }
 
 /* --- socket helpers ----------------------------------------------------- */
@@ -242,9 +396,20 @@ static void io_want(struct ev_loop *loop, ev_io *w, int want)
 
 /* --- lifecycle ------------------------------------------------------------ */
 
+/* Gives back what d holds; a pipe with bytes in flight is closed, not cached. */
+static void relay_dir_release(struct relay_pool *p, struct relay_dir *d)
+{
+	if (d->buf)
+		pool_put(p, d->buf);
+	if (d->pipe)
+		pool_pipe_put(p, d->pipe, d->head == d->tail);
+	d->buf = NULL;
+	d->pipe = NULL;
+}
+
 /*
  * The one exit: stops the watchers, closes both sockets (reset: with RST),
- * returns the buffers, reports RELAY_EV_CLOSED and frees r. Callers must not
+ * returns the buffers and pipes, reports RELAY_EV_CLOSED and frees r. Callers must not
  * touch r afterwards, and never call this while one of r's user callbacks is
  * on the stack (see RELAY_F_IN_USER).
  */
@@ -260,11 +425,8 @@ static void relay_finish(struct relay *r, int err, bool reset)
 	sock_close(r->cio.fd, reset);
 	if (r->uio.fd >= 0)
 		sock_close(r->uio.fd, reset);
-	if (r->c2u.buf)
-		pool_put(r->pool, r->c2u.buf);
-	if (r->u2c.buf)
-		pool_put(r->pool, r->u2c.buf);
-	r->c2u.buf = r->u2c.buf = NULL;
+	relay_dir_release(r->pool, &r->c2u);
+	relay_dir_release(r->pool, &r->u2c);
 
 	st.bytes_in = r->bytes_in;
 	st.bytes_out = r->bytes_out;
@@ -393,7 +555,7 @@ static bool would_block(int e)
  * EOF becomes shutdown(dst, SHUT_WR). Returns 0, or -errno on a hard error
  * (the caller resets both sides). No allocation unless the pool is empty.
  */
-static int relay_dir_run(struct relay *r, struct relay_dir *d, int src, int dst, uint64_t *count)
+static int relay_dir_copy(struct relay *r, struct relay_dir *d, int src, int dst, uint64_t *count)
 {
 	uint32_t cap = r->opts.buffer_size;
 	bool more = true; /* src may hold more bytes */
@@ -460,6 +622,179 @@ out:
 	if (moved)
 		r->last_active = ev_now(r->loop);
 	return err;
+}
+
+/*
+ * splice(2) failed with e (not EAGAIN). Unsupported here (an old kernel, a
+ * socket type without splice_read/splice_write, a seccomp filter answering
+ * ENOSYS): nothing moved, so RELAY_FALLBACK, and the pool stops trying for
+ * later relays. Anything else is the socket's own error, as recv/send would
+ * have reported it: -e.
+ */
+static int relay_splice_failed(struct relay *r, int e)
+{
+	switch (e) {
+	case EINVAL:
+		pool_splice_off(r->pool, "splice(2) refused these sockets (EINVAL)");
+		return RELAY_FALLBACK;
+	case ENOSYS:
+		pool_splice_off(r->pool, "splice(2) is not available (ENOSYS)");
+		return RELAY_FALLBACK;
+	case EOPNOTSUPP:
+		pool_splice_off(r->pool, "splice(2) is not supported here (EOPNOTSUPP)");
+		return RELAY_FALLBACK;
+	default:
+		return -e;
+	}
+}
+
+/*
+ * relay_dir_copy() with splice(2): src -> pipe -> dst, the bytes staying in
+ * the kernel. Same rounds, same states, same return values, plus
+ * RELAY_FALLBACK when splice cannot serve this relay (unsupported, or no pipe
+ * to be had: EMFILE, ENFILE, ENOMEM); then no byte was lost, and whatever sits
+ * in the pipe is still counted in head/tail for relay_unsplice(). A pipe is
+ * taken only to read into and given back as soon as it is empty, so an idle
+ * direction holds none. No allocation unless the pipe cache is empty.
+ */
+static int relay_dir_splice(struct relay *r, struct relay_dir *d, int src, int dst, uint64_t *count)
+{
+	const unsigned int sflags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
+	uint32_t cap = r->opts.buffer_size;
+	bool more = true; /* src may hold more bytes */
+	bool moved = false;
+	unsigned round;
+	ssize_t n;
+	int err = 0;
+
+	for (round = 0; round < RELAY_ROUNDS; round++) {
+		if (d->head == d->tail) {
+			if (d->eof || !more)
+				break;
+			if (!d->pipe) {
+				err = pool_pipe_get(r->pool, &d->pipe);
+				if (err) {
+					log_debug("relay %p: no splice pipe (%s): copying instead",
+						  (void *)r, strerror(-err));
+					err = RELAY_FALLBACK;
+					goto out;
+				}
+			}
+			/* The pipe is empty: EAGAIN here can only mean src has nothing. */
+			n = splice(src, NULL, d->pipe->wfd, NULL, cap, sflags);
+			if (n < 0) {
+				if (would_block(errno))
+					break;
+				err = relay_splice_failed(r, errno);
+				goto out;
+			}
+			if (n == 0) {
+				d->eof = true;
+				break;
+			}
+			moved = true;
+			d->head = 0;
+			d->tail = (uint32_t)n;
+			/* Short: src is drained, or the pipe ran out of slots; level-triggered either way. */
+			more = (uint32_t)n == cap;
+		}
+		n = splice(d->pipe->rfd, NULL, dst, NULL, d->tail - d->head, sflags);
+		if (n < 0) {
+			if (would_block(errno))
+				goto out; /* pending: relay_watch() waits for EV_WRITE on dst */
+			err = relay_splice_failed(r, errno);
+			goto out;
+		}
+		if (n == 0) {
+			/* Only for an empty pipe without writers: our count is wrong. Never spin on it. */
+			err = -EIO;
+			goto out;
+		}
+		moved = true;
+		d->head += (uint32_t)n;
+		*count += (uint64_t)n;
+		if (d->head < d->tail)
+			goto out; /* dst's send buffer is full: stop reading src */
+		d->head = d->tail = 0;
+	}
+	/* Empty here: an idle direction holds no pipe. */
+	if (d->pipe) {
+		pool_pipe_put(r->pool, d->pipe, true);
+		d->pipe = NULL;
+	}
+	if (d->eof && !d->shut) {
+		if (shutdown(dst, SHUT_WR) < 0) {
+			err = -errno;
+			goto out;
+		}
+		d->shut = true;
+	}
+out:
+	if (moved)
+		r->last_active = ev_now(r->loop);
+	return err;
+}
+
+/*
+ * Leaves splice mode for the rest of r's life: the bytes in each direction's
+ * pipe move, in order, into a pool buffer as that direction's pending bytes
+ * (they fit: a direction splices at most buffer_size bytes into an empty
+ * pipe), and the emptied pipes go back to the pool; the copy path then goes
+ * on exactly where splice stopped. Returns 0, or -ENOMEM / -EIO (a pipe gave
+ * back fewer bytes than it held): then the caller ends the relay, and
+ * relay_finish() closes any pipe that may still hold bytes.
+ */
+static int relay_unsplice(struct relay *r)
+{
+	struct relay_dir *dirs[2] = { &r->c2u, &r->u2c };
+	struct relay_dir *d;
+	uint32_t len, got;
+	unsigned i;
+	ssize_t n;
+
+	r->flags &= (uint8_t)~RELAY_F_SPLICE;
+	r->pool->splice_fallbacks++;
+	for (i = 0; i < 2; i++) {
+		d = dirs[i];
+		if (!d->pipe)
+			continue;
+		if (d->head != d->tail) {
+			len = d->tail - d->head;
+			d->buf = pool_get(r->pool);
+			if (!d->buf)
+				return -ENOMEM;
+			for (got = 0; got < len; got += (uint32_t)n) {
+				n = read(d->pipe->rfd, d->buf + got, len - got);
+				if (n <= 0)
+					return n < 0 ? -errno : -EIO;
+			}
+			d->head = 0;
+			d->tail = len;
+		}
+		pool_pipe_put(r->pool, d->pipe, true);
+		d->pipe = NULL;
+	}
+	return 0;
+}
+
+/*
+ * Moves bytes one way as far as the sockets allow right now, by splice when
+ * the relay is in splice mode, else by copying (relay_dir_copy). Returns 0 or
+ * -errno (the caller resets both sides).
+ */
+static int relay_dir_run(struct relay *r, struct relay_dir *d, int src, int dst, uint64_t *count)
+{
+	int err;
+
+	if (r->flags & RELAY_F_SPLICE) {
+		err = relay_dir_splice(r, d, src, dst, count);
+		if (err != RELAY_FALLBACK)
+			return err;
+		err = relay_unsplice(r);
+		if (err)
+			return err;
+	}
+	return relay_dir_copy(r, d, src, dst, count);
 }
 
 /* Watches exactly what the two directions wait for (see the top comment). */
@@ -603,7 +938,7 @@ struct relay *relay_start(struct ev_loop *loop, struct relay_pool *pool, int cli
 	void *tag = NULL;
 	int err, rc;
 
-	if (!loop || !pool || client_fd < 0 || !opts || !pick || !ev) {
+	if (!loop || !pool || client_fd < 0 || !opts || !pick || !ev || (opts->flags & ~RELAY_SPLICE)) {
 		err = EINVAL;
 		goto err;
 	}
@@ -630,6 +965,12 @@ struct relay *relay_start(struct ev_loop *loop, struct relay_pool *pool, int cli
 		goto err;
 	}
 	r->tag = tag;
+	if (opts->flags & RELAY_SPLICE) {
+		if (pool_splice_usable(pool))
+			r->flags |= RELAY_F_SPLICE;
+		else
+			pool->splice_fallbacks++;
+	}
 
 	set_nodelay(client_fd);
 	ev_io_init(&r->cio, relay_io_cb, client_fd, 0);

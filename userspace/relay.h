@@ -16,11 +16,35 @@
  *   is reset (SO_LINGER 0), never left hanging.
  * - Memory: buffers come from a per-loop pool only while they hold bytes, so an
  *   idle connection holds no buffer.
+ *
+ * Splice fast path (RELAY_SPLICE, added): each direction moves bytes with
+ * splice(2), src socket -> pipe -> dst socket, so they never enter userspace.
+ * Same semantics as above, with the pipe in the buffer's place: a direction
+ * holds a pooled pipe only while bytes sit in it, and does not read its source
+ * while the pipe holds bytes its destination cannot take yet.
+ * - Fallback: when splice fails as unsupported (EINVAL, ENOSYS, EOPNOTSUPP:
+ *   an old kernel, a socket type without splice support, a seccomp filter),
+ *   the relay moves whatever sits in its pipes into pool buffers and carries
+ *   on with the copy path (nothing is lost or reordered), and the pool turns
+ *   splice off for every later relay (one warning per pool). A relay that
+ *   cannot get a pipe (EMFILE, ENFILE, ENOMEM) falls back alone; the pool
+ *   keeps splicing.
+ * - SIGPIPE: splice(2) has no MSG_NOSIGNAL, so writing to a socket whose peer
+ *   has gone raises SIGPIPE. The first relay_start asking for splice on a pool
+ *   checks the SIGPIPE disposition once; at SIG_DFL (which would kill the
+ *   process) the pool turns splice off with a warning. weftd ignores SIGPIPE.
+ * - File descriptors: up to 2 pipe fds per direction with bytes in flight, so
+ *   up to 4 per busy connection on top of its 2 sockets, and 0 when idle; plus
+ *   2 per pipe in the pool's cache (at most 2 * max_cached). Budget
+ *   RLIMIT_NOFILE for busy connections x 6. Each pipe is sized to the pool's
+ *   buffer_size (F_SETPIPE_SZ; left at the kernel default when the user's pipe
+ *   limits refuse it: fs.pipe-max-size, fs.pipe-user-pages-soft).
  */
 #ifndef WEFT_RELAY_H
 #define WEFT_RELAY_H
 
 #include <ev.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "addr.h"
@@ -33,7 +57,11 @@ struct relay_opts {
 	uint32_t idle_timeout_ms;    /* 0 = no idle timeout */
 	uint32_t mark;               /* SO_MARK for upstream sockets (0 = none) */
 	uint32_t max_attempts;       /* connect attempts in all, >= 1 */
+	uint32_t flags;              /* RELAY_* below (added; unknown bits: EINVAL) */
 };
+
+/* Move bytes with splice(2) through pooled pipes (see the top comment). */
+#define RELAY_SPLICE 0x1u
 
 /*
  * Chooses the upstream for attempt number `attempt` (0-based). Fills *out and
@@ -78,8 +106,10 @@ struct relay_pool; /* per loop: buffer pool + bookkeeping (not thread-safe: one 
 
 /*
  * buffer_size: bytes per buffer (>= 64; relay_opts.buffer_size is clamped to
- * it, 0 there meaning this size). max_cached: free buffers kept for reuse;
- * beyond that a drained buffer goes back to malloc. NULL + errno on failure.
+ * it, 0 there meaning this size), and the size asked for each splice pipe.
+ * max_cached: free buffers kept for reuse, and separately free pipes; beyond
+ * that a drained buffer goes back to malloc and a drained pipe is closed.
+ * NULL + errno on failure.
  */
 struct relay_pool *relay_pool_new(uint32_t buffer_size, uint32_t max_cached);
 /*
@@ -93,6 +123,11 @@ struct relay_pool_stats {
 	uint32_t buffers_in_use; /* held by relays: bytes in flight */
 	uint32_t buffers_cached; /* free, kept for reuse */
 	uint32_t relays;         /* relays running on the pool */
+	/* splice fast path (added) */
+	uint32_t pipes_in_use;     /* held by relays: bytes in flight (2 fds each) */
+	uint32_t pipes_cached;     /* free, kept for reuse (2 fds each) */
+	uint32_t splice_fallbacks; /* relays that asked for splice and fell back to copying */
+	bool splice_off;           /* the pool turned splice off (unsupported, or SIGPIPE) */
 };
 void relay_pool_get_stats(const struct relay_pool *p, struct relay_pool_stats *st);
 
@@ -100,9 +135,10 @@ void relay_pool_get_stats(const struct relay_pool *p, struct relay_pool_stats *s
  * Starts relaying client_fd (ownership passes to the relay: it closes it).
  * Returns the relay, or NULL (errno set) when it could not even start; then
  * client_fd has been reset and closed and no callback fires. Could not start:
- * EINVAL (bad arguments), ENOMEM, or pick had nothing for attempt 0 (its
- * errno, normally ENOENT). Any connect failure, even an immediate one, is
- * reported through the callbacks from the loop, never from inside relay_start.
+ * EINVAL (bad arguments, unknown opts->flags), ENOMEM, or pick had nothing
+ * for attempt 0 (its errno, normally ENOENT). Any connect failure, even an
+ * immediate one, is reported through the callbacks from the loop, never from
+ * inside relay_start.
  */
 struct relay *relay_start(struct ev_loop *loop, struct relay_pool *pool, int client_fd,
 			  const struct relay_opts *opts, relay_pick_fn pick, relay_event_fn ev,

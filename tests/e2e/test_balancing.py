@@ -193,14 +193,14 @@ def test_weights_least_conn(weft):
     vip = vip_addr()
     d = weft.weftd([cg], [service("web", [vip], [(a.addr, 3), (b.addr, 1)],
                                   balancer="least-conn")])
-    held = []
-    for i in range(40):
-        held.append(weft.client_async("echo", vip, cgroup=cg, extra=("--delay", "6")))
-        assert wait_for(lambda: services_of(d)["web"]["active"] == i + 1, timeout=5)
+    # each pick sees the connections opened before it (none close for 12 s),
+    # whatever order they arrive in
+    held = [weft.client_async("echo", vip, cgroup=cg, extra=("--delay", "12")) for _ in range(40)]
+    assert wait_for(lambda: services_of(d)["web"]["active"] == 40, timeout=20), services_of(d)
     eps = {e["address"]: e["active"] for e in services_of(d)["web"]["endpoints"]}
     assert eps == {a.addr: 30, b.addr: 10}, eps
     for h in held:
-        assert h.result(timeout=20)["ok"]
+        assert h.result(timeout=30)["ok"]
 
 
 def test_weights_ewma(weft):

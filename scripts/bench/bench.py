@@ -1,0 +1,1099 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+"""weft benchmark driver. Run it through scripts/bench/run.sh (or `make bench`),
+which installs the tools, builds the load generator, and sweeps up after this
+script even if it is killed.
+
+One run, one machine, one backend (nginx, 100-byte static file, keep-alive),
+five ways to reach it:
+
+  direct        client -> nginx                                 (no proxy)
+  weft-tcp      client (enrolled cgroup) -> VIP -> weftd -> nginx  service protocol "tcp"
+  weft-http     the same, service protocol "http"                (see L7_NOTE)
+  haproxy-tcp   client -> HAProxy (mode tcp, nbthread 1) -> nginx
+  haproxy-http  client -> HAProxy (mode http, nbthread 1) -> nginx
+
+and, for raw TCP latency, a sockperf server reached directly, through weftd and
+through HAProxy mode tcp. Per target and round: wrk requests/s (and the proxy's
+CPU time per 100k requests), open-loop HTTP latency at a fixed rate
+(build/bench/weft-loadgen rate), sockperf ping-pong one-way latency at a fixed
+message rate. Once per proxy: resident memory idle and with N idle connections
+held open through it. Results: build/bench/results.md and results.json.
+
+Every object is named weft-bench-<run id>: the cgroup tree under the cgroup2
+mount, the bpffs pin directory, the temp directory. All traffic stays on
+127.0.0.0/8. Knobs (environment): see ENV below and docs/benchmarks.md.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import random
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+BPFFS = "/sys/fs/bpf"
+PREFIX = "weft-bench-"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+NCPU = os.cpu_count() or 1
+
+L7_NOTE = ("weft has no HTTP (L7) proxying yet: the weft-http service is configured with "
+           'protocol = "http", which weftd accepts but does not act on, so its bytes are '
+           "relayed as opaque TCP, exactly like weft-tcp. The row will measure real L7 once "
+           "it lands.")
+
+ENV = {
+    # name: (default, type, what)
+    "BENCH_ROUNDS": (3, int, "rounds (median and min-max are reported)"),
+    "BENCH_WRK_SECONDS": (4, int, "wrk duration per target and round"),
+    "BENCH_WRK_CONNS": (32, int, "wrk connections (keep-alive)"),
+    "BENCH_WRK_THREADS": (1, int, "wrk threads"),
+    "BENCH_LAT_SECONDS": (3.0, float, "recorded seconds of the fixed-rate HTTP latency run"),
+    "BENCH_HTTP_RATE": (2000, int, "fixed request rate of the HTTP latency run (req/s)"),
+    "BENCH_HTTP_CONNS": (16, int, "connections of the HTTP latency run"),
+    "BENCH_SOCKPERF_MPS": (10000, int, "sockperf ping-pong message rate (msg/s)"),
+    "BENCH_SOCKPERF_SECONDS": (4, int, "sockperf duration (its first 400 ms are warm-up)"),
+    "BENCH_SOCKPERF_MSG": (64, int, "sockperf message size (bytes)"),
+    "BENCH_HOLD_CONNS": (10000, int, "idle connections held through each proxy (capped by RLIMIT_NOFILE)"),
+    "BENCH_THREADS": (1, int, "proxy threads: HAProxy nbthread, weftd agent.workers when it exists"),
+    "BENCH_PIN": ("split", str, "split: clients on BENCH_CLIENT_CPU, servers+proxies on the others; none: no pinning"),
+    "BENCH_CLIENT_CPU": (NCPU - 1, int, "CPU of the load generators when pinning"),
+    "BENCH_BODY_BYTES": (100, int, "size of the static file nginx serves"),
+    "BENCH_QUIET_WAIT": (30, int, "seconds to wait, at most, for other load on the machine to drop below 15% of a CPU before starting"),
+    "BENCH_NICE": (-10, int, "nice value of every benchmark process (all alike), against other load on the machine"),
+}
+
+
+def knob(name):
+    default, typ, _ = ENV[name]
+    v = os.environ.get(name)
+    if v is None or v == "":
+        return default
+    try:
+        return typ(v)
+    except ValueError:
+        raise SystemExit("bench: %s=%r is not a valid %s" % (name, v, typ.__name__))
+
+
+def log(msg):
+    sys.stderr.write("bench: %s\n" % msg)
+    sys.stderr.flush()
+
+
+# --------------------------------------------------------------------------
+# small system helpers
+
+def cgroup2_mount():
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            pre, sep, post = line.partition(" - ")
+            if sep and post.split()[0] == "cgroup2":
+                return pre.split()[4]
+    return None
+
+
+def free_port(host="127.0.0.1"):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_port(addr, timeout=10.0, proc=None):
+    host, _, port = addr.rpartition(":")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
+        try:
+            with socket.create_connection((host, int(port)), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def proc_cpu_ticks(pid):
+    """utime + stime of the whole process (all threads), in clock ticks."""
+    with open("/proc/%d/stat" % pid) as f:
+        rest = f.read().rpartition(")")[2].split()
+    return int(rest[11]) + int(rest[12])
+
+
+def proc_mem(pid):
+    """{'rss_kb', 'anon_kb'} from /proc/PID/status."""
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                out["rss_kb"] = int(line.split()[1])
+            elif line.startswith("RssAnon:"):
+                out["anon_kb"] = int(line.split()[1])
+    return out
+
+
+def proc_fds(pid):
+    try:
+        return len(os.listdir("/proc/%d/fd" % pid))
+    except OSError:
+        return -1
+
+
+def busy_ticks():
+    """user+nice+system ticks of the whole machine (no irq/softirq/steal)."""
+    with open("/proc/stat") as f:
+        v = f.readline().split()[1:]
+    return int(v[0]) + int(v[1]) + int(v[2])
+
+
+def first_line(argv):
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+        text = (r.stdout + r.stderr).strip()
+        return text.splitlines()[0].strip() if text else "?"
+    except (OSError, subprocess.TimeoutExpired):
+        return "not found"
+
+
+def q(vals, p):
+    """Median and friends of a list; None-safe."""
+    vals = [v for v in vals if v is not None]
+    if not vals:
+        return None
+    if p == "median":
+        return statistics.median(vals)
+    if p == "min":
+        return min(vals)
+    if p == "max":
+        return max(vals)
+    raise ValueError(p)
+
+
+# --------------------------------------------------------------------------
+# the benchmark
+
+class Failure(Exception):
+    pass
+
+
+class Bench:
+    def __init__(self, run_id, tmpdir):
+        self.run_id = run_id
+        self.name = PREFIX + str(run_id)
+        self.tmp = tmpdir
+        self.outdir = os.path.join(REPO, "build", "bench")
+        self.loadgen = os.path.join(self.outdir, "weft-loadgen")
+        self.weftd_bin = os.path.join(REPO, "build", "weftd")
+        self.cgroot = cgroup2_mount()
+        if not self.cgroot:
+            raise Failure("no cgroup2 mount in /proc/self/mountinfo")
+        self.cg = os.path.join(self.cgroot, self.name)
+        self.pin_path = os.path.join(BPFFS, self.name)
+        self.procs = {}        # name -> Popen (servers and proxies)
+        self.logs = {}         # name -> log path
+        self.notes = []
+        self.k = {n: knob(n) for n in ENV}
+        self.pin = self.k["BENCH_PIN"]
+        if self.pin not in ("split", "none"):
+            raise Failure("BENCH_PIN must be split or none")
+        if self.pin == "split" and NCPU < 2:
+            log("one CPU only: no pinning")
+            self.pin = "none"
+        self.client_cpu = str(self.k["BENCH_CLIENT_CPU"])
+        self.server_cpus = ",".join(str(c) for c in range(NCPU) if str(c) != self.client_cpu)
+        self.have_sockperf = shutil.which("sockperf") is not None
+        self.results = {}
+
+    # -- cgroups and processes ----------------------------------------------
+    def make_cgroups(self):
+        os.mkdir(self.cg)
+        for leaf in ("nginx", "sockperf", "haproxy", "weftd", "client", "mesh"):
+            os.mkdir(os.path.join(self.cg, leaf))
+
+    def wrap(self, cg, argv, role):
+        """argv started inside cgroup leaf cg, pinned according to role."""
+        pre = []
+        if self.k["BENCH_NICE"]:
+            pre = ["nice", "-n", str(self.k["BENCH_NICE"])]
+        if self.pin == "split":
+            pre += ["taskset", "-c", self.client_cpu if role == "client" else self.server_cpus]
+        procs = os.path.join(self.cg, cg, "cgroup.procs")
+        return ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', procs] + pre + list(argv)
+
+    def start(self, name, cg, argv, ready_addr=None):
+        logp = os.path.join(self.tmp, name + ".log")
+        self.logs[name] = logp
+        with open(logp, "ab") as lf:
+            p = subprocess.Popen(self.wrap(cg, argv, "server"), stdin=subprocess.DEVNULL,
+                                 stdout=lf, stderr=lf, cwd=self.tmp)
+        self.procs[name] = p
+        with open(os.path.join(self.tmp, name + ".pid"), "w") as f:
+            f.write("%d\n" % p.pid)
+        if ready_addr and not wait_port(ready_addr, 10, p):
+            raise Failure("%s did not start listening on %s:\n%s" % (name, ready_addr, self.tail(name)))
+        return p
+
+    def tail(self, name, n=30):
+        try:
+            with open(self.logs[name], errors="replace") as f:
+                lines = [l for l in f.read().splitlines() if "DEBUG libbpf" not in l]
+            return "\n".join(lines[-n:])
+        except (OSError, KeyError):
+            return "(no log)"
+
+    def check_alive(self):
+        for name, p in self.procs.items():
+            if p.poll() is not None:
+                raise Failure("%s exited (status %s) during the run:\n%s" % (name, p.returncode, self.tail(name)))
+
+    def client(self, argv, cg, timeout, **kw):
+        """Run a client to completion in cgroup leaf cg; returns CompletedProcess."""
+        return subprocess.run(self.wrap(cg, argv, "client"), capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL, cwd=self.tmp, **kw)
+
+    def our_cpu_usec(self, leaf=None):
+        try:
+            with open(os.path.join(self.cg, leaf or "", "cpu.stat")) as f:
+                for line in f:
+                    if line.startswith("usage_usec"):
+                        return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+
+    def foreign_begin(self):
+        return (time.monotonic(), busy_ticks(), self.our_cpu_usec())
+
+    def foreign_end(self, b):
+        """CPU used outside the benchmark's cgroup since b, in % of one CPU."""
+        t0, busy0, ours0 = b
+        dt = time.monotonic() - t0
+        busy = (busy_ticks() - busy0) / CLK_TCK
+        ours = (self.our_cpu_usec() - ours0) / 1e6
+        return max(0.0, round(100.0 * (busy - ours) / dt, 1)) if dt > 0 else None
+
+    # -- setup -----------------------------------------------------------------
+    def setup(self):
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        self.fd_limit = hard
+        want = self.k["BENCH_HOLD_CONNS"]
+        # A proxy holds two sockets per connection, plus its own few.
+        cap = max(100, (hard - 1000) // 2 // 500 * 500)
+        self.hold_n = min(want, cap)
+        if self.hold_n < want:
+            self.notes.append(
+                "Idle connections held: %d, not %d: RLIMIT_NOFILE's hard limit here is %d "
+                "(and cannot be raised without CAP_SYS_RESOURCE); a proxy needs two descriptors "
+                "per connection." % (self.hold_n, want, hard))
+        self.make_cgroups()
+
+        # nginx: one process, keep-alive, no access log, a small static file.
+        www = os.path.join(self.tmp, "www")
+        os.makedirs(www)
+        os.makedirs(os.path.join(self.tmp, "nginx-tmp"))
+        os.chmod(self.tmp, 0o755)
+        with open(os.path.join(www, "bench.txt"), "wb") as f:
+            body = (b"weft bench " * 100)[:self.k["BENCH_BODY_BYTES"] - 1] + b"\n"
+            f.write(body)
+        self.path = "/bench.txt"
+        self.nginx_addr = "127.0.0.1:%d" % free_port()
+        nt = os.path.join(self.tmp, "nginx-tmp")
+        conf = """daemon off;
+master_process off;
+worker_processes 1;
+worker_rlimit_nofile %(fd)d;
+pid %(tmp)s/nginx.pid;
+error_log %(tmp)s/nginx-error.log warn;
+events { worker_connections %(wc)d; }
+http {
+    access_log off;
+    default_type text/plain;
+    sendfile on;
+    tcp_nodelay on;
+    keepalive_timeout 600s;
+    keepalive_requests 1000000000;
+    client_body_temp_path %(nt)s/body;
+    proxy_temp_path %(nt)s/proxy;
+    fastcgi_temp_path %(nt)s/fastcgi;
+    uwsgi_temp_path %(nt)s/uwsgi;
+    scgi_temp_path %(nt)s/scgi;
+    server {
+        listen %(addr)s backlog=4096;
+        root %(www)s;
+    }
+}
+""" % {"tmp": self.tmp, "fd": hard, "wc": hard - 100, "nt": nt, "addr": self.nginx_addr, "www": www}
+        nconf = os.path.join(self.tmp, "nginx.conf")
+        with open(nconf, "w") as f:
+            f.write(conf)
+        self.start("nginx", "nginx", ["nginx", "-p", self.tmp, "-c", nconf,
+                                      "-e", os.path.join(self.tmp, "nginx-error.log")],
+                   self.nginx_addr)
+
+        if self.have_sockperf:
+            self.sockperf_addr = "127.0.0.1:%d" % free_port()
+            h, _, p = self.sockperf_addr.rpartition(":")
+            self.start("sockperf", "sockperf", ["sockperf", "server", "--tcp", "-i", h, "-p", p],
+                       self.sockperf_addr)
+        else:
+            self.sockperf_addr = None
+            self.notes.append("sockperf is not installed: no TCP ping-pong latency.")
+
+        self.start_haproxy(hard)
+        self.start_weftd()
+
+        T = [
+            dict(key="direct", label="direct (no proxy)", http=self.nginx_addr,
+                 tcp=self.sockperf_addr, cg="client", proxy=None, mode=None),
+            dict(key="weft-tcp", label="weft TCP", http=self.vip["tcp"], tcp=self.vip.get("sockperf"),
+                 cg="mesh", proxy="weftd", mode="tcp"),
+            dict(key="weft-http", label="weft HTTP (opaque today)", http=self.vip["http"], tcp=None,
+                 cg="mesh", proxy="weftd", mode="http"),
+            dict(key="haproxy-tcp", label="HAProxy mode tcp", http=self.hap["tcp"],
+                 tcp=self.hap.get("sockperf"), cg="client", proxy="haproxy", mode="tcp"),
+            dict(key="haproxy-http", label="HAProxy mode http", http=self.hap["http"], tcp=None,
+                 cg="client", proxy="haproxy", mode="http"),
+        ]
+        self.targets = T
+
+    def start_haproxy(self, hard):
+        maxconn = max(1000, (hard - 200) // 2)
+        self.hap = {"tcp": "127.0.0.1:%d" % free_port(), "http": "127.0.0.1:%d" % free_port()}
+        if self.sockperf_addr:
+            self.hap["sockperf"] = "127.0.0.1:%d" % free_port()
+        threads = self.k["BENCH_THREADS"]
+        cfg = ["global",
+               "    nbthread %d" % threads,
+               "    maxconn %d" % maxconn,
+               "defaults",
+               "    timeout connect 5s",
+               "    timeout client 600s",
+               "    timeout server 600s",
+               "    timeout http-keep-alive 600s",
+               "    timeout http-request 600s",
+               "    maxconn %d" % maxconn]
+
+        def pair(name, mode, bind, server):
+            cfg.extend(["frontend fe_%s" % name, "    mode %s" % mode, "    bind %s" % bind,
+                        "    default_backend be_%s" % name,
+                        "backend be_%s" % name, "    mode %s" % mode,
+                        "    server s1 %s" % server])
+        pair("tcp", "tcp", self.hap["tcp"], self.nginx_addr)
+        pair("http", "http", self.hap["http"], self.nginx_addr)
+        if self.sockperf_addr:
+            pair("sockperf", "tcp", self.hap["sockperf"], self.sockperf_addr)
+        path = os.path.join(self.tmp, "haproxy.cfg")
+        with open(path, "w") as f:
+            f.write("\n".join(cfg) + "\n")
+        r = subprocess.run(["haproxy", "-c", "-f", path], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise Failure("haproxy -c rejected %s:\n%s%s" % (path, r.stdout, r.stderr))
+        self.haproxy_cfg = path
+        self.start_haproxy_proc()
+
+    def start_haproxy_proc(self):
+        self.start("haproxy", "haproxy", ["haproxy", "-db", "-f", self.haproxy_cfg], self.hap["tcp"])
+        for a in self.hap.values():
+            if not wait_port(a, 5, self.procs["haproxy"]):
+                raise Failure("haproxy is not listening on %s:\n%s" % (a, self.tail("haproxy")))
+
+    def weftd_config(self, workers):
+        svc = []
+        for key, proto, dst in (("tcp", "tcp", self.nginx_addr), ("http", "http", self.nginx_addr),
+                                ("sockperf", "tcp", self.sockperf_addr)):
+            if not dst:
+                continue
+            svc.append('  { name = "bench-%s"; addresses = [ "%s" ]; protocol = "%s"; '
+                       'balancer = "round-robin";\n    endpoints = ( { address = "%s"; } ); '
+                       'retry = { attempts = 1; }; }' % (key, self.vip[key], proto, dst))
+        return ('agent: {\n  admin = "%s";\n  outbound_port = %d;\n  inbound = "%s";\n'
+                '  bpf_pin_path = "%s";\n  fail_mode = "open";\n  log_level = "warn";\n'
+                '  drain_timeout_ms = 1000;\n%s};\n'
+                'intercept: { cgroups = [ "%s" ]; };\n'
+                'services = (\n%s\n);\n'
+                % (self.weft_admin, self.weft_outbound, self.weft_inbound, self.pin_path,
+                   ("  workers = %d;\n" % workers) if workers else "",
+                   os.path.join(self.cg, "mesh"), ",\n".join(svc)))
+
+    def start_weftd(self):
+        if os.path.lexists(self.pin_path):
+            raise Failure("%s already exists" % self.pin_path)
+        # VIPs in 127.12.0.0/16 that nothing listens on: an escaped connect is refused locally.
+        host = "127.12.%d.%d" % (random.randint(0, 255), random.randint(1, 254))
+        self.vip = {"tcp": "%s:%d" % (host, free_port(host)), "http": "%s:%d" % (host, free_port(host))}
+        if self.sockperf_addr:
+            self.vip["sockperf"] = "%s:%d" % (host, free_port(host))
+        self.weft_admin = "127.0.0.1:%d" % free_port()
+        self.weft_outbound = free_port()
+        self.weft_inbound = "127.0.0.1:%d" % free_port()
+        path = os.path.join(self.tmp, "weft.conf")
+        threads = self.k["BENCH_THREADS"]
+        # Give weftd the same thread count as HAProxy once it has agent.workers.
+        with open(path, "w") as f:
+            f.write(self.weftd_config(threads))
+        r = subprocess.run([self.weftd_bin, "-c", path, "--check"], capture_output=True, text=True)
+        self.weft_workers = threads
+        if r.returncode != 0 and "workers" in (r.stdout + r.stderr):
+            self.weft_workers = None
+            self.notes.append("weftd has no agent.workers setting yet: it runs one event loop "
+                              "(single-threaded), like HAProxy with nbthread %d." % threads)
+            with open(path, "w") as f:
+                f.write(self.weftd_config(None))
+            r = subprocess.run([self.weftd_bin, "-c", path, "--check"], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise Failure("weftd --check rejected %s:\n%s%s" % (path, r.stdout, r.stderr))
+        self.weftd_conf = path
+        self.start_weftd_proc()
+
+    def start_weftd_proc(self):
+        p = self.start("weftd", "weftd", [self.weftd_bin, "-c", self.weftd_conf])
+        deadline = time.monotonic() + 15
+        while True:
+            if p.poll() is not None:
+                raise Failure("weftd exited with %s:\n%s" % (p.returncode, self.tail("weftd")))
+            try:
+                with urllib.request.urlopen("http://%s/ready" % self.weft_admin, timeout=1) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise Failure("weftd not ready within 15 s:\n%s" % self.tail("weftd"))
+            time.sleep(0.1)
+
+    def restart(self, name):
+        """Stop a proxy (SIGTERM) and start a fresh one with the same config and ports."""
+        p = self.procs[name]
+        p.send_signal(signal.SIGTERM)
+        try:
+            rc = p.wait(15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            raise Failure("%s did not stop within 15 s of SIGTERM" % name)
+        if name == "weftd" and rc != 0:
+            raise Failure("weftd exited %s on SIGTERM:\n%s" % (rc, self.tail("weftd")))
+        if name == "weftd":
+            self.start_weftd_proc()
+        else:
+            self.start_haproxy_proc()
+        time.sleep(0.5)
+
+    # -- measurements ---------------------------------------------------------
+    def proxy_pid(self, t):
+        return self.procs[t["proxy"]].pid if t["proxy"] else None
+
+    def run_wrk(self, t, seconds, record=True):
+        url = "http://%s%s" % (t["http"], self.path)
+        argv = ["wrk", "-t%d" % self.k["BENCH_WRK_THREADS"], "-c%d" % self.k["BENCH_WRK_CONNS"],
+                "-d%ds" % seconds, "--latency", url]
+        pp, ng = self.proxy_pid(t), self.procs["nginx"].pid
+        fb = self.foreign_begin()
+        p0 = proc_cpu_ticks(pp) if pp else None
+        n0 = proc_cpu_ticks(ng)
+        c0, tc0 = self.our_cpu_usec(t["cg"]), time.monotonic()
+        r = self.client(argv, t["cg"], timeout=seconds + 30)
+        c1, tc1 = self.our_cpu_usec(t["cg"]), time.monotonic()
+        p1 = proc_cpu_ticks(pp) if pp else None
+        n1 = proc_cpu_ticks(ng)
+        foreign = self.foreign_end(fb)
+        out = r.stdout
+        m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+        reqs = re.search(r"(\d+) requests in ([\d.]+)(\w+),", out)
+        if r.returncode != 0 or not m or not reqs:
+            raise Failure("wrk against %s (%s) failed (rc %s):\n%s%s"
+                          % (t["key"], url, r.returncode, out, r.stderr))
+        n = int(reqs.group(1))
+        errs = 0
+        se = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+        if se:
+            errs = sum(int(x) for x in se.groups())
+        non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+        non2xx = int(non2xx.group(1)) if non2xx else 0
+        if errs or non2xx:
+            raise Failure("wrk against %s: %d socket errors, %d non-2xx answers:\n%s"
+                          % (t["key"], errs, non2xx, out))
+        res = {"rps": float(m.group(1)), "requests": n,
+               "proxy_cpu_s": (p1 - p0) / CLK_TCK if pp else None,
+               "nginx_cpu_s": (n1 - n0) / CLK_TCK, "foreign_cpu_pct": foreign,
+               "wrk_cpu_pct": round(100.0 * (c1 - c0) / 1e6 / (tc1 - tc0), 1),
+               "wall_s": round(tc1 - tc0, 3)}
+        res["proxy_cpu_s_per_100k"] = res["proxy_cpu_s"] * 1e5 / n if pp and n else None
+        res["nginx_cpu_s_per_100k"] = res["nginx_cpu_s"] * 1e5 / n if n else None
+        lat = {}
+        for pc, val, unit in re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M):
+            lat["p" + pc] = float(val) * {"us": 1, "ms": 1e3, "s": 1e6}[unit]
+        res["wrk_latency_us"] = lat
+        return res
+
+    def run_rate(self, t):
+        argv = [self.loadgen, "rate", "--connect", t["http"], "--path", self.path,
+                "--rate", str(self.k["BENCH_HTTP_RATE"]), "--conns", str(self.k["BENCH_HTTP_CONNS"]),
+                "--duration", str(self.k["BENCH_LAT_SECONDS"]), "--warmup", "0.5",
+                "--spin", "1" if self.pin == "split" else "0"]
+        fb = self.foreign_begin()
+        r = self.client(argv, t["cg"], timeout=self.k["BENCH_LAT_SECONDS"] + 60)
+        foreign = self.foreign_end(fb)
+        try:
+            d = json.loads(r.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            raise Failure("weft-loadgen rate against %s failed (rc %s):\n%s%s"
+                          % (t["key"], r.returncode, r.stdout, r.stderr))
+        if d["errors"] or d["unfinished"]:
+            raise Failure("weft-loadgen rate against %s: %d errors, %d unfinished"
+                          % (t["key"], d["errors"], d["unfinished"]))
+        d["foreign_cpu_pct"] = foreign
+        return d
+
+    def run_sockperf(self, t):
+        h, _, p = t["tcp"].rpartition(":")
+        argv = ["sockperf", "ping-pong", "--tcp", "-i", h, "-p", p,
+                "--mps=%d" % self.k["BENCH_SOCKPERF_MPS"], "-t", str(self.k["BENCH_SOCKPERF_SECONDS"]),
+                "-m", str(self.k["BENCH_SOCKPERF_MSG"])]
+        fb = self.foreign_begin()
+        r = self.client(argv, t["cg"], timeout=self.k["BENCH_SOCKPERF_SECONDS"] + 30)
+        foreign = self.foreign_end(fb)
+        text = re.sub(r"\x1b\[[0-9;]*m", "", r.stdout + r.stderr)
+        res = {"foreign_cpu_pct": foreign}
+        for name, val in re.findall(r"percentile\s+([\d.]+)\s*=\s*([\d.]+)", text):
+            res[{"50.000": "p50", "99.000": "p99", "99.900": "p99.9", "90.000": "p90",
+                 "99.990": "p99.99"}.get(name, "p" + name)] = float(val)
+        m = re.search(r"avg-latency=([\d.]+)", text)
+        if m:
+            res["avg"] = float(m.group(1))
+        m = re.search(r"\[Valid Duration\].*SentMessages=(\d+); ReceivedMessages=(\d+)", text)
+        if m:
+            res["sent"], res["received"] = int(m.group(1)), int(m.group(2))
+        m = re.search(r"# dropped messages = (\d+)", text)
+        if r.returncode != 0 or "p50" not in res or (m and int(m.group(1))):
+            raise Failure("sockperf against %s (%s) failed (rc %s):\n%s"
+                          % (t["key"], t["tcp"], r.returncode, text[-3000:]))
+        return res
+
+    def settle(self, pid, fds0, timeout=15.0):
+        """Wait until the proxy is back to about fds0 descriptors."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc_fds(pid) <= fds0 + 4:
+                return True
+            time.sleep(0.1)
+        return False
+
+    def run_hold(self, t):
+        pid = self.proxy_pid(t)
+        fds0 = proc_fds(pid)
+        before = proc_mem(pid)
+        argv = [self.loadgen, "hold", "--connect", t["http"], "--path", self.path,
+                "--conns", str(self.hold_n), "--parallel", "256", "--timeout", "60"]
+        p = subprocess.Popen(self.wrap(t["cg"], argv, "client"), stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=self.tmp)
+        try:
+            line = p.stdout.readline()
+            try:
+                first = json.loads(line)
+            except ValueError:
+                raise Failure("weft-loadgen hold against %s failed: %r %s"
+                              % (t["key"], line, p.stderr.read() if p.poll() is not None else ""))
+            time.sleep(1.0)
+            held_mem = proc_mem(pid)
+            held_fds = proc_fds(pid)
+            p.stdin.close()
+            second = p.stdout.readline()
+            p.wait(30)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        try:
+            closed = json.loads(second).get("closed_by_peer")
+        except ValueError:
+            closed = None
+        settled = self.settle(pid, fds0)
+        after = proc_mem(pid)
+        n = first["held"]
+        res = {"conns": self.hold_n, "held": n, "errors": first["errors"],
+               "first_error": first["first_error"], "open_s": first["open_s"],
+               "closed_by_peer": closed,
+               "rss_before_kb": before["rss_kb"], "rss_held_kb": held_mem["rss_kb"],
+               "rss_after_kb": after["rss_kb"], "anon_before_kb": before.get("anon_kb"),
+               "anon_held_kb": held_mem.get("anon_kb"), "fds_before": fds0, "fds_held": held_fds,
+               "settled": settled}
+        res["bytes_per_conn"] = ((held_mem["rss_kb"] - before["rss_kb"]) * 1024.0 / n) if n else None
+        if n != self.hold_n:
+            raise Failure("hold through %s: only %d of %d connections held (%s)"
+                          % (t["key"], n, self.hold_n, first["first_error"]))
+        return res
+
+    # -- the run ----------------------------------------------------------------
+    def run(self):
+        t_start = time.monotonic()
+        self.machine = self.describe()
+        # Other work on the machine skews everything: wait a little for quiet.
+        deadline = time.monotonic() + self.k["BENCH_QUIET_WAIT"]
+        while True:
+            fb = self.foreign_begin()
+            time.sleep(1.0)
+            busy = self.foreign_end(fb)
+            if busy < 15 or time.monotonic() >= deadline:
+                break
+            log("%.0f%% of a CPU busy with other work: waiting up to %.0f s more for quiet"
+                % (busy, deadline - time.monotonic()))
+        self.machine["background_cpu_pct_before"] = busy
+        if busy >= 15:
+            log("WARNING: %.0f%% of a CPU is busy outside the benchmark: numbers will be noisy" % busy)
+        log("setting up in %s (cgroup %s, pins %s)" % (self.tmp, self.cg, self.pin_path))
+        self.setup()
+        R = self.results
+        R["idle_fresh"] = {}
+        time.sleep(0.5)
+        for name in ("weftd", "haproxy", "nginx"):
+            R["idle_fresh"][name] = proc_mem(self.procs[name].pid)
+        # Memory with N idle connections held open through each proxy, each
+        # time on a freshly started proxy (memory a process freed is kept for
+        # reuse, so a second hold on the same process would look cheaper).
+        R["hold"] = {}
+        used = set()
+        for t in self.targets:
+            if not t["proxy"]:
+                continue
+            if t["proxy"] in used:
+                self.restart(t["proxy"])
+            used.add(t["proxy"])
+            log("holding %d idle connections through %s" % (self.hold_n, t["key"]))
+            R["hold"][t["key"]] = self.run_hold(t)
+        self.check_alive()
+        # Check each target once (and warm up): a short wrk must see no error.
+        log("checking every target (1 s wrk each)")
+        for t in self.targets:
+            self.run_wrk(t, 1)
+        self.check_alive()
+        rounds = self.k["BENCH_ROUNDS"]
+        R["rounds"] = []
+        for i in range(rounds):
+            order = self.targets[i % len(self.targets):] + self.targets[:i % len(self.targets)]
+            rr = {}
+            for t in order:
+                log("round %d/%d: %s" % (i + 1, rounds, t["key"]))
+                m = {"wrk": self.run_wrk(t, self.k["BENCH_WRK_SECONDS"]), "http_rate": self.run_rate(t)}
+                if t["tcp"]:
+                    m["sockperf"] = self.run_sockperf(t)
+                rr[t["key"]] = m
+                self.check_alive()
+            R["rounds"].append(rr)
+        R["idle_after"] = {name: proc_mem(self.procs[name].pid) for name in ("weftd", "haproxy", "nginx")}
+        self.elapsed = time.monotonic() - t_start
+
+    def describe(self):
+        cpu = "?"
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+        mem_kb = 0
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    mem_kb = int(line.split()[1])
+        virt = first_line(["systemd-detect-virt"]) if shutil.which("systemd-detect-virt") else None
+        hv = None
+        try:
+            r = subprocess.run(["lscpu"], capture_output=True, text=True)
+            m = re.search(r"Hypervisor vendor:\s+(.*)", r.stdout)
+            hv = m.group(1).strip() if m else None
+        except OSError:
+            pass
+        rev = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True).stdout.strip() or "?"
+        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "bpf", "userspace",
+                                "include"], capture_output=True, text=True).stdout.strip()
+        idle_gov = None
+        try:
+            with open("/sys/devices/system/cpu/cpuidle/current_governor_ro") as f:
+                idle_gov = f.read().strip()
+        except OSError:
+            pass
+        return {
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "cpu": cpu, "cpus": NCPU, "mem_gib": round(mem_kb / 1048576, 1),
+            "kernel": os.uname().release, "hypervisor": hv or virt, "cpuidle_governor": idle_gov,
+            "os": first_line(["sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"]),
+            "weftd": first_line([self.weftd_bin, "--version"]) + " (git %s%s)" % (rev, "+local changes" if dirty else ""),
+            "haproxy": re.sub(r"^(HAProxy version \S+).*", r"\1", first_line(["haproxy", "-v"])),
+            "nginx": first_line(["nginx", "-v"]),
+            "wrk": first_line(["wrk", "-v"]).split("Copyright")[0].strip(),
+            "sockperf": first_line(["sockperf", "--version"]) if self.have_sockperf else "not installed",
+        }
+
+    # -- cleanup ----------------------------------------------------------------
+    def cleanup(self):
+        errs = []
+        w = self.procs.get("weftd")
+        if w and w.poll() is None:
+            w.send_signal(signal.SIGTERM)  # drain, detach the programs, exit 0
+            try:
+                rc = w.wait(10)
+                if rc != 0:
+                    errs.append("weftd exited %s on SIGTERM" % rc)
+            except subprocess.TimeoutExpired:
+                w.kill()
+                w.wait()
+                errs.append("weftd did not exit within 10 s of SIGTERM")
+        for name, p in self.procs.items():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for name, p in self.procs.items():
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        if os.path.isdir(self.cg):
+            # Anything left in our cgroups (a client we lost track of) goes too.
+            try:
+                with open(os.path.join(self.cg, "cgroup.kill"), "w") as f:
+                    f.write("1\n")
+            except OSError:
+                pass
+            deadline = time.monotonic() + 10
+            while os.path.isdir(self.cg):
+                for d, _, _ in sorted(os.walk(self.cg), key=lambda x: -len(x[0])):
+                    try:
+                        os.rmdir(d)
+                    except OSError:
+                        pass
+                if time.monotonic() > deadline:
+                    errs.append("could not remove cgroup %s" % self.cg)
+                    break
+                if os.path.isdir(self.cg):
+                    time.sleep(0.1)
+        if os.path.lexists(self.pin_path):
+            shutil.rmtree(self.pin_path, ignore_errors=True)
+            if os.path.lexists(self.pin_path):
+                errs.append("could not remove %s" % self.pin_path)
+        # Keep the logs of the servers and proxies next to the results.
+        logdir = os.path.join(self.outdir, "logs")
+        os.makedirs(logdir, exist_ok=True)
+        for name, pth in list(self.logs.items()) + [("nginx-error", os.path.join(self.tmp, "nginx-error.log"))]:
+            try:
+                shutil.copy(pth, os.path.join(logdir, name + ".log"))
+            except OSError:
+                pass
+        for f in ("weft.conf", "haproxy.cfg", "nginx.conf"):
+            try:
+                shutil.copy(os.path.join(self.tmp, f), os.path.join(logdir, f))
+            except OSError:
+                pass
+        return errs
+
+
+# --------------------------------------------------------------------------
+# report
+
+def fmt_int(v):
+    return "n/a" if v is None else "{:,}".format(int(round(v)))
+
+
+def fmt_f(v, nd=1):
+    return "n/a" if v is None else "%.*f" % (nd, v)
+
+
+def fmt_x(v):
+    return "n/a" if v is None else "%.2fx" % v
+
+
+def spread(vals, f=fmt_int):
+    vals = [v for v in vals if v is not None]
+    if not vals:
+        return "n/a"
+    return "%s-%s" % (f(min(vals)), f(max(vals)))
+
+
+def summarize(b):
+    """Per target: medians and ranges over the rounds."""
+    R = b.results
+    S = {}
+    for t in b.targets:
+        k = t["key"]
+        rows = [r[k] for r in R["rounds"] if k in r]
+        s = {"label": t["label"], "proxy": t["proxy"], "mode": t["mode"]}
+
+        def col(path):
+            out = []
+            for r in rows:
+                v = r
+                for p in path:
+                    v = v.get(p) if isinstance(v, dict) else None
+                out.append(v)
+            return out
+        s["rps"] = col(["wrk", "rps"])
+        s["proxy_cpu"] = col(["wrk", "proxy_cpu_s_per_100k"])
+        s["nginx_cpu"] = col(["wrk", "nginx_cpu_s_per_100k"])
+        for pc in ("p50", "p99", "p99.9"):
+            s["http_" + pc] = col(["http_rate", "latency_us", pc])
+            s["svc_" + pc] = col(["http_rate", "service_us", pc])
+            s["tcp_" + pc] = col(["sockperf", pc]) if t["tcp"] else []
+        s["lag_p99"] = col(["http_rate", "send_lag_us", "p99"])
+        s["foreign"] = [v for v in col(["wrk", "foreign_cpu_pct"]) + col(["http_rate", "foreign_cpu_pct"])
+                        + (col(["sockperf", "foreign_cpu_pct"]) if t["tcp"] else []) if v is not None]
+        S[k] = s
+    return S
+
+
+def render(b, cleanup_errs):
+    R, S, k = b.results, summarize(b), b.k
+    med = lambda k_, f: q(S[k_][f], "median")
+    d_rps = med("direct", "rps")
+    peer = {"weft-tcp": "haproxy-tcp", "weft-http": "haproxy-http",
+            "haproxy-tcp": "haproxy-tcp", "haproxy-http": "haproxy-http"}
+    L = []
+    m = b.machine
+    L.append("# weft benchmark results\n")
+    L.append("%s. %d round(s); every figure is the median over the rounds, with the min-max "
+             "spread where shown. Generated by `make bench` (scripts/bench/run.sh).\n"
+             % (m["date"], k["BENCH_ROUNDS"]))
+    fg = [v for s in S.values() for v in s["foreign"]]
+    if (q(fg, "median") or 0) >= 15 or (m.get("background_cpu_pct_before") or 0) >= 15:
+        L.append("**Warning: other work kept %s%% of a CPU busy (median) during the measurements, "
+                 "on a %d-CPU machine: these numbers are noisy; rerun on a quiet machine.**\n"
+                 % (fmt_f(q(fg, "median")), NCPU))
+    L.append("## Machine\n")
+    L.append("| | |\n|---|---|")
+    for key, label in (("cpu", "CPU"), ("cpus", "CPUs"), ("mem_gib", "memory (GiB)"), ("kernel", "kernel"),
+                       ("os", "OS"), ("hypervisor", "hypervisor"), ("cpuidle_governor", "cpuidle governor"),
+                       ("weftd", "weftd"), ("haproxy", "HAProxy"), ("nginx", "nginx"),
+                       ("wrk", "wrk"), ("sockperf", "sockperf")):
+        L.append("| %s | %s |" % (label, m.get(key)))
+    L.append("| CPU busy outside the benchmark | %s%% of one CPU before the run; during "
+             "measurements median %s%%, max %s%% |"
+             % (fmt_f(m.get("background_cpu_pct_before")), fmt_f(q(fg, "median")), fmt_f(q(fg, "max"))))
+    L.append("")
+    pin = ("clients (wrk, weft-loadgen, sockperf) pinned to CPU %s; nginx, sockperf server and "
+           "the proxies pinned to CPU %s (they share it)" % (b.client_cpu, b.server_cpus)
+           if b.pin == "split" else "no CPU pinning")
+    L.append("Setup: nginx (1 process, keep-alive, access_log off) serving a %d-byte file on "
+             "127.0.0.1; HAProxy nbthread %d; weftd %s; %s. All traffic on 127.0.0.0/8.\n"
+             % (k["BENCH_BODY_BYTES"], k["BENCH_THREADS"],
+                ("agent.workers %d" % b.weft_workers) if b.weft_workers else "single-threaded (one event loop)",
+                pin))
+
+    # throughput
+    L.append("## Throughput and proxy CPU\n")
+    L.append("wrk -t%d -c%d -d%ds, keep-alive, GET of the %d-byte file. *vs HAProxy* compares "
+             "with HAProxy in the same mode (tcp for weft TCP, http for weft HTTP). CPU: "
+             "utime+stime of the proxy (and of nginx) from /proc/PID/stat over the wrk run, "
+             "per 100k requests.\n"
+             % (k["BENCH_WRK_THREADS"], k["BENCH_WRK_CONNS"], k["BENCH_WRK_SECONDS"], k["BENCH_BODY_BYTES"]))
+    L.append("| target | req/s | min-max | vs direct | vs HAProxy | proxy CPU s/100k req | nginx CPU s/100k req |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|")
+    for t in b.targets:
+        key = t["key"]
+        rps = med(key, "rps")
+        vs_h = None
+        if key in peer:
+            h = med(peer[key], "rps")
+            vs_h = rps / h if h else None
+        L.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+            t["label"], fmt_int(rps), spread(S[key]["rps"]), fmt_x(rps / d_rps if d_rps else None),
+            fmt_x(vs_h) if key in peer else "-",
+            fmt_f(med(key, "proxy_cpu"), 3) if t["proxy"] else "-", fmt_f(med(key, "nginx_cpu"), 3)))
+    L.append("")
+
+    # latency
+    L.append("## Latency\n")
+    L.append("HTTP: weft-loadgen, open loop at %d req/s over %d keep-alive connections for %.0f s "
+             "(after 0.5 s warm-up); each request's latency runs from when it was due to its last "
+             "byte, so a stall is charged to every request it delays (no coordinated omission). "
+             "Round trip, microseconds. *added* = p50 minus direct's p50.\n"
+             % (k["BENCH_HTTP_RATE"], k["BENCH_HTTP_CONNS"], k["BENCH_LAT_SECONDS"]))
+    L.append("| target | p50 us | p50 min-max | p99 us | p99.9 us | added p50 us | added p50 vs HAProxy's |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|")
+    d50 = med("direct", "http_p50")
+    added = {key: (med(key, "http_p50") - d50) if d50 is not None and med(key, "http_p50") is not None else None
+             for key in S}
+    for t in b.targets:
+        key = t["key"]
+        ratio = "-"
+        if key in peer and key != peer[key]:
+            h = added.get(peer[key])
+            ratio = fmt_x(added[key] / h) if h and h > 0 and added[key] is not None else "n/a"
+        L.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+            t["label"], fmt_f(med(key, "http_p50")), spread(S[key]["http_p50"], fmt_f),
+            fmt_f(med(key, "http_p99")), fmt_f(med(key, "http_p99.9")),
+            fmt_f(added[key]) if key != "direct" else "-", ratio))
+    L.append("")
+    if b.have_sockperf:
+        L.append("TCP: sockperf ping-pong, %d-byte messages at %d msg/s for %d s (its first 400 ms are "
+                 "warm-up), one connection; sockperf reports one-way latency (round trip / 2), "
+                 "microseconds.\n" % (k["BENCH_SOCKPERF_MSG"], k["BENCH_SOCKPERF_MPS"], k["BENCH_SOCKPERF_SECONDS"]))
+        L.append("| target | p50 us | p50 min-max | p99 us | p99.9 us | added p50 us | added p99 us | added p50 vs HAProxy's |")
+        L.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+        t50, t99 = med("direct", "tcp_p50"), med("direct", "tcp_p99")
+        tadd = {}
+        for t in b.targets:
+            if not t["tcp"]:
+                continue
+            key = t["key"]
+            a50 = med(key, "tcp_p50") - t50 if key != "direct" else None
+            a99 = med(key, "tcp_p99") - t99 if key != "direct" else None
+            tadd[key] = a50
+            ratio = "-"
+            if key == "weft-tcp":
+                h = tadd.get("haproxy-tcp")
+                if h is None and med("haproxy-tcp", "tcp_p50") is not None:
+                    h = med("haproxy-tcp", "tcp_p50") - t50
+                ratio = fmt_x(a50 / h) if h and h > 0 else "n/a"
+            L.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                t["label"], fmt_f(med(key, "tcp_p50")), spread(S[key]["tcp_p50"], fmt_f),
+                fmt_f(med(key, "tcp_p99")), fmt_f(med(key, "tcp_p99.9")),
+                fmt_f(a50) if a50 is not None else "-", fmt_f(a99) if a99 is not None else "-", ratio))
+        L.append("")
+
+    # memory
+    L.append("## Memory\n")
+    L.append("Resident set (VmRSS) of the proxy process. *idle* = just after the first start, "
+             "before any traffic. Each hold runs on a freshly started proxy: *before hold* is its "
+             "RSS then, *held* with %s idle keep-alive connections open through it (each made one "
+             "request first); per connection = (held - before hold) / N. *after runs* = idle "
+             "again at the end of the benchmark. Kernel socket memory is not in RSS.\n" % fmt_int(b.hold_n))
+    L.append("| target | idle MiB | before hold MiB | held MiB | per connection | after runs MiB |")
+    L.append("|---|---:|---:|---:|---:|---:|")
+    for t in b.targets:
+        if not t["proxy"]:
+            continue
+        h = R["hold"][t["key"]]
+        L.append("| %s | %.2f | %.2f | %.2f | %s B | %.2f |" % (
+            t["label"], R["idle_fresh"][t["proxy"]]["rss_kb"] / 1024.0, h["rss_before_kb"] / 1024.0,
+            h["rss_held_kb"] / 1024.0, fmt_int(h["bytes_per_conn"]),
+            R["idle_after"][t["proxy"]]["rss_kb"] / 1024.0))
+    L.append("")
+
+    # goals from issue 7
+    L.append("## Goals (issue 7) and where weft stands\n")
+    L.append("| goal | measured | met |")
+    L.append("|---|---|---|")
+
+    def goal(text, val, ok, shown):
+        L.append("| %s | %s | %s |" % (text, shown, "n/a" if val is None else ("yes" if ok else "**no**")))
+    r1 = (med("weft-tcp", "rps") / med("haproxy-tcp", "rps")) if med("haproxy-tcp", "rps") else None
+    goal("weft TCP req/s >= 1.5x HAProxy mode tcp", r1, r1 is not None and r1 >= 1.5, fmt_x(r1))
+    r2 = (med("weft-http", "rps") / med("haproxy-http", "rps")) if med("haproxy-http", "rps") else None
+    goal("weft HTTP req/s >= 1.2x HAProxy mode http (weft HTTP is opaque TCP today)", r2,
+         r2 is not None and r2 >= 1.2, fmt_x(r2))
+    if b.have_sockperf and med("haproxy-tcp", "tcp_p50") is not None:
+        a_w = med("weft-tcp", "tcp_p50") - med("direct", "tcp_p50")
+        a_h = med("haproxy-tcp", "tcp_p50") - med("direct", "tcp_p50")
+        r3 = a_w / a_h if a_h > 0 else None
+        goal("added p50 one-way TCP latency (sockperf) <= 0.7x HAProxy's", r3, r3 is not None and r3 <= 0.7,
+             "%s us vs %s us: %s" % (fmt_f(a_w), fmt_f(a_h), fmt_x(r3)))
+    a_w, a_h = added.get("weft-http"), added.get("haproxy-http")
+    r4 = a_w / a_h if a_w is not None and a_h and a_h > 0 else None
+    goal("added p50 HTTP latency <= 0.7x HAProxy mode http's", r4, r4 is not None and r4 <= 0.7,
+         "%s us vs %s us: %s" % (fmt_f(a_w), fmt_f(a_h), fmt_x(r4)))
+    idle = R["idle_fresh"]["weftd"]["rss_kb"] / 1024.0
+    goal("weftd idle RSS <= 4 MB", idle, idle <= 4.0, "%.2f MiB" % idle)
+    pc = R["hold"]["weft-tcp"]["bytes_per_conn"]
+    goal("<= 4 KB per idle proxied connection", pc, pc is not None and pc <= 4096, "%s B" % fmt_int(pc))
+    L.append("")
+
+    L.append("## Notes\n")
+    notes = [L7_NOTE,
+             "weftd today is one event loop on one thread, relaying every byte through userspace "
+             "(read/write on pooled buffers); the kernel fast paths of issue 7 (sk_msg redirect on "
+             "the loopback leg, sockmap/splice for opaque TCP) are not implemented yet."] + b.notes
+    if cleanup_errs:
+        notes.append("Cleanup problems: " + "; ".join(cleanup_errs))
+    for n in notes:
+        L.append("- " + n)
+    L.append("")
+
+    # raw numbers
+    L.append("## Raw numbers (per round)\n")
+    L.append("| round | target | req/s | proxy CPU s/100k | proxy / nginx / wrk CPU % | HTTP p50/p99/p99.9 us | "
+             "HTTP service p50 us | gen. lag p99 us | TCP p50/p99/p99.9 us | busy elsewhere % |")
+    L.append("|---|---|---:|---:|---|---|---:|---:|---|---:|")
+    for i, rr in enumerate(R["rounds"]):
+        for t in b.targets:
+            m_ = rr.get(t["key"])
+            if not m_:
+                continue
+            w, h = m_["wrk"], m_["http_rate"]
+            sp = m_.get("sockperf")
+            fg = [x for x in (w.get("foreign_cpu_pct"), h.get("foreign_cpu_pct"),
+                              sp.get("foreign_cpu_pct") if sp else None) if x is not None]
+            dur = w["wall_s"]
+            L.append("| %d | %s | %s | %s | %s / %s / %s | %s / %s / %s | %s | %s | %s | %s |" % (
+                i + 1, t["key"], fmt_int(w["rps"]), fmt_f(w["proxy_cpu_s_per_100k"], 3),
+                fmt_f(100 * w["proxy_cpu_s"] / dur, 0) if w["proxy_cpu_s"] is not None else "-",
+                fmt_f(100 * w["nginx_cpu_s"] / dur, 0), fmt_f(w["wrk_cpu_pct"], 0),
+                fmt_f(h["latency_us"]["p50"]), fmt_f(h["latency_us"]["p99"]), fmt_f(h["latency_us"]["p99.9"]),
+                fmt_f(h["service_us"]["p50"]), fmt_f(h["send_lag_us"]["p99"]),
+                ("%s / %s / %s" % (fmt_f(sp["p50"]), fmt_f(sp.get("p99")), fmt_f(sp.get("p99.9")))) if sp else "-",
+                fmt_f(max(fg)) if fg else "n/a"))
+    L.append("")
+    L.append("Hold runs: " + "; ".join(
+        "%s: %d held in %.2f s, %s closed by the far side, proxy fds %d -> %d"
+        % (kk, v["held"], v["open_s"], v["closed_by_peer"], v["fds_before"], v["fds_held"])
+        for kk, v in R["hold"].items()) + ".")
+    L.append("")
+    L.append("Full data: build/bench/results.json; configs and logs: build/bench/logs/. "
+             "Run took %.0f s." % b.elapsed)
+    return "\n".join(L) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--run-id", required=True)
+    ap.add_argument("--tmp", required=True)
+    args = ap.parse_args()
+
+    def on_sig(sig, _frame):
+        raise SystemExit(128 + sig)
+    signal.signal(signal.SIGTERM, on_sig)
+    signal.signal(signal.SIGHUP, on_sig)
+    signal.signal(signal.SIGINT, on_sig)
+
+    b = Bench(args.run_id, args.tmp)
+    os.makedirs(b.outdir, exist_ok=True)
+    ok = False
+    try:
+        b.run()
+        ok = True
+    except Failure as e:
+        log("FAILED: %s" % e)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        errs = b.cleanup()
+        for e in errs:
+            log("cleanup: %s" % e)
+    if not ok:
+        return 1
+    md = render(b, errs)
+    data = {"machine": b.machine, "knobs": b.k, "pinning": b.pin, "client_cpu": b.client_cpu,
+            "server_cpus": b.server_cpus, "hold_conns": b.hold_n, "fd_limit": b.fd_limit,
+            "weft_workers": b.weft_workers, "notes": [L7_NOTE] + b.notes,
+            "targets": [{k_: v for k_, v in t.items()} for t in b.targets],
+            "results": b.results, "summary": summarize(b), "elapsed_s": round(b.elapsed, 1),
+            "cleanup_errors": errs}
+    with open(os.path.join(b.outdir, "results.json"), "w") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+    with open(os.path.join(b.outdir, "results.md"), "w") as f:
+        f.write(md)
+    sys.stdout.write(md)
+    log("wrote build/bench/results.md and build/bench/results.json")
+    return 0 if not errs else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
