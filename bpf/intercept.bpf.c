@@ -57,6 +57,13 @@ struct {
 } weft_origdst SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, WEFT_MAX_SOCKHASH);
+	__type(key, struct weft_sock_key);
+	__type(value, __u32);
+} weft_sockhash SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
@@ -207,9 +214,10 @@ SEC("sockops")
 int weft_sockops(struct bpf_sock_ops *skops)
 {
 	struct weft_conn_key key = {};
+	struct weft_agent_state *ag;
 	struct weft_orig *orig;
 	struct bpf_sock *sk;
-	__u32 ip6[4];
+	__u32 ip6[4], zero = 0;
 
 	if (skops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB)
 		return 1;
@@ -233,7 +241,78 @@ int weft_sockops(struct bpf_sock_ops *skops)
 		stats_inc(&weft_stats, WEFT_V_HANDOFF);
 	else
 		stats_inc(&weft_stats, WEFT_V_HANDOFF_ERROR);
+
+	/* fast path: this end goes in the sockhash; weftd adds its end at accept */
+	ag = bpf_map_lookup_elem(&weft_agent, &zero);
+	if (ag && ag->redirect) {
+		struct weft_sock_key sk_key = {};
+
+		sk_key.netns_cookie = key.netns_cookie;
+		sk_key.local = key.client;
+		if (skops->family == AF_INET) {
+			addr_from_v4(&sk_key.remote, skops->remote_ip4,
+				     bpf_ntohs((__u16)(skops->remote_port >> 16)));
+		} else {
+			ip6[0] = skops->remote_ip6[0];
+			ip6[1] = skops->remote_ip6[1];
+			ip6[2] = skops->remote_ip6[2];
+			ip6[3] = skops->remote_ip6[3];
+			addr_from_v6(&sk_key.remote, ip6, bpf_ntohs((__u16)(skops->remote_port >> 16)));
+		}
+		/* failure (map full) only means this connection takes the normal path */
+		bpf_sock_hash_update(skops, &weft_sockhash, &sk_key, BPF_NOEXIST);
+	}
 	return 1;
+}
+
+/*
+ * sk_msg on weft_sockhash: a send by the agent's end of an app <-> agent pair
+ * is put straight into the app socket's receive queue (BPF_F_INGRESS),
+ * skipping the loopback TCP/IP stack.
+ *
+ * Only agent -> app is redirected. The app's end joins the map at
+ * ACTIVE_ESTABLISHED, before the agent can send anything, so every agent byte
+ * takes the redirect and the app's receive order is exact (the FIN still
+ * comes by TCP, after the data). The agent's end can only join after
+ * accept(): app bytes sent before that sit in its normal receive queue, and
+ * redirecting later ones into the sockmap queue, which is read first, would
+ * reorder the stream. So app -> agent stays on TCP: correctness over the
+ * other half of the saving.
+ * Ports: local_port is host order; remote_port holds the network-order port
+ * in its upper 16 bits (as in sock_ops).
+ */
+SEC("sk_msg")
+int weft_skmsg(struct sk_msg_md *msg)
+{
+	struct weft_sock_key peer = {};
+	struct weft_agent_state *ag;
+	__u32 ip6[4], zero = 0;
+
+	ag = bpf_map_lookup_elem(&weft_agent, &zero);
+	if (!ag || msg->local_port != ag->outbound_port)
+		return SK_PASS; /* the app's end: normal path (see above) */
+	peer.netns_cookie = bpf_get_netns_cookie(msg);
+	if (msg->family == AF_INET) {
+		addr_from_v4(&peer.local, msg->remote_ip4, bpf_ntohs((__u16)(msg->remote_port >> 16)));
+		addr_from_v4(&peer.remote, msg->local_ip4, (__u16)msg->local_port);
+	} else {
+		ip6[0] = msg->remote_ip6[0];
+		ip6[1] = msg->remote_ip6[1];
+		ip6[2] = msg->remote_ip6[2];
+		ip6[3] = msg->remote_ip6[3];
+		addr_from_v6(&peer.local, ip6, bpf_ntohs((__u16)(msg->remote_port >> 16)));
+		ip6[0] = msg->local_ip6[0];
+		ip6[1] = msg->local_ip6[1];
+		ip6[2] = msg->local_ip6[2];
+		ip6[3] = msg->local_ip6[3];
+		addr_from_v6(&peer.remote, ip6, (__u16)msg->local_port);
+	}
+	if (bpf_msg_redirect_hash(msg, &weft_sockhash, &peer, BPF_F_INGRESS) == SK_PASS) {
+		stats_inc(&weft_stats, WEFT_V_MSG_REDIRECTED);
+		return SK_PASS;
+	}
+	stats_inc(&weft_stats, WEFT_V_MSG_PASSED);
+	return SK_PASS;
 }
 
 /* getpeername must return 1; a socket without a record is left as is. */

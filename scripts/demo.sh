@@ -98,7 +98,7 @@ show bpftool map dump pinned "$PIN/weft_services"
 echo "  verdict counters (weft_stats, summed over CPUs):"
 bpftool -j map dump pinned "$PIN/weft_stats" | $PY -c '
 import json, sys
-names = ["redirected", "not-a-service", "skipped-own", "skipped-stale", "refused-stale", "error", "handoff", "handoff-error", "peername"]
+names = ["redirected", "not-a-service", "skipped-own", "skipped-stale", "refused-stale", "error", "handoff", "handoff-error", "peername", "msg-redirected", "msg-passed"]
 for e in json.load(sys.stdin):
     k = e["key"] if isinstance(e["key"], int) else int(e["key"][0], 16)
     total = sum(c["value"] for c in e["values"])

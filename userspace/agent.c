@@ -113,6 +113,7 @@ static void agent_fill_state(const struct agent *a, struct weft_agent_state *st,
 	st->outbound_port = a->cfg->outbound_port;
 	st->fail_mode = a->cfg->fail_mode == CFG_FAIL_CLOSED ? WEFT_FAIL_CLOSED : WEFT_FAIL_OPEN;
 	st->enabled = enabled;
+	st->redirect = a->cfg->redirect_loopback;
 }
 
 static int agent_enroll_one(const char *dir, void *arg)
@@ -322,7 +323,7 @@ static const char *agent_cgroup_name(void *arg, uint64_t id)
 	return NULL;
 }
 
-static const char *const verdict_names[WEFT_V__MAX] = {
+static const char *const verdict_names[] = {
 	[WEFT_V_REDIRECTED] = "redirected",
 	[WEFT_V_NOT_SERVICE] = "not_service",
 	[WEFT_V_SKIPPED_OWN] = "skipped_own",
@@ -332,7 +333,11 @@ static const char *const verdict_names[WEFT_V__MAX] = {
 	[WEFT_V_HANDOFF] = "handoff",
 	[WEFT_V_HANDOFF_ERROR] = "handoff_error",
 	[WEFT_V_PEERNAME] = "getpeername",
+	[WEFT_V_MSG_REDIRECTED] = "msg_redirected",
+	[WEFT_V_MSG_PASSED] = "msg_passed",
 };
+_Static_assert(sizeof(verdict_names) / sizeof(verdict_names[0]) == WEFT_V__MAX,
+	       "every verdict needs a metric label");
 
 /* process_* metrics as the Prometheus client libraries define them, from /proc/self. */
 static void agent_process_metrics(struct buf *out)

@@ -55,7 +55,8 @@ static const char *const level_names[] = { "error", "warn", "info", "debug" };
 static const char *const root_keys[] = { "agent", "intercept", "services", "tls", NULL };
 static const char *const agent_keys[] = {
 	"admin",     "outbound_port",   "inbound",     "bpf_pin_path",     "fail_mode",        "heartbeat_stale_ms",
-	"mark",      "log_level",       "max_connections", "buffer_size", "drain_timeout_ms", "workers", NULL,
+	"mark",      "log_level",       "max_connections", "buffer_size", "drain_timeout_ms", "workers",
+	"redirect_loopback", "splice", NULL,
 };
 static const char *const intercept_keys[] = { "cgroups", NULL };
 static const char *const service_keys[] = {
@@ -413,6 +414,23 @@ static const config_setting_t *get_int(struct cfg_ctx *x, const config_setting_t
 	return s;
 }
 
+/* Optional boolean member (true/false); *out keeps its default when absent or wrong. */
+static void get_bool(struct cfg_ctx *x, const config_setting_t *grp, const char *path, const char *key,
+		     bool *out)
+{
+	const config_setting_t *s = config_setting_get_member(grp, key);
+	char p[CFG_PATH_BUF];
+
+	if (!s)
+		return;
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
+		cfg_err(x, line_of(s), "%s: expected true or false, got %s", join(p, sizeof(p), path, key),
+			type_name(s));
+		return;
+	}
+	*out = config_setting_get_bool(s);
+}
+
 /* Optional string member; NULL when absent or not a string (with a message). */
 static const char *get_str(struct cfg_ctx *x, const config_setting_t *grp, const char *path, const char *key,
 			   const config_setting_t **setting)
@@ -702,6 +720,8 @@ static void parse_agent(struct cfg_ctx *x, const config_setting_t *root)
 	get_int(x, g, "agent", "buffer_size", 4096, 4194304, &c->buffer_size);
 	get_int(x, g, "agent", "drain_timeout_ms", 0, 600000, &c->drain_timeout_ms);
 	get_int(x, g, "agent", "workers", 0, CFG_MAX_WORKERS, &c->workers);
+	get_bool(x, g, "agent", "redirect_loopback", &c->redirect_loopback);
+	get_bool(x, g, "agent", "splice", &c->splice);
 
 	/* Listeners that could not both bind: only worth saying when one of them was written here. */
 	if ((s_admin && !ok_admin) || (s_in && !ok_in))
@@ -1364,6 +1384,8 @@ static struct weft_config *cfg_new(const char *name)
 	c->buffer_size = 65536;
 	c->drain_timeout_ms = 10000;
 	c->workers = 0;
+	c->redirect_loopback = true;
+	c->splice = true;
 	return c;
 }
 

@@ -200,6 +200,13 @@ int kern_open(const char *pin_path, struct kern **out, char *err, size_t errlen)
 			goto err;
 		}
 	}
+	/* sk_msg runs for sockets in weft_sockhash only; attaching costs nothing until one is added */
+	if (bpf_prog_attach(bpf_program__fd(k->skel->progs.weft_skmsg),
+			    bpf_map__fd(k->skel->maps.weft_sockhash), BPF_SK_MSG_VERDICT, 0) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "cannot attach sk_msg to weft_sockhash: %s", strerror(errno));
+		goto err;
+	}
 	snprintf(path, sizeof(path), "%s/links", k->pin);
 	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
 		r = -errno;
@@ -484,6 +491,15 @@ int kern_heartbeat(struct kern *k)
 int kern_take_orig(struct kern *k, const struct weft_conn_key *key, struct weft_orig *out)
 {
 	if (bpf_map_lookup_and_delete_elem(bpf_map__fd(k->skel->maps.weft_origdst), key, out) < 0)
+		return -errno;
+	return 0;
+}
+
+int kern_sockhash_add(struct kern *k, int fd, const struct weft_sock_key *key)
+{
+	__u32 v = (__u32)fd;
+
+	if (bpf_map_update_elem(bpf_map__fd(k->skel->maps.weft_sockhash), key, &v, BPF_NOEXIST) < 0)
 		return -errno;
 	return 0;
 }

@@ -59,6 +59,13 @@ int kern_heartbeat(struct kern *k);
 /* Looks up and deletes the handoff record for an accepted connection. 0 or -ENOENT. */
 int kern_take_orig(struct kern *k, const struct weft_conn_key *key, struct weft_orig *out);
 
+/*
+ * Adds weftd's end of an app <-> agent connection to weft_sockhash (the app's
+ * end was added by sockops), enabling the sk_msg fast path both ways. The
+ * kernel removes sockets from the map when they close. 0 or -errno.
+ */
+int kern_sockhash_add(struct kern *k, int fd, const struct weft_sock_key *key);
+
 /* Sums weft_stats over CPUs into out[WEFT_V__MAX]. */
 int kern_read_stats(struct kern *k, uint64_t *out);
 

@@ -140,6 +140,8 @@ struct proxy {
 	struct proxy_svc **svcs;
 	size_t n_svcs;
 	uint32_t max_conns;
+	bool redirect;             /* agent.redirect_loopback */
+	bool splice;               /* agent.splice */
 	size_t active;
 	struct proxy_ep *ep_registry;
 	struct proxy_svcstat *stat_registry;
@@ -390,6 +392,8 @@ int proxy_set_config(struct proxy *px, const struct weft_config *cfg)
 	px->svcs = n;
 	px->n_svcs = cfg->n_services;
 	px->max_conns = cfg->max_connections;
+	px->redirect = cfg->redirect_loopback;
+	px->splice = cfg->splice;
 out:
 	pthread_mutex_unlock(&px->lock);
 	return r;
@@ -533,6 +537,27 @@ static void conn_event(void *arg, struct relay *r, enum relay_event_kind kind, v
 		ev_async_send(px->loop, &px->idle_wake);
 }
 
+/*
+ * Adds our end of the app <-> agent connection to weft_sockhash; with the
+ * app's end (added by sockops) sk_msg then moves bytes between the two
+ * without the loopback stack. Failing only costs the fast path.
+ */
+static void proxy_fast_path(struct proxy *px, int fd, uint64_t cookie, const struct weft_sockaddr *peer)
+{
+	struct weft_sock_key sk;
+	struct weft_sockaddr local;
+
+	local.len = sizeof(local.ss);
+	if (getsockname(fd, &local.sa, &local.len) < 0)
+		return;
+	memset(&sk, 0, sizeof(sk));
+	sk.netns_cookie = cookie;
+	addr_to_key(&local, &sk.local);
+	addr_to_key(peer, &sk.remote);
+	if (kern_sockhash_add(px->kern, fd, &sk) < 0)
+		log_debug("weft_sockhash: cannot add connection from a client: %s", strerror(errno));
+}
+
 static void proxy_handle(struct proxy_worker *w, int fd, const struct weft_sockaddr *peer)
 {
 	struct proxy *px = w->px;
@@ -541,6 +566,7 @@ static void proxy_handle(struct proxy_worker *w, int fd, const struct weft_socka
 	struct proxy_svc *svc;
 	struct weft_orig orig;
 	char a[ADDR_STRLEN];
+	struct relay *rl;
 	socklen_t len;
 	uint64_t cookie = 0;
 	int r;
@@ -555,6 +581,8 @@ static void proxy_handle(struct proxy_worker *w, int fd, const struct weft_socka
 	addr_to_key(peer, &key.client);
 	/* the map lookup is a syscall: outside the lock */
 	r = kern_take_orig(px->kern, &key, &orig);
+	if (r == 0 && px->redirect)
+		proxy_fast_path(px, fd, cookie, peer);
 	pthread_mutex_lock(&px->lock);
 	px->ctr.accepted++;
 	w->accepted++;
@@ -605,23 +633,30 @@ static void proxy_handle(struct proxy_worker *w, int fd, const struct weft_socka
 	c->orig = orig;
 	c->client = *peer;
 	c->started = ev_now(w->loop);
-	c->next = w->conns.next;
-	c->prev = &w->conns;
-	w->conns.next->prev = c;
-	w->conns.next = c;
+	c->next = c->prev = c; /* not listed until it has a relay (the admin API reads c->relay) */
 	px->active++;
 	svc->stat->active++;
 	svc->stat->pending++;
 	pthread_mutex_unlock(&px->lock);
-	/* relay_start calls conn_pick (which locks) but fires no event before it returns */
-	c->relay = relay_start(w->loop, w->pool, fd, &svc->opts, conn_pick, conn_event, c);
-	if (!c->relay) {
+	/*
+	 * relay_start calls conn_pick (which locks) but fires no event before it
+	 * returns, and events fire on this thread: listing the connection right
+	 * after is race-free.
+	 */
+	rl = relay_start(w->loop, w->pool, fd, &svc->opts, conn_pick, conn_event, c);
+	pthread_mutex_lock(&px->lock);
+	if (rl) {
+		c->relay = rl;
+		c->next = w->conns.next;
+		c->prev = &w->conns;
+		w->conns.next->prev = c;
+		w->conns.next = c;
+	} else {
 		/* relay_start reset and closed fd; no callback fired */
-		pthread_mutex_lock(&px->lock);
 		svc->stat->pending--;
 		conn_unlink(px, c);
-		pthread_mutex_unlock(&px->lock);
 	}
+	pthread_mutex_unlock(&px->lock);
 	return;
 reset:
 	pthread_mutex_unlock(&px->lock);

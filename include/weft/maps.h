@@ -21,6 +21,7 @@
 /* Map capacities (max_entries). Userspace checks config against them. */
 #define WEFT_MAX_SERVICE_ADDRS 65536 /* weft_services: VIP:port entries */
 #define WEFT_MAX_ORIGDST       65536 /* weft_origdst: in-flight handoffs (LRU) */
+#define WEFT_MAX_SOCKHASH      131072 /* weft_sockhash: both ends of each redirected app<->agent pair */
 
 struct weft_addr {
 	__u8 ip[16];    /* network byte order; IPv4 in ip[0..3] */
@@ -57,6 +58,18 @@ struct weft_conn_key {
 	struct weft_addr client; /* the app socket's local address = accepted socket's peer */
 };
 
+/*
+ * weft_sockhash: SOCKHASH of both ends of each app <-> agent loopback
+ * connection, keyed by (netns, own address, peer address). sk_msg looks up
+ * the peer of the sending socket and moves the bytes straight into its
+ * receive queue, skipping the loopback TCP/IP stack (agent.redirect_loopback).
+ */
+struct weft_sock_key {
+	__u64 netns_cookie;
+	struct weft_addr local;
+	struct weft_addr remote;
+};
+
 /* weft_agent: ARRAY[1], written by weftd; read by every hook. */
 enum weft_fail_mode {
 	WEFT_FAIL_OPEN = 0,   /* agent stale: leave the connect alone (go direct) */
@@ -71,6 +84,8 @@ struct weft_agent_state {
 	__u16 outbound_port;   /* host byte order; the agent listens on loopback:port */
 	__u8 fail_mode;        /* enum weft_fail_mode */
 	__u8 enabled;          /* 0 until weftd has filled the maps and listens */
+	__u8 redirect;         /* 1: sockops adds app sockets to weft_sockhash (sk_msg fast path) */
+	__u8 reserved[7];
 };
 
 /* weft_stats: PERCPU_ARRAY indexed by verdict; userspace sums the CPUs. */
@@ -84,6 +99,8 @@ enum weft_verdict {
 	WEFT_V_HANDOFF,           /* sockops moved the record into weft_origdst */
 	WEFT_V_HANDOFF_ERROR,     /* sockops could not store the record (map full) */
 	WEFT_V_PEERNAME,          /* getpeername answered with the original destination */
+	WEFT_V_MSG_REDIRECTED,    /* sk_msg: a send went straight to the peer socket */
+	WEFT_V_MSG_PASSED,        /* sk_msg: no peer in weft_sockhash, normal path */
 	WEFT_V__MAX,
 };
 

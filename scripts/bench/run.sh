@@ -143,7 +143,8 @@ trap 'exit 143' TERM
 trap 'exit 129' HUP
 
 echo "bench: run $NAME (about 3-4 minutes; results in build/bench/results.md)" >&2
-"$PY" scripts/bench/bench.py --run-id "$RUN_ID" --tmp "$TMP" &
+# A session of its own: one scheduling autogroup for the whole benchmark (BENCH_NICE).
+setsid "$PY" scripts/bench/bench.py --run-id "$RUN_ID" --tmp "$TMP" &
 PYPID=$!
 rc=0
 wait "$PYPID" || rc=$?

@@ -137,7 +137,7 @@ def test_values_after_traffic(traffic):
     assert prom_get(samples, "weft_connections_total", service="web6",
                     endpoint=traffic.a6.addr) == [1.0]
     reasons = {l["reason"] for n, l, _ in samples if n == "weft_connect_errors_total"}
-    assert reasons == {"refused", "timeout", "unreachable", "other"}, reasons
+    assert reasons >= {"refused", "timeout", "unreachable", "other"}, reasons
     assert prom_get(samples, "weft_connect_errors_total", endpoint=a.addr, reason="refused",
                     **lab) == [0.0]
     # the request and reply went through: bytes both ways
@@ -148,7 +148,8 @@ def test_values_after_traffic(traffic):
     assert prom_get(samples, "weft_enrolled_cgroups") == [1.0]
     assert prom_get(samples, "weft_bpf_verdicts_total", verdict="redirected")[0] >= 4
     verdicts = {l["verdict"] for n, l, _ in samples if n == "weft_bpf_verdicts_total"}
-    assert verdicts == {"redirected", "not_service", "skipped_own", "skipped_stale_agent",
+    # the documented verdicts (more may be added)
+    assert verdicts >= {"redirected", "not_service", "skipped_own", "skipped_stale_agent",
                         "refused_stale_agent", "error", "handoff", "handoff_error",
                         "getpeername"}, verdicts
     # a service with no endpoints has its failure series, at 0

@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 """Byte moving through the mesh: exactness, half-close, resets, dead endpoints.
 
-One weftd for the module with one service per behaviour (protocol "tcp", so
-weftd forwards opaque bytes).
+One weftd per fast-path setting with one service per behaviour (protocol
+"tcp", so weftd forwards opaque bytes). Every test runs twice: with the kernel
+fast paths on (sk_msg redirect on the loopback leg, splice(2) for the bytes)
+and with both off.
 """
 
 import pytest
@@ -16,11 +18,18 @@ class Mesh:
     pass
 
 
-@pytest.fixture(scope="module")
-def mesh(weft_module):
+FAST_PATHS = {
+    "fast": "  redirect_loopback = true;\n  splice = true;\n",
+    "plain": "  redirect_loopback = false;\n  splice = false;\n",
+}
+
+
+@pytest.fixture(scope="module", params=sorted(FAST_PATHS))
+def mesh(weft_module, request):
     h = weft_module
     m = Mesh()
     m.h = h
+    m.mode = request.param
     m.cg = h.cgroup(tag="xfer")
     m.bulk = h.server("bulk", "BULK", nbytes=BULK)
     m.eofreply = h.server("eofreply", "EOFREPLY")
@@ -36,7 +45,7 @@ def mesh(weft_module):
         service("banner", [m.vip["banner"]], [m.banner.addr]),
         service("echo", [m.vip["echo"]], [m.echo.addr]),
         service("dead", [m.vip["dead"]], [m.dead_ep], connect_ms=1000, attempts=1),
-    ])
+    ], extra_agent=FAST_PATHS[m.mode])
     return m
 
 
@@ -57,6 +66,12 @@ def test_bulk_100mb_each_way_concurrently(mesh):
     assert res["recv_sha256"] == srv["sent_sha256"], (srv, res)
     # it went through weftd
     assert srv["peer"] != res["sockname"], (srv, res)
+    # and through the fast path when it is on (not at all when off)
+    redirected = mesh.weftd.stats()["msg_redirected"]
+    if mesh.mode == "fast":
+        assert redirected > 0, mesh.weftd.stats()
+    else:
+        assert redirected == 0, mesh.weftd.stats()
 
 
 def test_echo_roundtrip(mesh):

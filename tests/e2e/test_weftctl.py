@@ -250,7 +250,7 @@ def test_unenroll_config_cgroup_exit_1_names_config(agent):
 
 
 @pytest.mark.parametrize("arg,word", [("/sys/fs/cgroup-nope/x", "not under"),
-                                      ("weft-e2e-no-such-cgroup-xyz", "does not exist"),
+                                      ("no-such-cgroup-for-weftctl-test", "does not exist"),
                                       ("../etc", "")])
 def test_enroll_bad_cgroup_exit_1(agent, arg, word):
     r = ctl(agent, "enroll", arg)

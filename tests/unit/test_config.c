@@ -213,6 +213,8 @@ static void check_defaults(const struct weft_config *c)
 	assert_int_equal(c->buffer_size, 65536);
 	assert_int_equal(c->drain_timeout_ms, 10000);
 	assert_int_equal(c->workers, 0);
+	assert_true(c->redirect_loopback);
+	assert_true(c->splice);
 	assert_int_equal(c->n_cgroups, 0);
 	assert_null(c->cgroups);
 	assert_int_equal(c->n_services, 0);
@@ -406,6 +408,8 @@ static const struct fail_case fail_cases[] = {
 	  { "t.conf:1: agent.max_connections: 4294967297 is out of range (1-1048576)" } },
 	{ "workers range", "agent: { workers = 65; };\n",
 	  { "t.conf:1: agent.workers: 65 is out of range (0-64)" } },
+	{ "bool type", "agent: { redirect_loopback = 1; };\n",
+	  { "t.conf:1: agent.redirect_loopback: expected true or false, got an integer" } },
 	{ "wide negative", "agent: { drain_timeout_ms = -4294967295; };\n",
 	  { "t.conf:1: agent.drain_timeout_ms: -4294967295 is out of range (0-600000)" } },
 	{ "negative", "agent: { drain_timeout_ms = -1; };\n",
@@ -582,7 +586,7 @@ static const struct fail_case fail_cases[] = {
 	/* user text is cut and kept on one line */
 	{ "long unknown key",
 	  "agent: { aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa = 1; };\n",
-	  { "t.conf:1: agent.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...: unknown key; valid keys are admin, outbound_port, inbound, bpf_pin_path, fail_mode, heartbeat_stale_ms, mark, log_level, max_connections, buffer_size, drain_timeout_ms, workers" } },
+	  { "t.conf:1: agent.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...: unknown key; valid keys are admin, outbound_port, inbound, bpf_pin_path, fail_mode, heartbeat_stale_ms, mark, log_level, max_connections, buffer_size, drain_timeout_ms, workers, redirect_loopback, splice" } },
 	{ "newline in a value", "agent: { fail_mode = \"op\nen\"; };\n",
 	  { "t.conf:1: agent.fail_mode: unknown value 'op?en'; valid values are \"open\", \"closed\"" } },
 };

@@ -7,8 +7,20 @@
  *
  * The scenario thread never calls cmocka (its longjmp cannot cross threads):
  * it records the first failed check (line + text) and the main thread asserts
- * after joining it. SIGPIPE is deliberately left at its default: a relay write
- * to a reset socket that raised it would kill the test.
+ * after joining it.
+ *
+ * The test table runs twice: copy mode, then splice mode (RELAY_SPLICE), and
+ * h_fini() checks that each mode really ran its own path (copy: no splice
+ * call, no pipe; splice: no buffer, no fallback). In copy mode SIGPIPE is
+ * deliberately left at its default: a relay write to a reset socket that
+ * raised it would kill the test. Splice mode needs SIGPIPE ignored (splice(2)
+ * has no MSG_NOSIGNAL; the relay refuses to splice otherwise, which one test
+ * checks), so that group ignores it. splice(2) and pipe2(2) are interposed
+ * below to count calls and inject the failures that trigger the fallbacks.
+ *
+ * WEFT_RELAY_BENCH=1 adds a throughput comparison, copy vs splice (1 GiB, or
+ * WEFT_RELAY_BENCH_MB, through WEFT_RELAY_BENCH_BUF-byte buffers, default
+ * 65536); not run otherwise.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,9 +37,14 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -89,8 +106,12 @@ struct harness {
 
 	/* pool sampling, every few ms, by phase (set by the scenario thread) */
 	atomic_int phase;
-	uint32_t max_in_use[4]; /* per phase 0..3 */
+	uint32_t max_in_use[4]; /* per phase 0..3: buffers + pipes held (either mode) */
+	uint32_t max_pipes[4];
 	unsigned samples[4];
+	unsigned splice_calls0; /* n_splice_calls at h_init */
+	unsigned pipe2_calls0;
+	bool allow_fallback;    /* splice mode: the test expects a fallback to copying */
 
 	/* scenario thread */
 	scenario_fn scenario;
@@ -104,6 +125,103 @@ struct harness {
 };
 
 static uint8_t pat_tbl[65536];
+
+/* Mode of the running group: default_opts() asks for splice when set. */
+static bool g_splice;
+
+/* --- splice(2) / pipe2(2) interposition ---------------------------------------
+ * These definitions win over libc's at link time, for relay.o too. Only the
+ * loop (main) thread splices or makes pipes, but a scenario thread may arm an
+ * injection, hence the atomics. An armed injection fails one matching call,
+ * then disarms.
+ */
+static unsigned n_splice_calls, n_pipe2_calls;
+static atomic_int inj_splice_errno;     /* 0: off */
+static atomic_bool inj_splice_from_pipe; /* only pipe -> socket calls match */
+static atomic_uint inj_splice_skip;     /* matching calls let through first */
+static atomic_int inj_pipe2_errno;
+
+static bool is_fifo(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
+}
+
+ssize_t splice(int fd_in, loff_t *off_in, int fd_out, loff_t *off_out, size_t len, unsigned int flags)
+{
+	int e = atomic_load(&inj_splice_errno);
+
+	n_splice_calls++;
+	if (e && (!atomic_load(&inj_splice_from_pipe) || is_fifo(fd_in))) {
+		if (atomic_load(&inj_splice_skip)) {
+			atomic_fetch_sub(&inj_splice_skip, 1);
+		} else {
+			atomic_store(&inj_splice_errno, 0);
+			errno = e;
+			return -1;
+		}
+	}
+	return syscall(SYS_splice, fd_in, off_in, fd_out, off_out, len, flags);
+}
+
+int pipe2(int fds[2], int flags)
+{
+	int e = atomic_exchange(&inj_pipe2_errno, 0);
+
+	n_pipe2_calls++;
+	if (e) {
+		errno = e;
+		return -1;
+	}
+	return (int)syscall(SYS_pipe2, fds, flags);
+}
+
+/* --- stderr capture (the relay logs there) ------------------------------------ */
+static int cap_fd = -1, cap_saved = -1;
+
+static void cap_start(void)
+{
+	cap_fd = memfd_create("stderr", MFD_CLOEXEC);
+	assert_true(cap_fd >= 0);
+	cap_saved = dup(STDERR_FILENO);
+	assert_true(cap_saved >= 0);
+	assert_int_equal(dup2(cap_fd, STDERR_FILENO), STDERR_FILENO);
+}
+
+/* Restores stderr; returns how often `needle` was logged meanwhile. Idempotent. */
+static unsigned cap_stop(const char *needle)
+{
+	char buf[8192], *p;
+	unsigned n = 0;
+	ssize_t len = 0;
+
+	if (cap_fd < 0)
+		return 0;
+	dup2(cap_saved, STDERR_FILENO);
+	close(cap_saved);
+	len = pread(cap_fd, buf, sizeof(buf) - 1, 0);
+	close(cap_fd);
+	cap_fd = cap_saved = -1;
+	if (len < 0)
+		return 0;
+	buf[len] = '\0';
+	fputs(buf, stderr); /* still shown */
+	for (p = buf; needle && (p = strstr(p, needle)); p++)
+		n++;
+	return n;
+}
+
+/* Teardown for tests that capture stderr or change SIGPIPE: undo both, even after a failure. */
+static int cap_teardown(void **state)
+{
+	struct sigaction ign = { .sa_handler = SIG_IGN };
+
+	cap_stop(NULL);
+	atomic_store(&inj_splice_errno, 0);
+	atomic_store(&inj_pipe2_errno, 0);
+	return g_splice ? sigaction(SIGPIPE, &ign, NULL) : 0;
+}
 
 static int64_t now_us(void)
 {
@@ -557,8 +675,10 @@ static void sample_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	if (ph < 0 || ph > 3)
 		return;
 	h->samples[ph]++;
-	if (ps.buffers_in_use > h->max_in_use[ph])
-		h->max_in_use[ph] = ps.buffers_in_use;
+	if (ps.buffers_in_use + ps.pipes_in_use > h->max_in_use[ph])
+		h->max_in_use[ph] = ps.buffers_in_use + ps.pipes_in_use;
+	if (ps.pipes_in_use > h->max_pipes[ph])
+		h->max_pipes[ph] = ps.pipes_in_use;
 }
 
 static void *thread_main(void *arg)
@@ -579,6 +699,7 @@ static struct relay_opts default_opts(void)
 		.idle_timeout_ms = 0,
 		.mark = 0,
 		.max_attempts = 3,
+		.flags = g_splice ? RELAY_SPLICE : 0,
 	};
 	return o;
 }
@@ -611,6 +732,14 @@ static void h_init(struct harness *h, const struct relay_opts *o, uint32_t pool_
 	ev_timer_init(&h->sample_w, sample_cb, 0.002, 0.002);
 	h->sample_w.data = h;
 	ev_timer_start(h->loop, &h->sample_w);
+	h->splice_calls0 = n_splice_calls;
+	h->pipe2_calls0 = n_pipe2_calls;
+}
+
+/* Free buffers + free pipes: what the pool caches, in either mode. */
+static uint32_t cached_of(const struct relay_pool_stats *ps)
+{
+	return ps->buffers_cached + ps->pipes_cached;
 }
 
 /* Adds a live upstream listener as pick choice n (listener in up_lfd[n]). */
@@ -642,15 +771,38 @@ static void h_run(struct harness *h, scenario_fn fn, unsigned expect_closed)
 	assert_int_equal(h->closed, expect_closed);
 }
 
-/* Tears down; every relay must be gone and every buffer back in the pool. */
+/*
+ * Tears down; every relay must be gone and every buffer and pipe back in the
+ * pool. Also checks the mode really ran its own path: copy mode never spliced
+ * nor took a pipe; splice mode (unless the test expects a fallback) never
+ * took a buffer, and once bytes moved a pipe was used (cached now: every test
+ * pool caches at least one).
+ */
 static void h_fini(struct harness *h)
 {
 	struct relay_pool_stats ps;
+	uint64_t moved = 0;
 	unsigned i;
 
 	relay_pool_get_stats(h->pool, &ps);
 	assert_int_equal(ps.relays, 0);
 	assert_int_equal(ps.buffers_in_use, 0);
+	assert_int_equal(ps.pipes_in_use, 0);
+	for (i = 0; i < h->n_evs; i++)
+		if (h->evs[i].kind == RELAY_EV_CLOSED)
+			moved += h->evs[i].st.bytes_in + h->evs[i].st.bytes_out;
+	if (!(h->opts.flags & RELAY_SPLICE)) {
+		assert_int_equal(n_splice_calls - h->splice_calls0, 0);
+		assert_int_equal(ps.pipes_cached, 0);
+		assert_int_equal(ps.splice_fallbacks, 0);
+		assert_false(ps.splice_off);
+	} else if (!h->allow_fallback) {
+		assert_int_equal(ps.splice_fallbacks, 0);
+		assert_false(ps.splice_off);
+		assert_int_equal(ps.buffers_cached, 0);
+		if (moved)
+			assert_true(ps.pipes_cached >= 1);
+	}
 	relay_pool_free(h->pool);
 	ev_io_stop(h->loop, &h->accept_w);
 	ev_async_stop(h->loop, &h->done_w);
@@ -710,14 +862,14 @@ static void test_bulk_both_ways(void **state)
 	assert_int_equal(e->st.bytes_in, BULK_BYTES);
 	assert_int_equal(e->st.bytes_out, BULK_BYTES);
 	/*
-	 * The small windows made the relay wait on writes (a buffer held across
-	 * loop iterations was seen), and never with more than one buffer per
-	 * direction.
+	 * The small windows made the relay wait on writes (a buffer or pipe held
+	 * across loop iterations was seen), and never with more than one buffer
+	 * or pipe per direction.
 	 */
 	assert_true(h->max_in_use[0] >= 1);
 	assert_true(h->max_in_use[0] <= 2);
 	relay_pool_get_stats(h->pool, &ps);
-	assert_true(ps.buffers_cached <= 2);
+	assert_true(cached_of(&ps) <= 2);
 	h_fini(h);
 	free(h);
 }
@@ -1260,9 +1412,9 @@ static void test_abort_self_connect_fail(void **state)
 
 /*
  * Backpressure and the pool: upstream does not read for 300 ms while the
- * client pushes 8 MB; the relay then holds exactly one buffer (its c2u
- * direction, pending) and nothing grows. Afterwards every buffer is back and
- * at most max_cached (1) stays cached.
+ * client pushes 8 MB; the relay then holds exactly one buffer (splice mode:
+ * one pipe), its c2u direction's, pending, and nothing grows. Afterwards
+ * every buffer (pipe) is back and at most max_cached (1) stays cached.
  */
 static void sc_backpressure(struct harness *h)
 {
@@ -1300,10 +1452,11 @@ static void test_backpressure_and_pool(void **state)
 	assert_int_equal(e->st.bytes_out, 4096);
 	assert_true(h.samples[1] > 0);
 	assert_int_equal(h.max_in_use[1], 1);
+	assert_int_equal(h.max_pipes[1], g_splice ? 1 : 0);
 	assert_true(h.max_in_use[2] <= 2);
 	relay_pool_get_stats(h.pool, &ps);
 	assert_int_equal(ps.buffers_in_use, 0);
-	assert_int_equal(ps.buffers_cached, 1);
+	assert_int_equal(cached_of(&ps), 1);
 	h_fini(&h);
 }
 
@@ -1361,6 +1514,7 @@ static void test_many_relays(void **state)
 	assert_int_equal(clean, MANY);
 	relay_pool_get_stats(h.pool, &ps);
 	assert_true(ps.buffers_cached <= 4);
+	assert_true(ps.pipes_cached <= 4);
 	h_fini(&h);
 }
 
@@ -1458,19 +1612,636 @@ static void test_api_failures(void **state)
 	close(sv[1]);
 	assert_null(relay_start(loop, pool, -1, &o, test_pick, test_event, NULL));
 	assert_int_equal(errno, EINVAL);
+	/* Unknown flags are refused, not ignored. */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	o.flags = 0x80000000u;
+	assert_null(relay_start(loop, pool, sv[0], &o, test_pick, test_event, NULL));
+	assert_int_equal(errno, EINVAL);
+	close(sv[1]);
 	relay_pool_free(pool);
 	relay_pool_free(NULL);
 	ev_loop_destroy(loop);
 }
 
-static int group_setup(void **state)
+/* --- splice mode only ------------------------------------------------------- */
+
+/* Reads exactly n pattern bytes (seed), no EOF expected; true when they match. */
+static bool recv_pat_n(int fd, uint8_t seed, size_t n)
+{
+	static _Thread_local uint8_t buf[CHUNK];
+	size_t off = 0, i;
+	ssize_t r;
+
+	while (off < n) {
+		r = recv(fd, buf, n - off < sizeof(buf) ? n - off : sizeof(buf), 0);
+		if (r <= 0)
+			return false;
+		for (i = 0; i < (size_t)r; i++)
+			if (buf[i] != pat(seed, off + i))
+				return false;
+		off += (size_t)r;
+	}
+	return true;
+}
+
+/*
+ * Sends pattern bytes (seed) on fd without blocking until nothing more goes in
+ * for 100 ms: every buffer between here and a peer that does not read is
+ * full, the relay's included. Returns the bytes sent (fd blocking again), or
+ * 0 on error.
+ */
+static size_t fill_until_stalled(int fd, uint8_t seed)
+{
+	static _Thread_local uint8_t buf[CHUNK];
+	int64_t last = now_us();
+	size_t off = 0, i;
+	ssize_t r;
+
+	set_nonblock(fd);
+	while (now_us() - last < 100000) {
+		for (i = 0; i < sizeof(buf); i++)
+			buf[i] = pat(seed, off + i);
+		r = send(fd, buf, sizeof(buf), MSG_NOSIGNAL);
+		if (r < 0) {
+			if (errno != EAGAIN)
+				return 0;
+			usleep(2000);
+			continue;
+		}
+		off += (size_t)r;
+		last = now_us();
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	return off;
+}
+
+/*
+ * Idle relays hold no pipe. IDLE_N relays first all back up (upstreams not
+ * reading, small windows): each holds one loaded pipe at once (phase 1).
+ * Then everything drains and answers (phase 2), then all sit idle, connected
+ * (phase 3): no pipe and no buffer is held, and the cache kept at most
+ * max_cached pipes; the rest were closed, not hoarded.
+ */
+#define IDLE_N 8
+static void sc_idle_many(struct harness *h)
+{
+	int c[IDLE_N], u[IDLE_N], i;
+	size_t sent[IDLE_N];
+	char b;
+
+	for (i = 0; i < IDLE_N; i++)
+		c[i] = u[i] = -1;
+	for (i = 0; i < IDLE_N; i++) {
+		c[i] = t_connect_proxy_rcvbuf(h, SMALL_RCVBUF);
+		T_CHECK(h, c[i] >= 0);
+		u[i] = accept(h->up_lfd[0], NULL, NULL);
+		T_CHECK(h, u[i] >= 0);
+	}
+	for (i = 0; i < IDLE_N; i++) {
+		sent[i] = fill_until_stalled(c[i], (uint8_t)i);
+		T_CHECK(h, sent[i] > 0);
+	}
+	atomic_store(&h->phase, 1);
+	usleep(100000);
+	atomic_store(&h->phase, 2);
+	for (i = 0; i < IDLE_N; i++) {
+		T_CHECK(h, recv_pat_n(u[i], (uint8_t)i, sent[i]));
+		T_CHECK(h, send_pat(u[i], (uint8_t)(100 + i), 100000) == 0);
+		T_CHECK(h, recv_pat_n(c[i], (uint8_t)(100 + i), 100000));
+	}
+	atomic_store(&h->phase, 3);
+	usleep(200000);
+	h->val[0] = atomic_load(&h->phase); /* still 3: nothing below ran yet */
+	atomic_store(&h->phase, 0);
+	for (i = 0; i < IDLE_N; i++) {
+		T_CHECK(h, shutdown(c[i], SHUT_WR) == 0);
+		T_CHECK(h, recv_n(u[i], &b, 1) == 0);
+		close_fd(&u[i]);
+		T_CHECK(h, recv_n(c[i], &b, 1) == 0);
+	}
+out:
+	for (i = 0; i < IDLE_N; i++) {
+		close_fd(&c[i]);
+		close_fd(&u[i]);
+	}
+}
+
+static void idle_stats(struct harness *h, struct relay *r, enum relay_event_kind kind)
+{
+	struct relay_pool_stats ps;
+
+	/* Sampled when the last relay connects and when the first closes (all idle, drained). */
+	if ((kind == RELAY_EV_CONNECTED && h->n_relays == IDLE_N) ||
+	    (kind == RELAY_EV_CLOSED && h->closed == 1)) {
+		relay_pool_get_stats(h->pool, &ps);
+		h->val[kind == RELAY_EV_CLOSED ? 2 : 1] = ps.pipes_in_use + ps.buffers_in_use;
+		if (kind == RELAY_EV_CLOSED)
+			h->val[3] = ps.pipes_cached;
+	}
+}
+
+static void test_splice_idle_holds_no_pipe(void **state)
+{
+	struct relay_opts o = default_opts();
+	struct relay_pool_stats ps;
+	struct harness *h = calloc(1, sizeof(*h));
+	int rcv = 4096;
+
+	assert_non_null(h);
+	h_init(h, &o, 16384, 4);
+	h_upstream(h, 0, AF_INET);
+	assert_int_equal(setsockopt(h->up_lfd[0], SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv)), 0);
+	h->on_event = idle_stats;
+	h_run(h, sc_idle_many, IDLE_N);
+	/* Backed up: one loaded pipe per relay, all at once, and never a buffer. */
+	assert_true(h->samples[1] > 0);
+	assert_int_equal(h->max_pipes[1], IDLE_N);
+	assert_int_equal(h->max_in_use[1], IDLE_N);
+	/* Idle (sampled every 2 ms for 200 ms): nothing held. */
+	assert_int_equal(h->val[0], 3);
+	assert_true(h->samples[3] > 10);
+	assert_int_equal(h->max_in_use[3], 0);
+	assert_int_equal(h->val[2], 0);
+	/* Of the IDLE_N pipes in use at once, max_cached stayed; the rest were closed. */
+	assert_int_equal(h->val[3], 4);
+	relay_pool_get_stats(h->pool, &ps);
+	assert_int_equal(ps.pipes_cached, 4);
+	assert_true(n_pipe2_calls - h->pipe2_calls0 >= IDLE_N);
+	h_fini(h);
+	free(h);
+}
+
+/*
+ * A pipe that may hold bytes never goes back to the pool. The client fills
+ * the relay (upstream not reading) so its c2u pipe is loaded, then upstream
+ * resets: the relay resets the client and closes the loaded pipe. A second
+ * relay on the same pool then moves bytes byte-exact: a cached pipe with
+ * stale bytes in it would have put them in front of its stream.
+ */
+static void sc_reset_loaded(struct harness *h)
+{
+	int c = -1, u = -1;
+	size_t sent;
+
+	c = t_connect_proxy_rcvbuf(h, SMALL_RCVBUF);
+	T_CHECK(h, c >= 0);
+	u = accept(h->up_lfd[0], NULL, NULL);
+	T_CHECK(h, u >= 0);
+	sent = fill_until_stalled(c, 9);
+	T_CHECK(h, sent > 0);
+	h->val[0] = (int64_t)sent;
+	atomic_store(&h->phase, 1);
+	usleep(50000);
+	atomic_store(&h->phase, 2);
+	reset_close(u);
+	u = -1;
+	T_CHECK(h, sees_reset(c));
+	close_fd(&c);
+	sc_half_close(h);
+out:
+	close_fd(&c);
+	close_fd(&u);
+}
+
+static void loaded_closed(struct harness *h, struct relay *r, enum relay_event_kind kind)
+{
+	struct relay_pool_stats ps;
+
+	/* The first CLOSED (not by pointer: the second relay may reuse the first's memory). */
+	if (kind != RELAY_EV_CLOSED || h->closed != 1)
+		return;
+	relay_pool_get_stats(h->pool, &ps);
+	h->val[1] = ps.pipes_in_use;
+	h->val[2] = ps.pipes_cached;
+	h->val[3] = n_pipe2_calls - h->pipe2_calls0;
+}
+
+static void test_splice_reset_drops_loaded_pipe(void **state)
+{
+	struct relay_opts o = default_opts();
+	struct harness *h = calloc(1, sizeof(*h));
+	const struct ev_rec *e;
+	int rcv = 4096;
+
+	assert_non_null(h);
+	h_init(h, &o, 16384, 4);
+	h_upstream(h, 0, AF_INET);
+	assert_int_equal(setsockopt(h->up_lfd[0], SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv)), 0);
+	h->on_event = loaded_closed;
+	h_run(h, sc_reset_loaded, 2);
+	assert_int_equal(h->max_pipes[1], 1); /* loaded while stalled */
+	/* First relay: reset, and every pipe it made is cached except the loaded one. */
+	e = ev_at(h, 1);
+	assert_int_equal(e->kind, RELAY_EV_CLOSED);
+	assert_ptr_equal(e->r, h->relays[0]);
+	assert_int_equal(e->st.error, ECONNRESET);
+	assert_true(e->st.bytes_in < (uint64_t)h->val[0]);
+	assert_int_equal(h->val[1], 0);
+	assert_true(h->val[3] >= 1);
+	assert_int_equal(h->val[2], h->val[3] - 1);
+	/* Second relay: clean and exact (sc_half_close checked the bytes). */
+	e = ev_at(h, h->n_evs - 1);
+	assert_ptr_equal(e->r, h->relays[1]);
+	assert_int_equal(e->st.error, 0);
+	assert_int_equal(e->st.bytes_in, 100000);
+	assert_int_equal(e->st.bytes_out, 1000000);
+	h_fini(h);
+	free(h);
+}
+
+static void sc_half_close_twice(struct harness *h)
+{
+	sc_half_close(h);
+	if (!h->fail_line)
+		sc_half_close(h);
+}
+
+#define SPLICE_OFF_LOG "splice fast path off"
+
+/*
+ * The kernel refuses the very first splice as unsupported (table: each errno
+ * the relay treats so): the relay copies instead, byte-exact, the pool turns
+ * splice off, warns once, and the next relay never tries.
+ */
+static void test_splice_fallback_unsupported(void **state)
+{
+	static const int errs[] = { EINVAL, ENOSYS, EOPNOTSUPP };
+	struct relay_opts o = default_opts();
+	struct relay_pool_stats ps;
+	struct harness h;
+	unsigned i, k;
+
+	for (i = 0; i < sizeof(errs) / sizeof(errs[0]); i++) {
+		h_init(&h, &o, 16384, 4);
+		h_upstream(&h, 0, AF_INET);
+		h.allow_fallback = true;
+		inj_splice_errno = errs[i];
+		inj_splice_from_pipe = false;
+		inj_splice_skip = 0;
+		cap_start();
+		h_run(&h, sc_half_close_twice, 2);
+		assert_int_equal(cap_stop(SPLICE_OFF_LOG), 1);
+		assert_int_equal(inj_splice_errno, 0); /* the injection fired */
+		assert_int_equal(n_splice_calls - h.splice_calls0, 1);
+		for (k = 0; k < h.n_evs; k++) {
+			if (h.evs[k].kind != RELAY_EV_CLOSED)
+				continue;
+			assert_int_equal(h.evs[k].st.error, 0);
+			assert_int_equal(h.evs[k].st.bytes_in, 100000);
+			assert_int_equal(h.evs[k].st.bytes_out, 1000000);
+		}
+		relay_pool_get_stats(h.pool, &ps);
+		assert_true(ps.splice_off);
+		assert_int_equal(ps.splice_fallbacks, 2); /* #1 at its first splice, #2 from the start */
+		assert_true(ps.buffers_cached >= 1);
+		h_fini(&h);
+	}
+}
+
+/*
+ * The kernel refuses a pipe -> socket splice after the relay has been
+ * splicing both ways for a while (table: after 0, 3 and 50 such calls), so
+ * bytes sit in the pipes: they move into buffers and the streams stay exact
+ * (pump checks every byte both ways).
+ */
+static void sc_bulk4(struct harness *h)
+{
+	int c = -1, u = -1;
+
+	c = t_connect_proxy_rcvbuf(h, SMALL_RCVBUF);
+	T_CHECK(h, c >= 0);
+	u = accept(h->up_lfd[0], NULL, NULL);
+	T_CHECK(h, u >= 0);
+	T_CHECK(h, pump(h, c, u, 4u << 20, 4u << 20, 0));
+out:
+	close_fd(&c);
+	close_fd(&u);
+}
+
+static void test_splice_fallback_midstream(void **state)
+{
+	static const unsigned skips[] = { 0, 3, 50 };
+	struct relay_opts o = default_opts();
+	struct relay_pool_stats ps;
+	struct harness *h = calloc(1, sizeof(*h));
+	const struct ev_rec *e;
+	int rcv = SMALL_RCVBUF;
+	unsigned i;
+
+	assert_non_null(h);
+	for (i = 0; i < sizeof(skips) / sizeof(skips[0]); i++) {
+		h_init(h, &o, 8192, 4);
+		h_upstream(h, 0, AF_INET);
+		assert_int_equal(setsockopt(h->up_lfd[0], SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv)), 0);
+		h->allow_fallback = true;
+		inj_splice_errno = EINVAL;
+		inj_splice_from_pipe = true;
+		inj_splice_skip = skips[i];
+		cap_start();
+		h_run(h, sc_bulk4, 1);
+		assert_int_equal(cap_stop(SPLICE_OFF_LOG), 1);
+		assert_int_equal(inj_splice_errno, 0);
+		e = ev_at(h, h->n_evs - 1);
+		assert_int_equal(e->kind, RELAY_EV_CLOSED);
+		assert_int_equal(e->st.error, 0);
+		assert_int_equal(e->st.bytes_in, 4u << 20);
+		assert_int_equal(e->st.bytes_out, 4u << 20);
+		relay_pool_get_stats(h->pool, &ps);
+		assert_true(ps.splice_off);
+		assert_int_equal(ps.splice_fallbacks, 1);
+		assert_true(ps.buffers_cached >= 1); /* the pipe's bytes went through a buffer */
+		h_fini(h);
+	}
+	free(h);
+}
+
+/*
+ * Fallback while both pipes hold bytes: upstream does not read, so the c2u
+ * pipe is loaded (client stalled); then upstream talks and the first u2c
+ * pipe -> client splice is refused. Both pipes' bytes move into buffers, in
+ * order, and both streams arrive exact.
+ */
+static void sc_fallback_both_loaded(struct harness *h)
+{
+	int c = -1, u = -1;
+	size_t sent;
+	char b;
+
+	c = t_connect_proxy_rcvbuf(h, SMALL_RCVBUF);
+	T_CHECK(h, c >= 0);
+	u = accept(h->up_lfd[0], NULL, NULL);
+	T_CHECK(h, u >= 0);
+	sent = fill_until_stalled(c, 11);
+	T_CHECK(h, sent > 0);
+	atomic_store(&h->phase, 1);
+	usleep(50000); /* the loop samples the loaded c2u pipe */
+	atomic_store(&h->phase, 2);
+	atomic_store(&inj_splice_from_pipe, true);
+	atomic_store(&inj_splice_skip, 0);
+	atomic_store(&inj_splice_errno, EINVAL);
+	T_CHECK(h, send_pat(u, 12, 300000) == 0);
+	T_CHECK(h, recv_pat_n(c, 12, 300000));
+	T_CHECK(h, recv_pat_n(u, 11, sent));
+	T_CHECK(h, shutdown(c, SHUT_WR) == 0);
+	T_CHECK(h, recv_n(u, &b, 1) == 0);
+	close_fd(&u);
+	T_CHECK(h, recv_n(c, &b, 1) == 0);
+	h->val[0] = (int64_t)sent;
+out:
+	close_fd(&c);
+	close_fd(&u);
+}
+
+static void test_splice_fallback_both_loaded(void **state)
+{
+	struct relay_opts o = default_opts();
+	struct relay_pool_stats ps;
+	struct harness *h = calloc(1, sizeof(*h));
+	const struct ev_rec *e;
+	int rcv = 4096;
+
+	assert_non_null(h);
+	h_init(h, &o, 16384, 4);
+	h_upstream(h, 0, AF_INET);
+	assert_int_equal(setsockopt(h->up_lfd[0], SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv)), 0);
+	h->allow_fallback = true;
+	cap_start();
+	h_run(h, sc_fallback_both_loaded, 1);
+	assert_int_equal(cap_stop(SPLICE_OFF_LOG), 1);
+	assert_int_equal(atomic_load(&inj_splice_errno), 0);
+	assert_int_equal(h->max_pipes[1], 1);
+	e = ev_at(h, h->n_evs - 1);
+	assert_int_equal(e->kind, RELAY_EV_CLOSED);
+	assert_int_equal(e->st.error, 0);
+	assert_int_equal(e->st.bytes_in, (uint64_t)h->val[0]);
+	assert_int_equal(e->st.bytes_out, 300000);
+	relay_pool_get_stats(h->pool, &ps);
+	assert_true(ps.splice_off);
+	assert_int_equal(ps.splice_fallbacks, 1);
+	assert_int_equal(ps.buffers_cached, 2); /* both directions needed one at once */
+	h_fini(h);
+	free(h);
+}
+
+/*
+ * No pipe to be had (pipe2 fails with EMFILE): that relay copies, quietly;
+ * the pool keeps splicing, and the next relay does.
+ */
+static void no_pipe_closed(struct harness *h, struct relay *r, enum relay_event_kind kind)
+{
+	if (kind == RELAY_EV_CLOSED && h->closed == 1) /* the first relay (its memory may be reused) */
+		h->val[0] = n_splice_calls - h->splice_calls0;
+}
+
+static void test_splice_no_pipe_falls_back_alone(void **state)
+{
+	struct relay_opts o = default_opts();
+	struct relay_pool_stats ps;
+	struct harness h;
+	unsigned k;
+
+	h_init(&h, &o, 16384, 4);
+	h_upstream(&h, 0, AF_INET);
+	h.allow_fallback = true;
+	h.on_event = no_pipe_closed;
+	inj_pipe2_errno = EMFILE;
+	cap_start();
+	h_run(&h, sc_half_close_twice, 2);
+	assert_int_equal(cap_stop(SPLICE_OFF_LOG), 0);
+	assert_int_equal(inj_pipe2_errno, 0);
+	assert_int_equal(h.val[0], 0); /* the first relay never spliced */
+	assert_true(n_splice_calls - h.splice_calls0 > 0); /* the second did */
+	for (k = 0; k < h.n_evs; k++) {
+		if (h.evs[k].kind != RELAY_EV_CLOSED)
+			continue;
+		assert_int_equal(h.evs[k].st.error, 0);
+		assert_int_equal(h.evs[k].st.bytes_in, 100000);
+		assert_int_equal(h.evs[k].st.bytes_out, 1000000);
+	}
+	relay_pool_get_stats(h.pool, &ps);
+	assert_false(ps.splice_off);
+	assert_int_equal(ps.splice_fallbacks, 1);
+	assert_true(ps.pipes_cached >= 1);
+	h_fini(&h);
+}
+
+/* SIGPIPE at its default action: the pool refuses to splice (warning once) and copies. */
+static void test_splice_refused_with_sigpipe_default(void **state)
+{
+	struct sigaction dfl = { .sa_handler = SIG_DFL }, ign = { .sa_handler = SIG_IGN };
+	struct relay_opts o = default_opts();
+	struct relay_pool_stats ps;
+	struct harness h;
+	const struct ev_rec *e;
+
+	assert_int_equal(sigaction(SIGPIPE, &dfl, NULL), 0);
+	h_init(&h, &o, 16384, 4);
+	h_upstream(&h, 0, AF_INET);
+	h.allow_fallback = true;
+	cap_start();
+	h_run(&h, sc_half_close_twice, 2);
+	assert_int_equal(cap_stop(SPLICE_OFF_LOG), 1);
+	assert_int_equal(sigaction(SIGPIPE, &ign, NULL), 0);
+	assert_int_equal(n_splice_calls - h.splice_calls0, 0);
+	e = ev_at(&h, h.n_evs - 1);
+	assert_int_equal(e->st.error, 0);
+	assert_int_equal(e->st.bytes_out, 1000000);
+	relay_pool_get_stats(h.pool, &ps);
+	assert_true(ps.splice_off);
+	assert_int_equal(ps.splice_fallbacks, 2);
+	assert_int_equal(ps.pipes_cached, 0);
+	h_fini(&h);
+}
+
+/* --- benchmark (WEFT_RELAY_BENCH=1) ------------------------------------------- */
+
+struct bench_tx {
+	int fd;
+	uint64_t bytes;
+	bool ok;
+};
+
+/* Client side: sends tx->bytes as fast as it can, SHUT_WR, waits for EOF. */
+static void *bench_sender(void *arg)
+{
+	struct bench_tx *tx = arg;
+	static char buf[1 << 20];
+	uint64_t left = tx->bytes;
+	ssize_t r;
+
+	memset(buf, 0x5a, sizeof(buf));
+	while (left) {
+		r = send(tx->fd, buf, left < sizeof(buf) ? left : sizeof(buf), MSG_NOSIGNAL);
+		if (r < 0)
+			return NULL;
+		left -= (uint64_t)r;
+	}
+	if (shutdown(tx->fd, SHUT_WR) < 0 || recv(tx->fd, buf, 1, 0) != 0)
+		return NULL;
+	tx->ok = true;
+	return NULL;
+}
+
+/* Upstream side (this thread) reads until EOF; val[0] = bytes, t_mark_us[0..1] = span. */
+static void sc_bench(struct harness *h)
+{
+	struct bench_tx tx = { .fd = -1, .bytes = (uint64_t)h->val[1] };
+	char *buf = malloc(1 << 20);
+	pthread_t th;
+	bool started = false;
+	uint64_t got = 0;
+	ssize_t r;
+	int u = -1;
+
+	T_CHECK(h, buf != NULL);
+	tx.fd = t_connect_proxy(h);
+	T_CHECK(h, tx.fd >= 0);
+	u = accept(h->up_lfd[0], NULL, NULL);
+	T_CHECK(h, u >= 0);
+	h->t_mark_us[0] = now_us();
+	T_CHECK(h, pthread_create(&th, NULL, bench_sender, &tx) == 0);
+	started = true;
+	while ((r = recv(u, buf, 1 << 20, 0)) > 0)
+		got += (uint64_t)r;
+	h->t_mark_us[1] = now_us();
+	h->val[0] = (int64_t)got;
+	T_CHECK(h, r == 0);
+	close_fd(&u);
+out:
+	close_fd(&u);
+	if (started) {
+		pthread_join(th, NULL);
+		if (!tx.ok)
+			t_fail(h, __LINE__, "bench sender");
+	}
+	close_fd(&tx.fd);
+	free(buf);
+}
+
+static double tv_s(struct timeval tv)
+{
+	return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+static void bench_once(bool splice, uint64_t bytes, uint32_t bufsz)
+{
+	struct relay_opts o = default_opts();
+	struct rusage t0, t1, p0, p1;
+	struct harness *h = calloc(1, sizeof(*h));
+	double wall, tu, ts, pcpu;
+
+	assert_non_null(h);
+	o.buffer_size = bufsz;
+	o.flags = splice ? RELAY_SPLICE : 0;
+	h_init(h, &o, bufsz, 8);
+	h_upstream(h, 0, AF_INET);
+	h->val[1] = (int64_t)bytes;
+	ev_timer_stop(h->loop, &h->guard_w); /* big transfers may take a while */
+	ev_timer_stop(h->loop, &h->sample_w);
+	getrusage(RUSAGE_THREAD, &t0);
+	getrusage(RUSAGE_SELF, &p0);
+	h_run(h, sc_bench, 1);
+	getrusage(RUSAGE_THREAD, &t1);
+	getrusage(RUSAGE_SELF, &p1);
+	assert_int_equal(h->val[0], (int64_t)bytes);
+	assert_int_equal(ev_at(h, h->n_evs - 1)->st.bytes_in, bytes);
+	wall = (double)(h->t_mark_us[1] - h->t_mark_us[0]) / 1e6;
+	tu = tv_s(t1.ru_utime) - tv_s(t0.ru_utime);
+	ts = tv_s(t1.ru_stime) - tv_s(t0.ru_stime);
+	pcpu = tv_s(p1.ru_utime) + tv_s(p1.ru_stime) - tv_s(p0.ru_utime) - tv_s(p0.ru_stime);
+	printf("bench %-6s buf %7u: %6.0f MiB in %6.3f s = %7.1f MB/s; relay thread CPU %.3f s "
+	       "(user %.3f sys %.3f) = %.3f s/GiB; process CPU %.3f s\n",
+	       splice ? "splice" : "copy", bufsz, (double)bytes / 1048576.0, wall,
+	       (double)bytes / 1e6 / wall, tu + ts, tu, ts, (tu + ts) * 1073741824.0 / (double)bytes,
+	       pcpu);
+	fflush(stdout);
+	h_fini(h);
+	free(h);
+}
+
+static void test_bench_copy_vs_splice(void **state)
+{
+	const char *mb = getenv("WEFT_RELAY_BENCH_MB"), *bs = getenv("WEFT_RELAY_BENCH_BUF");
+	const char *rn = getenv("WEFT_RELAY_BENCH_ROUNDS");
+	uint64_t bytes = (mb ? strtoull(mb, NULL, 10) : 1024) << 20;
+	uint32_t bufsz = bs ? (uint32_t)strtoul(bs, NULL, 10) : 65536;
+	unsigned rounds = rn ? (unsigned)strtoul(rn, NULL, 10) : 3, i;
+
+	for (i = 0; i < rounds; i++) {
+		bench_once(false, bytes, bufsz);
+		bench_once(true, bytes, bufsz);
+	}
+}
+
+/* --- groups ---------------------------------------------------------------------- */
+
+static struct sigaction g_old_sigpipe;
+
+static int setup_copy(void **state)
 {
 	pat_init();
+	g_splice = false;
 	return 0;
+}
+
+static int setup_splice(void **state)
+{
+	struct sigaction ign = { .sa_handler = SIG_IGN };
+
+	pat_init();
+	g_splice = true;
+	return sigaction(SIGPIPE, &ign, &g_old_sigpipe);
+}
+
+static int teardown_splice(void **state)
+{
+	g_splice = false;
+	return sigaction(SIGPIPE, &g_old_sigpipe, NULL);
 }
 
 int main(void)
 {
+	/* Every test here runs in both modes. */
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_api_failures),
 		cmocka_unit_test(test_bulk_both_ways),
@@ -1493,6 +2264,26 @@ int main(void)
 		cmocka_unit_test(test_ipv6_upstream),
 		cmocka_unit_test(test_so_mark),
 	};
+	const struct CMUnitTest splice_tests[] = {
+		cmocka_unit_test(test_splice_idle_holds_no_pipe),
+		cmocka_unit_test(test_splice_reset_drops_loaded_pipe),
+		cmocka_unit_test_teardown(test_splice_fallback_unsupported, cap_teardown),
+		cmocka_unit_test_teardown(test_splice_fallback_midstream, cap_teardown),
+		cmocka_unit_test_teardown(test_splice_fallback_both_loaded, cap_teardown),
+		cmocka_unit_test_teardown(test_splice_no_pipe_falls_back_alone, cap_teardown),
+		cmocka_unit_test_teardown(test_splice_refused_with_sigpipe_default, cap_teardown),
+	};
+	const struct CMUnitTest bench[] = {
+		cmocka_unit_test(test_bench_copy_vs_splice),
+	};
+	int failed = 0;
 
-	return cmocka_run_group_tests(tests, group_setup, NULL);
+	failed += cmocka_run_group_tests_name("relay, copy mode", tests, setup_copy, NULL);
+	failed += cmocka_run_group_tests_name("relay, splice mode", tests, setup_splice, teardown_splice);
+	failed += cmocka_run_group_tests_name("relay, splice only", splice_tests, setup_splice,
+					      teardown_splice);
+	if (getenv("WEFT_RELAY_BENCH"))
+		failed += cmocka_run_group_tests_name("relay, benchmark", bench, setup_splice,
+						      teardown_splice);
+	return failed ? 1 : 0;
 }
