@@ -89,6 +89,7 @@ struct proxy_conn {
 	struct proxy_svc *svc;
 	struct relay *relay;
 	struct proxy_ep *ep;    /* endpoint in use (ref held), NULL while connecting */
+	struct proxy_ep *trying;/* endpoint of the attempt in flight (counted in its active) */
 	struct weft_orig orig;
 	struct weft_sockaddr client;
 	uint64_t tried;         /* endpoints tried, bitmask by index in svc */
@@ -420,6 +421,9 @@ static int conn_pick(void *arg, unsigned attempt, struct weft_sockaddr *out, voi
 		if (i < 64)
 			c->tried |= 1ull << i;
 		c->cur = i;
+		/* counted from the pick, so concurrent picks see each other (least-conn, P2C) */
+		c->trying = c->svc->eps[i];
+		c->trying->bal.active++;
 		*out = c->svc->eps[i]->addr;
 		*tag = c->svc->eps[i];
 	}
@@ -444,6 +448,8 @@ static void conn_unlink(struct proxy *px, struct proxy_conn *c)
 	c->next->prev = c->prev;
 	px->active--;
 	c->svc->stat->active--;
+	if (c->trying)
+		c->trying->bal.active--; /* aborted mid-connect */
 	if (c->ep) {
 		c->ep->bal.active--;
 		ep_unref(px, c->ep);
@@ -490,9 +496,9 @@ static void conn_event(void *arg, struct relay *r, enum relay_event_kind kind, v
 	pthread_mutex_lock(&px->lock);
 	switch (kind) {
 	case RELAY_EV_CONNECTED:
-		c->ep = ep;
+		c->ep = ep; /* its active count moves from the attempt to the connection */
+		c->trying = NULL;
 		ep->refs++;
-		ep->bal.active++;
 		ep->opened++;
 		c->svc->stat->pending--;
 		conn_breaker(c, true);
@@ -507,6 +513,8 @@ static void conn_event(void *arg, struct relay *r, enum relay_event_kind kind, v
 		break;
 	case RELAY_EV_CONNECT_FAIL:
 		ep->connect_errors[proxy_err_of((int)value)]++;
+		ep->bal.active--;
+		c->trying = NULL;
 		conn_breaker(c, false);
 		log_info("service %s: connect to endpoint %s failed: %s", c->svc->name, ep->addr_str,
 			 strerror((int)value));

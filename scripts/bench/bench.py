@@ -1107,6 +1107,9 @@ def main():
         ok = True
     except Failure as e:
         log("FAILED: %s" % e)
+    except SystemExit as e:
+        log("interrupted (exit %s): cleaning up" % e.code)
+        raise
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)

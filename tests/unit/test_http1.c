@@ -274,6 +274,44 @@ static void test_request_headers(void **state)
 	assert_int_equal(h1_parse_request(in, sizeof(in) - 1, &r, h, 4, NULL), (int)sizeof(in) - 1);
 }
 
+/*
+ * Field values are scanned 8 bytes at a time: every byte value at every
+ * position of a long value must still be judged exactly.
+ */
+static void test_request_value_bytes(void **state)
+{
+	static const char pre[] = "GET / HTTP/1.1\r\nHost: a\r\nX: ";
+	struct h1_header h[4];
+	struct h1_request r;
+	char buf[128];
+	size_t p, n;
+	int c, got;
+
+	(void)state;
+	for (c = 0; c < 256; c++) {
+		bool ok = c == '\t' || (c >= 0x20 && c != 0x7f);
+
+		for (p = 0; p < 24; p++) {
+			memcpy(buf, pre, sizeof(pre) - 1);
+			n = sizeof(pre) - 1;
+			memset(buf + n, 'v', 24);
+			buf[n + p] = (char)c;
+			n += 24;
+			memcpy(buf + n, "\r\n\r\n", 4);
+			n += 4;
+			got = parse_req(buf, n, &r, h, NULL);
+			if (c == '\r')
+				assert_int_equal(got, H1_E_BARE_CR);
+			else if (c == '\n')
+				assert_int_equal(got, H1_E_BARE_LF);
+			else if (!ok)
+				assert_int_equal(got, H1_E_HEADER_VALUE);
+			else if (got != (int)n)
+				fail_msg("byte 0x%02x at %zu: got %d", (unsigned)c, p, got);
+		}
+	}
+}
+
 /* ---- incremental parsing ------------------------------------------------- */
 
 /*
@@ -1104,6 +1142,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_request_good),
 		cmocka_unit_test(test_request_headers),
+		cmocka_unit_test(test_request_value_bytes),
 		cmocka_unit_test(test_request_incremental),
 		cmocka_unit_test(test_request_buffer_moved),
 		cmocka_unit_test(test_request_pipelined),
