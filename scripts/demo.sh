@@ -92,18 +92,14 @@ echo "  ${D}(round-robin over the two endpoints; the backends saw weftd's connec
 say "The same curl outside the cgroup is not intercepted: nothing listens on 127.10.0.1:80"
 printf '  '; curl -sS --max-time 3 http://127.10.0.1/ 2>&1 || true
 
+say "What weftd knows (weftctl, the admin API's CLI)"
+show build/weftctl services
+
 say "What the kernel holds (bpftool)"
 show bpftool cgroup tree "$SLICE"
 show bpftool map dump pinned "$PIN/weft_services"
-echo "  verdict counters (weft_stats, summed over CPUs):"
-bpftool -j map dump pinned "$PIN/weft_stats" | $PY -c '
-import json, sys
-names = ["redirected", "not-a-service", "skipped-own", "skipped-stale", "refused-stale", "error", "handoff", "handoff-error", "peername", "msg-redirected", "msg-passed"]
-for e in json.load(sys.stdin):
-    k = e["key"] if isinstance(e["key"], int) else int(e["key"][0], 16)
-    total = sum(c["value"] for c in e["values"])
-    if total: print("    %-14s %d" % (names[k], total))
-'
+echo "  the BPF verdict counters (weft_stats), summed over CPUs by weftd's admin API:"
+build/weftctl metrics | grep '^weft_bpf_verdicts_total' | grep -v ' 0$' | sed 's/^/    /'
 show ls "$PIN" "$PIN/links"
 
 say "Stop weftd (SIGTERM): it drains, detaches and removes its pins"
