@@ -55,7 +55,7 @@ UNIT_SAN_BINS := $(patsubst tests/unit/%.c,$(BUILD)/san/tests/%,$(UNIT_SRCS))
 FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 
-.PHONY: all deps test unit unit-san e2e e2e-plain fuzz fuzz-regress demo bench install clean san
+.PHONY: all deps test unit unit-san valgrind e2e e2e-plain fuzz fuzz-regress demo bench install clean san
 all: $(BUILD)/weftd $(BUILD)/weftctl
 
 # --- BPF -------------------------------------------------------------------
@@ -122,6 +122,12 @@ unit: $(UNIT_BINS)
 unit-san: $(UNIT_SAN_BINS)
 	$(Q)set -e; for t in $(UNIT_SAN_BINS); do echo "== $$t (asan+ubsan)"; $$t; done
 
+# Unit tests under valgrind (memcheck): no errors, no definite/indirect leaks.
+valgrind: $(UNIT_BINS)
+	$(Q)set -e; for t in $(UNIT_BINS); do echo "== $$t (valgrind)"; \
+		valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+		$$t > $$t.valgrind.log 2>&1 || { cat $$t.valgrind.log; exit 1; }; done
+
 # Replays each committed corpus once: crashers that joined the corpus stay fixed.
 fuzz-regress: $(FUZZ_BINS)
 	$(Q)set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f); \
@@ -137,7 +143,7 @@ e2e: $(E2E_WEFTD) $(BUILD)/weftctl
 	$(Q)WEFTD=$(abspath $(E2E_WEFTD)) WEFTCTL=$(abspath $(BUILD)/weftctl) \
 		$(PYTHON) -m pytest -q -ra tests/e2e $(PYTEST_ARGS)
 
-test: all san unit unit-san fuzz-regress e2e
+test: all san unit unit-san valgrind fuzz-regress e2e
 
 deps:
 	$(Q)scripts/deps.sh
