@@ -35,7 +35,7 @@ WARN     := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wformat=2 -Wvl
 CFLAGS   ?= -O2 -g
 CPPFLAGS := -D_GNU_SOURCE -Iinclude -Iuserspace -I$(BUILD)
 BASE_CFLAGS := -std=c11 $(WARN) -fno-strict-aliasing $(CFLAGS)
-LIBS     := -lbpf -lelf -lz -lev -lconfig -lm
+LIBS     := -lbpf -lelf -lz -lev -lconfig -lwolfssl -lm
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 BPF_SRCS  := $(wildcard bpf/*.bpf.c)
@@ -111,7 +111,7 @@ $(BUILD)/san/tests/%: tests/unit/%.c $(SAN_OBJS) | $(BUILD)/san/tests
 
 # Fuzz targets link the parser modules built with clang + libFuzzer.
 FUZZ_CFLAGS := -std=c11 -g -O1 $(CPPFLAGS) -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer
-FUZZ_MODS := userspace/config.c userspace/addr.c userspace/log.c userspace/admin.c userspace/buf.c
+FUZZ_MODS := userspace/config.c userspace/addr.c userspace/log.c userspace/admin.c userspace/buf.c userspace/preamble.c userspace/http1.c
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_MODS) $(BPF_SKELS) | $(BUILD)/fuzz
 	$(call msg,FUZZ,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(FUZZ_MODS) -o $@ -lconfig -lev

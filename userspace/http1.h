@@ -66,8 +66,8 @@ enum {
 	H1_E_CL_INVALID,                 /* 400 Content-Length not 1*DIGIT or overflowing */
 	H1_E_CL_CONFLICT,                /* 400 several Content-Length with different values */
 	H1_E_CL_AND_TE,                  /* 400 both Content-Length and Transfer-Encoding */
-	H1_E_TE_INVALID,                 /* 400 Transfer-Encoding empty or not a token list */
-	H1_E_TE_UNKNOWN,                 /* 501 transfer coding we do not implement */
+	H1_E_TE_INVALID,                 /* 400 Transfer-Encoding empty, empty element, not tokens */
+	H1_E_TE_UNKNOWN,                 /* 501 coding we do not implement (requests: all but chunked) */
 	H1_E_TE_CHUNKED_REPEATED,        /* 400 chunked applied twice */
 	H1_E_TE_NOT_CHUNKED,             /* 400 request whose final coding is not chunked */
 	H1_E_TE_HTTP10,                  /* 400 Transfer-Encoding in an HTTP/1.0 message */
@@ -133,7 +133,7 @@ enum h1_target_form {
 #define H1_F_HAS_CL          0x0001u /* Content-Length present */
 #define H1_F_CL_REPEATED     0x0002u /* ... more than once, same value: forward one */
 #define H1_F_HAS_TE          0x0004u /* Transfer-Encoding present */
-#define H1_F_TE_OTHER        0x0008u /* ... with codings besides chunked (gzip, ...) */
+#define H1_F_TE_OTHER        0x0008u /* ... with codings besides chunked (responses only) */
 #define H1_F_CONN_CLOSE      0x0010u /* Connection: close */
 #define H1_F_CONN_KEEP_ALIVE 0x0020u /* Connection: keep-alive */
 #define H1_F_CONN_UPGRADE    0x0040u /* Connection: upgrade */

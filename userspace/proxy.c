@@ -331,6 +331,8 @@ static struct proxy_svc *svc_new(struct proxy *px, const struct weft_config *cfg
 	s->opts.idle_timeout_ms = cs->idle_timeout_ms;
 	s->opts.mark = cfg->mark;
 	s->opts.max_attempts = cs->retry_attempts ? cs->retry_attempts : 1;
+	/* opaque TCP is the only protocol today: its bytes never need to be in our memory */
+	s->opts.flags = cfg->splice ? RELAY_SPLICE : 0;
 	return s;
 err:
 	svc_unref(px, s);
@@ -1134,7 +1136,7 @@ void proxy_render_services(struct proxy *px, struct buf *out)
 void proxy_render_conns(struct proxy *px, struct buf *out,
 			const char *(*cgroup_name)(void *arg, uint64_t id), void *arg)
 {
-	ev_tstamp now = ev_now(px->loop);
+	ev_tstamp now = ev_time(); /* connections started on other loops' clocks */
 	struct weft_sockaddr dst;
 	struct relay_stats st;
 	struct proxy_conn *c;
@@ -1368,7 +1370,7 @@ void proxy_render_conns_text(struct proxy *px, struct buf *out,
 	static const char *const hdr[] = { "CGROUP", "PID", "CLIENT", "ORIG_DST", "SERVICE",
 					   "ENDPOINT", "BYTES_IN", "BYTES_OUT", "AGE_S" };
 	char pid[16], cl[ADDR_STRLEN], od[ADDR_STRLEN], bi[24], bo[24], age[24], cgid[32];
-	ev_tstamp now = ev_now(px->loop);
+	ev_tstamp now = ev_time();
 	struct weft_sockaddr dst;
 	struct relay_stats st;
 	struct proxy_conn *c;

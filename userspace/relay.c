@@ -101,8 +101,9 @@ struct relay_dir {
 };
 
 /*
- * One allocation per connection: 312 bytes on x86-64 with Debian's libev
- * 4.33 (two ev_io and one ev_timer are 48 bytes each, half of it); buffers
+ * One allocation per connection: 328 bytes on x86-64 with Debian's libev
+ * 4.33 (two ev_io and one ev_timer are 48 bytes each, half of it; the splice
+ * path added a pipe pointer per direction and opts.flags); buffers
  * and pipes are separate and pooled, and only held while bytes wait. Both
  * socket descriptors live in the ev_io watchers (cio.fd, uio.fd; uio.fd is
  * -1 between attempts).
@@ -140,6 +141,7 @@ enum pool_splice {
 };
 
 struct relay_pool {
+	uint32_t held_max; /* high-water mark of buffers + pipes held */
 	void *free_list; /* cached buffers, each holding the next link in its first bytes */
 	struct relay_pipe *free_pipes; /* cached pipes, empty */
 	uint32_t buffer_size;
@@ -206,6 +208,7 @@ void relay_pool_get_stats(const struct relay_pool *p, struct relay_pool_stats *s
 	st->pipes_cached = p->pipes_cached;
 	st->splice_fallbacks = p->splice_fallbacks;
 	st->splice_off = p->splice == POOL_SPLICE_OFF;
+	st->held_max = p->held_max;
 }
 
 static char *pool_get(struct relay_pool *p)
@@ -221,6 +224,8 @@ static char *pool_get(struct relay_pool *p)
 			return NULL;
 	}
 	p->in_use++;
+	if (p->in_use + p->pipes_in_use > p->held_max)
+		p->held_max = p->in_use + p->pipes_in_use;
 	return b;
 }
 
@@ -290,6 +295,8 @@ static int pool_pipe_get(struct relay_pool *p, struct relay_pipe **out)
 			return err;
 	}
 	p->pipes_in_use++;
+	if (p->in_use + p->pipes_in_use > p->held_max)
+		p->held_max = p->in_use + p->pipes_in_use;
 	*out = pp;
 	return 0;
 }
@@ -332,8 +339,8 @@ static bool pool_splice_usable(struct relay_pool *p)
 	struct sigaction sa;
 
 	if (p->splice == POOL_SPLICE_UNKNOWN) {
-		if (sigaction(SIGPIPE, NULL, &sa) < 0 ||
-		    (!(sa.sa_flags & SA_SIGINFO) && sa.sa_handler == SIG_DFL))
+		/* sa_handler and sa_sigaction share storage: SIG_DFL either way. */
+		if (sigaction(SIGPIPE, NULL, &sa) < 0 || sa.sa_handler == SIG_DFL)
 			pool_splice_off(p, "SIGPIPE is at its default action, which splice(2) cannot "
 					   "suppress; ignore SIGPIPE in the process to use it");
 		else

@@ -26,19 +26,24 @@
  *   an old kernel, a socket type without splice support, a seccomp filter),
  *   the relay moves whatever sits in its pipes into pool buffers and carries
  *   on with the copy path (nothing is lost or reordered), and the pool turns
- *   splice off for every later relay (one warning per pool). A relay that
- *   cannot get a pipe (EMFILE, ENFILE, ENOMEM) falls back alone; the pool
- *   keeps splicing.
+ *   splice off for every relay started later (one warning per pool; relays
+ *   already splicing go on until they meet the error themselves). A relay
+ *   that cannot get a pipe (EMFILE, ENFILE, ENOMEM) falls back alone, quietly;
+ *   the pool keeps splicing.
  * - SIGPIPE: splice(2) has no MSG_NOSIGNAL, so writing to a socket whose peer
  *   has gone raises SIGPIPE. The first relay_start asking for splice on a pool
  *   checks the SIGPIPE disposition once; at SIG_DFL (which would kill the
  *   process) the pool turns splice off with a warning. weftd ignores SIGPIPE.
- * - File descriptors: up to 2 pipe fds per direction with bytes in flight, so
- *   up to 4 per busy connection on top of its 2 sockets, and 0 when idle; plus
- *   2 per pipe in the pool's cache (at most 2 * max_cached). Budget
- *   RLIMIT_NOFILE for busy connections x 6. Each pipe is sized to the pool's
- *   buffer_size (F_SETPIPE_SZ; left at the kernel default when the user's pipe
- *   limits refuse it: fs.pipe-max-size, fs.pipe-user-pages-soft).
+ * - File descriptors: 2 pipe fds per direction with bytes in flight, so up to
+ *   4 per busy connection on top of its 2 sockets, and 0 when idle; plus 2 per
+ *   pipe in the pool's cache (at most 2 * max_cached per pool). RLIMIT_NOFILE
+ *   must cover 2 per connection + 4 per connection busy at the same moment +
+ *   2 * max_cached per pool; when it does not, the relays that find no pipe
+ *   copy instead (above), they do not fail.
+ * - Kernel memory: each pipe is sized to the pool's buffer_size (F_SETPIPE_SZ,
+ *   rounded up to a power-of-two number of pages; left at the kernel default
+ *   when fs.pipe-max-size or fs.pipe-user-pages-soft refuse it), and holds at
+ *   most relay_opts.buffer_size bytes, like a buffer.
  */
 #ifndef WEFT_RELAY_H
 #define WEFT_RELAY_H
@@ -128,6 +133,7 @@ struct relay_pool_stats {
 	uint32_t pipes_cached;     /* free, kept for reuse (2 fds each) */
 	uint32_t splice_fallbacks; /* relays that asked for splice and fell back to copying */
 	bool splice_off;           /* the pool turned splice off (unsupported, or SIGPIPE) */
+	uint32_t held_max;         /* most buffers + pipes ever held at once */
 };
 void relay_pool_get_stats(const struct relay_pool *p, struct relay_pool_stats *st);
 

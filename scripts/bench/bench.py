@@ -5,23 +5,28 @@ which installs the tools, builds the load generator, and sweeps up after this
 script even if it is killed.
 
 One run, one machine, one backend (nginx, 100-byte static file, keep-alive),
-five ways to reach it:
+six ways to reach it:
 
-  direct        client -> nginx                                 (no proxy)
-  weft-tcp      client (enrolled cgroup) -> VIP -> weftd -> nginx  service protocol "tcp"
-  weft-http     the same, service protocol "http"                (see L7_NOTE)
-  haproxy-tcp   client -> HAProxy (mode tcp, nbthread 1) -> nginx
-  haproxy-http  client -> HAProxy (mode http, nbthread 1) -> nginx
+  direct           client -> nginx                                    (no proxy)
+  weft-tcp         client (enrolled cgroup) -> VIP -> weftd -> nginx  protocol "tcp",
+                   weftd's defaults (kernel fast paths on, where it has them)
+  weft-tcp-nofast  the same through a second weftd with agent.redirect_loopback
+                   and agent.splice off (only if this weftd has those switches)
+  weft-http        like weft-tcp, service protocol "http"             (see L7_NOTE)
+  haproxy-tcp      client -> HAProxy (mode tcp, nbthread 1) -> nginx
+  haproxy-http     client -> HAProxy (mode http, nbthread 1) -> nginx
 
 and, for raw TCP latency, a sockperf server reached directly, through weftd and
 through HAProxy mode tcp. Per target and round: wrk requests/s (and the proxy's
 CPU time per 100k requests), open-loop HTTP latency at a fixed rate
 (build/bench/weft-loadgen rate), sockperf ping-pong one-way latency at a fixed
-message rate. Once per proxy: resident memory idle and with N idle connections
-held open through it. Results: build/bench/results.md and results.json.
+message rate. Once per proxy target, on a freshly started proxy: resident
+memory idle and with N idle connections held open through it. Results:
+build/bench/results.md and results.json; configs and logs in build/bench/logs/.
 
 Every object is named weft-bench-<run id>: the cgroup tree under the cgroup2
-mount, the bpffs pin directory, the temp directory. All traffic stays on
+mount, the bpffs pin directories (weft-bench-<id> and weft-bench-<id>-nofast),
+the temp directory. All traffic stays on
 127.0.0.0/8. Knobs (environment): see ENV below and docs/benchmarks.md.
 """
 
@@ -69,8 +74,8 @@ ENV = {
     "BENCH_PIN": ("split", str, "split: clients on BENCH_CLIENT_CPU, servers+proxies on the others; none: no pinning"),
     "BENCH_CLIENT_CPU": (NCPU - 1, int, "CPU of the load generators when pinning"),
     "BENCH_BODY_BYTES": (100, int, "size of the static file nginx serves"),
-    "BENCH_QUIET_WAIT": (30, int, "seconds to wait, at most, for other load on the machine to drop below 15% of a CPU before starting"),
-    "BENCH_NICE": (0, int, "nice value of the benchmark's own scheduling group (all its processes alike); "
+    "BENCH_QUIET_WAIT": (15, int, "seconds to wait, at most, for other load on the machine to drop below 15% of a CPU before starting"),
+    "BENCH_NICE": (-10, int, "nice value of the benchmark's own scheduling group (all its processes alike); "
                    "negative favours the benchmark over other work on a shared machine"),
 }
 
@@ -213,8 +218,16 @@ class Bench:
         self.client_cpu = str(self.k["BENCH_CLIENT_CPU"])
         self.server_cpus = ",".join(str(c) for c in range(NCPU) if str(c) != self.client_cpu)
         self.have_sockperf = shutil.which("sockperf") is not None
+        if self.k["BENCH_THREADS"] > 1 and self.pin == "split":
+            self.notes.append("BENCH_THREADS=%d with BENCH_PIN=split: the proxies' threads all share "
+                              "CPU %s; use BENCH_PIN=none to let them spread."
+                              % (self.k["BENCH_THREADS"], self.server_cpus))
         self.results = {}
         self.steal_s = self.steal_wall = 0.0
+        self.weft_l7 = False
+        self.weft_fast_switches = False
+        self.weft_workers = None
+        self.weftds = {}
         self.apply_nice()
 
     def apply_nice(self):
@@ -244,7 +257,7 @@ class Bench:
     # -- cgroups and processes ----------------------------------------------
     def make_cgroups(self):
         os.mkdir(self.cg)
-        for leaf in ("nginx", "sockperf", "haproxy", "weftd", "client", "mesh"):
+        for leaf in ("nginx", "sockperf", "haproxy", "weftd", "client", "mesh", "mesh-nofast"):
             os.mkdir(os.path.join(self.cg, leaf))
 
     def wrap(self, cg, argv, role):
@@ -386,10 +399,17 @@ http {
         T = [
             dict(key="direct", label="direct (no proxy)", http=self.nginx_addr,
                  tcp=self.sockperf_addr, cg="client", proxy=None, mode=None),
-            dict(key="weft-tcp", label="weft TCP", http=self.vip["tcp"], tcp=self.vip.get("sockperf"),
-                 cg="mesh", proxy="weftd", mode="tcp"),
-            dict(key="weft-http", label="weft HTTP (opaque today)", http=self.vip["http"], tcp=None,
-                 cg="mesh", proxy="weftd", mode="http"),
+            dict(key="weft-tcp", label="weft TCP", http=self.weftds["weftd"]["vip"]["tcp"],
+                 tcp=self.weftds["weftd"]["vip"].get("sockperf"), cg="mesh", proxy="weftd", mode="tcp"),
+        ]
+        if "weftd-nofast" in self.weftds:
+            T[-1]["label"] = "weft TCP (fast paths on)"
+            w = self.weftds["weftd-nofast"]
+            T.append(dict(key="weft-tcp-nofast", label="weft TCP, fast paths off", http=w["vip"]["tcp"],
+                          tcp=w["vip"].get("sockperf"), cg="mesh-nofast", proxy="weftd-nofast", mode="tcp"))
+        T += [
+            dict(key="weft-http", label="weft HTTP (opaque today)", http=self.weftds["weftd"]["vip"]["http"],
+                 tcp=None, cg="mesh", proxy="weftd", mode="http"),
             dict(key="haproxy-tcp", label="HAProxy mode tcp", http=self.hap["tcp"],
                  tcp=self.hap.get("sockperf"), cg="client", proxy="haproxy", mode="tcp"),
             dict(key="haproxy-http", label="HAProxy mode http", http=self.hap["http"], tcp=None,
@@ -438,69 +458,105 @@ http {
             if not wait_port(a, 5, self.procs["haproxy"]):
                 raise Failure("haproxy is not listening on %s:\n%s" % (a, self.tail("haproxy")))
 
-    def weftd_config(self, workers):
+    def weftd_config(self, w, workers, fast):
+        """Config text of weftd variant w. fast: None (weftd defaults), or
+        False to switch both kernel fast paths off."""
         svc = []
         for key, proto, dst in (("tcp", "tcp", self.nginx_addr), ("http", "http", self.nginx_addr),
                                 ("sockperf", "tcp", self.sockperf_addr)):
-            if not dst:
+            if not dst or key not in w["vip"]:
                 continue
             svc.append('  { name = "bench-%s"; addresses = [ "%s" ]; protocol = "%s"; '
                        'balancer = "round-robin";\n    endpoints = ( { address = "%s"; } ); '
-                       'retry = { attempts = 1; }; }' % (key, self.vip[key], proto, dst))
+                       'retry = { attempts = 1; }; }' % (key, w["vip"][key], proto, dst))
+        extra = ""
+        if workers:
+            extra += "  workers = %d;\n" % workers
+        if fast is False:
+            extra += "  redirect_loopback = false;\n  splice = false;\n"
         return ('agent: {\n  admin = "%s";\n  outbound_port = %d;\n  inbound = "%s";\n'
                 '  bpf_pin_path = "%s";\n  fail_mode = "open";\n  log_level = "warn";\n'
                 '  drain_timeout_ms = 1000;\n%s};\n'
                 'intercept: { cgroups = [ "%s" ]; };\n'
                 'services = (\n%s\n);\n'
-                % (self.weft_admin, self.weft_outbound, self.weft_inbound, self.pin_path,
-                   ("  workers = %d;\n" % workers) if workers else "",
-                   os.path.join(self.cg, "mesh"), ",\n".join(svc)))
+                % (w["admin"], w["outbound"], w["inbound"], w["pin"], extra,
+                   os.path.join(self.cg, w["cg"]), ",\n".join(svc)))
+
+    def weftd_check(self, w, workers, fast):
+        with open(w["conf"], "w") as f:
+            f.write(self.weftd_config(w, workers, fast))
+        r = subprocess.run([self.weftd_bin, "-c", w["conf"], "--check"], capture_output=True, text=True)
+        return r.returncode, r.stdout + r.stderr
 
     def start_weftd(self):
-        if os.path.lexists(self.pin_path):
-            raise Failure("%s already exists" % self.pin_path)
+        """One weftd with its defaults (kernel fast paths on, where it has
+        them) and, if it has the switches, a second one with both off; each
+        with its own pin directory, enrolled cgroup, ports and VIPs."""
         # VIPs in 127.12.0.0/16 that nothing listens on: an escaped connect is refused locally.
         host = "127.12.%d.%d" % (random.randint(0, 255), random.randint(1, 254))
-        self.vip = {"tcp": "%s:%d" % (host, free_port(host)), "http": "%s:%d" % (host, free_port(host))}
-        if self.sockperf_addr:
-            self.vip["sockperf"] = "%s:%d" % (host, free_port(host))
-        self.weft_admin = "127.0.0.1:%d" % free_port()
-        self.weft_outbound = free_port()
-        self.weft_inbound = "127.0.0.1:%d" % free_port()
-        path = os.path.join(self.tmp, "weft.conf")
-        threads = self.k["BENCH_THREADS"]
-        # Give weftd the same thread count as HAProxy once it has agent.workers.
-        with open(path, "w") as f:
-            f.write(self.weftd_config(threads))
-        r = subprocess.run([self.weftd_bin, "-c", path, "--check"], capture_output=True, text=True)
-        self.weft_workers = threads
-        if r.returncode != 0 and "workers" in (r.stdout + r.stderr):
-            self.weft_workers = None
-            self.notes.append("weftd has no agent.workers setting yet: it runs one event loop "
-                              "(single-threaded), like HAProxy with nbthread %d." % threads)
-            with open(path, "w") as f:
-                f.write(self.weftd_config(None))
-            r = subprocess.run([self.weftd_bin, "-c", path, "--check"], capture_output=True, text=True)
-        if r.returncode != 0:
-            raise Failure("weftd --check rejected %s:\n%s%s" % (path, r.stdout, r.stderr))
-        self.weftd_conf = path
-        self.start_weftd_proc()
+        self.weftds = {}
 
-    def start_weftd_proc(self):
-        p = self.start("weftd", "weftd", [self.weftd_bin, "-c", self.weftd_conf])
+        def variant(name, cg, pin, keys):
+            if os.path.lexists(pin):
+                raise Failure("%s already exists" % pin)
+            w = {"name": name, "cg": cg, "pin": pin,
+                 "vip": {k: "%s:%d" % (host, free_port(host)) for k in keys},
+                 "admin": "127.0.0.1:%d" % free_port(), "outbound": free_port(),
+                 "inbound": "127.0.0.1:%d" % free_port(),
+                 "conf": os.path.join(self.tmp, name + ".conf")}
+            if not self.sockperf_addr:
+                w["vip"].pop("sockperf", None)
+            return w
+        fastw = variant("weftd", "mesh", self.pin_path, ("tcp", "http", "sockperf"))
+        slow = variant("weftd-nofast", "mesh-nofast", self.pin_path + "-nofast", ("tcp", "sockperf"))
+        threads = self.k["BENCH_THREADS"]
+        # Same thread count as HAProxy (agent.workers), if this weftd has the setting.
+        self.weft_workers = threads
+        rc, out = self.weftd_check(fastw, threads, None)
+        if rc != 0 and "workers" in out:
+            self.weft_workers = None
+            self.notes.append("weftd has no agent.workers setting: it runs one event loop "
+                              "(single-threaded), like HAProxy with nbthread %d." % threads)
+            rc, out = self.weftd_check(fastw, None, None)
+        if rc != 0:
+            raise Failure("weftd --check rejected %s:\n%s" % (fastw["conf"], out))
+        self.weft_fast_switches = True
+        rc, out = self.weftd_check(slow, self.weft_workers, False)
+        if rc != 0 and ("redirect_loopback" in out or "splice" in out):
+            self.weft_fast_switches = False
+            self.notes.append("weftd has no agent.redirect_loopback / agent.splice switches: "
+                              "no kernel fast paths to compare.")
+        elif rc != 0:
+            raise Failure("weftd --check rejected %s:\n%s" % (slow["conf"], out))
+        self.weftds["weftd"] = fastw
+        if self.weft_fast_switches:
+            self.weftds["weftd-nofast"] = slow
+        for name in self.weftds:
+            self.start_weftd_proc(name)
+
+    def start_weftd_proc(self, name):
+        w = self.weftds[name]
+        p = self.start(name, "weftd", [self.weftd_bin, "-c", w["conf"]])
         deadline = time.monotonic() + 15
         while True:
             if p.poll() is not None:
-                raise Failure("weftd exited with %s:\n%s" % (p.returncode, self.tail("weftd")))
+                raise Failure("%s exited with %s:\n%s" % (name, p.returncode, self.tail(name)))
             try:
-                with urllib.request.urlopen("http://%s/ready" % self.weft_admin, timeout=1) as resp:
+                with urllib.request.urlopen("http://%s/ready" % w["admin"], timeout=1) as resp:
                     if resp.status == 200:
                         break
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise Failure("weftd not ready within 15 s:\n%s" % self.tail("weftd"))
+                raise Failure("%s not ready within 15 s:\n%s" % (name, self.tail(name)))
             time.sleep(0.1)
+
+    def weftd_metrics(self, name):
+        try:
+            with urllib.request.urlopen("http://%s/metrics" % self.weftds[name]["admin"], timeout=5) as r:
+                return r.read().decode(errors="replace")
+        except OSError:
+            return ""
 
     def restart(self, name):
         """Stop a proxy (SIGTERM) and start a fresh one with the same config and ports."""
@@ -512,10 +568,10 @@ http {
             p.kill()
             p.wait()
             raise Failure("%s did not stop within 15 s of SIGTERM" % name)
-        if name == "weftd" and rc != 0:
-            raise Failure("weftd exited %s on SIGTERM:\n%s" % (rc, self.tail("weftd")))
-        if name == "weftd":
-            self.start_weftd_proc()
+        if name.startswith("weftd") and rc != 0:
+            raise Failure("%s exited %s on SIGTERM:\n%s" % (name, rc, self.tail(name)))
+        if name.startswith("weftd"):
+            self.start_weftd_proc(name)
         else:
             self.start_haproxy_proc()
         time.sleep(0.5)
@@ -687,7 +743,7 @@ http {
         R = self.results
         R["idle_fresh"] = {}
         time.sleep(0.5)
-        for name in ("weftd", "haproxy", "nginx"):
+        for name in self.procs:
             R["idle_fresh"][name] = proc_mem(self.procs[name].pid)
         # Memory with N idle connections held open through each proxy, each
         # time on a freshly started proxy (memory a process freed is kept for
@@ -708,6 +764,15 @@ http {
         for t in self.targets:
             self.run_wrk(t, 1)
         self.check_alive()
+        # Does this weftd act on protocol "http" (per-request metrics for the
+        # bench-http service), or relay it as opaque TCP?
+        metrics = self.weftd_metrics("weftd")
+        self.weft_l7 = any('service="bench-http"' in line and "request" in line.split("{")[0]
+                           for line in metrics.splitlines() if not line.startswith("#"))
+        if self.weft_l7:
+            for t in self.targets:
+                if t["key"] == "weft-http":
+                    t["label"] = "weft HTTP (L7)"
         rounds = self.k["BENCH_ROUNDS"]
         R["rounds"] = []
         for i in range(rounds):
@@ -721,7 +786,14 @@ http {
                 rr[t["key"]] = m
                 self.check_alive()
             R["rounds"].append(rr)
-        R["idle_after"] = {name: proc_mem(self.procs[name].pid) for name in ("weftd", "haproxy", "nginx")}
+        R["idle_after"] = {name: proc_mem(self.procs[name].pid) for name in self.procs}
+        # What the kernel side of each weftd did (sk_msg redirects and the rest).
+        R["weftd_verdicts"] = {}
+        for name in self.weftds:
+            R["weftd_verdicts"][name] = {
+                m.group(1): float(m.group(2)) for m in re.finditer(
+                    r'^weft_bpf_verdicts_total\{[^}]*verdict="([^"]+)"[^}]*\}\s+([\d.e+]+)',
+                    self.weftd_metrics(name), re.M)}
         self.elapsed = time.monotonic() - t_start
 
     def describe(self):
@@ -769,17 +841,18 @@ http {
     # -- cleanup ----------------------------------------------------------------
     def cleanup(self):
         errs = []
-        w = self.procs.get("weftd")
-        if w and w.poll() is None:
+        weftds = [(n, p) for n, p in self.procs.items() if n.startswith("weftd") and p.poll() is None]
+        for n, w in weftds:
             w.send_signal(signal.SIGTERM)  # drain, detach the programs, exit 0
+        for n, w in weftds:
             try:
                 rc = w.wait(10)
                 if rc != 0:
-                    errs.append("weftd exited %s on SIGTERM" % rc)
+                    errs.append("%s exited %s on SIGTERM" % (n, rc))
             except subprocess.TimeoutExpired:
                 w.kill()
                 w.wait()
-                errs.append("weftd did not exit within 10 s of SIGTERM")
+                errs.append("%s did not exit within 10 s of SIGTERM" % n)
         for name, p in self.procs.items():
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
@@ -808,19 +881,21 @@ http {
                     break
                 if os.path.isdir(self.cg):
                     time.sleep(0.1)
-        if os.path.lexists(self.pin_path):
-            shutil.rmtree(self.pin_path, ignore_errors=True)
-            if os.path.lexists(self.pin_path):
-                errs.append("could not remove %s" % self.pin_path)
+        for pin in (self.pin_path, self.pin_path + "-nofast"):
+            if os.path.lexists(pin):
+                shutil.rmtree(pin, ignore_errors=True)
+                if os.path.lexists(pin):
+                    errs.append("could not remove %s" % pin)
         # Keep the logs of the servers and proxies next to the results.
         logdir = os.path.join(self.outdir, "logs")
+        shutil.rmtree(logdir, ignore_errors=True)
         os.makedirs(logdir, exist_ok=True)
         for name, pth in list(self.logs.items()) + [("nginx-error", os.path.join(self.tmp, "nginx-error.log"))]:
             try:
                 shutil.copy(pth, os.path.join(logdir, name + ".log"))
             except OSError:
                 pass
-        for f in ("weft.conf", "haproxy.cfg", "nginx.conf"):
+        for f in ("weftd.conf", "weftd-nofast.conf", "haproxy.cfg", "nginx.conf"):
             try:
                 shutil.copy(os.path.join(self.tmp, f), os.path.join(logdir, f))
             except OSError:
@@ -885,7 +960,7 @@ def render(b, cleanup_errs):
     R, S, k = b.results, summarize(b), b.k
     med = lambda k_, f: q(S[k_][f], "median")
     d_rps = med("direct", "rps")
-    peer = {"weft-tcp": "haproxy-tcp", "weft-http": "haproxy-http",
+    peer = {"weft-tcp": "haproxy-tcp", "weft-tcp-nofast": "haproxy-tcp", "weft-http": "haproxy-http",
             "haproxy-tcp": "haproxy-tcp", "haproxy-http": "haproxy-http"}
     L = []
     m = b.machine
@@ -896,11 +971,13 @@ def render(b, cleanup_errs):
     fg = [v for s in S.values() for v in s["foreign"]]
     if ((q(fg, "median") or 0) >= 10 or (q(fg, "max") or 0) >= 25
             or (m.get("background_cpu_pct_before") or 0) >= 15):
-        L.append("**Warning: other work kept the machine busy (about %s%% of a CPU at the median "
-                 "measurement, %s%% at the worst, %s%% before the start; %d CPUs): these numbers "
-                 "are noisy. Rerun on a quiet machine.**\n"
-                 % (fmt_f(q(fg, "median")), fmt_f(q(fg, "max")),
-                    fmt_f(m.get("background_cpu_pct_before")), NCPU))
+        L.append("**Warning: other work was running on this %d-CPU machine (it used about %s%% of a "
+                 "CPU during the median measurement, %s%% at the worst, %s%% before the start)%s. "
+                 "Expect noise; compare the spreads, and rerun on a quiet machine to be sure.**\n"
+                 % (NCPU, fmt_f(q(fg, "median")), fmt_f(q(fg, "max")),
+                    fmt_f(m.get("background_cpu_pct_before")),
+                    ("; the benchmark ran with %s, which gave it precedence but still shares caches, "
+                     "wake-ups and memory bandwidth" % b.nice_how) if b.nice_how else ""))
     L.append("## Machine\n")
     L.append("| | |\n|---|---|")
     for key, label in (("cpu", "CPU"), ("cpus", "CPUs"), ("mem_gib", "memory (GiB)"), ("kernel", "kernel"),
@@ -917,11 +994,13 @@ def render(b, cleanup_errs):
     pin = ("clients (wrk, weft-loadgen, sockperf) pinned to CPU %s; nginx, sockperf server and "
            "the proxies pinned to CPU %s (they share it)" % (b.client_cpu, b.server_cpus)
            if b.pin == "split" else "no CPU pinning")
+    fast = ("with its defaults for the kernel fast paths (agent.redirect_loopback and agent.splice "
+            "on), and a second weftd with both off" if b.weft_fast_switches else "(no kernel fast paths)")
     L.append("Setup: nginx (1 process, keep-alive, access_log off) serving a %d-byte file on "
-             "127.0.0.1; HAProxy nbthread %d; weftd %s; %s. All traffic on 127.0.0.0/8.\n"
+             "127.0.0.1; HAProxy nbthread %d; weftd with %s, %s; %s%s. All traffic on 127.0.0.0/8.\n"
              % (k["BENCH_BODY_BYTES"], k["BENCH_THREADS"],
-                ("agent.workers %d" % b.weft_workers) if b.weft_workers else "single-threaded (one event loop)",
-                pin))
+                ("agent.workers = %d" % b.weft_workers) if b.weft_workers else "one event loop (no agent.workers)",
+                fast, pin, "; %s for the benchmark's processes" % b.nice_how if b.nice_how else ""))
 
     # throughput
     L.append("## Throughput and proxy CPU\n")
@@ -984,7 +1063,7 @@ def render(b, cleanup_errs):
             a99 = med(key, "tcp_p99") - t99 if key != "direct" else None
             tadd[key] = a50
             ratio = "-"
-            if key == "weft-tcp":
+            if key.startswith("weft-tcp"):
                 h = tadd.get("haproxy-tcp")
                 if h is None and med("haproxy-tcp", "tcp_p50") is not None:
                     h = med("haproxy-tcp", "tcp_p50") - t50
@@ -1024,7 +1103,7 @@ def render(b, cleanup_errs):
     r1 = (med("weft-tcp", "rps") / med("haproxy-tcp", "rps")) if med("haproxy-tcp", "rps") else None
     goal("weft TCP req/s >= 1.5x HAProxy mode tcp", r1, r1 is not None and r1 >= 1.5, fmt_x(r1))
     r2 = (med("weft-http", "rps") / med("haproxy-http", "rps")) if med("haproxy-http", "rps") else None
-    goal("weft HTTP req/s >= 1.2x HAProxy mode http (weft HTTP is opaque TCP today)", r2,
+    goal("weft HTTP req/s >= 1.2x HAProxy mode http%s" % ("" if b.weft_l7 else " (weft HTTP is opaque TCP today)"), r2,
          r2 is not None and r2 >= 1.2, fmt_x(r2))
     if b.have_sockperf and med("haproxy-tcp", "tcp_p50") is not None:
         a_w = med("weft-tcp", "tcp_p50") - med("direct", "tcp_p50")
@@ -1043,10 +1122,21 @@ def render(b, cleanup_errs):
     L.append("")
 
     L.append("## Notes\n")
-    notes = [L7_NOTE,
-             "weftd today is one event loop on one thread, relaying every byte through userspace "
-             "(read/write on pooled buffers); the kernel fast paths of issue 7 (sk_msg redirect on "
-             "the loopback leg, sockmap/splice for opaque TCP) are not implemented yet."] + b.notes
+    notes = [] if b.weft_l7 else [L7_NOTE]
+    if b.weft_fast_switches:
+        vd = R.get("weftd_verdicts", {})
+        notes.append("Kernel fast paths: *weft TCP* and *weft HTTP* run weftd with its defaults "
+                     "(agent.redirect_loopback = true: sk_msg moves the app's sends straight into "
+                     "weftd's socket and back; agent.splice = true: opaque bytes move with splice(2) "
+                     "through a pipe); *fast paths off* is a second weftd with both false. Since their "
+                     "last start (after the memory holds), sk_msg redirected %s sends in the first "
+                     "and %s in the second (weft_bpf_verdicts_total{verdict=\"msg_redirected\"})."
+                     % (fmt_int(vd.get("weftd", {}).get("msg_redirected")),
+                        fmt_int(vd.get("weftd-nofast", {}).get("msg_redirected"))))
+    else:
+        notes.append("This weftd has no kernel fast paths (sk_msg, splice): every byte goes "
+                     "through userspace buffers.")
+    notes += b.notes
     if cleanup_errs:
         notes.append("Cleanup problems: " + "; ".join(cleanup_errs))
     for n in notes:
@@ -1099,7 +1189,11 @@ def main():
     signal.signal(signal.SIGHUP, on_sig)
     signal.signal(signal.SIGINT, on_sig)
 
-    b = Bench(args.run_id, args.tmp)
+    try:
+        b = Bench(args.run_id, args.tmp)
+    except Failure as e:
+        log("FAILED: %s" % e)
+        return 1
     os.makedirs(b.outdir, exist_ok=True)
     ok = False
     try:
@@ -1121,7 +1215,8 @@ def main():
     md = render(b, errs)
     data = {"machine": b.machine, "knobs": b.k, "pinning": b.pin, "client_cpu": b.client_cpu,
             "server_cpus": b.server_cpus, "hold_conns": b.hold_n, "fd_limit": b.fd_limit,
-            "weft_workers": b.weft_workers, "notes": [L7_NOTE] + b.notes,
+            "weft_workers": b.weft_workers, "weft_fast_switches": b.weft_fast_switches,
+            "weft_l7": b.weft_l7, "notes": ([] if b.weft_l7 else [L7_NOTE]) + b.notes,
             "targets": [{k_: v for k_, v in t.items()} for t in b.targets],
             "results": b.results, "summary": summarize(b), "elapsed_s": round(b.elapsed, 1),
             "cleanup_errors": errs,

@@ -116,12 +116,15 @@ sweep() {
 	fi
 	# Then make sure: weftd first (SIGTERM detaches its programs), then
 	# everything else in our cgroups, the cgroups, the pins, the temp dir.
-	local w=
-	[ -f "$TMP/weftd.pid" ] && w=$(cat "$TMP/weftd.pid")
-	if [ -n "$w" ] && grep -qsx "$w" "$CG2/$NAME/weftd/cgroup.procs"; then
-		kill -TERM "$w" 2>/dev/null || true
-		for _ in $(seq 1 50); do kill -0 "$w" 2>/dev/null || break; sleep 0.1; done
-	fi
+	local f w
+	for f in "$TMP"/weftd*.pid; do
+		[ -f "$f" ] || continue
+		w=$(cat "$f")
+		if [ -n "$w" ] && grep -qsx "$w" "$CG2/$NAME/weftd/cgroup.procs"; then
+			kill -TERM "$w" 2>/dev/null || true
+			for _ in $(seq 1 50); do kill -0 "$w" 2>/dev/null || break; sleep 0.1; done
+		fi
+	done
 	if [ -d "$CG2/$NAME" ]; then
 		echo 1 >"$CG2/$NAME/cgroup.kill" 2>/dev/null || true
 		for _ in $(seq 1 100); do
@@ -131,9 +134,10 @@ sweep() {
 		done
 		[ ! -d "$CG2/$NAME" ] || echo "bench: could not remove $CG2/$NAME" >&2
 	fi
-	if [ -e "/sys/fs/bpf/$NAME" ]; then
-		rm -rf "/sys/fs/bpf/$NAME" || echo "bench: could not remove /sys/fs/bpf/$NAME" >&2
-	fi
+	for f in "/sys/fs/bpf/$NAME" "/sys/fs/bpf/$NAME-"*; do
+		[ -e "$f" ] || continue
+		rm -rf "$f" || echo "bench: could not remove $f" >&2
+	done
 	rm -rf "$TMP"
 	exit "$rc"
 }

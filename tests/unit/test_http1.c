@@ -130,12 +130,9 @@ static const struct req_case {
 	{ S("POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"), 0, "POST",
 	  H1_M_POST, "/up", H1_TARGET_ORIGIN, "/up", "a", 1, 2, -1, true, true, false, false,
 	  H1_F_HAS_TE },
-	{ S("PUT /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, ,Chunked\r\n\r\n"), 0, "PUT",
+	{ S("PUT /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:  Chunked \t\r\n\r\n"), 0, "PUT",
 	  H1_M_PUT, "/up", H1_TARGET_ORIGIN, "/up", "a", 1, 2, -1, true, true, false, false,
-	  H1_F_HAS_TE | H1_F_TE_OTHER },
-	{ S("PUT /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"),
-	  0, "PUT", H1_M_PUT, "/up", H1_TARGET_ORIGIN, "/up", "a", 1, 3, -1, true, true, false,
-	  false, H1_F_HAS_TE | H1_F_TE_OTHER },
+	  H1_F_HAS_TE },
 	{ S("GET / HTTP/1.0\r\n\r\n"), 0, "GET", H1_M_GET, "/", H1_TARGET_ORIGIN, "/", NULL, 0, 0,
 	  -1, false, false, false, false, 0 },
 	{ S("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"), 0, "GET", H1_M_GET, "/",
@@ -204,6 +201,11 @@ static const struct req_case {
 	{ S("GET / HTTP/1.1\r\nHost:\r\nX-Empty:\r\nX-Ws: \t \r\nX-Tab: a\tb\r\nX-Utf8: caf\xc3\xa9\r\n\r\n"),
 	  0, "GET", H1_M_GET, "/", H1_TARGET_ORIGIN, "/", "", 1, 5, -1, false, true, false, false,
 	  H1_F_HAS_HOST },
+	{ S("OPTIONS /x HTTP/1.1\r\nHost: a%41b.c\r\nConnection: x , close\r\nContent-Lengtx: 1\r\n\r\n"),
+	  0, "OPTIONS", H1_M_OPTIONS, "/x", H1_TARGET_ORIGIN, "/x", "a%41b.c", 1, 3, -1, false, false,
+	  false, false, H1_F_CONN_CLOSE },
+	{ S("LONGMETHOD / HTTP/1.1\r\nHost: a\r\n\r\n"), 0, "LONGMETHOD", H1_M_OTHER, "/",
+	  H1_TARGET_ORIGIN, "/", "a", 1, 1, -1, false, true, false, false, 0 },
 	{ S("GET / HTTP/1.1\r\nHost: 10.0.0.1:80\r\nX-A:b\r\n\r\n"), 0, "GET", H1_M_GET, "/",
 	  H1_TARGET_ORIGIN, "/", "10.0.0.1:80", 1, 2, -1, false, true, false, false, 0 },
 	{ S("GET / HTTP/1.1\r\nHost: xn--d1acpjx3f.xn--p1ai:\r\n\r\n"), 0, "GET", H1_M_GET, "/",
@@ -514,6 +516,8 @@ static const struct bad_case {
 	{ S("GET / HTTP/1.1\r\nHost: a:123456\r\n\r\n"), H1_E_HOST_INVALID, 400 },
 	{ S("GET / HTTP/1.1\r\nHost: [::1\r\n\r\n"), H1_E_HOST_INVALID, 400 },
 	{ S("GET / HTTP/1.1\r\nHost: []\r\n\r\n"), H1_E_HOST_INVALID, 400 },
+	{ S("GET / HTTP/1.1\r\nHost: [::g]\r\n\r\n"), H1_E_HOST_INVALID, 400 },
+	{ S("GET / HTTP/1.1\r\nHost: a%4\r\n\r\n"), H1_E_HOST_INVALID, 400 },
 	{ S("GET / HTTP/1.1\r\nHost: a%zz\r\n\r\n"), H1_E_HOST_INVALID, 400 },
 	{ S("GET / HTTP/1.1\r\nHost: :80\r\n\r\n"), H1_E_HOST_INVALID, 400 },
 	{ S("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n"), H1_E_HOST_INVALID, 400 },
@@ -551,6 +555,13 @@ static const struct bad_case {
 	{ S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"),
 	  H1_E_TE_CHUNKED_REPEATED, 400 },
 	{ S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: foo\r\n\r\n"), H1_E_TE_UNKNOWN, 501 },
+	{ S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"), H1_E_TE_UNKNOWN, 501 },
+	{ S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"),
+	  H1_E_TE_UNKNOWN, 501 },
+	{ S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip,,,,,,,, chunked\r\n\r\n"),
+	  H1_E_TE_INVALID, 400 },
+	{ S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: , chunked\r\n\r\n"), H1_E_TE_INVALID, 400 },
+	{ S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked,\r\n\r\n"), H1_E_TE_INVALID, 400 },
 	{ S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n"), H1_E_TE_UNKNOWN, 501 },
 	{ S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, foo\r\n\r\n"), H1_E_TE_UNKNOWN, 501 },
 	{ S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n"), H1_E_TE_UNKNOWN, 501 },
@@ -679,6 +690,8 @@ static void test_errors(void **state)
 	assert_int_equal(h1_error_status(12345), 400);
 	assert_string_equal(h1_error_reason(H1_INCOMPLETE), "incomplete");
 	assert_int_equal(h1_parse_request("x", 1, NULL, NULL, 0, NULL), H1_E_ARG);
+	assert_int_equal(h1_parse_response("x", 1, H1_M_GET, NULL, NULL, 0, NULL), H1_E_ARG);
+	assert_string_equal(h1_error_reason(12345), "bad request");
 }
 
 /* ---- responses ------------------------------------------------------------- */
@@ -701,6 +714,8 @@ static const struct resp_case {
 	  false, false },
 	{ S("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"), H1_M_GET, 200, "OK", 1, -1,
 	  false, true, false, false, false, false },
+	{ S("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"), H1_M_GET, 200, "OK", 1,
+	  -1, true, false, false, false, false, true },
 	{ S("HTTP/1.1 204 No Content\r\n\r\n"), H1_M_GET, 204, "No Content", 1, -1, false, false,
 	  true, false, false, true },
 	{ S("HTTP/1.1 304 Not Modified\r\nContent-Length: 100\r\n\r\n"), H1_M_GET, 304,
@@ -821,6 +836,7 @@ static const struct bad_case bad_resp[] = {
 	{ S("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"), H1_E_TE_HTTP10, 400 },
 	{ S("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"), H1_E_TE_NOT_CHUNKED, 400 },
 	{ S("HTTP/1.1 200 OK\r\nTransfer-Encoding: br\r\n\r\n"), H1_E_TE_UNKNOWN, 501 },
+	{ S("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, , chunked\r\n\r\n"), H1_E_TE_INVALID, 400 },
 	{ S("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"), H1_E_CL_CONFLICT, 400 },
 	{ S("HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n"), H1_E_OBS_FOLD, 400 },
 	{ S("HTTP/1.1 200 OK\r\nX : a\r\n\r\n"), H1_E_HEADER_WS, 400 },
@@ -921,6 +937,7 @@ static const struct chunk_case {
 	{ S("0005\r\nhello\r\n000\r\n\r\n"), "hello", 0 },
 	{ S("5;foo=bar;baz\r\nhello\r\n6 ; q=\"a\\\"b;c\" ;r = s\r\n world\r\n0;last\r\n"
 	    "Trailer-A: 1\r\nTrailer-B: x\ty\r\nEmpty:\r\n\r\n"), "hello world", 0 },
+	{ S("3;a=\"x\";b;c=\"\"\r\nabc\r\n0\r\n\r\n"), "abc", 0 },
 	{ S("3;a=\"\"\r\nabc\r\n0;x=\"\\\t\xc3\xa9\"\r\n\r\n"), "abc", 0 },
 	{ S("1\r\n\r\r\n2\r\n\r\n\r\n0\r\n\r\n"), "\r\r\n", 0 },
 };

@@ -636,6 +636,8 @@ static int read_file(const char *what, const char *path, unsigned char **out, si
 	*outlen = got;
 	return 0;
 fail:
+	if (buf)
+		explicit_bzero(buf, got);
 	free(buf);
 	close(fd);
 	return -e;

@@ -441,8 +441,11 @@ int certmint_issue(struct certmint_issuer *iss, const struct certmint_req *req, 
 	}
 	if ((r = wc_SetKeyUsage(cert, "digitalSignature")) != 0 ||
 	    (r = wc_SetExtKeyUsage(cert, "serverAuth,clientAuth")) != 0 ||
-	    (r = wc_SetSubjectKeyIdFromPublicKey_ex(cert, ECC_TYPE, &key)) != 0 ||
-	    (r = wc_SetAuthKeyIdFromCert(cert, iss->der, iss->der_len)) != 0)
+	    (r = wc_SetSubjectKeyIdFromPublicKey_ex(cert, ECC_TYPE, &key)) != 0)
+		goto wolf;
+	/* the issuer's SKID when it has one, else the hash of its public key (the same thing, normally) */
+	if (wc_SetAuthKeyIdFromCert(cert, iss->der, iss->der_len) != 0 &&
+	    (r = wc_SetAuthKeyIdFromPublicKey_ex(cert, ECC_TYPE, &iss->key)) != 0)
 		goto wolf;
 	r = wc_MakeCert_ex(cert, der, CM_DER_MAX, ECC_TYPE, &key, &iss->rng);
 	if (r < 0)

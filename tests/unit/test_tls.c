@@ -357,19 +357,24 @@ static void pump(struct tls_conn *w, int wfd, const unsigned char *data, size_t 
 		 unsigned char *out)
 {
 	size_t sent = 0, got = 0;
-	int spins = 0;
+	int spins = 0, blocked = 0;
 
 	while (got < len) {
 		struct pollfd pfd[2];
 		ssize_t n;
 
 		assert_true(++spins < 100000);
-		if (sent < len) {
+		/* write until the socket is full, then drain: both sides wait in turn */
+		while (sent < len) {
 			n = tls_write(w, data + sent, len - sent);
-			if (n > 0)
+			if (n > 0) {
 				sent += (size_t)n;
-			else
-				assert_int_equal(n, -EAGAIN);
+				continue;
+			}
+			assert_int_equal(n, -EAGAIN);
+			assert_int_equal(tls_want(w), TLS_WANT_WRITE);
+			blocked++;
+			break;
 		}
 		do {
 			n = tls_read(r, out + got, len - got);
@@ -383,6 +388,8 @@ static void pump(struct tls_conn *w, int wfd, const unsigned char *data, size_t 
 		poll(pfd, 2, 100);
 	}
 	assert_memory_equal(data, out, len);
+	/* 1 MiB is more than a socketpair holds: the write side had to wait and resume */
+	assert_true(blocked > 0);
 }
 
 static void test_data_and_close(void **state)
@@ -441,6 +448,49 @@ static void test_data_and_close(void **state)
 	tls_ctx_unref(tc);
 	free(data);
 	free(out);
+}
+
+/*
+ * The client speaks first right after its handshake (the preamble), often
+ * before the server has finished its own: those bytes can already sit in
+ * wolfSSL's buffer when tls_handshake returns 0, with nothing left on the
+ * socket to wake a poller. tls_read must hand them out without waiting.
+ */
+static void test_pipelined_after_handshake(void **state)
+{
+	struct tls_ctx *ts = load("ca/ca.pem", "srv"), *tc = load("ca/ca.pem", "cli");
+	struct tls_conn *s, *c;
+	int sv[2], rs = -EAGAIN, rc = -EAGAIN, i;
+	char b[16];
+
+	pair(sv);
+	s = tls_conn_new(ts, sv[0], true);
+	c = tls_conn_new(tc, sv[1], false);
+	/* step until the client is done, without letting the server finish */
+	for (i = 0; i < 100 && rc != 0; i++) {
+		rc = tls_handshake(c);
+		if (rc != 0)
+			rs = tls_handshake(s);
+	}
+	assert_int_equal(rc, 0);
+	assert_int_equal(rs, -EAGAIN); /* the server still waits for the client's Finished */
+	assert_int_equal(tls_write(c, "early", 5), 5);
+	assert_int_equal(tls_handshake(s), 0);
+	{
+		struct pollfd pfd = { .fd = sv[0], .events = POLLIN };
+
+		/* the socket may well say "nothing to read" now: wolfSSL has the record */
+		(void)poll(&pfd, 1, 0);
+	}
+	assert_int_equal(tls_read(s, b, sizeof(b)), 5);
+	assert_memory_equal(b, "early", 5);
+	assert_int_equal(tls_read(s, b, sizeof(b)), -EAGAIN);
+	tls_conn_free(s);
+	tls_conn_free(c);
+	close(sv[0]);
+	close(sv[1]);
+	tls_ctx_unref(ts);
+	tls_ctx_unref(tc);
 }
 
 /* EOF without close_notify after the handshake: a truncation, not a clean end. */
@@ -818,6 +868,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_handshake_ok),
 		cmocka_unit_test(test_data_and_close),
+		cmocka_unit_test(test_pipelined_after_handshake),
 		cmocka_unit_test(test_eof_after_handshake),
 		cmocka_unit_test(test_reload),
 		cmocka_unit_test(test_load_buffers),
