@@ -22,6 +22,7 @@
  * cut to CFG_ECHO_MAX bytes).
  */
 #include "config.h"
+#include "identity.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -52,7 +53,7 @@ static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
 
-static const char *const root_keys[] = { "agent", "intercept", "services", "tls", NULL };
+static const char *const root_keys[] = { "agent", "intercept", "services", "tls", "identities", NULL };
 static const char *const agent_keys[] = {
 	"admin",     "outbound_port",   "inbound",     "bpf_pin_path",     "fail_mode",        "heartbeat_stale_ms",
 	"mark",      "log_level",       "max_connections", "buffer_size", "drain_timeout_ms", "workers",
@@ -60,7 +61,7 @@ static const char *const agent_keys[] = {
 };
 static const char *const intercept_keys[] = { "cgroups", NULL };
 static const char *const service_keys[] = {
-	"name", "addresses", "protocol", "balancer", "endpoints", "timeouts", "retry", "circuit_breaker", "limits", NULL,
+	"name", "addresses", "protocol", "balancer", "endpoints", "timeouts", "retry", "authorization", "circuit_breaker", "limits", NULL,
 };
 static const char *const endpoint_keys[] = { "address", "weight", "node", NULL };
 static const char *const timeouts_keys[] = { "connect_ms", "idle_ms", NULL };
@@ -69,7 +70,10 @@ static const char *const breaker_keys[] = {
 	"consecutive_failures", "base_ejection_ms", "max_ejection_ms", "max_ejection_percent", NULL,
 };
 static const char *const limits_keys[] = { "max_connections", "max_pending", NULL };
-static const char *const tls_keys[] = { "ca", "cert", "key", NULL };
+static const char *const tls_keys[] = { "ca", "cert", "key", "trust_domain", "handshake_timeout_ms",
+					 "max_handshakes", NULL };
+static const char *const identity_keys[] = { "cgroup", "identity", "cert", "key", NULL };
+static const char *const authz_keys[] = { "allow", NULL };
 
 const char *cfg_protocol_name(enum cfg_protocol p)
 {
@@ -155,6 +159,7 @@ struct cfg_ctx {
 	size_t n_problems;        /* found, whether or not the message was kept */
 	bool more;                /* the "more errors" line was added */
 	bool oom;
+	bool tls_group;           /* a tls group was written (even with errors) */
 	struct weft_config *c;
 };
 
@@ -916,6 +921,80 @@ static void parse_breaker(struct cfg_ctx *x, const config_setting_t *g, const ch
 	svc->cb_max_ejection_ms = max;
 }
 
+/*
+ * authorization = { allow = [ "spiffe://td/ns/x/sa/y", "spiffe://td/ns/STAR", ... ]; }
+ * (STAR standing for '*').
+ * Entries are exact SPIFFE IDs or globs (fnmatch; a trailing '/ **' covers a
+ * subtree); checked for shape here, applied by the receiving agent.
+ */
+static void parse_authz(struct cfg_ctx *x, const config_setting_t *g, const char *path, struct cfg_service *svc)
+{
+	const config_setting_t *sub, *l;
+	char p[CFG_PATH_BUF], q[CFG_PATH_BUF + 24], eb[CFG_ECHO_BUF];
+	size_t i, n;
+
+	join(p, sizeof(p), path, "authorization");
+	sub = get_group(x, g, path, "authorization");
+	if (!sub)
+		return;
+	check_keys(x, sub, p, authz_keys);
+	l = get_seq(x, sub, p, "allow", "[ \"spiffe://example.org/ns/web/*\" ]");
+	if (!l)
+		return;
+	n = (size_t)config_setting_length(l);
+	if (n > CFG_MAX_ALLOW) {
+		cfg_err(x, line_of(l), "%s.allow: %zu entries; at most %d are supported (use globs)", p, n, CFG_MAX_ALLOW);
+		n = CFG_MAX_ALLOW;
+	}
+	if (!n)
+		return;
+	svc->allow = calloc(n, sizeof(*svc->allow));
+	if (!svc->allow) {
+		x->oom = true;
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		const config_setting_t *s = config_setting_get_elem(l, (unsigned)i);
+		const char *v;
+
+		snprintf(q, sizeof(q), "%s.allow[%zu]", p, i);
+		if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+			cfg_err(x, line_of(s), "%s: expected a string (a SPIFFE ID or glob), got %s", q, type_name(s));
+			continue;
+		}
+		v = config_setting_get_string(s);
+		if (strncmp(v, "spiffe://", 9) != 0 || !v[9]) {
+			cfg_err(x, line_of(s), "%s: '%s' is not a SPIFFE ID or glob; write \"spiffe://<trust domain>/...\"",
+				q, echo(v, eb));
+			continue;
+		}
+		svc->allow[svc->n_allow] = strdup(v);
+		if (!svc->allow[svc->n_allow]) {
+			x->oom = true;
+			return;
+		}
+		svc->n_allow++;
+	}
+}
+
+/* Endpoints on other nodes are reached over mutual TLS: they need the tls group. */
+static void check_node_endpoints(struct cfg_ctx *x)
+{
+	const struct weft_config *c = x->c;
+	size_t i, j;
+
+	if (x->tls_group) /* its own errors say what is wrong with it */
+		return;
+	for (i = 0; i < c->n_services; i++)
+		for (j = 0; j < c->services[i].n_endpoints; j++)
+			if (c->services[i].endpoints[j].has_node) {
+				cfg_err(x, (unsigned)c->services[i].endpoints[j].line,
+					"services[%zu].endpoints[%zu].node: needs the tls group (ca, cert, key): other "
+					"nodes are reached over mutual TLS", i, j);
+				return;
+			}
+}
+
 static void parse_service(struct cfg_ctx *x, const config_setting_t *g, size_t i, struct svc_tables *t)
 {
 	struct weft_config *c = x->c;
@@ -1058,6 +1137,7 @@ static void parse_service(struct cfg_ctx *x, const config_setting_t *g, size_t i
 		get_int(x, sub, p, "max_connections", 1, 1048576, &svc->max_connections);
 		get_int(x, sub, p, "max_pending", 1, 1048576, &svc->max_pending);
 	}
+	parse_authz(x, g, path, svc);
 }
 
 /*
@@ -1163,6 +1243,7 @@ static void parse_tls(struct cfg_ctx *x, const config_setting_t *root)
 
 	if (!g)
 		return;
+	x->tls_group = true;
 	check_keys(x, g, "tls", tls_keys);
 	for (i = 0; i < 3; i++) {
 		v = get_str(x, g, "tls", tls_keys[i], &s);
@@ -1188,6 +1269,122 @@ static void parse_tls(struct cfg_ctx *x, const config_setting_t *root)
 		*dst[i] = strdup(v);
 		if (!*dst[i])
 			x->oom = true;
+	}
+	v = get_str(x, g, "tls", "trust_domain", &s);
+	if (v) {
+		char why[160];
+
+		if (spiffe_td_check(v, why, sizeof(why)) < 0) {
+			cfg_err(x, line_of(s), "tls.trust_domain: %s", why);
+		} else {
+			c->tls_trust_domain = strdup(v);
+			if (!c->tls_trust_domain)
+				x->oom = true;
+		}
+	}
+	get_int(x, g, "tls", "handshake_timeout_ms", 100, 60000, &c->tls_handshake_timeout_ms);
+	get_int(x, g, "tls", "max_handshakes", 1, 65536, &c->tls_max_handshakes);
+}
+
+/* A PEM file path member that must exist (readable regular file). */
+static char *get_file(struct cfg_ctx *x, const config_setting_t *grp, const char *path, const char *key,
+		      bool required)
+{
+	const config_setting_t *s;
+	char p[CFG_PATH_BUF], eb[CFG_ECHO_BUF];
+	const char *v = get_str(x, grp, path, key, &s);
+	char *dup;
+	int r;
+
+	join(p, sizeof(p), path, key);
+	if (!s) {
+		if (required)
+			cfg_err(x, line_of(grp), "%s: missing required key '%s'; write the path of a PEM file", path,
+				key);
+		return NULL;
+	}
+	if (!v)
+		return NULL;
+	r = *v ? file_readable(v) : -ENOENT;
+	if (r) {
+		cfg_err(x, line_of(s), "%s: cannot read '%s': %s", p, echo(v, eb),
+			r == -EINVAL ? "not a regular file" : strerror(-r));
+		return NULL;
+	}
+	dup = strdup(v);
+	if (!dup)
+		x->oom = true;
+	return dup;
+}
+
+/*
+ * identities = ( { cgroup = "glob"; identity = "spiffe://td/..."; cert = ""; key = ""; }, ... )
+ * Checked here: shape, SPIFFE syntax, files readable, the identity in the
+ * trust domain when tls.trust_domain is set. That the certificate really
+ * carries the identity is checked when weftd loads it.
+ */
+static void parse_identities(struct cfg_ctx *x, const config_setting_t *root)
+{
+	const config_setting_t *l = config_setting_get_member(root, "identities");
+	struct weft_config *c = x->c;
+	char p[CFG_PATH_BUF], eb[CFG_ECHO_BUF], why[160];
+	size_t i, n;
+
+	if (!l)
+		return;
+	if (config_setting_type(l) != CONFIG_TYPE_LIST) {
+		cfg_err(x, line_of(l), "identities: expected a list ( { cgroup = \"...\"; identity = \"spiffe://...\"; }, ... ), got %s",
+			type_name(l));
+		return;
+	}
+	if (!x->tls_group)
+		cfg_err(x, line_of(l), "identities: needs the tls group (ca, cert, key): identities are proven with certificates");
+	n = (size_t)config_setting_length(l);
+	if (n > CFG_MAX_IDENTITIES) {
+		cfg_err(x, line_of(l), "identities: %zu entries; at most %d are supported", n, CFG_MAX_IDENTITIES);
+		n = CFG_MAX_IDENTITIES;
+	}
+	if (!n)
+		return;
+	c->identities = calloc(n, sizeof(*c->identities));
+	if (!c->identities) {
+		x->oom = true;
+		return;
+	}
+	for (i = 0; i < n && !x->oom; i++) {
+		const config_setting_t *g = config_setting_get_elem(l, (unsigned)i), *s;
+		struct cfg_identity *id = &c->identities[c->n_identities];
+		const char *v;
+
+		snprintf(p, sizeof(p), "identities[%zu]", i);
+		if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
+			cfg_err(x, line_of(g), "%s: expected a group { cgroup = ...; identity = ...; }, got %s", p,
+				type_name(g));
+			continue;
+		}
+		c->n_identities++;
+		id->line = (int)line_of(g);
+		check_keys(x, g, p, identity_keys);
+		v = get_str(x, g, p, "cgroup", &s);
+		if (!s)
+			cfg_err(x, line_of(g), "%s: missing required key 'cgroup'; write the cgroup path or glob of the workload", p);
+		else if (v && !*v)
+			cfg_err(x, line_of(s), "%s.cgroup: is empty", p);
+		else if (v && !(id->cgroup = strdup(v)))
+			x->oom = true;
+		v = get_str(x, g, p, "identity", &s);
+		if (!s) {
+			cfg_err(x, line_of(g), "%s: missing required key 'identity'; write identity = \"spiffe://<trust domain>/...\";", p);
+		} else if (v && spiffe_id_check(v, strlen(v), why, sizeof(why)) < 0) {
+			cfg_err(x, line_of(s), "%s.identity: %s", p, why);
+		} else if (v && c->tls_trust_domain && !spiffe_in_trust_domain(v, c->tls_trust_domain)) {
+			cfg_err(x, line_of(s), "%s.identity: '%s' is not in tls.trust_domain '%s'", p, echo(v, eb),
+				c->tls_trust_domain);
+		} else if (v && !(id->identity = strdup(v))) {
+			x->oom = true;
+		}
+		id->cert = get_file(x, g, p, "cert", true);
+		id->key = get_file(x, g, p, "key", true);
 	}
 }
 
@@ -1384,6 +1581,8 @@ static struct weft_config *cfg_new(const char *name)
 	c->buffer_size = 65536;
 	c->drain_timeout_ms = 10000;
 	c->workers = 0;
+	c->tls_handshake_timeout_ms = 5000;
+	c->tls_max_handshakes = 256;
 	c->redirect_loopback = true;
 	c->splice = true;
 	return c;
@@ -1453,6 +1652,10 @@ int cfg_load_string(const char *text, const char *name, struct weft_config **out
 		parse_services(&x, root);
 	if (!x.oom)
 		parse_tls(&x, root);
+	if (!x.oom)
+		parse_identities(&x, root);
+	if (!x.oom)
+		check_node_endpoints(&x);
 
 	if (x.oom)
 		ret = -ENOMEM;
@@ -1566,9 +1769,14 @@ void cfg_free(struct weft_config *c)
 	if (!c)
 		return;
 	for (i = 0; i < c->n_services; i++) {
+		size_t j;
+
 		free(c->services[i].name);
 		free(c->services[i].addrs);
 		free(c->services[i].endpoints);
+		for (j = 0; j < c->services[i].n_allow; j++)
+			free(c->services[i].allow[j]);
+		free(c->services[i].allow);
 	}
 	free(c->services);
 	for (i = 0; i < c->n_cgroups; i++)
@@ -1579,5 +1787,13 @@ void cfg_free(struct weft_config *c)
 	free(c->tls_ca);
 	free(c->tls_cert);
 	free(c->tls_key);
+	free(c->tls_trust_domain);
+	for (i = 0; i < c->n_identities; i++) {
+		free(c->identities[i].cgroup);
+		free(c->identities[i].identity);
+		free(c->identities[i].cert);
+		free(c->identities[i].key);
+	}
+	free(c->identities);
 	free(c);
 }

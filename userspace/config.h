@@ -39,6 +39,16 @@ struct cfg_endpoint {
 	int line;                   /* config line, for messages */
 };
 
+struct cfg_identity {
+	char *cgroup;    /* path or glob, like intercept.cgroups; matches descendants too */
+	char *identity;  /* SPIFFE ID */
+	char *cert, *key;/* this identity's certificate chain and key (PEM files) */
+	int line;
+};
+
+#define CFG_MAX_IDENTITIES 4096
+#define CFG_MAX_ALLOW      256
+
 struct cfg_service {
 	char *name;                    /* unique, [a-z0-9][a-z0-9._-]{0,62} */
 	struct weft_sockaddr *addrs;   /* VIPs apps dial; each unique across all services */
@@ -56,6 +66,9 @@ struct cfg_service {
 	uint32_t cb_max_ejection_ms;      /* circuit_breaker.max_ejection_ms, 300000 (>= base, ..86400000) */
 	uint32_t cb_max_ejection_percent; /* circuit_breaker.max_ejection_percent, 50 (0..100) */
 	/* limits: shed load instead of queueing */
+	/* authorization.allow: SPIFFE IDs or globs that may connect through mTLS (empty: any in the trust domain) */
+	char **allow;
+	size_t n_allow;
 	uint32_t max_connections;      /* limits.max_connections active per service, 10000 (1..1048576) */
 	uint32_t max_pending;          /* limits.max_pending connects in progress per service, 1000 (1..1048576) */
 	int line;
@@ -87,8 +100,15 @@ struct weft_config {
 	struct cfg_service *services;
 	size_t n_services;
 
-	/* tls: (paths, checked for readability when set; used by the mTLS issue) */
+	/* tls: (paths, checked for readability when set) */
 	char *tls_ca, *tls_cert, *tls_key;
+	char *tls_trust_domain;            /* tls.trust_domain, NULL: the node certificate's */
+	uint32_t tls_handshake_timeout_ms; /* tls.handshake_timeout_ms, 5000 (100..60000) */
+	uint32_t tls_max_handshakes;       /* tls.max_handshakes in progress on agent.inbound, 256 (1..65536) */
+
+	/* identities: which workload identity a cgroup has (first match wins) */
+	struct cfg_identity *identities;
+	size_t n_identities;
 };
 
 /*

@@ -58,6 +58,8 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "preamble.h"
+#include "tls.h"
 
 /* Smallest pool buffer: a free buffer stores the free-list link in itself. */
 #define RELAY_MIN_BUFFER 64
@@ -80,6 +82,7 @@ enum relay_state {
 #define RELAY_F_CONNECTED 0x08 /* an attempt connected: CLOSED reports its tag */
 #define RELAY_F_FIRSTBYTE 0x10 /* RELAY_EV_FIRST_BYTE was reported */
 #define RELAY_F_SPLICE    0x20 /* directions move bytes with splice(2) (see the top) */
+#define RELAY_F_TLSREPLY  0x40 /* relay_start_tls with RELAY_TLS_REPLY: reply to the client */
 
 /* relay_dir_splice(): splice is unusable here, copy instead (> 0: not an errno). */
 #define RELAY_FALLBACK 1
@@ -98,6 +101,27 @@ struct relay_dir {
 	uint32_t tail; /* end of the bytes read (splice: bytes spliced into the pipe) */
 	bool eof;      /* the source sent FIN */
 	bool shut;     /* ... and SHUT_WR went to the destination after the last byte */
+	uint8_t rd_want;  /* what reading the source waits for: EV_READ, or EV_WRITE (TLS) */
+	uint8_t wr_want;  /* what writing the destination waits for: EV_WRITE, or EV_READ (TLS) */
+	uint32_t nocount; /* leading bytes not counted: the preamble reply "ok" (u2c) */
+};
+
+/* Steps of a TLS attempt after its TCP connect (see relay.h, "Mutual TLS"). */
+enum relay_hs_step {
+	HS_TCP,    /* TCP connect in flight */
+	HS_TLS,    /* TLS client handshake */
+	HS_PREFIX, /* writing the prefix (preamble) */
+	HS_REPLY,  /* reading the 8-byte preamble reply */
+};
+
+/* A TLS attempt in progress: allocated per attempt, freed once it connects or fails. */
+struct relay_hs {
+	uint8_t step; /* enum relay_hs_step */
+	uint8_t got;  /* reply bytes read */
+	uint16_t len; /* prefix length */
+	uint16_t off; /* prefix bytes written */
+	uint8_t reply[PREAMBLE_REPLY_LEN];
+	uint8_t prefix[RELAY_PREFIX_MAX];
 };
 
 /*
@@ -128,8 +152,13 @@ struct relay {
 	uint64_t bytes_in;  /* client -> upstream, written to the upstream socket */
 	uint64_t bytes_out; /* upstream -> client, written to the client socket */
 	struct relay_opts opts;
+	struct tls_conn *ctls; /* client side is TLS (relay_start_tls), else NULL */
+	struct tls_conn *utls; /* upstream TLS: the current attempt's, then the connection's */
+	struct relay_hs *hs;   /* TLS attempt not connected yet, else NULL */
 	uint32_t attempt;
 	int last_err; /* errno of the last failed attempt */
+	int16_t last_tls_fail; /* enum tls_fail of the last attempt (relay_last_tls_fail) */
+	int16_t last_reply;    /* preamble status the last attempt got, or -1 */
 	uint8_t state;
 	uint8_t flags;
 };

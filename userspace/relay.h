@@ -44,6 +44,40 @@
  *   rounded up to a power-of-two number of pages; left at the kernel default
  *   when fs.pipe-max-size or fs.pipe-user-pages-soft refuse it), and holds at
  *   most relay_opts.buffer_size bytes, like a buffer.
+ *
+ * Mutual TLS (added), for the two legs of an inter-agent connection
+ * (docs/security.md, "The inter-agent connection"):
+ * - Outbound (relay_opts.secure): an attempt the callback makes TLS is, in
+ *   order, TCP connect, TLS client handshake, the prefix (the preamble)
+ *   written, the 8-byte preamble reply read and decoded; only a reply "ok"
+ *   makes the attempt connected (RELAY_EV_CONNECTED, value = usec for the
+ *   whole sequence). connect_timeout_ms bounds the whole sequence. Any
+ *   failure is that attempt's RELAY_EV_CONNECT_FAIL, and the next attempt is
+ *   tried as for a refused connect, with value (errno):
+ *     EPROTO       TLS failure (certificates, alerts, protocol, the peer
+ *                  closed during the handshake or before its reply), a
+ *                  reply that is garbage, or reply "bad_preamble";
+ *     EACCES       reply "denied";  ECONNREFUSED  "unknown_target" or
+ *                  "unreachable";   EBUSY  "overloaded";
+ *     ETIMEDOUT    connect_timeout_ms passed in any step;
+ *     ECONNRESET / EIO / ENOMEM   socket error or reset during TLS, memory;
+ *     ECONNREFUSED etc.  the TCP connect itself, as for plain attempts.
+ *   relay_last_tls_fail() / relay_last_reply() say more, from inside the
+ *   CONNECT_FAIL callback (for metrics by reason).
+ * - Inbound (relay_start_tls): the client side is an already-handshaken TLS
+ *   connection; the upstream is plain TCP picked as usual.
+ * - Data path with a TLS side: bytes counted are plaintext bytes; reads go
+ *   through tls_read and drain what the TLS layer already holds
+ *   (tls_pending) without waiting for the socket; writes through tls_write
+ *   (at most one 16 KiB record per call, retried with the same bytes after
+ *   -EAGAIN); a TLS read or write that needs the other socket direction
+ *   (tls_want) waits for it. EOF from a TLS side is close_notify, or a bare
+ *   TCP FIN (then, the TLS layer considering itself failed, a later write
+ *   towards that side fails and the relay resets both sides). Half-close
+ *   towards a TLS side is close_notify then shutdown(SHUT_WR). A relay with a
+ *   TLS side never splices (it copies, silently: not a fallback). Buffers
+ *   come from the pool as for plain relays; each TLS side adds wolfSSL's own
+ *   memory (about 90 KB, see tls.h).
  */
 #ifndef WEFT_RELAY_H
 #define WEFT_RELAY_H
@@ -55,6 +89,23 @@
 #include "addr.h"
 
 struct relay;
+struct tls_ctx;
+struct tls_conn;
+
+/*
+ * Per-attempt transport choice (added), called once per connect attempt right
+ * after pick, with the relay's arg and the tag pick gave. Returns:
+ *   0   plain TCP, as without a callback;
+ *   1   this attempt is mutual TLS with *ctx (borrowed: the relay takes its own
+ *       reference, through the connection it makes, and drops it when the
+ *       attempt or the relay ends); prefix[0 .. *prefix_len) (at most cap =
+ *       RELAY_PREFIX_MAX bytes: the encoded preamble) is written right after
+ *       the handshake, and then the 8-byte preamble reply is awaited;
+ *   <0  fail this attempt with that errno (CONNECT_FAIL, then the next attempt).
+ */
+typedef int (*relay_secure_fn)(void *arg, void *tag, struct tls_ctx **ctx, uint8_t *prefix,
+			       size_t cap, size_t *prefix_len);
+#define RELAY_PREFIX_MAX 512 /* = PREAMBLE_MAX */
 
 struct relay_opts {
 	uint32_t buffer_size;        /* bytes per direction (clamped to the pool's; 0 = pool's) */
@@ -63,10 +114,17 @@ struct relay_opts {
 	uint32_t mark;               /* SO_MARK for upstream sockets (0 = none) */
 	uint32_t max_attempts;       /* connect attempts in all, >= 1 */
 	uint32_t flags;              /* RELAY_* below (added; unknown bits: EINVAL) */
+	relay_secure_fn secure;      /* added: per-attempt TLS choice; NULL = every attempt plain */
 };
 
 /* Move bytes with splice(2) through pooled pipes (see the top comment). */
 #define RELAY_SPLICE 0x1u
+/*
+ * relay_start_tls only (added): write the preamble reply to the TLS client,
+ * "ok" once the upstream connects (before any upstream byte), "unreachable"
+ * (best effort) when every attempt failed or there was nothing to pick.
+ */
+#define RELAY_TLS_REPLY 0x2u
 
 /*
  * Chooses the upstream for attempt number `attempt` (0-based). Fills *out and
@@ -149,6 +207,43 @@ void relay_pool_get_stats(const struct relay_pool *p, struct relay_pool_stats *s
 struct relay *relay_start(struct ev_loop *loop, struct relay_pool *pool, int client_fd,
 			  const struct relay_opts *opts, relay_pick_fn pick, relay_event_fn ev,
 			  void *arg);
+
+/*
+ * Server leg of mutual TLS (added). Like relay_start, but the client side is
+ * tls (already handshaken, over client_fd; ownership of both passes to the
+ * relay: it frees tls and closes client_fd, on every path, also when this
+ * returns NULL). initial[0 .. initial_len) are plaintext bytes the caller
+ * already read past the preamble: copied, they go upstream first (at most
+ * the relay's buffer size: opts->buffer_size, clamped to the pool's; more is
+ * EINVAL). Upstream attempts are plain TCP (opts->secure must be NULL).
+ * With RELAY_TLS_REPLY in opts->flags the relay writes the preamble reply:
+ * "ok" to the client when an upstream attempt connects, before any upstream
+ * byte (not counted in bytes_out); "unreachable" when every attempt failed,
+ * or here, when pick has nothing for attempt 0 (then NULL, errno ENOENT),
+ * followed by close_notify and a clean close instead of a reset, so the
+ * connecting agent reads the reply and tries elsewhere.
+ * NULL + errno as relay_start; EINVAL also for tls NULL or not handshaken.
+ */
+struct relay *relay_start_tls(struct ev_loop *loop, struct relay_pool *pool, struct tls_conn *tls,
+			      int client_fd, const void *initial, size_t initial_len,
+			      const struct relay_opts *opts, relay_pick_fn pick, relay_event_fn ev,
+			      void *arg);
+
+/*
+ * Why the last failed attempt failed at the TLS layer (added): an enum
+ * tls_fail value (tls_fail_name() gives the metric label), TLS_FAIL_TIMEOUT
+ * when connect_timeout_ms ran out during the TLS handshake, TLS_FAIL_NONE
+ * when the last attempt failed elsewhere (TCP connect, prefix or reply stage
+ * without a TLS error, plain attempt) or none failed yet. Meant for the
+ * RELAY_EV_CONNECT_FAIL callback; valid until the next attempt starts.
+ */
+int relay_last_tls_fail(const struct relay *r);
+/*
+ * The preamble reply status the last TLS attempt received (enum
+ * preamble_status), or -1 when it got none (failed before, garbage reply, or
+ * a plain attempt). Same validity as relay_last_tls_fail.
+ */
+int relay_last_reply(const struct relay *r);
 
 /* Current counters (for /conns). */
 void relay_get_stats(const struct relay *r, struct relay_stats *st);

@@ -118,10 +118,21 @@ static const char full_config[] =
 	"  { name = \"0\"; addresses = [ \"127.10.0.3:1\" ]; protocol = \"auto\"; balancer = \"ewma\"; endpoints = (); }\n"
 	");\n";
 
+/* full_config plus a tls group (node endpoints need one); any readable regular file passes the parse */
+static const char full_tls[] =
+	"tls: { ca = \"/etc/passwd\"; cert = \"/etc/passwd\"; key = \"/etc/passwd\"; trust_domain = \"example.org\";\n"
+	"       handshake_timeout_ms = 100; max_handshakes = 1; };\n"
+	"identities = ( { cgroup = \"system.slice/*.service\"; identity = \"spiffe://example.org/ns/a/sa/b\";\n"
+	"                 cert = \"/etc/passwd\"; key = \"/etc/passwd\"; } );\n";
+
 static void test_full(void **state)
 {
-	struct weft_config *c = load_ok(full_config);
+	char text[sizeof(full_config) + sizeof(full_tls)];
+	struct weft_config *c;
 	const struct cfg_service *s;
+
+	snprintf(text, sizeof(text), "%s%s", full_config, full_tls);
+	c = load_ok(text);
 
 	assert_string_equal(c->path, "t.conf");
 	assert_string_equal(fmt_addr(&c->admin), "127.0.0.1:9991");
@@ -193,9 +204,13 @@ static void test_full(void **state)
 	assert_int_equal(s->balancer, CFG_BAL_EWMA);
 	assert_int_equal(s->n_endpoints, 0);
 
-	assert_null(c->tls_ca);
-	assert_null(c->tls_cert);
-	assert_null(c->tls_key);
+	assert_string_equal(c->tls_ca, "/etc/passwd");
+	assert_string_equal(c->tls_trust_domain, "example.org");
+	assert_int_equal(c->tls_handshake_timeout_ms, 100);
+	assert_int_equal(c->tls_max_handshakes, 1);
+	assert_int_equal(c->n_identities, 1);
+	assert_string_equal(c->identities[0].identity, "spiffe://example.org/ns/a/sa/b");
+	assert_string_equal(c->identities[0].cgroup, "system.slice/*.service");
 	cfg_free(c);
 }
 
@@ -326,7 +341,7 @@ static const struct fail_case fail_cases[] = {
 	{ "typo in agent", "agent: {\n  outbnd_port = 15001;\n};\n",
 	  { "t.conf:2: agent.outbnd_port: unknown key; did you mean 'outbound_port'?" } },
 	{ "unknown top-level key", "\nfrobnicate = 1;\n",
-	  { "t.conf:2: frobnicate: unknown key; valid keys are agent, intercept, services, tls" } },
+	  { "t.conf:2: frobnicate: unknown key; valid keys are agent, intercept, services, tls, identities" } },
 	{ "typo at top level", "service = ( );\n",
 	  { "t.conf:1: service: unknown key; did you mean 'services'?" } },
 	{ "wrong case", "Agent: { };\n", { "t.conf:1: Agent: unknown key; did you mean 'agent'?" } },
@@ -335,7 +350,7 @@ static const struct fail_case fail_cases[] = {
 	    "t.conf:1: intercept.paths: unknown key; valid keys are cgroups" } },
 	{ "unknown in service", SVC("    adresses = [ \"127.10.0.2:80\" ];\n    routes = ( );\n"),
 	  { "t.conf:3: services[0].adresses: unknown key; did you mean 'addresses'?",
-	    "t.conf:4: services[0].routes: unknown key; valid keys are name, addresses, protocol, balancer, endpoints, timeouts, retry, circuit_breaker, limits" } },
+	    "t.conf:4: services[0].routes: unknown key; valid keys are name, addresses, protocol, balancer, endpoints, timeouts, retry, authorization, circuit_breaker, limits" } },
 	{ "unknown in circuit_breaker and limits",
 	  SVC("    circuit_breaker = { consecutive_failure = 3; };\n    limits = { max_conns = 5; };\n"),
 	  { "t.conf:3: services[0].circuit_breaker.consecutive_failure: unknown key; did you mean 'consecutive_failures'?",
@@ -406,6 +421,28 @@ static const struct fail_case fail_cases[] = {
 	/* libconfig 1.5 keeps 32 bits of this: it must not come out as 1 */
 	{ "wide integer", "agent: { max_connections = 4294967297; };\n",
 	  { "t.conf:1: agent.max_connections: 4294967297 is out of range (1-1048576)" } },
+	{ "node endpoint without tls",
+	  "services = ( { name = \"w\"; addresses = [ \"127.10.0.1:80\" ];\n"
+	  "  endpoints = ( { address = \"198.18.0.2:80\"; node = \"198.18.0.2:4143\"; } ); } );\n",
+	  { "t.conf:2: services[0].endpoints[0].node: needs the tls group (ca, cert, key): other nodes are reached over mutual TLS" } },
+	{ "authorization entries",
+	  "services = ( { name = \"w\"; addresses = [ \"127.10.0.1:80\" ];\n"
+	  "  authorization = { allow = ( \"web\", 3 ); deny = 1; }; } );\n",
+	  { "t.conf:2: services[0].authorization.deny: unknown key; valid keys are allow",
+	    "t.conf:2: services[0].authorization.allow[0]: 'web' is not a SPIFFE ID or glob; write \"spiffe://<trust domain>/...\"",
+	    "t.conf:2: services[0].authorization.allow[1]: expected a string (a SPIFFE ID or glob), got an integer" } },
+	{ "identities without tls and bad ids",
+	  "identities = ( { cgroup = \"a\"; identity = \"spiffe://Example.org/x\"; cert = \"/etc/passwd\"; key = \"/etc/passwd\"; },\n"
+	  "  { identity = \"spiffe://example.org/x\"; cert = \"/nonexistent\"; } );\n",
+	  { "t.conf:1: identities: needs the tls group (ca, cert, key): identities are proven with certificates",
+	    "t.conf:1: identities[0].identity: 'spiffe://Example.org/x' is not a valid SPIFFE ID: trust domain has uppercase 'E'; SPIFFE trust domains are lowercase",
+	    "t.conf:2: identities[1]: missing required key 'cgroup'; write the cgroup path or glob of the workload",
+	    "t.conf:2: identities[1].cert: cannot read '/nonexistent': No such file or directory",
+	    "t.conf:2: identities[1]: missing required key 'key'; write the path of a PEM file" } },
+	{ "tls trust domain and ranges",
+	  "tls: { ca = \"/etc/passwd\"; cert = \"/etc/passwd\"; key = \"/etc/passwd\"; trust_domain = \"a b\"; max_handshakes = 0; };\n",
+	  { "t.conf:1: tls.trust_domain: 'a b' trust domain has byte 0x20; only a-z, 0-9, '.', '-' and '_' are allowed",
+	    "t.conf:1: tls.max_handshakes: 0 is out of range (1-65536)" } },
 	{ "workers range", "agent: { workers = 65; };\n",
 	  { "t.conf:1: agent.workers: 65 is out of range (0-64)" } },
 	{ "bool type", "agent: { redirect_loopback = 1; };\n",
@@ -539,7 +576,7 @@ static const struct fail_case fail_cases[] = {
 	    "t.conf:3: tls.cert: cannot read '/': Is a directory",
 	    "t.conf:4: tls.key: cannot read '/dev/null': not a regular file" } },
 	{ "tls empty and wrong", "tls: { ca = \"\"; cert = 1; key = \"/x\"; wat = 1; };\n",
-	  { "t.conf:1: tls.wat: unknown key; valid keys are ca, cert, key",
+	  { "t.conf:1: tls.wat: unknown key; valid keys are ca, cert, key, trust_domain, handshake_timeout_ms, max_handshakes",
 	    "t.conf:1: tls.ca: is empty; write the path of a PEM file",
 	    "t.conf:1: tls.cert: expected a string, got an integer",
 	    "t.conf:1: tls.key: cannot read '/x': No such file or directory" } },
@@ -981,8 +1018,26 @@ static void test_shipped_configs(void **state)
 		return;
 	}
 	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		static char text[65536];
+		char *at;
+		FILE *f;
+		size_t n;
+
+		/* examples point tls at /etc/weft/tls/: use a file that exists instead */
+		f = fopen(files[i], "re");
+		assert_non_null(f);
+		n = fread(text, 1, sizeof(text) - 1, f);
+		fclose(f);
+		text[n] = '\0';
+		while ((at = strstr(text, "/etc/weft/tls/ca.pem")) || (at = strstr(text, "/etc/weft/tls/node.pem")) ||
+		       (at = strstr(text, "/etc/weft/tls/node.key"))) {
+			size_t len = strcspn(at, "\"");
+
+			memmove(at + 11, at + len, strlen(at + len) + 1);
+			memcpy(at, "/etc/passwd", 11);
+		}
 		c = NULL;
-		if (cfg_load(files[i], &c, &e)) {
+		if (cfg_load_string(text, files[i], &c, &e)) {
 			dump_errs(&e);
 			fail_msg("%s rejected", files[i]);
 		}
