@@ -20,7 +20,10 @@
 #include "cgwatch.h"
 #include "config.h"
 #include "config_render.h"
+#include "inbound.h"
 #include "kernel.h"
+#include "mtls.h"
+#include "tls.h"
 #include "log.h"
 #include "probe.h"
 #include "proxy.h"
@@ -46,6 +49,8 @@ struct agent {
 	ev_signal sig_term, sig_int, sig_hup;
 	ev_timer beat, drain;
 	struct admin *admin;
+	struct mtls *mtls;        /* NULL without a tls group */
+	struct inbound *inbound;  /* agent.inbound, when mtls */
 	struct cgw *cgw;      /* inotify on the cgroup tree; NULL: periodic scan only */
 	ev_timer rescan;      /* coalesces bursts of cgroup events into one scan */
 	double last_scan;
@@ -197,6 +202,8 @@ static void agent_on_cgroup_event(void *arg)
 		ev_timer_start(a->loop, &a->rescan);
 }
 
+static int agent_reload(struct agent *a, struct buf *errout);
+
 static void agent_on_beat(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct agent *a = w->data;
@@ -220,7 +227,12 @@ static void agent_on_beat(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 	if (kern_heartbeat(a->kern) < 0)
 		log_error("cannot refresh the heartbeat in weft_agent: %s", strerror(errno));
-	if (!a->draining)
+	if (a->mtls && !a->draining && mtls_files_changed(a->mtls)) {
+		log_info("certificate or key files changed on disk; reloading");
+		agent_reload(a, NULL);
+	}
+	/* with inotify, the scan is a backstop (watch limits, missed events) */
+	if (!a->draining && (!a->cgw || ev_now(a->loop) - a->last_scan >= AGENT_BACKSTOP_SCAN_S))
 		agent_scan_cgroups(a);
 }
 
@@ -262,6 +274,8 @@ static int agent_reload(struct agent *a, struct buf *errout)
 		why = "agent.buffer_size"; /* the relay buffer pool is sized once */
 	else if (n->workers != a->cfg->workers)
 		why = "agent.workers";
+	else if (a->inbound && !addr_equal(&n->inbound, &a->cfg->inbound))
+		why = "agent.inbound";
 	if (why) {
 		log_error("reload rejected: %s cannot change while weftd runs; restart weftd to change it",
 			  why);
@@ -275,6 +289,33 @@ static int agent_reload(struct agent *a, struct buf *errout)
 			buf_printf(errout, "%s: intercept.cgroups: an entry is not under the cgroup2 mount "
 					   "'%s' (see the agent log)\n", a->path, a->cgmount);
 		goto reject;
+	}
+	{
+		struct mtls *nm = NULL;
+		char e2[768];
+
+		if (mtls_load(n, a->cgmount, &nm, e2, sizeof(e2)) < 0) {
+			log_error("reload rejected: %s", e2);
+			if (errout)
+				buf_printf(errout, "%s\n", e2);
+			goto reject;
+		}
+		if (nm && !a->inbound && inbound_start(a->loop, n, a->px, nm, &a->inbound, e2, sizeof(e2)) < 0) {
+			log_error("reload rejected: %s", e2);
+			if (errout)
+				buf_printf(errout, "%s\n", e2);
+			mtls_unref(nm);
+			goto reject;
+		}
+		proxy_set_mtls(a->px, nm);
+		if (a->inbound && nm)
+			inbound_update(a->inbound, n, nm);
+		if (a->inbound && !nm) {
+			inbound_free(a->inbound);
+			a->inbound = NULL;
+		}
+		mtls_unref(a->mtls);
+		a->mtls = nm;
 	}
 	if (proxy_set_config(a->px, n) < 0) {
 		log_error("reload rejected: out of memory");
@@ -426,6 +467,13 @@ static void agent_metrics(struct agent *a, struct buf *out)
 				   (unsigned long long)v[i]);
 	}
 	proxy_render_metrics(a->px, out);
+	if (a->inbound)
+		inbound_render_metrics(a->inbound, out);
+	if (a->mtls)
+		buf_printf(out, "# HELP weft_tls_cert_expiry_timestamp_seconds Earliest notAfter of the "
+				"certificates in use.\n# TYPE weft_tls_cert_expiry_timestamp_seconds gauge\n"
+				"weft_tls_cert_expiry_timestamp_seconds %lld\n",
+			   (long long)mtls_earliest_expiry(a->mtls));
 	agent_process_metrics(out);
 }
 
@@ -681,6 +729,7 @@ static void agent_begin_drain(struct agent *a)
 	agent_fill_state(a, &st, false);
 	kern_set_agent(a->kern, &st);
 	proxy_stop_accepting(a->px);
+	inbound_stop_accepting(a->inbound);
 	if (proxy_active(a->px) == 0) {
 		log_info("shutting down: no connections to drain");
 		agent_stop(a);
@@ -759,9 +808,25 @@ int agent_run(struct weft_config *cfg, const char *path, bool verbose)
 	if (r < 0)
 		log_warn("inotify unavailable (%s): new cgroups are found by the periodic scan only",
 			 strerror(-r));
+	if (mtls_load(cfg, a.cgmount, &a.mtls, err, sizeof(err)) < 0) {
+		log_error("cannot start: %s", err);
+		goto out;
+	}
 	if (proxy_start(a.loop, a.kern, cfg, agent_workers(cfg), &a.px, err, sizeof(err)) < 0) {
 		log_error("cannot start: %s", err);
 		goto out;
+	}
+	if (a.mtls) {
+		/* services again, now with their authorization policies */
+		proxy_set_mtls(a.px, a.mtls);
+		if (proxy_set_config(a.px, cfg) < 0) {
+			log_error("cannot start: out of memory");
+			goto out;
+		}
+		if (inbound_start(a.loop, cfg, a.px, a.mtls, &a.inbound, err, sizeof(err)) < 0) {
+			log_error("cannot start: %s", err);
+			goto out;
+		}
 	}
 	if (admin_start(a.loop, &cfg->admin, agent_admin, &a, &a.admin, err, sizeof(err)) < 0) {
 		log_error("cannot start: %s", err);
@@ -804,8 +869,10 @@ out:
 	cgw_free(a.cgw);
 	if (a.admin)
 		admin_free(a.admin);
+	inbound_free(a.inbound);
 	if (a.px)
 		proxy_free(a.px);
+	mtls_unref(a.mtls);
 	while (a.n_manual)
 		free(a.manual[--a.n_manual]);
 	if (a.kern)
@@ -815,5 +882,6 @@ out:
 	if (a.loop)
 		ev_loop_destroy(a.loop);
 	cfg_free(a.cfg);
+	tls_global_cleanup();
 	return code;
 }

@@ -16,10 +16,14 @@
 #include "balancer.h"
 #include "buf.h"
 #include "config.h"
+#include "identity.h"
 #include "kernel.h"
+#include "mtls.h"
+#include "preamble.h"
 #include "log.h"
 #include "relay.h"
 #include "table.h"
+#include "tls.h"
 
 #ifndef SO_NETNS_COOKIE
 #define SO_NETNS_COOKIE 71
@@ -39,6 +43,8 @@ struct proxy_svcstat {
 	uint64_t over_limit;          /* refused by agent.max_connections */
 	uint64_t over_service_limit;  /* refused by limits.max_connections */
 	uint64_t over_pending;        /* refused by limits.max_pending */
+	uint64_t inbound_ok;          /* mTLS connections from other nodes admitted */
+	uint64_t inbound_denied;      /* refused by authorization.allow */
 	uint32_t active;              /* connections of this service, any generation */
 	uint32_t pending;             /* of which still connecting */
 };
@@ -54,6 +60,8 @@ struct proxy_ep {
 	struct proxy_svcstat *svc;    /* owning service's shared stats (ref held) */
 	struct weft_sockaddr addr;
 	char addr_str[ADDR_STRLEN];
+	bool has_node;                /* on another node: reached through its agent over mTLS */
+	struct weft_sockaddr node;
 	struct bal_endpoint bal;
 	uint64_t opened;              /* connections established */
 	uint64_t connect_errors[PROXY_ERR__MAX];
@@ -78,6 +86,7 @@ struct proxy_svc {
 	struct relay_opts opts;
 	enum cfg_protocol protocol;
 	uint32_t max_conns, max_pending;
+	struct id_policy *policy;     /* authorization.allow, for mTLS callers; NULL without tls */
 };
 
 struct proxy_worker;
@@ -94,6 +103,7 @@ struct proxy_conn {
 	struct weft_sockaddr client;
 	uint64_t tried;         /* endpoints tried, bitmask by index in svc */
 	int cur;                /* index in svc of the endpoint being tried */
+	struct mtls *mtls;      /* TLS bundle this connection may use (ref held) */
 	ev_tstamp started;
 };
 
@@ -142,6 +152,7 @@ struct proxy {
 	size_t n_svcs;
 	uint32_t max_conns;
 	bool redirect;             /* agent.redirect_loopback */
+	struct mtls *mtls;         /* NULL without a tls group (ref held) */
 	bool splice;               /* agent.splice */
 	size_t active;
 	struct proxy_ep *ep_registry;
@@ -259,6 +270,9 @@ static struct proxy_ep *ep_get(struct proxy *px, struct proxy_svcstat *st,
 	return ep;
 }
 
+static int conn_secure(void *arg, void *tag, struct tls_ctx **ctx, uint8_t *prefix, size_t cap,
+		       size_t *prefix_len);
+
 static enum bal_mode bal_mode_of(enum cfg_balancer b)
 {
 	switch (b) {
@@ -280,6 +294,7 @@ static void svc_unref(struct proxy *px, struct proxy_svc *s)
 	for (i = 0; i < s->n_eps; i++)
 		ep_unref(px, s->eps[i]);
 	bal_free(&s->bal);
+	id_policy_free(s->policy);
 	stat_unref(px, s->stat);
 	free(s->name);
 	free(s->vips);
@@ -319,11 +334,25 @@ static struct proxy_svc *svc_new(struct proxy *px, const struct weft_config *cfg
 		if (!s->eps[i])
 			goto err;
 		s->n_eps++;
-		/* weight is config, the rest of the balancer state carries over */
+		/* weight and node are config, the rest of the balancer state carries over */
 		s->eps[i]->bal.weight = cs->endpoints[i].weight ? cs->endpoints[i].weight : 1;
+		s->eps[i]->has_node = cs->endpoints[i].has_node;
+		s->eps[i]->node = cs->endpoints[i].node;
 		s->bal.eps[i] = &s->eps[i]->bal;
 	}
 	s->protocol = cs->protocol;
+	if (px->mtls) {
+		char err[256];
+
+		s->policy = id_policy_new(mtls_trust_domain(px->mtls));
+		if (!s->policy)
+			goto err;
+		for (i = 0; i < cs->n_allow; i++)
+			if (id_policy_allow(s->policy, cs->allow[i], err, sizeof(err)) < 0) {
+				log_error("service %s: authorization.allow[%zu]: %s", cs->name, i, err);
+				goto err;
+			}
+	}
 	s->max_conns = cs->max_connections;
 	s->max_pending = cs->max_pending;
 	s->opts.buffer_size = cfg->buffer_size;
@@ -333,6 +362,7 @@ static struct proxy_svc *svc_new(struct proxy *px, const struct weft_config *cfg
 	s->opts.max_attempts = cs->retry_attempts ? cs->retry_attempts : 1;
 	/* opaque TCP is the only protocol today: its bytes never need to be in our memory */
 	s->opts.flags = cfg->splice ? RELAY_SPLICE : 0;
+	s->opts.secure = conn_secure;
 	return s;
 err:
 	svc_unref(px, s);
@@ -426,11 +456,40 @@ static int conn_pick(void *arg, unsigned attempt, struct weft_sockaddr *out, voi
 		/* counted from the pick, so concurrent picks see each other (least-conn, P2C) */
 		c->trying = c->svc->eps[i];
 		c->trying->bal.active++;
-		*out = c->svc->eps[i]->addr;
+		*out = c->svc->eps[i]->has_node ? c->svc->eps[i]->node : c->svc->eps[i]->addr;
 		*tag = c->svc->eps[i];
 	}
 	pthread_mutex_unlock(&c->px->lock);
 	return i < 0 ? -ENOENT : 0;
+}
+
+/*
+ * relay_opts.secure: an endpoint on another node is reached through that
+ * node's agent, over mutual TLS with the calling workload's identity, the
+ * preamble naming the endpoint.
+ */
+static int conn_secure(void *arg, void *tag, struct tls_ctx **ctx, uint8_t *prefix, size_t cap,
+		       size_t *prefix_len)
+{
+	struct proxy_conn *c = arg;
+	struct proxy_ep *ep = tag;
+	struct preamble pre;
+	int n;
+
+	if (!ep->has_node)
+		return 0;
+	if (!c->mtls)
+		return -EHOSTUNREACH; /* config forbids this; be safe */
+	*ctx = mtls_client_ctx(c->mtls, c->orig.cgroup_id);
+	memset(&pre, 0, sizeof(pre));
+	pre.target = ep->addr;
+	pre.proto = PREAMBLE_PROTO_TCP;
+	snprintf(pre.service, sizeof(pre.service), "%s", c->svc->name);
+	n = preamble_encode(prefix, cap, &pre);
+	if (n < 0)
+		return n;
+	*prefix_len = (size_t)n;
+	return 1;
 }
 
 static void ep_observe_latency(struct proxy_ep *ep, double secs)
@@ -452,6 +511,7 @@ static void conn_unlink(struct proxy *px, struct proxy_conn *c)
 	c->svc->stat->active--;
 	if (c->trying)
 		c->trying->bal.active--; /* aborted mid-connect */
+	mtls_unref(c->mtls);
 	if (c->ep) {
 		c->ep->bal.active--;
 		ep_unref(px, c->ep);
@@ -642,6 +702,7 @@ static void proxy_handle(struct proxy_worker *w, int fd, const struct weft_socka
 	svc->refs++;
 	c->orig = orig;
 	c->client = *peer;
+	c->mtls = mtls_ref(px->mtls);
 	c->started = ev_now(w->loop);
 	c->next = c->prev = c; /* not listed until it has a relay (the admin API reads c->relay) */
 	px->active++;
@@ -842,6 +903,7 @@ static void *worker_main(void *arg)
 	snprintf(name, sizeof(name), "weftd-w%u", w->id);
 	pthread_setname_np(pthread_self(), name);
 	ev_run(w->loop, 0);
+	tls_thread_cleanup();
 	return NULL;
 }
 
@@ -965,6 +1027,58 @@ err:
 	return r;
 }
 
+void proxy_set_mtls(struct proxy *px, struct mtls *m)
+{
+	struct mtls *old;
+
+	pthread_mutex_lock(&px->lock);
+	old = px->mtls;
+	px->mtls = mtls_ref(m);
+	pthread_mutex_unlock(&px->lock);
+	mtls_unref(old);
+}
+
+int proxy_inbound_admit(struct proxy *px, const struct weft_sockaddr *target, const char *peer_id,
+			char *svc_name, size_t len, struct relay_opts *opts)
+{
+	struct proxy_svc *svc = NULL;
+	enum id_verdict v;
+	size_t i, j;
+	int st = PREAMBLE_ST_UNKNOWN_TARGET;
+
+	pthread_mutex_lock(&px->lock);
+	/* only this node's own endpoints: the mesh is not an open proxy */
+	for (i = 0; i < px->n_svcs && !svc; i++)
+		for (j = 0; j < px->svcs[i]->n_eps; j++)
+			if (!px->svcs[i]->eps[j]->has_node && addr_equal(&px->svcs[i]->eps[j]->addr, target)) {
+				svc = px->svcs[i];
+				break;
+			}
+	if (!svc)
+		goto out;
+	snprintf(svc_name, len, "%s", svc->name);
+	v = svc->policy ? id_policy_check(svc->policy, peer_id) : ID_DENY_NOT_ALLOWED;
+	if (v != ID_ALLOW) {
+		svc->stat->inbound_denied++;
+		st = PREAMBLE_ST_DENIED;
+		goto out;
+	}
+	svc->stat->inbound_ok++;
+	*opts = svc->opts;
+	opts->secure = NULL;
+	opts->flags = RELAY_TLS_REPLY;
+	opts->max_attempts = 1;
+	st = PREAMBLE_ST_OK;
+out:
+	pthread_mutex_unlock(&px->lock);
+	return st;
+}
+
+struct relay_pool *proxy_main_pool(struct proxy *px)
+{
+	return px->workers[0].pool;
+}
+
 void proxy_stop_accepting(struct proxy *px)
 {
 	proxy_command(px, WCMD_STOP_ACCEPT);
@@ -1057,6 +1171,7 @@ void proxy_free(struct proxy *px)
 	for (k = 0; k < px->n_svcs; k++)
 		svc_unref(px, px->svcs[k]);
 	free(px->svcs);
+	mtls_unref(px->mtls);
 	pthread_mutex_destroy(&px->lock);
 	free(px);
 }

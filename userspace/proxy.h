@@ -59,6 +59,26 @@ int proxy_stuck_worker(struct proxy *px, double max_age, double *age);
 /* Switches to a new config's services (reload); existing connections keep theirs. */
 int proxy_set_config(struct proxy *px, const struct weft_config *cfg);
 
+struct mtls;
+struct relay_opts;
+struct relay_pool;
+
+/* The TLS bundle for cross-node endpoints (ref taken; NULL: none). Set before proxy_set_config. */
+void proxy_set_mtls(struct proxy *px, struct mtls *m);
+
+/*
+ * The receiving agent's admission of an mTLS connection from another node:
+ * target must be a local endpoint of some service, and the caller's verified
+ * identity allowed by that service's authorization. Returns an enum
+ * preamble_status (PREAMBLE_ST_OK: *opts filled for relay_start_tls, the
+ * service's name in svc_name).
+ */
+int proxy_inbound_admit(struct proxy *px, const struct weft_sockaddr *target, const char *peer_id,
+			char *svc_name, size_t len, struct relay_opts *opts);
+
+/* Worker 0's relay pool (the main loop's), for the inbound listener. */
+struct relay_pool *proxy_main_pool(struct proxy *px);
+
 /* Closes the listeners of every worker (drain); asynchronous for worker threads. */
 void proxy_stop_accepting(struct proxy *px);
 

@@ -443,6 +443,33 @@ static void relay_dir_release(struct relay_pool *p, struct relay_dir *d)
 	d->pipe = NULL;
 }
 
+/* Drops the current attempt's TLS state (connection and handshake progress); before its fd closes. */
+static void relay_attempt_clear(struct relay *r)
+{
+	tls_conn_free(r->utls);
+	r->utls = NULL;
+	free(r->hs);
+	r->hs = NULL;
+}
+
+/*
+ * Writes the preamble reply st to a TLS client as the last thing it gets,
+ * then close_notify: best effort and never waits (the connection is idle and
+ * its send buffer empty, so the one small record goes out at once). True when
+ * the reply was taken whole: then the caller closes cleanly, not with a reset,
+ * so the peer reads it.
+ */
+static bool tls_reply_last(struct tls_conn *t, enum preamble_status st)
+{
+	uint8_t b[PREAMBLE_REPLY_LEN];
+
+	if (preamble_reply_encode(b, sizeof(b), st) != PREAMBLE_REPLY_LEN ||
+	    tls_write(t, b, sizeof(b)) != (ssize_t)sizeof(b))
+		return false;
+	tls_shutdown(t);
+	return true;
+}
+
 /*
  * The one exit: stops the watchers, closes both sockets (reset: with RST),
  * returns the buffers and pipes, reports RELAY_EV_CLOSED and frees r. Callers must not
@@ -458,6 +485,10 @@ static void relay_finish(struct relay *r, int err, bool reset)
 	ev_io_stop(r->loop, &r->cio);
 	ev_io_stop(r->loop, &r->uio);
 	ev_timer_stop(r->loop, &r->timer);
+	/* TLS objects first: they refer to the descriptors (no close_notify: see relay_dir_copy). */
+	tls_conn_free(r->ctls);
+	r->ctls = NULL;
+	relay_attempt_clear(r);
 	sock_close(r->cio.fd, reset);
 	if (r->uio.fd >= 0)
 		sock_close(r->uio.fd, reset);
@@ -490,14 +521,53 @@ static bool relay_emit(struct relay *r, enum relay_event_kind kind, int64_t valu
 }
 
 /*
+ * Asks opts.secure whether this attempt (fd, r->tag) is TLS; when it is,
+ * sets up r->utls (client side, over fd) and r->hs with the prefix. Returns 0
+ * (plain or TLS set up) or -errno: the callback's own, -EINVAL for a bad
+ * answer (no context, prefix too long), -ENOMEM, -ECONNABORTED when the
+ * callback aborted this relay (RELAY_F_ABORT is set then).
+ */
+static int relay_secure(struct relay *r, int fd)
+{
+	uint8_t prefix[RELAY_PREFIX_MAX];
+	struct tls_ctx *ctx = NULL;
+	size_t plen = 0;
+	int rc;
+
+	if (!r->opts.secure)
+		return 0;
+	r->flags |= RELAY_F_IN_USER;
+	rc = r->opts.secure(r->arg, r->tag, &ctx, prefix, sizeof(prefix), &plen);
+	r->flags &= (uint8_t)~RELAY_F_IN_USER;
+	if (r->flags & RELAY_F_ABORT)
+		return -ECONNABORTED;
+	if (rc <= 0)
+		return rc;
+	if (!ctx || plen > sizeof(prefix))
+		return -EINVAL;
+	r->hs = calloc(1, sizeof(*r->hs));
+	if (!r->hs)
+		return -ENOMEM;
+	r->utls = tls_conn_new(ctx, fd, false); /* takes its own reference on ctx */
+	if (!r->utls)
+		return -ENOMEM; /* the caller's relay_attempt_clear() frees hs */
+	memcpy(r->hs->prefix, prefix, plen);
+	r->hs->len = (uint16_t)plen;
+	r->hs->step = HS_TCP;
+	return 0;
+}
+
+/*
  * Starts one connect attempt to a. Returns 0 when it is in flight (uio
  * watches for writability, the timer bounds it), or -errno when it failed at
- * once; then no socket is left open.
+ * once; then no socket is left open (nor TLS state).
  */
 static int relay_connect(struct relay *r, const struct weft_sockaddr *a)
 {
 	int fd, err;
 
+	r->last_tls_fail = TLS_FAIL_NONE;
+	r->last_reply = -1;
 	fd = socket(a->sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
 	if (fd < 0)
 		return -errno;
@@ -508,6 +578,9 @@ static int relay_connect(struct relay *r, const struct weft_sockaddr *a)
 		goto err;
 	}
 	set_nodelay(fd);
+	err = relay_secure(r, fd);
+	if (err)
+		goto err;
 	/* EINTR: connect(2) says the attempt then goes on asynchronously. */
 	if (connect(fd, &a->sa, a->len) < 0 && errno != EINPROGRESS && errno != EINTR) {
 		err = -errno;
@@ -527,6 +600,7 @@ static int relay_connect(struct relay *r, const struct weft_sockaddr *a)
 	}
 	return 0;
 err:
+	relay_attempt_clear(r);
 	close(fd);
 	return err;
 }
@@ -545,6 +619,7 @@ static void relay_attempt_failed(struct relay *r, int err)
 	for (;;) {
 		ev_io_stop(r->loop, &r->uio);
 		ev_timer_stop(r->loop, &r->timer);
+		relay_attempt_clear(r);
 		if (r->uio.fd >= 0) {
 			close(r->uio.fd);
 			ev_io_set(&r->uio, -1, 0);
@@ -565,9 +640,16 @@ static void relay_attempt_failed(struct relay *r, int err)
 			break; /* nothing more to try */
 		r->tag = tag;
 		rc = relay_connect(r, &addr);
+		if (r->flags & RELAY_F_ABORT)
+			goto aborted;
 		if (!rc)
 			return;
 		err = -rc;
+	}
+	/* The connecting agent reads "unreachable" and tries elsewhere; a reset would say less. */
+	if ((r->flags & RELAY_F_TLSREPLY) && tls_reply_last(r->ctls, PREAMBLE_ST_UNREACHABLE)) {
+		relay_finish(r, r->last_err, false);
+		return;
 	}
 	relay_finish(r, r->last_err, true);
 	return;
@@ -583,15 +665,46 @@ static bool would_block(int e)
 	return e == EAGAIN || e == EWOULDBLOCK || e == EINTR;
 }
 
+/* Counts n bytes written, minus the leading ones that are not payload (d->nocount). */
+static void count_sent(struct relay_dir *d, uint64_t *count, uint32_t n)
+{
+	uint32_t skip = n < d->nocount ? n : d->nocount;
+
+	d->nocount -= skip;
+	*count += n - skip;
+}
+
+/* What a TLS side that returned -EAGAIN waits for. */
+static uint8_t tls_wait_ev(const struct tls_conn *t, uint8_t dflt)
+{
+	switch (tls_want(t)) {
+	case TLS_WANT_READ:
+		return EV_READ;
+	case TLS_WANT_WRITE:
+		return EV_WRITE;
+	default:
+		return dflt;
+	}
+}
+
 /*
  * Moves bytes one way, src -> dst, as far as the sockets allow right now:
  * flushes what is pending, then reads and writes in turn (see RELAY_ROUNDS).
  * Called when src is readable or dst is writable; either way it does the
  * right thing. Once drained, the buffer goes back to the pool and a pending
- * EOF becomes shutdown(dst, SHUT_WR). Returns 0, or -errno on a hard error
- * (the caller resets both sides). No allocation unless the pool is empty.
+ * EOF becomes shutdown(dst, SHUT_WR) (after close_notify when dst is TLS).
+ * Returns 0, or -errno on a hard error (the caller resets both sides). No
+ * allocation unless the pool is empty.
+ *
+ * stls / dtls (NULL: plain) make that side TLS: tls_read returns at most one
+ * record and may leave decrypted bytes behind, so a short read does not mean
+ * src is drained (read on until -EAGAIN; relay_watch() covers what the rounds
+ * leave in tls_pending); tls_write takes at most one record per call, so a
+ * partial write is not a full socket (write on until -EAGAIN), and after
+ * -EAGAIN the same bytes are offered again (head does not move).
  */
-static int relay_dir_copy(struct relay *r, struct relay_dir *d, int src, int dst, uint64_t *count)
+static int relay_dir_copy(struct relay *r, struct relay_dir *d, int src, struct tls_conn *stls,
+			  int dst, struct tls_conn *dtls, uint64_t *count)
 {
 	uint32_t cap = r->opts.buffer_size;
 	bool more = true; /* src may hold more bytes */
@@ -611,12 +724,28 @@ static int relay_dir_copy(struct relay *r, struct relay_dir *d, int src, int dst
 					goto out;
 				}
 			}
-			n = recv(src, d->buf, cap, 0);
-			if (n < 0) {
-				if (would_block(errno))
+			if (stls) {
+				n = tls_read(stls, d->buf, cap);
+				if (n == -EAGAIN) {
+					d->rd_want = tls_wait_ev(stls, EV_READ);
 					break;
-				err = -errno;
-				goto out;
+				}
+				/* A bare FIN (no close_notify) ends this direction like one. */
+				if (n < 0 && tls_conn_fail(stls) == TLS_FAIL_CLOSED)
+					n = 0;
+				if (n < 0) {
+					err = (int)n;
+					goto out;
+				}
+				d->rd_want = EV_READ;
+			} else {
+				n = recv(src, d->buf, cap, 0);
+				if (n < 0) {
+					if (would_block(errno))
+						break;
+					err = -errno;
+					goto out;
+				}
 			}
 			if (n == 0) {
 				d->eof = true;
@@ -625,21 +754,36 @@ static int relay_dir_copy(struct relay *r, struct relay_dir *d, int src, int dst
 			moved = true;
 			d->head = 0;
 			d->tail = (uint32_t)n;
-			/* A short read means src is drained for now: skip the EAGAIN read. */
-			more = (uint32_t)n == cap;
+			/* A short read means src is drained for now: skip the EAGAIN read (not so for TLS). */
+			more = stls || (uint32_t)n == cap;
 		}
-		n = send(dst, d->buf + d->head, d->tail - d->head, MSG_NOSIGNAL);
-		if (n < 0) {
-			if (would_block(errno))
-				goto out; /* pending: relay_watch() waits for EV_WRITE on dst */
-			err = -errno;
-			goto out;
+		while (d->head < d->tail) {
+			if (dtls) {
+				n = tls_write(dtls, d->buf + d->head, d->tail - d->head);
+				if (n == -EAGAIN) {
+					d->wr_want = tls_wait_ev(dtls, EV_WRITE);
+					goto out; /* pending: relay_watch() waits for wr_want on dst */
+				}
+				if (n < 0) {
+					err = (int)n;
+					goto out;
+				}
+				d->wr_want = EV_WRITE;
+			} else {
+				n = send(dst, d->buf + d->head, d->tail - d->head, MSG_NOSIGNAL);
+				if (n < 0) {
+					if (would_block(errno))
+						goto out; /* pending: relay_watch() waits for EV_WRITE on dst */
+					err = -errno;
+					goto out;
+				}
+			}
+			moved = true;
+			d->head += (uint32_t)n;
+			count_sent(d, count, (uint32_t)n);
+			if (!dtls && d->head < d->tail)
+				goto out; /* dst's send buffer is full: stop reading src */
 		}
-		moved = true;
-		d->head += (uint32_t)n;
-		*count += (uint64_t)n;
-		if (d->head < d->tail)
-			goto out; /* dst's send buffer is full: stop reading src */
 		d->head = d->tail = 0;
 	}
 	/* Empty here: an idle direction holds no buffer. */
@@ -648,6 +792,15 @@ static int relay_dir_copy(struct relay *r, struct relay_dir *d, int src, int dst
 		d->buf = NULL;
 	}
 	if (d->eof && !d->shut) {
+		/*
+		 * close_notify first, so a TLS peer reads a clean end; -EAGAIN: wait for
+		 * dst and try again (relay_watch). Any other error (the TLS side has
+		 * failed, e.g. after a bare FIN from it): the FIN alone says it.
+		 */
+		if (dtls && tls_shutdown(dtls) == -EAGAIN) {
+			d->wr_want = EV_WRITE;
+			goto out;
+		}
 		if (shutdown(dst, SHUT_WR) < 0) {
 			err = -errno;
 			goto out;
@@ -818,11 +971,12 @@ static int relay_unsplice(struct relay *r)
  * the relay is in splice mode, else by copying (relay_dir_copy). Returns 0 or
  * -errno (the caller resets both sides).
  */
-static int relay_dir_run(struct relay *r, struct relay_dir *d, int src, int dst, uint64_t *count)
+static int relay_dir_run(struct relay *r, struct relay_dir *d, int src, struct tls_conn *stls,
+			 int dst, struct tls_conn *dtls, uint64_t *count)
 {
 	int err;
 
-	if (r->flags & RELAY_F_SPLICE) {
+	if (r->flags & RELAY_F_SPLICE) { /* never with a TLS side */
 		err = relay_dir_splice(r, d, src, dst, count);
 		if (err != RELAY_FALLBACK)
 			return err;
@@ -830,24 +984,50 @@ static int relay_dir_run(struct relay *r, struct relay_dir *d, int src, int dst,
 		if (err)
 			return err;
 	}
-	return relay_dir_copy(r, d, src, dst, count);
+	return relay_dir_copy(r, d, src, stls, dst, dtls, count);
 }
 
-/* Watches exactly what the two directions wait for (see the top comment). */
+/* The two directions, by name: client -> upstream, upstream -> client. */
+static int relay_run_c2u(struct relay *r)
+{
+	return relay_dir_run(r, &r->c2u, r->cio.fd, r->ctls, r->uio.fd, r->utls, &r->bytes_in);
+}
+
+static int relay_run_u2c(struct relay *r)
+{
+	return relay_dir_run(r, &r->u2c, r->uio.fd, r->utls, r->cio.fd, r->ctls, &r->bytes_out);
+}
+
+/* d waits for its destination: bytes to write, or (TLS) a close_notify that did not go out. */
+static bool dir_waits_dst(const struct relay_dir *d)
+{
+	return d->head != d->tail || (d->eof && !d->shut);
+}
+
+/*
+ * Watches exactly what the two directions wait for (see the top comment).
+ * For plain sockets rd_want/wr_want are always EV_READ/EV_WRITE; a TLS side
+ * may wait for the other socket direction (tls_want). Decrypted bytes a TLS
+ * side already holds would never wake the loop: an event is fed for them.
+ */
 static void relay_watch(struct relay *r)
 {
 	int cwant = 0, uwant = 0;
 
-	if (r->c2u.head != r->c2u.tail)
-		uwant |= EV_WRITE;
+	if (dir_waits_dst(&r->c2u))
+		uwant |= r->c2u.wr_want;
 	else if (!r->c2u.eof)
-		cwant |= EV_READ;
-	if (r->u2c.head != r->u2c.tail)
-		cwant |= EV_WRITE;
+		cwant |= r->c2u.rd_want;
+	if (dir_waits_dst(&r->u2c))
+		cwant |= r->u2c.wr_want;
 	else if (!r->u2c.eof)
-		uwant |= EV_READ;
+		uwant |= r->u2c.rd_want;
 	io_want(r->loop, &r->cio, cwant);
 	io_want(r->loop, &r->uio, uwant);
+	if (r->ctls && !dir_waits_dst(&r->c2u) && !r->c2u.eof && tls_pending(r->ctls))
+		ev_feed_event(r->loop, &r->cio, EV_READ);
+	if (r->utls && !dir_waits_dst(&r->u2c) && !r->u2c.eof && tls_pending(r->utls))
+		ev_feed_event(r->loop, &r->uio, EV_READ);
 }
 
 /* After data-path work: end on error or when both directions are done, else re-watch. */
@@ -861,26 +1041,173 @@ static void relay_settle(struct relay *r, int err)
 		relay_watch(r);
 }
 
+/*
+ * A TLS attempt failed inside the TLS layer with rc: records the reason for
+ * relay_last_tls_fail() and maps it to the attempt's errno (relay.h).
+ */
+static int relay_tls_failed(struct relay *r, int rc)
+{
+	enum tls_fail f = tls_conn_fail(r->utls);
+
+	r->last_tls_fail = (int16_t)f;
+	log_debug("relay %p: attempt %u: TLS failed (%s): %s", (void *)r, r->attempt,
+		  tls_fail_name(f), tls_conn_detail(r->utls));
+	switch (f) {
+	case TLS_FAIL_IO:
+		return rc == -ECONNRESET ? -ECONNRESET : -EIO;
+	case TLS_FAIL_INTERNAL:
+		return -ENOMEM;
+	default:
+		return -EPROTO; /* certificates, alerts, protocol, and the peer closing mid-way */
+	}
+}
+
+/* The errno a preamble reply status means for the attempt (0: connected). */
+static int reply_errno(enum preamble_status st)
+{
+	switch (st) {
+	case PREAMBLE_ST_OK:
+		return 0;
+	case PREAMBLE_ST_DENIED:
+		return -EACCES;
+	case PREAMBLE_ST_UNKNOWN_TARGET:
+	case PREAMBLE_ST_UNREACHABLE:
+		return -ECONNREFUSED;
+	case PREAMBLE_ST_OVERLOADED:
+		return -EBUSY;
+	default:
+		return -EPROTO; /* bad_preamble: we sent something it did not take */
+	}
+}
+
+/*
+ * Advances a TLS attempt whose TCP connect is done: handshake, prefix,
+ * reply, as far as the socket allows. Returns 0 (reply "ok": connected),
+ * -EAGAIN (uio now watches what the TLS layer waits for), or the attempt's
+ * -errno. Reads exactly the reply's 8 bytes: what follows is the upstream's
+ * and stays in the TLS layer for the data path.
+ */
+static int relay_hs_step(struct relay *r)
+{
+	struct relay_hs *hs = r->hs;
+	enum preamble_status st;
+	ssize_t n;
+	int rc;
+
+	for (;;) {
+		switch (hs->step) {
+		case HS_TCP:
+		case HS_TLS:
+			rc = tls_handshake(r->utls);
+			if (rc == -EAGAIN)
+				goto wait;
+			if (rc < 0)
+				return relay_tls_failed(r, rc);
+			hs->step = HS_PREFIX;
+			break;
+		case HS_PREFIX:
+			if (hs->off == hs->len) {
+				hs->step = HS_REPLY;
+				break;
+			}
+			n = tls_write(r->utls, hs->prefix + hs->off, hs->len - hs->off);
+			if (n == -EAGAIN)
+				goto wait;
+			if (n < 0)
+				return relay_tls_failed(r, (int)n);
+			hs->off += (uint16_t)n;
+			break;
+		default: /* HS_REPLY */
+			n = tls_read(r->utls, hs->reply + hs->got, PREAMBLE_REPLY_LEN - hs->got);
+			if (n == -EAGAIN)
+				goto wait;
+			if (n == 0) {
+				/* close_notify instead of a reply: the peer agent gave up on us */
+				r->last_tls_fail = TLS_FAIL_CLOSED;
+				log_debug("relay %p: attempt %u: peer closed before its preamble reply",
+					  (void *)r, r->attempt);
+				return -EPROTO;
+			}
+			if (n < 0)
+				return relay_tls_failed(r, (int)n);
+			hs->got += (uint8_t)n;
+			/* Decoded as it comes: garbage fails at its first wrong byte. */
+			rc = preamble_reply_decode(hs->reply, hs->got, &st);
+			if (rc == -EAGAIN)
+				break;
+			if (rc < 0) {
+				log_debug("relay %p: attempt %u: not a preamble reply", (void *)r, r->attempt);
+				return -EPROTO;
+			}
+			r->last_reply = (int16_t)st;
+			if (st != PREAMBLE_ST_OK)
+				log_debug("relay %p: attempt %u: peer agent replied %s", (void *)r, r->attempt,
+					  preamble_status_name(st));
+			return reply_errno(st);
+		}
+	}
+wait:
+	io_want(r->loop, &r->uio, tls_wait_ev(r->utls, EV_READ));
+	return -EAGAIN;
+}
+
+/*
+ * Server leg: queues the reply "ok" as the first bytes towards the client,
+ * ahead of anything from upstream and not counted as upstream bytes.
+ */
+static int relay_queue_reply_ok(struct relay *r)
+{
+	struct relay_dir *d = &r->u2c;
+
+	d->buf = pool_get(r->pool);
+	if (!d->buf)
+		return -ENOMEM;
+	if (preamble_reply_encode(d->buf, r->opts.buffer_size, PREAMBLE_ST_OK) != PREAMBLE_REPLY_LEN)
+		return -EINVAL; /* cannot happen: buffers are >= 64 bytes */
+	d->head = 0;
+	d->tail = PREAMBLE_REPLY_LEN;
+	d->nocount = PREAMBLE_REPLY_LEN;
+	return 0;
+}
+
+/* uio fired (or the TLS steps can go on) while connecting. */
 static void relay_connect_done(struct relay *r)
 {
 	socklen_t len = sizeof(int);
 	int64_t usec;
 	int err = 0;
 
-	if (getsockopt(r->uio.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-		err = errno;
-	if (err) {
-		relay_attempt_failed(r, err);
-		return;
+	if (!r->hs || r->hs->step == HS_TCP) {
+		if (getsockopt(r->uio.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+			err = errno;
+		if (err) {
+			relay_attempt_failed(r, err);
+			return;
+		}
+	}
+	if (r->hs) {
+		r->hs->step = r->hs->step == HS_TCP ? HS_TLS : r->hs->step;
+		err = relay_hs_step(r);
+		if (err == -EAGAIN)
+			return;
+		if (err) {
+			relay_attempt_failed(r, -err);
+			return;
+		}
+		free(r->hs);
+		r->hs = NULL;
 	}
 	ev_io_stop(r->loop, &r->uio);
 	ev_timer_stop(r->loop, &r->timer);
 	usec = mono_usec() - r->connect_t0_us;
 	r->state = RELAY_RUNNING;
 	r->flags |= RELAY_F_CONNECTED;
+	if (r->utls || r->ctls)
+		r->flags &= (uint8_t)~RELAY_F_SPLICE; /* bytes must pass through the TLS layer */
 	r->last_active = ev_now(r->loop);
 	r->ref_t = r->last_active;
-	log_debug("relay %p: connected in %" PRId64 " us (attempt %u)", (void *)r, usec, r->attempt);
+	log_debug("relay %p: connected in %" PRId64 " us (attempt %u%s)", (void *)r, usec, r->attempt,
+		  r->utls ? ", TLS" : "");
 	if (relay_emit(r, RELAY_EV_CONNECTED, usec)) {
 		relay_finish(r, ECONNABORTED, true);
 		return;
@@ -889,15 +1216,24 @@ static void relay_connect_done(struct relay *r)
 		ev_timer_set(&r->timer, r->opts.idle_timeout_ms / 1e3, 0.);
 		ev_timer_start(r->loop, &r->timer);
 	}
-	/* The client's first bytes usually wait in the kernel already: move them now. */
-	err = relay_dir_run(r, &r->c2u, r->cio.fd, r->uio.fd, &r->bytes_in);
+	if (r->flags & RELAY_F_TLSREPLY)
+		err = relay_queue_reply_ok(r);
+	/*
+	 * The client's first bytes usually wait in the kernel already (or, from a
+	 * TLS client, in the TLS layer or the initial bytes): move them now. A TLS
+	 * upstream may hold bytes behind its reply, and the reply "ok" waits in
+	 * u2c: move those too.
+	 */
+	if (!err)
+		err = relay_run_c2u(r);
+	if (!err && (r->utls || dir_waits_dst(&r->u2c)))
+		err = relay_run_u2c(r);
 	relay_settle(r, err);
 }
 
 static void relay_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct relay *r = w->data;
-	int cfd = r->cio.fd, ufd = r->uio.fd;
 	uint64_t in0, out0;
 	int err = 0;
 
@@ -907,17 +1243,21 @@ static void relay_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 	in0 = r->bytes_in;
 	out0 = r->bytes_out;
-	/* Flush towards this socket first, then read from it. */
+	/*
+	 * Flush towards this socket first, then read from it. A TLS socket's
+	 * reads may wait for EV_WRITE and its writes for EV_READ (tls_want), so
+	 * any event on it serves both of its directions.
+	 */
 	if (w == &r->cio) {
-		if (revents & EV_WRITE)
-			err = relay_dir_run(r, &r->u2c, ufd, cfd, &r->bytes_out);
-		if (!err && (revents & EV_READ))
-			err = relay_dir_run(r, &r->c2u, cfd, ufd, &r->bytes_in);
+		if ((revents & EV_WRITE) || (r->ctls && dir_waits_dst(&r->u2c)))
+			err = relay_run_u2c(r);
+		if (!err && ((revents & EV_READ) || r->ctls))
+			err = relay_run_c2u(r);
 	} else {
-		if (revents & EV_WRITE)
-			err = relay_dir_run(r, &r->c2u, cfd, ufd, &r->bytes_in);
-		if (!err && (revents & EV_READ))
-			err = relay_dir_run(r, &r->u2c, ufd, cfd, &r->bytes_out);
+		if ((revents & EV_WRITE) || (r->utls && dir_waits_dst(&r->c2u)))
+			err = relay_run_c2u(r);
+		if (!err && ((revents & EV_READ) || r->utls))
+			err = relay_run_u2c(r);
 	}
 	if (!(r->flags & RELAY_F_FIRSTBYTE)) {
 		/* response latency: first byte back, measured from the first byte sent */
@@ -942,6 +1282,8 @@ static void relay_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	if (r->state == RELAY_CONNECTING) {
 		/* The attempt timed out, or relay_start() deferred one that failed at once. */
+		if (r->hs && r->hs->step == HS_TLS)
+			r->last_tls_fail = TLS_FAIL_TIMEOUT;
 		relay_attempt_failed(r, r->uio.fd < 0 ? r->last_err : ETIMEDOUT);
 		return;
 	}
@@ -963,18 +1305,25 @@ static void relay_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
  * on bad arguments, ENOMEM, or when pick has nothing at all to offer (its
  * errno, ENOENT normally). A first attempt that fails at once is reported
  * from the loop, never from here, so the caller always gets r before any
- * callback names it.
+ * callback names it. ctls (relay_start_tls): the client side is TLS, with
+ * initial plaintext bytes to send upstream first; ctls and client_fd are
+ * ours on every path.
  */
-struct relay *relay_start(struct ev_loop *loop, struct relay_pool *pool, int client_fd,
-			  const struct relay_opts *opts, relay_pick_fn pick, relay_event_fn ev,
-			  void *arg)
+static struct relay *relay_begin(struct ev_loop *loop, struct relay_pool *pool, int client_fd,
+				 struct tls_conn *ctls, const void *initial, size_t initial_len,
+				 const struct relay_opts *opts, relay_pick_fn pick, relay_event_fn ev,
+				 void *arg)
 {
 	struct weft_sockaddr addr;
 	struct relay *r = NULL;
 	void *tag = NULL;
+	bool replied = false;
 	int err, rc;
 
-	if (!loop || !pool || client_fd < 0 || !opts || !pick || !ev || (opts->flags & ~RELAY_SPLICE)) {
+	if (!loop || !pool || client_fd < 0 || !opts || !pick || !ev ||
+	    (opts->flags & ~(RELAY_SPLICE | RELAY_TLS_REPLY)) ||
+	    (ctls ? opts->secure || !tls_peer_id(ctls) || (initial_len && !initial)
+		  : (opts->flags & RELAY_TLS_REPLY) != 0)) {
 		err = EINVAL;
 		goto err;
 	}
@@ -993,20 +1342,42 @@ struct relay *relay_start(struct ev_loop *loop, struct relay_pool *pool, int cli
 		r->opts.buffer_size = pool->buffer_size;
 	if (!r->opts.max_attempts)
 		r->opts.max_attempts = 1;
+	if (initial_len > r->opts.buffer_size) {
+		err = EINVAL;
+		goto err;
+	}
 	r->state = RELAY_CONNECTING;
+	r->c2u.rd_want = r->u2c.rd_want = EV_READ;
+	r->c2u.wr_want = r->u2c.wr_want = EV_WRITE;
+	r->last_reply = -1;
 
 	rc = pick(arg, 0, &addr, &tag);
 	if (rc) {
 		err = rc < 0 ? -rc : ENOENT;
+		if (ctls && (opts->flags & RELAY_TLS_REPLY))
+			replied = tls_reply_last(ctls, PREAMBLE_ST_UNREACHABLE);
 		goto err;
 	}
 	r->tag = tag;
-	if (opts->flags & RELAY_SPLICE) {
+	if (initial_len) {
+		r->c2u.buf = pool_get(pool);
+		if (!r->c2u.buf) {
+			err = ENOMEM;
+			goto err;
+		}
+		memcpy(r->c2u.buf, initial, initial_len);
+		r->c2u.tail = (uint32_t)initial_len;
+	}
+	/* A TLS client side never splices (nor counts as a fallback); TLS upstreams stop at connect. */
+	if ((opts->flags & RELAY_SPLICE) && !ctls) {
 		if (pool_splice_usable(pool))
 			r->flags |= RELAY_F_SPLICE;
 		else
 			pool->splice_fallbacks++;
 	}
+	if (ctls && (opts->flags & RELAY_TLS_REPLY))
+		r->flags |= RELAY_F_TLSREPLY;
+	r->ctls = ctls;
 
 	set_nodelay(client_fd);
 	ev_io_init(&r->cio, relay_io_cb, client_fd, 0);
@@ -1024,11 +1395,45 @@ struct relay *relay_start(struct ev_loop *loop, struct relay_pool *pool, int cli
 	}
 	return r;
 err:
+	if (r && r->c2u.buf)
+		pool_put(pool, r->c2u.buf);
 	free(r);
+	tls_conn_free(ctls);
 	if (client_fd >= 0)
-		sock_close(client_fd, true);
+		sock_close(client_fd, !replied);
 	errno = err;
 	return NULL;
+}
+
+struct relay *relay_start(struct ev_loop *loop, struct relay_pool *pool, int client_fd,
+			  const struct relay_opts *opts, relay_pick_fn pick, relay_event_fn ev,
+			  void *arg)
+{
+	return relay_begin(loop, pool, client_fd, NULL, NULL, 0, opts, pick, ev, arg);
+}
+
+struct relay *relay_start_tls(struct ev_loop *loop, struct relay_pool *pool, struct tls_conn *tls,
+			      int client_fd, const void *initial, size_t initial_len,
+			      const struct relay_opts *opts, relay_pick_fn pick, relay_event_fn ev,
+			      void *arg)
+{
+	if (!tls) {
+		if (client_fd >= 0)
+			sock_close(client_fd, true);
+		errno = EINVAL;
+		return NULL;
+	}
+	return relay_begin(loop, pool, client_fd, tls, initial, initial_len, opts, pick, ev, arg);
+}
+
+int relay_last_tls_fail(const struct relay *r)
+{
+	return r->last_tls_fail;
+}
+
+int relay_last_reply(const struct relay *r)
+{
+	return r->last_reply;
 }
 
 void relay_get_stats(const struct relay *r, struct relay_stats *st)

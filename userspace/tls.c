@@ -1169,3 +1169,16 @@ int tls_shutdown(struct tls_conn *c)
 	r = wolfSSL_get_error(c->ssl, r);
 	return r == WOLFSSL_ERROR_WANT_WRITE || r == WOLFSSL_ERROR_WANT_READ ? -EAGAIN : -EIO;
 }
+
+void tls_thread_cleanup(void)
+{
+#ifdef FP_ECC
+	wc_ecc_fp_free(); /* this thread's fixed-point ECC cache (thread-local in wolfSSL) */
+#endif
+}
+
+void tls_global_cleanup(void)
+{
+	tls_thread_cleanup();
+	wolfSSL_Cleanup();
+}

@@ -187,4 +187,12 @@ size_t tls_pending(const struct tls_conn *c);
  */
 int tls_shutdown(struct tls_conn *c);
 
+/*
+ * wolfSSL keeps a per-thread fixed-point ECC cache: every thread that made
+ * TLS connections calls tls_thread_cleanup() before it exits, and the process
+ * tls_global_cleanup() at the very end (after every context is released).
+ */
+void tls_thread_cleanup(void);
+void tls_global_cleanup(void);
+
 #endif

@@ -42,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ftw.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -50,7 +51,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "preamble.h"
 #include "relay.h"
+#include "tls.h"
 
 #define GUARD_S       60.0 /* whole-scenario bound for the loop (valgrind is slow) */
 #define SOCK_TIMEOUT_S 20  /* every blocking call in the scenario thread */
@@ -67,6 +70,8 @@ struct ev_rec {
 	int64_t value;
 	struct relay_stats st;
 	int64_t t_us;
+	int tls_fail; /* relay_last_tls_fail() at the event */
+	int reply;    /* relay_last_reply() at the event */
 };
 
 struct harness;
@@ -124,6 +129,14 @@ struct harness {
 	char fail_msg[256];
 	int64_t t_mark_us[4]; /* timestamps the scenario records */
 	int64_t val[4];       /* values the scenario records */
+
+	/* TLS group */
+	struct tls_ctx *sec_ctx[MAX_UP]; /* test_secure: attempt i is TLS with it (NULL: plain) */
+	int sec_rc[MAX_UP];              /* ... or fails with this (< 0) */
+	struct tls_ctx *b_ctx;           /* the fake remote agent's context */
+	struct tls_ctx *in_ctx;          /* set: accept_cb is an inbound agent (relay_start_tls) */
+	bool in_failed;                  /* inbound handshake or preamble failed in accept_cb */
+	size_t in_initial;               /* initial bytes handed to relay_start_tls */
 };
 
 static uint8_t pat_tbl[65536];
@@ -629,12 +642,16 @@ static void test_event(void *arg, struct relay *r, enum relay_event_kind kind, v
 		e->value = value;
 		e->st = *st;
 		e->t_us = now_us();
+		e->tls_fail = relay_last_tls_fail(r);
+		e->reply = relay_last_reply(r);
 	}
 	if (kind == RELAY_EV_CLOSED)
 		h->closed++;
 	if (h->on_event)
 		h->on_event(h, r, kind);
 }
+
+static struct relay *inbound_start(struct harness *h, int fd);
 
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -646,7 +663,10 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	if (fd < 0)
 		return;
 	h->t_accept_us = now_us();
-	r = relay_start(loop, h->pool, fd, &h->opts, test_pick, test_event, h);
+	if (h->in_ctx)
+		r = inbound_start(h, fd);
+	else
+		r = relay_start(loop, h->pool, fd, &h->opts, test_pick, test_event, h);
 	if (h->n_accepted < MAX_RELAYS) {
 		h->start_errno[h->n_accepted] = r ? 0 : errno;
 		h->relays[h->n_accepted] = r;
