@@ -71,7 +71,7 @@ static const char *const breaker_keys[] = {
 };
 static const char *const limits_keys[] = { "max_connections", "max_pending", NULL };
 static const char *const tls_keys[] = { "ca", "cert", "key", "trust_domain", "handshake_timeout_ms",
-					 "max_handshakes", NULL };
+					 "max_handshakes", "issuer_cert", "issuer_key", "cert_lifetime_s", NULL };
 static const char *const identity_keys[] = { "cgroup", "identity", "cert", "key", NULL };
 static const char *const authz_keys[] = { "allow", NULL };
 
@@ -1231,6 +1231,9 @@ static int file_readable(const char *path)
 	return 0;
 }
 
+static char *get_file(struct cfg_ctx *x, const config_setting_t *grp, const char *path, const char *key,
+		      bool required);
+
 static void parse_tls(struct cfg_ctx *x, const config_setting_t *root)
 {
 	const config_setting_t *g = get_group(x, root, "", "tls"), *s;
@@ -1284,6 +1287,15 @@ static void parse_tls(struct cfg_ctx *x, const config_setting_t *root)
 	}
 	get_int(x, g, "tls", "handshake_timeout_ms", 100, 60000, &c->tls_handshake_timeout_ms);
 	get_int(x, g, "tls", "max_handshakes", 1, 65536, &c->tls_max_handshakes);
+	get_int(x, g, "tls", "cert_lifetime_s", 300, 31622400, &c->tls_cert_lifetime_s);
+	c->tls_issuer_cert = get_file(x, g, "tls", "issuer_cert", false);
+	c->tls_issuer_key = get_file(x, g, "tls", "issuer_key", false);
+	if (!c->tls_issuer_cert != !c->tls_issuer_key && config_setting_get_member(g, "issuer_cert") &&
+	    config_setting_get_member(g, "issuer_key")) {
+		/* one of them had its own error, already reported */
+	} else if (!!config_setting_get_member(g, "issuer_cert") != !!config_setting_get_member(g, "issuer_key")) {
+		cfg_err(x, line_of(g), "tls: issuer_cert and issuer_key go together (the CA that mints identity certificates)");
+	}
 }
 
 /* A PEM file path member that must exist (readable regular file). */
@@ -1355,6 +1367,7 @@ static void parse_identities(struct cfg_ctx *x, const config_setting_t *root)
 		const config_setting_t *g = config_setting_get_elem(l, (unsigned)i), *s;
 		struct cfg_identity *id = &c->identities[c->n_identities];
 		const char *v;
+		bool minted;
 
 		snprintf(p, sizeof(p), "identities[%zu]", i);
 		if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
@@ -1383,8 +1396,15 @@ static void parse_identities(struct cfg_ctx *x, const config_setting_t *root)
 		} else if (v && !(id->identity = strdup(v))) {
 			x->oom = true;
 		}
-		id->cert = get_file(x, g, p, "cert", true);
-		id->key = get_file(x, g, p, "key", true);
+		/* without cert and key, the identity's certificate is minted from tls.issuer_* */
+		minted = !config_setting_get_member(g, "cert") && !config_setting_get_member(g, "key");
+		if (minted && !c->tls_issuer_cert && x->tls_group) {
+			cfg_err(x, line_of(g), "%s: give cert and key, or set tls.issuer_cert and tls.issuer_key to "
+				"mint this identity's certificate", p);
+		} else if (!minted) {
+			id->cert = get_file(x, g, p, "cert", true);
+			id->key = get_file(x, g, p, "key", true);
+		}
 	}
 }
 
@@ -1583,6 +1603,7 @@ static struct weft_config *cfg_new(const char *name)
 	c->workers = 0;
 	c->tls_handshake_timeout_ms = 5000;
 	c->tls_max_handshakes = 256;
+	c->tls_cert_lifetime_s = 86400;
 	c->redirect_loopback = true;
 	c->splice = true;
 	return c;
@@ -1788,6 +1809,8 @@ void cfg_free(struct weft_config *c)
 	free(c->tls_cert);
 	free(c->tls_key);
 	free(c->tls_trust_domain);
+	free(c->tls_issuer_cert);
+	free(c->tls_issuer_key);
 	for (i = 0; i < c->n_identities; i++) {
 		free(c->identities[i].cgroup);
 		free(c->identities[i].identity);

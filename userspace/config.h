@@ -42,7 +42,7 @@ struct cfg_endpoint {
 struct cfg_identity {
 	char *cgroup;    /* path or glob, like intercept.cgroups; matches descendants too */
 	char *identity;  /* SPIFFE ID */
-	char *cert, *key;/* this identity's certificate chain and key (PEM files) */
+	char *cert, *key;/* this identity's certificate chain and key (PEM files); NULL: minted from tls.issuer_* */
 	int line;
 };
 
@@ -105,6 +105,8 @@ struct weft_config {
 	char *tls_trust_domain;            /* tls.trust_domain, NULL: the node certificate's */
 	uint32_t tls_handshake_timeout_ms; /* tls.handshake_timeout_ms, 5000 (100..60000) */
 	uint32_t tls_max_handshakes;       /* tls.max_handshakes in progress on agent.inbound, 256 (1..65536) */
+	char *tls_issuer_cert, *tls_issuer_key; /* tls.issuer_cert/issuer_key: mint identity certificates */
+	uint32_t tls_cert_lifetime_s;      /* tls.cert_lifetime_s of minted certificates, 86400 (300..31622400) */
 
 	/* identities: which workload identity a cgroup has (first match wins) */
 	struct cfg_identity *identities;

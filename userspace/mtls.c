@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "certmint.h"
 #include "cgroup.h"
 #include "config.h"
 #include "identity.h"
@@ -19,6 +20,7 @@ struct mtls {
 	char **id_names;
 	size_t n_ids;
 	struct id_map *map;
+	time_t renew_at;           /* earliest 2/3-of-lifetime point of a minted certificate; 0: none */
 	char cgmount[CG_PATH_MAX];
 };
 
@@ -39,6 +41,7 @@ static void mtls_free(struct mtls *m)
 
 int mtls_load(const struct weft_config *cfg, const char *cgmount, struct mtls **out, char *err, size_t errlen)
 {
+	struct certmint_issuer *iss = NULL;
 	struct tls_ctx_opts o;
 	struct mtls *m;
 	char e2[512];
@@ -69,13 +72,41 @@ int mtls_load(const struct weft_config *cfg, const char *cgmount, struct mtls **
 		snprintf(err, errlen, "out of memory");
 		goto err;
 	}
+	if (cfg->tls_issuer_cert && certmint_issuer_load(cfg->tls_issuer_cert, cfg->tls_issuer_key, &iss, e2,
+							 sizeof(e2)) < 0) {
+		snprintf(err, errlen, "%s: tls.issuer_cert: %s", cfg->path, e2);
+		goto err;
+	}
 	for (i = 0; i < cfg->n_identities; i++) {
 		const struct cfg_identity *id = &cfg->identities[i];
+		struct certmint_out mo = { 0 };
 
-		o.cert_file = id->cert;
-		o.key_file = id->key;
 		o.trust_domain = tls_ctx_trust_domain(m->node);
+		if (id->cert) {
+			o.cert_file = id->cert;
+			o.key_file = id->key;
+			o.cert_pem = o.key_pem = NULL;
+		} else {
+			/* minted in memory: the key never touches the disk */
+			struct certmint_req req = { .identity = id->identity, .lifetime_s = cfg->tls_cert_lifetime_s };
+			time_t ra;
+
+			if (certmint_issue(iss, &req, &mo, e2, sizeof(e2)) < 0) {
+				snprintf(err, errlen, "%s:%d: identities[%zu]: cannot mint a certificate: %s", cfg->path,
+					 id->line, i, e2);
+				goto err;
+			}
+			o.cert_file = o.key_file = NULL;
+			o.cert_pem = mo.cert;
+			o.cert_pem_len = mo.cert_len;
+			o.key_pem = mo.key;
+			o.key_pem_len = mo.key_len;
+			ra = certmint_renew_at(mo.not_before, mo.not_after);
+			if (!m->renew_at || ra < m->renew_at)
+				m->renew_at = ra;
+		}
 		m->ids[i] = tls_ctx_load(&o, e2, sizeof(e2));
+		certmint_out_free(&mo);
 		if (!m->ids[i]) {
 			snprintf(err, errlen, "%s:%d: identities[%zu]: %s", cfg->path, id->line, i, e2);
 			goto err;
@@ -95,9 +126,11 @@ int mtls_load(const struct weft_config *cfg, const char *cgmount, struct mtls **
 			goto err;
 		}
 	}
+	certmint_issuer_free(iss);
 	*out = m;
 	return 0;
 err:
+	certmint_issuer_free(iss);
 	mtls_free(m);
 	return -EINVAL;
 }
@@ -146,6 +179,8 @@ bool mtls_files_changed(const struct mtls *m)
 {
 	size_t i;
 
+	if (m->renew_at && time(NULL) >= m->renew_at)
+		return true; /* a minted certificate reached 2/3 of its lifetime: mint again */
 	if (tls_ctx_files_changed(m->node))
 		return true;
 	for (i = 0; i < m->n_ids; i++)

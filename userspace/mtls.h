@@ -35,7 +35,10 @@ const char *mtls_trust_domain(const struct mtls *m);
  */
 struct tls_ctx *mtls_client_ctx(const struct mtls *m, uint64_t cgroup_id);
 
-/* True when a certificate or key file changed on disk since loading (poll it; then reload). */
+/*
+ * True when a certificate or key file changed on disk since loading, or a
+ * minted certificate reached 2/3 of its lifetime: poll it, then load again.
+ */
 bool mtls_files_changed(const struct mtls *m);
 
 /* Earliest notAfter of every certificate in the bundle (expiry gauge). */

@@ -1558,3 +1558,514 @@ def _main(argv):
 
 if __name__ == "__main__":
     _main(sys.argv[1:])
+
+
+# ==========================================================================
+# two "nodes" (network namespaces joined by veth) and mutual TLS between
+# their agents: helpers for test_mtls.py (added; nothing above depends on them)
+#
+# Why nsenter and not `ip netns exec`: `ip netns exec` also unshares the mount
+# namespace and mounts a fresh sysfs on /sys, which hides /sys/fs/cgroup and
+# /sys/fs/bpf (weftd needs both; so does `echo $$ > CG/cgroup.procs`).
+# `nsenter --net=/run/netns/NS` changes only the network namespace, and execs
+# the program in the same process (pid unchanged: signals reach weftd).
+# In this process, netns_socket() makes a socket inside a namespace from a
+# short-lived thread that setns()es itself (a socket stays in the namespace
+# it was made in), so admin calls, raw probes and the packet capture need no
+# helper process.
+
+CLONE_NEWNET = 0x40000000
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+WEFT_CA = os.path.join(REPO, "scripts", "weft-ca")
+
+
+def netns_argv(ns, argv):
+    """argv run inside network namespace ns (only the netns changes)."""
+    if ns is None:
+        return list(argv)
+    return ["nsenter", "--net=%s" % os.path.join(NETNS_DIR, ns), "--"] + list(argv)
+
+
+def netns_socket(ns, family=socket.AF_INET, type=socket.SOCK_STREAM, proto=0):
+    """A socket created inside network namespace ns (None: this one)."""
+    if ns is None:
+        return socket.socket(family, type, proto)
+    import ctypes
+    out = {}
+
+    def run():
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open(os.path.join(NETNS_DIR, ns), os.O_RDONLY)
+        try:
+            if libc.setns(fd, CLONE_NEWNET) != 0:
+                e = ctypes.get_errno()
+                out["err"] = OSError(e, "setns(%s): %s" % (ns, os.strerror(e)))
+                return
+            out["sock"] = socket.socket(family, type, proto)
+        except OSError as e:
+            out["err"] = e
+        finally:
+            os.close(fd)
+    t = threading.Thread(target=run)  # the thread (and its netns) ends here
+    t.start()
+    t.join()
+    if "err" in out:
+        raise out["err"]
+    return out["sock"]
+
+
+def netns_connect(ns, addr, timeout=5.0):
+    fam, host, port = split_addr(addr)
+    s = netns_socket(ns, fam)
+    s.settimeout(timeout)
+    try:
+        s.connect((host, port))
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
+def ns_admin_call(ns, addr, method, path, body=None, timeout=5.0):
+    """admin_call() through a socket in netns ns."""
+    import http.client
+
+    class _Conn(http.client.HTTPConnection):
+        def connect(self):
+            self.sock = netns_connect(ns, addr, self.timeout)
+
+    fam, host, port = split_addr(addr)
+    c = _Conn(host, port, timeout=timeout)
+    try:
+        c.request(method, path, body=body)
+        r = c.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read().decode(errors="replace")
+    except (OSError, http.client.HTTPException) as e:
+        return None, {}, _errname(e)
+    finally:
+        c.close()
+
+
+def ns_admin_json(ns, addr, path, timeout=5.0):
+    st, _, body = ns_admin_call(ns, addr, "GET", path, timeout=timeout)
+    assert st == 200, "GET %s (netns %s): %r %r" % (path, ns, st, body)
+    return json.loads(body)
+
+
+def ns_metrics(ns, addr):
+    """GET /metrics in netns ns, parsed: the samples list of parse_prom."""
+    st, _, body = ns_admin_call(ns, addr, "GET", "/metrics")
+    assert st == 200, (st, body)
+    return parse_prom(body)[0]
+
+
+def ns_raw_exchange(ns, addr, data, timeout=5.0, shut_wr=False, delay=0.0):
+    """raw_exchange() from netns ns: connect, wait delay, send data, read until
+    EOF or timeout. -> (bytes read, 'eof' | 'timeout' | errno name, seconds
+    from connect to the end)."""
+    out = b""
+    t0 = None
+    try:
+        s = netns_connect(ns, addr, timeout)
+    except OSError as e:
+        return out, "connect:" + _errname(e), 0.0
+    t0 = time.monotonic()
+    try:
+        if delay:
+            time.sleep(delay)
+        if data:
+            s.sendall(data)
+        if shut_wr:
+            s.shutdown(socket.SHUT_WR)
+        deadline = t0 + timeout
+        while True:
+            s.settimeout(max(0.01, deadline - time.monotonic()))
+            d = s.recv(65536)
+            if not d:
+                return out, "eof", time.monotonic() - t0
+            out += d
+    except socket.timeout:
+        return out, "timeout", time.monotonic() - t0
+    except OSError as e:
+        return out, _errname(e), time.monotonic() - t0
+    finally:
+        s.close()
+
+
+def wait_log(d, needle, timeout=5.0, since=0):
+    """Wait until needle (str, or a callable on the log text) shows up in d's
+    log after character offset since. Returns the matching line(s) or ''."""
+    def check():
+        text = d.log()[since:]
+        if callable(needle):
+            return needle(text)
+        return "\n".join(l for l in text.splitlines() if needle in l)
+    return wait_for(check, timeout) or ""
+
+
+# --------------------------------------------------------------------------
+# the CA (scripts/weft-ca)
+
+def weft_ca(*args, timeout=60):
+    r = subprocess.run([WEFT_CA] + [str(a) for a in args], capture_output=True, text=True,
+                       timeout=timeout)
+    if r.returncode != 0:
+        raise RuntimeError("weft-ca %s: rc=%d\n%s%s" % (" ".join(map(str, args)), r.returncode,
+                                                        r.stdout, r.stderr))
+    return r
+
+
+class CertAuthority:
+    """One trust domain made by `weft-ca init`; issue() -> (cert path, key path)."""
+
+    def __init__(self, directory, trust_domain="example.org"):
+        self.dir = directory
+        self.trust_domain = trust_domain
+        weft_ca("init", directory, "--trust-domain", trust_domain)
+        self.ca = os.path.join(directory, "ca.pem")
+
+    def issue(self, spiffe_id, out_prefix, *flags):
+        weft_ca("issue", self.dir, spiffe_id, out_prefix, *flags)
+        return out_prefix + ".pem", out_prefix + ".key"
+
+
+def cert_not_after(pem_path):
+    """notAfter of the first certificate in pem_path (openssl x509), as text."""
+    r = subprocess.run(["openssl", "x509", "-noout", "-enddate", "-serial", "-in", pem_path],
+                       capture_output=True, text=True)
+    return r.stdout.strip()
+
+
+# --------------------------------------------------------------------------
+# topology: two namespaces, one veth pair, 198.18.X.1/30 <-> 198.18.X.2/30
+
+_subnet = itertools.count((os.getpid() * 7) % 200)
+
+
+class TwoNodes:
+    """ns1/ns2 (network namespaces), veth1 (in ns1) / veth2 (in ns2),
+    ip1/ip2 on a /30 of 198.18.0.0/15. No default route in either."""
+
+    def __init__(self, ns1, ns2, veth1, veth2, ip1, ip2):
+        self.ns1, self.ns2 = ns1, ns2
+        self.veth1, self.veth2 = veth1, veth2
+        self.ip1, self.ip2 = ip1, ip2
+
+    def __repr__(self):
+        return "TwoNodes(%s %s/%s <-> %s %s/%s)" % (self.ns1, self.veth1, self.ip1,
+                                                  self.ns2, self.veth2, self.ip2)
+
+
+def two_nodes(h):
+    """Two netns joined by a veth pair (made inside them: nothing appears in
+    this namespace; deleting the namespaces removes it)."""
+    ns1, ns2 = h.netns(), h.netns()
+    x = next(_subnet) % 256
+    tag = "%x%x" % (os.getpid() % 0xffff, next(_counter))
+    veth1, veth2 = ("wa" + tag)[:15], ("wb" + tag)[:15]
+    ip1, ip2 = "198.18.%d.1" % x, "198.18.%d.2" % x
+
+    def ip(*args):
+        r = subprocess.run(["ip"] + list(args), capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError("ip %s: %s" % (" ".join(args), r.stderr.strip()))
+    ip("link", "add", veth1, "netns", ns1, "type", "veth", "peer", "name", veth2, "netns", ns2)
+    ip("-n", ns1, "addr", "add", ip1 + "/30", "dev", veth1)
+    ip("-n", ns2, "addr", "add", ip2 + "/30", "dev", veth2)
+    ip("-n", ns1, "link", "set", veth1, "up")
+    ip("-n", ns2, "link", "set", veth2, "up")
+    return TwoNodes(ns1, ns2, veth1, veth2, ip1, ip2)
+
+
+# --------------------------------------------------------------------------
+# weftd inside a namespace, with tls/identities
+
+def tls_conf(tls=None, identities=None):
+    """libconfig text of the tls group and the identities list.
+    tls: {ca, cert, key, and any other key (verbatim values: ints, or strings
+    already quoted)}; identities: [{cgroup, identity, cert, key}]."""
+    out = ""
+    if tls:
+        parts = []
+        for k, v in tls.items():
+            if k in ("ca", "cert", "key", "trust_domain"):
+                parts.append('%s = "%s";' % (k, v))
+            else:
+                parts.append("%s = %s;" % (k, v))
+        out += "tls: { %s };\n" % " ".join(parts)
+    if identities:
+        out += "identities = (\n  %s\n);\n" % ",\n  ".join(
+            '{ cgroup = "%s"; identity = "%s"; cert = "%s"; key = "%s"; }'
+            % (i["cgroup"].path if isinstance(i["cgroup"], Cgroup) else i["cgroup"],
+               i["identity"], i["cert"], i["key"]) for i in identities)
+    return out
+
+
+class NodeWeftd(Weftd):
+    """A Weftd that runs inside network namespace ns (through a wrapper
+    script: nsenter --net=... -- weftd "$@"), with agent.inbound on the
+    node's own address and a tls / identities block appended."""
+
+    def __init__(self, binary, workdir, ns, inbound, cgroups, services, tls=None,
+                 identities=None, **kw):
+        kw.setdefault("stale_ms", 3000)
+        super().__init__(binary, workdir, cgroups, services, **kw)
+        self.ns = ns
+        self.real_binary = binary
+        old = 'inbound = "%s";' % self.inbound
+        self.inbound = inbound
+        assert old in self.config_text
+        self.config_text = self.config_text.replace(old, 'inbound = "%s";' % inbound)
+        self.config_text += tls_conf(tls, identities)
+        with open(self.conf_path, "w") as f:
+            f.write(self.config_text)
+        self.binary = os.path.join(self.dir, "weftd-in-netns")
+        with open(self.binary, "w") as f:
+            f.write('#!/bin/sh\nexec nsenter --net=%s -- %s "$@"\n'
+                    % (os.path.join(NETNS_DIR, ns), binary))
+        os.chmod(self.binary, 0o755)
+
+    def metrics(self):
+        return ns_metrics(self.ns, self.admin)
+
+    def admin_json(self, path):
+        return ns_admin_json(self.ns, self.admin, path)
+
+    def admin_call(self, method, path, body=None):
+        return ns_admin_call(self.ns, self.admin, method, path, body=body)
+
+
+def node_weftd(h, ns, inbound, cgroups, services, start=True, **kw):
+    """Harness.weftd() for a node: a NodeWeftd in ns, torn down with h."""
+    d = NodeWeftd(h.weftd_bin, h.workdir, ns, inbound, cgroups, services, **kw)
+    h.daemons.append(d)
+    h._push("weftd %s" % d.name, d.cleanup)
+    if start:
+        d.start()
+    return d
+
+
+class NsServer(Server):
+    """A backend (this file run as 'serve') inside network namespace ns."""
+
+    def __init__(self, ns, mode, name, listen, nbytes=0, workdir=None):
+        self.mode, self.name, self.ns = mode, name, ns
+        self.err_path = os.path.join(workdir or "/tmp", "%s.%s.stderr" % (unique_name(), name))
+        argv = [PYTHON, SCRIPT, "serve", "--mode", mode, "--name", name,
+                "--listen", listen, "--bytes", str(nbytes), "--tag", run_prefix() + "srv"]
+        self._err = open(self.err_path, "wb")
+        self.proc = spawn(netns_argv(ns, argv), stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=self._err)
+        self.events = []
+        self._cv = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        ev = self.wait_event(lambda e: e["event"] == "listening", timeout=10)
+        if ev is None:
+            self.stop()
+            raise RuntimeError("server %s (%s on %s in %s) did not start: %s"
+                               % (name, mode, listen, ns, self.stderr()))
+        self.addr = ev["addr"]
+
+
+def ns_server(h, ns, mode, name, listen):
+    s = NsServer(ns, mode, name, listen, workdir=h.workdir)
+    h.servers.append(s)
+    h._push("server %s" % name, s.stop)
+    return s
+
+
+_MARKER_CLIENT = r'''
+import errno, json, os, socket, sys, time
+addr, payload, timeout = sys.argv[1], bytes.fromhex(sys.argv[2]), float(sys.argv[3])
+host, _, port = addr.rpartition(":")
+def ename(e):
+    if isinstance(e, socket.timeout): return "TIMEOUT"
+    return errno.errorcode.get(getattr(e, "errno", None) or -1, type(e).__name__)
+res = {"ok": False, "error": None, "stage": "connect", "peername": None, "sockname": None,
+       "got": 0, "echo_ok": False, "eof": False}
+t0 = time.monotonic()
+s = socket.socket()
+s.settimeout(timeout)
+got = b""
+try:
+    s.connect((host, int(port)))
+    res["sockname"] = "%s:%d" % s.getsockname()
+    res["peername"] = "%s:%d" % s.getpeername()
+    res["stage"] = "send"
+    s.sendall(payload)
+    res["stage"] = "recv"
+    while len(got) < len(payload):
+        d = s.recv(65536)
+        if not d:
+            res["eof"] = True
+            break
+        got += d
+    res["echo_ok"] = got == payload
+    if res["echo_ok"]:
+        res["stage"] = "close"
+        s.shutdown(socket.SHUT_WR)
+        res["eof"] = s.recv(1) == b""
+        res["ok"] = res["eof"]
+        res["stage"] = "done"
+except OSError as e:
+    res["error"] = ename(e)
+finally:
+    res["got"] = len(got)
+    res["elapsed"] = round(time.monotonic() - t0, 4)
+    s.close()
+print(json.dumps(res)); sys.stdout.flush()
+'''
+
+
+def ns_marker_client(ns, connect, payload, cgroup=None, timeout=10.0):
+    """In netns ns and cgroup: connect, send payload (bytes), expect it echoed
+    byte-exact, half-close, expect EOF. -> dict (ok, error, stage, peername,
+    got, echo_ok, eof, elapsed, rc, stderr)."""
+    argv = [PYTHON, "-c", _MARKER_CLIENT, connect, payload.hex(), str(timeout),
+            run_prefix() + "marker"]
+    p = spawn(in_cgroup_argv(cgroup, netns_argv(ns, argv)), stdin=subprocess.DEVNULL,
+              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return _client_result(p, timeout + 20)
+
+
+class NsScriptedClient(ScriptedClient):
+    """ScriptedClient in netns ns (and cgroup)."""
+
+    def __init__(self, ns, connect, cgroup=None, timeout=10.0):
+        import queue
+        self.timeout = timeout
+        argv = [PYTHON, "-c", _SCRIPTED_CHILD, connect, str(timeout), run_prefix() + "scripted"]
+        self.proc = spawn(in_cgroup_argv(cgroup, netns_argv(ns, argv)), stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._q = queue.Queue()
+        self._t = threading.Thread(target=self._read, daemon=True)
+        self._t.start()
+        self.hello = self._next(timeout + 10)
+        self.pid = self.proc.pid
+
+
+def ns_scripted_client(h, ns, connect, cgroup=None, timeout=10.0):
+    c = NsScriptedClient(ns, connect, cgroup=cgroup, timeout=timeout)
+    h._push("scripted client %s" % connect, c.stop)
+    return c
+
+
+# --------------------------------------------------------------------------
+# packet capture on an interface of a namespace (AF_PACKET, no tcpdump)
+
+class PacketCapture:
+    """Every frame seen on iface (inside ns), both directions, until stop().
+    Frames are kept raw (bytes); tcp_segments() parses the IPv4/TCP ones."""
+
+    ETH_P_ALL = 0x0003
+
+    def __init__(self, ns, iface, max_bytes=64 << 20):
+        self.sock = netns_socket(ns, socket.AF_PACKET, socket.SOCK_RAW,
+                                 socket.htons(self.ETH_P_ALL))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+        self.sock.bind((iface, 0))
+        self.sock.settimeout(0.1)
+        self.frames = []
+        self.bytes = 0
+        self.max_bytes = max_bytes
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                data, _ = self.sock.recvfrom(1 << 17)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if self.bytes < self.max_bytes:
+                self.frames.append(data)
+                self.bytes += len(data)
+
+    def stop(self):
+        if not self._stop.is_set():
+            time.sleep(0.2)  # let the last frames in
+            self._stop.set()
+            self._t.join(2)
+            self.sock.close()
+        return self.frames
+
+    def tcp_segments(self):
+        """[(src ip, src port, dst ip, dst port, seq, flags, payload)] of the
+        IPv4 TCP frames."""
+        out = []
+        for f in list(self.frames):
+            if len(f) < 14 + 20 or f[12:14] != b"\x08\x00":
+                continue
+            ip = f[14:]
+            ihl = (ip[0] & 0x0f) * 4
+            if ip[9] != 6:
+                continue
+            tot = int.from_bytes(ip[2:4], "big")
+            tcp = ip[ihl:tot] if tot else ip[ihl:]
+            if len(tcp) < 20:
+                continue
+            doff = (tcp[12] >> 4) * 4
+            out.append((socket.inet_ntoa(ip[12:16]), int.from_bytes(tcp[0:2], "big"),
+                        socket.inet_ntoa(ip[16:20]), int.from_bytes(tcp[2:4], "big"),
+                        int.from_bytes(tcp[4:8], "big"), tcp[13], bytes(tcp[doff:])))
+        return out
+
+    def streams(self, port):
+        """Reassembled TCP byte streams of the connections to/from port:
+        {(client ip, client port): {"to_server": bytes, "to_client": bytes}}."""
+        segs = {}
+        for src, sp, dst, dp, seq, flags, payload in self.tcp_segments():
+            if dp == port:
+                key, d = (src, sp), "to_server"
+            elif sp == port:
+                key, d = (dst, dp), "to_client"
+            else:
+                continue
+            st = segs.setdefault(key, {"to_server": {}, "to_client": {}})
+            if flags & 0x02:  # SYN: the stream starts at seq + 1
+                st[d]["isn"] = seq
+            elif payload:
+                st[d].setdefault("segs", []).append((seq, payload))
+        out = {}
+        for key, st in segs.items():
+            out[key] = {}
+            for d in ("to_server", "to_client"):
+                info = st[d]
+                buf = bytearray()
+                if info.get("segs"):
+                    base = (info["isn"] + 1) if "isn" in info else min(s for s, _ in info["segs"])
+                    for seq, p in info["segs"]:
+                        off = (seq - base) % (1 << 32)
+                        if off > 64 << 20:
+                            continue
+                        if len(buf) < off + len(p):
+                            buf.extend(b"\0" * (off + len(p) - len(buf)))
+                        buf[off:off + len(p)] = p
+                out[key][d] = bytes(buf)
+        return out
+
+
+def tls_records(stream):
+    """Split a TLS byte stream into records: [(content type, version, length)],
+    and the number of bytes left over (an incomplete last record, or garbage:
+    then the walk stops there)."""
+    recs, i = [], 0
+    while i + 5 <= len(stream):
+        ctype, ver, ln = stream[i], int.from_bytes(stream[i + 1:i + 3], "big"), \
+            int.from_bytes(stream[i + 3:i + 5], "big")
+        if ctype not in (20, 21, 22, 23) or ver not in (0x0301, 0x0302, 0x0303) \
+                or i + 5 + ln > len(stream):
+            break
+        recs.append((ctype, ver, ln))
+        i += 5 + ln
+    return recs, len(stream) - i
+
+
+def packet_capture(h, ns, iface):
+    c = PacketCapture(ns, iface)
+    h._push("capture on %s in %s" % (iface, ns), c.stop)
+    return c

@@ -2283,6 +2283,1120 @@ static void test_bench_copy_vs_splice(void **state)
 	free(v);
 }
 
+/* --- mutual TLS legs ---------------------------------------------------------------
+ * Certificates from scripts/weft-ca (group setup, temp dir removed at the end).
+ * The relay under test is agent A (outbound: opts.secure makes attempts TLS) or
+ * agent B (inbound: accept_cb does the TLS server handshake and reads the
+ * preamble, as the proxy will, then relay_start_tls). The scenario thread plays
+ * the other agent with our tls API over non-blocking sockets (t_end below).
+ */
+#define TLS_TD "example.org"
+#define TLS_ID_NODE "spiffe://example.org/node/b"
+#define TLS_ID_WORKLOAD "spiffe://example.org/ns/default/sa/web"
+#define TLS_BULK (8u * 1024 * 1024)
+
+static char g_tls_dir[256];
+static bool g_tls_skip;
+static struct tls_ctx *g_cli, *g_srv, *g_evil_srv;
+
+/* One end of a test connection: plain (t == NULL) or TLS. */
+struct t_end {
+	int fd;
+	struct tls_conn *t;
+	short rd_ev, wr_ev; /* what the last -EAGAIN read / write waits for */
+};
+
+static void end_init(struct t_end *e, int fd, struct tls_conn *t)
+{
+	e->fd = fd;
+	e->t = t;
+	e->rd_ev = POLLIN;
+	e->wr_ev = POLLOUT;
+}
+
+static void end_close(struct t_end *e, bool reset)
+{
+	tls_conn_free(e->t);
+	e->t = NULL;
+	if (e->fd >= 0) {
+		if (reset)
+			reset_close(e->fd);
+		else
+			close(e->fd);
+	}
+	e->fd = -1;
+}
+
+static short tls_poll_ev(const struct tls_conn *t, short dflt)
+{
+	switch (tls_want(t)) {
+	case TLS_WANT_READ:
+		return POLLIN;
+	case TLS_WANT_WRITE:
+		return POLLOUT;
+	default:
+		return dflt;
+	}
+}
+
+/* > 0 sent, 0 would block, -1 error (errno). TLS: retried later with the same bytes. */
+static ssize_t end_send(struct t_end *e, const void *b, size_t n)
+{
+	ssize_t r;
+
+	if (!e->t) {
+		r = send(e->fd, b, n, MSG_NOSIGNAL);
+		return r < 0 ? (errno == EAGAIN ? 0 : -1) : r;
+	}
+	r = tls_write(e->t, b, n);
+	if (r == -EAGAIN) {
+		e->wr_ev = tls_poll_ev(e->t, POLLOUT);
+		return 0;
+	}
+	if (r < 0) {
+		errno = (int)-r;
+		return -1;
+	}
+	e->wr_ev = POLLOUT;
+	return r;
+}
+
+/* > 0 read, 0 EOF (TLS: close_notify only), -2 would block, -1 error (errno). */
+static ssize_t end_recv(struct t_end *e, void *b, size_t n)
+{
+	ssize_t r;
+
+	if (!e->t) {
+		r = recv(e->fd, b, n, 0);
+		return r < 0 ? (errno == EAGAIN ? -2 : -1) : r;
+	}
+	r = tls_read(e->t, b, n);
+	if (r == -EAGAIN) {
+		e->rd_ev = tls_poll_ev(e->t, POLLIN);
+		return -2;
+	}
+	if (r < 0) {
+		errno = (int)-r;
+		return -1;
+	}
+	e->rd_ev = POLLIN;
+	return r;
+}
+
+/* Waits (bounded) until ev on e, or at once when TLS already holds bytes to read. */
+static int end_wait(struct t_end *e, short ev)
+{
+	struct pollfd p = { .fd = e->fd, .events = ev };
+
+	if (ev == POLLIN && e->t && tls_pending(e->t))
+		return 0;
+	return poll(&p, 1, SOCK_TIMEOUT_S * 1000) == 1 ? 0 : -1;
+}
+
+static int end_handshake(struct t_end *e)
+{
+	int rc;
+
+	for (;;) {
+		rc = tls_handshake(e->t);
+		if (rc != -EAGAIN)
+			return rc;
+		if (end_wait(e, tls_poll_ev(e->t, POLLIN)))
+			return -ETIMEDOUT;
+	}
+}
+
+static int end_send_all(struct t_end *e, const void *buf, size_t n)
+{
+	const char *p = buf;
+	ssize_t r;
+
+	while (n) {
+		r = end_send(e, p, n);
+		if (r < 0)
+			return -1;
+		if (r == 0) {
+			if (end_wait(e, e->wr_ev))
+				return -1;
+			continue;
+		}
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+/* Reads exactly n bytes; returns n, fewer at EOF, or -1. */
+static ssize_t end_recv_n(struct t_end *e, void *buf, size_t n)
+{
+	char *p = buf;
+	size_t got = 0;
+	ssize_t r;
+
+	while (got < n) {
+		r = end_recv(e, p + got, n - got);
+		if (r == -2) {
+			if (end_wait(e, e->rd_ev))
+				return -1;
+			continue;
+		}
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
+/* Half-close: close_notify (TLS) then FIN. */
+static int end_shut(struct t_end *e)
+{
+	int i;
+
+	for (i = 0; e->t && i < 100; i++) {
+		int rc = tls_shutdown(e->t);
+
+		if (rc == 0)
+			break;
+		if (rc != -EAGAIN || end_wait(e, POLLOUT))
+			return -1;
+	}
+	return shutdown(e->fd, SHUT_WR);
+}
+
+static int end_send_pat(struct t_end *e, uint8_t seed, size_t n)
+{
+	static _Thread_local uint8_t buf[CHUNK];
+	size_t off = 0, k, i;
+
+	while (off < n) {
+		k = n - off < CHUNK ? n - off : CHUNK;
+		for (i = 0; i < k; i++)
+			buf[i] = pat(seed, off + i);
+		if (end_send_all(e, buf, k) < 0)
+			return -1;
+		off += k;
+	}
+	return 0;
+}
+
+/* Reads until EOF; true when exactly n pattern bytes (seed) came, then a clean EOF. */
+static bool end_recv_pat_eof(struct t_end *e, uint8_t seed, size_t n)
+{
+	static _Thread_local uint8_t buf[CHUNK];
+	size_t off = 0, i;
+	ssize_t r;
+
+	for (;;) {
+		r = end_recv(e, buf, sizeof(buf));
+		if (r == -2) {
+			if (end_wait(e, e->rd_ev))
+				return false;
+			continue;
+		}
+		if (r < 0)
+			return false;
+		if (r == 0)
+			return off == n;
+		for (i = 0; i < (size_t)r; i++)
+			if (off + i >= n || buf[i] != pat(seed, off + i))
+				return false;
+		off += (size_t)r;
+	}
+}
+
+static int flow_send_e(struct t_end *e, struct flow *f)
+{
+	uint32_t i;
+	ssize_t r;
+
+	if (f->tx_off == f->tx_len) {
+		uint64_t left = f->size - f->sent;
+
+		if (!left) {
+			if (end_shut(e) < 0)
+				return -1;
+			f->shut = true;
+			return 0;
+		}
+		f->tx_len = left < CHUNK ? (uint32_t)left : CHUNK;
+		f->tx_off = 0;
+		for (i = 0; i < f->tx_len; i++) {
+			f->tx[i] = pat(f->seed, f->sent + i);
+			f->sum_tx = csum_step(f->sum_tx, f->tx[i]);
+		}
+	}
+	/* the same bytes again after a would-block: tx[] only changes once taken whole */
+	r = end_send(e, f->tx + f->tx_off, f->tx_len - f->tx_off);
+	if (r < 0)
+		return -1;
+	f->tx_off += (uint32_t)r;
+	if (f->tx_off == f->tx_len)
+		f->sent += f->tx_len;
+	return 0;
+}
+
+static int flow_recv_e(struct t_end *e, struct flow *f)
+{
+	ssize_t r, i;
+
+	r = end_recv(e, f->rx, sizeof(f->rx));
+	if (r == -2)
+		return 0;
+	if (r < 0)
+		return -1;
+	if (r == 0) {
+		f->eof = true;
+		return f->rcvd == f->size ? 0 : -1;
+	}
+	for (i = 0; i < r; i++) {
+		if (f->rcvd + (uint64_t)i >= f->size || f->rx[i] != pat(f->seed, f->rcvd + (uint64_t)i)) {
+			errno = EBADMSG;
+			return -1;
+		}
+		f->sum_rx = csum_step(f->sum_rx, f->rx[i]);
+	}
+	f->rcvd += (uint64_t)r;
+	return 0;
+}
+
+/* pump() over ends: c sends c2u bytes (seed 1), u sends u2c (seed 2), both half-close, both check. */
+static bool pump_e(struct harness *h, struct t_end *c, struct t_end *u, uint64_t c2u, uint64_t u2c)
+{
+	struct flow *up = calloc(1, sizeof(*up)), *down = calloc(1, sizeof(*down));
+	int64_t deadline = now_us() + SOCK_TIMEOUT_S * 1000000ll;
+	bool ok = false;
+
+	if (!up || !down)
+		goto out;
+	up->size = c2u;
+	up->seed = 1;
+	down->size = u2c;
+	down->seed = 2;
+	set_nonblock(c->fd);
+	set_nonblock(u->fd);
+	while (!(up->eof && down->eof)) {
+		struct pollfd p[2] = { { .fd = c->fd }, { .fd = u->fd } };
+		int n, tmo = 1000;
+
+		if (!up->shut)
+			p[0].events |= c->wr_ev;
+		if (!down->eof)
+			p[0].events |= c->rd_ev;
+		if (!down->shut)
+			p[1].events |= u->wr_ev;
+		if (!up->eof)
+			p[1].events |= u->rd_ev;
+		if ((c->t && tls_pending(c->t)) || (u->t && tls_pending(u->t)))
+			tmo = 0;
+		n = poll(p, 2, tmo);
+		T_CHECK(h, n >= 0 || errno == EINTR);
+		T_CHECK(h, now_us() < deadline);
+		if (!up->shut)
+			T_CHECK(h, flow_send_e(c, up) == 0);
+		if (!down->shut)
+			T_CHECK(h, flow_send_e(u, down) == 0);
+		if (!down->eof)
+			T_CHECK(h, flow_recv_e(c, down) == 0);
+		if (!up->eof)
+			T_CHECK(h, flow_recv_e(u, up) == 0);
+	}
+	T_CHECK(h, up->sum_tx == up->sum_rx);
+	T_CHECK(h, down->sum_tx == down->sum_rx);
+	ok = true;
+out:
+	free(up);
+	free(down);
+	return ok;
+}
+
+static int encode_test_preamble(uint8_t *buf, size_t cap)
+{
+	struct preamble p;
+
+	memset(&p, 0, sizeof(p));
+	sa_v4(&p.target, 8080);
+	p.proto = PREAMBLE_PROTO_TCP;
+	strcpy(p.service, "web");
+	strcpy(p.claimed_id, TLS_ID_WORKLOAD);
+	return preamble_encode(buf, cap, &p);
+}
+
+/* relay_opts.secure for the tests: per attempt, h->sec_rc / h->sec_ctx decide. */
+static int test_secure(void *arg, void *tag, struct tls_ctx **ctx, uint8_t *prefix, size_t cap,
+		       size_t *prefix_len)
+{
+	struct harness *h = arg;
+	ptrdiff_t i = (int *)tag - h->tags;
+	int n;
+
+	if (i < 0 || i >= MAX_UP)
+		return -EINVAL;
+	if (h->sec_rc[i])
+		return h->sec_rc[i];
+	if (!h->sec_ctx[i])
+		return 0;
+	n = encode_test_preamble(prefix, cap);
+	if (n < 0)
+		return n;
+	*prefix_len = (size_t)n;
+	*ctx = h->sec_ctx[i];
+	return 1;
+}
+
+/* What the fake remote agent answers to the preamble. */
+enum b_answer {
+	B_REPLY,   /* the status in b_status */
+	B_GARBAGE, /* 8 bytes that are no reply */
+	B_CLOSE,   /* close_notify and FIN instead of a reply */
+};
+
+/*
+ * The fake remote agent B on up_lfd[n]: accepts, TLS server handshake with
+ * h->b_ctx, checks the caller's identity and preamble, answers. 0 or -1.
+ */
+static int agent_b(struct harness *h, unsigned n, enum b_answer ans, enum preamble_status st,
+		   struct t_end *e)
+{
+	uint8_t buf[PREAMBLE_MAX], exp[PREAMBLE_MAX];
+	struct preamble p;
+	enum preamble_err pe;
+	size_t got = 0;
+	ssize_t r;
+	int fd, len, elen;
+
+	end_init(e, -1, NULL);
+	fd = accept(h->up_lfd[n], NULL, NULL);
+	if (fd < 0)
+		return -1;
+	set_nonblock(fd);
+	end_init(e, fd, tls_conn_new(h->b_ctx, fd, true));
+	if (!e->t || end_handshake(e) != 0)
+		return -1;
+	if (!tls_peer_id(e->t) || strcmp(tls_peer_id(e->t), TLS_ID_WORKLOAD) != 0)
+		return -1;
+	for (;;) {
+		r = end_recv(e, buf + got, sizeof(buf) - got);
+		if (r == -2) {
+			if (end_wait(e, e->rd_ev))
+				return -1;
+			continue;
+		}
+		if (r <= 0)
+			return -1;
+		got += (size_t)r;
+		len = preamble_decode(buf, got, &p, &pe);
+		if (len >= 0)
+			break;
+		if (len != -EAGAIN)
+			return -1;
+	}
+	/* exactly the prefix test_secure gave, and nothing behind it before our reply */
+	elen = encode_test_preamble(exp, sizeof(exp));
+	if ((size_t)len != got || len != elen || memcmp(buf, exp, got) != 0)
+		return -1;
+	switch (ans) {
+	case B_REPLY:
+		if (preamble_reply_encode(buf, sizeof(buf), st) != PREAMBLE_REPLY_LEN)
+			return -1;
+		return end_send_all(e, buf, PREAMBLE_REPLY_LEN);
+	case B_GARBAGE:
+		return end_send_all(e, "HTTP/1.1", 8);
+	default:
+		return end_shut(e);
+	}
+}
+
+/* The agent A (test client) side of an inbound relay: TLS client to the proxy port. */
+static int agent_a_connect(struct harness *h, struct t_end *e)
+{
+	int fd = t_connect_proxy(h);
+
+	end_init(e, fd, NULL);
+	if (fd < 0)
+		return -1;
+	set_nonblock(fd);
+	e->t = tls_conn_new(g_cli, fd, false);
+	if (!e->t || end_handshake(e) != 0)
+		return -1;
+	return 0;
+}
+
+/* accept_cb in inbound mode: what the proxy does before relay_start_tls. */
+static struct relay *inbound_start(struct harness *h, int fd)
+{
+	uint8_t buf[PREAMBLE_MAX];
+	struct preamble p;
+	enum preamble_err pe;
+	struct t_end e;
+	size_t got = 0;
+	ssize_t r;
+	int len;
+
+	end_init(&e, fd, tls_conn_new(h->in_ctx, fd, true));
+	if (!e.t || end_handshake(&e) != 0)
+		goto fail;
+	for (;;) {
+		r = end_recv(&e, buf + got, sizeof(buf) - got);
+		if (r == -2) {
+			if (end_wait(&e, e.rd_ev))
+				goto fail;
+			continue;
+		}
+		if (r <= 0)
+			goto fail;
+		got += (size_t)r;
+		len = preamble_decode(buf, got, &p, &pe);
+		if (len >= 0)
+			break;
+		if (len != -EAGAIN)
+			goto fail;
+	}
+	h->in_initial = got - (size_t)len;
+	return relay_start_tls(h->loop, h->pool, e.t, fd, buf + len, got - (size_t)len, &h->opts,
+			       test_pick, test_event, h);
+fail:
+	h->in_failed = true;
+	end_close(&e, true);
+	errno = EPROTO;
+	return NULL;
+}
+
+static bool tls_skip_check(void)
+{
+	if (g_tls_skip)
+		skip();
+	return false;
+}
+
+static struct relay_opts tls_opts(void)
+{
+	struct relay_opts o = default_opts();
+
+	o.secure = test_secure;
+	return o;
+}
+
+/* --- outbound (agent A) --- */
+
+/* 8 MB each way through 4 KiB buffers and small windows, TLS upstream, then a double half-close. */
+static void sc_tls_bulk(struct harness *h)
+{
+	struct t_end c, u;
+
+	end_init(&u, -1, NULL);
+	end_init(&c, t_connect_proxy_rcvbuf(h, SMALL_RCVBUF), NULL);
+	T_CHECK(h, c.fd >= 0);
+	T_CHECK(h, agent_b(h, 0, B_REPLY, PREAMBLE_ST_OK, &u) == 0);
+	T_CHECK(h, pump_e(h, &c, &u, TLS_BULK, TLS_BULK));
+out:
+	end_close(&c, false);
+	end_close(&u, false);
+}
+
+static void test_tls_bulk_both_ways(void **state)
+{
+	struct relay_opts o = tls_opts();
+	struct harness *h = calloc(1, sizeof(*h));
+	struct relay_pool_stats ps;
+	const struct ev_rec *e;
+	int rcv = SMALL_RCVBUF;
+
+	tls_skip_check();
+	o.buffer_size = 4096;
+	o.flags = RELAY_SPLICE; /* asked for, never used with a TLS side */
+	h_init(h, &o, 4096, 8);
+	h->allow_fallback = true;
+	h_upstream(h, 0, AF_INET);
+	assert_int_equal(setsockopt(h->up_lfd[0], SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv)), 0);
+	h->sec_ctx[0] = g_cli;
+	h->b_ctx = g_srv;
+	h_run(h, sc_tls_bulk, 1);
+	assert_int_equal(h->n_evs, 2);
+	e = ev_at(h, 0);
+	assert_int_equal(e->kind, RELAY_EV_CONNECTED);
+	assert_ptr_equal(e->tag, &h->tags[0]);
+	assert_true(e->value > 0);
+	assert_int_equal(e->reply, PREAMBLE_ST_OK);
+	e = ev_at(h, 1);
+	assert_int_equal(e->kind, RELAY_EV_CLOSED);
+	assert_int_equal(e->st.error, 0);
+	assert_int_equal(e->st.bytes_in, TLS_BULK);
+	assert_int_equal(e->st.bytes_out, TLS_BULK);
+	relay_pool_get_stats(h->pool, &ps);
+	assert_int_equal(n_splice_calls - h->splice_calls0, 0);
+	assert_int_equal(ps.pipes_cached, 0);
+	assert_int_equal(ps.splice_fallbacks, 0); /* silent: not a fallback */
+	assert_true(ps.held_max >= 1 && ps.held_max <= 2);
+	h_fini(h);
+	free(h);
+}
+
+/* Client sends and half-closes; B sees close_notify, answers, closes; the client gets it all. */
+static void sc_tls_half_close(struct harness *h)
+{
+	struct t_end c, u;
+
+	end_init(&u, -1, NULL);
+	end_init(&c, t_connect_proxy(h), NULL);
+	T_CHECK(h, c.fd >= 0);
+	T_CHECK(h, send_pat(c.fd, 3, 100000) == 0);
+	T_CHECK(h, shutdown(c.fd, SHUT_WR) == 0);
+	T_CHECK(h, agent_b(h, 0, B_REPLY, PREAMBLE_ST_OK, &u) == 0);
+	T_CHECK(h, end_recv_pat_eof(&u, 3, 100000)); /* close_notify, not a bare FIN */
+	T_CHECK(h, end_send_pat(&u, 4, 300000) == 0);
+	T_CHECK(h, end_shut(&u) == 0);
+	T_CHECK(h, recv_pat_eof(c.fd, 4, 300000));
+out:
+	end_close(&c, false);
+	end_close(&u, false);
+}
+
+static void test_tls_half_close(void **state)
+{
+	struct relay_opts o = tls_opts();
+	struct harness h;
+	const struct ev_rec *e;
+
+	tls_skip_check();
+	o.buffer_size = 4096;
+	h_init(&h, &o, 16384, 4);
+	h_upstream(&h, 0, AF_INET);
+	h.sec_ctx[0] = g_cli;
+	h.b_ctx = g_srv;
+	h_run(&h, sc_tls_half_close, 1);
+	e = ev_at(&h, h.n_evs - 1);
+	assert_int_equal(e->kind, RELAY_EV_CLOSED);
+	assert_int_equal(e->st.error, 0);
+	assert_int_equal(e->st.bytes_in, 100000);
+	assert_int_equal(e->st.bytes_out, 300000);
+	h_fini(&h);
+}
+
+static void sc_tls_upstream_reset(struct harness *h)
+{
+	struct t_end c, u;
+	char b[5];
+
+	end_init(&u, -1, NULL);
+	end_init(&c, t_connect_proxy(h), NULL);
+	T_CHECK(h, c.fd >= 0);
+	T_CHECK(h, send_all(c.fd, "hello", 5) == 0);
+	T_CHECK(h, agent_b(h, 0, B_REPLY, PREAMBLE_ST_OK, &u) == 0);
+	T_CHECK(h, end_recv_n(&u, b, 5) == 5 && !memcmp(b, "hello", 5));
+	end_close(&u, true);
+	T_CHECK(h, sees_reset(c.fd));
+out:
+	end_close(&c, false);
+	end_close(&u, false);
+}
+
+static void test_tls_upstream_reset(void **state)
+{
+	struct relay_opts o = tls_opts();
+	struct harness h;
+	const struct ev_rec *e;
+
+	tls_skip_check();
+	h_init(&h, &o, 16384, 4);
+	h_upstream(&h, 0, AF_INET);
+	h.sec_ctx[0] = g_cli;
+	h.b_ctx = g_srv;
+	h_run(&h, sc_tls_upstream_reset, 1);
+	e = ev_at(&h, h.n_evs - 1);
+	assert_int_equal(e->kind, RELAY_EV_CLOSED);
+	assert_int_equal(e->st.error, ECONNRESET);
+	assert_int_equal(e->st.bytes_in, 5);
+	h_fini(&h);
+}
+
+/* The rest of sc_ping after attempt 0 failed: "ping"/"pong" with the plain upstream 1. */
+static void ping_plain_1(struct harness *h, int c)
+{
+	char b[4];
+	int u = accept(h->up_lfd[1], NULL, NULL);
+
+	T_CHECK(h, u >= 0);
+	T_CHECK(h, recv_n(u, b, 4) == 4 && !memcmp(b, "ping", 4));
+	T_CHECK(h, send_all(u, "pong", 4) == 0);
+	T_CHECK(h, shutdown(u, SHUT_WR) == 0);
+	T_CHECK(h, recv_n(c, b, 4) == 4 && !memcmp(b, "pong", 4));
+	T_CHECK(h, recv_n(c, b, 1) == 0);
+	T_CHECK(h, shutdown(c, SHUT_WR) == 0);
+	T_CHECK(h, recv_n(u, b, 1) == 0);
+out:
+	close_fd(&u);
+}
+
+/* Attempt 0: B shows a certificate of a foreign CA; the handshake fails; attempt 1 is plain. */
+static void sc_tls_foreign_ca(struct harness *h)
+{
+	struct t_end c, u;
+
+	end_init(&u, -1, NULL);
+	end_init(&c, t_connect_proxy(h), NULL);
+	T_CHECK(h, c.fd >= 0);
+	T_CHECK(h, send_all(c.fd, "ping", 4) == 0);
+	T_CHECK(h, agent_b(h, 0, B_REPLY, PREAMBLE_ST_OK, &u) < 0); /* refused by the relay */
+	end_close(&u, false);
+	ping_plain_1(h, c.fd);
+out:
+	end_close(&c, false);
+	end_close(&u, false);
+}
+
+static void test_tls_handshake_fail_then_plain(void **state)
+{
+	struct relay_opts o = tls_opts();
+	struct harness h;
+	const struct ev_rec *e;
+
+	tls_skip_check();
+	h_init(&h, &o, 16384, 4);
+	h_upstream(&h, 0, AF_INET);
+	h_upstream(&h, 1, AF_INET);
+	h.sec_ctx[0] = g_cli;
+	h.b_ctx = g_evil_srv;
+	h_run(&h, sc_tls_foreign_ca, 1);
+	assert_int_equal(h.n_evs, 3);
+	e = ev_at(&h, 0);
+	assert_int_equal(e->kind, RELAY_EV_CONNECT_FAIL);
+	assert_ptr_equal(e->tag, &h.tags[0]);
+	assert_int_equal(e->value, EPROTO);
+	assert_int_equal(e->tls_fail, TLS_FAIL_UNKNOWN_CA);
+	assert_int_equal(e->reply, -1);
+	e = ev_at(&h, 1);
+	assert_int_equal(e->kind, RELAY_EV_CONNECTED);
+	assert_ptr_equal(e->tag, &h.tags[1]);
+	assert_int_equal(e->tls_fail, TLS_FAIL_NONE);
+	e = ev_at(&h, 2);
+	assert_int_equal(e->kind, RELAY_EV_CLOSED);
+	assert_int_equal(e->st.error, 0);
+	assert_int_equal(e->st.bytes_in, 4);
+	assert_int_equal(e->st.bytes_out, 4);
+	h_fini(&h);
+}
+
+/* The secure callback fails attempt 0 itself (at relay_start: reported from the loop). */
+static void sc_ping_plain_1(struct harness *h)
+{
+	int c = t_connect_proxy(h);
+
+	T_CHECK(h, c >= 0);
+	T_CHECK(h, send_all(c, "ping", 4) == 0);
+	ping_plain_1(h, c);
+out:
+	close_fd(&c);
+}
+
+static void test_tls_secure_callback_fails(void **state)
+{
+	struct relay_opts o = tls_opts();
+	struct harness h;
+
+	tls_skip_check();
+	h_init(&h, &o, 16384, 4);
+	h_upstream(&h, 0, AF_INET);
+	h_upstream(&h, 1, AF_INET);
+	h.sec_rc[0] = -EHOSTUNREACH;
+	h_run(&h, sc_ping_plain_1, 1);
+	check_ping_events(&h, 1, EHOSTUNREACH);
+	h_fini(&h);
+}
+
+/* Attempt 0: B accepts TCP but never answers the ClientHello: the attempt timer covers TLS. */
+static void test_tls_handshake_timeout(void **state)
+{
+	struct relay_opts o = tls_opts();
+	struct harness h;
+	const struct ev_rec *e;
+
+	tls_skip_check();
+	o.connect_timeout_ms = 300;
+	h_init(&h, &o, 16384, 4);
+	h_upstream(&h, 0, AF_INET); /* listens, never accepts: TCP connects, TLS hangs */
+	h_upstream(&h, 1, AF_INET);
+	h.sec_ctx[0] = g_cli;
+	h_run(&h, sc_ping_plain_1, 1);
+	check_ping_events(&h, 1, ETIMEDOUT);
+	e = ev_at(&h, 0);
+	assert_int_equal(e->tls_fail, TLS_FAIL_TIMEOUT);
+	assert_true(e->t_us - h.t_accept_us >= 290000);
+	assert_true(e->t_us - h.t_accept_us < 3000000);
+	h_fini(&h);
+}
+
+/* Replies other than "ok": each one attempt's failure with its errno; the client is reset. */
+static const struct {
+	const char *name;
+	enum b_answer ans;
+	enum preamble_status st;
+	int err;
+	int reply;
+	int tls_fail;
+} tls_reply_cases[] = {
+	{ "denied", B_REPLY, PREAMBLE_ST_DENIED, EACCES, PREAMBLE_ST_DENIED, TLS_FAIL_NONE },
+	{ "unknown_target", B_REPLY, PREAMBLE_ST_UNKNOWN_TARGET, ECONNREFUSED, PREAMBLE_ST_UNKNOWN_TARGET, TLS_FAIL_NONE },
+	{ "unreachable", B_REPLY, PREAMBLE_ST_UNREACHABLE, ECONNREFUSED, PREAMBLE_ST_UNREACHABLE, TLS_FAIL_NONE },
+	{ "overloaded", B_REPLY, PREAMBLE_ST_OVERLOADED, EBUSY, PREAMBLE_ST_OVERLOADED, TLS_FAIL_NONE },
+	{ "bad_preamble", B_REPLY, PREAMBLE_ST_BAD_PREAMBLE, EPROTO, PREAMBLE_ST_BAD_PREAMBLE, TLS_FAIL_NONE },
+	{ "garbage reply", B_GARBAGE, 0, EPROTO, -1, TLS_FAIL_NONE },
+	{ "close_notify, no reply", B_CLOSE, 0, EPROTO, -1, TLS_FAIL_CLOSED },
+};
+static unsigned g_reply_case;
+
+static void sc_tls_reply(struct harness *h)
+{
+	struct t_end c, u;
+	char b[16];
+
+	end_init(&u, -1, NULL);
+	end_init(&c, t_connect_proxy(h), NULL);
+	T_CHECK(h, c.fd >= 0);
+	T_CHECK(h, send_all(c.fd, "ping", 4) == 0);
+	T_CHECK(h, agent_b(h, 0, tls_reply_cases[g_reply_case].ans, tls_reply_cases[g_reply_case].st,
+			   &u) == 0);
+	T_CHECK(h, sees_reset(c.fd));
+	/* B: no byte of the client's reached it; the relay went away (EOF or reset) */
+	T_CHECK(h, end_recv_n(&u, b, sizeof(b)) <= 0);
+out:
+	end_close(&c, false);
+	end_close(&u, false);
+}
+
+static void test_tls_reply_not_ok(void **state)
+{
+	const struct ev_rec *e;
+	struct harness h;
+	unsigned i;
+
+	tls_skip_check();
+	for (i = 0; i < sizeof(tls_reply_cases) / sizeof(tls_reply_cases[0]); i++) {
+		struct relay_opts o = tls_opts();
+
+		g_reply_case = i;
+		h_init(&h, &o, 16384, 4);
+		h_upstream(&h, 0, AF_INET);
+		h.sec_ctx[0] = g_cli;
+		h.b_ctx = g_srv;
+		h_run(&h, sc_tls_reply, 1);
+		assert_int_equal(h.n_evs, 2);
+		e = ev_at(&h, 0);
+		if (e->kind != RELAY_EV_CONNECT_FAIL || e->value != tls_reply_cases[i].err ||
+		    e->reply != tls_reply_cases[i].reply || e->tls_fail != tls_reply_cases[i].tls_fail)
+			fail_msg("%s: event %d errno %d reply %d tls_fail %d; expected CONNECT_FAIL %d %d %d",
+				 tls_reply_cases[i].name, e->kind, (int)e->value, e->reply, e->tls_fail,
+				 tls_reply_cases[i].err, tls_reply_cases[i].reply, tls_reply_cases[i].tls_fail);
+		e = ev_at(&h, 1);
+		assert_int_equal(e->kind, RELAY_EV_CLOSED);
+		assert_null(e->tag);
+		assert_int_equal(e->st.error, tls_reply_cases[i].err);
+		assert_int_equal(e->st.bytes_in, 0);
+		h_fini(&h);
+	}
+}
+
+/* --- inbound (agent B) --- */
+
+/*
+ * Agent A sends the preamble and 100 bytes in one record (the proxy reads
+ * them together: initial bytes), then 50 more; the upstream gets the 150 in
+ * order; A reads reply "ok" before the upstream's answer; half-closes end it.
+ */
+static void sc_in_ok(struct harness *h)
+{
+	uint8_t buf[PREAMBLE_MAX + 150];
+	enum preamble_status st = PREAMBLE_ST_MAX;
+	struct t_end a;
+	int u = -1, n, i;
+
+	end_init(&a, -1, NULL);
+	T_CHECK(h, agent_a_connect(h, &a) == 0);
+	n = encode_test_preamble(buf, sizeof(buf));
+	T_CHECK(h, n > 0);
+	for (i = 0; i < 150; i++)
+		buf[n + i] = pat(7, (uint64_t)i);
+	T_CHECK(h, end_send_all(&a, buf, (size_t)n + 100) == 0);
+	T_CHECK(h, end_send_all(&a, buf + n + 100, 50) == 0);
+	u = accept(h->up_lfd[0], NULL, NULL);
+	T_CHECK(h, u >= 0);
+	T_CHECK(h, recv_n(u, buf, 150) == 150);
+	for (i = 0; i < 150; i++)
+		T_CHECK(h, buf[i] == pat(7, (uint64_t)i));
+	T_CHECK(h, send_pat(u, 8, 200000) == 0);
+	T_CHECK(h, shutdown(u, SHUT_WR) == 0);
+	T_CHECK(h, end_recv_n(&a, buf, PREAMBLE_REPLY_LEN) == PREAMBLE_REPLY_LEN);
+	T_CHECK(h, preamble_reply_decode(buf, PREAMBLE_REPLY_LEN, &st) == PREAMBLE_REPLY_LEN);
+	T_CHECK(h, st == PREAMBLE_ST_OK);
+	T_CHECK(h, end_recv_pat_eof(&a, 8, 200000));
+	T_CHECK(h, end_shut(&a) == 0);
+	T_CHECK(h, recv_n(u, buf, 1) == 0);
+out:
+	end_close(&a, false);
+	close_fd(&u);
+}
+
+static void test_tls_inbound_ok(void **state)
+{
+	struct relay_opts o = default_opts();
+	struct harness h;
+	const struct ev_rec *e;
+
+	tls_skip_check();
+	o.flags = RELAY_TLS_REPLY;
+	h_init(&h, &o, 16384, 4);
+	h_upstream(&h, 0, AF_INET);
+	h.in_ctx = g_srv;
+	h_run(&h, sc_in_ok, 1);
+	assert_false(h.in_failed);
+	assert_int_equal(h.in_initial, 100);
+	assert_int_equal(h.n_evs, 2);
+	e = ev_at(&h, 0);
+	assert_int_equal(e->kind, RELAY_EV_CONNECTED);
+	e = ev_at(&h, 1);
+	assert_int_equal(e->kind, RELAY_EV_CLOSED);
+	assert_int_equal(e->st.error, 0);
+	assert_int_equal(e->st.bytes_in, 150);
+	assert_int_equal(e->st.bytes_out, 200000); /* the reply is not upstream's */
+	assert_int_equal(h.n_first_byte, 1);
+	h_fini(&h);
+}
+
+/* The local endpoint refuses: A reads "unreachable", then a clean close_notify. */
+static void sc_in_unreachable(struct harness *h)
+{
+	uint8_t buf[PREAMBLE_MAX];
+	enum preamble_status st = PREAMBLE_ST_OK;
+	struct t_end a;
+	int n;
+
+	end_init(&a, -1, NULL);
+	T_CHECK(h, agent_a_connect(h, &a) == 0);
+	n = encode_test_preamble(buf, sizeof(buf));
+	T_CHECK(h, n > 0 && end_send_all(&a, buf, (size_t)n) == 0);
+	T_CHECK(h, end_recv_n(&a, buf, PREAMBLE_REPLY_LEN) == PREAMBLE_REPLY_LEN);
+	T_CHECK(h, preamble_reply_decode(buf, PREAMBLE_REPLY_LEN, &st) == PREAMBLE_REPLY_LEN);
+	T_CHECK(h, st == PREAMBLE_ST_UNREACHABLE);
+	T_CHECK(h, end_recv_n(&a, buf, 1) == 0);
+out:
+	end_close(&a, false);
+}
+
+static void test_tls_inbound_unreachable(void **state)
+{
+	struct relay_opts o = default_opts();
+	struct harness h;
+	const struct ev_rec *e;
+
+	tls_skip_check();
+	o.flags = RELAY_TLS_REPLY;
+	o.max_attempts = 2;
+	h_init(&h, &o, 16384, 4);
+	closed_port(&h.up[0]);
+	closed_port(&h.up[1]);
+	h.n_up = 2;
+	h.in_ctx = g_srv;
+	h_run(&h, sc_in_unreachable, 1);
+	assert_false(h.in_failed);
+	assert_int_equal(h.n_evs, 3);
+	assert_int_equal(ev_at(&h, 0)->kind, RELAY_EV_CONNECT_FAIL);
+	assert_int_equal(ev_at(&h, 0)->value, ECONNREFUSED);
+	assert_int_equal(ev_at(&h, 1)->kind, RELAY_EV_CONNECT_FAIL);
+	e = ev_at(&h, 2);
+	assert_int_equal(e->kind, RELAY_EV_CLOSED);
+	assert_null(e->tag);
+	assert_int_equal(e->st.error, ECONNREFUSED);
+	h_fini(&h);
+}
+
+/* Nothing to pick at all: relay_start_tls returns NULL, and A still reads "unreachable". */
+static void test_tls_inbound_nothing_to_pick(void **state)
+{
+	struct relay_opts o = default_opts();
+	struct harness h;
+
+	tls_skip_check();
+	o.flags = RELAY_TLS_REPLY;
+	h_init(&h, &o, 16384, 4);
+	h.in_ctx = g_srv;
+	h_run(&h, sc_in_unreachable, 0);
+	assert_false(h.in_failed);
+	assert_null(h.relays[0]);
+	assert_int_equal(h.start_errno[0], ENOENT);
+	assert_int_equal(h.n_evs, 0);
+	h_fini(&h);
+}
+
+/* 8 MB each way with a TLS client side (agent A) and a plain upstream, 4 KiB buffers. */
+static void sc_in_bulk(struct harness *h)
+{
+	uint8_t buf[PREAMBLE_MAX];
+	enum preamble_status st = PREAMBLE_ST_MAX;
+	struct t_end a, u;
+	int n;
+
+	end_init(&u, -1, NULL);
+	end_init(&a, -1, NULL);
+	T_CHECK(h, agent_a_connect(h, &a) == 0);
+	n = encode_test_preamble(buf, sizeof(buf));
+	T_CHECK(h, n > 0 && end_send_all(&a, buf, (size_t)n) == 0);
+	T_CHECK(h, end_recv_n(&a, buf, PREAMBLE_REPLY_LEN) == PREAMBLE_REPLY_LEN);
+	T_CHECK(h, preamble_reply_decode(buf, PREAMBLE_REPLY_LEN, &st) == PREAMBLE_REPLY_LEN);
+	T_CHECK(h, st == PREAMBLE_ST_OK);
+	end_init(&u, accept(h->up_lfd[0], NULL, NULL), NULL);
+	T_CHECK(h, u.fd >= 0);
+	T_CHECK(h, pump_e(h, &a, &u, TLS_BULK, TLS_BULK));
+out:
+	end_close(&a, false);
+	end_close(&u, false);
+}
+
+static void test_tls_inbound_bulk(void **state)
+{
+	struct relay_opts o = default_opts();
+	struct harness *h = calloc(1, sizeof(*h));
+	const struct ev_rec *e;
+	int rcv = SMALL_RCVBUF;
+
+	tls_skip_check();
+	o.buffer_size = 4096;
+	o.flags = RELAY_TLS_REPLY;
+	h_init(h, &o, 4096, 8);
+	h_upstream(h, 0, AF_INET);
+	assert_int_equal(setsockopt(h->up_lfd[0], SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv)), 0);
+	h->in_ctx = g_srv;
+	h_run(h, sc_in_bulk, 1);
+	assert_false(h->in_failed);
+	e = ev_at(h, h->n_evs - 1);
+	assert_int_equal(e->kind, RELAY_EV_CLOSED);
+	assert_int_equal(e->st.error, 0);
+	assert_int_equal(e->st.bytes_in, TLS_BULK);
+	assert_int_equal(e->st.bytes_out, TLS_BULK);
+	h_fini(h);
+	free(h);
+}
+
+/* API: what relay_start_tls and the TLS options refuse. */
+static void test_tls_api_failures(void **state)
+{
+	struct relay_opts o = default_opts();
+	struct harness h;
+	struct tls_conn *t;
+	int sv[2];
+
+	tls_skip_check();
+	h_init(&h, &o, 16384, 4);
+	h_upstream(&h, 0, AF_INET);
+	/* RELAY_TLS_REPLY without a TLS client side */
+	o.flags = RELAY_TLS_REPLY;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_null(relay_start(h.loop, h.pool, sv[0], &o, test_pick, test_event, &h));
+	assert_int_equal(errno, EINVAL);
+	close(sv[1]);
+	/* no TLS connection */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_null(relay_start_tls(h.loop, h.pool, NULL, sv[0], NULL, 0, &o, test_pick, test_event, &h));
+	assert_int_equal(errno, EINVAL);
+	close(sv[1]);
+	/* not handshaken (the conn is freed all the same) */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	t = tls_conn_new(g_srv, sv[0], true);
+	assert_non_null(t);
+	assert_null(relay_start_tls(h.loop, h.pool, t, sv[0], NULL, 0, &o, test_pick, test_event, &h));
+	assert_int_equal(errno, EINVAL);
+	close(sv[1]);
+	assert_int_equal(h.n_evs, 0);
+	h_fini(&h);
+}
+
+static int tls_rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	return remove(p);
+}
+
+static struct tls_ctx *tls_load(const char *ca, const char *leaf)
+{
+	char c[600], cert[600], key[600], err[512];
+	struct tls_ctx_opts o = { 0 };
+	struct tls_ctx *t;
+
+	snprintf(c, sizeof(c), "%s/%s/ca.pem", g_tls_dir, ca);
+	snprintf(cert, sizeof(cert), "%s/%s.pem", g_tls_dir, leaf);
+	snprintf(key, sizeof(key), "%s/%s.key", g_tls_dir, leaf);
+	o.ca_file = c;
+	o.cert_file = cert;
+	o.key_file = key;
+	t = tls_ctx_load(&o, err, sizeof(err));
+	if (!t)
+		fprintf(stderr, "test_relay: tls_ctx_load(%s, %s): %s\n", ca, leaf, err);
+	return t;
+}
+
+static int teardown_tls(void **state)
+{
+	tls_ctx_unref(g_cli);
+	tls_ctx_unref(g_srv);
+	tls_ctx_unref(g_evil_srv);
+	g_cli = g_srv = g_evil_srv = NULL;
+	if (g_tls_dir[0])
+		nftw(g_tls_dir, tls_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	g_tls_dir[0] = '\0';
+	return 0;
+}
+
+/*
+ * CA "ca" (example.org) with leaves cli (the workload: agent A) and srv (node
+ * B); CA "evil" (also claiming example.org) with evil-srv. Without openssl
+ * (scripts/weft-ca needs it) every test of the group is skipped, saying why.
+ */
+static int setup_tls(void **state)
+{
+	const char *src = getenv("WEFT_SRCDIR");
+	char ca[600], cmd[8192];
+
+	pat_init();
+	g_splice = false;
+	g_tls_skip = false;
+	if (system("command -v openssl >/dev/null 2>&1") != 0) {
+		fprintf(stderr, "test_relay: openssl not found: skipping the TLS group "
+				"(scripts/weft-ca needs it; apt-get install openssl)\n");
+		g_tls_skip = true;
+		return 0;
+	}
+	snprintf(ca, sizeof(ca), "%s/scripts/weft-ca", src ? src : ".");
+	if (access(ca, X_OK) != 0) {
+		fprintf(stderr, "test_relay: %s not found: run from the repository root or set WEFT_SRCDIR\n", ca);
+		return -1;
+	}
+	snprintf(g_tls_dir, sizeof(g_tls_dir), "%s/weft-test-relay-tls.XXXXXX",
+		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	if (!mkdtemp(g_tls_dir)) {
+		g_tls_dir[0] = '\0';
+		return -1;
+	}
+	snprintf(cmd, sizeof(cmd),
+		 "set -e; %1$s init %2$s/ca --trust-domain " TLS_TD " >/dev/null; "
+		 "%1$s init %2$s/evil --trust-domain " TLS_TD " >/dev/null; "
+		 "%1$s issue %2$s/ca " TLS_ID_WORKLOAD " %2$s/cli >/dev/null; "
+		 "%1$s issue %2$s/ca " TLS_ID_NODE " %2$s/srv >/dev/null; "
+		 "%1$s issue %2$s/evil " TLS_ID_NODE " %2$s/evil-srv >/dev/null",
+		 ca, g_tls_dir);
+	if (system(cmd) != 0) {
+		fprintf(stderr, "test_relay: making test certificates failed: %s\n", cmd);
+		teardown_tls(state);
+		return -1;
+	}
+	g_cli = tls_load("ca", "cli");
+	g_srv = tls_load("ca", "srv");
+	g_evil_srv = tls_load("evil", "evil-srv");
+	if (!g_cli || !g_srv || !g_evil_srv) {
+		teardown_tls(state);
+		return -1;
+	}
+	return 0;
+}
+
 /* --- groups ---------------------------------------------------------------------- */
 
 static struct sigaction g_old_sigpipe;
@@ -2343,6 +3457,20 @@ int main(void)
 		cmocka_unit_test_teardown(test_splice_no_pipe_falls_back_alone, cap_teardown),
 		cmocka_unit_test_teardown(test_splice_refused_with_sigpipe_default, cap_teardown),
 	};
+	const struct CMUnitTest tls_tests[] = {
+		cmocka_unit_test(test_tls_api_failures),
+		cmocka_unit_test(test_tls_bulk_both_ways),
+		cmocka_unit_test(test_tls_half_close),
+		cmocka_unit_test(test_tls_upstream_reset),
+		cmocka_unit_test(test_tls_handshake_fail_then_plain),
+		cmocka_unit_test(test_tls_secure_callback_fails),
+		cmocka_unit_test(test_tls_handshake_timeout),
+		cmocka_unit_test(test_tls_reply_not_ok),
+		cmocka_unit_test(test_tls_inbound_ok),
+		cmocka_unit_test(test_tls_inbound_unreachable),
+		cmocka_unit_test(test_tls_inbound_nothing_to_pick),
+		cmocka_unit_test(test_tls_inbound_bulk),
+	};
 	const struct CMUnitTest bench[] = {
 		cmocka_unit_test(test_bench_copy_vs_splice),
 	};
@@ -2355,5 +3483,6 @@ int main(void)
 	failed += cmocka_run_group_tests_name("relay, splice mode", tests, setup_splice, teardown_splice);
 	failed += cmocka_run_group_tests_name("relay, splice only", splice_tests, setup_splice,
 					      teardown_splice);
+	failed += cmocka_run_group_tests_name("relay, mutual TLS", tls_tests, setup_tls, teardown_tls);
 	return failed ? 1 : 0;
 }
