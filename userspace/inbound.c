@@ -39,6 +39,14 @@ struct in_conn {
 	uint8_t buf[PREAMBLE_MAX + 16384]; /* preamble plus bytes the caller sent right after it */
 };
 
+/* Connections by peer identity: bounded label set (the rest counts as "other"). */
+#define IN_MAX_PEER_IDS 100
+
+struct in_peer {
+	char *id;
+	uint64_t n;
+};
+
 struct inbound {
 	struct ev_loop *loop;
 	struct proxy *px;
@@ -54,7 +62,27 @@ struct inbound {
 	uint64_t hs_count;
 	double hs_sum;
 	uint64_t hs_buckets[8];
+	struct in_peer peers[IN_MAX_PEER_IDS];
+	size_t n_peers;
+	uint64_t peers_other;
 };
+
+static void in_count_peer(struct inbound *in, const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < in->n_peers; i++) {
+		if (strcmp(in->peers[i].id, id) == 0) {
+			in->peers[i].n++;
+			return;
+		}
+	}
+	if (in->n_peers == IN_MAX_PEER_IDS || !(in->peers[in->n_peers].id = strdup(id))) {
+		in->peers_other++;
+		return;
+	}
+	in->peers[in->n_peers++].n = 1;
+}
 
 static const double hs_bounds[8] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1 };
 
@@ -160,6 +188,7 @@ static void in_admit(struct in_conn *c, const struct preamble *p, size_t used)
 	a->in = in;
 	a->target = p->target;
 	in->results[IN_OK]++;
+	in_count_peer(in, peer_id);
 	log_debug("inbound %s: %s -> service %s endpoint %s", c->peer, peer_id, svc, ts);
 	/* the relay owns the TLS connection and the socket from here, on every path */
 	r = relay_start_tls(in->loop, proxy_main_pool(in->px), c->tls, c->fd, c->buf + used, c->len - used,
@@ -371,6 +400,8 @@ void inbound_free(struct inbound *in)
 	inbound_stop_accepting(in);
 	while (in->conns.next != &in->conns)
 		in_conn_free(in->conns.next, true);
+	while (in->n_peers)
+		free(in->peers[--in->n_peers].id);
 	mtls_unref(in->mtls);
 	free(in);
 }
@@ -400,6 +431,17 @@ void inbound_render_metrics(struct inbound *in, struct buf *out)
 	for (i = 0; i < IN__MAX; i++)
 		buf_printf(out, "weft_inbound_connections_total{result=\"%s\"} %llu\n", in_result_names[i],
 			   (unsigned long long)in->results[i]);
+	buf_puts(out, "# HELP weft_inbound_peer_connections_total Admitted mTLS connections by the caller's "
+		      "verified identity (at most 100 identities; the rest as \"other\").\n"
+		      "# TYPE weft_inbound_peer_connections_total counter\n");
+	for (i = 0; i < (int)in->n_peers; i++) {
+		buf_puts(out, "weft_inbound_peer_connections_total{peer_identity=\"");
+		buf_prom_label(out, in->peers[i].id);
+		buf_printf(out, "\"} %llu\n", (unsigned long long)in->peers[i].n);
+	}
+	if (in->peers_other)
+		buf_printf(out, "weft_inbound_peer_connections_total{peer_identity=\"other\"} %llu\n",
+			   (unsigned long long)in->peers_other);
 	buf_printf(out, "# HELP weft_inbound_handshakes_in_progress Inbound handshakes and preambles in progress.\n"
 			"# TYPE weft_inbound_handshakes_in_progress gauge\nweft_inbound_handshakes_in_progress %u\n"
 			"# HELP weft_inbound_relays_active Admitted inbound connections being relayed.\n"
