@@ -15,6 +15,8 @@ PKGS=(
 	python3 python3-pytest curl iproute2
 	# e2e: promtool check metrics, and a real Prometheus scraping weftd
 	prometheus
+	# mTLS: scripts/weft-ca (openssl), testssl.sh against the inbound listener
+	openssl testssl.sh
 )
 
 missing=()

@@ -36,7 +36,7 @@ struct in_conn {
 	ev_tstamp started;
 	size_t len;
 	char peer[ADDR_STRLEN];
-	uint8_t buf[PREAMBLE_MAX + 16384]; /* preamble plus bytes the caller sent right after it */
+	uint8_t buf[PREAMBLE_MAX + 4096]; /* preamble plus early bytes: never more than the smallest agent.buffer_size */
 };
 
 /* Connections by peer identity: bounded label set (the rest counts as "other"). */

@@ -33,7 +33,21 @@
  * may it go back to the pool (one that may hold bytes is closed instead); and
  * a fallback to the copy path can always move a pipe's bytes into one buffer.
  *
- * User callbacks (pick, event) may call relay_abort() on any relay, this one
+ * TLS (relay.h, "Mutual TLS") runs the same machine: a side with a struct
+ * tls_conn reads with tls_read and writes with tls_write instead of
+ * recv/send, and each direction keeps what its source read and its
+ * destination write wait for (rd_want / wr_want: a TLS read can need the
+ * socket writable, a write readable), which relay_watch() follows. Two
+ * differences from plain sockets: a short TLS read or write does not mean
+ * the socket is drained or full (one record at a time), so both loop until
+ * -EAGAIN; and decrypted bytes inside the TLS layer wake no poller, so
+ * relay_watch() feeds an EV_READ while tls_pending() says some wait. An
+ * outbound TLS attempt is CONNECTING through several steps (struct relay_hs:
+ * TCP, handshake, prefix, reply) on the same uio watcher and attempt timer.
+ * The server leg's reply "ok" is queued as the first u2c bytes (nocount
+ * keeps it out of bytes_out), so nothing from upstream can overtake it.
+ *
+ * User callbacks (pick, secure, event) may call relay_abort() on any relay, this one
  * included. To keep that safe, a relay is only freed by relay_finish(), which
  * is never reached while one of its own user callbacks is on the stack: an
  * abort that arrives then sets RELAY_F_ABORT and the relay ends once the
@@ -125,9 +139,12 @@ struct relay_hs {
 };
 
 /*
- * One allocation per connection: 328 bytes on x86-64 with Debian's libev
+ * One allocation per connection: 360 bytes on x86-64 with Debian's libev
  * 4.33 (two ev_io and one ev_timer are 48 bytes each, half of it; the splice
- * path added a pipe pointer per direction and opts.flags); buffers
+ * path added a pipe pointer per direction and opts.flags, TLS two connection
+ * pointers, the handshake pointer, per-direction waits; a TLS attempt holds
+ * a 526-byte struct relay_hs until it connects, and each TLS side wolfSSL's
+ * ~90 KB); buffers
  * and pipes are separate and pooled, and only held while bytes wait. Both
  * socket descriptors live in the ev_io watchers (cio.fd, uio.fd; uio.fd is
  * -1 between attempts).
@@ -1042,6 +1059,25 @@ static void relay_settle(struct relay *r, int err)
 }
 
 /*
+ * Response latency bookkeeping after data-path work that started with the
+ * counters at in0 / out0: the first byte back, measured from the first byte
+ * sent, is reported once (RELAY_EV_FIRST_BYTE). Returns true when the
+ * callback aborted r: the caller must relay_finish() and return.
+ */
+static bool relay_first_byte(struct relay *r, uint64_t in0, uint64_t out0)
+{
+	if (r->flags & RELAY_F_FIRSTBYTE)
+		return false;
+	if (in0 == 0 && r->bytes_in > 0 && out0 == 0)
+		r->ref_t = ev_now(r->loop);
+	if (out0 == 0 && r->bytes_out > 0) {
+		r->flags |= RELAY_F_FIRSTBYTE;
+		return relay_emit(r, RELAY_EV_FIRST_BYTE, (int64_t)((ev_now(r->loop) - r->ref_t) * 1e6));
+	}
+	return false;
+}
+
+/*
  * A TLS attempt failed inside the TLS layer with rc: records the reason for
  * relay_last_tls_fail() and maps it to the attempt's errno (relay.h).
  */
@@ -1228,6 +1264,11 @@ static void relay_connect_done(struct relay *r)
 		err = relay_run_c2u(r);
 	if (!err && (r->utls || dir_waits_dst(&r->u2c)))
 		err = relay_run_u2c(r);
+	/* The upstream may have answered already (its bytes moved just now). */
+	if (relay_first_byte(r, 0, 0)) {
+		relay_finish(r, ECONNABORTED, true);
+		return;
+	}
 	relay_settle(r, err);
 }
 
@@ -1259,18 +1300,9 @@ static void relay_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 		if (!err && ((revents & EV_READ) || r->utls))
 			err = relay_run_u2c(r);
 	}
-	if (!(r->flags & RELAY_F_FIRSTBYTE)) {
-		/* response latency: first byte back, measured from the first byte sent */
-		if (in0 == 0 && r->bytes_in > 0 && out0 == 0)
-			r->ref_t = ev_now(loop);
-		if (out0 == 0 && r->bytes_out > 0) {
-			r->flags |= RELAY_F_FIRSTBYTE;
-			if (relay_emit(r, RELAY_EV_FIRST_BYTE,
-				       (int64_t)((ev_now(loop) - r->ref_t) * 1e6))) {
-				relay_finish(r, ECONNABORTED, true);
-				return;
-			}
-		}
+	if (relay_first_byte(r, in0, out0)) {
+		relay_finish(r, ECONNABORTED, true);
+		return;
 	}
 	relay_settle(r, err);
 }

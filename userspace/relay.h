@@ -94,7 +94,8 @@ struct tls_conn;
 
 /*
  * Per-attempt transport choice (added), called once per connect attempt right
- * after pick, with the relay's arg and the tag pick gave. Returns:
+ * after pick (for attempt 0 inside relay_start; a failure is still reported
+ * from the loop), with the relay's arg and the tag pick gave. Returns:
  *   0   plain TCP, as without a callback;
  *   1   this attempt is mutual TLS with *ctx (borrowed: the relay takes its own
  *       reference, through the connection it makes, and drops it when the
@@ -231,10 +232,14 @@ struct relay *relay_start_tls(struct ev_loop *loop, struct relay_pool *pool, str
 
 /*
  * Why the last failed attempt failed at the TLS layer (added): an enum
- * tls_fail value (tls_fail_name() gives the metric label), TLS_FAIL_TIMEOUT
- * when connect_timeout_ms ran out during the TLS handshake, TLS_FAIL_NONE
- * when the last attempt failed elsewhere (TCP connect, prefix or reply stage
- * without a TLS error, plain attempt) or none failed yet. Meant for the
+ * tls_fail value (tls_fail_name() gives the metric label): the TLS layer's
+ * reason (tls_conn_fail) for a failed handshake, prefix write or reply read
+ * (a peer refusing our certificate shows as TLS_FAIL_PEER_ALERT on the reply
+ * read); TLS_FAIL_CLOSED also when the peer sent close_notify instead of a
+ * reply; TLS_FAIL_TIMEOUT when connect_timeout_ms ran out during the
+ * handshake; TLS_FAIL_NONE when the last attempt failed elsewhere (TCP
+ * connect, a reply other than "ok", a garbage reply, a timeout after the
+ * handshake, a plain attempt) or none failed yet. Meant for the
  * RELAY_EV_CONNECT_FAIL callback; valid until the next attempt starts.
  */
 int relay_last_tls_fail(const struct relay *r);

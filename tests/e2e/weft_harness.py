@@ -1783,21 +1783,24 @@ def two_nodes(h):
 def tls_conf(tls=None, identities=None):
     """libconfig text of the tls group and the identities list.
     tls: {ca, cert, key, and any other key (verbatim values: ints, or strings
-    already quoted)}; identities: [{cgroup, identity, cert, key}]."""
+    already quoted)}; identities: [{cgroup, identity, cert?, key?}] (without
+    cert/key: minted from tls.issuer_cert/issuer_key)."""
     out = ""
     if tls:
         parts = []
         for k, v in tls.items():
-            if k in ("ca", "cert", "key", "trust_domain"):
+            if k in ("ca", "cert", "key", "trust_domain", "issuer_cert", "issuer_key"):
                 parts.append('%s = "%s";' % (k, v))
             else:
                 parts.append("%s = %s;" % (k, v))
         out += "tls: { %s };\n" % " ".join(parts)
     if identities:
         out += "identities = (\n  %s\n);\n" % ",\n  ".join(
-            '{ cgroup = "%s"; identity = "%s"; cert = "%s"; key = "%s"; }'
+            '{ cgroup = "%s"; identity = "%s";%s }'
             % (i["cgroup"].path if isinstance(i["cgroup"], Cgroup) else i["cgroup"],
-               i["identity"], i["cert"], i["key"]) for i in identities)
+               i["identity"],
+               ' cert = "%s"; key = "%s";' % (i["cert"], i["key"]) if i.get("cert") else "")
+            for i in identities)
     return out
 
 

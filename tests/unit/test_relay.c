@@ -708,6 +708,7 @@ static void *thread_main(void *arg)
 	struct harness *h = arg;
 
 	h->scenario(h);
+	tls_thread_cleanup(); /* the scenario may have spoken TLS: wolfSSL's per-thread cache */
 	atomic_store(&h->thread_done, true);
 	ev_async_send(h->loop, &h->done_w);
 	return NULL;
@@ -3345,6 +3346,7 @@ static int teardown_tls(void **state)
 	tls_ctx_unref(g_srv);
 	tls_ctx_unref(g_evil_srv);
 	g_cli = g_srv = g_evil_srv = NULL;
+	tls_global_cleanup(); /* the last TLS user of the process */
 	if (g_tls_dir[0])
 		nftw(g_tls_dir, tls_rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	g_tls_dir[0] = '\0';
