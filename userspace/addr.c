@@ -10,6 +10,8 @@
  */
 #include "addr.h"
 
+#include <unistd.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -283,4 +285,21 @@ int addr_port(const struct weft_sockaddr *a)
 	default:
 		return 0;
 	}
+}
+
+int addr_listen(const struct weft_sockaddr *a, int backlog)
+{
+	int fd, one = 1, err;
+
+	fd = socket(a->sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    (a->sa.sa_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+	    bind(fd, &a->sa, a->len) < 0 || listen(fd, backlog) < 0) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
 }

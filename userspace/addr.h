@@ -44,6 +44,12 @@ void addr_to_key(const struct weft_sockaddr *a, struct weft_addr *key);
 /* BPF key -> socket address. */
 void addr_from_key(const struct weft_addr *key, struct weft_sockaddr *out);
 
+/*
+ * A non-blocking, close-on-exec TCP listener on a (SO_REUSEADDR; IPv6 only
+ * for IPv6 addresses). Returns the fd, or -errno (socket, bind or listen).
+ */
+int addr_listen(const struct weft_sockaddr *a, int backlog);
+
 bool addr_equal(const struct weft_sockaddr *a, const struct weft_sockaddr *b);
 int addr_port(const struct weft_sockaddr *a); /* host byte order */
 

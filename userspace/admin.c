@@ -252,7 +252,7 @@ int admin_start(struct ev_loop *loop, const struct weft_sockaddr *addr,
 {
 	char as[ADDR_STRLEN];
 	struct admin *a;
-	int fd = -1, one = 1, r;
+	int fd, r;
 
 	a = calloc(1, sizeof(*a));
 	if (!a)
@@ -261,13 +261,11 @@ int admin_start(struct ev_loop *loop, const struct weft_sockaddr *addr,
 	a->fn = fn;
 	a->arg = arg;
 	a->conns.next = a->conns.prev = &a->conns;
-	fd = socket(addr->sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
+	fd = addr_listen(addr, 64);
+	if (fd < 0) {
+		errno = -fd;
 		goto err;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
-		goto err;
-	if (bind(fd, &addr->sa, addr->len) < 0 || listen(fd, 64) < 0)
-		goto err;
+	}
 	ev_io_init(&a->lis, admin_on_accept, fd, EV_READ);
 	a->lis.data = a;
 	ev_io_start(loop, &a->lis);
@@ -278,8 +276,6 @@ err:
 	r = -errno;
 	snprintf(err, errlen, "cannot listen on %s (agent.admin): %s%s", addr_format(addr, as, sizeof(as)),
 		 strerror(errno), errno == EADDRINUSE ? "; choose another agent.admin address" : "");
-	if (fd >= 0)
-		close(fd);
 	free(a);
 	return r;
 }

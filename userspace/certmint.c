@@ -8,6 +8,7 @@
  * basic constraints and the SAN, encoded here by hand as DER (one
  * GeneralName, [6] uniformResourceIdentifier).
  */
+#include "log.h"
 #include "certmint.h"
 
 #include <errno.h>
@@ -47,17 +48,6 @@ struct certmint_issuer {
 	WC_RNG rng;
 };
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static const char *wc_err(int e)
 {
@@ -75,18 +65,18 @@ static int slurp(const char *what, const char *path, unsigned char **out, size_t
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
 		e = errno;
-		seterr(err, errlen, "%s '%s': cannot open: %s", what, path, strerror(e));
+		err_set(err, errlen, "%s '%s': cannot open: %s", what, path, strerror(e));
 		return -e;
 	}
 	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size <= 0 || sb.st_size > CM_FILE_MAX) {
-		seterr(err, errlen, "%s '%s': not a regular file of 1 to %d bytes", what, path, CM_FILE_MAX);
+		err_set(err, errlen, "%s '%s': not a regular file of 1 to %d bytes", what, path, CM_FILE_MAX);
 		close(fd);
 		return -EINVAL;
 	}
 	buf = malloc((size_t)sb.st_size + 1);
 	if (!buf) {
 		close(fd);
-		seterr(err, errlen, "%s '%s': out of memory", what, path);
+		err_set(err, errlen, "%s '%s': out of memory", what, path);
 		return -ENOMEM;
 	}
 	while (got < (size_t)sb.st_size) {
@@ -95,7 +85,7 @@ static int slurp(const char *what, const char *path, unsigned char **out, size_t
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			seterr(err, errlen, "%s '%s': read failed: %s", what, path, n < 0 ? strerror(errno) : "file shrank");
+			err_set(err, errlen, "%s '%s': read failed: %s", what, path, n < 0 ? strerror(errno) : "file shrank");
 			explicit_bzero(buf, got);
 			free(buf);
 			close(fd);
@@ -177,18 +167,18 @@ int certmint_issuer_load(const char *cert_file, const char *key_file, struct cer
 	*out = NULL;
 	iss = calloc(1, sizeof(*iss));
 	if (!iss) {
-		seterr(err, errlen, "issuer: out of memory");
+		err_set(err, errlen, "issuer: out of memory");
 		return -ENOMEM;
 	}
 	if (wc_ecc_init(&iss->key) != 0) {
 		free(iss);
-		seterr(err, errlen, "issuer: cannot initialise wolfCrypt");
+		err_set(err, errlen, "issuer: cannot initialise wolfCrypt");
 		return -EIO;
 	}
 	if (wc_InitRng(&iss->rng) != 0) {
 		wc_ecc_free(&iss->key);
 		free(iss);
-		seterr(err, errlen, "issuer: cannot initialise wolfCrypt's RNG");
+		err_set(err, errlen, "issuer: cannot initialise wolfCrypt's RNG");
 		return -EIO;
 	}
 	ret = slurp("issuer certificate", cert_file, &pem, &pemlen, err, errlen);
@@ -200,22 +190,22 @@ int certmint_issuer_load(const char *cert_file, const char *key_file, struct cer
 	ret = -EINVAL;
 	x = wolfSSL_X509_load_certificate_buffer(pem, (int)pemlen, WOLFSSL_FILETYPE_PEM);
 	if (!x) {
-		seterr(err, errlen, "issuer certificate '%s': no PEM certificate", cert_file);
+		err_set(err, errlen, "issuer certificate '%s': no PEM certificate", cert_file);
 		goto fail;
 	}
 	if (!wolfSSL_X509_get_isCA(x)) {
-		seterr(err, errlen, "issuer certificate '%s': not a CA (basicConstraints CA:TRUE); use the node issuer, e.g. issuer.pem from scripts/weft-ca",
+		err_set(err, errlen, "issuer certificate '%s': not a CA (basicConstraints CA:TRUE); use the node issuer, e.g. issuer.pem from scripts/weft-ca",
 		       cert_file);
 		goto fail;
 	}
 	nb = x509_time(wolfSSL_X509_get_notBefore(x));
 	iss->not_after = x509_time(wolfSSL_X509_get_notAfter(x));
 	if (!nb || !iss->not_after) {
-		seterr(err, errlen, "issuer certificate '%s': cannot read its validity dates", cert_file);
+		err_set(err, errlen, "issuer certificate '%s': cannot read its validity dates", cert_file);
 		goto fail;
 	}
 	if (now > iss->not_after || now < nb) {
-		seterr(err, errlen, "issuer certificate '%s': %s", cert_file,
+		err_set(err, errlen, "issuer certificate '%s': %s", cert_file,
 		       now > iss->not_after ? "has expired" : "is not valid yet");
 		goto fail;
 	}
@@ -225,14 +215,14 @@ int certmint_issuer_load(const char *cert_file, const char *key_file, struct cer
 
 		d = wolfSSL_X509_get_der(x, &dl);
 		if (!d || dl <= 0 || !(iss->der = malloc((size_t)dl))) {
-			seterr(err, errlen, "issuer certificate '%s': cannot encode it", cert_file);
+			err_set(err, errlen, "issuer certificate '%s': cannot encode it", cert_file);
 			goto fail;
 		}
 		memcpy(iss->der, d, (size_t)dl);
 		iss->der_len = dl;
 	}
 	if (ec_key_from_pem(keypem, keylen, &iss->key, &iss->rng)) {
-		seterr(err, errlen, "issuer key '%s': not a PEM EC private key (weft issuers are ECDSA)", key_file);
+		err_set(err, errlen, "issuer key '%s': not a PEM EC private key (weft issuers are ECDSA)", key_file);
 		goto fail;
 	}
 	csize = wc_ecc_size(&iss->key);
@@ -240,14 +230,14 @@ int certmint_issuer_load(const char *cert_file, const char *key_file, struct cer
 	/* wolfSSL_CTX_check_private_key does not catch a mismatched EC pair in
 	 * 5.5.4: compare the public points ourselves */
 	if (wolfSSL_X509_get_pubkey_buffer(x, spki, &spkilen) != WOLFSSL_SUCCESS || wc_ecc_init(&pub) != 0) {
-		seterr(err, errlen, "issuer certificate '%s': cannot read its public key", cert_file);
+		err_set(err, errlen, "issuer certificate '%s': cannot read its public key", cert_file);
 		goto fail;
 	}
 	pub_init = true;
 	if (wc_EccPublicKeyDecode(spki, &idx, &pub, (word32)spkilen) != 0 ||
 	    wc_ecc_export_x963(&iss->key, a, &alen) != 0 || wc_ecc_export_x963(&pub, b, &blen) != 0 || alen != blen ||
 	    memcmp(a, b, alen) != 0) {
-		seterr(err, errlen, "issuer key '%s': does not match the certificate in '%s'", key_file, cert_file);
+		err_set(err, errlen, "issuer key '%s': does not match the certificate in '%s'", key_file, cert_file);
 		goto fail;
 	}
 	iss->chain_pem = (char *)pem;
@@ -375,17 +365,17 @@ int certmint_issue(struct certmint_issuer *iss, const struct certmint_req *req, 
 
 	memset(out, 0, sizeof(*out));
 	if (!req->identity || spiffe_id_check(req->identity, strlen(req->identity), why, sizeof(why))) {
-		seterr(err, errlen, "mint: %s", req->identity ? why : "no identity");
+		err_set(err, errlen, "mint: %s", req->identity ? why : "no identity");
 		return -EINVAL;
 	}
 	life = req->lifetime_s ? req->lifetime_s : CERTMINT_DEFAULT_LIFETIME;
 	back = req->backdate_s ? req->backdate_s : CERTMINT_DEFAULT_BACKDATE;
 	if (life > CERTMINT_MAX_LIFETIME || life < 60) {
-		seterr(err, errlen, "mint: lifetime %u s is outside 60 s .. %d s", life, CERTMINT_MAX_LIFETIME);
+		err_set(err, errlen, "mint: lifetime %u s is outside 60 s .. %d s", life, CERTMINT_MAX_LIFETIME);
 		return -EINVAL;
 	}
 	if (back >= life) {
-		seterr(err, errlen, "mint: backdate %u s is not shorter than the lifetime %u s", back, life);
+		err_set(err, errlen, "mint: backdate %u s is not shorter than the lifetime %u s", back, life);
 		return -EINVAL;
 	}
 	now = req->now ? req->now : time(NULL);
@@ -394,7 +384,7 @@ int certmint_issue(struct certmint_issuer *iss, const struct certmint_req *req, 
 	if (na > iss->not_after)
 		na = iss->not_after; /* a leaf never outlives its issuer */
 	if (na <= now) {
-		seterr(err, errlen, "mint: the issuer certificate expires before the leaf would be valid; renew the issuer (scripts/weft-ca init)");
+		err_set(err, errlen, "mint: the issuer certificate expires before the leaf would be valid; renew the issuer (scripts/weft-ca init)");
 		return -EINVAL;
 	}
 
@@ -402,7 +392,7 @@ int certmint_issue(struct certmint_issuer *iss, const struct certmint_req *req, 
 	der = malloc(CM_DER_MAX);
 	if (!cert || !der) {
 		ret = -ENOMEM;
-		seterr(err, errlen, "mint: out of memory");
+		err_set(err, errlen, "mint: out of memory");
 		goto out;
 	}
 	if ((r = wc_InitCert(cert)) != 0)
@@ -431,12 +421,12 @@ int certmint_issue(struct certmint_issuer *iss, const struct certmint_req *req, 
 	cert->serialSz = (int)sizeof(out->serial);
 	if (der_time(nb, cert->beforeDate, &cert->beforeDateSz) || der_time(na, cert->afterDate, &cert->afterDateSz)) {
 		ret = -EINVAL;
-		seterr(err, errlen, "mint: validity dates out of range");
+		err_set(err, errlen, "mint: validity dates out of range");
 		goto out;
 	}
 	if (san_uri(req->identity, cert->altNames, sizeof(cert->altNames), &cert->altNamesSz)) {
 		ret = -EINVAL;
-		seterr(err, errlen, "mint: identity too long for a SAN");
+		err_set(err, errlen, "mint: identity too long for a SAN");
 		goto out;
 	}
 	if ((r = wc_SetKeyUsage(cert, "digitalSignature")) != 0 ||
@@ -465,7 +455,7 @@ int certmint_issue(struct certmint_issuer *iss, const struct certmint_req *req, 
 		out->key = malloc((size_t)keylen);
 		if (!out->cert || !out->key) {
 			ret = -ENOMEM;
-			seterr(err, errlen, "mint: out of memory");
+			err_set(err, errlen, "mint: out of memory");
 			goto out;
 		}
 		memcpy(out->cert, der, (size_t)derlen);
@@ -480,7 +470,7 @@ int certmint_issue(struct certmint_issuer *iss, const struct certmint_req *req, 
 		    (ret = to_pem(keyder, keylen, ECC_PRIVATEKEY_TYPE, &out->key, &out->key_len)) != 0) {
 			if (ret == 0)
 				free(leaf);
-			seterr(err, errlen, "mint: PEM encoding failed");
+			err_set(err, errlen, "mint: PEM encoding failed");
 			goto out;
 		}
 		if (!req->no_chain) {
@@ -489,7 +479,7 @@ int certmint_issue(struct certmint_issuer *iss, const struct certmint_req *req, 
 			if (!all) {
 				free(leaf);
 				ret = -ENOMEM;
-				seterr(err, errlen, "mint: out of memory");
+				err_set(err, errlen, "mint: out of memory");
 				goto out;
 			}
 			leaf = all;
@@ -508,7 +498,7 @@ int certmint_issue(struct certmint_issuer *iss, const struct certmint_req *req, 
 	goto out;
 wolf:
 	ret = r == MEMORY_E ? -ENOMEM : -EIO;
-	seterr(err, errlen, "mint: wolfCrypt: %s (%d)", wc_err(r), r);
+	err_set(err, errlen, "mint: wolfCrypt: %s (%d)", wc_err(r), r);
 out:
 	if (key_init)
 		wc_ecc_free(&key);

@@ -5,6 +5,7 @@
  * control path (config load) or once per connection (policy check, cached map
  * lookup), so clarity wins over speed: plain arrays and linear scans.
  */
+#include "log.h"
 #include "identity.h"
 
 #include <errno.h>
@@ -19,17 +20,6 @@
 /* Longest piece of input quoted back in a message: keeps messages one line. */
 #define ID_ECHO_MAX 64
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* Quotable copy of untrusted text: at most ID_ECHO_MAX bytes, controls as '?'. */
 static const char *id_echo(const char *s, size_t len, char *buf, size_t buflen)
@@ -76,11 +66,11 @@ static int td_check_n(const char *td, size_t len, char *err, size_t errlen)
 	size_t i;
 
 	if (len == 0) {
-		seterr(err, errlen, "has an empty trust domain");
+		err_set(err, errlen, "has an empty trust domain");
 		return -EINVAL;
 	}
 	if (len > SPIFFE_TD_MAX) {
-		seterr(err, errlen, "trust domain is %zu bytes long; at most %d are allowed", len, SPIFFE_TD_MAX);
+		err_set(err, errlen, "trust domain is %zu bytes long; at most %d are allowed", len, SPIFFE_TD_MAX);
 		return -EINVAL;
 	}
 	for (i = 0; i < len; i++) {
@@ -89,13 +79,13 @@ static int td_check_n(const char *td, size_t len, char *err, size_t errlen)
 		if (td_char(ch))
 			continue;
 		if (ch >= 'A' && ch <= 'Z')
-			seterr(err, errlen, "trust domain has uppercase '%c'; SPIFFE trust domains are lowercase", ch);
+			err_set(err, errlen, "trust domain has uppercase '%c'; SPIFFE trust domains are lowercase", ch);
 		else if (ch == ':')
-			seterr(err, errlen, "trust domain has a port (':'); SPIFFE IDs never carry one");
+			err_set(err, errlen, "trust domain has a port (':'); SPIFFE IDs never carry one");
 		else if (ch == '@')
-			seterr(err, errlen, "trust domain has userinfo ('@'); SPIFFE IDs never carry one");
+			err_set(err, errlen, "trust domain has userinfo ('@'); SPIFFE IDs never carry one");
 		else
-			seterr(err, errlen, "trust domain has %s; only a-z, 0-9, '.', '-' and '_' are allowed",
+			err_set(err, errlen, "trust domain has %s; only a-z, 0-9, '.', '-' and '_' are allowed",
 			       char_name(ch, cn, sizeof(cn)));
 		return -EINVAL;
 	}
@@ -108,12 +98,12 @@ int spiffe_td_check(const char *td, char *err, size_t errlen)
 	size_t len;
 
 	if (!td) {
-		seterr(err, errlen, "no trust domain given");
+		err_set(err, errlen, "no trust domain given");
 		return -EINVAL;
 	}
 	len = strlen(td);
 	if (td_check_n(td, len, why, sizeof(why))) {
-		seterr(err, errlen, "'%s' %s", id_echo(td, len, q, sizeof(q)), why);
+		err_set(err, errlen, "'%s' %s", id_echo(td, len, q, sizeof(q)), why);
 		return -EINVAL;
 	}
 	return 0;
@@ -126,15 +116,15 @@ static int id_check_n(const char *id, size_t len, char *err, size_t errlen)
 	char cn[16];
 
 	if (len > SPIFFE_ID_MAX) {
-		seterr(err, errlen, "is %zu bytes long; a SPIFFE ID has at most %d", len, SPIFFE_ID_MAX);
+		err_set(err, errlen, "is %zu bytes long; a SPIFFE ID has at most %d", len, SPIFFE_ID_MAX);
 		return -EINVAL;
 	}
 	if (memchr(id, '\0', len)) {
-		seterr(err, errlen, "contains a NUL byte");
+		err_set(err, errlen, "contains a NUL byte");
 		return -EINVAL;
 	}
 	if (len < SPIFFE_SCHEME_LEN || memcmp(id, SPIFFE_SCHEME, SPIFFE_SCHEME_LEN) != 0) {
-		seterr(err, errlen, "does not start with 'spiffe://' (the scheme is lowercase)");
+		err_set(err, errlen, "does not start with 'spiffe://' (the scheme is lowercase)");
 		return -EINVAL;
 	}
 	td = id + SPIFFE_SCHEME_LEN;
@@ -151,13 +141,13 @@ static int id_check_n(const char *id, size_t len, char *err, size_t errlen)
 
 			if (!seg_char(ch)) {
 				if (ch == '?')
-					seterr(err, errlen, "has a query ('?'); SPIFFE IDs have none");
+					err_set(err, errlen, "has a query ('?'); SPIFFE IDs have none");
 				else if (ch == '#')
-					seterr(err, errlen, "has a fragment ('#'); SPIFFE IDs have none");
+					err_set(err, errlen, "has a fragment ('#'); SPIFFE IDs have none");
 				else if (ch == '%')
-					seterr(err, errlen, "has percent-encoding ('%%'); SPIFFE IDs do not allow it");
+					err_set(err, errlen, "has percent-encoding ('%%'); SPIFFE IDs do not allow it");
 				else
-					seterr(err, errlen,
+					err_set(err, errlen,
 					       "path has %s; segments may only hold A-Z, a-z, 0-9, '.', '-' and '_'",
 					       char_name(ch, cn, sizeof(cn)));
 				return -EINVAL;
@@ -165,12 +155,12 @@ static int id_check_n(const char *id, size_t len, char *err, size_t errlen)
 			p++;
 		}
 		if (p == seg) {
-			seterr(err, errlen, p == end ? "ends with '/'; remove the trailing slash"
+			err_set(err, errlen, p == end ? "ends with '/'; remove the trailing slash"
 						     : "has an empty path segment ('//')");
 			return -EINVAL;
 		}
 		if ((p - seg == 1 && seg[0] == '.') || (p - seg == 2 && seg[0] == '.' && seg[1] == '.')) {
-			seterr(err, errlen, "has a '%.*s' path segment; SPIFFE IDs do not allow relative segments",
+			err_set(err, errlen, "has a '%.*s' path segment; SPIFFE IDs do not allow relative segments",
 			       (int)(p - seg), seg);
 			return -EINVAL;
 		}
@@ -183,11 +173,11 @@ int spiffe_id_check(const char *id, size_t len, char *err, size_t errlen)
 	char q[ID_ECHO_MAX + 8], why[160];
 
 	if (!id) {
-		seterr(err, errlen, "no SPIFFE ID given");
+		err_set(err, errlen, "no SPIFFE ID given");
 		return -EINVAL;
 	}
 	if (id_check_n(id, len, why, sizeof(why))) {
-		seterr(err, errlen, "'%s' is not a valid SPIFFE ID: %s", id_echo(id, len, q, sizeof(q)), why);
+		err_set(err, errlen, "'%s' is not a valid SPIFFE ID: %s", id_echo(id, len, q, sizeof(q)), why);
 		return -EINVAL;
 	}
 	return 0;
@@ -316,29 +306,29 @@ int id_map_add(struct id_map *m, const char *cgroup_glob, const char *identity, 
 	size_t len;
 
 	if (!cgroup_glob || !*cgroup_glob) {
-		seterr(err, errlen, "cgroup: empty; write a path or glob relative to the cgroup2 mount, e.g. \"system.slice/*.service\"");
+		err_set(err, errlen, "cgroup: empty; write a path or glob relative to the cgroup2 mount, e.g. \"system.slice/*.service\"");
 		return -EINVAL;
 	}
 	rel = cg_relative(m, cgroup_glob, &len);
 	if (!rel) {
-		seterr(err, errlen, "cgroup: '%s' is outside the cgroup2 mount '%s'", cgroup_glob, m->mount);
+		err_set(err, errlen, "cgroup: '%s' is outside the cgroup2 mount '%s'", cgroup_glob, m->mount);
 		return -EINVAL;
 	}
 	if (len == 0) {
-		seterr(err, errlen, "cgroup: '%s' names the root cgroup, which would give every workload one identity",
+		err_set(err, errlen, "cgroup: '%s' names the root cgroup, which would give every workload one identity",
 		       cgroup_glob);
 		return -EINVAL;
 	}
 	if (has_dotdot(cgroup_glob)) {
-		seterr(err, errlen, "cgroup: '%s' has a '..' component", cgroup_glob);
+		err_set(err, errlen, "cgroup: '%s' has a '..' component", cgroup_glob);
 		return -EINVAL;
 	}
 	if (!identity || spiffe_id_check(identity, strlen(identity), why, sizeof(why))) {
-		seterr(err, errlen, "identity: %s", identity ? why : "missing");
+		err_set(err, errlen, "identity: %s", identity ? why : "missing");
 		return -EINVAL;
 	}
 	if (m->n >= ID_MAP_MAX) {
-		seterr(err, errlen, "too many identity rules (at most %d); use globs", ID_MAP_MAX);
+		err_set(err, errlen, "too many identity rules (at most %d); use globs", ID_MAP_MAX);
 		return -E2BIG;
 	}
 	if (m->n == m->cap) {
@@ -360,7 +350,7 @@ int id_map_add(struct id_map *m, const char *cgroup_glob, const char *identity, 
 	m->rules[m->n++] = r;
 	return 0;
 nomem:
-	seterr(err, errlen, "out of memory adding an identity rule");
+	err_set(err, errlen, "out of memory adding an identity rule");
 	return -ENOMEM;
 }
 
@@ -468,13 +458,13 @@ int id_policy_allow(struct id_policy *p, const char *pattern, char *err, size_t 
 	bool glob = false;
 
 	if (!pattern || !*pattern) {
-		seterr(err, errlen, "empty identity; write a SPIFFE ID such as \"spiffe://%s/ns/prod/sa/web\"", p->td);
+		err_set(err, errlen, "empty identity; write a SPIFFE ID such as \"spiffe://%s/ns/prod/sa/web\"", p->td);
 		return -EINVAL;
 	}
 	len = strlen(pattern);
 	id_echo(pattern, len, q, sizeof(q));
 	if (len > SPIFFE_ID_MAX) {
-		seterr(err, errlen, "'%s' is longer than a SPIFFE ID can be (%d bytes)", q, SPIFFE_ID_MAX);
+		err_set(err, errlen, "'%s' is longer than a SPIFFE ID can be (%d bytes)", q, SPIFFE_ID_MAX);
 		return -EINVAL;
 	}
 	if (len >= 3 && strcmp(pattern + len - 3, "/**") == 0) {
@@ -487,26 +477,26 @@ int id_policy_allow(struct id_policy *p, const char *pattern, char *err, size_t 
 		if (glob_char(ch)) {
 			glob = true;
 			if (ch == '*' && i + 1 < len && pattern[i + 1] == '*') {
-				seterr(err, errlen, "'%s': '**' is only allowed as the whole last segment (\"/**\")", q);
+				err_set(err, errlen, "'%s': '**' is only allowed as the whole last segment (\"/**\")", q);
 				return -EINVAL;
 			}
 			continue;
 		}
 		if (ch == '\\') {
-			seterr(err, errlen, "'%s': backslash escapes are not supported in identity patterns", q);
+			err_set(err, errlen, "'%s': backslash escapes are not supported in identity patterns", q);
 			return -EINVAL;
 		}
 		if (ch != '/' && ch != ':' && !seg_char(ch)) {
-			seterr(err, errlen, "'%s' has %s, which no SPIFFE ID contains", q, char_name(ch, cn, sizeof(cn)));
+			err_set(err, errlen, "'%s' has %s, which no SPIFFE ID contains", q, char_name(ch, cn, sizeof(cn)));
 			return -EINVAL;
 		}
 	}
 	if (len < SPIFFE_SCHEME_LEN || memcmp(pattern, SPIFFE_SCHEME, SPIFFE_SCHEME_LEN) != 0) {
-		seterr(err, errlen, "'%s' does not start with 'spiffe://'", q);
+		err_set(err, errlen, "'%s' does not start with 'spiffe://'", q);
 		return -EINVAL;
 	}
 	if (!glob && id_check_n(pattern, len, why, sizeof(why))) {
-		seterr(err, errlen, "'%s' is not a valid SPIFFE ID: %s", q, why);
+		err_set(err, errlen, "'%s' is not a valid SPIFFE ID: %s", q, why);
 		return -EINVAL;
 	}
 	pat.glob = glob;
@@ -527,7 +517,7 @@ int id_policy_allow(struct id_policy *p, const char *pattern, char *err, size_t 
 	p->pats[p->n++] = pat;
 	return 0;
 nomem:
-	seterr(err, errlen, "out of memory adding an allowed identity");
+	err_set(err, errlen, "out of memory adding an allowed identity");
 	return -ENOMEM;
 }
 

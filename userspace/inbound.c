@@ -339,7 +339,7 @@ int inbound_start(struct ev_loop *loop, const struct weft_config *cfg, struct pr
 {
 	struct inbound *in;
 	char as[ADDR_STRLEN];
-	int fd = -1, one = 1, r;
+	int fd, r;
 
 	in = calloc(1, sizeof(*in));
 	if (!in)
@@ -348,13 +348,11 @@ int inbound_start(struct ev_loop *loop, const struct weft_config *cfg, struct pr
 	in->px = px;
 	in->conns.next = in->conns.prev = &in->conns;
 	inbound_update(in, cfg, m);
-	fd = socket(cfg->inbound.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
+	fd = addr_listen(&cfg->inbound, 1024);
+	if (fd < 0) {
+		errno = -fd;
 		goto err;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
-		goto err;
-	if (bind(fd, &cfg->inbound.sa, cfg->inbound.len) < 0 || listen(fd, 1024) < 0)
-		goto err;
+	}
 	ev_io_init(&in->lis, in_on_accept, fd, EV_READ);
 	in->lis.data = in;
 	ev_io_start(loop, &in->lis);
@@ -367,8 +365,6 @@ err:
 	r = -errno;
 	snprintf(err, errlen, "cannot listen on %s (agent.inbound): %s", addr_format(&cfg->inbound, as, sizeof(as)),
 		 strerror(errno));
-	if (fd >= 0)
-		close(fd);
 	mtls_unref(in->mtls);
 	free(in);
 	return r;

@@ -8,12 +8,16 @@
 #define WEFT_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 enum log_level { LOG_LVL_ERROR = 0, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
 extern enum log_level log_threshold;
 
 void log_set_level(enum log_level l);
+
+/* Formats a user-facing error message into err (err NULL or errlen 0: nothing). */
+void err_set(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void log_emit(enum log_level l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define LOG_AT(lvl, ...)                                   \

@@ -20,6 +20,7 @@
  *   peer identity recorded by the verify callback is what tls_peer_identity
  *   returns. Nothing the peer sends later can change it.
  */
+#include "log.h"
 #include "tls.h"
 
 #include <errno.h>
@@ -105,17 +106,6 @@ static void tls_global_init(void)
 	tls_init_rc = wolfSSL_Init() == WOLFSSL_SUCCESS ? 0 : -1;
 }
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static const char *wolf_strerror(int e, char *buf, size_t len)
 {
@@ -238,7 +228,7 @@ static int x509_spiffe_id(WOLFSSL_X509 *x, char *buf, size_t len, char *why, siz
 
 	names = wolfSSL_X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
 	if (!names) {
-		seterr(why, whylen, "certificate has no subjectAltName (a SPIFFE ID is a URI SAN)");
+		err_set(why, whylen, "certificate has no subjectAltName (a SPIFFE ID is a URI SAN)");
 		return -EINVAL;
 	}
 	n = wolfSSL_sk_GENERAL_NAME_num(names);
@@ -253,19 +243,19 @@ static int x509_spiffe_id(WOLFSSL_X509 *x, char *buf, size_t len, char *why, siz
 		}
 	}
 	if (uris == 0) {
-		seterr(why, whylen, "certificate has no URI SAN (a SPIFFE ID is a URI SAN)");
+		err_set(why, whylen, "certificate has no URI SAN (a SPIFFE ID is a URI SAN)");
 		goto out;
 	}
 	if (uris > 1) {
-		seterr(why, whylen, "certificate has %d URI SANs; an X.509-SVID has exactly one", uris);
+		err_set(why, whylen, "certificate has %d URI SANs; an X.509-SVID has exactly one", uris);
 		goto out;
 	}
 	if (!uri || urilen <= 0 || spiffe_id_check((const char *)uri, (size_t)urilen, reason, sizeof(reason))) {
-		seterr(why, whylen, "URI SAN %s", uri ? reason : "is empty");
+		err_set(why, whylen, "URI SAN %s", uri ? reason : "is empty");
 		goto out;
 	}
 	if ((size_t)urilen + 1 > len) {
-		seterr(why, whylen, "URI SAN too long");
+		err_set(why, whylen, "URI SAN too long");
 		goto out;
 	}
 	memcpy(buf, uri, (size_t)urilen);
@@ -293,12 +283,12 @@ static int key_matches_cert(WOLFSSL_X509 *x, const unsigned char *key_pem, size_
 
 	der = malloc(key_len);
 	if (!der) {
-		seterr(why, whylen, "out of memory");
+		err_set(why, whylen, "out of memory");
 		return -ENOMEM;
 	}
 	derlen = wc_KeyPemToDer(key_pem, (int)key_len, der, (int)key_len, NULL);
 	if (derlen <= 0) {
-		seterr(why, whylen, "not a PEM private key");
+		err_set(why, whylen, "not a PEM private key");
 		goto out;
 	}
 	if (wc_GetPkcs8TraditionalOffset(der, &idx, (word32)derlen) < 0)
@@ -307,7 +297,7 @@ static int key_matches_cert(WOLFSSL_X509 *x, const unsigned char *key_pem, size_
 		goto out;
 	priv_init = true;
 	if (wc_EccPrivateKeyDecode(der, &idx, &priv, (word32)derlen) != 0) {
-		seterr(why, whylen, "not an EC private key (weft uses ECDSA P-256 keys)");
+		err_set(why, whylen, "not an EC private key (weft uses ECDSA P-256 keys)");
 		goto out;
 	}
 	if (priv.type == ECC_PRIVATEKEY_ONLY) {
@@ -319,24 +309,24 @@ static int key_matches_cert(WOLFSSL_X509 *x, const unsigned char *key_pem, size_
 		wc_FreeRng(&rng);
 		if (ret != 0) {
 			ret = -EINVAL;
-			seterr(why, whylen, "cannot derive the public key");
+			err_set(why, whylen, "cannot derive the public key");
 			goto out;
 		}
 		ret = -EINVAL;
 	}
 	if (wolfSSL_X509_get_pubkey_buffer(x, spki, &spkilen) != WOLFSSL_SUCCESS || wc_ecc_init(&pub) != 0) {
-		seterr(why, whylen, "cannot read the certificate's public key");
+		err_set(why, whylen, "cannot read the certificate's public key");
 		goto out;
 	}
 	pub_init = true;
 	idx = 0;
 	if (wc_EccPublicKeyDecode(spki, &idx, &pub, (word32)spkilen) != 0) {
-		seterr(why, whylen, "the certificate's key is not an EC key");
+		err_set(why, whylen, "the certificate's key is not an EC key");
 		goto out;
 	}
 	if (wc_ecc_export_x963(&priv, a, &alen) != 0 || wc_ecc_export_x963(&pub, b, &blen) != 0 || alen != blen ||
 	    memcmp(a, b, alen) != 0) {
-		seterr(why, whylen, "does not match the certificate");
+		err_set(why, whylen, "does not match the certificate");
 		goto out;
 	}
 	ret = 0;
@@ -581,29 +571,29 @@ static int read_file(const char *what, const char *path, unsigned char **out, si
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
 		e = errno;
-		seterr(err, errlen, "%s '%s': cannot open: %s", what, path, strerror(e));
+		err_set(err, errlen, "%s '%s': cannot open: %s", what, path, strerror(e));
 		return -e;
 	}
 	if (fstat(fd, &sb) < 0) {
 		e = errno;
-		seterr(err, errlen, "%s '%s': cannot stat: %s", what, path, strerror(e));
+		err_set(err, errlen, "%s '%s': cannot stat: %s", what, path, strerror(e));
 		goto fail;
 	}
 	if (!S_ISREG(sb.st_mode)) {
 		e = EINVAL;
-		seterr(err, errlen, "%s '%s': not a regular file", what, path);
+		err_set(err, errlen, "%s '%s': not a regular file", what, path);
 		goto fail;
 	}
 	if (sb.st_size <= 0 || sb.st_size > TLS_FILE_MAX) {
 		e = EINVAL;
-		seterr(err, errlen, "%s '%s': size %lld is not between 1 and %d bytes", what, path, (long long)sb.st_size,
+		err_set(err, errlen, "%s '%s': size %lld is not between 1 and %d bytes", what, path, (long long)sb.st_size,
 		       TLS_FILE_MAX);
 		goto fail;
 	}
 	buf = malloc((size_t)sb.st_size + 1);
 	if (!buf) {
 		e = ENOMEM;
-		seterr(err, errlen, "%s '%s': out of memory", what, path);
+		err_set(err, errlen, "%s '%s': out of memory", what, path);
 		goto fail;
 	}
 	while (got < (size_t)sb.st_size) {
@@ -613,7 +603,7 @@ static int read_file(const char *what, const char *path, unsigned char **out, si
 			continue;
 		if (n <= 0) {
 			e = n < 0 ? errno : EIO;
-			seterr(err, errlen, "%s '%s': read failed: %s", what, path, n < 0 ? strerror(e) : "file shrank");
+			err_set(err, errlen, "%s '%s': read failed: %s", what, path, n < 0 ? strerror(e) : "file shrank");
 			goto fail;
 		}
 		got += (size_t)n;
@@ -624,7 +614,7 @@ static int read_file(const char *what, const char *path, unsigned char **out, si
 	if (!st->path) {
 		explicit_bzero(buf, got);
 		free(buf);
-		seterr(err, errlen, "%s '%s': out of memory", what, path);
+		err_set(err, errlen, "%s '%s': out of memory", what, path);
 		return -ENOMEM;
 	}
 	st->dev = sb.st_dev;
@@ -649,7 +639,7 @@ static int get_input(const char *what, const char *path, const unsigned char *pe
 {
 	*owned = false;
 	if (path && pem) {
-		seterr(err, errlen, "%s: give a file or a buffer, not both", what);
+		err_set(err, errlen, "%s: give a file or a buffer, not both", what);
 		return -EINVAL;
 	}
 	if (path) {
@@ -659,7 +649,7 @@ static int get_input(const char *what, const char *path, const unsigned char *pe
 		return r;
 	}
 	if (!pem || pemlen == 0 || pemlen > TLS_FILE_MAX) {
-		seterr(err, errlen, "%s: missing", what);
+		err_set(err, errlen, "%s: missing", what);
 		return -EINVAL;
 	}
 	*buf = (unsigned char *)pem;
@@ -683,32 +673,32 @@ static WOLFSSL_CTX *ctx_side(bool server, const struct tls_ctx_opts *o, const un
 
 	ctx = wolfSSL_CTX_new(server ? wolfTLSv1_3_server_method() : wolfTLSv1_3_client_method());
 	if (!ctx) {
-		seterr(err, errlen, "tls: cannot create a wolfSSL context (out of memory?)");
+		err_set(err, errlen, "tls: cannot create a wolfSSL context (out of memory?)");
 		return NULL;
 	}
 	if (wolfSSL_CTX_set_cipher_list(ctx, TLS_CIPHERS) != WOLFSSL_SUCCESS) {
-		seterr(err, errlen, "tls: wolfSSL refused the cipher suites %s", TLS_CIPHERS);
+		err_set(err, errlen, "tls: wolfSSL refused the cipher suites %s", TLS_CIPHERS);
 		goto fail;
 	}
 	if (wolfSSL_CTX_set_groups(ctx, groups, (int)(sizeof(groups) / sizeof(groups[0]))) != WOLFSSL_SUCCESS) {
-		seterr(err, errlen, "tls: wolfSSL refused the key exchange groups X25519, P-256, P-384");
+		err_set(err, errlen, "tls: wolfSSL refused the key exchange groups X25519, P-256, P-384");
 		goto fail;
 	}
 	r = wolfSSL_CTX_load_verify_buffer(ctx, ca, (long)calen, WOLFSSL_FILETYPE_PEM);
 	if (r != WOLFSSL_SUCCESS) {
-		seterr(err, errlen, "tls.ca '%s': no usable PEM CA certificate (%s)", src_name(o->ca_file),
+		err_set(err, errlen, "tls.ca '%s': no usable PEM CA certificate (%s)", src_name(o->ca_file),
 		       wolf_strerror(r, es, sizeof(es)));
 		goto fail;
 	}
 	r = wolfSSL_CTX_use_certificate_chain_buffer_format(ctx, cert, (long)certlen, WOLFSSL_FILETYPE_PEM);
 	if (r != WOLFSSL_SUCCESS) {
-		seterr(err, errlen, "tls.cert '%s': no usable PEM certificate chain (%s)", src_name(o->cert_file),
+		err_set(err, errlen, "tls.cert '%s': no usable PEM certificate chain (%s)", src_name(o->cert_file),
 		       wolf_strerror(r, es, sizeof(es)));
 		goto fail;
 	}
 	r = wolfSSL_CTX_use_PrivateKey_buffer(ctx, key, (long)keylen, WOLFSSL_FILETYPE_PEM);
 	if (r != WOLFSSL_SUCCESS) {
-		seterr(err, errlen, "tls.key '%s': no usable PEM private key (%s)", src_name(o->key_file),
+		err_set(err, errlen, "tls.key '%s': no usable PEM private key (%s)", src_name(o->key_file),
 		       wolf_strerror(r, es, sizeof(es)));
 		goto fail;
 	}
@@ -734,32 +724,32 @@ static int inspect_own_cert(struct tls_ctx *t, const struct tls_ctx_opts *o, con
 
 	x = wolfSSL_X509_load_certificate_buffer(cert, (int)certlen, WOLFSSL_FILETYPE_PEM);
 	if (!x) {
-		seterr(err, errlen, "tls.cert '%s': cannot parse the first certificate", src_name(o->cert_file));
+		err_set(err, errlen, "tls.cert '%s': cannot parse the first certificate", src_name(o->cert_file));
 		return -EINVAL;
 	}
 	if (wolfSSL_X509_get_isCA(x)) {
-		seterr(err, errlen, "tls.cert '%s': the first certificate is a CA (CA:TRUE); it must be the leaf",
+		err_set(err, errlen, "tls.cert '%s': the first certificate is a CA (CA:TRUE); it must be the leaf",
 		       src_name(o->cert_file));
 		goto out;
 	}
 	if (x509_spiffe_id(x, t->id, sizeof(t->id), why, sizeof(why))) {
-		seterr(err, errlen, "tls.cert '%s': %s", src_name(o->cert_file), why);
+		err_set(err, errlen, "tls.cert '%s': %s", src_name(o->cert_file), why);
 		goto out;
 	}
 	ret = key_matches_cert(x, key, keylen, why, sizeof(why));
 	if (ret) {
 		if (ret == -EINVAL && strcmp(why, "does not match the certificate") == 0)
-			seterr(err, errlen, "tls.key '%s': does not match the certificate in '%s'", src_name(o->key_file),
+			err_set(err, errlen, "tls.key '%s': does not match the certificate in '%s'", src_name(o->key_file),
 			       src_name(o->cert_file));
 		else
-			seterr(err, errlen, "tls.key '%s': %s", src_name(o->key_file), why);
+			err_set(err, errlen, "tls.key '%s': %s", src_name(o->key_file), why);
 		goto out;
 	}
 	ret = -EINVAL;
 	t->not_before = asn1_time(wolfSSL_X509_get_notBefore(x));
 	t->not_after = asn1_time(wolfSSL_X509_get_notAfter(x));
 	if (!t->not_before || !t->not_after) {
-		seterr(err, errlen, "tls.cert '%s': cannot read the validity dates", src_name(o->cert_file));
+		err_set(err, errlen, "tls.cert '%s': cannot read the validity dates", src_name(o->cert_file));
 		goto out;
 	}
 	ret = 0;
@@ -789,12 +779,12 @@ struct tls_ctx *tls_ctx_load(const struct tls_ctx_opts *o, char *err, size_t err
 
 	pthread_once(&tls_once, tls_global_init);
 	if (tls_init_rc) {
-		seterr(err, errlen, "tls: wolfSSL_Init failed");
+		err_set(err, errlen, "tls: wolfSSL_Init failed");
 		return NULL;
 	}
 	t = calloc(1, sizeof(*t));
 	if (!t) {
-		seterr(err, errlen, "tls: out of memory");
+		err_set(err, errlen, "tls: out of memory");
 		return NULL;
 	}
 	atomic_init(&t->refs, 1);
@@ -808,16 +798,16 @@ struct tls_ctx *tls_ctx_load(const struct tls_ctx_opts *o, char *err, size_t err
 		goto fail;
 	if (o->trust_domain) {
 		if (spiffe_td_check(o->trust_domain, why, sizeof(why))) {
-			seterr(err, errlen, "tls: trust domain %s", why);
+			err_set(err, errlen, "tls: trust domain %s", why);
 			goto fail;
 		}
 		snprintf(t->td, sizeof(t->td), "%s", o->trust_domain);
 	} else if (spiffe_trust_domain(t->id, t->td, sizeof(t->td))) {
-		seterr(err, errlen, "tls.cert '%s': no trust domain in '%s'", src_name(o->cert_file), t->id);
+		err_set(err, errlen, "tls.cert '%s': no trust domain in '%s'", src_name(o->cert_file), t->id);
 		goto fail;
 	}
 	if (!spiffe_in_trust_domain(t->id, t->td)) {
-		seterr(err, errlen, "tls.cert '%s': identity '%.200s' is not in trust domain '%s'", src_name(o->cert_file),
+		err_set(err, errlen, "tls.cert '%s': identity '%.200s' is not in trust domain '%s'", src_name(o->cert_file),
 		       t->id, t->td);
 		goto fail;
 	}

@@ -1707,7 +1707,8 @@ def wait_log(d, needle, timeout=5.0, since=0):
 # the CA (scripts/weft-ca)
 
 def weft_ca(*args, timeout=60):
-    r = subprocess.run([WEFT_CA] + [str(a) for a in args], capture_output=True, text=True,
+    # through bash: a copy of the tree may have lost the exec bit
+    r = subprocess.run(["bash", WEFT_CA] + [str(a) for a in args], capture_output=True, text=True,
                        timeout=timeout)
     if r.returncode != 0:
         raise RuntimeError("weft-ca %s: rc=%d\n%s%s" % (" ".join(map(str, args)), r.returncode,
