@@ -315,6 +315,49 @@ int weft_skmsg(struct sk_msg_md *msg)
 	return SK_PASS;
 }
 
+/*
+ * Strict inbound (agent.strict_inbound): an enrolled workload accepts TCP
+ * connections only through the agent. A SYN (without ACK) arriving for a
+ * socket of an enrolled cgroup passes if it carries the agent's mark (weftd's
+ * connects to local endpoints set SO_MARK, and loopback delivery keeps it),
+ * else it is dropped (the client's connect times out). Everything else, the
+ * return traffic of the workload's own connections included, passes.
+ * Verdicts: pass 1, drop 0. Unparseable packets pass (fail-open).
+ */
+SEC("cgroup_skb/ingress")
+int weft_strict_in(struct __sk_buff *skb)
+{
+	struct weft_agent_state *ag;
+	__u32 zero = 0, off;
+	__u8 ihl, flags, nexthdr;
+
+	ag = bpf_map_lookup_elem(&weft_agent, &zero);
+	if (!ag || !ag->strict_inbound || !ag->enabled)
+		return 1;
+	if (skb->protocol == bpf_htons(0x0800)) {
+		if (bpf_skb_load_bytes(skb, 0, &ihl, 1) < 0)
+			return 1;
+		if (bpf_skb_load_bytes(skb, 9, &nexthdr, 1) < 0 || nexthdr != 6 /* TCP */)
+			return 1;
+		off = (ihl & 0x0f) * 4;
+	} else if (skb->protocol == bpf_htons(0x86DD)) {
+		/* no extension headers: a SYN with them passes (fail-open) */
+		if (bpf_skb_load_bytes(skb, 6, &nexthdr, 1) < 0 || nexthdr != 6)
+			return 1;
+		off = 40;
+	} else {
+		return 1;
+	}
+	if (bpf_skb_load_bytes(skb, off + 13, &flags, 1) < 0)
+		return 1;
+	if ((flags & 0x12) != 0x02) /* not a bare SYN */
+		return 1;
+	if (ag->mark && skb->mark == ag->mark)
+		return 1;
+	stats_inc(&weft_stats, WEFT_V_STRICT_DROPPED);
+	return 0;
+}
+
 /* getpeername must return 1; a socket without a record is left as is. */
 SEC("cgroup/getpeername4")
 int weft_peername4(struct bpf_sock_addr *ctx)

@@ -119,6 +119,7 @@ static void agent_fill_state(const struct agent *a, struct weft_agent_state *st,
 	st->fail_mode = a->cfg->fail_mode == CFG_FAIL_CLOSED ? WEFT_FAIL_CLOSED : WEFT_FAIL_OPEN;
 	st->enabled = enabled;
 	st->redirect = a->cfg->redirect_loopback;
+	st->strict_inbound = a->cfg->strict_inbound;
 }
 
 static int agent_enroll_one(const char *dir, void *arg)
@@ -376,6 +377,7 @@ static const char *const verdict_names[] = {
 	[WEFT_V_PEERNAME] = "getpeername",
 	[WEFT_V_MSG_REDIRECTED] = "msg_redirected",
 	[WEFT_V_MSG_PASSED] = "msg_passed",
+	[WEFT_V_STRICT_DROPPED] = "strict_inbound_dropped",
 };
 _Static_assert(sizeof(verdict_names) / sizeof(verdict_names[0]) == WEFT_V__MAX,
 	       "every verdict needs a metric label");

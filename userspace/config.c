@@ -57,7 +57,7 @@ static const char *const root_keys[] = { "agent", "intercept", "services", "tls"
 static const char *const agent_keys[] = {
 	"admin",     "outbound_port",   "inbound",     "bpf_pin_path",     "fail_mode",        "heartbeat_stale_ms",
 	"mark",      "log_level",       "max_connections", "buffer_size", "drain_timeout_ms", "workers",
-	"redirect_loopback", "splice", NULL,
+	"redirect_loopback", "splice", "strict_inbound", NULL,
 };
 static const char *const intercept_keys[] = { "cgroups", NULL };
 static const char *const service_keys[] = {
@@ -727,6 +727,7 @@ static void parse_agent(struct cfg_ctx *x, const config_setting_t *root)
 	get_int(x, g, "agent", "workers", 0, CFG_MAX_WORKERS, &c->workers);
 	get_bool(x, g, "agent", "redirect_loopback", &c->redirect_loopback);
 	get_bool(x, g, "agent", "splice", &c->splice);
+	get_bool(x, g, "agent", "strict_inbound", &c->strict_inbound);
 
 	/* Listeners that could not both bind: only worth saying when one of them was written here. */
 	if ((s_admin && !ok_admin) || (s_in && !ok_in))

@@ -92,6 +92,7 @@ struct weft_config {
 	uint32_t workers;                  /* agent.workers event loops, 0 = one per CPU (0..CFG_MAX_WORKERS) */
 	bool redirect_loopback;            /* agent.redirect_loopback: sk_msg fast path app <-> agent, true */
 	bool splice;                       /* agent.splice: splice(2) for opaque TCP bytes, true */
+	bool strict_inbound;               /* agent.strict_inbound: workloads accept TCP only via the agent, false */
 
 	/* intercept: */
 	char **cgroups;                    /* paths (absolute, or relative to the cgroup2 mount) or globs */

@@ -20,7 +20,7 @@
 #include "intercept.skel.h"
 #include "log.h"
 
-#define KERN_NPROGS 5
+#define KERN_NPROGS 6
 
 struct kern_cg {
 	char *path;
@@ -44,7 +44,7 @@ static struct bpf_program *kern_prog(struct kern *k, int i)
 	struct bpf_program *p[KERN_NPROGS] = {
 		k->skel->progs.weft_connect4, k->skel->progs.weft_connect6,
 		k->skel->progs.weft_sockops,  k->skel->progs.weft_peername4,
-		k->skel->progs.weft_peername6,
+		k->skel->progs.weft_peername6, k->skel->progs.weft_strict_in,
 	};
 	return p[i];
 }

@@ -85,7 +85,8 @@ struct weft_agent_state {
 	__u8 fail_mode;        /* enum weft_fail_mode */
 	__u8 enabled;          /* 0 until weftd has filled the maps and listens */
 	__u8 redirect;         /* 1: sockops adds app sockets to weft_sockhash (sk_msg fast path) */
-	__u8 reserved[7];
+	__u8 strict_inbound;   /* 1: TCP SYNs to enrolled workloads must come from the agent (mark) */
+	__u8 reserved[6];
 };
 
 /* weft_stats: PERCPU_ARRAY indexed by verdict; userspace sums the CPUs. */
@@ -101,6 +102,7 @@ enum weft_verdict {
 	WEFT_V_PEERNAME,          /* getpeername answered with the original destination */
 	WEFT_V_MSG_REDIRECTED,    /* sk_msg: a send went straight to the peer socket */
 	WEFT_V_MSG_PASSED,        /* sk_msg: no peer in weft_sockhash, normal path */
+	WEFT_V_STRICT_DROPPED,    /* strict inbound: a SYN that did not come through the agent, dropped */
 	WEFT_V__MAX,
 };
 
