@@ -31,6 +31,8 @@
 #define AF_INET 2
 #define AF_INET6 10
 #define SOCK_STREAM 1
+#define IPPROTO_TCP 6
+#define BPF_TCP_LISTEN 10
 #define ECONNREFUSED 111
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -60,7 +62,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_SOCKHASH);
 	__uint(max_entries, WEFT_MAX_SOCKHASH);
 	__type(key, struct weft_sock_key);
-	__type(value, __u32);
+	__type(value, __u64); /* 8 bytes: what lets bpftool dump it (socket cookies) */
 } weft_sockhash SEC(".maps");
 
 struct {
@@ -93,10 +95,16 @@ static __always_inline enum connect_action connect_decide(struct bpf_sock_addr *
 	__u32 zero = 0;
 	__u64 cgid;
 
-	if (ctx->type != SOCK_STREAM) {
+	if (ctx->type != SOCK_STREAM || ctx->protocol != IPPROTO_TCP) {
 		stats_inc(&weft_stats, WEFT_V_NOT_SERVICE);
 		return ACT_PASS;
 	}
+	/*
+	 * A socket may connect again (after a failed connect, or AF_UNSPEC): a
+	 * record from an earlier redirected connect must not describe this one.
+	 */
+	if (ctx->sk)
+		bpf_sk_storage_delete(&weft_sock_orig, ctx->sk);
 	skey.vip = *dst;
 	svc = bpf_map_lookup_elem(&weft_services, &skey);
 	if (!svc) {
@@ -118,7 +126,7 @@ static __always_inline enum connect_action connect_decide(struct bpf_sock_addr *
 		stats_inc(&weft_stats, WEFT_V_SKIPPED_OWN);
 		return ACT_PASS;
 	}
-	if (!ag->enabled || bpf_ktime_get_ns() - ag->heartbeat_ns > ag->stale_after_ns) {
+	if (!ag->enabled || (__s64)(bpf_ktime_get_ns() - ag->heartbeat_ns) > (__s64)ag->stale_after_ns) {
 		if (ag->fail_mode == WEFT_FAIL_CLOSED) {
 			stats_inc(&weft_stats, WEFT_V_REFUSED_STALE);
 			return ACT_REFUSE;
@@ -227,6 +235,10 @@ int weft_sockops(struct bpf_sock_ops *skops)
 	orig = bpf_sk_storage_get(&weft_sock_orig, sk, 0, 0);
 	if (!orig)
 		return 1;
+	ag = bpf_map_lookup_elem(&weft_agent, &zero);
+	/* only the connection connect4/6 redirected to the agent */
+	if (!ag || bpf_ntohs((__u16)(skops->remote_port >> 16)) != ag->outbound_port)
+		return 1;
 	key.netns_cookie = bpf_get_netns_cookie(skops);
 	if (skops->family == AF_INET) {
 		addr_from_v4(&key.client, skops->local_ip4, (__u16)skops->local_port);
@@ -243,8 +255,7 @@ int weft_sockops(struct bpf_sock_ops *skops)
 		stats_inc(&weft_stats, WEFT_V_HANDOFF_ERROR);
 
 	/* fast path: this end goes in the sockhash; weftd adds its end at accept */
-	ag = bpf_map_lookup_elem(&weft_agent, &zero);
-	if (ag && ag->redirect) {
+	if (ag->redirect) {
 		struct weft_sock_key sk_key = {};
 
 		sk_key.netns_cookie = key.netns_cookie;
@@ -317,42 +328,36 @@ int weft_skmsg(struct sk_msg_md *msg)
 
 /*
  * Strict inbound (agent.strict_inbound): an enrolled workload accepts TCP
- * connections only through the agent. A SYN (without ACK) arriving for a
- * socket of an enrolled cgroup passes if it carries the agent's mark (weftd's
- * connects to local endpoints set SO_MARK, and loopback delivery keeps it),
- * else it is dropped (the client's connect times out). Everything else, the
- * return traffic of the workload's own connections included, passes.
- * Verdicts: pass 1, drop 0. Unparseable packets pass (fail-open).
+ * connections only through the agent. A packet for a listening socket of an
+ * enrolled cgroup (a SYN, or the handshake's last ACK) passes if it carries
+ * the agent's mark (weftd's connects to local endpoints set SO_MARK, and
+ * loopback delivery keeps it), else it is dropped and the client's connect
+ * times out. The decision uses the socket the kernel found, not header
+ * parsing, so IP options or IPv6 extension headers cannot slip past it.
+ * Packets for established sockets (the workload's own connections) pass.
+ * With the agent stale, fail_mode decides as for connects: open lets
+ * everything in, closed keeps dropping. Verdicts: pass 1, drop 0.
  */
 SEC("cgroup_skb/ingress")
 int weft_strict_in(struct __sk_buff *skb)
 {
 	struct weft_agent_state *ag;
-	__u32 zero = 0, off;
-	__u8 ihl, flags, nexthdr;
+	struct bpf_sock *sk;
+	__u32 zero = 0;
 
 	ag = bpf_map_lookup_elem(&weft_agent, &zero);
-	if (!ag || !ag->strict_inbound || !ag->enabled)
+	if (!ag || !ag->strict_inbound)
 		return 1;
-	if (skb->protocol == bpf_htons(0x0800)) {
-		if (bpf_skb_load_bytes(skb, 0, &ihl, 1) < 0)
-			return 1;
-		if (bpf_skb_load_bytes(skb, 9, &nexthdr, 1) < 0 || nexthdr != 6 /* TCP */)
-			return 1;
-		off = (ihl & 0x0f) * 4;
-	} else if (skb->protocol == bpf_htons(0x86DD)) {
-		/* no extension headers: a SYN with them passes (fail-open) */
-		if (bpf_skb_load_bytes(skb, 6, &nexthdr, 1) < 0 || nexthdr != 6)
-			return 1;
-		off = 40;
-	} else {
+	sk = skb->sk;
+	if (!sk)
 		return 1;
-	}
-	if (bpf_skb_load_bytes(skb, off + 13, &flags, 1) < 0)
-		return 1;
-	if ((flags & 0x12) != 0x02) /* not a bare SYN */
+	sk = bpf_sk_fullsock(sk);
+	if (!sk || sk->protocol != IPPROTO_TCP || sk->state != BPF_TCP_LISTEN)
 		return 1;
 	if (ag->mark && skb->mark == ag->mark)
+		return 1;
+	if ((!ag->enabled || (__s64)(bpf_ktime_get_ns() - ag->heartbeat_ns) > (__s64)ag->stale_after_ns) &&
+	    ag->fail_mode != WEFT_FAIL_CLOSED)
 		return 1;
 	stats_inc(&weft_stats, WEFT_V_STRICT_DROPPED);
 	return 0;

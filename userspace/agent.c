@@ -51,6 +51,8 @@ struct agent {
 	struct admin *admin;
 	struct mtls *mtls;        /* NULL without a tls group */
 	struct inbound *inbound;  /* agent.inbound, when mtls */
+	bool tls_reload_failed;
+	double drain_deadline;
 	struct cgw *cgw;      /* inotify on the cgroup tree; NULL: periodic scan only */
 	ev_timer rescan;      /* coalesces bursts of cgroup events into one scan */
 	double last_scan;
@@ -205,6 +207,34 @@ static void agent_on_cgroup_event(void *arg)
 
 static int agent_reload(struct agent *a, struct buf *errout);
 
+/*
+ * Certificate or key files changed (rotation), or a minted certificate is due
+ * for renewal: rebuild only the TLS bundle from the config in force, so
+ * unrelated edits to the config file wait for an explicit reload. Open
+ * connections keep the contexts they hold.
+ */
+static void agent_reload_tls(struct agent *a)
+{
+	struct mtls *nm = NULL;
+	char err[768];
+
+	if (mtls_load(a->cfg, a->cgmount, &nm, err, sizeof(err)) < 0 || !nm) {
+		/* keep the old bundle; say so once per change, not every beat */
+		if (!a->tls_reload_failed)
+			log_error("certificate files changed but cannot be loaded (%s); the previous ones stay "
+				  "in use", err);
+		a->tls_reload_failed = true;
+		return;
+	}
+	a->tls_reload_failed = false;
+	proxy_set_mtls(a->px, nm);
+	if (a->inbound)
+		inbound_update(a->inbound, a->cfg, nm);
+	mtls_unref(a->mtls);
+	a->mtls = nm;
+	log_info("certificates reloaded (earliest expiry now %lld)", (long long)mtls_earliest_expiry(nm));
+}
+
 static void agent_on_beat(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct agent *a = w->data;
@@ -228,10 +258,8 @@ static void agent_on_beat(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 	if (kern_heartbeat(a->kern) < 0)
 		log_error("cannot refresh the heartbeat in weft_agent: %s", strerror(errno));
-	if (a->mtls && !a->draining && mtls_files_changed(a->mtls)) {
-		log_info("certificate or key files changed on disk; reloading");
-		agent_reload(a, NULL);
-	}
+	if (a->mtls && !a->draining && mtls_files_changed(a->mtls))
+		agent_reload_tls(a);
 	/* with inotify, the scan is a backstop (watch limits, missed events) */
 	if (!a->draining && (!a->cgw || ev_now(a->loop) - a->last_scan >= AGENT_BACKSTOP_SCAN_S))
 		agent_scan_cgroups(a);
@@ -277,6 +305,8 @@ static int agent_reload(struct agent *a, struct buf *errout)
 		why = "agent.workers";
 	else if (a->inbound && !addr_equal(&n->inbound, &a->cfg->inbound))
 		why = "agent.inbound";
+	else if (a->inbound && !n->tls_ca)
+		why = "the tls group (removing it ends mTLS connections in flight)";
 	if (why) {
 		log_error("reload rejected: %s cannot change while weftd runs; restart weftd to change it",
 			  why);
@@ -701,17 +731,41 @@ static void agent_stop(void *arg)
 	ev_break(a->loop, EVBREAK_ALL);
 }
 
-static void agent_on_drain_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+static size_t agent_in_flight(struct agent *a)
 {
-	struct agent *a = w->data;
+	return proxy_active(a->px) + inbound_active(a->inbound);
+}
 
-	(void)loop;
-	(void)revents;
-	log_warn("drain timeout (agent.drain_timeout_ms = %u): resetting %zu connection(s)",
-		 a->cfg->drain_timeout_ms, proxy_active(a->px));
+/* Resets whatever is still open (outbound and inbound) and leaves the loop. */
+static void agent_abort_and_stop(struct agent *a)
+{
 	proxy_on_idle(a->px, NULL, NULL);
 	proxy_abort_all(a->px);
+	inbound_abort_all(a->inbound);
 	agent_stop(a);
+}
+
+/*
+ * Draining polls every 50 ms (the drain happens once per process lifetime)
+ * rather than chaining "became idle" callbacks from two places and several
+ * threads: no wake-up can be missed, and inbound relays count too.
+ */
+static void agent_on_drain_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct agent *a = w->data;
+	size_t n = agent_in_flight(a);
+
+	(void)revents;
+	if (n == 0) {
+		log_info("drained");
+		agent_stop(a);
+		return;
+	}
+	if (ev_now(loop) >= a->drain_deadline) {
+		log_warn("drain timeout (agent.drain_timeout_ms = %u): resetting %zu connection(s)",
+			 a->cfg->drain_timeout_ms, n);
+		agent_abort_and_stop(a);
+	}
 }
 
 static void agent_begin_drain(struct agent *a)
@@ -719,10 +773,8 @@ static void agent_begin_drain(struct agent *a)
 	struct weft_agent_state st;
 
 	if (a->draining) {
-		log_warn("second signal: resetting %zu connection(s) now", proxy_active(a->px));
-		proxy_on_idle(a->px, NULL, NULL);
-		proxy_abort_all(a->px);
-		agent_stop(a);
+		log_warn("second signal: resetting %zu connection(s) now", agent_in_flight(a));
+		agent_abort_and_stop(a);
 		return;
 	}
 	a->draining = true;
@@ -732,15 +784,15 @@ static void agent_begin_drain(struct agent *a)
 	kern_set_agent(a->kern, &st);
 	proxy_stop_accepting(a->px);
 	inbound_stop_accepting(a->inbound);
-	if (proxy_active(a->px) == 0) {
+	if (agent_in_flight(a) == 0) {
 		log_info("shutting down: no connections to drain");
 		agent_stop(a);
 		return;
 	}
-	log_info("shutting down: draining %zu connection(s), at most %u ms", proxy_active(a->px),
+	log_info("shutting down: draining %zu connection(s), at most %u ms", agent_in_flight(a),
 		 a->cfg->drain_timeout_ms);
-	proxy_on_idle(a->px, agent_stop, a);
-	ev_timer_init(&a->drain, agent_on_drain_timeout, a->cfg->drain_timeout_ms / 1000.0, 0.);
+	a->drain_deadline = ev_now(a->loop) + a->cfg->drain_timeout_ms / 1000.0;
+	ev_timer_init(&a->drain, agent_on_drain_tick, 0.05, 0.05);
 	a->drain.data = a;
 	ev_timer_start(a->loop, &a->drain);
 }

@@ -36,7 +36,14 @@ struct in_conn {
 	ev_tstamp started;
 	size_t len;
 	char peer[ADDR_STRLEN];
-	uint8_t buf[PREAMBLE_MAX + 4096]; /* preamble plus early bytes: never more than the smallest agent.buffer_size */
+	uint8_t buf[4096]; /* preamble (<= 512) plus early bytes: under the smallest agent.buffer_size */
+};
+
+struct in_relay_arg {
+	struct inbound *in;
+	struct in_relay_arg *prev, *next; /* in->relay_list */
+	struct relay *r;
+	struct weft_sockaddr target;
 };
 
 /* Connections by peer identity: bounded label set (the rest counts as "other"). */
@@ -57,6 +64,8 @@ struct inbound {
 	unsigned handshaking;
 	struct in_conn conns; /* handshakes and preambles in progress */
 	unsigned relays;      /* admitted connections being relayed */
+	struct in_relay_arg relay_list; /* head: those relays, so shutdown can end them */
+	uint32_t max_relays;  /* agent.max_connections */
 	uint64_t handshakes[TLS_FAIL__COUNT]; /* by tls_fail; [TLS_FAIL_NONE] = success */
 	uint64_t results[IN__MAX];
 	uint64_t hs_count;
@@ -130,10 +139,6 @@ static void in_relay_event(void *arg, struct relay *r, enum relay_event_kind kin
 		in->relays--;
 }
 
-struct in_relay_arg {
-	struct inbound *in;
-	struct weft_sockaddr target;
-};
 
 static void in_relay_event2(void *arg, struct relay *r, enum relay_event_kind kind, void *tag,
 			    int64_t value, const struct relay_stats *st)
@@ -141,8 +146,13 @@ static void in_relay_event2(void *arg, struct relay *r, enum relay_event_kind ki
 	struct in_relay_arg *a = arg;
 
 	in_relay_event(a->in, r, kind, tag, value, st);
-	if (kind == RELAY_EV_CLOSED)
+	if (kind == RELAY_EV_CLOSED) {
+		if (a->r) {
+			a->prev->next = a->next;
+			a->next->prev = a->prev;
+		}
 		free(a);
+	}
 }
 
 /* The relay's pick for one admitted connection: its target, once (no retry elsewhere: the caller's agent retries). */
@@ -180,6 +190,11 @@ static void in_admit(struct in_conn *c, const struct preamble *p, size_t used)
 		in_refuse(c, IN_DENIED, st, why);
 		return;
 	}
+	if (in->relays >= in->max_relays) {
+		snprintf(why, sizeof(why), "agent.max_connections (%u) inbound connections open", in->max_relays);
+		in_refuse(c, IN_OVERLOADED, PREAMBLE_ST_OVERLOADED, why);
+		return;
+	}
 	a = calloc(1, sizeof(*a));
 	if (!a) {
 		in_refuse(c, IN_OVERLOADED, PREAMBLE_ST_OVERLOADED, "out of memory");
@@ -194,10 +209,19 @@ static void in_admit(struct in_conn *c, const struct preamble *p, size_t used)
 	r = relay_start_tls(in->loop, proxy_main_pool(in->px), c->tls, c->fd, c->buf + used, c->len - used,
 			    &opts, in_pick_arg, in_relay_event2, a);
 	c->tls = NULL;
-	if (r)
+	if (r) {
+		/* no event fires before relay_start_tls returns: safe to list it now */
+		a->r = r;
+		a->next = in->relay_list.next;
+		a->prev = &in->relay_list;
+		in->relay_list.next->prev = a;
+		in->relay_list.next = a;
 		in->relays++;
-	else
+	} else {
+		in->results[IN_OVERLOADED]++;
+		log_warn("inbound %s: cannot start a relay: %s", c->peer, strerror(errno));
 		free(a);
+	}
 	in_conn_free(c, false);
 }
 
@@ -347,6 +371,7 @@ int inbound_start(struct ev_loop *loop, const struct weft_config *cfg, struct pr
 	in->loop = loop;
 	in->px = px;
 	in->conns.next = in->conns.prev = &in->conns;
+	in->relay_list.next = in->relay_list.prev = &in->relay_list;
 	inbound_update(in, cfg, m);
 	fd = addr_listen(&cfg->inbound, 1024);
 	if (fd < 0) {
@@ -377,6 +402,7 @@ void inbound_update(struct inbound *in, const struct weft_config *cfg, struct mt
 	in->mtls = mtls_ref(m);
 	mtls_unref(old);
 	in->max_handshakes = cfg->tls_max_handshakes;
+	in->max_relays = cfg->max_connections;
 	in->timeout_ms = cfg->tls_handshake_timeout_ms;
 }
 
@@ -389,11 +415,28 @@ void inbound_stop_accepting(struct inbound *in)
 	in->listening = false;
 }
 
+unsigned inbound_active(const struct inbound *in)
+{
+	return in ? in->relays + in->handshaking : 0;
+}
+
+void inbound_abort_all(struct inbound *in)
+{
+	if (!in)
+		return;
+	while (in->conns.next != &in->conns)
+		in_conn_free(in->conns.next, true);
+	/* relay_abort fires RELAY_EV_CLOSED, which unlinks and frees the entry */
+	while (in->relay_list.next != &in->relay_list)
+		relay_abort(in->relay_list.next->r);
+}
+
 void inbound_free(struct inbound *in)
 {
 	if (!in)
 		return;
 	inbound_stop_accepting(in);
+	inbound_abort_all(in);
 	while (in->conns.next != &in->conns)
 		in_conn_free(in->conns.next, true);
 	while (in->n_peers)

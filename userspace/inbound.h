@@ -28,6 +28,10 @@ int inbound_start(struct ev_loop *loop, const struct weft_config *cfg, struct pr
 /* New TLS bundle / limits after a reload; connections in progress keep theirs. */
 void inbound_update(struct inbound *in, const struct weft_config *cfg, struct mtls *m);
 void inbound_stop_accepting(struct inbound *in);
+/* Handshakes plus admitted relays in progress (drain waits for 0). */
+unsigned inbound_active(const struct inbound *in);
+/* Ends every handshake and resets every inbound relay (drain timeout, shutdown). */
+void inbound_abort_all(struct inbound *in);
 void inbound_free(struct inbound *in);
 void inbound_render_metrics(struct inbound *in, struct buf *out);
 

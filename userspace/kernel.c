@@ -37,6 +37,7 @@ struct kern {
 	size_t n_cgs, cap_cgs;
 	struct weft_agent_state agent;
 	int ncpus;
+	bool owner; /* holds the pin directory's lock: only then may it remove pins */
 };
 
 static struct bpf_program *kern_prog(struct kern *k, int i)
@@ -98,9 +99,22 @@ static int mkdir_p(const char *path)
 	return 0;
 }
 
-/* Removes everything below dir (pins and subdirectories); returns the count. */
+/*
+ * Only names weftd creates are removed: weft_* pins and the links/ directory
+ * (whose entries are <cgroup id>_weft_*). Anything else under the pin path
+ * belongs to someone else and is left alone.
+ */
+static bool is_ours(const char *name, bool in_links)
+{
+	if (in_links)
+		return strstr(name, "_weft_") != NULL;
+	return strncmp(name, "weft_", 5) == 0 || strcmp(name, "links") == 0;
+}
+
+/* Removes weftd's pins below dir (see is_ours); returns the count. */
 static int rm_tree(int dirfd_parent, const char *name, bool remove_self)
 {
+	bool in_links = strcmp(name, "links") == 0;
 	struct dirent *de;
 	int fd, n = 0;
 	DIR *d;
@@ -116,6 +130,10 @@ static int rm_tree(int dirfd_parent, const char *name, bool remove_self)
 	while ((de = readdir(d))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
+		if (!is_ours(de->d_name, in_links)) {
+			log_warn("leaving %s/%s alone: not a weft pin", name, de->d_name);
+			continue;
+		}
 		if (de->d_type == DT_DIR) {
 			int r = rm_tree(dirfd(d), de->d_name, true);
 
@@ -164,6 +182,7 @@ int kern_open(const char *pin_path, struct kern **out, char *err, size_t errlen)
 			 "agent its own bpf_pin_path", k->pin);
 		goto err;
 	}
+	k->owner = true;
 	r = rm_tree(AT_FDCWD, k->pin, false);
 	if (r > 0)
 		log_warn("removed %d stale pins under %s left by an earlier run (its programs are detached)",
@@ -250,6 +269,7 @@ void kern_close(struct kern *k, bool unpin)
 
 	if (!k)
 		return;
+	unpin = unpin && k->owner; /* never touch another agent's pins */
 	for (i = 0; i < k->n_cgs; i++)
 		kern_cg_release(k, &k->cgs[i], unpin);
 	free(k->cgs);
@@ -460,8 +480,7 @@ int kern_sync_services(struct kern *k, const struct weft_config *cfg)
 	for (;;) {
 		if (bpf_map_get_next_key(fd, prev, &next) < 0)
 			break;
-		if (!cfg_has_vip(cfg, &next)) {
-			bpf_map_delete_elem(fd, &next);
+		if (!cfg_has_vip(cfg, &next) && bpf_map_delete_elem(fd, &next) == 0) {
 			/* restart: the deleted key cannot anchor the iteration */
 			prev = NULL;
 			continue;
@@ -497,7 +516,7 @@ int kern_take_orig(struct kern *k, const struct weft_conn_key *key, struct weft_
 
 int kern_sockhash_add(struct kern *k, int fd, const struct weft_sock_key *key)
 {
-	__u32 v = (__u32)fd;
+	__u64 v = (__u64)fd;
 
 	if (bpf_map_update_elem(bpf_map__fd(k->skel->maps.weft_sockhash), key, &v, BPF_NOEXIST) < 0)
 		return -errno;

@@ -129,6 +129,8 @@ struct proxy_worker {
 	ev_async wake;             /* main -> worker: look at cmds */
 	atomic_uint cmds;
 	ev_timer tick;             /* proves the loop turns (stuck-worker detection) */
+	ev_timer accept_retry;     /* listeners paused after EMFILE/ENFILE: resume later */
+	bool accept_paused;
 	_Atomic double last_tick;
 	uint64_t accepted;         /* under px->lock */
 	pthread_t thread;
@@ -735,6 +737,31 @@ reset_unlocked:
 	reset_close(fd);
 }
 
+static void worker_on_accept_retry(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct proxy_worker *w = t->data;
+	int i;
+
+	(void)revents;
+	w->accept_paused = false;
+	for (i = 0; i < w->nlis; i++)
+		ev_io_start(loop, &w->lis[i]);
+}
+
+static void worker_pause_accept(struct proxy_worker *w, int err)
+{
+	int i;
+
+	if (w->accept_paused)
+		return;
+	w->accept_paused = true;
+	log_warn("worker %u: accept: %s; pausing the outbound listeners for 100 ms (raise RLIMIT_NOFILE "
+		 "or lower agent.max_connections)", w->id, strerror(err));
+	for (i = 0; i < w->nlis; i++)
+		ev_io_stop(w->loop, &w->lis[i]);
+	ev_timer_start(w->loop, &w->accept_retry);
+}
+
 static void proxy_on_accept(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct proxy_worker *wk = w->data;
@@ -749,8 +776,12 @@ static void proxy_on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		if (fd < 0) {
 			if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
 				return;
-			/* EMFILE/ENFILE/ENOBUFS: the connection waits in the backlog */
-			log_warn("accept on outbound listener: %s", strerror(errno));
+			/*
+			 * EMFILE/ENFILE/ENOBUFS/ENOMEM: the connection waits in the backlog.
+			 * The listener is level-triggered: pause it for 100 ms instead of
+			 * spinning (and logging) until a descriptor frees up.
+			 */
+			worker_pause_accept(wk, errno);
 			return;
 		}
 		proxy_handle(wk, fd, &peer);
@@ -824,6 +855,7 @@ static void worker_stop_accepting(struct proxy_worker *w)
 {
 	int i;
 
+	ev_timer_stop(w->loop, &w->accept_retry);
 	for (i = 0; i < w->nlis; i++) {
 		ev_io_stop(w->loop, &w->lis[i]);
 		close(w->lis[i].fd);
@@ -958,6 +990,8 @@ static int worker_init(struct proxy *px, struct proxy_worker *w, unsigned id, co
 	ev_async_init(&w->wake, worker_on_wake);
 	w->wake.data = w;
 	ev_timer_init(&w->tick, worker_on_tick, 0., 0.25);
+	ev_timer_init(&w->accept_retry, worker_on_accept_retry, 0.1, 0.);
+	w->accept_retry.data = w;
 	w->tick.data = w;
 	atomic_store(&w->last_tick, ev_now(w->loop));
 	if (w->threaded) {

@@ -56,6 +56,7 @@ struct weft_orig {
 struct weft_conn_key {
 	__u64 netns_cookie;      /* SO_NETNS_COOKIE of the app's network namespace */
 	struct weft_addr client; /* the app socket's local address = accepted socket's peer */
+	__u32 pad;               /* explicit, zero: keys are hashed bytewise */
 };
 
 /*
@@ -68,6 +69,7 @@ struct weft_sock_key {
 	__u64 netns_cookie;
 	struct weft_addr local;
 	struct weft_addr remote;
+	__u32 pad;               /* explicit, zero */
 };
 
 /* weft_agent: ARRAY[1], written by weftd; read by every hook. */

@@ -474,6 +474,9 @@ http {
             extra += "  workers = %d;\n" % workers
         if fast is False:
             extra += "  redirect_loopback = false;\n  splice = false;\n"
+        elif fast:
+            # both fast paths on explicitly (redirect_loopback is off by default)
+            extra += "  redirect_loopback = true;\n  splice = true;\n"
         return ('agent: {\n  admin = "%s";\n  outbound_port = %d;\n  inbound = "%s";\n'
                 '  bpf_pin_path = "%s";\n  fail_mode = "open";\n  log_level = "warn";\n'
                 '  drain_timeout_ms = 1000;\n%s};\n'
@@ -512,12 +515,12 @@ http {
         threads = self.k["BENCH_THREADS"]
         # Same thread count as HAProxy (agent.workers), if this weftd has the setting.
         self.weft_workers = threads
-        rc, out = self.weftd_check(fastw, threads, None)
+        rc, out = self.weftd_check(fastw, threads, True)
         if rc != 0 and "workers" in out:
             self.weft_workers = None
             self.notes.append("weftd has no agent.workers setting: it runs one event loop "
                               "(single-threaded), like HAProxy with nbthread %d." % threads)
-            rc, out = self.weftd_check(fastw, None, None)
+            rc, out = self.weftd_check(fastw, None, True)
         if rc != 0:
             raise Failure("weftd --check rejected %s:\n%s" % (fastw["conf"], out))
         self.weft_fast_switches = True
