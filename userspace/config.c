@@ -1605,7 +1605,7 @@ static struct weft_config *cfg_new(const char *name)
 	c->tls_handshake_timeout_ms = 5000;
 	c->tls_max_handshakes = 256;
 	c->tls_cert_lifetime_s = 86400;
-	c->redirect_loopback = true;
+	c->redirect_loopback = false; /* opt-in: see docs/config.md for its two caveats */
 	c->splice = true;
 	return c;
 }

@@ -90,7 +90,7 @@ struct weft_config {
 	uint32_t buffer_size;              /* agent.buffer_size bytes per direction, 65536 (4096..4194304) */
 	uint32_t drain_timeout_ms;         /* agent.drain_timeout_ms, 10000 */
 	uint32_t workers;                  /* agent.workers event loops, 0 = one per CPU (0..CFG_MAX_WORKERS) */
-	bool redirect_loopback;            /* agent.redirect_loopback: sk_msg fast path app <-> agent, true */
+	bool redirect_loopback;            /* agent.redirect_loopback: sk_msg fast path agent -> app, false */
 	bool splice;                       /* agent.splice: splice(2) for opaque TCP bytes, true */
 	bool strict_inbound;               /* agent.strict_inbound: workloads accept TCP only via the agent, false */
 

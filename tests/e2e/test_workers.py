@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 """agent.workers: several event loops share the outbound port (SO_REUSEPORT)."""
 
+import os
 import re
 import socket
+import subprocess
 
 import pytest
 
@@ -54,3 +56,43 @@ def test_second_agent_on_same_outbound_port_is_refused(weft):
     # the first agent is unaffected
     res = loop(cg, vip, 10)
     assert res["servers"] == {"A": 10}, res
+
+
+def test_second_agent_on_same_pin_path_leaves_the_first_intact(weft):
+    """A weftd refused for a pin path in use must not remove the running agent's pins."""
+    cg = weft.cgroup(tag="app")
+    a = weft.server("http", "A")
+    vip = vip_addr()
+    d1 = weft.weftd([cg], [service("web", [vip], [a.addr])])
+    before = sorted(os.listdir(d1.pin_path))
+    d2 = weft.weftd([], [service("web2", [vip_addr()], [a.addr])], start=False)
+    text = re.sub(r'bpf_pin_path = "[^"]*";', 'bpf_pin_path = "%s";' % d1.pin_path,
+                  open(d2.conf_path).read())
+    with open(d2.conf_path, "w") as f:
+        f.write(text)
+    with pytest.raises(Exception):
+        d2.start(timeout=5)
+    assert "in use by another weftd" in d2.log(), d2.log_tail()
+    assert sorted(os.listdir(d1.pin_path)) == before
+    res = loop(cg, vip, 5)
+    assert res["servers"] == {"A": 5}, res
+
+
+def test_foreign_pins_under_pin_path_survive(weft):
+    """Only weft's own pins are removed at start and stop; anything else is left alone."""
+    cg = weft.cgroup(tag="app")
+    a = weft.server("http", "A")
+    d = weft.weftd([cg], [service("web", [vip_addr()], [a.addr])], start=False)
+    os.makedirs(d.pin_path, exist_ok=True)
+    foreign = os.path.join(d.pin_path, "not-weft")
+    subprocess.run(["bpftool", "map", "create", foreign, "type", "array", "key", "4", "value", "4",
+                    "entries", "1", "name", "notweft"], check=True)
+    try:
+        d.start()
+        assert os.path.exists(foreign)
+        assert "leaving" in d.log() and "not a weft pin" in d.log()
+        assert d.terminate() == 0
+        assert os.path.exists(foreign)
+    finally:
+        if os.path.exists(foreign):
+            os.unlink(foreign)

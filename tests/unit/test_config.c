@@ -228,7 +228,7 @@ static void check_defaults(const struct weft_config *c)
 	assert_int_equal(c->buffer_size, 65536);
 	assert_int_equal(c->drain_timeout_ms, 10000);
 	assert_int_equal(c->workers, 0);
-	assert_true(c->redirect_loopback);
+	assert_false(c->redirect_loopback);
 	assert_true(c->splice);
 	assert_int_equal(c->n_cgroups, 0);
 	assert_null(c->cgroups);
