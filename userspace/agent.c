@@ -587,7 +587,8 @@ static int agent_cgroup_arg(struct agent *a, const char *arg, char *dir, size_t 
 		resp_text(r, 400, "'%s' is not under the cgroup2 mount '%s'", arg, a->cgmount);
 		return -1;
 	}
-	if (strstr(dir, "/../") || strstr(dir, "/./")) {
+	if (strstr(dir, "/../") || strstr(dir, "/./") ||
+	    (n >= 3 && !strcmp(dir + n - 3, "/..")) || (n >= 2 && !strcmp(dir + n - 2, "/."))) {
 		resp_text(r, 400, "'%s': write the cgroup path without '.' or '..'", arg);
 		return -1;
 	}
@@ -627,6 +628,13 @@ static void agent_admin_enroll(struct agent *a, const char *query, bool enroll, 
 			a->n_manual++;
 		}
 		if (kern_enroll(a->kern, dir, err, sizeof(err)) < 0) {
+			/* not kept: the scans would retry (and fail) forever */
+			for (i = 0; i < a->n_manual; i++)
+				if (strcmp(a->manual[i], dir) == 0) {
+					free(a->manual[i]);
+					a->manual[i] = a->manual[--a->n_manual];
+					break;
+				}
 			resp_text(r, 500, "%s", err);
 			return;
 		}

@@ -70,6 +70,7 @@ struct proxy_ep {
 	uint64_t lat_count;
 	double lat_sum;
 	const char *eject_reason;     /* why it is (or was last) ejected */
+	uint64_t live_in, live_out;   /* scratch for /metrics: bytes of open connections */
 };
 
 /* What a connection needs of its service: one immutable config generation. */
@@ -134,7 +135,8 @@ struct proxy_worker {
 	_Atomic double last_tick;
 	uint64_t accepted;         /* under px->lock */
 	pthread_t thread;
-	bool threaded;
+	bool threaded;             /* has (or will have) its own loop and thread */
+	bool started;              /* its thread runs: only then signal and join it */
 };
 
 /*
@@ -1038,19 +1040,17 @@ int proxy_start(struct ev_loop *loop, struct kern *k, const struct weft_config *
 	for (i = 0; i < px->nworkers; i++) {
 		struct proxy_worker *w = &px->workers[i];
 
+		/* a worker thread's loop is not running yet: touching it here is safe */
 		for (j = 0; j < w->nlis; j++)
-			if (!w->threaded)
-				ev_io_start(w->loop, &w->lis[j]);
-			else
-				ev_io_start(w->loop, &w->lis[j]); /* not running yet: safe to touch */
+			ev_io_start(w->loop, &w->lis[j]);
 		if (w->threaded) {
 			r = pthread_create(&w->thread, NULL, worker_main, w);
 			if (r) {
 				snprintf(err, errlen, "cannot start worker thread %u: %s", i, strerror(r));
-				w->threaded = false; /* not running: proxy_free cleans it like worker 0 */
 				r = -r;
 				goto err;
 			}
+			w->started = true;
 		}
 	}
 	log_info("%u worker%s moving bytes", px->nworkers, px->nworkers == 1 ? "" : "s");
@@ -1175,12 +1175,14 @@ void proxy_free(struct proxy *px)
 
 	if (!px)
 		return;
+	pthread_mutex_lock(&px->lock);
 	px->idle_fn = NULL;
+	pthread_mutex_unlock(&px->lock);
 	/* threads first: each stops, resets its connections and leaves its loop */
 	for (i = 0; i < px->nworkers; i++) {
 		struct proxy_worker *w = &px->workers[i];
 
-		if (!w->threaded)
+		if (!w->started)
 			continue;
 		atomic_fetch_or(&w->cmds, WCMD_EXIT);
 		ev_async_send(w->loop, &w->wake);
@@ -1191,7 +1193,8 @@ void proxy_free(struct proxy *px)
 
 		if (!w->loop)
 			continue;
-		if (!w->threaded) {
+		if (!w->started) {
+			/* worker 0, or a thread that never ran: clean it up from here */
 			worker_stop_accepting(w);
 			worker_abort_all(w);
 		}
@@ -1337,7 +1340,6 @@ void proxy_render_metrics(struct proxy *px, struct buf *out)
 	struct proxy_conn *c;
 	struct proxy_ep *ep;
 	struct relay_stats rs;
-	uint64_t live_in, live_out;
 	size_t i;
 	int k;
 	unsigned wi;
@@ -1357,23 +1359,25 @@ void proxy_render_metrics(struct proxy *px, struct buf *out)
 		ep_labels(out, ep);
 		buf_printf(out, "} %u\n", ep->bal.active);
 	}
+	/* live bytes of open connections: one pass over them, not one per endpoint */
+	for (ep = px->ep_registry; ep; ep = ep->next)
+		ep->live_in = ep->live_out = 0;
+	FOR_EACH_CONN(px, wi, c) {
+		if (!c->ep)
+			continue;
+		relay_get_stats(c->relay, &rs);
+		c->ep->live_in += rs.bytes_in;
+		c->ep->live_out += rs.bytes_out;
+	}
 	buf_puts(out, "# HELP weft_bytes_total Bytes proxied; flow to_endpoint is client to endpoint.\n"
 		      "# TYPE weft_bytes_total counter\n");
 	for (ep = px->ep_registry; ep; ep = ep->next) {
-		live_in = live_out = 0;
-		FOR_EACH_CONN(px, wi, c) {
-			if (c->ep != ep)
-				continue;
-			relay_get_stats(c->relay, &rs);
-			live_in += rs.bytes_in;
-			live_out += rs.bytes_out;
-		}
 		buf_puts(out, "weft_bytes_total{");
 		ep_labels(out, ep);
-		buf_printf(out, ",flow=\"to_endpoint\"} %llu\n", (unsigned long long)(ep->bytes_in + live_in));
+		buf_printf(out, ",flow=\"to_endpoint\"} %llu\n", (unsigned long long)(ep->bytes_in + ep->live_in));
 		buf_puts(out, "weft_bytes_total{");
 		ep_labels(out, ep);
-		buf_printf(out, ",flow=\"to_client\"} %llu\n", (unsigned long long)(ep->bytes_out + live_out));
+		buf_printf(out, ",flow=\"to_client\"} %llu\n", (unsigned long long)(ep->bytes_out + ep->live_out));
 	}
 	buf_puts(out, "# HELP weft_connect_errors_total Failed connect attempts to an endpoint, by reason.\n"
 		      "# TYPE weft_connect_errors_total counter\n");
