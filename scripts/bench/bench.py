@@ -1129,7 +1129,7 @@ def render(b, cleanup_errs):
     if b.weft_fast_switches:
         vd = R.get("weftd_verdicts", {})
         notes.append("Kernel fast paths: *weft TCP* and *weft HTTP* run weftd with its defaults "
-                     "(agent.redirect_loopback = true: sk_msg moves the app's sends straight into "
+                     "(agent.redirect_loopback = true: sk_msg moves weftd's sends straight into the app's socket; the app's own sends stay on TCP "
                      "weftd's socket and back; agent.splice = true: opaque bytes move with splice(2) "
                      "through a pipe); *fast paths off* is a second weftd with both false. Since their "
                      "last start (after the memory holds), sk_msg redirected %s sends in the first "
