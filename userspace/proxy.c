@@ -60,8 +60,6 @@ struct proxy_ep {
 	struct proxy_svcstat *svc;    /* owning service's shared stats (ref held) */
 	struct weft_sockaddr addr;
 	char addr_str[ADDR_STRLEN];
-	bool has_node;                /* on another node: reached through its agent over mTLS */
-	struct weft_sockaddr node;
 	struct bal_endpoint bal;
 	uint64_t opened;              /* connections established */
 	uint64_t connect_errors[PROXY_ERR__MAX];
@@ -82,6 +80,8 @@ struct proxy_svc {
 	struct weft_sockaddr *vips;
 	size_t n_vips;
 	struct proxy_ep **eps;
+	struct weft_sockaddr *nodes;  /* per endpoint: its node's agent, this generation's */
+	bool *remote;                 /* per endpoint: reached through nodes[i] over mTLS */
 	size_t n_eps;
 	struct bal bal;
 	struct relay_opts opts;
@@ -303,6 +303,8 @@ static void svc_unref(struct proxy *px, struct proxy_svc *s)
 	free(s->name);
 	free(s->vips);
 	free(s->eps);
+	free(s->nodes);
+	free(s->remote);
 	free(s);
 }
 
@@ -321,11 +323,13 @@ static struct proxy_svc *svc_new(struct proxy *px, const struct weft_config *cfg
 	s->name = strdup(cs->name);
 	s->vips = calloc(cs->n_addrs ? cs->n_addrs : 1, sizeof(*s->vips));
 	s->eps = calloc(cs->n_endpoints ? cs->n_endpoints : 1, sizeof(*s->eps));
+	s->nodes = calloc(cs->n_endpoints ? cs->n_endpoints : 1, sizeof(*s->nodes));
+	s->remote = calloc(cs->n_endpoints ? cs->n_endpoints : 1, sizeof(*s->remote));
 	brk.consecutive_failures = cs->cb_consecutive_failures;
 	brk.base_ejection_s = cs->cb_base_ejection_ms / 1000.0;
 	brk.max_ejection_s = cs->cb_max_ejection_ms / 1000.0;
 	brk.max_ejection_percent = cs->cb_max_ejection_percent;
-	if (!s->name || !s->vips || !s->eps ||
+	if (!s->name || !s->vips || !s->eps || !s->nodes || !s->remote ||
 	    bal_init(&s->bal, cs->n_endpoints, bal_mode_of(cs->balancer), &brk) < 0)
 		goto err;
 	s->stat = stat_get(px, cs->name);
@@ -338,10 +342,11 @@ static struct proxy_svc *svc_new(struct proxy *px, const struct weft_config *cfg
 		if (!s->eps[i])
 			goto err;
 		s->n_eps++;
-		/* weight and node are config, the rest of the balancer state carries over */
+		/* weight is config, the rest of the balancer state carries over */
 		s->eps[i]->bal.weight = cs->endpoints[i].weight ? cs->endpoints[i].weight : 1;
-		s->eps[i]->has_node = cs->endpoints[i].has_node;
-		s->eps[i]->node = cs->endpoints[i].node;
+		/* where to connect is per generation: older connections keep their view */
+		s->remote[i] = cs->endpoints[i].has_node;
+		s->nodes[i] = cs->endpoints[i].node;
 		s->bal.eps[i] = &s->eps[i]->bal;
 	}
 	s->protocol = cs->protocol;
@@ -460,7 +465,7 @@ static int conn_pick(void *arg, unsigned attempt, struct weft_sockaddr *out, voi
 		/* counted from the pick, so concurrent picks see each other (least-conn, P2C) */
 		c->trying = c->svc->eps[i];
 		c->trying->bal.active++;
-		*out = c->svc->eps[i]->has_node ? c->svc->eps[i]->node : c->svc->eps[i]->addr;
+		*out = c->svc->remote[i] ? c->svc->nodes[i] : c->svc->eps[i]->addr;
 		*tag = c->svc->eps[i];
 	}
 	pthread_mutex_unlock(&c->px->lock);
@@ -480,7 +485,8 @@ static int conn_secure(void *arg, void *tag, struct tls_ctx **ctx, uint8_t *pref
 	struct preamble pre;
 	int n;
 
-	if (!ep->has_node)
+	/* c->cur is the attempt pick just chose; svc is this connection's own generation */
+	if (!c->svc->remote[c->cur])
 		return 0;
 	if (!c->mtls)
 		return -EHOSTUNREACH; /* config forbids this; be safe */
@@ -1084,7 +1090,7 @@ int proxy_inbound_admit(struct proxy *px, const struct weft_sockaddr *target, co
 	/* only this node's own endpoints: the mesh is not an open proxy */
 	for (i = 0; i < px->n_svcs && !svc; i++)
 		for (j = 0; j < px->svcs[i]->n_eps; j++)
-			if (!px->svcs[i]->eps[j]->has_node && addr_equal(&px->svcs[i]->eps[j]->addr, target)) {
+			if (!px->svcs[i]->remote[j] && addr_equal(&px->svcs[i]->eps[j]->addr, target)) {
 				svc = px->svcs[i];
 				break;
 			}
