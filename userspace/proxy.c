@@ -587,7 +587,9 @@ static void conn_event(void *arg, struct relay *r, enum relay_event_kind kind, v
 		ep->connect_errors[proxy_err_of((int)value)]++;
 		ep->bal.active--;
 		c->trying = NULL;
-		conn_breaker(c, false);
+		/* a remote agent's "denied" is about the caller, not the endpoint's health */
+		if (value != EACCES)
+			conn_breaker(c, false);
 		log_info("service %s: connect to endpoint %s failed: %s", c->svc->name, ep->addr_str,
 			 strerror((int)value));
 		break;
