@@ -747,7 +747,6 @@ static size_t agent_in_flight(struct agent *a)
 /* Resets whatever is still open (outbound and inbound) and leaves the loop. */
 static void agent_abort_and_stop(struct agent *a)
 {
-	proxy_on_idle(a->px, NULL, NULL);
 	proxy_abort_all(a->px);
 	inbound_abort_all(a->inbound);
 	agent_stop(a);

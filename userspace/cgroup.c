@@ -161,23 +161,6 @@ int cg_expand(const char *mount, const char *entry, int (*fn)(const char *dir, v
 	return n;
 }
 
-int cg_attach_pid(const char *dir, int pid)
-{
-	char path[CG_PATH_MAX], num[24];
-	int fd, len, ret = 0;
-
-	if ((size_t)snprintf(path, sizeof(path), "%s/cgroup.procs", dir) >= sizeof(path))
-		return -ENAMETOOLONG;
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	len = snprintf(num, sizeof(num), "%d", pid);
-	if (write(fd, num, (size_t)len) != len)
-		ret = -errno;
-	close(fd);
-	return ret;
-}
-
 /*
  * cgroupfs (kernfs) exports file handles whose payload is the 64-bit cgroup
  * id (FILEID_KERNFS), so the id the BPF side recorded can be turned back into

@@ -33,7 +33,4 @@ int cg_expand(const char *mount, const char *entry, int (*fn)(const char *dir, v
 /* The path of the cgroup with this id (via open_by_handle_at); 0 or -errno. */
 int cg_path_of(const char *mount, uint64_t id, char *buf, size_t len);
 
-/* Moves pid into the cgroup directory dir (writes cgroup.procs). */
-int cg_attach_pid(const char *dir, int pid);
-
 #endif

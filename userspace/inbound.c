@@ -124,29 +124,19 @@ static void in_refuse(struct in_conn *c, enum in_result r, int status, const cha
 	in_conn_free(c, true);
 }
 
-static void in_relay_event(void *arg, struct relay *r, enum relay_event_kind kind, void *tag, int64_t value,
-			   const struct relay_stats *st)
+static void in_relay_event(void *arg, struct relay *r, enum relay_event_kind kind, void *tag,
+			    int64_t value, const struct relay_stats *st)
 {
-	struct inbound *in = arg;
+	struct in_relay_arg *a = arg;
 
 	(void)r;
 	(void)tag;
 	(void)value;
 	(void)st;
 	if (kind == RELAY_EV_CONNECT_FAIL)
-		in->results[IN_UNREACHABLE]++;
-	if (kind == RELAY_EV_CLOSED)
-		in->relays--;
-}
-
-
-static void in_relay_event2(void *arg, struct relay *r, enum relay_event_kind kind, void *tag,
-			    int64_t value, const struct relay_stats *st)
-{
-	struct in_relay_arg *a = arg;
-
-	in_relay_event(a->in, r, kind, tag, value, st);
+		a->in->results[IN_UNREACHABLE]++;
 	if (kind == RELAY_EV_CLOSED) {
+		a->in->relays--;
 		if (a->r) {
 			a->prev->next = a->next;
 			a->next->prev = a->prev;
@@ -207,7 +197,7 @@ static void in_admit(struct in_conn *c, const struct preamble *p, size_t used)
 	log_debug("inbound %s: %s -> service %s endpoint %s", c->peer, peer_id, svc, ts);
 	/* the relay owns the TLS connection and the socket from here, on every path */
 	r = relay_start_tls(in->loop, proxy_main_pool(in->px), c->tls, c->fd, c->buf + used, c->len - used,
-			    &opts, in_pick_arg, in_relay_event2, a);
+			    &opts, in_pick_arg, in_relay_event, a);
 	c->tls = NULL;
 	if (r) {
 		/* no event fires before relay_start_tls returns: safe to list it now */

@@ -376,20 +376,6 @@ static void kern_drop_cg(struct kern *k, size_t i)
 	k->cgs[i] = k->cgs[--k->n_cgs];
 }
 
-int kern_unenroll(struct kern *k, const char *dir)
-{
-	size_t i;
-
-	for (i = 0; i < k->n_cgs; i++) {
-		if (strcmp(k->cgs[i].path, dir) == 0) {
-			log_info("unenrolled cgroup %s", dir);
-			kern_drop_cg(k, i);
-			return 0;
-		}
-	}
-	return -ENOENT;
-}
-
 void kern_enroll_begin(struct kern *k)
 {
 	size_t i;

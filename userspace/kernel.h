@@ -33,8 +33,6 @@ void kern_close(struct kern *k, bool unpin);
 
 /* Attach all programs to the cgroup directory dir (idempotent by cgroup id). */
 int kern_enroll(struct kern *k, const char *dir, char *err, size_t errlen);
-/* Detach from dir's cgroup; -ENOENT when not enrolled. */
-int kern_unenroll(struct kern *k, const char *dir);
 
 /*
  * Reconcile enrolment with a fresh expansion of intercept.cgroups: mark/sweep.

@@ -151,7 +151,6 @@ struct proxy {
 	pthread_mutex_t lock;
 	struct proxy_worker *workers;
 	unsigned nworkers;
-	ev_async idle_wake;        /* a worker saw active drop to 0: tell the main loop */
 	struct proxy_svc **svcs;
 	size_t n_svcs;
 	uint32_t max_conns;
@@ -162,8 +161,6 @@ struct proxy {
 	struct proxy_ep *ep_registry;
 	struct proxy_svcstat *stat_registry;
 	struct proxy_counters ctr;
-	void (*idle_fn)(void *arg);
-	void *idle_arg;
 };
 
 const double proxy_lat_bounds[PROXY_LAT_BUCKETS] = {
@@ -562,7 +559,6 @@ static void conn_event(void *arg, struct relay *r, enum relay_event_kind kind, v
 	struct proxy *px = c->px;
 	struct proxy_ep *ep = tag;
 	char a[ADDR_STRLEN];
-	bool idle = false;
 
 	(void)r;
 	pthread_mutex_lock(&px->lock);
@@ -611,12 +607,9 @@ static void conn_event(void *arg, struct relay *r, enum relay_event_kind kind, v
 			  (unsigned long long)(st ? st->bytes_out : 0),
 			  st && st->error ? strerror(st->error) : "ok");
 		conn_unlink(px, c);
-		idle = px->active == 0 && px->idle_fn;
 		break;
 	}
 	pthread_mutex_unlock(&px->lock);
-	if (idle)
-		ev_async_send(px->loop, &px->idle_wake);
 }
 
 /*
@@ -949,24 +942,6 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-static void proxy_on_idle_wake(struct ev_loop *loop, ev_async *a, int revents)
-{
-	struct proxy *px = a->data;
-	void (*fn)(void *) = NULL;
-	void *arg = NULL;
-
-	(void)loop;
-	(void)revents;
-	pthread_mutex_lock(&px->lock);
-	if (px->active == 0) {
-		fn = px->idle_fn;
-		arg = px->idle_arg;
-	}
-	pthread_mutex_unlock(&px->lock);
-	if (fn)
-		fn(arg);
-}
-
 static int worker_init(struct proxy *px, struct proxy_worker *w, unsigned id, const struct weft_config *cfg,
 		       char *err, size_t errlen)
 {
@@ -1024,9 +999,6 @@ int proxy_start(struct ev_loop *loop, struct kern *k, const struct weft_config *
 	px->loop = loop;
 	px->kern = k;
 	pthread_mutex_init(&px->lock, NULL);
-	ev_async_init(&px->idle_wake, proxy_on_idle_wake);
-	px->idle_wake.data = px;
-	ev_async_start(loop, &px->idle_wake);
 	px->workers = calloc(nworkers ? nworkers : 1, sizeof(*px->workers));
 	if (!px->workers) {
 		r = -ENOMEM;
@@ -1126,14 +1098,6 @@ void proxy_stop_accepting(struct proxy *px)
 	proxy_command(px, WCMD_STOP_ACCEPT);
 }
 
-void proxy_on_idle(struct proxy *px, void (*fn)(void *arg), void *arg)
-{
-	pthread_mutex_lock(&px->lock);
-	px->idle_fn = fn;
-	px->idle_arg = arg;
-	pthread_mutex_unlock(&px->lock);
-}
-
 size_t proxy_active(struct proxy *px)
 {
 	size_t n;
@@ -1142,13 +1106,6 @@ size_t proxy_active(struct proxy *px)
 	n = px->active;
 	pthread_mutex_unlock(&px->lock);
 	return n;
-}
-
-void proxy_get_counters(struct proxy *px, struct proxy_counters *out)
-{
-	pthread_mutex_lock(&px->lock);
-	*out = px->ctr;
-	pthread_mutex_unlock(&px->lock);
 }
 
 void proxy_abort_all(struct proxy *px)
@@ -1183,9 +1140,6 @@ void proxy_free(struct proxy *px)
 
 	if (!px)
 		return;
-	pthread_mutex_lock(&px->lock);
-	px->idle_fn = NULL;
-	pthread_mutex_unlock(&px->lock);
 	/* threads first: each stops, resets its connections and leaves its loop */
 	for (i = 0; i < px->nworkers; i++) {
 		struct proxy_worker *w = &px->workers[i];
@@ -1212,7 +1166,6 @@ void proxy_free(struct proxy *px)
 			ev_loop_destroy(w->loop);
 	}
 	free(px->workers);
-	ev_async_stop(px->loop, &px->idle_wake);
 	for (k = 0; k < px->n_svcs; k++)
 		svc_unref(px, px->svcs[k]);
 	free(px->svcs);

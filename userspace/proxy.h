@@ -82,11 +82,7 @@ struct relay_pool *proxy_main_pool(struct proxy *px);
 /* Closes the listeners of every worker (drain); asynchronous for worker threads. */
 void proxy_stop_accepting(struct proxy *px);
 
-/* Called whenever the number of active connections drops to zero (drain). */
-void proxy_on_idle(struct proxy *px, void (*fn)(void *arg), void *arg);
-
 size_t proxy_active(struct proxy *px);
-void proxy_get_counters(struct proxy *px, struct proxy_counters *out);
 
 /*
  * Admin renderings (control plane; O(services + endpoints + connections)).
