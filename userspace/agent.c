@@ -27,6 +27,7 @@
 #include "log.h"
 #include "probe.h"
 #include "proxy.h"
+#include "zipkin.h"
 
 #ifndef WEFT_VERSION
 #define WEFT_VERSION "0.1.0"
@@ -38,6 +39,7 @@
 
 struct agent {
 	struct ev_loop *loop;
+	struct zipkin *zipkin;      /* span exporter (tracing.collector), NULL: none */
 	struct weft_config *cfg;
 	const char *path;
 	bool verbose;
@@ -873,7 +875,24 @@ int agent_run(struct weft_config *cfg, const char *path, bool verbose)
 		log_error("cannot start: %s", err);
 		goto out;
 	}
-	if (proxy_start(a.loop, a.kern, cfg, agent_workers(cfg), &a.px, err, sizeof(err)) < 0) {
+	if (cfg->tracing.enabled) {
+		struct zipkin_opts zo = {
+			.collector = cfg->tracing.collector,
+			.path = cfg->tracing.path,
+			.service_name = cfg->tracing.service_name,
+			.queue_size = cfg->tracing.queue_size,
+			.batch_size = cfg->tracing.batch_size,
+			.flush_ms = cfg->tracing.flush_ms,
+			.mark = cfg->mark,
+		};
+
+		a.zipkin = zipkin_new(a.loop, &zo);
+		if (!a.zipkin) {
+			log_error("cannot start: tracing: %s", strerror(errno));
+			goto out;
+		}
+	}
+	if (proxy_start(a.loop, a.kern, cfg, agent_workers(cfg), a.zipkin, &a.px, err, sizeof(err)) < 0) {
 		log_error("cannot start: %s", err);
 		goto out;
 	}
@@ -933,6 +952,7 @@ out:
 	inbound_free(a.inbound);
 	if (a.px)
 		proxy_free(a.px);
+	zipkin_free(a.zipkin);
 	mtls_unref(a.mtls);
 	while (a.n_manual)
 		free(a.manual[--a.n_manual]);

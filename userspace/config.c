@@ -42,6 +42,8 @@
 #define CFG_PATH_BUF   96
 /* Names longer than this are not worth a "did you mean". */
 #define CFG_SUGGEST_MAX 64
+/* "did you mean" searches over all service names per load (each O(services)). */
+#define CFG_SUGGEST_SEARCHES 16
 #define CFG_NAME_MAX   63
 #define CFG_PIN_PATH_MAX 199
 #define CFG_CGROUP_MAX 4095
@@ -53,7 +55,7 @@ static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
 
-static const char *const root_keys[] = { "agent", "intercept", "services", "tls", "identities", NULL };
+static const char *const root_keys[] = { "agent", "intercept", "services", "tls", "identities", "tracing", NULL };
 static const char *const agent_keys[] = {
 	"admin",     "outbound_port",   "inbound",     "bpf_pin_path",     "fail_mode",        "heartbeat_stale_ms",
 	"mark",      "log_level",       "max_connections", "buffer_size", "drain_timeout_ms", "workers",
@@ -61,15 +63,30 @@ static const char *const agent_keys[] = {
 };
 static const char *const intercept_keys[] = { "cgroups", NULL };
 static const char *const service_keys[] = {
-	"name", "addresses", "protocol", "balancer", "endpoints", "timeouts", "retry", "authorization", "circuit_breaker", "limits", NULL,
+	"name", "addresses", "protocol", "balancer", "endpoints", "timeouts", "retry", "authorization", "circuit_breaker", "limits",
+	"http", "routes", NULL,
 };
 static const char *const endpoint_keys[] = { "address", "weight", "node", NULL };
 static const char *const timeouts_keys[] = { "connect_ms", "idle_ms", NULL };
-static const char *const retry_keys[] = { "attempts", NULL };
+static const char *const retry_keys[] = {
+	"attempts", "on_status", "budget_ratio", "budget_min_per_s", "budget_window_s", "backoff_base_ms", "backoff_max_ms", NULL,
+};
 static const char *const breaker_keys[] = {
 	"consecutive_failures", "base_ejection_ms", "max_ejection_ms", "max_ejection_percent", NULL,
 };
-static const char *const limits_keys[] = { "max_connections", "max_pending", NULL };
+static const char *const limits_keys[] = { "max_connections", "max_pending", "max_requests", NULL };
+static const char *const http_keys[] = {
+	"detect_timeout_ms", "max_request_line", "max_header_bytes", "max_headers", "request_timeout_ms", "max_retry_body",
+	"pool_max_idle", "pool_idle_timeout_ms", NULL,
+};
+static const char *const route_keys[] = { "name", "match", "backends", "timeout_ms", "retryable", "request_headers", NULL };
+static const char *const match_keys[] = { "method", "host", "path", "path_prefix", "headers", NULL };
+static const char *const header_kv_keys[] = { "name", "value", NULL };
+static const char *const backend_keys[] = { "service", "weight", NULL };
+static const char *const req_headers_keys[] = { "add", "remove", NULL };
+static const char *const tracing_keys[] = {
+	"collector", "path", "service_name", "sample_rate", "queue_size", "batch_size", "flush_ms", NULL,
+};
 static const char *const tls_keys[] = { "ca", "cert", "key", "trust_domain", "handshake_timeout_ms",
 					 "max_handshakes", "issuer_cert", "issuer_key", "cert_lifetime_s", NULL };
 static const char *const identity_keys[] = { "cgroup", "identity", "cert", "key", NULL };
@@ -160,6 +177,8 @@ struct cfg_ctx {
 	bool more;                /* the "more errors" line was added */
 	bool oom;
 	bool tls_group;           /* a tls group was written (even with errors) */
+	unsigned collector_line;  /* line of a valid tracing.collector, 0 if none */
+	unsigned n_suggest;       /* "did you mean" searches over service names so far */
 	struct weft_config *c;
 };
 
@@ -416,6 +435,37 @@ static const config_setting_t *get_int(struct cfg_ctx *x, const config_setting_t
 		return s;
 	}
 	*out = (uint32_t)v;
+	return s;
+}
+
+/*
+ * Optional number member, an integer or a float (ratios: "1" and "1.0" both
+ * read as one), in [min, max]; *out keeps its default when absent or wrong.
+ * NaN is out of every range.
+ */
+static const config_setting_t *get_number(struct cfg_ctx *x, const config_setting_t *grp, const char *path,
+					  const char *key, double min, double max, double *out)
+{
+	const config_setting_t *s = config_setting_get_member(grp, key);
+	char p[CFG_PATH_BUF];
+	double v;
+
+	if (!s)
+		return NULL;
+	join(p, sizeof(p), path, key);
+	if (is_int(s)) {
+		v = (double)config_setting_get_int64(s);
+	} else if (config_setting_type(s) == CONFIG_TYPE_FLOAT) {
+		v = config_setting_get_float(s);
+	} else {
+		cfg_err(x, line_of(s), "%s: expected a number, got %s", p, type_name(s));
+		return s;
+	}
+	if (!(v >= min && v <= max)) {
+		cfg_err(x, line_of(s), "%s: %g is out of range (%g-%g)", p, v, min, max);
+		return s;
+	}
+	*out = v;
 	return s;
 }
 
@@ -996,6 +1046,586 @@ static void check_node_endpoints(struct cfg_ctx *x)
 			}
 }
 
+/* --- HTTP: limits, retries, routes -------------------------------------------- */
+
+/* RFC 9110 tchar: what methods and field names are made of. */
+static bool is_tchar(unsigned char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+	       (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+static bool is_token(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (!is_tchar((unsigned char)*s))
+			return false;
+	return true;
+}
+
+/* strdup with ASCII letters lower-cased (field names and hosts compare case-insensitively). */
+static char *strdup_lower(const char *s)
+{
+	char *d = strdup(s), *p;
+
+	if (d)
+		for (p = d; *p; p++)
+			if (*p >= 'A' && *p <= 'Z')
+				*p = (char)(*p - 'A' + 'a');
+	return d;
+}
+
+/*
+ * Fields weft writes itself on every proxied request: the framing
+ * (content-length, transfer-encoding), the hop-by-hop fields of RFC 9110 7.6.1
+ * and Host. A route that added or removed one could frame a message twice or
+ * smuggle a second request, so it may not.
+ */
+static const char *const managed_headers[] = {
+	"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer",
+	"proxy-connection", "host", NULL,
+};
+
+/* A field value weft would write or compare: what is wrong with it, or NULL. */
+static const char *field_value_problem(const char *v)
+{
+	size_t n = strlen(v), i;
+
+	for (i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)v[i];
+
+		if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+			return "contains a control character (only tab is allowed in a header value)";
+	}
+	if (n && (v[0] == ' ' || v[0] == '\t' || v[n - 1] == ' ' || v[n - 1] == '\t'))
+		return "has leading or trailing whitespace, which HTTP strips from field values; remove it";
+	return NULL;
+}
+
+/* match.path / match.path_prefix: what is wrong with it, or NULL. */
+static const char *req_path_problem(const char *p)
+{
+	if (p[0] != '/')
+		return "does not start with '/'; write an absolute path such as \"/api/\"";
+	for (; *p; p++) {
+		unsigned char ch = (unsigned char)*p;
+
+		if (ch <= ' ' || ch == 0x7f)
+			return "contains a space or control character";
+		if (ch == '?')
+			return "contains '?'; routes match the path before the query, so leave the query out";
+		if (ch == '#')
+			return "contains '#'; fragments are never sent to a server";
+	}
+	return NULL;
+}
+
+/*
+ * Header name setting s (at path p): a token, returned lower-cased (caller
+ * frees). With managed, the fields weft writes itself are refused too. NULL
+ * with a message when it is not one (or with x->oom set).
+ */
+static char *get_header_name(struct cfg_ctx *x, const config_setting_t *s, const char *p, bool managed)
+{
+	char eb[CFG_ECHO_BUF];
+	const char *v;
+	char *lower;
+
+	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+		cfg_err(x, line_of(s), "%s: expected a string (a header name), got %s", p, type_name(s));
+		return NULL;
+	}
+	v = config_setting_get_string(s);
+	if (!*v) {
+		cfg_err(x, line_of(s), "%s: is empty; write a header name such as \"x-canary\"", p);
+		return NULL;
+	}
+	if (!is_token(v)) {
+		cfg_err(x, line_of(s), "%s: '%s' is not a valid header name; use letters, digits and !#$%%&'*+-.^_`|~",
+			p, echo(v, eb));
+		return NULL;
+	}
+	lower = strdup_lower(v);
+	if (!lower) {
+		x->oom = true;
+		return NULL;
+	}
+	if (managed && in_list(lower, managed_headers)) {
+		cfg_err(x, line_of(s), "%s: '%s' is written by weft itself (message framing, hop-by-hop fields and Host); a route cannot set or remove it",
+			p, echo(v, eb));
+		free(lower);
+		return NULL;
+	}
+	return lower;
+}
+
+/*
+ * key = ( { name = "x-a"; value = "1"; }, ... ) in grp: match.headers (add
+ * false: value optional, any name) or request_headers.add (add true: value
+ * required, managed names refused). Entries stay at their index; what they
+ * own is freed by cfg_free.
+ */
+static void parse_header_kvs(struct cfg_ctx *x, const config_setting_t *grp, const char *path, const char *key,
+			     bool add, struct cfg_header_kv **out, size_t *n_out)
+{
+	const config_setting_t *l = config_setting_get_member(grp, key);
+	char p[CFG_PATH_BUF], q[CFG_PATH_BUF], r[CFG_PATH_BUF], eb[CFG_ECHO_BUF];
+	size_t i, n;
+
+	if (!l)
+		return;
+	join(p, sizeof(p), path, key);
+	if (config_setting_type(l) != CONFIG_TYPE_LIST) {
+		cfg_err(x, line_of(l), "%s: expected a list ( { name = \"x-...\"; value = \"...\"; }, ... ), got %s", p,
+			type_name(l));
+		return;
+	}
+	n = (size_t)config_setting_length(l);
+	if (n > CFG_MAX_ROUTE_HEADERS) {
+		cfg_err(x, line_of(l), "%s: %zu entries; at most %d are supported", p, n, CFG_MAX_ROUTE_HEADERS);
+		n = CFG_MAX_ROUTE_HEADERS;
+	}
+	if (!n)
+		return;
+	*out = calloc(n, sizeof(**out));
+	if (!*out) {
+		x->oom = true;
+		return;
+	}
+	*n_out = n;
+	for (i = 0; i < n && !x->oom; i++) {
+		const config_setting_t *g = config_setting_get_elem(l, (unsigned)i), *s;
+		struct cfg_header_kv *kv = &(*out)[i];
+		const char *v, *why;
+
+		join_idx(q, sizeof(q), p, "", i);
+		if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
+			cfg_err(x, line_of(g), "%s: expected a group { name = \"x-...\"; value = \"...\"; }, got %s", q,
+				type_name(g));
+			continue;
+		}
+		check_keys(x, g, q, header_kv_keys);
+		s = config_setting_get_member(g, "name");
+		if (!s)
+			cfg_err(x, line_of(g), "%s: missing required key 'name'; write name = \"x-...\";", q);
+		else
+			kv->name = get_header_name(x, s, join(r, sizeof(r), q, "name"), add);
+		v = get_str(x, g, q, "value", &s);
+		if (!s && add) {
+			cfg_err(x, line_of(g), "%s: missing required key 'value'; write value = \"...\"; (it may be \"\")", q);
+		} else if (v && (why = field_value_problem(v))) {
+			cfg_err(x, line_of(s), "%s.value: '%s' %s", q, echo(v, eb), why);
+		} else if (v && !(kv->value = strdup(v))) {
+			x->oom = true;
+		}
+	}
+}
+
+/* request_headers = { add = ( { name; value } ); remove = [ "x-a" ]; } */
+static void parse_request_headers(struct cfg_ctx *x, const config_setting_t *rg, const char *path,
+				  struct cfg_route *r)
+{
+	const config_setting_t *sub, *l;
+	char p[CFG_PATH_BUF], q[CFG_PATH_BUF];
+	size_t i, n;
+
+	sub = get_group(x, rg, path, "request_headers");
+	if (!sub)
+		return;
+	join(p, sizeof(p), path, "request_headers");
+	check_keys(x, sub, p, req_headers_keys);
+	parse_header_kvs(x, sub, p, "add", true, &r->add_headers, &r->n_add_headers);
+	l = get_seq(x, sub, p, "remove", "[ \"x-internal\" ]");
+	if (!l)
+		return;
+	n = (size_t)config_setting_length(l);
+	if (n > CFG_MAX_ROUTE_HEADERS) {
+		cfg_err(x, line_of(l), "%s.remove: %zu entries; at most %d are supported", p, n, CFG_MAX_ROUTE_HEADERS);
+		n = CFG_MAX_ROUTE_HEADERS;
+	}
+	if (!n)
+		return;
+	r->remove_headers = calloc(n, sizeof(*r->remove_headers));
+	if (!r->remove_headers) {
+		x->oom = true;
+		return;
+	}
+	r->n_remove_headers = n;
+	for (i = 0; i < n && !x->oom; i++)
+		r->remove_headers[i] = get_header_name(x, config_setting_get_elem(l, (unsigned)i),
+						       join_idx(q, sizeof(q), p, "remove", i), true);
+}
+
+/* match = { method; host; path | path_prefix; headers }: every condition given must hold. */
+static void parse_match(struct cfg_ctx *x, const config_setting_t *rg, const char *path, struct cfg_route *r)
+{
+	const config_setting_t *sub, *s, *sp, *spp;
+	char p[CFG_PATH_BUF], eb[CFG_ECHO_BUF];
+	const char *v, *vp, *vpp, *why, *ch;
+
+	sub = get_group(x, rg, path, "match");
+	if (!sub)
+		return;
+	join(p, sizeof(p), path, "match");
+	check_keys(x, sub, p, match_keys);
+
+	v = get_str(x, sub, p, "method", &s);
+	if (v && !*v)
+		cfg_err(x, line_of(s), "%s.method: is empty; write a method such as \"GET\" (leave method out to match any)", p);
+	else if (v && !is_token(v))
+		cfg_err(x, line_of(s), "%s.method: '%s' is not an HTTP method; a method is a token (letters, digits and !#$%%&'*+-.^_`|~), e.g. \"GET\"",
+			p, echo(v, eb));
+	else if (v && !(r->method = strdup(v)))
+		x->oom = true;
+
+	v = get_str(x, sub, p, "host", &s);
+	for (ch = v; ch && *ch && (unsigned char)*ch > ' ' && *ch != 0x7f; ch++)
+		;
+	if (v && !*v)
+		cfg_err(x, line_of(s), "%s.host: is empty; write a host such as \"api.example.com\" (leave host out to match any)", p);
+	else if (v && *ch)
+		cfg_err(x, line_of(s), "%s.host: '%s' contains a space or control character", p, echo(v, eb));
+	else if (v && !(r->host = strdup_lower(v)))
+		x->oom = true;
+
+	vp = get_str(x, sub, p, "path", &sp);
+	vpp = get_str(x, sub, p, "path_prefix", &spp);
+	if (sp && spp) {
+		cfg_err(x, line_of(spp), "%s: path and path_prefix are both given; use path for one exact path or path_prefix for a subtree, not both",
+			p);
+	} else if (vp || vpp) {
+		v = vp ? vp : vpp;
+		s = vp ? sp : spp;
+		if ((why = req_path_problem(v))) {
+			cfg_err(x, line_of(s), "%s.%s: '%s' %s", p, vp ? "path" : "path_prefix", echo(v, eb), why);
+		} else if (!(r->path = strdup(v))) {
+			x->oom = true;
+		} else {
+			r->path_kind = vp ? CFG_PATH_EXACT : CFG_PATH_PREFIX;
+		}
+	}
+	parse_header_kvs(x, sub, p, "headers", false, &r->match_headers, &r->n_match_headers);
+}
+
+/*
+ * backends = ( { service = "web-v2"; weight = 10; }, ... ): the names are
+ * resolved to indices by resolve_backends once every service is known.
+ */
+static void parse_backends(struct cfg_ctx *x, const config_setting_t *rg, const char *path, struct cfg_route *r)
+{
+	const config_setting_t *l = config_setting_get_member(rg, "backends");
+	char p[CFG_PATH_BUF], q[CFG_PATH_BUF];
+	size_t i, n, problems = x->n_problems;
+	uint64_t sum = 0;
+
+	if (!l)
+		return;
+	join(p, sizeof(p), path, "backends");
+	if (config_setting_type(l) != CONFIG_TYPE_LIST) {
+		cfg_err(x, line_of(l), "%s: expected a list ( { service = \"...\"; weight = N; }, ... ), got %s", p,
+			type_name(l));
+		return;
+	}
+	n = (size_t)config_setting_length(l);
+	if (n > CFG_MAX_BACKENDS) {
+		cfg_err(x, line_of(l), "%s: %zu entries; at most %d backends per route are supported", p, n,
+			CFG_MAX_BACKENDS);
+		n = CFG_MAX_BACKENDS;
+	}
+	if (!n)
+		return;
+	r->backends = calloc(n, sizeof(*r->backends));
+	if (!r->backends) {
+		x->oom = true;
+		return;
+	}
+	r->n_backends = n;
+	for (i = 0; i < n && !x->oom; i++) {
+		const config_setting_t *g = config_setting_get_elem(l, (unsigned)i), *s;
+		struct cfg_backend *b = &r->backends[i];
+		const char *v;
+
+		join_idx(q, sizeof(q), p, "", i);
+		b->weight = 1;
+		b->line = (int)line_of(g);
+		if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
+			cfg_err(x, line_of(g), "%s: expected a group { service = \"...\"; weight = N; }, got %s", q,
+				type_name(g));
+			continue;
+		}
+		check_keys(x, g, q, backend_keys);
+		v = get_str(x, g, q, "service", &s);
+		if (!s) {
+			cfg_err(x, line_of(g), "%s: missing required key 'service'; write service = \"web-v2\"; (the name of a service in this config)",
+				q);
+		} else if (v) {
+			b->line = (int)line_of(s);
+			b->service = strdup(v);
+			if (!b->service)
+				x->oom = true;
+		}
+		get_int(x, g, q, "weight", 0, 1000, &b->weight);
+		sum += b->weight;
+	}
+	if (x->n_problems == problems && !sum)
+		cfg_err(x, line_of(l), "%s: the weights add up to 0; give at least one backend a weight above 0", p);
+}
+
+/* One routes[i] entry; names holds the names of the routes before it. */
+static void parse_route(struct cfg_ctx *x, const config_setting_t *rg, const char *path, size_t i,
+			struct cfg_service *svc, struct seen *names)
+{
+	struct cfg_route *r = &svc->routes[i];
+	const config_setting_t *s;
+	const struct seen_entry *old;
+	char eb[CFG_ECHO_BUF];
+	const char *v;
+
+	if (config_setting_type(rg) != CONFIG_TYPE_GROUP) {
+		cfg_err(x, line_of(rg), "%s: expected a group { match = { ... }; backends = ( ... ); }, got %s", path,
+			type_name(rg));
+		return;
+	}
+	r->line = (int)line_of(rg);
+	r->timeout_ms = svc->request_timeout_ms;
+	check_keys(x, rg, path, route_keys);
+
+	v = get_str(x, rg, path, "name", &s);
+	if (v && !valid_service_name(v)) {
+		cfg_err(x, line_of(s), "%s.name: '%s' is not a valid name; use 1-63 characters from a-z, 0-9, '.', '_', '-', starting with a letter or digit",
+			path, echo(v, eb));
+	} else if (v || !s) {
+		if (v)
+			r->name = strdup(v);
+		else if (asprintf(&r->name, "route%zu", i) < 0)
+			r->name = NULL;
+		if (!r->name) {
+			x->oom = true;
+			return;
+		}
+		old = seen_add(x, names, r->name, i, s ? line_of(s) : line_of(rg));
+		if (old && s)
+			cfg_err(x, line_of(s), "%s.name: '%s' is already the name of routes[%zu] (line %u); route names must be unique within a service",
+				path, r->name, old->owner, old->line);
+		else if (old)
+			cfg_err(x, line_of(rg), "%s: its default name '%s' is already the name of routes[%zu] (line %u); give this route a name",
+				path, r->name, old->owner, old->line);
+	}
+	parse_match(x, rg, path, r);
+	parse_backends(x, rg, path, r);
+	get_int(x, rg, path, "timeout_ms", 0, 3600000, &r->timeout_ms);
+	get_bool(x, rg, path, "retryable", &r->retryable);
+	parse_request_headers(x, rg, path, r);
+}
+
+/* routes = ( { ... }, ... ): first match wins. Needs the service's http group parsed (timeout default). */
+static void parse_routes(struct cfg_ctx *x, const config_setting_t *g, const char *path, struct cfg_service *svc)
+{
+	const config_setting_t *l = config_setting_get_member(g, "routes");
+	struct seen names = { .kind = SEEN_STR };
+	char p[CFG_PATH_BUF], q[CFG_PATH_BUF];
+	size_t i, n;
+
+	if (!l)
+		return;
+	join(p, sizeof(p), path, "routes");
+	if (config_setting_type(l) != CONFIG_TYPE_LIST) {
+		cfg_err(x, line_of(l), "%s: expected a list ( { match = { ... }; backends = ( ... ); }, ... ), got %s", p,
+			type_name(l));
+		return;
+	}
+	n = (size_t)config_setting_length(l);
+	if (n > CFG_MAX_ROUTES) {
+		cfg_err(x, line_of(l), "%s: %zu entries; at most %d routes per service are supported", p, n, CFG_MAX_ROUTES);
+		n = CFG_MAX_ROUTES;
+	}
+	if (!n)
+		return;
+	svc->routes = calloc(n, sizeof(*svc->routes));
+	if (!svc->routes) {
+		x->oom = true;
+		return;
+	}
+	svc->n_routes = n;
+	for (i = 0; i < n && !x->oom; i++)
+		parse_route(x, config_setting_get_elem(l, (unsigned)i), join_idx(q, sizeof(q), p, "", i), i, svc, &names);
+	seen_free(&names);
+}
+
+/* http = { ... }: request-level limits and timeouts (protocol http or auto). */
+static void parse_http(struct cfg_ctx *x, const config_setting_t *g, const char *path, struct cfg_service *svc)
+{
+	const config_setting_t *sub = get_group(x, g, path, "http");
+	char p[CFG_PATH_BUF];
+
+	if (!sub)
+		return;
+	join(p, sizeof(p), path, "http");
+	check_keys(x, sub, p, http_keys);
+	get_int(x, sub, p, "detect_timeout_ms", 1, 10000, &svc->detect_timeout_ms);
+	get_int(x, sub, p, "max_request_line", 256, 1048576, &svc->max_request_line);
+	get_int(x, sub, p, "max_header_bytes", 1024, 1048576, &svc->max_header_bytes);
+	get_int(x, sub, p, "max_headers", 8, 1000, &svc->max_headers);
+	get_int(x, sub, p, "request_timeout_ms", 0, 3600000, &svc->request_timeout_ms);
+	get_int(x, sub, p, "max_retry_body", 0, 16777216, &svc->max_retry_body);
+	get_int(x, sub, p, "pool_max_idle", 0, 10000, &svc->pool_max_idle);
+	get_int(x, sub, p, "pool_idle_timeout_ms", 100, 3600000, &svc->pool_idle_timeout_ms);
+}
+
+/* retry.on_status = [ 502, 503 ]: replaces the default list; [ ] never retries on a status. */
+static void parse_on_status(struct cfg_ctx *x, const config_setting_t *sub, const char *p, struct cfg_service *svc)
+{
+	const config_setting_t *l = get_seq(x, sub, p, "on_status", "[ 502, 503, 504 ]");
+	size_t idx[CFG_MAX_RETRY_STATUS];
+	char q[CFG_PATH_BUF];
+	size_t i, j, n;
+
+	if (!l)
+		return;
+	n = (size_t)config_setting_length(l);
+	if (n > CFG_MAX_RETRY_STATUS) {
+		cfg_err(x, line_of(l), "%s.on_status: %zu entries; at most %d are supported", p, n, CFG_MAX_RETRY_STATUS);
+		n = CFG_MAX_RETRY_STATUS;
+	}
+	svc->n_retry_on_status = 0;
+	for (i = 0; i < n; i++) {
+		const config_setting_t *s = config_setting_get_elem(l, (unsigned)i);
+		long long v;
+
+		join_idx(q, sizeof(q), p, "on_status", i);
+		if (!is_int(s)) {
+			cfg_err(x, line_of(s), "%s: expected an integer (an HTTP status code), got %s", q, type_name(s));
+			continue;
+		}
+		v = config_setting_get_int64(s);
+		if (v < 100 || v > 599) {
+			cfg_err(x, line_of(s), "%s: %lld is out of range (100-599)", q, v);
+			continue;
+		}
+		for (j = 0; j < svc->n_retry_on_status && svc->retry_on_status[j] != (uint32_t)v; j++)
+			;
+		if (j < svc->n_retry_on_status) {
+			cfg_err(x, line_of(s), "%s: %lld is already on_status[%zu]; list each status once", q, v, idx[j]);
+			continue;
+		}
+		idx[svc->n_retry_on_status] = i;
+		svc->retry_on_status[svc->n_retry_on_status++] = (uint32_t)v;
+	}
+}
+
+/*
+ * retry = { ... }: connect attempts (every protocol), then the HTTP retry
+ * policy (retry.h). The back-off grows from base to max, so max below base
+ * is a contradiction, reported as circuit_breaker's is.
+ */
+static void parse_retry(struct cfg_ctx *x, const config_setting_t *g, const char *path, struct cfg_service *svc)
+{
+	const config_setting_t *sub = get_group(x, g, path, "retry"), *s_base, *s_max;
+	uint32_t base = svc->retry_backoff_base_ms, max = svc->retry_backoff_max_ms;
+	char p[CFG_PATH_BUF];
+	size_t problems;
+
+	if (!sub)
+		return;
+	join(p, sizeof(p), path, "retry");
+	check_keys(x, sub, p, retry_keys);
+	get_int(x, sub, p, "attempts", 1, 10, &svc->retry_attempts);
+	parse_on_status(x, sub, p, svc);
+	get_number(x, sub, p, "budget_ratio", 0, 1000, &svc->retry_budget_ratio);
+	get_int(x, sub, p, "budget_min_per_s", 0, 100000, &svc->retry_budget_min_per_s);
+	get_int(x, sub, p, "budget_window_s", 1, 60, &svc->retry_budget_window_s);
+	problems = x->n_problems;
+	s_base = get_int(x, sub, p, "backoff_base_ms", 0, 60000, &base);
+	s_max = get_int(x, sub, p, "backoff_max_ms", 0, 60000, &max);
+	if (x->n_problems != problems)
+		return;
+	if (max < base) {
+		if (s_max)
+			cfg_err(x, line_of(s_max), "%s.backoff_max_ms: %u is less than backoff_base_ms (%u); the cap must be at least the base",
+				p, max, base);
+		else
+			cfg_err(x, line_of(s_base), "%s.backoff_base_ms: %u is more than backoff_max_ms (%u, the default); raise backoff_max_ms too",
+				p, base, max);
+		return;
+	}
+	svc->retry_backoff_base_ms = base;
+	svc->retry_backoff_max_ms = max;
+}
+
+/*
+ * The closest service name to name, if close enough to be a typo (as
+ * check_keys judges), else NULL. O(services * 64^2): callers limit how often
+ * (CFG_SUGGEST_SEARCHES per load).
+ */
+static const char *closest_service(const struct weft_config *c, const char *name)
+{
+	size_t i, ln = strlen(name);
+	const char *best = NULL;
+	unsigned bd = ~0u;
+
+	if (ln > CFG_SUGGEST_MAX)
+		return NULL;
+	for (i = 0; i < c->n_services; i++) {
+		const char *sn = c->services[i].name;
+		size_t ls;
+		unsigned d;
+
+		if (!sn)
+			continue;
+		ls = strlen(sn);
+		if (ls > CFG_SUGGEST_MAX || ls > ln + 2 || ln > ls + 2)
+			continue;
+		d = edit_distance(name, sn);
+		if (d < bd) {
+			bd = d;
+			best = sn;
+		}
+	}
+	return best && bd <= (strlen(best) <= 4 ? 1u : 2u) ? best : NULL;
+}
+
+/*
+ * Route backends name services: resolve each to its index now that every
+ * service is known (O(1) each, through the names table).
+ */
+static void resolve_backends(struct cfg_ctx *x, const struct svc_tables *t)
+{
+	struct weft_config *c = x->c;
+	char eb[CFG_ECHO_BUF];
+	size_t i, j, k;
+
+	for (i = 0; i < c->n_services; i++) {
+		for (j = 0; j < c->services[i].n_routes; j++) {
+			const struct cfg_route *r = &c->services[i].routes[j];
+
+			for (k = 0; k < r->n_backends; k++) {
+				struct cfg_backend *b = &r->backends[k];
+				const struct seen_entry *e;
+				const char *best = NULL;
+
+				if (!b->service)
+					continue;
+				if ((e = seen_find(&t->names, b->service))) {
+					b->index = (uint32_t)e->owner;
+					continue;
+				}
+				if (x->n_suggest < CFG_SUGGEST_SEARCHES && x->n_lines < CFG_MAX_ERRORS) {
+					x->n_suggest++;
+					best = closest_service(c, b->service);
+				}
+				if (best)
+					cfg_err(x, (unsigned)b->line, "services[%zu].routes[%zu].backends[%zu].service: '%s' is not a service in this config; did you mean '%s'?",
+						i, j, k, echo(b->service, eb), best);
+				else
+					cfg_err(x, (unsigned)b->line, "services[%zu].routes[%zu].backends[%zu].service: '%s' is not a service in this config; name one of the services defined under services",
+						i, j, k, echo(b->service, eb));
+			}
+		}
+	}
+}
+
 static void parse_service(struct cfg_ctx *x, const config_setting_t *g, size_t i, struct svc_tables *t)
 {
 	struct weft_config *c = x->c;
@@ -1025,6 +1655,24 @@ static void parse_service(struct cfg_ctx *x, const config_setting_t *g, size_t i
 	svc->cb_max_ejection_percent = 50;
 	svc->max_connections = 10000;
 	svc->max_pending = 1000;
+	svc->max_requests = 10000;
+	svc->detect_timeout_ms = 100;
+	svc->max_request_line = 8192;
+	svc->max_header_bytes = 65536;
+	svc->max_headers = 100;
+	svc->request_timeout_ms = 15000;
+	svc->max_retry_body = 65536;
+	svc->pool_max_idle = 16;
+	svc->pool_idle_timeout_ms = 30000;
+	svc->retry_on_status[0] = 502;
+	svc->retry_on_status[1] = 503;
+	svc->retry_on_status[2] = 504;
+	svc->n_retry_on_status = 3;
+	svc->retry_budget_ratio = 0.2;
+	svc->retry_budget_min_per_s = 10;
+	svc->retry_budget_window_s = 10;
+	svc->retry_backoff_base_ms = 25;
+	svc->retry_backoff_max_ms = 250;
 	check_keys(x, g, path, service_keys);
 
 	name = get_str(x, g, path, "name", &s);
@@ -1124,12 +1772,7 @@ static void parse_service(struct cfg_ctx *x, const config_setting_t *g, size_t i
 		get_int(x, sub, p, "connect_ms", 1, 60000, &svc->connect_timeout_ms);
 		get_int(x, sub, p, "idle_ms", 0, 86400000, &svc->idle_timeout_ms);
 	}
-	join(p, sizeof(p), path, "retry");
-	sub = get_group(x, g, path, "retry");
-	if (sub) {
-		check_keys(x, sub, p, retry_keys);
-		get_int(x, sub, p, "attempts", 1, 10, &svc->retry_attempts);
-	}
+	parse_retry(x, g, path, svc);
 	parse_breaker(x, g, path, svc);
 	join(p, sizeof(p), path, "limits");
 	sub = get_group(x, g, path, "limits");
@@ -1137,8 +1780,12 @@ static void parse_service(struct cfg_ctx *x, const config_setting_t *g, size_t i
 		check_keys(x, sub, p, limits_keys);
 		get_int(x, sub, p, "max_connections", 1, 1048576, &svc->max_connections);
 		get_int(x, sub, p, "max_pending", 1, 1048576, &svc->max_pending);
+		get_int(x, sub, p, "max_requests", 1, 1048576, &svc->max_requests);
 	}
 	parse_authz(x, g, path, svc);
+	parse_http(x, g, path, svc);
+	if (!x->oom)
+		parse_routes(x, g, path, svc);
 }
 
 /*
@@ -1173,6 +1820,31 @@ static void check_endpoint_vips(struct cfg_ctx *x, const struct svc_tables *t)
 	}
 }
 
+/*
+ * The span exporter's socket carries agent.mark, so it is never intercepted:
+ * a collector at a service address would be dialled for real (nothing listens
+ * there), and one on weftd's outbound listener would reach weftd itself.
+ * Needs tracing parsed first.
+ */
+static void check_collector_vip(struct cfg_ctx *x, const struct svc_tables *t)
+{
+	const struct weft_config *c = x->c;
+	char ab[ADDR_STRLEN], lb[CFG_ECHO_BUF + 16];
+	const struct seen_entry *v;
+
+	if (!c->tracing.enabled)
+		return;
+	if ((v = seen_find(&t->vips, &c->tracing.collector)))
+		cfg_err(x, x->collector_line,
+			"tracing.collector: %s is an address of %s (line %u); weftd's own connections are not intercepted, so give the collector's real address",
+			addr_format(&c->tracing.collector, ab, sizeof(ab)), service_label(c, v->owner, lb, sizeof(lb)),
+			v->line);
+	else if (addr_port(&c->tracing.collector) == c->outbound_port && addr_is_loopback_or_any(&c->tracing.collector))
+		cfg_err(x, x->collector_line,
+			"tracing.collector: %s is weftd's own outbound listener (agent.outbound_port); give the collector's real address",
+			addr_format(&c->tracing.collector, ab, sizeof(ab)));
+}
+
 static void parse_services(struct cfg_ctx *x, const config_setting_t *root)
 {
 	const config_setting_t *l = config_setting_get_member(root, "services");
@@ -1181,11 +1853,11 @@ static void parse_services(struct cfg_ctx *x, const config_setting_t *root)
 	size_t i, n;
 
 	if (!l)
-		return;
+		goto out;
 	if (config_setting_type(l) != CONFIG_TYPE_LIST) {
 		cfg_err(x, line_of(l), "services: expected a list ( { name = \"...\"; addresses = [ ... ]; }, ... ), got %s",
 			type_name(l));
-		return;
+		goto out;
 	}
 	n = (size_t)config_setting_length(l);
 	if (n > CFG_MAX_SERVICES) {
@@ -1193,19 +1865,102 @@ static void parse_services(struct cfg_ctx *x, const config_setting_t *root)
 		n = CFG_MAX_SERVICES;
 	}
 	if (!n)
-		return;
+		goto out;
 	c->services = calloc(n, sizeof(*c->services));
 	if (!c->services) {
 		x->oom = true;
-		return;
+		goto out;
 	}
 	c->n_services = n;
 	for (i = 0; i < n && !x->oom; i++)
 		parse_service(x, config_setting_get_elem(l, (unsigned)i), i, &t);
 	if (!x->oom)
 		check_endpoint_vips(x, &t);
+	if (!x->oom)
+		resolve_backends(x, &t);
+out:
+	/* with no services too: the collector may still be weftd's own listener */
+	if (!x->oom)
+		check_collector_vip(x, &t);
 	seen_free(&t.names);
 	seen_free(&t.vips);
+}
+
+/* --- tracing ------------------------------------------------------------------- */
+
+/* tracing.path: what is wrong with it, or NULL. It goes into a request line as is. */
+static const char *trace_path_problem(const char *p)
+{
+	if (p[0] != '/')
+		return "does not start with '/'; write a path such as \"/api/v2/spans\"";
+	for (; *p; p++)
+		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f)
+			return "contains a space or a character that is not printable ASCII";
+	return NULL;
+}
+
+/* tracing.service_name: what is wrong with it, or NULL. It goes into JSON as is. */
+static const char *trace_name_problem(const char *s)
+{
+	if (!*s)
+		return "is empty; write a name such as \"weft\"";
+	if (strlen(s) > CFG_NAME_MAX)
+		return "is longer than 63 characters";
+	for (; *s; s++)
+		if ((unsigned char)*s < ' ' || (unsigned char)*s >= 0x7f || *s == '"' || *s == '\\')
+			return "contains a quote, a backslash or a character that is not printable ASCII";
+	return NULL;
+}
+
+/* Replaces *dst (a default) with a copy of v. */
+static void set_str(struct cfg_ctx *x, char **dst, const char *v)
+{
+	char *dup = strdup(v);
+
+	if (!dup) {
+		x->oom = true;
+		return;
+	}
+	free(*dst);
+	*dst = dup;
+}
+
+/*
+ * tracing = { collector = "ip:port"; ... }: all optional; without a collector
+ * nothing is exported (trace headers are still propagated). The defaults of
+ * path and service_name are set by cfg_new, so they are there either way.
+ */
+static void parse_tracing(struct cfg_ctx *x, const config_setting_t *root)
+{
+	const config_setting_t *g = get_group(x, root, "", "tracing"), *s;
+	struct cfg_tracing *tr = &x->c->tracing;
+	char eb[CFG_ECHO_BUF];
+	const char *v, *why;
+	bool ok;
+
+	if (!g)
+		return;
+	check_keys(x, g, "tracing", tracing_keys);
+	s = get_addr(x, g, "tracing", "collector", &tr->collector, &ok);
+	tr->enabled = ok;
+	if (ok)
+		x->collector_line = line_of(s);
+	v = get_str(x, g, "tracing", "path", &s);
+	if (v && (why = trace_path_problem(v)))
+		cfg_err(x, line_of(s), "tracing.path: '%s' %s", echo(v, eb), why);
+	else if (v)
+		set_str(x, &tr->path, v);
+	v = get_str(x, g, "tracing", "service_name", &s);
+	if (v && !*v)
+		cfg_err(x, line_of(s), "tracing.service_name: %s", trace_name_problem(v));
+	else if (v && (why = trace_name_problem(v)))
+		cfg_err(x, line_of(s), "tracing.service_name: '%s' %s", echo(v, eb), why);
+	else if (v)
+		set_str(x, &tr->service_name, v);
+	get_number(x, g, "tracing", "sample_rate", 0, 1, &tr->sample_rate);
+	get_int(x, g, "tracing", "queue_size", 1, 1048576, &tr->queue_size);
+	get_int(x, g, "tracing", "batch_size", 1, 10000, &tr->batch_size);
+	get_int(x, g, "tracing", "flush_ms", 10, 60000, &tr->flush_ms);
 }
 
 /* --- tls ----------------------------------------------------------------------- */
@@ -1587,7 +2342,9 @@ static struct weft_config *cfg_new(const char *name)
 		return NULL;
 	c->path = strdup(name);
 	c->bpf_pin_path = strdup("/sys/fs/bpf/weft");
-	if (!c->path || !c->bpf_pin_path) {
+	c->tracing.path = strdup("/api/v2/spans");
+	c->tracing.service_name = strdup("weft");
+	if (!c->path || !c->bpf_pin_path || !c->tracing.path || !c->tracing.service_name) {
 		cfg_free(c);
 		return NULL;
 	}
@@ -1607,6 +2364,10 @@ static struct weft_config *cfg_new(const char *name)
 	c->tls_cert_lifetime_s = 86400;
 	c->redirect_loopback = false; /* opt-in: see docs/config.md for its two caveats */
 	c->splice = true;
+	c->tracing.sample_rate = 1.0;
+	c->tracing.queue_size = 4096;
+	c->tracing.batch_size = 100;
+	c->tracing.flush_ms = 1000;
 	return c;
 }
 
@@ -1670,6 +2431,7 @@ int cfg_load_string(const char *text, const char *name, struct weft_config **out
 	check_keys(&x, root, "", root_keys);
 	parse_agent(&x, root);
 	parse_intercept(&x, root);
+	parse_tracing(&x, root); /* before services: the collector is checked against their addresses */
 	if (!x.oom)
 		parse_services(&x, root);
 	if (!x.oom)
@@ -1784,6 +2546,35 @@ out:
 	return ret;
 }
 
+static void header_kvs_free(struct cfg_header_kv *kv, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		free(kv[i].name);
+		free(kv[i].value);
+	}
+	free(kv);
+}
+
+static void route_free(struct cfg_route *r)
+{
+	size_t i;
+
+	free(r->name);
+	free(r->method);
+	free(r->host);
+	free(r->path);
+	header_kvs_free(r->match_headers, r->n_match_headers);
+	for (i = 0; i < r->n_backends; i++)
+		free(r->backends[i].service);
+	free(r->backends);
+	header_kvs_free(r->add_headers, r->n_add_headers);
+	for (i = 0; i < r->n_remove_headers; i++)
+		free(r->remove_headers[i]);
+	free(r->remove_headers);
+}
+
 void cfg_free(struct weft_config *c)
 {
 	size_t i;
@@ -1799,6 +2590,9 @@ void cfg_free(struct weft_config *c)
 		for (j = 0; j < c->services[i].n_allow; j++)
 			free(c->services[i].allow[j]);
 		free(c->services[i].allow);
+		for (j = 0; j < c->services[i].n_routes; j++)
+			route_free(&c->services[i].routes[j]);
+		free(c->services[i].routes);
 	}
 	free(c->services);
 	for (i = 0; i < c->n_cgroups; i++)
@@ -1812,6 +2606,8 @@ void cfg_free(struct weft_config *c)
 	free(c->tls_trust_domain);
 	free(c->tls_issuer_cert);
 	free(c->tls_issuer_key);
+	free(c->tracing.path);
+	free(c->tracing.service_name);
 	for (i = 0; i < c->n_identities; i++) {
 		free(c->identities[i].cgroup);
 		free(c->identities[i].identity);

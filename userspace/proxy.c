@@ -24,144 +24,14 @@
 #include "relay.h"
 #include "table.h"
 #include "tls.h"
+#include "proxy-int.h"
+#include "h1proxy.h"
 
 #ifndef SO_NETNS_COOKIE
 #define SO_NETNS_COOKIE 71
 #endif
 
 #define ACCEPT_BATCH 64 /* accepts per wakeup, so one busy listener cannot starve the loop */
-
-/*
- * Per-service counters that outlive a config generation (shared by name), so
- * metrics do not reset on reload.
- */
-struct proxy_svcstat {
-	unsigned refs;
-	struct proxy_svcstat *next;   /* registry list */
-	char *name;
-	uint64_t no_endpoint;         /* every attempt failed / no endpoints: client reset */
-	uint64_t over_limit;          /* refused by agent.max_connections */
-	uint64_t over_service_limit;  /* refused by limits.max_connections */
-	uint64_t over_pending;        /* refused by limits.max_pending */
-	uint64_t inbound_ok;          /* mTLS connections from other nodes admitted */
-	uint64_t inbound_denied;      /* refused by authorization.allow */
-	uint32_t active;              /* connections of this service, any generation */
-	uint32_t pending;             /* of which still connecting */
-};
-
-/*
- * One endpoint of one service: balancer state and metrics. Shared by every
- * config generation that lists the same (service, address), so a reload keeps
- * its state; freed when the last generation and connection let go.
- */
-struct proxy_ep {
-	unsigned refs;
-	struct proxy_ep *next;        /* registry list */
-	struct proxy_svcstat *svc;    /* owning service's shared stats (ref held) */
-	struct weft_sockaddr addr;
-	char addr_str[ADDR_STRLEN];
-	struct bal_endpoint bal;
-	uint64_t opened;              /* connections established */
-	uint64_t connect_errors[PROXY_ERR__MAX];
-	uint64_t bytes_in, bytes_out; /* of closed connections; live ones add theirs */
-	uint64_t lat_buckets[PROXY_LAT_BUCKETS];
-	uint64_t lat_count;
-	double lat_sum;
-	const char *eject_reason;     /* why it is (or was last) ejected */
-	uint64_t live_in, live_out;   /* scratch for /metrics: bytes of open connections */
-};
-
-/* What a connection needs of its service: one immutable config generation. */
-struct proxy_svc {
-	unsigned refs;                /* the proxy's table + each connection */
-	uint32_t id;                  /* index in the config that created it */
-	char *name;
-	struct proxy_svcstat *stat;
-	struct weft_sockaddr *vips;
-	size_t n_vips;
-	struct proxy_ep **eps;
-	struct weft_sockaddr *nodes;  /* per endpoint: its node's agent, this generation's */
-	bool *remote;                 /* per endpoint: reached through nodes[i] over mTLS */
-	size_t n_eps;
-	struct bal bal;
-	struct relay_opts opts;
-	enum cfg_protocol protocol;
-	uint32_t max_conns, max_pending;
-	struct id_policy *policy;     /* authorization.allow, for mTLS callers; NULL without tls */
-};
-
-struct proxy_worker;
-
-struct proxy_conn {
-	struct proxy_conn *prev, *next;
-	struct proxy *px;
-	struct proxy_worker *w;  /* the loop that owns the relay */
-	struct proxy_svc *svc;
-	struct relay *relay;
-	struct proxy_ep *ep;    /* endpoint in use (ref held), NULL while connecting */
-	struct proxy_ep *trying;/* endpoint of the attempt in flight (counted in its active) */
-	struct weft_orig orig;
-	struct weft_sockaddr client;
-	uint64_t tried;         /* endpoints tried, bitmask by index in svc */
-	int cur;                /* index in svc of the endpoint being tried */
-	struct mtls *mtls;      /* TLS bundle this connection may use (ref held) */
-	ev_tstamp started;
-};
-
-/* Commands from the main thread to a worker (bitmask in proxy_worker.cmds). */
-#define WCMD_STOP_ACCEPT 0x1
-#define WCMD_ABORT       0x2
-#define WCMD_EXIT        0x4
-
-/*
- * One event loop moving bytes. Worker 0 runs in the main loop (admin,
- * heartbeat and signals share it); workers 1..n-1 run their own loop on their
- * own thread. Each has its own SO_REUSEPORT listeners, relay pool and
- * connection list; everything else is shared under proxy.lock.
- */
-struct proxy_worker {
-	struct proxy *px;
-	unsigned id;
-	struct ev_loop *loop;
-	ev_io lis[2];
-	int nlis;
-	struct relay_pool *pool;
-	struct proxy_conn conns;   /* list head; linked and unlinked under px->lock */
-	ev_async wake;             /* main -> worker: look at cmds */
-	atomic_uint cmds;
-	ev_timer tick;             /* proves the loop turns (stuck-worker detection) */
-	ev_timer accept_retry;     /* listeners paused after EMFILE/ENFILE: resume later */
-	bool accept_paused;
-	_Atomic double last_tick;
-	uint64_t accepted;         /* under px->lock */
-	pthread_t thread;
-	bool threaded;             /* has (or will have) its own loop and thread */
-	bool started;              /* its thread runs: only then signal and join it */
-};
-
-/*
- * Locking: proxy.lock guards the service tables, the shared endpoint and
- * service state, the counters and the connection lists. It is taken per
- * connection event (accept, pick, connected, first byte, closed) and by the
- * admin renderings, never per byte: relays run unlocked in their worker.
- */
-struct proxy {
-	struct ev_loop *loop;      /* the main loop (worker 0's) */
-	struct kern *kern;
-	pthread_mutex_t lock;
-	struct proxy_worker *workers;
-	unsigned nworkers;
-	struct proxy_svc **svcs;
-	size_t n_svcs;
-	uint32_t max_conns;
-	bool redirect;             /* agent.redirect_loopback */
-	struct mtls *mtls;         /* NULL without a tls group (ref held) */
-	bool splice;               /* agent.splice */
-	size_t active;
-	struct proxy_ep *ep_registry;
-	struct proxy_svcstat *stat_registry;
-	struct proxy_counters ctr;
-};
 
 const double proxy_lat_bounds[PROXY_LAT_BUCKETS] = {
 	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
@@ -174,7 +44,7 @@ const char *const proxy_err_names[PROXY_ERR__MAX] = {
 	[PROXY_ERR_OTHER] = "other",
 };
 
-static enum proxy_err proxy_err_of(int e)
+enum proxy_err px_err_of(int e)
 {
 	switch (e) {
 	case ECONNREFUSED:
@@ -190,7 +60,7 @@ static enum proxy_err proxy_err_of(int e)
 	}
 }
 
-static void stat_unref(struct proxy *px, struct proxy_svcstat *st)
+void px_stat_unref(struct proxy *px, struct proxy_svcstat *st)
 {
 	struct proxy_svcstat **pp;
 
@@ -202,11 +72,12 @@ static void stat_unref(struct proxy *px, struct proxy_svcstat *st)
 			break;
 		}
 	}
+	h1p_stat_free(st);
 	free(st->name);
 	free(st);
 }
 
-static struct proxy_svcstat *stat_get(struct proxy *px, const char *name)
+struct proxy_svcstat *px_stat_get(struct proxy *px, const char *name)
 {
 	struct proxy_svcstat *st;
 
@@ -230,7 +101,7 @@ static struct proxy_svcstat *stat_get(struct proxy *px, const char *name)
 	return st;
 }
 
-static void ep_unref(struct proxy *px, struct proxy_ep *ep)
+void px_ep_unref(struct proxy *px, struct proxy_ep *ep)
 {
 	struct proxy_ep **pp;
 
@@ -242,7 +113,7 @@ static void ep_unref(struct proxy *px, struct proxy_ep *ep)
 			break;
 		}
 	}
-	stat_unref(px, ep->svc);
+	px_stat_unref(px, ep->svc);
 	free(ep);
 }
 
@@ -286,17 +157,18 @@ static enum bal_mode bal_mode_of(enum cfg_balancer b)
 	}
 }
 
-static void svc_unref(struct proxy *px, struct proxy_svc *s)
+void px_svc_unref(struct proxy *px, struct proxy_svc *s)
 {
 	size_t i;
 
 	if (!s || --s->refs)
 		return;
 	for (i = 0; i < s->n_eps; i++)
-		ep_unref(px, s->eps[i]);
+		px_ep_unref(px, s->eps[i]);
 	bal_free(&s->bal);
+	h1p_svc_free(s->l7);
 	id_policy_free(s->policy);
-	stat_unref(px, s->stat);
+	px_stat_unref(px, s->stat);
 	free(s->name);
 	free(s->vips);
 	free(s->eps);
@@ -329,7 +201,7 @@ static struct proxy_svc *svc_new(struct proxy *px, const struct weft_config *cfg
 	if (!s->name || !s->vips || !s->eps || !s->nodes || !s->remote ||
 	    bal_init(&s->bal, cs->n_endpoints, bal_mode_of(cs->balancer), &brk) < 0)
 		goto err;
-	s->stat = stat_get(px, cs->name);
+	s->stat = px_stat_get(px, cs->name);
 	if (!s->stat)
 		goto err;
 	memcpy(s->vips, cs->addrs, cs->n_addrs * sizeof(*s->vips));
@@ -347,6 +219,22 @@ static struct proxy_svc *svc_new(struct proxy *px, const struct weft_config *cfg
 		s->bal.eps[i] = &s->eps[i]->bal;
 	}
 	s->protocol = cs->protocol;
+	if (cs->protocol == CFG_PROTO_HTTP || cs->protocol == CFG_PROTO_AUTO) {
+		bool remote = false;
+
+		for (i = 0; i < cs->n_endpoints; i++)
+			remote = remote || cs->endpoints[i].has_node;
+		if (remote) {
+			/* HTTP over the inter-agent mTLS leg is not built yet: bytes still flow, opaquely */
+			log_warn("service %s: protocol \"%s\" with endpoints on other nodes is proxied as opaque TCP "
+				 "(no routes, retries or HTTP metrics) in this version", cs->name,
+				 cfg_protocol_name(cs->protocol));
+		} else {
+			s->l7 = h1p_svc_new(cfg, cs, s->stat);
+			if (!s->l7)
+				goto err;
+		}
+	}
 	if (px->mtls) {
 		char err[256];
 
@@ -371,7 +259,7 @@ static struct proxy_svc *svc_new(struct proxy *px, const struct weft_config *cfg
 	s->opts.secure = conn_secure;
 	return s;
 err:
-	svc_unref(px, s);
+	px_svc_unref(px, s);
 	return NULL;
 }
 
@@ -419,14 +307,14 @@ int proxy_set_config(struct proxy *px, const struct weft_config *cfg)
 		n[i] = svc_new(px, cfg, (uint32_t)i);
 		if (!n[i]) {
 			while (i--)
-				svc_unref(px, n[i]);
+				px_svc_unref(px, n[i]);
 			free(n);
 			r = -ENOMEM;
 			goto out;
 		}
 	}
 	for (i = 0; i < px->n_svcs; i++)
-		svc_unref(px, px->svcs[i]);
+		px_svc_unref(px, px->svcs[i]);
 	free(px->svcs);
 	px->svcs = n;
 	px->n_svcs = cfg->n_services;
@@ -439,7 +327,7 @@ out:
 }
 
 /* Ends a connection we will not proxy: the client sees a reset, not a hang. */
-static void reset_close(int fd)
+void px_reset_close(int fd)
 {
 	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 
@@ -499,7 +387,7 @@ static int conn_secure(void *arg, void *tag, struct tls_ctx **ctx, uint8_t *pref
 	return 1;
 }
 
-static void ep_observe_latency(struct proxy_ep *ep, double secs)
+void px_ep_observe_latency(struct proxy_ep *ep, double secs)
 {
 	size_t i;
 
@@ -521,35 +409,39 @@ static void conn_unlink(struct proxy *px, struct proxy_conn *c)
 	mtls_unref(c->mtls);
 	if (c->ep) {
 		c->ep->bal.active--;
-		ep_unref(px, c->ep);
+		px_ep_unref(px, c->ep);
 	}
-	svc_unref(px, c->svc);
+	px_svc_unref(px, c->svc);
 	free(c);
 }
 
-/* Feeds a connect outcome to the failure accrual; logs and names state changes. */
-static void conn_breaker(struct proxy_conn *c, bool ok)
+/* Feeds an outcome to the failure accrual; logs and names state changes. */
+void px_breaker(struct proxy_svc *svc, int i, bool ok, double now, const char *why)
 {
-	struct proxy_ep *ep = c->svc->eps[c->cur];
-	double now = ev_now(c->w->loop);
+	struct proxy_ep *ep = svc->eps[i];
 
-	switch (bal_report(&c->svc->bal, (size_t)c->cur, ok, now)) {
+	switch (bal_report(&svc->bal, (size_t)i, ok, now)) {
 	case BAL_EV_EJECTED:
-		ep->eject_reason = "consecutive connect failures";
-		log_warn("service %s: endpoint %s ejected for %.1f s after %u consecutive connect failures",
-			 c->svc->name, ep->addr_str, ep->bal.ejected_until - now, ep->bal.consecutive);
+		ep->eject_reason = why;
+		log_warn("service %s: endpoint %s ejected for %.1f s after %u %s", svc->name, ep->addr_str,
+			 ep->bal.ejected_until - now, ep->bal.consecutive, why);
 		break;
 	case BAL_EV_READMITTED:
-		log_info("service %s: endpoint %s readmitted (probe connected)", c->svc->name, ep->addr_str);
+		log_info("service %s: endpoint %s readmitted (probe succeeded)", svc->name, ep->addr_str);
 		break;
 	case BAL_EV_SPARED:
 		log_warn("service %s: endpoint %s keeps failing but is not ejected: "
-			 "circuit_breaker.max_ejection_percent (%u%%) reached", c->svc->name, ep->addr_str,
-			 c->svc->bal.brk.max_ejection_percent);
+			 "circuit_breaker.max_ejection_percent (%u%%) reached", svc->name, ep->addr_str,
+			 svc->bal.brk.max_ejection_percent);
 		break;
 	default:
 		break;
 	}
+}
+
+static void conn_breaker(struct proxy_conn *c, bool ok)
+{
+	px_breaker(c->svc, c->cur, ok, ev_now(c->w->loop), "consecutive connect failures");
 }
 
 static void conn_event(void *arg, struct relay *r, enum relay_event_kind kind, void *tag,
@@ -570,7 +462,7 @@ static void conn_event(void *arg, struct relay *r, enum relay_event_kind kind, v
 		ep->opened++;
 		c->svc->stat->pending--;
 		conn_breaker(c, true);
-		ep_observe_latency(ep, (double)value / 1e6);
+		px_ep_observe_latency(ep, (double)value / 1e6);
 		bal_observe(&ep->bal, (double)value, ev_now(c->w->loop));
 		log_debug("conn %s -> %s: connected to %s in %lld us", addr_format(&c->client, a, sizeof(a)),
 			  c->svc->name, ep->addr_str, (long long)value);
@@ -580,7 +472,7 @@ static void conn_event(void *arg, struct relay *r, enum relay_event_kind kind, v
 		bal_observe(&ep->bal, (double)value, ev_now(c->w->loop));
 		break;
 	case RELAY_EV_CONNECT_FAIL:
-		ep->connect_errors[proxy_err_of((int)value)]++;
+		ep->connect_errors[px_err_of((int)value)]++;
 		ep->bal.active--;
 		c->trying = NULL;
 		/* a remote agent's "denied" is about the caller, not the endpoint's health */
@@ -633,15 +525,61 @@ static void proxy_fast_path(struct proxy *px, int fd, uint64_t cookie, const str
 		log_debug("weft_sockhash: cannot add connection from a client: %s", strerror(errno));
 }
 
+void px_start_relay(struct proxy_worker *w, int fd, struct proxy_svc *svc, const struct weft_orig *orig,
+		    const struct weft_sockaddr *peer)
+{
+	struct proxy *px = w->px;
+	struct proxy_conn *c;
+	struct relay *rl;
+
+	c = calloc(1, sizeof(*c));
+	pthread_mutex_lock(&px->lock);
+	if (!c) {
+		px_svc_unref(px, svc);
+		pthread_mutex_unlock(&px->lock);
+		px_reset_close(fd);
+		return;
+	}
+	c->px = px;
+	c->w = w;
+	c->svc = svc; /* the caller's reference */
+	c->orig = *orig;
+	c->client = *peer;
+	c->mtls = mtls_ref(px->mtls);
+	c->started = ev_now(w->loop);
+	c->next = c->prev = c; /* not listed until it has a relay (the admin API reads c->relay) */
+	px->active++;
+	svc->stat->active++;
+	svc->stat->pending++;
+	pthread_mutex_unlock(&px->lock);
+	/*
+	 * relay_start calls conn_pick (which locks) but fires no event before it
+	 * returns, and events fire on this thread: listing the connection right
+	 * after is race-free.
+	 */
+	rl = relay_start(w->loop, w->pool, fd, &svc->opts, conn_pick, conn_event, c);
+	pthread_mutex_lock(&px->lock);
+	if (rl) {
+		c->relay = rl;
+		c->next = w->conns.next;
+		c->prev = &w->conns;
+		w->conns.next->prev = c;
+		w->conns.next = c;
+	} else {
+		/* relay_start reset and closed fd; no callback fired */
+		svc->stat->pending--;
+		conn_unlink(px, c);
+	}
+	pthread_mutex_unlock(&px->lock);
+}
+
 static void proxy_handle(struct proxy_worker *w, int fd, const struct weft_sockaddr *peer)
 {
 	struct proxy *px = w->px;
 	struct weft_conn_key key;
-	struct proxy_conn *c = NULL;
 	struct proxy_svc *svc;
 	struct weft_orig orig;
 	char a[ADDR_STRLEN];
-	struct relay *rl;
 	socklen_t len;
 	uint64_t cookie = 0;
 	int r;
@@ -698,46 +636,30 @@ static void proxy_handle(struct proxy_worker *w, int fd, const struct weft_socka
 			  svc->name, svc->max_pending);
 		goto reset;
 	}
-	c = calloc(1, sizeof(*c));
-	if (!c)
-		goto reset;
-	c->px = px;
-	c->w = w;
-	c->svc = svc;
 	svc->refs++;
-	c->orig = orig;
-	c->client = *peer;
-	c->mtls = mtls_ref(px->mtls);
-	c->started = ev_now(w->loop);
-	c->next = c->prev = c; /* not listed until it has a relay (the admin API reads c->relay) */
-	px->active++;
-	svc->stat->active++;
-	svc->stat->pending++;
 	pthread_mutex_unlock(&px->lock);
-	/*
-	 * relay_start calls conn_pick (which locks) but fires no event before it
-	 * returns, and events fire on this thread: listing the connection right
-	 * after is race-free.
-	 */
-	rl = relay_start(w->loop, w->pool, fd, &svc->opts, conn_pick, conn_event, c);
-	pthread_mutex_lock(&px->lock);
-	if (rl) {
-		c->relay = rl;
-		c->next = w->conns.next;
-		c->prev = &w->conns;
-		w->conns.next->prev = c;
-		w->conns.next = c;
-	} else {
-		/* relay_start reset and closed fd; no callback fired */
-		svc->stat->pending--;
-		conn_unlink(px, c);
+	switch (svc->protocol) {
+	case CFG_PROTO_HTTP:
+		if (svc->l7) {
+			h1p_start(w, fd, svc, &orig, peer);
+			return;
+		}
+		break;
+	case CFG_PROTO_AUTO:
+		if (svc->l7) {
+			h1p_detect(w, fd, svc, &orig, peer);
+			return;
+		}
+		break;
+	default:
+		break;
 	}
-	pthread_mutex_unlock(&px->lock);
+	px_start_relay(w, fd, svc, &orig, peer);
 	return;
 reset:
 	pthread_mutex_unlock(&px->lock);
 reset_unlocked:
-	reset_close(fd);
+	px_reset_close(fd);
 }
 
 static void worker_on_accept_retry(struct ev_loop *loop, ev_timer *t, int revents)
@@ -859,6 +781,7 @@ static void worker_stop_accepting(struct proxy_worker *w)
 	int i;
 
 	ev_timer_stop(w->loop, &w->accept_retry);
+	h1p_worker_drain(w);
 	for (i = 0; i < w->nlis; i++) {
 		ev_io_stop(w->loop, &w->lis[i]);
 		close(w->lis[i].fd);
@@ -881,6 +804,7 @@ static void worker_abort_all(struct proxy_worker *w)
 			break;
 		relay_abort(r);
 	}
+	h1p_worker_abort(w);
 }
 
 static void worker_on_wake(struct ev_loop *loop, ev_async *a, int revents)
@@ -987,7 +911,7 @@ static int worker_init(struct proxy *px, struct proxy_worker *w, unsigned id, co
 }
 
 int proxy_start(struct ev_loop *loop, struct kern *k, const struct weft_config *cfg, unsigned nworkers,
-		struct proxy **out, char *err, size_t errlen)
+		struct zipkin *zipkin, struct proxy **out, char *err, size_t errlen)
 {
 	struct proxy *px;
 	unsigned i;
@@ -998,6 +922,7 @@ int proxy_start(struct ev_loop *loop, struct kern *k, const struct weft_config *
 		return -ENOMEM;
 	px->loop = loop;
 	px->kern = k;
+	px->zipkin = zipkin;
 	pthread_mutex_init(&px->lock, NULL);
 	px->workers = calloc(nworkers ? nworkers : 1, sizeof(*px->workers));
 	if (!px->workers) {
@@ -1167,7 +1092,7 @@ void proxy_free(struct proxy *px)
 	}
 	free(px->workers);
 	for (k = 0; k < px->n_svcs; k++)
-		svc_unref(px, px->svcs[k]);
+		px_svc_unref(px, px->svcs[k]);
 	free(px->svcs);
 	mtls_unref(px->mtls);
 	pthread_mutex_destroy(&px->lock);
@@ -1283,6 +1208,8 @@ void proxy_render_conns(struct proxy *px, struct buf *out,
 			   (unsigned long long)st.bytes_in, (unsigned long long)st.bytes_out,
 			   now - c->started);
 	}
+	for (wi = 0; wi < px->nworkers; wi++)
+		h1p_render_conns(&px->workers[wi], out, &first, cgroup_name, arg);
 	buf_puts(out, "]}\n");
 	pthread_mutex_unlock(&px->lock);
 }
@@ -1429,6 +1356,7 @@ void proxy_render_metrics(struct proxy *px, struct buf *out)
 	for (i = 0; i < px->nworkers; i++)
 		buf_printf(out, "weft_worker_accepted_total{worker=\"%zu\"} %llu\n", i,
 			   (unsigned long long)px->workers[i].accepted);
+	h1p_render_metrics(px, out);
 	pthread_mutex_unlock(&px->lock);
 }
 

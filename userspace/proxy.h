@@ -47,8 +47,10 @@ struct proxy_counters {
  * signals); workers 1..nworkers-1 get their own loop and thread. 0 or -errno
  * with err set.
  */
+struct zipkin;
+/* zipkin: the span exporter for HTTP requests, or NULL (borrowed: it must outlive the proxy). */
 int proxy_start(struct ev_loop *loop, struct kern *k, const struct weft_config *cfg, unsigned nworkers,
-		struct proxy **out, char *err, size_t errlen);
+		struct zipkin *zipkin, struct proxy **out, char *err, size_t errlen);
 
 /*
  * A worker thread whose loop has not turned for max_age seconds (stuck in a
