@@ -33,6 +33,7 @@
 
 #include "buf.h"
 #include "deadline.h"
+#include "h1route.h"
 #include "http1.h"
 #include "log.h"
 #include "trace.h"
@@ -40,7 +41,6 @@
 
 #define OUT_HIGH (64u * 1024)  /* bytes pending towards a side before we stop reading the other */
 #define READ_CHUNK (16u * 1024)
-#define MAX_CONN_TOKENS 16
 #define UP_RBUF_MIN (16u * 1024)
 
 static const double req_bounds[PX_REQ_BUCKETS] = {
@@ -48,6 +48,9 @@ static const double req_bounds[PX_REQ_BUCKETS] = {
 };
 static const char *const reject_names[PX_REJECT__MAX] = { "400", "414", "431", "501", "505" };
 static const char *const detect_names[PX_DETECT__MAX] = { "http1", "http2", "tls", "opaque", "timeout" };
+_Static_assert((int)PX_DETECT_HTTP1 == (int)H1R_HTTP1 && (int)PX_DETECT_HTTP2 == (int)H1R_HTTP2 &&
+		       (int)PX_DETECT_TLS == (int)H1R_TLS && (int)PX_DETECT_OPAQUE == (int)H1R_OPAQUE,
+	       "detection outcomes index the same counters");
 
 /* ---- growable output buffer ------------------------------------------------ */
 
@@ -140,46 +143,10 @@ static int ob_flush(struct obuf *o, int fd, uint64_t *written)
 
 /* ---- per-generation HTTP settings ----------------------------------------- */
 
-struct kv {
-	char *name;
-	size_t nlen;
-	char *value; /* NULL: any value (match) */
-	size_t vlen;
-};
-
-struct h1p_backend {
-	char *service;
-	uint32_t index;
-	uint32_t weight;
-	int64_t current; /* smooth weighted round-robin score (under px->lock) */
-};
-
-struct h1p_route {
-	char *name;
-	char *method;
-	char *host;
-	size_t host_len;
-	enum cfg_path_match path_kind;
-	char *path;
-	size_t path_len;
-	struct kv *mh;
-	size_t n_mh;
-	struct h1p_backend *be;
-	size_t n_be;
-	uint32_t be_total;
-	uint32_t timeout_ms;
-	bool retryable;
-	struct kv *add;
-	size_t n_add;
-	struct kv *rm;
-	size_t n_rm;
-	struct px_routestat *stat;
-};
-
 struct h1p_svc {
-	struct h1p_route *routes;
+	struct h1r_route *routes;
 	size_t n_routes;
-	struct h1p_route def; /* no route matched: the service itself */
+	struct h1r_route def; /* no route matched: the service itself */
 	struct h1_limits lim;
 	size_t max_headers;
 	size_t in_cap;        /* request buffer limit: head limits + retry body */
@@ -191,59 +158,6 @@ struct h1p_svc {
 	double sample_rate;
 	bool tracing;
 };
-
-static char *xstrdup(const char *s)
-{
-	return s ? strdup(s) : NULL;
-}
-
-static void kv_free(struct kv *v, size_t n)
-{
-	size_t i;
-
-	for (i = 0; v && i < n; i++) {
-		free(v[i].name);
-		free(v[i].value);
-	}
-	free(v);
-}
-
-static int kv_copy(struct kv **out, const struct cfg_header_kv *in, size_t n)
-{
-	size_t i;
-
-	*out = NULL;
-	if (!n)
-		return 0;
-	*out = calloc(n, sizeof(**out));
-	if (!*out)
-		return -ENOMEM;
-	for (i = 0; i < n; i++) {
-		(*out)[i].name = xstrdup(in[i].name);
-		(*out)[i].value = xstrdup(in[i].value);
-		if (!(*out)[i].name || (in[i].value && !(*out)[i].value))
-			return -ENOMEM;
-		(*out)[i].nlen = strlen(in[i].name);
-		(*out)[i].vlen = in[i].value ? strlen(in[i].value) : 0;
-	}
-	return 0;
-}
-
-static void route_free(struct h1p_route *r)
-{
-	size_t i;
-
-	free(r->name);
-	free(r->method);
-	free(r->host);
-	free(r->path);
-	kv_free(r->mh, r->n_mh);
-	for (i = 0; r->be && i < r->n_be; i++)
-		free(r->be[i].service);
-	free(r->be);
-	kv_free(r->add, r->n_add);
-	kv_free(r->rm, r->n_rm);
-}
 
 static struct px_routestat *routestat_get(struct proxy_svcstat *st, const char *name)
 {
@@ -271,57 +185,6 @@ void h1p_stat_free(struct proxy_svcstat *st)
 	}
 }
 
-static int route_copy(struct h1p_route *r, const struct cfg_route *c, struct proxy_svcstat *st)
-{
-	size_t i;
-
-	r->name = xstrdup(c->name);
-	r->method = xstrdup(c->method);
-	r->host = xstrdup(c->host);
-	r->path = xstrdup(c->path);
-	if (!r->name || (c->method && !r->method) || (c->host && !r->host) || (c->path && !r->path))
-		return -ENOMEM;
-	r->host_len = r->host ? strlen(r->host) : 0;
-	r->path_kind = c->path ? c->path_kind : CFG_PATH_ANY;
-	r->path_len = r->path ? strlen(r->path) : 0;
-	if (kv_copy(&r->mh, c->match_headers, c->n_match_headers) < 0)
-		return -ENOMEM;
-	r->n_mh = c->n_match_headers;
-	if (kv_copy(&r->add, c->add_headers, c->n_add_headers) < 0)
-		return -ENOMEM;
-	r->n_add = c->n_add_headers;
-	if (c->n_remove_headers) {
-		r->rm = calloc(c->n_remove_headers, sizeof(*r->rm));
-		if (!r->rm)
-			return -ENOMEM;
-		r->n_rm = c->n_remove_headers;
-		for (i = 0; i < c->n_remove_headers; i++) {
-			r->rm[i].name = xstrdup(c->remove_headers[i]);
-			if (!r->rm[i].name)
-				return -ENOMEM;
-			r->rm[i].nlen = strlen(r->rm[i].name);
-		}
-	}
-	if (c->n_backends) {
-		r->be = calloc(c->n_backends, sizeof(*r->be));
-		if (!r->be)
-			return -ENOMEM;
-		r->n_be = c->n_backends;
-		for (i = 0; i < c->n_backends; i++) {
-			r->be[i].service = xstrdup(c->backends[i].service);
-			if (!r->be[i].service)
-				return -ENOMEM;
-			r->be[i].index = c->backends[i].index;
-			r->be[i].weight = c->backends[i].weight;
-			r->be_total += c->backends[i].weight;
-		}
-	}
-	r->timeout_ms = c->timeout_ms;
-	r->retryable = c->retryable;
-	r->stat = routestat_get(st, r->name);
-	return r->stat ? 0 : -ENOMEM;
-}
-
 struct h1p_svc *h1p_svc_new(const struct weft_config *cfg, const struct cfg_service *cs,
 			    struct proxy_svcstat *st)
 {
@@ -338,7 +201,10 @@ struct h1p_svc *h1p_svc_new(const struct weft_config *cfg, const struct cfg_serv
 	}
 	for (i = 0; i < cs->n_routes; i++) {
 		l->n_routes++;
-		if (route_copy(&l->routes[i], &cs->routes[i], st) < 0)
+		if (h1r_route_init(&l->routes[i], &cs->routes[i]) < 0)
+			goto err;
+		l->routes[i].stat = routestat_get(st, l->routes[i].name);
+		if (!l->routes[i].stat)
 			goto err;
 	}
 	l->def.name = strdup("default");
@@ -391,9 +257,9 @@ void h1p_svc_free(struct h1p_svc *l)
 	if (!l)
 		return;
 	for (i = 0; i < l->n_routes; i++)
-		route_free(&l->routes[i]);
+		h1r_route_free(&l->routes[i]);
 	free(l->routes);
-	free(l->def.name);
+	h1r_route_free(&l->def);
 	free(l);
 }
 
@@ -445,7 +311,7 @@ struct h1s {
 	bool body_done, streaming, body_dropped, has_body;
 
 	/* the exchange */
-	struct h1p_route *route;
+	struct h1r_route *route;
 	struct proxy_svc *bsvc;      /* backend service (ref), per request */
 	bool counted;                /* in svc->stat->inflight */
 	bool retry_method;           /* idempotent or route.retryable */
@@ -960,86 +826,23 @@ static bool method_idempotent(enum h1_method m)
 	       m == H1_M_DELETE;
 }
 
-static bool host_matches(const struct h1p_route *r, const struct h1_request *q)
-{
-	size_t n;
-
-	if (!r->host)
-		return true;
-	if (!q->host)
-		return false;
-	n = q->host_len;
-	/* the port is not part of the match; an IPv6 literal keeps its brackets */
-	if (n && q->host[0] != '[') {
-		const char *c = memchr(q->host, ':', n);
-
-		if (c)
-			n = (size_t)(c - q->host);
-	} else if (n) {
-		const char *c = memchr(q->host, ']', n);
-
-		if (c)
-			n = (size_t)(c - q->host) + 1;
-	}
-	return n == r->host_len && strncasecmp(q->host, r->host, n) == 0;
-}
-
-static bool route_matches(const struct h1p_route *r, const struct h1_request *q)
-{
-	size_t plen, i, j;
-
-	if (r->method && (strlen(r->method) != q->method_len || memcmp(r->method, q->method, q->method_len)))
-		return false;
-	if (!host_matches(r, q))
-		return false;
-	if (r->path_kind != CFG_PATH_ANY) {
-		const char *qm = memchr(q->path, '?', q->path_len);
-
-		plen = qm ? (size_t)(qm - q->path) : q->path_len;
-		if (r->path_kind == CFG_PATH_EXACT && (plen != r->path_len || memcmp(q->path, r->path, plen)))
-			return false;
-		if (r->path_kind == CFG_PATH_PREFIX && (plen < r->path_len || memcmp(q->path, r->path, r->path_len)))
-			return false;
-	}
-	for (i = 0; i < r->n_mh; i++) {
-		bool found = false;
-
-		for (j = 0; j < q->n_headers && !found; j++) {
-			const struct h1_header *h = &q->headers[j];
-
-			if (!name_is(h, r->mh[i].name, r->mh[i].nlen))
-				continue;
-			found = !r->mh[i].value ||
-				(h->value_len == r->mh[i].vlen && memcmp(h->value, r->mh[i].value, h->value_len) == 0);
-		}
-		if (!found)
-			return false;
-	}
-	return true;
-}
-
 /* Picks the route's backend service by smooth weighted round-robin; ref taken. Lock held. */
 static struct proxy_svc *backend_pick_locked(struct h1s *s)
 {
 	struct proxy *px = s->px;
-	struct h1p_route *r = s->route;
-	struct h1p_backend *best = NULL;
+	struct h1r_route *r = s->route;
+	struct h1r_backend *best = NULL;
 	struct proxy_svc *b = NULL;
 	size_t i;
 
 	if (!r->n_be) {
 		b = s->svc;
 	} else {
-		for (i = 0; i < r->n_be; i++) {
-			if (!r->be[i].weight)
-				continue;
-			r->be[i].current += r->be[i].weight;
-			if (!best || r->be[i].current > best->current)
-				best = &r->be[i];
-		}
-		if (!best)
+		int k = h1r_backend_pick(r);
+
+		if (k < 0)
 			return NULL;
-		best->current -= r->be_total;
+		best = &r->be[k];
 		/* the index is this generation's; a reload may have moved it: then by name */
 		if (best->index < px->n_svcs && strcmp(px->svcs[best->index]->name, best->service) == 0) {
 			b = px->svcs[best->index];
@@ -1165,41 +968,12 @@ static bool hdr_dropped(const struct h1s *s, const struct h1_header *h, const ch
 	return false;
 }
 
-/* The names listed in Connection (RFC 9110 7.6.1): hop-by-hop, never forwarded. */
-static size_t connection_tokens(const struct h1_header *hs, size_t n, const char **p, size_t *l)
-{
-	size_t i, k = 0;
-
-	for (i = 0; i < n; i++) {
-		const char *v, *e;
-
-		if (!name_is(&hs[i], "connection", 10))
-			continue;
-		v = hs[i].value;
-		e = v + hs[i].value_len;
-		while (v < e && k < MAX_CONN_TOKENS) {
-			const char *t;
-
-			while (v < e && (*v == ',' || *v == ' ' || *v == '\t'))
-				v++;
-			t = v;
-			while (v < e && *v != ',' && *v != ' ' && *v != '\t')
-				v++;
-			if (v > t) {
-				p[k] = t;
-				l[k++] = (size_t)(v - t);
-			}
-		}
-	}
-	return k;
-}
-
 /* Builds the request head for this attempt into u->wb. */
 static int build_upstream_head(struct h1s *s, struct obuf *o)
 {
 	const struct h1_request *q = &s->req;
-	const char *tokp[MAX_CONN_TOKENS];
-	size_t tokl[MAX_CONN_TOKENS], ntok, i;
+	const char *tokp[H1R_MAX_CONN_TOKENS];
+	size_t tokl[H1R_MAX_CONN_TOKENS], ntok, i;
 	char line[160];
 	int r = 0;
 
@@ -1220,7 +994,7 @@ static int build_upstream_head(struct h1s *s, struct obuf *o)
 		r |= ob_str(o, addr_format(&d, a, sizeof(a)));
 	}
 	r |= ob_add(o, "\r\n", 2);
-	ntok = connection_tokens(q->headers, q->n_headers, tokp, tokl);
+	ntok = h1r_connection_tokens(q->headers, q->n_headers, tokp, tokl);
 	for (i = 0; i < q->n_headers; i++) {
 		const struct h1_header *h = &q->headers[i];
 
@@ -1509,7 +1283,7 @@ static void begin_request(struct h1s *s)
 	}
 	s->route = &l->def;
 	for (i = 0; i < l->n_routes; i++)
-		if (route_matches(&l->routes[i], &s->req)) {
+		if (h1r_route_matches(&l->routes[i], &s->req)) {
 			s->route = &l->routes[i];
 			break;
 		}
@@ -1601,8 +1375,8 @@ static int body_scan(struct h1s *s)
 static void deliver_response_head(struct h1s *s)
 {
 	const struct h1_response *p = &s->resp;
-	const char *tokp[MAX_CONN_TOKENS];
-	size_t tokl[MAX_CONN_TOKENS], ntok, i;
+	const char *tokp[H1R_MAX_CONN_TOKENS];
+	size_t tokl[H1R_MAX_CONN_TOKENS], ntok, i;
 	struct obuf *o = &s->ob;
 	char line[96];
 	int r = 0;
@@ -1619,7 +1393,7 @@ static void deliver_response_head(struct h1s *s)
 	r |= ob_str(o, line);
 	r |= ob_add(o, p->reason, p->reason_len);
 	r |= ob_add(o, "\r\n", 2);
-	ntok = connection_tokens(p->headers, p->n_headers, tokp, tokl);
+	ntok = h1r_connection_tokens(p->headers, p->n_headers, tokp, tokl);
 	for (i = 0; i < p->n_headers; i++) {
 		const struct h1_header *h = &p->headers[i];
 		size_t k;
@@ -2243,31 +2017,6 @@ void h1p_start(struct proxy_worker *w, int fd, struct proxy_svc *svc, const stru
 
 /* ---- protocol detection ("auto") ---- */
 
-static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-/*
- * Classifies the first bytes: PX_DETECT_* or -1 (need more). HTTP/1.x: a
- * method of 1..20 upper-case letters then SP (extension methods included).
- */
-static int detect_classify(const unsigned char *p, size_t n)
-{
-	size_t i, m = sizeof(h2_preface) - 1;
-
-	if (!n)
-		return -1;
-	if (memcmp(p, h2_preface, n < m ? n : m) == 0)
-		return n >= m ? PX_DETECT_HTTP2 : -1;
-	if (p[0] == 0x16)
-		return n < 2 ? -1 : p[1] == 0x03 ? PX_DETECT_TLS : PX_DETECT_OPAQUE;
-	for (i = 0; i < n && i <= 20; i++) {
-		if (p[i] == ' ')
-			return i ? PX_DETECT_HTTP1 : PX_DETECT_OPAQUE;
-		if (p[i] < 'A' || p[i] > 'Z')
-			return PX_DETECT_OPAQUE;
-	}
-	return i > 20 ? PX_DETECT_OPAQUE : -1;
-}
-
 static void detect_end(struct h1detect *d, int kind)
 {
 	struct proxy_worker *w = d->w;
@@ -2295,7 +2044,7 @@ static void detect_end(struct h1detect *d, int kind)
 static void detect_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct h1detect *d = io->data;
-	unsigned char b[32];
+	unsigned char b[H1R_DETECT_MAX];
 	ssize_t n;
 	int k;
 
@@ -2308,9 +2057,9 @@ static void detect_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 		detect_end(d, PX_DETECT_OPAQUE); /* EOF or error: the relay deals with it */
 		return;
 	}
-	k = detect_classify(b, (size_t)n);
-	if (k < 0 && (size_t)n == sizeof(b))
-		k = PX_DETECT_OPAQUE;
+	k = h1r_detect(b, (size_t)n);
+	if (k < 0 && (size_t)n >= H1R_DETECT_MAX)
+		k = H1R_OPAQUE;
 	if (k >= 0) {
 		detect_end(d, k);
 		return;
