@@ -278,6 +278,7 @@ struct h1up {
 	ev_io io;
 	ev_timer t;                  /* connect timeout, or idle timeout in the pool */
 	bool connected, reused, eof;
+	bool pooled;                 /* linked in the idle lists */
 	char *rb;                    /* response bytes */
 	size_t rlen, rcap;
 	struct obuf wb;              /* towards the upstream */
@@ -473,6 +474,7 @@ static void pool_unlink(struct h1up *u)
 	if (u->next)
 		u->next->prev = u->prev;
 	u->ep->n_idle[id]--;
+	u->pooled = false;
 	if (u->wprev)
 		u->wprev->wnext = u->wnext;
 	else
@@ -487,7 +489,7 @@ static void up_close(struct h1up *u)
 	struct proxy *px = u->w->px;
 
 	up_stop(u);
-	if (!u->s)
+	if (u->pooled)
 		pool_unlink(u);
 	if (u->fd >= 0)
 		close(u->fd);
@@ -543,6 +545,7 @@ static void pool_put(struct h1up *u, const struct h1p_svc *l)
 	if (w->idle_head)
 		w->idle_head->wprev = u;
 	w->idle_head = u;
+	u->pooled = true;
 	ev_io_init(&u->io, pool_idle_cb, u->fd, EV_READ);
 	u->io.data = u;
 	ev_io_start(w->loop, &u->io);

@@ -81,6 +81,7 @@ void trace_hex(char *out, const uint8_t *bytes, size_t n)
 		out[2 * i] = hexdig[bytes[i] >> 4];
 		out[2 * i + 1] = hexdig[bytes[i] & 15];
 	}
+	out[2 * n] = '\0';
 }
 
 void trace_hex64(char out[17], uint64_t v)
@@ -178,8 +179,8 @@ static int b3_sampling_char(const char *s, size_t len, bool *sampled)
  */
 int trace_parse_b3(const char *value, size_t len, struct trace_ctx *out)
 {
-	const char *f[5];
-	size_t flen[5], nf = 0, i, start = 0;
+	const char *f[4];
+	size_t flen[4], nf = 0, i, start = 0;
 	struct trace_ctx c;
 	uint64_t parent;
 	bool s;
@@ -195,14 +196,14 @@ int trace_parse_b3(const char *value, size_t len, struct trace_ctx *out)
 	for (i = 0; i <= len; i++) {
 		if (i < len && value[i] != '-')
 			continue;
-		if (nf == 5)
+		if (nf == 4)
 			return -EINVAL;
 		f[nf] = value + start;
 		flen[nf] = i - start;
 		nf++;
 		start = i + 1;
 	}
-	if (nf < 2 || nf > 4)
+	if (nf < 2)
 		return -EINVAL;
 	memset(&c, 0, sizeof(c));
 	if (b3_trace_id(f[0], flen[0], &c) || b3_span_id(f[1], flen[1], &c.span_id))
@@ -274,7 +275,7 @@ int trace_format_traceparent(char *out, size_t cap, const uint8_t trace_id[16], 
 	if (cap < TRACE_TRACEPARENT_LEN + 1)
 		return -ENOSPC;
 	memcpy(out, "00-", 3);
-	trace_hex(out + 3, trace_id, 16);
+	trace_hex(out + 3, trace_id, 16); /* its NUL is overwritten by the '-' */
 	out[35] = '-';
 	trace_hex64(out + 36, span_id);
 	memcpy(out + 52, sampled ? "-01" : "-00", 4); /* with the NUL */
@@ -292,7 +293,7 @@ int trace_format_b3(char *out, size_t cap, const struct trace_ctx *c, uint64_t s
 
 	if (n + 1 > cap)
 		return -ENOSPC;
-	trace_hex(out, t64 ? c->trace_id + 8 : c->trace_id, tl / 2);
+	trace_hex(out, t64 ? c->trace_id + 8 : c->trace_id, tl / 2); /* NUL at out[tl] < n: overwritten */
 	out[tl] = '-';
 	trace_hex64(out + tl + 1, span_id);
 	out[tl + 17] = '-';
@@ -580,7 +581,6 @@ void trace_span_json(struct buf *b, const struct trace_span *s, const char *loca
 	bool t64 = all_zero(s->trace_id, 8);
 
 	trace_hex(hex, t64 ? s->trace_id + 8 : s->trace_id, t64 ? 8 : 16);
-	hex[t64 ? 16 : 32] = '\0';
 	trace_hex64(id, s->id);
 	buf_printf(b, "{\"traceId\":\"%s\",\"id\":\"%s\"", hex, id);
 	if (s->parent_id) {

@@ -42,7 +42,7 @@ int trace_format_traceparent(char *out, size_t cap, const uint8_t trace_id[16], 
 			     bool sampled);
 /* "b3" single header: trace-span-sampled[-parent] (parent omitted when 0). */
 int trace_format_b3(char *out, size_t cap, const struct trace_ctx *c, uint64_t span_id, uint64_t parent_id);
-/* lower-case hex: trace_hex writes exactly 2*n digits and no NUL; trace_hex64 writes 16 digits and a NUL */
+/* lower-case hex, NUL-terminated: trace_hex writes 2*n digits and a NUL (out holds 2*n + 1), trace_hex64 16 and a NUL */
 void trace_hex(char *out, const uint8_t *bytes, size_t n);
 void trace_hex64(char out[17], uint64_t v);
 
