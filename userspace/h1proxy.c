@@ -1520,8 +1520,8 @@ static void on_response_head(struct h1s *s)
 	if (s->ep_i >= 0) {
 		struct proxy_ep *ep = s->bsvc->eps[s->ep_i];
 
+		/* peak-EWMA of response latency: balancing is per request */
 		bal_observe(&ep->bal, lat * 1e6, now_of(s));
-		px_ep_observe_latency(ep, lat);
 		if (fail5)
 			ep->responses_5xx++;
 		px_breaker(s->bsvc, s->ep_i, !fail5, now_of(s), "consecutive 5xx responses or failures");
@@ -1865,6 +1865,7 @@ static void sess_up_cb(struct ev_loop *loop, ev_io *io, int revents)
 		ev_timer_stop(loop, &u->t);
 		pthread_mutex_lock(&s->px->lock);
 		u->ep->opened++;
+		px_ep_observe_latency(u->ep, now_of(s) - s->attempt_start);
 		pthread_mutex_unlock(&s->px->lock);
 	}
 	if (revents & EV_READ) {
@@ -2209,6 +2210,7 @@ void h1p_render_metrics(struct proxy *px, struct buf *out)
 	static const char *const cls[] = { "", "1xx", "2xx", "3xx", "4xx", "5xx" };
 	struct proxy_svcstat *st;
 	struct px_routestat *r;
+	struct proxy_ep *ep;
 	size_t i;
 
 	buf_puts(out, "# HELP weft_http_requests_total HTTP requests answered, by service, route and status class.\n"
@@ -2311,6 +2313,24 @@ void h1p_render_metrics(struct proxy *px, struct buf *out)
 			buf_prom_label(out, st->name);
 			buf_printf(out, "\",protocol=\"%s\"} %llu\n", detect_names[i], (unsigned long long)st->detected[i]);
 		}
+	}
+	buf_puts(out, "# HELP weft_http_endpoint_requests_total HTTP attempts sent to an endpoint, retries included.\n"
+		      "# TYPE weft_http_endpoint_requests_total counter\n");
+	for (ep = px->ep_registry; ep; ep = ep->next) {
+		if (!ep->requests)
+			continue;
+		buf_puts(out, "weft_http_endpoint_requests_total{service=\"");
+		buf_prom_label(out, ep->svc->name);
+		buf_printf(out, "\",endpoint=\"%s\"} %llu\n", ep->addr_str, (unsigned long long)ep->requests);
+	}
+	buf_puts(out, "# HELP weft_http_endpoint_responses_5xx_total HTTP attempts an endpoint answered with a 5xx "
+		      "status (they count toward ejection).\n# TYPE weft_http_endpoint_responses_5xx_total counter\n");
+	for (ep = px->ep_registry; ep; ep = ep->next) {
+		if (!ep->requests)
+			continue;
+		buf_puts(out, "weft_http_endpoint_responses_5xx_total{service=\"");
+		buf_prom_label(out, ep->svc->name);
+		buf_printf(out, "\",endpoint=\"%s\"} %llu\n", ep->addr_str, (unsigned long long)ep->responses_5xx);
 	}
 	if (px->zipkin) {
 		struct zipkin_stats zs;
