@@ -207,6 +207,18 @@ static void agent_on_cgroup_event(void *arg)
 		ev_timer_start(a->loop, &a->rescan);
 }
 
+/* The exporter is made once at start (workers use it without a lock); only sample_rate may change. */
+static bool tracing_export_changed(const struct cfg_tracing *n, const struct cfg_tracing *o)
+{
+	if (n->enabled != o->enabled)
+		return true;
+	if (!n->enabled)
+		return false;
+	return !addr_equal(&n->collector, &o->collector) || strcmp(n->path, o->path) != 0 ||
+	       strcmp(n->service_name, o->service_name) != 0 || n->queue_size != o->queue_size ||
+	       n->batch_size != o->batch_size || n->flush_ms != o->flush_ms;
+}
+
 static int agent_reload(struct agent *a, struct buf *errout);
 
 /*
@@ -309,6 +321,9 @@ static int agent_reload(struct agent *a, struct buf *errout)
 		why = "agent.inbound";
 	else if (a->inbound && !n->tls_ca)
 		why = "the tls group (removing it ends mTLS connections in flight)";
+	else if (tracing_export_changed(&n->tracing, &a->cfg->tracing))
+		why = "tracing export (collector, path, service_name, queue_size, batch_size, flush_ms; "
+		      "sample_rate can change)";
 	if (why) {
 		log_error("reload rejected: %s cannot change while weftd runs; restart weftd to change it",
 			  why);
