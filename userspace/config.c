@@ -14,7 +14,8 @@
  *  3. The tree is walked once against the schema below. Every problem is
  *     recorded and the walk goes on, so one run of `weftd --check` shows
  *     everything that is wrong. Cross-entry checks (duplicates) use small
- *     hash sets, O(n) in the number of entries.
+ *     hash sets, O(n) in the number of entries. Route backends name
+ *     services, so they are resolved to indices once every service is known.
  *  4. Messages are sorted by line, like a compiler's.
  *
  * Messages are "FILE:LINE: path.to.key: what is wrong; how to fix it", one
@@ -1662,7 +1663,7 @@ static void parse_service(struct cfg_ctx *x, const config_setting_t *g, size_t i
 	svc->max_headers = 100;
 	svc->request_timeout_ms = 15000;
 	svc->max_retry_body = 65536;
-	svc->pool_max_idle = 16;
+	svc->pool_max_idle = 128;
 	svc->pool_idle_timeout_ms = 30000;
 	svc->retry_on_status[0] = 502;
 	svc->retry_on_status[1] = 503;

@@ -134,7 +134,8 @@ def test_config_effective_with_defaults(weft):
     assert s["balancer"] == "ewma", s
     assert s["endpoints"] == [{"address": e.addr, "weight": 1}], s
     assert s["timeouts"] == {"connect_ms": 1000, "idle_ms": 0}, s
-    assert s["retry"] == {"attempts": 3}, s
+    assert s["retry"]["attempts"] == 3, s
+    assert s["retry"]["on_status"] == [502, 503, 504], s
     # and the agent really runs that config
     res = weft.client("echo", vip, cgroup=cg, nbytes=1000)
     assert res["ok"] and res["echo_ok"], res

@@ -462,19 +462,29 @@ def weft_progs(cg_path, effective=False):
 
 def services_conf(services):
     """[{name, addresses, endpoints, protocol?, balancer?, connect_ms?,
-    attempts?, extra? (more service keys, verbatim)}] -> libconfig text."""
+    attempts?, retry?, extra? (more service keys, verbatim)}] -> libconfig text.
+    retry: None (default) writes `retry = { attempts = <attempts>; };`; a
+    string writes `retry = { <that text> };` instead (attempts is then not
+    written unless the text has it); "" or False writes no retry group."""
     parts = []
     for s in services:
         # an endpoint is "ip:port" or ("ip:port", weight)
         eps = ", ".join('{ address = "%s"; weight = %d; }' % e if isinstance(e, tuple)
                         else '{ address = "%s"; }' % e for e in s["endpoints"])
         addrs = ", ".join('"%s"' % a for a in s["addresses"])
+        retry = s.get("retry")
+        if retry is None:
+            retry_text = " retry = { attempts = %d; };" % s.get("attempts", 1)
+        elif not retry:
+            retry_text = ""
+        else:
+            retry_text = " retry = { %s };" % retry
         parts.append(
             '{ name = "%s"; addresses = [ %s ]; protocol = "%s"; balancer = "%s";\n'
             '    endpoints = ( %s );\n'
-            '    timeouts = { connect_ms = %d; }; retry = { attempts = %d; };%s }'
+            '    timeouts = { connect_ms = %d; };%s%s }'
             % (s["name"], addrs, s.get("protocol", "tcp"), s.get("balancer", "round-robin"),
-               eps, s.get("connect_ms", 1000), s.get("attempts", 1), s.get("extra", "")))
+               eps, s.get("connect_ms", 1000), retry_text, s.get("extra", "")))
     return "services = (\n  " + ",\n  ".join(parts) + "\n);\n"
 
 
@@ -482,7 +492,7 @@ class Weftd:
     """One weftd process with its own config, ports, pin path and log file."""
 
     def __init__(self, binary, workdir, cgroups, services, fail_mode="open",
-                 stale_ms=1000, log_level="debug", extra_agent="", name=None):
+                 stale_ms=1000, log_level="debug", extra_agent="", name=None, extra_root=""):
         self.binary = binary
         self.name = name or unique_name("weftd")
         self.dir = os.path.join(workdir, self.name)
@@ -502,10 +512,13 @@ class Weftd:
             '  admin = "%s";\n  outbound_port = %d;\n  inbound = "%s";\n'
             '  bpf_pin_path = "%s";\n  fail_mode = "%s";\n  heartbeat_stale_ms = %d;\n'
             '  mark = 0x574546;\n  log_level = "%s";\n%s'
-            '};\n'
+            '};\n%s'
             'intercept: { cgroups = [ %s ]; };\n'
             % (self.admin, self.outbound_port, self.inbound, self.pin_path, fail_mode,
                stale_ms, log_level, extra_agent,
+               # extra_root: more top-level groups (e.g. tracing), verbatim; before
+               # intercept so that rewrite_config() keeps them
+               (extra_root.rstrip("\n") + "\n") if extra_root else "",
                ", ".join('"%s"' % c for c in self.cgroups))
             + services_conf(services))
         with open(self.conf_path, "w") as f:
@@ -2073,3 +2086,191 @@ def packet_capture(h, ns, iface):
     c = PacketCapture(ns, iface)
     h._push("capture on %s in %s" % (iface, ns), c.stop)
     return c
+
+
+# ==========================================================================
+# HTTP (layer 7) helpers for test_http.py (added; nothing above depends on
+# them): the HTTP/1.1 backend (http_backend.py) and the HTTP clients
+# (http_client.py), both run as separate processes like serve/client above.
+
+HTTP_BACKEND = os.path.join(HERE, "http_backend.py")
+HTTP_CLIENT = os.path.join(HERE, "http_client.py")
+
+
+class HttpBackend:
+    """http_backend.py running: .addr, .log_path; .events() reads its log."""
+
+    def __init__(self, mode, name, listen, workdir, delay=None, status=None, seed=None,
+                 fail_rate=None, cgroup=None):
+        self.mode, self.name = mode, name
+        base = os.path.join(workdir or "/tmp", "%s.%s" % (unique_name(), name))
+        self.log_path = base + ".log"
+        self.err_path = base + ".stderr"
+        open(self.log_path, "w").close()
+        argv = [PYTHON, HTTP_BACKEND, "--mode", mode, "--name", name, "--listen", listen,
+                "--log", self.log_path, "--tag", run_prefix() + "httpsrv"]
+        if delay is not None:
+            argv += ["--delay", str(delay)]
+        if status is not None:
+            argv += ["--status", str(status)]
+        if seed is not None:
+            argv += ["--seed", str(seed)]
+        if fail_rate is not None:
+            argv += ["--fail-rate", str(fail_rate)]
+        self._err = open(self.err_path, "wb")
+        self.proc = spawn(in_cgroup_argv(cgroup, argv), stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=self._err)
+        line = b""
+        import select
+        if select.select([self.proc.stdout], [], [], 10)[0]:
+            line = self.proc.stdout.readline()
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            self.stop()
+            raise RuntimeError("http backend %s (%s on %s) did not start: %s"
+                               % (name, mode, listen, self.stderr()))
+        self.addr = ev["addr"]
+
+    def __repr__(self):
+        return "HttpBackend(%s %s %s)" % (self.name, self.mode, self.addr)
+
+    def events(self, kind=None):
+        out = []
+        try:
+            with open(self.log_path) as f:
+                for line in f:
+                    try:
+                        e = json.loads(line)
+                    except ValueError:
+                        continue
+                    if kind is None or e.get("event") == kind:
+                        out.append(e)
+        except OSError:
+            pass
+        return out
+
+    def requests(self):
+        return self.events("request")
+
+    def conns(self):
+        return self.events("conn")
+
+    def bad_requests(self):
+        return self.events("bad_request")
+
+    def stderr(self):
+        try:
+            with open(self.err_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def stop(self):
+        stop_process(self.proc, 3.0)
+        self._err.close()
+        try:
+            self.proc.stdout.close()
+        except OSError:
+            pass
+
+
+def http_backend(h, mode, name, listen=None, **kw):
+    """Start http_backend.py (torn down with h); listen defaults to a free
+    127.0.0.1 port. kw: delay, status, seed, fail_rate, cgroup."""
+    if listen is None:
+        listen = "127.0.0.1:%d" % free_port()
+    b = HttpBackend(mode, name, listen, h.workdir, **kw)
+    h.servers.append(b)     # the report hook attaches its stderr on failure
+    h._push("http backend %s" % name, b.stop)
+    return b
+
+
+def _run_json(argv, timeout):
+    p = spawn(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return _client_result(p, timeout)
+
+
+def http_requests(connect, cgroup=None, timeout=5.0, wait=None, **spec):
+    """http_client.py requests (in cgroup): spec keys as documented there
+    (n, method, path, paths, headers, header_list, body, body_len, chunked,
+    keepalive, concurrency, detail, host). Returns its JSON (+ rc, stderr)."""
+    spec.setdefault("timeout", timeout)
+    argv = [PYTHON, HTTP_CLIENT, "requests", "--connect", connect, "--spec", json.dumps(spec),
+            "--timeout", str(timeout), "--tag", run_prefix() + "httpcli"]
+    n = int(spec.get("n", 1))
+    conc = int(spec.get("concurrency", 1))
+    return _run_json(in_cgroup_argv(cgroup, argv),
+                     wait if wait is not None else 20 + timeout * (1 + n // max(conc, 1)))
+
+
+def http_raw(connect, script, cgroup=None, timeout=5.0):
+    """http_client.py raw (in cgroup): one connection driven by script (a list
+    of steps: send / recv_until / recv_n / recv_eof / shut_wr / sleep).
+    Text is latin-1 bytes. Returns its JSON (+ rc, stderr)."""
+    argv = [PYTHON, HTTP_CLIENT, "raw", "--connect", connect, "--script", json.dumps(script),
+            "--timeout", str(timeout), "--tag", run_prefix() + "httpraw"]
+    total = sum(float(s.get("timeout", timeout)) + float(s.get("sleep", 0)) for s in script)
+    return _run_json(in_cgroup_argv(cgroup, argv), total + 20)
+
+
+def parse_responses(data):
+    """Raw response bytes (latin-1 text or bytes) -> ([{"status", "version",
+    "reason", "headers" {lower: value}, "header_list", "body" (bytes),
+    "json" (or None)}], leftover bytes). Frames by Content-Length, chunked,
+    or to the end (no length: the rest is the body). 1xx are included."""
+    if isinstance(data, str):
+        data = data.encode("latin-1")
+    out = []
+    i = 0
+    while i < len(data):
+        end = data.find(b"\r\n\r\n", i)
+        if end < 0:
+            break
+        head = data[i:end].decode("latin-1").split("\r\n")
+        version, _, rest = head[0].partition(" ")
+        code, _, reason = rest.partition(" ")
+        hl = []
+        for line in head[1:]:
+            n, _, v = line.partition(":")
+            hl.append((n, v.strip()))
+        hd = {}
+        for n, v in hl:
+            hd[n.lower()] = v if n.lower() not in hd else hd[n.lower()] + ", " + v
+        try:
+            status = int(code)
+        except ValueError:
+            status = None
+        j = end + 4
+        body = b""
+        if status is not None and (100 <= status < 200 or status in (204, 304)):
+            pass
+        elif "chunked" in hd.get("transfer-encoding", "").lower():
+            while True:
+                le = data.find(b"\r\n", j)
+                if le < 0:
+                    j = len(data)
+                    break
+                size = int(data[j:le].split(b";")[0] or b"0", 16)
+                j = le + 2
+                if size == 0:
+                    te = data.find(b"\r\n\r\n", j - 2)
+                    j = te + 4 if te >= 0 else len(data)
+                    break
+                body += data[j:j + size]
+                j += size + 2
+        elif "content-length" in hd:
+            n = int(hd["content-length"].split(",")[0])
+            body = data[j:j + n]
+            j += n
+        else:
+            body = data[j:]
+            j = len(data)
+        try:
+            js = json.loads(body) if body else None
+        except ValueError:
+            js = None
+        out.append({"status": status, "version": version, "reason": reason, "headers": hd,
+                    "header_list": hl, "body": body, "json": js})
+        i = j
+    return out, data[i:]

@@ -19,7 +19,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "config.h"
+#include "config_render.h"
 
 #define MAX_MSGS 12
 
@@ -125,6 +127,43 @@ static const char full_tls[] =
 	"identities = ( { cgroup = \"system.slice/*.service\"; identity = \"spiffe://example.org/ns/a/sa/b\";\n"
 	"                 cert = \"/etc/passwd\"; key = \"/etc/passwd\"; } );\n";
 
+/* A service's HTTP settings when it writes none (docs/config.md). */
+static void check_http_defaults(const struct cfg_service *s)
+{
+	assert_int_equal(s->max_requests, 10000);
+	assert_int_equal(s->detect_timeout_ms, 100);
+	assert_int_equal(s->max_request_line, 8192);
+	assert_int_equal(s->max_header_bytes, 65536);
+	assert_int_equal(s->max_headers, 100);
+	assert_int_equal(s->request_timeout_ms, 15000);
+	assert_int_equal(s->max_retry_body, 65536);
+	assert_int_equal(s->pool_max_idle, 128);
+	assert_int_equal(s->pool_idle_timeout_ms, 30000);
+	assert_int_equal(s->n_retry_on_status, 3);
+	assert_int_equal(s->retry_on_status[0], 502);
+	assert_int_equal(s->retry_on_status[1], 503);
+	assert_int_equal(s->retry_on_status[2], 504);
+	assert_true(s->retry_budget_ratio == 0.2);
+	assert_int_equal(s->retry_budget_min_per_s, 10);
+	assert_int_equal(s->retry_budget_window_s, 10);
+	assert_int_equal(s->retry_backoff_base_ms, 25);
+	assert_int_equal(s->retry_backoff_max_ms, 250);
+	assert_int_equal(s->n_routes, 0);
+	assert_null(s->routes);
+}
+
+/* tracing when the group is absent or empty: off, but path and service_name usable. */
+static void check_tracing_defaults(const struct cfg_tracing *t)
+{
+	assert_false(t->enabled);
+	assert_string_equal(t->path, "/api/v2/spans");
+	assert_string_equal(t->service_name, "weft");
+	assert_true(t->sample_rate == 1.0);
+	assert_int_equal(t->queue_size, 4096);
+	assert_int_equal(t->batch_size, 100);
+	assert_int_equal(t->flush_ms, 1000);
+}
+
 static void test_full(void **state)
 {
 	char text[sizeof(full_config) + sizeof(full_tls)];
@@ -197,6 +236,7 @@ static void test_full(void **state)
 	assert_int_equal(s->cb_max_ejection_percent, 50);
 	assert_int_equal(s->max_connections, 10000);
 	assert_int_equal(s->max_pending, 1000);
+	check_http_defaults(s);
 
 	s = &c->services[2];
 	assert_string_equal(s->name, "0");
@@ -235,6 +275,7 @@ static void check_defaults(const struct weft_config *c)
 	assert_int_equal(c->n_services, 0);
 	assert_null(c->services);
 	assert_null(c->tls_ca);
+	check_tracing_defaults(&c->tracing);
 }
 
 static void test_defaults(void **state)
@@ -245,6 +286,7 @@ static void test_defaults(void **state)
 		"agent: { };\nintercept: { };\nservices = ( );\n",
 		"agent = { };\nintercept = { cgroups = [ ]; };\n",
 		"intercept: { cgroups = ( ); };\n",
+		"tracing: { };\n",
 	};
 	size_t i;
 
@@ -311,6 +353,239 @@ static void test_names(void **state)
 	assert_string_equal(cfg_log_level_name(CFG_LOG_DEBUG), "debug");
 }
 
+/* --- HTTP: limits, retries, routes; tracing ------------------------------------- */
+
+static const char http_config[] =
+	"services = (\n"                                                                                   /* 1 */
+	"  { name = \"web\"; addresses = [ \"127.10.0.1:80\" ]; protocol = \"http\";\n"                  /* 2 */
+	"    endpoints = ( { address = \"127.0.0.1:8081\"; } );\n"                                         /* 3 */
+	"    limits = { max_requests = 1048576; };\n"                                                      /* 4 */
+	"    http = { detect_timeout_ms = 1; max_request_line = 256; max_header_bytes = 1024; max_headers = 8;\n"
+	"             request_timeout_ms = 0; max_retry_body = 0; pool_max_idle = 0; pool_idle_timeout_ms = 100; };\n"
+	"    retry = { attempts = 2; on_status = [ 500, 503 ]; budget_ratio = 1; budget_min_per_s = 0;\n" /* 7 */
+	"              budget_window_s = 60; backoff_base_ms = 0; backoff_max_ms = 0; };\n"                /* 8 */
+	"    routes = (\n"                                                                                 /* 9 */
+	"      { name = \"canary\";\n"                                                                     /* 10 */
+	"        match = { method = \"GET\"; host = \"API.Example.com\"; path_prefix = \"/api/\";\n"      /* 11 */
+	"                  headers = ( { name = \"X-Canary\"; value = \"1\"; }, { name = \"x-present\"; } ); };\n"
+	"        backends = ( { service = \"web-v1\"; weight = 90; },\n"                                   /* 13 */
+	"                     { service = \"web-v2\"; weight = 10; } );\n"                                 /* 14 */
+	"        timeout_ms = 2000; retryable = true;\n"                                                   /* 15 */
+	"        request_headers = { add = ( { name = \"X-Via\"; value = \"weft\"; }, { name = \"x-e\"; value = \"\"; },\n"
+	"                                    { name = \"x-tab\"; value = \"a\\tb\"; } );\n"              /* 17 */
+	"                            remove = [ \"X-Internal\", \"x-debug\" ]; }; },\n"                   /* 18 */
+	"      { match = { path = \"/exact\"; method = \"PURGE\"; };\n"                                   /* 19 */
+	"        backends = ( { service = \"web\"; weight = 0; }, { service = \"web-v2\"; } ); },\n"      /* 20 */
+	"      { match = { }; request_headers = { }; },\n"                                                 /* 21 */
+	"      { }\n"                                                                                      /* 22 */
+	"    ); },\n"                                                                                      /* 23 */
+	"  { name = \"web-v1\"; addresses = [ \"127.10.0.2:80\" ]; endpoints = ( { address = \"127.0.0.1:8082\"; } ); },\n"
+	"  { name = \"web-v2\"; addresses = [ \"127.10.0.3:80\" ]; http = { request_timeout_ms = 3600000; };\n"
+	"    retry = { on_status = [ ]; budget_ratio = 0.5; budget_min_per_s = 100000; backoff_base_ms = 60000; backoff_max_ms = 60000; };\n"
+	"    routes = ( { backends = ( { service = \"web-v2\"; } ); } ); }\n"                            /* 27 */
+	");\n"
+	"tracing = { collector = \"127.0.0.1:9411\"; path = \"/x\"; service_name = \"My svc 1\"; sample_rate = 0.25;\n"
+	"  queue_size = 1; batch_size = 10000; flush_ms = 10; };\n";
+
+static void test_http_routes(void **state)
+{
+	struct weft_config *c = load_ok(http_config);
+	const struct cfg_service *s = &c->services[0];
+	const struct cfg_route *r;
+
+	assert_int_equal(s->max_requests, 1048576);
+	assert_int_equal(s->detect_timeout_ms, 1);
+	assert_int_equal(s->max_request_line, 256);
+	assert_int_equal(s->max_header_bytes, 1024);
+	assert_int_equal(s->max_headers, 8);
+	assert_int_equal(s->request_timeout_ms, 0);
+	assert_int_equal(s->max_retry_body, 0);
+	assert_int_equal(s->pool_max_idle, 0);
+	assert_int_equal(s->pool_idle_timeout_ms, 100);
+	assert_int_equal(s->retry_attempts, 2);
+	assert_int_equal(s->n_retry_on_status, 2);
+	assert_int_equal(s->retry_on_status[0], 500);
+	assert_int_equal(s->retry_on_status[1], 503);
+	assert_true(s->retry_budget_ratio == 1.0); /* an integer is a number too */
+	assert_int_equal(s->retry_budget_min_per_s, 0);
+	assert_int_equal(s->retry_budget_window_s, 60);
+	assert_int_equal(s->retry_backoff_base_ms, 0);
+	assert_int_equal(s->retry_backoff_max_ms, 0);
+	assert_int_equal(s->n_routes, 4);
+
+	r = &s->routes[0];
+	assert_string_equal(r->name, "canary");
+	assert_int_equal(r->line, 10);
+	assert_string_equal(r->method, "GET");
+	assert_string_equal(r->host, "api.example.com"); /* lower-cased */
+	assert_int_equal(r->path_kind, CFG_PATH_PREFIX);
+	assert_string_equal(r->path, "/api/");
+	assert_int_equal(r->n_match_headers, 2);
+	assert_string_equal(r->match_headers[0].name, "x-canary");
+	assert_string_equal(r->match_headers[0].value, "1");
+	assert_string_equal(r->match_headers[1].name, "x-present");
+	assert_null(r->match_headers[1].value); /* present, any value */
+	assert_int_equal(r->n_backends, 2);
+	assert_string_equal(r->backends[0].service, "web-v1");
+	assert_int_equal(r->backends[0].index, 1);
+	assert_int_equal(r->backends[0].weight, 90);
+	assert_int_equal(r->backends[0].line, 13);
+	assert_string_equal(r->backends[1].service, "web-v2");
+	assert_int_equal(r->backends[1].index, 2);
+	assert_int_equal(r->backends[1].weight, 10);
+	assert_int_equal(r->timeout_ms, 2000);
+	assert_true(r->retryable);
+	assert_int_equal(r->n_add_headers, 3);
+	assert_string_equal(r->add_headers[0].name, "x-via");
+	assert_string_equal(r->add_headers[0].value, "weft");
+	assert_string_equal(r->add_headers[1].name, "x-e");
+	assert_string_equal(r->add_headers[1].value, "");
+	assert_string_equal(r->add_headers[2].value, "a\tb");
+	assert_int_equal(r->n_remove_headers, 2);
+	assert_string_equal(r->remove_headers[0], "x-internal");
+	assert_string_equal(r->remove_headers[1], "x-debug");
+
+	r = &s->routes[1];
+	assert_string_equal(r->name, "route1"); /* default: route<index> */
+	assert_string_equal(r->method, "PURGE"); /* any token, case kept */
+	assert_null(r->host);
+	assert_int_equal(r->path_kind, CFG_PATH_EXACT);
+	assert_string_equal(r->path, "/exact");
+	assert_int_equal(r->n_backends, 2);
+	assert_int_equal(r->backends[0].index, 0); /* the route's own service */
+	assert_int_equal(r->backends[0].weight, 0);
+	assert_int_equal(r->backends[1].index, 2);
+	assert_int_equal(r->backends[1].weight, 1); /* default */
+	assert_int_equal(r->timeout_ms, 0);         /* http.request_timeout_ms */
+	assert_false(r->retryable);
+	assert_int_equal(r->n_add_headers, 0);
+	assert_int_equal(r->n_remove_headers, 0);
+
+	/* an empty match and no backends: everything, to the service itself */
+	r = &s->routes[2];
+	assert_string_equal(r->name, "route2");
+	assert_null(r->method);
+	assert_int_equal(r->path_kind, CFG_PATH_ANY);
+	assert_null(r->path);
+	assert_int_equal(r->n_match_headers, 0);
+	assert_int_equal(r->n_backends, 0);
+	assert_null(r->backends);
+	r = &s->routes[3];
+	assert_string_equal(r->name, "route3");
+	assert_int_equal(r->line, 22);
+
+	s = &c->services[1];
+	assert_string_equal(s->name, "web-v1");
+	check_http_defaults(s);
+
+	s = &c->services[2];
+	assert_int_equal(s->request_timeout_ms, 3600000);
+	assert_int_equal(s->n_retry_on_status, 0); /* [ ]: never on a status */
+	assert_true(s->retry_budget_ratio == 0.5);
+	assert_int_equal(s->retry_budget_min_per_s, 100000);
+	assert_int_equal(s->retry_backoff_base_ms, 60000);
+	assert_int_equal(s->retry_backoff_max_ms, 60000);
+	assert_int_equal(s->n_routes, 1);
+	assert_int_equal(s->routes[0].timeout_ms, 3600000); /* the service's own request timeout */
+	assert_int_equal(s->routes[0].backends[0].index, 2);
+	assert_string_equal(s->routes[0].name, "route0");
+
+	assert_true(c->tracing.enabled);
+	assert_string_equal(fmt_addr(&c->tracing.collector), "127.0.0.1:9411");
+	assert_string_equal(c->tracing.path, "/x");
+	assert_string_equal(c->tracing.service_name, "My svc 1");
+	assert_true(c->tracing.sample_rate == 0.25);
+	assert_int_equal(c->tracing.queue_size, 1);
+	assert_int_equal(c->tracing.batch_size, 10000);
+	assert_int_equal(c->tracing.flush_ms, 10);
+	cfg_free(c);
+
+	/* tracing bounds the other way, integers for the rate */
+	c = load_ok("tracing = { collector = \"[::1]:9411\"; sample_rate = 0; queue_size = 1048576; batch_size = 1; flush_ms = 60000;\n"
+		    "  service_name = \"abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghij123\"; path = \"/a/b?c=d\"; };\n");
+	assert_true(c->tracing.enabled);
+	assert_true(c->tracing.sample_rate == 0.0);
+	assert_int_equal(c->tracing.queue_size, 1048576);
+	assert_int_equal(c->tracing.batch_size, 1);
+	assert_int_equal(c->tracing.flush_ms, 60000);
+	assert_string_equal(c->tracing.path, "/a/b?c=d");
+	cfg_free(c);
+
+	/* tracing without a collector: off, the rest kept */
+	c = load_ok("tracing = { sample_rate = 1; service_name = \"edge\"; };\n");
+	assert_false(c->tracing.enabled);
+	assert_true(c->tracing.sample_rate == 1.0);
+	assert_string_equal(c->tracing.service_name, "edge");
+	assert_string_equal(c->tracing.path, "/api/v2/spans");
+	cfg_free(c);
+
+	/* the upper bounds of the http group and of the retry budget */
+	c = load_ok("services = ( { name = \"a\"; addresses = [ \"1.2.3.4:1\" ]; protocol = \"auto\";\n"
+		    "  http = { detect_timeout_ms = 10000; max_request_line = 1048576; max_header_bytes = 1048576; max_headers = 1000;\n"
+		    "    request_timeout_ms = 3600000; max_retry_body = 16777216; pool_max_idle = 10000; pool_idle_timeout_ms = 3600000; };\n"
+		    "  retry = { budget_ratio = 1000.0; budget_window_s = 1; on_status = ( 100, 599 ); }; limits = { max_requests = 1; }; } );\n");
+	s = &c->services[0];
+	assert_int_equal(s->detect_timeout_ms, 10000);
+	assert_int_equal(s->max_request_line, 1048576);
+	assert_int_equal(s->max_header_bytes, 1048576);
+	assert_int_equal(s->max_headers, 1000);
+	assert_int_equal(s->max_retry_body, 16777216);
+	assert_int_equal(s->pool_max_idle, 10000);
+	assert_int_equal(s->pool_idle_timeout_ms, 3600000);
+	assert_true(s->retry_budget_ratio == 1000.0);
+	assert_int_equal(s->retry_budget_window_s, 1);
+	assert_int_equal(s->n_retry_on_status, 2);
+	assert_int_equal(s->retry_on_status[1], 599);
+	assert_int_equal(s->max_requests, 1);
+	cfg_free(c);
+}
+
+/* GET /config shows the routes, the http and retry settings and tracing as parsed. */
+static void test_http_render(void **state)
+{
+	struct weft_config *c = load_ok(http_config);
+	struct buf b = { 0 };
+	static const char *const want[] = {
+		"\"retry\":{\"attempts\":2,\"on_status\":[500,503],\"budget_ratio\":1,\"budget_min_per_s\":0,"
+		"\"budget_window_s\":60,\"backoff_base_ms\":0,\"backoff_max_ms\":0},"
+		"\"limits\":{\"max_connections\":10000,\"max_pending\":1000,\"max_requests\":1048576},"
+		"\"http\":{\"detect_timeout_ms\":1,\"max_request_line\":256,\"max_header_bytes\":1024,\"max_headers\":8,"
+		"\"request_timeout_ms\":0,\"max_retry_body\":0,\"pool_max_idle\":0,\"pool_idle_timeout_ms\":100},\"routes\":["
+		"{\"name\":\"canary\",\"match\":{\"method\":\"GET\",\"host\":\"api.example.com\",\"path\":null,\"path_prefix\":\"/api/\","
+		"\"headers\":[{\"name\":\"x-canary\",\"value\":\"1\"},{\"name\":\"x-present\",\"value\":null}]},"
+		"\"backends\":[{\"service\":\"web-v1\",\"weight\":90},{\"service\":\"web-v2\",\"weight\":10}],"
+		"\"timeout_ms\":2000,\"retryable\":true,\"request_headers\":{\"add\":[{\"name\":\"x-via\",\"value\":\"weft\"},"
+		"{\"name\":\"x-e\",\"value\":\"\"},{\"name\":\"x-tab\",\"value\":\"a\\tb\"}],\"remove\":[\"x-internal\",\"x-debug\"]}},"
+		"{\"name\":\"route1\",\"match\":{\"method\":\"PURGE\",\"host\":null,\"path\":\"/exact\",\"path_prefix\":null,\"headers\":[]},",
+		"{\"name\":\"route3\",\"match\":{\"method\":null,\"host\":null,\"path\":null,\"path_prefix\":null,\"headers\":[]},"
+		"\"backends\":[],\"timeout_ms\":0,\"retryable\":false,\"request_headers\":{\"add\":[],\"remove\":[]}}]}",
+		"\"retry\":{\"attempts\":3,\"on_status\":[],\"budget_ratio\":0.5,",
+		"\"retry\":{\"attempts\":3,\"on_status\":[502,503,504],\"budget_ratio\":0.2,\"budget_min_per_s\":10,"
+		"\"budget_window_s\":10,\"backoff_base_ms\":25,\"backoff_max_ms\":250}",
+		"\"tracing\":{\"enabled\":true,\"collector\":\"127.0.0.1:9411\",\"path\":\"/x\",\"service_name\":\"My svc 1\","
+		"\"sample_rate\":0.25,\"queue_size\":1,\"batch_size\":10000,\"flush_ms\":10}}\n",
+	};
+	size_t i;
+
+	cfg_render_json(c, &b);
+	buf_add(&b, "", 1);
+	assert_false(buf_failed(&b));
+	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		if (!strstr(b.p, want[i]))
+			fail_msg("rendered config lacks\n  %s\nin\n  %s", want[i], b.p);
+	buf_free(&b);
+	cfg_free(c);
+
+	c = load_ok("");
+	cfg_render_json(c, &b);
+	buf_add(&b, "", 1);
+	if (!strstr(b.p, "\"tracing\":{\"enabled\":false,\"collector\":null,\"path\":\"/api/v2/spans\",\"service_name\":\"weft\","
+			 "\"sample_rate\":1,\"queue_size\":4096,\"batch_size\":100,\"flush_ms\":1000}}\n"))
+		fail_msg("default tracing not rendered: %s", b.p);
+	buf_free(&b);
+	cfg_free(c);
+}
+
 /* --- what does not, and what it says ------------------------------------------ */
 
 struct fail_case {
@@ -320,6 +595,11 @@ struct fail_case {
 };
 
 #define SVC(body) "services = (\n  { name = \"web\"; addresses = [ \"127.10.0.1:80\" ];\n" body "  }\n);\n"
+/* routes of service 'web' (services[1]; line 5 is the first route), with 'web-v1' to route to */
+#define ROUTES(body)                                                                                  \
+	"services = (\n  { name = \"web-v1\"; addresses = [ \"127.10.0.2:80\" ]; },\n"                      \
+	"  { name = \"web\"; addresses = [ \"127.10.0.1:80\" ]; protocol = \"http\";\n    routes = (\n" body \
+	"    ); }\n);\n"
 
 static const struct fail_case fail_cases[] = {
 	/* syntax: libconfig's own errors */
@@ -341,27 +621,28 @@ static const struct fail_case fail_cases[] = {
 	{ "typo in agent", "agent: {\n  outbnd_port = 15001;\n};\n",
 	  { "t.conf:2: agent.outbnd_port: unknown key; did you mean 'outbound_port'?" } },
 	{ "unknown top-level key", "\nfrobnicate = 1;\n",
-	  { "t.conf:2: frobnicate: unknown key; valid keys are agent, intercept, services, tls, identities" } },
+	  { "t.conf:2: frobnicate: unknown key; valid keys are agent, intercept, services, tls, identities, tracing" } },
 	{ "typo at top level", "service = ( );\n",
 	  { "t.conf:1: service: unknown key; did you mean 'services'?" } },
 	{ "wrong case", "Agent: { };\n", { "t.conf:1: Agent: unknown key; did you mean 'agent'?" } },
 	{ "unknown in intercept", "intercept: { cgroup = [ \"a\" ]; paths = [ \"b\" ]; };\n",
 	  { "t.conf:1: intercept.cgroup: unknown key; did you mean 'cgroups'?",
 	    "t.conf:1: intercept.paths: unknown key; valid keys are cgroups" } },
-	{ "unknown in service", SVC("    adresses = [ \"127.10.0.2:80\" ];\n    routes = ( );\n"),
+	{ "unknown in service", SVC("    adresses = [ \"127.10.0.2:80\" ];\n    route = ( );\n    frobs = 1;\n"),
 	  { "t.conf:3: services[0].adresses: unknown key; did you mean 'addresses'?",
-	    "t.conf:4: services[0].routes: unknown key; valid keys are name, addresses, protocol, balancer, endpoints, timeouts, retry, authorization, circuit_breaker, limits" } },
+	    "t.conf:4: services[0].route: unknown key; did you mean 'routes'?",
+	    "t.conf:5: services[0].frobs: unknown key; valid keys are name, addresses, protocol, balancer, endpoints, timeouts, retry, authorization, circuit_breaker, limits, http, routes" } },
 	{ "unknown in circuit_breaker and limits",
 	  SVC("    circuit_breaker = { consecutive_failure = 3; };\n    limits = { max_conns = 5; };\n"),
 	  { "t.conf:3: services[0].circuit_breaker.consecutive_failure: unknown key; did you mean 'consecutive_failures'?",
-	    "t.conf:4: services[0].limits.max_conns: unknown key; valid keys are max_connections, max_pending" } },
+	    "t.conf:4: services[0].limits.max_conns: unknown key; valid keys are max_connections, max_pending, max_requests" } },
 	{ "unknown in endpoint", SVC("    endpoints = ( { address = \"127.0.0.1:1\"; wieght = 2; } );\n"),
 	  { "t.conf:3: services[0].endpoints[0].wieght: unknown key; did you mean 'weight'?" } },
 	{ "unknown in timeouts", SVC("    timeouts = { connect = 5; };\n"),
 	  { "t.conf:3: services[0].timeouts.connect: unknown key; valid keys are connect_ms, idle_ms" } },
 	{ "unknown in retry", SVC("    retry = { attempt = 2; budget = 0; };\n"),
 	  { "t.conf:3: services[0].retry.attempt: unknown key; did you mean 'attempts'?",
-	    "t.conf:3: services[0].retry.budget: unknown key; valid keys are attempts" } },
+	    "t.conf:3: services[0].retry.budget: unknown key; valid keys are attempts, on_status, budget_ratio, budget_min_per_s, budget_window_s, backoff_base_ms, backoff_max_ms" } },
 
 	/* wrong types */
 	{ "string for integer", "agent: {\n  outbound_port = \"15001\";\n};\n",
@@ -631,6 +912,156 @@ static const struct fail_case fail_cases[] = {
 	  { "t.conf:1: agent.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...: unknown key; valid keys are admin, outbound_port, inbound, bpf_pin_path, fail_mode, heartbeat_stale_ms, mark, log_level, max_connections, buffer_size, drain_timeout_ms, workers, redirect_loopback, splice, strict_inbound" } },
 	{ "newline in a value", "agent: { fail_mode = \"op\nen\"; };\n",
 	  { "t.conf:1: agent.fail_mode: unknown value 'op?en'; valid values are \"open\", \"closed\"" } },
+
+	/* HTTP: limits, retries, routes; tracing */
+	{ "unknown in http, routes and tracing",
+	  SVC("    http = { max_header = 1; };\n"
+	      "    routes = ( { nme = \"a\"; match = { paths = \"/\"; }; backends = ( { svc = \"web\"; } );\n"
+	      "      request_headers = { delete = [ ]; add = ( { name = \"x-a\"; valu = \"1\"; } ); }; } );\n")
+	  "tracing = { collecter = \"127.0.0.1:9411\"; };\n",
+	  { "t.conf:3: services[0].http.max_header: unknown key; did you mean 'max_headers'?",
+	    "t.conf:4: services[0].routes[0].nme: unknown key; did you mean 'name'?",
+	    "t.conf:4: services[0].routes[0].match.paths: unknown key; did you mean 'path'?",
+	    "t.conf:4: services[0].routes[0].backends[0].svc: unknown key; valid keys are service, weight",
+	    "t.conf:4: services[0].routes[0].backends[0]: missing required key 'service'; write service = \"web-v2\"; (the name of a service in this config)",
+	    "t.conf:5: services[0].routes[0].request_headers.delete: unknown key; valid keys are add, remove",
+	    "t.conf:5: services[0].routes[0].request_headers.add[0].valu: unknown key; did you mean 'value'?",
+	    "t.conf:5: services[0].routes[0].request_headers.add[0]: missing required key 'value'; write value = \"...\"; (it may be \"\")",
+	    "t.conf:8: tracing.collecter: unknown key; did you mean 'collector'?" } },
+	{ "http and limits bounds",
+	  SVC("    http = { detect_timeout_ms = 0; max_request_line = 255; max_header_bytes = 1048577; max_headers = 7;\n"
+	      "      request_timeout_ms = 3600001; max_retry_body = 16777217; pool_max_idle = 10001; pool_idle_timeout_ms = 99; };\n"
+	      "    limits = { max_requests = 0; };\n"),
+	  { "t.conf:3: services[0].http.detect_timeout_ms: 0 is out of range (1-10000)",
+	    "t.conf:3: services[0].http.max_request_line: 255 is out of range (256-1048576)",
+	    "t.conf:3: services[0].http.max_header_bytes: 1048577 is out of range (1024-1048576)",
+	    "t.conf:3: services[0].http.max_headers: 7 is out of range (8-1000)",
+	    "t.conf:4: services[0].http.request_timeout_ms: 3600001 is out of range (0-3600000)",
+	    "t.conf:4: services[0].http.max_retry_body: 16777217 is out of range (0-16777216)",
+	    "t.conf:4: services[0].http.pool_max_idle: 10001 is out of range (0-10000)",
+	    "t.conf:4: services[0].http.pool_idle_timeout_ms: 99 is out of range (100-3600000)",
+	    "t.conf:5: services[0].limits.max_requests: 0 is out of range (1-1048576)" } },
+	{ "retry policy entries and bounds",
+	  SVC("    retry = { on_status = ( 502, \"503\", 99, 600, 502 );\n"
+	      "      budget_ratio = \"0.2\"; budget_min_per_s = 100001;\n"
+	      "      budget_window_s = 0; backoff_base_ms = 60001; };\n"),
+	  { "t.conf:3: services[0].retry.on_status[1]: expected an integer (an HTTP status code), got a string",
+	    "t.conf:3: services[0].retry.on_status[2]: 99 is out of range (100-599)",
+	    "t.conf:3: services[0].retry.on_status[3]: 600 is out of range (100-599)",
+	    "t.conf:3: services[0].retry.on_status[4]: 502 is already on_status[0]; list each status once",
+	    "t.conf:4: services[0].retry.budget_ratio: expected a number, got a string",
+	    "t.conf:4: services[0].retry.budget_min_per_s: 100001 is out of range (0-100000)",
+	    "t.conf:5: services[0].retry.budget_window_s: 0 is out of range (1-60)",
+	    "t.conf:5: services[0].retry.backoff_base_ms: 60001 is out of range (0-60000)" } },
+	{ "retry types and ratio bounds",
+	  SVC("    retry = { budget_ratio = -0.5; on_status = 503; budget_window_s = 61; backoff_max_ms = 60001; };\n"
+	      "  },\n  { name = \"b\"; addresses = [ \"127.10.0.2:80\" ]; retry = { budget_ratio = 1001; }; }, { name = \"c\";\n"
+	      "    addresses = [ \"127.10.0.3:80\" ]; retry = { budget_ratio = 1000.5; };\n"),
+	  { "t.conf:3: services[0].retry.on_status: expected an array [...], got an integer; write on_status = [ 502, 503, 504 ];",
+	    "t.conf:3: services[0].retry.budget_ratio: -0.5 is out of range (0-1000)",
+	    "t.conf:3: services[0].retry.budget_window_s: 61 is out of range (1-60)",
+	    "t.conf:3: services[0].retry.backoff_max_ms: 60001 is out of range (0-60000)",
+	    "t.conf:5: services[1].retry.budget_ratio: 1001 is out of range (0-1000)",
+	    "t.conf:6: services[2].retry.budget_ratio: 1000.5 is out of range (0-1000)" } },
+	{ "back-off cap below the base", SVC("    retry = { backoff_base_ms = 100;\n      backoff_max_ms = 50; };\n"),
+	  { "t.conf:4: services[0].retry.backoff_max_ms: 50 is less than backoff_base_ms (100); the cap must be at least the base" } },
+	{ "back-off base above the default cap", SVC("    retry = {\n      backoff_base_ms = 1000; };\n"),
+	  { "t.conf:4: services[0].retry.backoff_base_ms: 1000 is more than backoff_max_ms (250, the default); raise backoff_max_ms too" } },
+	{ "routes and http of the wrong type", SVC("    routes = { };\n    http = [ 1 ];\n"),
+	  { "t.conf:3: services[0].routes: expected a list ( { match = { ... }; backends = ( ... ); }, ... ), got a group {...}",
+	    "t.conf:4: services[0].http: expected a group {...}, got an array [...]; write http = { ... };" } },
+	{ "route entries and names",
+	  ROUTES("      \"x\",\n      { name = \"Canary\"; },\n      { name = \"a\"; },\n      { name = \"a\"; },\n"
+		 "      { name = \"route5\"; },\n      { },\n      { name = 5; }\n"),
+	  { "t.conf:5: services[1].routes[0]: expected a group { match = { ... }; backends = ( ... ); }, got a string",
+	    "t.conf:6: services[1].routes[1].name: 'Canary' is not a valid name; use 1-63 characters from a-z, 0-9, '.', '_', '-', starting with a letter or digit",
+	    "t.conf:8: services[1].routes[3].name: 'a' is already the name of routes[2] (line 7); route names must be unique within a service",
+	    "t.conf:10: services[1].routes[5]: its default name 'route5' is already the name of routes[4] (line 9); give this route a name",
+	    "t.conf:11: services[1].routes[6].name: expected a string, got an integer" } },
+	{ "route match",
+	  ROUTES("      { match = { method = \"\"; host = \"\"; path = \"api\"; }; },\n"
+		 "      { match = { method = \"GE T\"; host = \"a b\"; path_prefix = \"/a?b\"; }; },\n"
+		 "      { match = { path = \"/a#b\"; }; },\n      { match = { path = \"/a b\"; }; },\n"
+		 "      { match = { path = \"/a\";\n                  path_prefix = \"/b\"; }; }\n"),
+	  { "t.conf:5: services[1].routes[0].match.method: is empty; write a method such as \"GET\" (leave method out to match any)",
+	    "t.conf:5: services[1].routes[0].match.host: is empty; write a host such as \"api.example.com\" (leave host out to match any)",
+	    "t.conf:5: services[1].routes[0].match.path: 'api' does not start with '/'; write an absolute path such as \"/api/\"",
+	    "t.conf:6: services[1].routes[1].match.method: 'GE T' is not an HTTP method; a method is a token (letters, digits and !#$%&'*+-.^_`|~), e.g. \"GET\"",
+	    "t.conf:6: services[1].routes[1].match.host: 'a b' contains a space or control character",
+	    "t.conf:6: services[1].routes[1].match.path_prefix: '/a?b' contains '?'; routes match the path before the query, so leave the query out",
+	    "t.conf:7: services[1].routes[2].match.path: '/a#b' contains '#'; fragments are never sent to a server",
+	    "t.conf:8: services[1].routes[3].match.path: '/a b' contains a space or control character",
+	    "t.conf:10: services[1].routes[4].match: path and path_prefix are both given; use path for one exact path or path_prefix for a subtree, not both" } },
+	{ "route match headers",
+	  ROUTES("      { match = { headers = ( { value = \"1\"; }, { name = \"x a\"; }, { name = \"x-b\"; value = \"a\\nb\"; },\n"
+		 "        { name = \"x-c\"; value = \" 1\"; }, \"x-d\", { name = 1; } ); }; },\n"
+		 "      { match = { headers = { name = \"x\"; }; }; }\n"),
+	  { "t.conf:5: services[1].routes[0].match.headers[0]: missing required key 'name'; write name = \"x-...\";",
+	    "t.conf:5: services[1].routes[0].match.headers[1].name: 'x a' is not a valid header name; use letters, digits and !#$%&'*+-.^_`|~",
+	    "t.conf:5: services[1].routes[0].match.headers[2].value: 'a?b' contains a control character (only tab is allowed in a header value)",
+	    "t.conf:6: services[1].routes[0].match.headers[3].value: ' 1' has leading or trailing whitespace, which HTTP strips from field values; remove it",
+	    "t.conf:6: services[1].routes[0].match.headers[4]: expected a group { name = \"x-...\"; value = \"...\"; }, got a string",
+	    "t.conf:6: services[1].routes[0].match.headers[5].name: expected a string (a header name), got an integer",
+	    "t.conf:7: services[1].routes[1].match.headers: expected a list ( { name = \"x-...\"; value = \"...\"; }, ... ), got a group {...}" } },
+	{ "route backends",
+	  ROUTES("      { backends = ( { service = \"web-v3\"; }, { service = \"zzz\"; }, { weight = 1; }, \"web\",\n"
+		 "        { service = \"web\"; weight = 1001; } ); },\n"
+		 "      { backends = ( { service = \"web\"; weight = 0; },\n        { service = \"web-v1\"; weight = 0; } ); },\n"
+		 "      { backends = { service = \"web\"; }; }\n"),
+	  { "t.conf:5: services[1].routes[0].backends[2]: missing required key 'service'; write service = \"web-v2\"; (the name of a service in this config)",
+	    "t.conf:5: services[1].routes[0].backends[3]: expected a group { service = \"...\"; weight = N; }, got a string",
+	    /* resolved after every service is parsed, shown in line order */
+	    "t.conf:5: services[1].routes[0].backends[0].service: 'web-v3' is not a service in this config; did you mean 'web-v1'?",
+	    "t.conf:5: services[1].routes[0].backends[1].service: 'zzz' is not a service in this config; name one of the services defined under services",
+	    "t.conf:6: services[1].routes[0].backends[4].weight: 1001 is out of range (0-1000)",
+	    "t.conf:7: services[1].routes[1].backends: the weights add up to 0; give at least one backend a weight above 0",
+	    "t.conf:9: services[1].routes[2].backends: expected a list ( { service = \"...\"; weight = N; }, ... ), got a group {...}" } },
+	{ "route action and request headers",
+	  ROUTES("      { timeout_ms = 3600001; retryable = 1;\n"
+		 "        request_headers = { add = ( { name = \"Content-Length\"; value = \"1\"; }, { name = \"x-a\"; },\n"
+		 "          { name = \"Host\"; value = \"h\"; }, { name = \"x-b\"; value = \"a\\x01\"; } );\n"
+		 "          remove = [ \"te\", \"x a\", \"X-OK\" ]; }; },\n"
+		 "      { request_headers = { remove = \"x-a\"; add = { }; }; },\n"
+		 "      { request_headers = { remove = ( 1 ); }; }\n"),
+	  { "t.conf:5: services[1].routes[0].timeout_ms: 3600001 is out of range (0-3600000)",
+	    "t.conf:5: services[1].routes[0].retryable: expected true or false, got an integer",
+	    "t.conf:6: services[1].routes[0].request_headers.add[0].name: 'Content-Length' is written by weft itself (message framing, hop-by-hop fields and Host); a route cannot set or remove it",
+	    "t.conf:6: services[1].routes[0].request_headers.add[1]: missing required key 'value'; write value = \"...\"; (it may be \"\")",
+	    "t.conf:7: services[1].routes[0].request_headers.add[2].name: 'Host' is written by weft itself (message framing, hop-by-hop fields and Host); a route cannot set or remove it",
+	    "t.conf:7: services[1].routes[0].request_headers.add[3].value: 'a?' contains a control character (only tab is allowed in a header value)",
+	    "t.conf:8: services[1].routes[0].request_headers.remove[0]: 'te' is written by weft itself (message framing, hop-by-hop fields and Host); a route cannot set or remove it",
+	    "t.conf:8: services[1].routes[0].request_headers.remove[1]: 'x a' is not a valid header name; use letters, digits and !#$%&'*+-.^_`|~",
+	    "t.conf:9: services[1].routes[1].request_headers.add: expected a list ( { name = \"x-...\"; value = \"...\"; }, ... ), got a group {...}",
+	    "t.conf:9: services[1].routes[1].request_headers.remove: expected an array [...], got a string; write remove = [ \"x-internal\" ];",
+	    "t.conf:10: services[1].routes[2].request_headers.remove[0]: expected a string (a header name), got an integer" } },
+	{ "tracing bounds",
+	  "tracing = {\n  collector = \"127.0.0.1\";\n  path = \"api\";\n  service_name = \"\";\n  sample_rate = 1.5;\n"
+	  "  queue_size = 0;\n  batch_size = 10001;\n  flush_ms = 9;\n};\n",
+	  { "t.conf:2: tracing.collector: '127.0.0.1' has no port; write it as host:port",
+	    "t.conf:3: tracing.path: 'api' does not start with '/'; write a path such as \"/api/v2/spans\"",
+	    "t.conf:4: tracing.service_name: is empty; write a name such as \"weft\"",
+	    "t.conf:5: tracing.sample_rate: 1.5 is out of range (0-1)",
+	    "t.conf:6: tracing.queue_size: 0 is out of range (1-1048576)",
+	    "t.conf:7: tracing.batch_size: 10001 is out of range (1-10000)",
+	    "t.conf:8: tracing.flush_ms: 9 is out of range (10-60000)" } },
+	{ "tracing text",
+	  "tracing = { path = \"/a b\"; service_name = \"a\\\"b\"; sample_rate = \"1\"; };\n"
+	  "tracing2 = 1;\n",
+	  { "t.conf:1: tracing.path: '/a b' contains a space or a character that is not printable ASCII",
+	    "t.conf:1: tracing.service_name: 'a\"b' contains a quote, a backslash or a character that is not printable ASCII",
+	    "t.conf:1: tracing.sample_rate: expected a number, got a string",
+	    "t.conf:2: tracing2: unknown key; did you mean 'tracing'?" } },
+	{ "tracing name too long, rate negative",
+	  "tracing = { service_name = \"abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghij1234\"; sample_rate = -1; };\n",
+	  { "t.conf:1: tracing.service_name: 'abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghij1234' is longer than 63 characters",
+	    "t.conf:1: tracing.sample_rate: -1 is out of range (0-1)" } },
+	{ "tracing not a group", "tracing = ( );\n",
+	  { "t.conf:1: tracing: expected a group {...}, got a list (...); write tracing = { ... };" } },
+	{ "collector is a service address",
+	  "services = ( { name = \"zipkin\"; addresses = [ \"127.10.0.9:9411\" ]; } );\ntracing = { collector = \"127.10.0.9:9411\"; };\n",
+	  { "t.conf:2: tracing.collector: 127.10.0.9:9411 is an address of service 'zipkin' (line 1); weftd's own connections are not intercepted, so give the collector's real address" } },
+	{ "collector is weftd's outbound listener", "tracing = { collector = \"127.0.0.1:15001\"; };\n",
+	  { "t.conf:1: tracing.collector: 127.0.0.1:15001 is weftd's own outbound listener (agent.outbound_port); give the collector's real address" } },
 };
 
 static void test_failures(void **state)
@@ -807,6 +1238,65 @@ static void test_limit_cgroups(void **state)
 	sb_add(&b, ", \"one-more\" ]; };\n");
 	expect_one_error(b.p, "t.conf:1: intercept.cgroups: 4097 entries; at most 4096 are supported (use globs to cover many cgroups)");
 	free(b.p);
+}
+
+/* Routes, backends, header lists and retry statuses: each at its limit, then one more. */
+static void test_limit_routes(void **state)
+{
+	struct sbuf b;
+	struct weft_config *c;
+	int extra, i;
+
+	for (extra = 0; extra <= 1; extra++) {
+		memset(&b, 0, sizeof(b));
+		sb_add(&b, "services = ( { name = \"a\"; addresses = [ \"127.10.0.1:80\" ];\n");
+		sb_add(&b, "retry = { on_status = [ 100");
+		for (i = 1; i < CFG_MAX_RETRY_STATUS + extra; i++)
+			sb_add(&b, ", %d", 100 + i);
+		sb_add(&b, " ]; };\nroutes = (\n{ match = { headers = ( { name = \"h0\"; }");
+		for (i = 1; i < CFG_MAX_ROUTE_HEADERS + extra; i++)
+			sb_add(&b, ", { name = \"h%d\"; }", i);
+		sb_add(&b, " ); };\n  backends = ( { service = \"a\"; }");
+		for (i = 1; i < CFG_MAX_BACKENDS + extra; i++)
+			sb_add(&b, ", { service = \"a\"; }");
+		sb_add(&b, " );\n  request_headers = { add = ( { name = \"x0\"; value = \"\"; }");
+		for (i = 1; i < CFG_MAX_ROUTE_HEADERS + extra; i++)
+			sb_add(&b, ", { name = \"x%d\"; value = \"\"; }", i);
+		sb_add(&b, " );\n  remove = [ \"r0\"");
+		for (i = 1; i < CFG_MAX_ROUTE_HEADERS + extra; i++)
+			sb_add(&b, ", \"r%d\"", i);
+		sb_add(&b, " ]; }; }");
+		for (i = 1; i < CFG_MAX_ROUTES + extra; i++)
+			sb_add(&b, ",\n{ }");
+		sb_add(&b, " ); } );\n");
+		if (!extra) {
+			const struct cfg_route *r;
+
+			c = load_ok(b.p);
+			assert_int_equal(c->services[0].n_retry_on_status, CFG_MAX_RETRY_STATUS);
+			assert_int_equal(c->services[0].n_routes, CFG_MAX_ROUTES);
+			r = &c->services[0].routes[0];
+			assert_int_equal(r->n_match_headers, CFG_MAX_ROUTE_HEADERS);
+			assert_int_equal(r->n_backends, CFG_MAX_BACKENDS);
+			assert_int_equal(r->n_add_headers, CFG_MAX_ROUTE_HEADERS);
+			assert_int_equal(r->n_remove_headers, CFG_MAX_ROUTE_HEADERS);
+			assert_string_equal(c->services[0].routes[CFG_MAX_ROUTES - 1].name, "route255");
+			cfg_free(c);
+		} else {
+			static const char *const want[] = {
+				"t.conf:2: services[0].retry.on_status: 33 entries; at most 32 are supported",
+				"t.conf:3: services[0].routes: 257 entries; at most 256 routes per service are supported",
+				"t.conf:4: services[0].routes[0].match.headers: 33 entries; at most 32 are supported",
+				"t.conf:5: services[0].routes[0].backends: 33 entries; at most 32 backends per route are supported",
+				"t.conf:6: services[0].routes[0].request_headers.add: 33 entries; at most 32 are supported",
+				"t.conf:7: services[0].routes[0].request_headers.remove: 33 entries; at most 32 are supported",
+				NULL,
+			};
+
+			expect_errors("route limits", b.p, want);
+		}
+		free(b.p);
+	}
 }
 
 /* All services together may not hold more addresses than the BPF map. */
@@ -1073,6 +1563,8 @@ int main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_bounds_accepted),
 		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_http_routes),
+		cmocka_unit_test(test_http_render),
 		cmocka_unit_test(test_failures),
 		cmocka_unit_test(test_many_errors_at_once),
 		cmocka_unit_test(test_errs_append_and_null),
@@ -1080,6 +1572,7 @@ int main(void)
 		cmocka_unit_test(test_limit_addresses_endpoints),
 		cmocka_unit_test(test_limit_cgroups),
 		cmocka_unit_test(test_limit_total_vips),
+		cmocka_unit_test(test_limit_routes),
 		cmocka_unit_test(test_deep_nesting),
 		cmocka_unit_test(test_error_cap),
 		cmocka_unit_test_setup_teardown(test_file_ok_with_tls, files_setup, files_teardown),
