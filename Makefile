@@ -111,7 +111,7 @@ $(BUILD)/san/tests/%: tests/unit/%.c $(SAN_OBJS) | $(BUILD)/san/tests
 
 # Fuzz targets link the parser modules built with clang + libFuzzer.
 FUZZ_CFLAGS := -std=c11 -g -O1 $(CPPFLAGS) -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer
-FUZZ_MODS := userspace/config.c userspace/addr.c userspace/log.c userspace/admin.c userspace/buf.c userspace/preamble.c userspace/http1.c userspace/identity.c userspace/retry.c userspace/deadline.c userspace/trace.c
+FUZZ_MODS := userspace/config.c userspace/addr.c userspace/log.c userspace/admin.c userspace/buf.c userspace/preamble.c userspace/http1.c userspace/identity.c userspace/retry.c userspace/deadline.c userspace/trace.c userspace/h1route.c
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_MODS) $(BPF_SKELS) | $(BUILD)/fuzz
 	$(call msg,FUZZ,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(FUZZ_MODS) -o $@ -lconfig -lev

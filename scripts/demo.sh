@@ -54,7 +54,8 @@ import http.server, sys
 n = sys.argv[1]
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        body = ("hello from backend-%s (it saw the client as %s:%d)\n" % ((n,) + self.client_address)).encode()
+        extra = " %s x-routed-by=%s" % (self.path, self.headers.get("x-routed-by")) if self.path != "/" else ""
+        body = ("hello from backend-%s (it saw the client as %s:%d)%s\n" % ((n,) + self.client_address + (extra,))).encode()
         self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
         self.wfile.write(body)
     def log_message(self, *a): pass
@@ -88,6 +89,14 @@ for i in 1 2 3 4; do
 	sh -c 'echo $$ > "$1/cgroup.procs"; exec curl -sS --max-time 3 http://127.10.0.1/' sh "$CG"
 done
 echo "  ${D}(round-robin over the two endpoints; the backends saw weftd's connection, not curl's)${N}"
+
+say "Per request (protocol \"http\"): /v2/... is routed to the service demo-v2, with a header added"
+for i in 1 2; do
+	printf '  curl #%d: ' "$i"
+	sh -c 'echo $$ > "$1/cgroup.procs"; exec curl -sS --max-time 3 http://127.10.0.1/v2/hello' sh "$CG"
+done
+echo "  weft's own per-request metrics:"
+build/weftctl metrics | grep '^weft_http_requests_total' | grep -v ' 0$' | sed 's/^/    /'
 
 say "The same curl outside the cgroup is not intercepted: nothing listens on 127.10.0.1:80"
 printf '  '; curl -sS --max-time 3 http://127.10.0.1/ 2>&1 || true

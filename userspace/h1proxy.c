@@ -1246,6 +1246,10 @@ static void attempt_start(struct h1s *s)
 		respond_error(s, 503, "no endpoint", false);
 		return;
 	}
+	if (!s->rhdrs && !(s->rhdrs = malloc(s->l7->max_headers * sizeof(*s->rhdrs)))) {
+		respond_error(s, 503, "out of memory", true);
+		return;
+	}
 	s->attempt_span = trace_random_u64();
 	s->attempt_start = now_of(s);
 	s->attempt_wall_us = wall_us();
@@ -1669,11 +1673,15 @@ static void sess_arm(struct h1s *s)
 	} else if (ce && !ev_is_active(&s->cio)) {
 		ev_io_start(loop, &s->cio);
 	}
-	/* an idle keep-alive connection holds no buffers */
+	/* an idle keep-alive connection holds no buffers and no header arrays */
 	if (s->st == S_HEAD && !s->ilen) {
 		free(s->ib);
 		s->ib = NULL;
 		s->icap = 0;
+		free(s->hdrs);
+		s->hdrs = NULL;
+		free(s->rhdrs);
+		s->rhdrs = NULL;
 		ob_trim(&s->ob);
 	}
 }
@@ -1696,6 +1704,10 @@ static void sess_advance(struct h1s *s)
 			if (!s->ilen) {
 				if (s->client_eof)
 					s->dead = true;
+				break;
+			}
+			if (!s->hdrs && !(s->hdrs = malloc(s->l7->max_headers * sizeof(*s->hdrs)))) {
+				s->dead = true;
 				break;
 			}
 			r = h1_parse_request(s->ib, s->ilen, &s->req, s->hdrs, s->l7->max_headers, &s->l7->lim);
@@ -1976,16 +1988,7 @@ void h1p_start(struct proxy_worker *w, int fd, struct proxy_svc *svc, const stru
 	struct h1s *s = calloc(1, sizeof(*s));
 	int one = 1;
 
-	if (s) {
-		s->hdrs = calloc(svc->l7->max_headers, sizeof(*s->hdrs));
-		s->rhdrs = calloc(svc->l7->max_headers, sizeof(*s->rhdrs));
-	}
-	if (!s || !s->hdrs || !s->rhdrs) {
-		if (s) {
-			free(s->hdrs);
-			free(s->rhdrs);
-		}
-		free(s);
+	if (!s) {
 		pthread_mutex_lock(&px->lock);
 		px_svc_unref(px, svc);
 		pthread_mutex_unlock(&px->lock);

@@ -53,7 +53,7 @@ def assert_errors(path, lines):
 
 
 def test_default_config_is_valid():
-    assert_ok(REPO / "config" / "weft.conf", 1, 1)
+    assert_ok(REPO / "config" / "weft.conf", 2, 1)
 
 
 @pytest.mark.parametrize(
