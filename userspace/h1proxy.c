@@ -1559,67 +1559,78 @@ static void on_response_head(struct h1s *s)
 
 /* ---- I/O ---- */
 
-static int up_read(struct h1up *u, size_t cap)
+/*
+ * Reads what fd has into *p, growing the buffer by doubling (from first, up
+ * to limit) when less than slack bytes are free. Returns the bytes read (0:
+ * EOF, *eof set), -EAGAIN, -ENOBUFS (full at the limit), -ENOMEM or -errno.
+ * *moved tells the caller that pointers into the old buffer are stale.
+ */
+static int read_grow(int fd, char **p, size_t *len, size_t *cap, size_t first, size_t limit, size_t slack,
+		     bool *eof, bool *moved)
 {
 	ssize_t n;
 
-	if (u->rcap - u->rlen < READ_CHUNK / 4 && u->rcap < cap) {
-		size_t want = u->rcap ? u->rcap * 2 : UP_RBUF_MIN;
-		char *p;
+	*moved = false;
+	if (*cap - *len < slack && *cap < limit) {
+		size_t want = *cap ? *cap * 2 : first;
+		char *np;
 
-		if (want > cap)
-			want = cap;
-		p = realloc(u->rb, want);
-		if (!p)
+		if (want > limit)
+			want = limit;
+		np = realloc(*p, want);
+		if (!np)
 			return -ENOMEM;
-		u->rb = p;
-		u->rcap = want;
+		*moved = np != *p;
+		*p = np;
+		*cap = want;
 	}
-	if (u->rlen == u->rcap)
+	if (*len == *cap)
 		return -ENOBUFS;
-	n = recv(u->fd, u->rb + u->rlen, u->rcap - u->rlen, 0);
+	n = recv(fd, *p + *len, *cap - *len, 0);
 	if (n < 0)
 		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? -EAGAIN : -errno;
 	if (n == 0)
-		u->eof = true;
-	u->rlen += (size_t)n;
+		*eof = true;
+	*len += (size_t)n;
 	return (int)n;
+}
+
+static int up_read(struct h1up *u, size_t cap)
+{
+	bool moved;
+
+	/* a response head being parsed restarts by itself when the buffer moves */
+	return read_grow(u->fd, &u->rb, &u->rlen, &u->rcap, UP_RBUF_MIN, cap, READ_CHUNK / 4, &u->eof, &moved);
 }
 
 static int client_read(struct h1s *s)
 {
-	ssize_t n;
+	bool moved;
+	int n = read_grow(s->cfd, &s->ib, &s->ilen, &s->icap, 8192, s->l7->in_cap, 512, &s->client_eof, &moved);
 
-	if (s->icap - s->ilen < 512 && s->icap < s->l7->in_cap) {
-		size_t want = s->icap ? s->icap * 2 : 8192;
-		char *p;
+	/*
+	 * The parsed head's pointers (method, target, header fields) point into
+	 * the old buffer: parse it again in place (the parser notices the move
+	 * and starts over; O(head), once per growth).
+	 */
+	if (moved && s->head_len &&
+	    h1_parse_request(s->ib, s->head_len, &s->req, s->hdrs, s->l7->max_headers, &s->l7->lim) !=
+		    (int)s->head_len)
+		return -EPROTO;
+	return n;
+}
 
-		if (want > s->l7->in_cap)
-			want = s->l7->in_cap;
-		p = realloc(s->ib, want);
-		if (!p)
-			return -ENOMEM;
-		s->ib = p;
-		s->icap = want;
-		/*
-		 * The parsed head's pointers (method, target, header fields) point
-		 * into the old buffer: parse it again in place (the parser notices
-		 * the move and starts over; O(head), once per growth).
-		 */
-		if (s->head_len &&
-		    h1_parse_request(s->ib, s->head_len, &s->req, s->hdrs, s->l7->max_headers, &s->l7->lim) !=
-			    (int)s->head_len)
-			return -EPROTO;
+/* Points a watcher at the events wanted (none: stopped). */
+static void io_want(struct ev_loop *loop, ev_io *io, int fd, int events)
+{
+	if ((io->events & (EV_READ | EV_WRITE)) != events) {
+		ev_io_stop(loop, io);
+		ev_io_set(io, fd, events);
+		if (events)
+			ev_io_start(loop, io);
+	} else if (events && !ev_is_active(io)) {
+		ev_io_start(loop, io);
 	}
-	if (s->ilen == s->icap)
-		return -ENOBUFS;
-	n = recv(s->cfd, s->ib + s->ilen, s->icap - s->ilen, 0);
-	if (n < 0)
-		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? -EAGAIN : -errno;
-	if (n == 0)
-		s->client_eof = true;
-	s->ilen += (size_t)n;
-	return (int)n;
 }
 
 /* Sets which events the client and upstream watchers wait for, from the state. */
@@ -1656,23 +1667,9 @@ static void sess_arm(struct h1s *s)
 		if (s->up->connected && !s->up->eof && opend < OUT_HIGH &&
 		    (s->st == S_UPSTREAM || s->st == S_RESPONSE || s->st == S_TUNNEL))
 			ue |= EV_READ;
-		if ((s->up->io.events & (EV_READ | EV_WRITE)) != ue) {
-			ev_io_stop(loop, &s->up->io);
-			ev_io_set(&s->up->io, s->up->fd, ue);
-			if (ue)
-				ev_io_start(loop, &s->up->io);
-		} else if (ue && !ev_is_active(&s->up->io)) {
-			ev_io_start(loop, &s->up->io);
-		}
+		io_want(loop, &s->up->io, s->up->fd, ue);
 	}
-	if ((s->cio.events & (EV_READ | EV_WRITE)) != ce) {
-		ev_io_stop(loop, &s->cio);
-		ev_io_set(&s->cio, s->cfd, ce);
-		if (ce)
-			ev_io_start(loop, &s->cio);
-	} else if (ce && !ev_is_active(&s->cio)) {
-		ev_io_start(loop, &s->cio);
-	}
+	io_want(loop, &s->cio, s->cfd, ce);
 	/* an idle keep-alive connection holds no buffers and no header arrays */
 	if (s->st == S_HEAD && !s->ilen) {
 		free(s->ib);
