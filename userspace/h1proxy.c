@@ -52,6 +52,73 @@ _Static_assert((int)PX_DETECT_HTTP1 == (int)H1R_HTTP1 && (int)PX_DETECT_HTTP2 ==
 		       (int)PX_DETECT_TLS == (int)H1R_TLS && (int)PX_DETECT_OPAQUE == (int)H1R_OPAQUE,
 	       "detection outcomes index the same counters");
 
+/* ---- per-thread block cache ------------------------------------------------ */
+
+/*
+ * Request, response and header buffers come and go with every request (an
+ * idle keep-alive connection holds none). malloc of 4-16 KiB blocks is not
+ * free, so each worker thread keeps a few freed blocks of the three sizes
+ * buffers start with and hands them out again: O(1), no lock (a block is
+ * only cached by the thread that frees it). Bounded: BLK_CACHED per size.
+ */
+#define BLK_CLASSES 3
+#define BLK_CACHED 32
+static const size_t blk_size[BLK_CLASSES] = { 4096, 8192, 16384 };
+static _Thread_local void *blk_cache[BLK_CLASSES][BLK_CACHED];
+static _Thread_local unsigned blk_n[BLK_CLASSES];
+
+static int blk_class(size_t n)
+{
+	int c;
+
+	for (c = 0; c < BLK_CLASSES; c++)
+		if (n == blk_size[c])
+			return c;
+	return -1;
+}
+
+/* A block of exactly n bytes (uninitialised), or NULL. */
+static void *blk_get(size_t n)
+{
+	int c = blk_class(n);
+
+	if (c >= 0 && blk_n[c])
+		return blk_cache[c][--blk_n[c]];
+	return malloc(n);
+}
+
+/* Frees p, whose size is cap (as given to blk_get or realloc). */
+static void blk_put(void *p, size_t cap)
+{
+	int c = blk_class(cap);
+
+	if (!p)
+		return;
+	if (c >= 0 && blk_n[c] < BLK_CACHED) {
+		blk_cache[c][blk_n[c]++] = p;
+		return;
+	}
+	free(p);
+}
+
+/* Called when a worker thread ends (and for the main loop at exit): returns the cache to malloc. */
+void h1p_thread_cleanup(void)
+{
+	int c;
+
+	for (c = 0; c < BLK_CLASSES; c++)
+		while (blk_n[c])
+			free(blk_cache[c][--blk_n[c]]);
+}
+
+/* Bytes of a header array: rounded up to a cached block size when it fits one. */
+static size_t hdrs_bytes(size_t max_headers)
+{
+	size_t n = max_headers * sizeof(struct h1_header);
+
+	return n <= blk_size[0] ? blk_size[0] : n;
+}
+
 /* ---- growable output buffer ------------------------------------------------ */
 
 struct obuf {
@@ -83,7 +150,7 @@ static int ob_reserve(struct obuf *o, size_t n)
 	want = o->cap ? o->cap : 4096;
 	while (want - o->len < n)
 		want *= 2;
-	np = realloc(o->p, want);
+	np = o->p ? realloc(o->p, want) : blk_get(want);
 	if (!np)
 		return -ENOMEM;
 	o->p = np;
@@ -102,6 +169,18 @@ static int ob_add(struct obuf *o, const void *d, size_t n)
 	return 0;
 }
 
+/* Appends v in decimal (no printf on the per-request path). */
+static int ob_u64(struct obuf *o, uint64_t v)
+{
+	char b[24], *e = b + sizeof(b), *p = e;
+
+	do {
+		*--p = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	return ob_add(o, p, (size_t)(e - p));
+}
+
 static int ob_str(struct obuf *o, const char *s)
 {
 	return ob_add(o, s, strlen(s));
@@ -109,7 +188,7 @@ static int ob_str(struct obuf *o, const char *s)
 
 static void ob_free(struct obuf *o)
 {
-	free(o->p);
+	blk_put(o->p, o->cap);
 	memset(o, 0, sizeof(*o));
 }
 
@@ -139,6 +218,19 @@ static int ob_flush(struct obuf *o, int fd, uint64_t *written)
 	}
 	o->off = o->len = 0;
 	return 0;
+}
+
+/* Points a watcher at the events wanted (none: stopped). */
+static void io_want(struct ev_loop *loop, ev_io *io, int fd, int events)
+{
+	if ((io->events & (EV_READ | EV_WRITE)) != events) {
+		ev_io_stop(loop, io);
+		ev_io_set(io, fd, events);
+		if (events)
+			ev_io_start(loop, io);
+	} else if (events && !ev_is_active(io)) {
+		ev_io_start(loop, io);
+	}
 }
 
 /* ---- per-generation HTTP settings ----------------------------------------- */
@@ -439,6 +531,11 @@ static void sess_free(struct h1s *s)
 		else
 			close(s->cfd);
 	}
+	/* before the service reference goes: its settings size the header arrays */
+	blk_put(s->ib, s->icap);
+	blk_put(s->hdrs, hdrs_bytes(s->l7->max_headers));
+	blk_put(s->rhdrs, hdrs_bytes(s->l7->max_headers));
+	ob_free(&s->ob);
 	pthread_mutex_lock(&px->lock);
 	exchange_release_locked(s);
 	sess_unlist(s);
@@ -447,10 +544,6 @@ static void sess_free(struct h1s *s)
 	px->ctr.completed++;
 	px_svc_unref(px, s->svc);
 	pthread_mutex_unlock(&px->lock);
-	free(s->ib);
-	free(s->hdrs);
-	free(s->rhdrs);
-	ob_free(&s->ob);
 	free(s);
 }
 
@@ -493,7 +586,7 @@ static void up_close(struct h1up *u)
 		pool_unlink(u);
 	if (u->fd >= 0)
 		close(u->fd);
-	free(u->rb);
+	blk_put(u->rb, u->rcap);
 	ob_free(&u->wb);
 	pthread_mutex_lock(&px->lock);
 	px_ep_unref(px, u->ep);
@@ -524,13 +617,13 @@ static void pool_put(struct h1up *u, const struct h1p_svc *l)
 	struct proxy_worker *w = u->w;
 	unsigned id = w->id;
 
-	up_stop(u);
+	ev_timer_stop(w->loop, &u->t);
 	u->s = NULL;
 	if (u->rlen || ob_pending(&u->wb) || u->eof || u->ep->n_idle[id] >= l->pool_max_idle) {
 		up_close(u);
 		return;
 	}
-	free(u->rb);
+	blk_put(u->rb, u->rcap);
 	u->rb = NULL;
 	u->rlen = u->rcap = 0;
 	ob_free(&u->wb);
@@ -546,9 +639,9 @@ static void pool_put(struct h1up *u, const struct h1p_svc *l)
 		w->idle_head->wprev = u;
 	w->idle_head = u;
 	u->pooled = true;
-	ev_io_init(&u->io, pool_idle_cb, u->fd, EV_READ);
-	u->io.data = u;
-	ev_io_start(w->loop, &u->io);
+	/* usually already armed for reading: then switching callbacks costs no epoll_ctl */
+	ev_set_cb(&u->io, pool_idle_cb);
+	io_want(w->loop, &u->io, u->fd, EV_READ);
 	ev_timer_init(&u->t, pool_timeout_cb, l->pool_idle_timeout_ms / 1000.0, 0.);
 	u->t.data = u;
 	ev_timer_start(w->loop, &u->t);
@@ -565,7 +658,8 @@ static struct h1up *up_get(struct h1s *s, struct proxy_ep *ep, int *err)
 
 	if (u) {
 		pool_unlink(u);
-		up_stop(u);
+		ev_timer_stop(w->loop, &u->t);
+		ev_set_cb(&u->io, sess_up_cb);
 		u->reused = true;
 	} else {
 		u = calloc(1, sizeof(*u));
@@ -597,9 +691,12 @@ static struct h1up *up_get(struct h1s *s, struct proxy_ep *ep, int *err)
 	}
 	u->s = s;
 	u->connected = u->reused;
-	ev_io_init(&u->io, sess_up_cb, u->fd, u->connected ? EV_READ | EV_WRITE : EV_WRITE);
-	u->io.data = u;
-	ev_io_start(w->loop, &u->io);
+	if (!u->reused) {
+		/* the request is written as soon as the connect completes (sess_arm adjusts from there) */
+		ev_io_init(&u->io, sess_up_cb, u->fd, EV_WRITE);
+		u->io.data = u;
+		ev_io_start(w->loop, &u->io);
+	}
 	ev_timer_init(&u->t, up_timeout_cb, s->l7->connect_timeout_ms / 1000.0, 0.);
 	u->t.data = u;
 	if (!u->connected && s->l7->connect_timeout_ms)
@@ -823,6 +920,15 @@ static void finish_exchange(struct h1s *s, bool up_reusable)
 	idle_arm(s);
 }
 
+/* dst = src[0..n), truncated to fit, NUL-terminated. */
+static void copy_trunc(char *dst, size_t cap, const char *src, size_t n)
+{
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 static bool method_idempotent(enum h1_method m)
 {
 	return m == H1_M_GET || m == H1_M_HEAD || m == H1_M_OPTIONS || m == H1_M_TRACE || m == H1_M_PUT ||
@@ -1011,8 +1117,9 @@ static int build_upstream_head(struct h1s *s, struct obuf *o)
 	if (q->chunked) {
 		r |= ob_str(o, "Transfer-Encoding: chunked\r\n");
 	} else if (q->content_length >= 0) {
-		snprintf(line, sizeof(line), "Content-Length: %lld\r\n", (long long)q->content_length);
-		r |= ob_str(o, line);
+		r |= ob_str(o, "Content-Length: ");
+		r |= ob_u64(o, (uint64_t)q->content_length);
+		r |= ob_add(o, "\r\n", 2);
 	}
 	if (q->upgrade) {
 		r |= ob_str(o, "Connection: upgrade\r\nUpgrade: ");
@@ -1246,10 +1353,16 @@ static void attempt_start(struct h1s *s)
 		respond_error(s, 503, "no endpoint", false);
 		return;
 	}
-	if (!s->rhdrs && !(s->rhdrs = malloc(s->l7->max_headers * sizeof(*s->rhdrs)))) {
+	if (!s->rhdrs && !(s->rhdrs = blk_get(hdrs_bytes(s->l7->max_headers)))) {
 		respond_error(s, 503, "out of memory", true);
 		return;
 	}
+	/*
+	 * A fresh response parser per attempt: the parser resumes a message it
+	 * has seen when the buffer start is the same, and a new connection's
+	 * buffer can reuse the last one's block.
+	 */
+	h1_response_init(&s->resp);
 	s->attempt_span = trace_random_u64();
 	s->attempt_start = now_of(s);
 	s->attempt_wall_us = wall_us();
@@ -1278,15 +1391,12 @@ static void begin_request(struct h1s *s)
 	s->req_start = now_of(s);
 	s->wall_start_us = now_ns / 1000;
 	s->http10 = s->req.minor_version == 0;
-	snprintf(s->method, sizeof(s->method), "%.*s", (int)s->req.method_len, s->req.method);
+	copy_trunc(s->method, sizeof(s->method), s->req.method, s->req.method_len);
 	{
 		size_t pl = s->req.path_len;
 		const char *qm = memchr(s->req.path, '?', pl);
 
-		if (qm)
-			pl = (size_t)(qm - s->req.path);
-		snprintf(s->path, sizeof(s->path), "%.*s", (int)(pl < sizeof(s->path) ? pl : sizeof(s->path) - 1),
-			 s->req.path);
+		copy_trunc(s->path, sizeof(s->path), s->req.path, qm ? (size_t)(qm - s->req.path) : pl);
 	}
 	s->route = &l->def;
 	for (i = 0; i < l->n_routes; i++)
@@ -1385,7 +1495,6 @@ static void deliver_response_head(struct h1s *s)
 	const char *tokp[H1R_MAX_CONN_TOKENS];
 	size_t tokl[H1R_MAX_CONN_TOKENS], ntok, i;
 	struct obuf *o = &s->ob;
-	char line[96];
 	int r = 0;
 
 	if (p->tunnel && p->status == 101) {
@@ -1396,8 +1505,9 @@ static void deliver_response_head(struct h1s *s)
 			s->dead = true;
 		return;
 	}
-	snprintf(line, sizeof(line), "HTTP/1.%d %d ", s->http10 ? 0 : 1, p->status);
-	r |= ob_str(o, line);
+	r |= ob_str(o, s->http10 ? "HTTP/1.0 " : "HTTP/1.1 ");
+	r |= ob_u64(o, (uint64_t)p->status);
+	r |= ob_add(o, " ", 1);
 	r |= ob_add(o, p->reason, p->reason_len);
 	r |= ob_add(o, "\r\n", 2);
 	ntok = h1r_connection_tokens(p->headers, p->n_headers, tokp, tokl);
@@ -1425,8 +1535,9 @@ static void deliver_response_head(struct h1s *s)
 			s->dechunk = true; /* an HTTP/1.0 client: plain bytes, delimited by our close */
 			s->close_after = true;
 		} else if (p->content_length >= 0) {
-			snprintf(line, sizeof(line), "Content-Length: %lld\r\n", (long long)p->content_length);
-			r |= ob_str(o, line);
+			r |= ob_str(o, "Content-Length: ");
+			r |= ob_u64(o, (uint64_t)p->content_length);
+			r |= ob_add(o, "\r\n", 2);
 		} else {
 			s->close_after = true; /* close-delimited */
 		}
@@ -1577,7 +1688,7 @@ static int read_grow(int fd, char **p, size_t *len, size_t *cap, size_t first, s
 
 		if (want > limit)
 			want = limit;
-		np = realloc(*p, want);
+		np = *p ? realloc(*p, want) : blk_get(want);
 		if (!np)
 			return -ENOMEM;
 		*moved = np != *p;
@@ -1620,19 +1731,6 @@ static int client_read(struct h1s *s)
 	return n;
 }
 
-/* Points a watcher at the events wanted (none: stopped). */
-static void io_want(struct ev_loop *loop, ev_io *io, int fd, int events)
-{
-	if ((io->events & (EV_READ | EV_WRITE)) != events) {
-		ev_io_stop(loop, io);
-		ev_io_set(io, fd, events);
-		if (events)
-			ev_io_start(loop, io);
-	} else if (events && !ev_is_active(io)) {
-		ev_io_start(loop, io);
-	}
-}
-
 /* Sets which events the client and upstream watchers wait for, from the state. */
 static void sess_arm(struct h1s *s)
 {
@@ -1642,16 +1740,22 @@ static void sess_arm(struct h1s *s)
 
 	if (opend)
 		ce |= EV_WRITE;
+	/*
+	 * The client is read whenever there is room, also while a response is
+	 * on its way: pipelined requests wait in the buffer, an EOF is seen at
+	 * once, and the watcher is not switched off and on for every request
+	 * (each switch is an epoll_ctl). Backpressure: not past the buffer
+	 * limit, not while much output is pending, and a streamed body not
+	 * faster than the upstream takes it.
+	 */
 	switch (s->st) {
 	case S_HEAD:
-		if (!s->client_eof && !opend)
-			ce |= EV_READ;
-		break;
 	case S_BODY:
 	case S_UPSTREAM:
 	case S_BACKOFF:
-		if (!s->client_eof && !s->body_done && (s->st == S_BODY || s->streaming) &&
-		    (!s->up || ob_pending(&s->up->wb) < OUT_HIGH))
+	case S_RESPONSE:
+		if (!s->client_eof && (!s->ib || s->ilen < s->l7->in_cap) && opend < OUT_HIGH &&
+		    (!s->streaming || s->body_done || !s->up || ob_pending(&s->up->wb) < OUT_HIGH))
 			ce |= EV_READ;
 		break;
 	case S_TUNNEL:
@@ -1672,12 +1776,12 @@ static void sess_arm(struct h1s *s)
 	io_want(loop, &s->cio, s->cfd, ce);
 	/* an idle keep-alive connection holds no buffers and no header arrays */
 	if (s->st == S_HEAD && !s->ilen) {
-		free(s->ib);
+		blk_put(s->ib, s->icap);
 		s->ib = NULL;
 		s->icap = 0;
-		free(s->hdrs);
+		blk_put(s->hdrs, hdrs_bytes(s->l7->max_headers));
 		s->hdrs = NULL;
-		free(s->rhdrs);
+		blk_put(s->rhdrs, hdrs_bytes(s->l7->max_headers));
 		s->rhdrs = NULL;
 		ob_trim(&s->ob);
 	}
@@ -1694,16 +1798,13 @@ static void sess_advance(struct h1s *s)
 
 		switch (s->st) {
 		case S_HEAD:
-			if (s->w->draining && !s->ilen) {
-				s->dead = true;
-				break;
-			}
 			if (!s->ilen) {
-				if (s->client_eof)
-					s->dead = true;
+				/* nothing more to answer: close once what we owe is written */
+				if (s->client_eof || s->w->draining)
+					s->st = S_CLOSING;
 				break;
 			}
-			if (!s->hdrs && !(s->hdrs = malloc(s->l7->max_headers * sizeof(*s->hdrs)))) {
+			if (!s->hdrs && !(s->hdrs = blk_get(hdrs_bytes(s->l7->max_headers)))) {
 				s->dead = true;
 				break;
 			}

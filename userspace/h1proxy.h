@@ -53,6 +53,9 @@ void h1p_worker_abort(struct proxy_worker *w);
 /* Drain (its thread): idle keep-alive sessions close now, busy ones after their response. */
 void h1p_worker_drain(struct proxy_worker *w);
 
+/* A thread that ran sessions ends: frees its cache of buffer blocks. */
+void h1p_thread_cleanup(void);
+
 /* Admin renderings, px->lock held. */
 void h1p_render_metrics(struct proxy *px, struct buf *out);
 /* Appends this worker's sessions to a /conns JSON array; *first tracks the comma. */

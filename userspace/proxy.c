@@ -862,6 +862,7 @@ static void *worker_main(void *arg)
 	snprintf(name, sizeof(name), "weftd-w%u", w->id);
 	pthread_setname_np(pthread_self(), name);
 	ev_run(w->loop, 0);
+	h1p_thread_cleanup();
 	tls_thread_cleanup();
 	return NULL;
 }
@@ -1091,6 +1092,7 @@ void proxy_free(struct proxy *px)
 			ev_loop_destroy(w->loop);
 	}
 	free(px->workers);
+	h1p_thread_cleanup(); /* worker 0's, on this thread */
 	for (k = 0; k < px->n_svcs; k++)
 		px_svc_unref(px, px->svcs[k]);
 	free(px->svcs);
