@@ -377,6 +377,21 @@ struct h1up {
 	uint64_t written;
 };
 
+/*
+ * What one exchange needs beyond the session: allocated when a request's
+ * first bytes arrive, freed when the connection goes idle, so an idle
+ * keep-alive connection is only its struct h1s. Under 1 KiB: glibc's
+ * per-thread cache serves it without locking.
+ */
+struct h1x {
+	struct h1_request req;
+	struct h1_response resp;
+	struct h1_body rbody;        /* request body framing */
+	struct h1_body sbody;        /* response body framing */
+	struct trace_ctx tc;
+	char method[16], path[128];  /* for spans */
+};
+
 struct h1s {
 	struct h1s *prev, *next;     /* worker's session list (under px->lock) */
 	struct proxy *px;
@@ -394,12 +409,12 @@ struct h1s {
 	bool dead, listed, client_eof, reset_client;
 	enum h1s_state st;
 
+	struct h1x *x;               /* the exchange in progress; NULL while idle */
+
 	/* request bytes: head at ib[0..head_len), body from there */
 	char *ib;
 	size_t ilen, icap;
-	struct h1_request req;
 	struct h1_header *hdrs;
-	struct h1_body rbody;
 	size_t head_len, bscan;      /* body parsed up to ib[bscan] */
 	bool body_done, streaming, body_dropped, has_body;
 
@@ -420,16 +435,12 @@ struct h1s {
 	uint64_t rng;
 
 	/* trace */
-	struct trace_ctx tc;
 	bool have_parent, b3_in, b3_single;
 	uint64_t span_id, attempt_span;
 	int64_t attempt_wall_us;
-	char method[16], path[128];
 
 	/* response */
-	struct h1_response resp;
 	struct h1_header *rhdrs;
-	struct h1_body sbody;
 	bool resp_head_sent, dechunk;
 	int status;
 	struct obuf ob;              /* towards the client */
@@ -536,6 +547,7 @@ static void sess_free(struct h1s *s)
 	blk_put(s->hdrs, hdrs_bytes(s->l7->max_headers));
 	blk_put(s->rhdrs, hdrs_bytes(s->l7->max_headers));
 	ob_free(&s->ob);
+	free(s->x);
 	pthread_mutex_lock(&px->lock);
 	exchange_release_locked(s);
 	sess_unlist(s);
@@ -788,20 +800,20 @@ static void span_submit(struct h1s *s, int kind, uint64_t id, uint64_t parent, i
 {
 	struct trace_span sp;
 
-	if (!s->px->zipkin || !s->tc.sampled)
+	if (!s->px->zipkin || !s->x->tc.sampled)
 		return;
 	memset(&sp, 0, sizeof(sp));
-	memcpy(sp.trace_id, s->tc.trace_id, 16);
+	memcpy(sp.trace_id, s->x->tc.trace_id, 16);
 	sp.id = id;
 	sp.parent_id = parent;
 	sp.start_us = start_us;
 	sp.duration_us = dur_us > 0 ? dur_us : 1;
 	sp.kind = (uint8_t)kind;
-	snprintf(sp.name, sizeof(sp.name), "%s %s", s->method, s->route ? s->route->name : "default");
+	snprintf(sp.name, sizeof(sp.name), "%s %s", s->x->method, s->route ? s->route->name : "default");
 	snprintf(sp.service, sizeof(sp.service), "%s", s->bsvc ? s->bsvc->name : s->svc->name);
 	snprintf(sp.route, sizeof(sp.route), "%s", s->route ? s->route->name : "");
-	snprintf(sp.method, sizeof(sp.method), "%s", s->method);
-	snprintf(sp.path, sizeof(sp.path), "%s", s->path);
+	snprintf(sp.method, sizeof(sp.method), "%s", s->x->method);
+	snprintf(sp.path, sizeof(sp.path), "%s", s->x->path);
 	if (ep) {
 		size_t n = strlen(ep->addr_str);
 
@@ -849,9 +861,18 @@ static void exchange_metrics(struct h1s *s)
 
 /* ---- the exchange ---- */
 
+static void x_init(struct h1x *x)
+{
+	h1_request_init(&x->req);
+	h1_response_init(&x->resp);
+	memset(&x->tc, 0, sizeof(x->tc));
+	x->method[0] = x->path[0] = '\0';
+}
+
 static void reset_request(struct h1s *s)
 {
-	h1_request_init(&s->req);
+	if (s->x)
+		x_init(s->x);
 	s->head_len = s->bscan = 0;
 	s->body_done = s->streaming = s->body_dropped = s->has_body = false;
 	s->route = NULL;
@@ -866,8 +887,6 @@ static void reset_request(struct h1s *s)
 	s->span_id = s->attempt_span = 0;
 	s->resp_head_sent = s->dechunk = false;
 	s->status = 0;
-	memset(&s->tc, 0, sizeof(s->tc));
-	h1_response_init(&s->resp);
 }
 
 /* timeouts.idle_ms bounds a keep-alive connection waiting for (the rest of) its next head. */
@@ -899,14 +918,14 @@ static void finish_exchange(struct h1s *s, bool up_reusable)
 		s->up = NULL;
 	}
 	if (s->span_id)
-		span_submit(s, TRACE_KIND_SERVER, s->span_id, s->have_parent ? s->tc.span_id : 0, s->wall_start_us,
+		span_submit(s, TRACE_KIND_SERVER, s->span_id, s->have_parent ? s->x->tc.span_id : 0, s->wall_start_us,
 			    (int64_t)((now_of(s) - s->req_start) * 1e6), s->status,
 			    s->status >= 500 ? "error" : NULL, NULL);
 	exchange_metrics(s);
 	pthread_mutex_lock(&s->px->lock);
 	exchange_release_locked(s);
 	pthread_mutex_unlock(&s->px->lock);
-	if (s->close_after || !s->req.keep_alive || !s->body_done || s->w->draining) {
+	if (s->close_after || !s->x->req.keep_alive || !s->body_done || s->w->draining) {
 		s->st = S_CLOSING;
 		return;
 	}
@@ -968,7 +987,7 @@ static struct proxy_svc *backend_pick_locked(struct h1s *s)
 
 static const struct h1_header *find_hdr(const struct h1s *s, const char *lc)
 {
-	return h1_find_header(s->req.headers, s->req.n_headers, lc, strlen(lc));
+	return h1_find_header(s->x->req.headers, s->x->req.n_headers, lc, strlen(lc));
 }
 
 /* Reads the deadline headers; the tightest wins. */
@@ -1003,17 +1022,17 @@ static void read_trace(struct h1s *s)
 
 	memset(&c, 0, sizeof(c));
 	if ((h = find_hdr(s, "traceparent")) && trace_parse_traceparent(h->value, h->value_len, &c) == 0) {
-		s->tc = c;
+		s->x->tc = c;
 		s->have_parent = true;
 	} else if ((h = find_hdr(s, "b3"))) {
 		r = trace_parse_b3(h->value, h->value_len, &c);
 		s->b3_in = s->b3_single = true;
 		if (r == 0) {
-			s->tc = c;
+			s->x->tc = c;
 			s->have_parent = true;
 		} else if (r == -ENOENT) {
-			s->tc.has_sampled = c.has_sampled;
-			s->tc.sampled = c.sampled;
+			s->x->tc.has_sampled = c.has_sampled;
+			s->x->tc.sampled = c.sampled;
 		}
 	} else {
 		ti = find_hdr(s, "x-b3-traceid");
@@ -1026,23 +1045,23 @@ static void read_trace(struct h1s *s)
 						 si ? si->value_len : 0, sm ? sm->value : NULL, sm ? sm->value_len : 0,
 						 fl ? fl->value : NULL, fl ? fl->value_len : 0, &c);
 			if (r == 0) {
-				s->tc = c;
+				s->x->tc = c;
 				s->have_parent = true;
 			} else if (r == -ENOENT) {
-				s->tc.has_sampled = c.has_sampled;
-				s->tc.sampled = c.sampled;
+				s->x->tc.has_sampled = c.has_sampled;
+				s->x->tc.sampled = c.sampled;
 			}
 		}
 	}
 	if (!s->have_parent) {
-		bool has = s->tc.has_sampled, smp = s->tc.sampled;
+		bool has = s->x->tc.has_sampled, smp = s->x->tc.sampled;
 
-		memset(&s->tc, 0, sizeof(s->tc));
-		trace_new_trace_id(s->tc.trace_id);
-		s->tc.has_sampled = has;
-		s->tc.sampled = has ? smp : (double)(trace_random_u64() >> 11) / 9007199254740992.0 < s->l7->sample_rate;
-	} else if (!s->tc.has_sampled) {
-		s->tc.sampled = (double)(trace_random_u64() >> 11) / 9007199254740992.0 < s->l7->sample_rate;
+		memset(&s->x->tc, 0, sizeof(s->x->tc));
+		trace_new_trace_id(s->x->tc.trace_id);
+		s->x->tc.has_sampled = has;
+		s->x->tc.sampled = has ? smp : (double)(trace_random_u64() >> 11) / 9007199254740992.0 < s->l7->sample_rate;
+	} else if (!s->x->tc.has_sampled) {
+		s->x->tc.sampled = (double)(trace_random_u64() >> 11) / 9007199254740992.0 < s->l7->sample_rate;
 	}
 	s->span_id = trace_random_u64();
 }
@@ -1080,7 +1099,7 @@ static bool hdr_dropped(const struct h1s *s, const struct h1_header *h, const ch
 /* Builds the request head for this attempt into u->wb. */
 static int build_upstream_head(struct h1s *s, struct obuf *o)
 {
-	const struct h1_request *q = &s->req;
+	const struct h1_request *q = &s->x->req;
 	const char *tokp[H1R_MAX_CONN_TOKENS];
 	size_t tokl[H1R_MAX_CONN_TOKENS], ntok, i;
 	char line[160];
@@ -1154,14 +1173,14 @@ static int build_upstream_head(struct h1s *s, struct obuf *o)
 			r |= ob_add(o, "\r\n", 2);
 		}
 	}
-	if (trace_format_traceparent(line, sizeof(line), s->tc.trace_id, s->attempt_span, s->tc.sampled) > 0) {
+	if (trace_format_traceparent(line, sizeof(line), s->x->tc.trace_id, s->attempt_span, s->x->tc.sampled) > 0) {
 		r |= ob_str(o, "traceparent: ");
 		r |= ob_str(o, line);
 		r |= ob_add(o, "\r\n", 2);
 	}
 	if (s->b3_in) {
 		if (s->b3_single) {
-			if (trace_format_b3(line, sizeof(line), &s->tc, s->attempt_span, s->span_id) > 0) {
+			if (trace_format_b3(line, sizeof(line), &s->x->tc, s->attempt_span, s->span_id) > 0) {
 				r |= ob_str(o, "b3: ");
 				r |= ob_str(o, line);
 				r |= ob_add(o, "\r\n", 2);
@@ -1169,10 +1188,10 @@ static int build_upstream_head(struct h1s *s, struct obuf *o)
 		} else {
 			char hx[33];
 
-			if (s->tc.b3_trace64)
-				trace_hex(hx, s->tc.trace_id + 8, 8);
+			if (s->x->tc.b3_trace64)
+				trace_hex(hx, s->x->tc.trace_id + 8, 8);
 			else
-				trace_hex(hx, s->tc.trace_id, 16);
+				trace_hex(hx, s->x->tc.trace_id, 16);
 			r |= ob_str(o, "X-B3-TraceId: ");
 			r |= ob_str(o, hx);
 			trace_hex64(hx, s->attempt_span);
@@ -1181,7 +1200,7 @@ static int build_upstream_head(struct h1s *s, struct obuf *o)
 			trace_hex64(hx, s->span_id);
 			r |= ob_str(o, "\r\nX-B3-ParentSpanId: ");
 			r |= ob_str(o, hx);
-			r |= ob_str(o, s->tc.sampled ? "\r\nX-B3-Sampled: 1\r\n" : "\r\nX-B3-Sampled: 0\r\n");
+			r |= ob_str(o, s->x->tc.sampled ? "\r\nX-B3-Sampled: 1\r\n" : "\r\nX-B3-Sampled: 0\r\n");
 		}
 	}
 	r |= ob_add(o, "\r\n", 2);
@@ -1227,7 +1246,7 @@ static bool retry_allowed(struct h1s *s, bool any_method)
 
 	if (!any_method && !s->retry_method)
 		return false;
-	if (s->attempt >= s->l7->attempts || s->body_dropped || s->req.upgrade)
+	if (s->attempt >= s->l7->attempts || s->body_dropped || s->x->req.upgrade)
 		return false;
 	if (!s->body_done && !s->streaming)
 		return false;
@@ -1362,7 +1381,7 @@ static void attempt_start(struct h1s *s)
 	 * has seen when the buffer start is the same, and a new connection's
 	 * buffer can reuse the last one's block.
 	 */
-	h1_response_init(&s->resp);
+	h1_response_init(&s->x->resp);
 	s->attempt_span = trace_random_u64();
 	s->attempt_start = now_of(s);
 	s->attempt_wall_us = wall_us();
@@ -1390,28 +1409,28 @@ static void begin_request(struct h1s *s)
 
 	s->req_start = now_of(s);
 	s->wall_start_us = now_ns / 1000;
-	s->http10 = s->req.minor_version == 0;
-	copy_trunc(s->method, sizeof(s->method), s->req.method, s->req.method_len);
+	s->http10 = s->x->req.minor_version == 0;
+	copy_trunc(s->x->method, sizeof(s->x->method), s->x->req.method, s->x->req.method_len);
 	{
-		size_t pl = s->req.path_len;
-		const char *qm = memchr(s->req.path, '?', pl);
+		size_t pl = s->x->req.path_len;
+		const char *qm = memchr(s->x->req.path, '?', pl);
 
-		copy_trunc(s->path, sizeof(s->path), s->req.path, qm ? (size_t)(qm - s->req.path) : pl);
+		copy_trunc(s->x->path, sizeof(s->x->path), s->x->req.path, qm ? (size_t)(qm - s->x->req.path) : pl);
 	}
 	s->route = &l->def;
 	for (i = 0; i < l->n_routes; i++)
-		if (h1r_route_matches(&l->routes[i], &s->req)) {
+		if (h1r_route_matches(&l->routes[i], &s->x->req)) {
 			s->route = &l->routes[i];
 			break;
 		}
-	s->retry_method = method_idempotent(s->req.method_id) || s->route->retryable;
-	h1_body_init_request(&s->rbody, &s->req, &l->lim);
+	s->retry_method = method_idempotent(s->x->req.method_id) || s->route->retryable;
+	h1_body_init_request(&s->x->rbody, &s->x->req, &l->lim);
 	s->bscan = s->head_len;
-	s->has_body = s->req.chunked || s->req.content_length > 0;
+	s->has_body = s->x->req.chunked || s->x->req.content_length > 0;
 	s->body_done = !s->has_body;
-	if (s->has_body && !s->req.chunked && (uint64_t)s->req.content_length > l->max_retry_body)
+	if (s->has_body && !s->x->req.chunked && (uint64_t)s->x->req.content_length > l->max_retry_body)
 		s->streaming = true;
-	if (s->req.method_id == H1_M_CONNECT) {
+	if (s->x->req.method_id == H1_M_CONNECT) {
 		respond_error(s, 405, "CONNECT is not proxied by an http service", true);
 		return;
 	}
@@ -1460,7 +1479,7 @@ static void begin_request(struct h1s *s)
 	} else {
 		ev_timer_stop(s->w->loop, &s->timer);
 	}
-	if (s->req.expect_continue && s->has_body) {
+	if (s->x->req.expect_continue && s->has_body) {
 		/* we answer 100 ourselves and strip Expect: the body is buffered for retries */
 		ob_str(&s->ob, "HTTP/1.1 100 Continue\r\n\r\n");
 		s->sent_continue = true;
@@ -1476,7 +1495,7 @@ static int body_scan(struct h1s *s)
 
 	if (s->body_done || s->bscan >= s->ilen)
 		return 0;
-	r = h1_body_feed(&s->rbody, s->ib + s->bscan, s->ilen - s->bscan, &consumed, NULL, NULL);
+	r = h1_body_feed(&s->x->rbody, s->ib + s->bscan, s->ilen - s->bscan, &consumed, NULL, NULL);
 	if (r < 0)
 		return r;
 	s->bscan += consumed;
@@ -1491,7 +1510,7 @@ static int body_scan(struct h1s *s)
 
 static void deliver_response_head(struct h1s *s)
 {
-	const struct h1_response *p = &s->resp;
+	const struct h1_response *p = &s->x->resp;
 	const char *tokp[H1R_MAX_CONN_TOKENS];
 	size_t tokl[H1R_MAX_CONN_TOKENS], ntok, i;
 	struct obuf *o = &s->ob;
@@ -1542,7 +1561,7 @@ static void deliver_response_head(struct h1s *s)
 			s->close_after = true; /* close-delimited */
 		}
 	}
-	if (s->close_after || !s->req.keep_alive || !s->body_done || s->w->draining)
+	if (s->close_after || !s->x->req.keep_alive || !s->body_done || s->w->draining)
 		r |= ob_str(o, "Connection: close\r\n");
 	else if (s->http10)
 		r |= ob_str(o, "Connection: keep-alive\r\n");
@@ -1559,15 +1578,15 @@ static int response_body(struct h1s *s)
 	size_t pos = 0;
 	int r = 0;
 
-	while (pos < u->rlen && !h1_body_done(&s->sbody)) {
+	while (pos < u->rlen && !h1_body_done(&s->x->sbody)) {
 		size_t consumed = 0, doff = 0, dlen = 0;
 
 		if (s->dechunk) {
-			r = h1_body_feed(&s->sbody, u->rb + pos, u->rlen - pos, &consumed, &doff, &dlen);
+			r = h1_body_feed(&s->x->sbody, u->rb + pos, u->rlen - pos, &consumed, &doff, &dlen);
 			if (r >= 0 && dlen && ob_add(&s->ob, u->rb + pos + doff, dlen) < 0)
 				r = -ENOMEM;
 		} else {
-			r = h1_body_feed(&s->sbody, u->rb + pos, u->rlen - pos, &consumed, NULL, NULL);
+			r = h1_body_feed(&s->x->sbody, u->rb + pos, u->rlen - pos, &consumed, NULL, NULL);
 			if (r >= 0 && ob_add(&s->ob, u->rb + pos, consumed) < 0)
 				r = -ENOMEM;
 		}
@@ -1579,13 +1598,13 @@ static int response_body(struct h1s *s)
 	u->rlen -= pos;
 	if (r < 0)
 		return r;
-	return h1_body_done(&s->sbody) ? 1 : 0;
+	return h1_body_done(&s->x->sbody) ? 1 : 0;
 }
 
 static void response_complete(struct h1s *s)
 {
 	struct h1up *u = s->up;
-	bool reuse = u && s->resp.keep_alive && !u->rlen && !u->eof && s->body_done;
+	bool reuse = u && s->x->resp.keep_alive && !u->rlen && !u->eof && s->body_done;
 
 	if (u && u->rlen)
 		log_debug("service %s: endpoint %s sent bytes after its response; connection closed",
@@ -1615,7 +1634,7 @@ static void start_tunnel(struct h1s *s)
 static void on_response_head(struct h1s *s)
 {
 	struct h1up *u = s->up;
-	struct h1_response *p = &s->resp;
+	struct h1_response *p = &s->x->resp;
 	double lat = now_of(s) - s->attempt_start;
 	bool fail5 = p->status >= 500;
 
@@ -1653,7 +1672,7 @@ static void on_response_head(struct h1s *s)
 	memmove(u->rb, u->rb + p->head_len, u->rlen - p->head_len);
 	u->rlen -= p->head_len;
 	if (p->tunnel) {
-		if (p->status == 101 && s->req.upgrade) {
+		if (p->status == 101 && s->x->req.upgrade) {
 			start_tunnel(s);
 			return;
 		}
@@ -1662,9 +1681,9 @@ static void on_response_head(struct h1s *s)
 		response_complete(s);
 		return;
 	}
-	h1_body_init_response(&s->sbody, p, &s->l7->lim);
+	h1_body_init_response(&s->x->sbody, p, &s->l7->lim);
 	s->st = S_RESPONSE;
-	if (h1_body_done(&s->sbody))
+	if (h1_body_done(&s->x->sbody))
 		response_complete(s);
 }
 
@@ -1725,7 +1744,7 @@ static int client_read(struct h1s *s)
 	 * and starts over; O(head), once per growth).
 	 */
 	if (moved && s->head_len &&
-	    h1_parse_request(s->ib, s->head_len, &s->req, s->hdrs, s->l7->max_headers, &s->l7->lim) !=
+	    h1_parse_request(s->ib, s->head_len, &s->x->req, s->hdrs, s->l7->max_headers, &s->l7->lim) !=
 		    (int)s->head_len)
 		return -EPROTO;
 	return n;
@@ -1783,6 +1802,8 @@ static void sess_arm(struct h1s *s)
 		s->hdrs = NULL;
 		blk_put(s->rhdrs, hdrs_bytes(s->l7->max_headers));
 		s->rhdrs = NULL;
+		free(s->x);
+		s->x = NULL;
 		ob_trim(&s->ob);
 	}
 }
@@ -1804,11 +1825,19 @@ static void sess_advance(struct h1s *s)
 					s->st = S_CLOSING;
 				break;
 			}
+			if (!s->x) {
+				s->x = malloc(sizeof(*s->x));
+				if (!s->x) {
+					s->dead = true;
+					break;
+				}
+				x_init(s->x);
+			}
 			if (!s->hdrs && !(s->hdrs = blk_get(hdrs_bytes(s->l7->max_headers)))) {
 				s->dead = true;
 				break;
 			}
-			r = h1_parse_request(s->ib, s->ilen, &s->req, s->hdrs, s->l7->max_headers, &s->l7->lim);
+			r = h1_parse_request(s->ib, s->ilen, &s->x->req, s->hdrs, s->l7->max_headers, &s->l7->lim);
 			if (r == H1_INCOMPLETE) {
 				if (s->client_eof)
 					s->dead = true; /* closed mid-head: nothing to answer */
@@ -1878,7 +1907,7 @@ static bool sess_flush(struct h1s *s)
 	if (s->up && s->up->connected && ob_pending(&s->up->wb)) {
 		r = ob_flush(&s->up->wb, s->up->fd, &s->bytes_in);
 		if (r < 0) {
-			if (s->st == S_UPSTREAM && !s->resp.head_len)
+			if (s->st == S_UPSTREAM && !s->x->resp.head_len)
 				attempt_failed(s, false, -r);
 			else
 				s->dead = true;
@@ -1990,7 +2019,7 @@ static void sess_up_cb(struct ev_loop *loop, ev_io *io, int revents)
 			sess_finish_cb(s);
 			return;
 		}
-		r = up_read(u, s->resp.head_len || s->st != S_UPSTREAM ? (size_t)s->l7->buffer_size
+		r = up_read(u, s->x->resp.head_len || s->st != S_UPSTREAM ? (size_t)s->l7->buffer_size
 				: (size_t)s->l7->buffer_size + s->l7->in_cap);
 		if (r < 0 && r != -EAGAIN && r != -ENOBUFS) {
 			if (s->st == S_UPSTREAM && !s->resp_head_sent && !u->rlen) {
@@ -2009,7 +2038,7 @@ static void sess_up_cb(struct ev_loop *loop, ev_io *io, int revents)
 				return;
 			}
 			while (s->st == S_UPSTREAM && u == s->up && u->rlen && !s->dead) {
-				r = h1_parse_response(u->rb, u->rlen, s->req.method_id, &s->resp, s->rhdrs,
+				r = h1_parse_response(u->rb, u->rlen, s->x->req.method_id, &s->x->resp, s->rhdrs,
 						      s->l7->max_headers, &s->l7->lim);
 				if (r == H1_INCOMPLETE) {
 					if (u->eof) {
@@ -2036,7 +2065,7 @@ static void sess_up_cb(struct ev_loop *loop, ev_io *io, int revents)
 			} else if (r == 1) {
 				response_complete(s);
 			} else if (u->eof) {
-				if (h1_body_eof(&s->sbody) == 1)
+				if (h1_body_eof(&s->x->sbody) == 1)
 					response_complete(s);
 				else {
 					s->reset_client = true;

@@ -1544,15 +1544,23 @@ static void test_shipped_configs(void **state)
 	assert_int_equal(c->outbound_port, 15001);
 	assert_int_equal(c->n_cgroups, 1);
 	assert_string_equal(c->cgroups[0], "weft-demo.slice/*");
-	assert_int_equal(c->n_services, 1);
+	assert_int_equal(c->n_services, 2);
 	assert_string_equal(c->services[0].name, "demo");
 	assert_int_equal(c->services[0].n_addrs, 1);
 	assert_string_equal(fmt_addr(&c->services[0].addrs[0]), "127.10.0.1:80");
-	assert_int_equal(c->services[0].protocol, CFG_PROTO_TCP);
+	assert_int_equal(c->services[0].protocol, CFG_PROTO_HTTP);
 	assert_int_equal(c->services[0].balancer, CFG_BAL_ROUND_ROBIN);
 	assert_int_equal(c->services[0].n_endpoints, 2);
 	assert_string_equal(fmt_addr(&c->services[0].endpoints[0].addr), "127.0.0.1:18081");
 	assert_string_equal(fmt_addr(&c->services[0].endpoints[1].addr), "127.0.0.1:18082");
+	/* the demo's route: /v2/ to the service demo-v2, with a header added */
+	assert_int_equal(c->services[0].n_routes, 1);
+	assert_string_equal(c->services[0].routes[0].name, "v2");
+	assert_int_equal(c->services[0].routes[0].path_kind, CFG_PATH_PREFIX);
+	assert_string_equal(c->services[0].routes[0].path, "/v2/");
+	assert_int_equal(c->services[0].routes[0].n_backends, 1);
+	assert_int_equal(c->services[0].routes[0].backends[0].index, 1);
+	assert_string_equal(c->services[1].name, "demo-v2");
 	cfg_free(c);
 }
 
