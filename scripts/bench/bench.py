@@ -12,7 +12,7 @@ six ways to reach it:
                    weftd's defaults (kernel fast paths on, where it has them)
   weft-tcp-nofast  the same through a second weftd with agent.redirect_loopback
                    and agent.splice off (only if this weftd has those switches)
-  weft-http        like weft-tcp, service protocol "http"             (see L7_NOTE)
+  weft-http        like weft-tcp, service protocol "http" (layer 7: per-request parsing, pool)
   haproxy-tcp      client -> HAProxy (mode tcp, nbthread 1) -> nginx
   haproxy-http     client -> HAProxy (mode http, nbthread 1) -> nginx
 
@@ -52,10 +52,9 @@ PREFIX = "weft-bench-"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 NCPU = os.cpu_count() or 1
 
-L7_NOTE = ("weft has no HTTP (L7) proxying yet: the weft-http service is configured with "
-           'protocol = "http", which weftd accepts but does not act on, so its bytes are '
-           "relayed as opaque TCP, exactly like weft-tcp. The row will measure real L7 once "
-           "it lands.")
+L7_NOTE = ("this weftd shows no per-request metrics for the weft-http service "
+           '(protocol = "http"), so it relayed the bytes as opaque TCP, like weft-tcp: the row '
+           "does not measure HTTP at layer 7 (an old weftd, or the service fell back to opaque).")
 
 ENV = {
     # name: (default, type, what)
@@ -408,7 +407,7 @@ http {
             T.append(dict(key="weft-tcp-nofast", label="weft TCP, fast paths off", http=w["vip"]["tcp"],
                           tcp=w["vip"].get("sockperf"), cg="mesh-nofast", proxy="weftd-nofast", mode="tcp"))
         T += [
-            dict(key="weft-http", label="weft HTTP (opaque today)", http=self.weftds["weftd"]["vip"]["http"],
+            dict(key="weft-http", label="weft HTTP (opaque?)", http=self.weftds["weftd"]["vip"]["http"],
                  tcp=None, cg="mesh", proxy="weftd", mode="http"),
             dict(key="haproxy-tcp", label="HAProxy mode tcp", http=self.hap["tcp"],
                  tcp=self.hap.get("sockperf"), cg="client", proxy="haproxy", mode="tcp"),
