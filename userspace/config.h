@@ -122,6 +122,7 @@ struct cfg_service {
 	uint32_t max_retry_body;       /* http.max_retry_body bytes buffered for retries, 65536 (0..16777216) */
 	uint32_t pool_max_idle;        /* http.pool_max_idle keep-alive upstream connections per endpoint and worker, 128 (0..10000) */
 	uint32_t pool_idle_timeout_ms; /* http.pool_idle_timeout_ms, 30000 (100..3600000) */
+	uint32_t head_timeout_ms;      /* http.head_timeout_ms, 10000 (0 = none, ..3600000): a started head must complete in it, else 408 */
 	/* retry: (HTTP) */
 	uint32_t retry_on_status[CFG_MAX_RETRY_STATUS]; /* retry.on_status, default 502, 503, 504 */
 	size_t n_retry_on_status;

@@ -46,7 +46,7 @@
 static const double req_bounds[PX_REQ_BUCKETS] = {
 	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 };
-static const char *const reject_names[PX_REJECT__MAX] = { "400", "414", "431", "501", "505" };
+static const char *const reject_names[PX_REJECT__MAX] = { "400", "408", "414", "431", "501", "505" };
 static const char *const detect_names[PX_DETECT__MAX] = { "http1", "http2", "tls", "opaque", "timeout" };
 _Static_assert((int)PX_DETECT_HTTP1 == (int)H1R_HTTP1 && (int)PX_DETECT_HTTP2 == (int)H1R_HTTP2 &&
 		       (int)PX_DETECT_TLS == (int)H1R_TLS && (int)PX_DETECT_OPAQUE == (int)H1R_OPAQUE,
@@ -243,6 +243,7 @@ struct h1p_svc {
 	size_t max_headers;
 	size_t in_cap;        /* request buffer limit: head limits + retry body */
 	uint32_t detect_timeout_ms, max_requests, max_retry_body, pool_max_idle, pool_idle_timeout_ms;
+	uint32_t head_timeout_ms;
 	uint32_t attempts, backoff_base_ms, backoff_max_ms;
 	uint16_t on_status[CFG_MAX_RETRY_STATUS];
 	size_t n_on_status;
@@ -315,6 +316,7 @@ struct h1p_svc *h1p_svc_new(const struct weft_config *cfg, const struct cfg_serv
 	l->max_retry_body = cs->max_retry_body;
 	l->pool_max_idle = cs->pool_max_idle;
 	l->pool_idle_timeout_ms = cs->pool_idle_timeout_ms;
+	l->head_timeout_ms = cs->head_timeout_ms;
 	l->in_cap = (size_t)(cs->max_request_line ? cs->max_request_line : H1_DEFAULT_MAX_START_LINE) +
 		    (cs->max_header_bytes ? cs->max_header_bytes : H1_DEFAULT_MAX_HEADER_BYTES) + 16 +
 		    (cs->max_retry_body > READ_CHUNK ? cs->max_retry_body : READ_CHUNK);
@@ -407,6 +409,7 @@ struct h1s {
 	ev_tstamp started;
 	uint64_t bytes_in, bytes_out;
 	bool dead, listed, client_eof, reset_client;
+	bool head_timing;            /* s->timer runs http.head_timeout_ms for a started head */
 	enum h1s_state st;
 
 	struct h1x *x;               /* the exchange in progress; NULL while idle */
@@ -724,6 +727,7 @@ static const char *status_text(int st)
 	case 400: return "Bad Request";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
 	case 414: return "URI Too Long";
 	case 431: return "Request Header Fields Too Large";
 	case 501: return "Not Implemented";
@@ -737,7 +741,7 @@ static const char *status_text(int st)
 
 static void reject_count(struct h1s *s, int status)
 {
-	int k = status == 414 ? PX_REJECT_414 : status == 431 ? PX_REJECT_431 : status == 501 ? PX_REJECT_501 :
+	int k = status == 408 ? PX_REJECT_408 : status == 414 ? PX_REJECT_414 : status == 431 ? PX_REJECT_431 : status == 501 ? PX_REJECT_501 :
 		status == 505 ? PX_REJECT_505 : PX_REJECT_400;
 
 	pthread_mutex_lock(&s->px->lock);
@@ -873,6 +877,7 @@ static void reset_request(struct h1s *s)
 {
 	if (s->x)
 		x_init(s->x);
+	s->head_timing = false;
 	s->head_len = s->bscan = 0;
 	s->body_done = s->streaming = s->body_dropped = s->has_body = false;
 	s->route = NULL;
@@ -1839,8 +1844,15 @@ static void sess_advance(struct h1s *s)
 			}
 			r = h1_parse_request(s->ib, s->ilen, &s->x->req, s->hdrs, s->l7->max_headers, &s->l7->lim);
 			if (r == H1_INCOMPLETE) {
-				if (s->client_eof)
+				if (s->client_eof) {
 					s->dead = true; /* closed mid-head: nothing to answer */
+				} else if (!s->head_timing && s->l7->head_timeout_ms) {
+					/* a started head must complete in time: slow clients hold no buffer for ever */
+					s->head_timing = true;
+					ev_timer_stop(s->w->loop, &s->timer);
+					ev_timer_set(&s->timer, s->l7->head_timeout_ms / 1000.0, 0.);
+					ev_timer_start(s->w->loop, &s->timer);
+				}
 				break;
 			}
 			if (r < 0) {
@@ -2082,7 +2094,11 @@ static void deadline_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	struct h1s *s = t->data;
 
 	(void)loop;
-	if (s->st == S_HEAD) {
+	if (s->st == S_HEAD && s->head_timing) {
+		reject_count(s, 408);
+		s->body_done = false; /* forces Connection: close */
+		respond_error(s, 408, "request head timeout", true);
+	} else if (s->st == S_HEAD) {
 		/* keep-alive idle timeout */
 		s->dead = true;
 	} else if (s->st != S_CLOSING && s->st != S_TUNNEL) {

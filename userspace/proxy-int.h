@@ -22,7 +22,7 @@
 #include "weft/maps.h"
 
 /* Statuses weft answers malformed requests with (metric weft_http_rejected_total). */
-enum { PX_REJECT_400, PX_REJECT_414, PX_REJECT_431, PX_REJECT_501, PX_REJECT_505, PX_REJECT__MAX };
+enum { PX_REJECT_400, PX_REJECT_408, PX_REJECT_414, PX_REJECT_431, PX_REJECT_501, PX_REJECT_505, PX_REJECT__MAX };
 /* Protocol detection outcomes (metric weft_protocol_detected_total). */
 enum { PX_DETECT_HTTP1, PX_DETECT_HTTP2, PX_DETECT_TLS, PX_DETECT_OPAQUE, PX_DETECT_TIMEOUT, PX_DETECT__MAX };
 

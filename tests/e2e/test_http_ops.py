@@ -136,3 +136,32 @@ def test_reload_changes_routes_for_live_keepalive_connection(weft):
                         {"recv_eof": True}], cgroup=cg)
     rs2, _ = parse_responses(r2["data"])
     assert rs2[0]["status"] == 200 and rs2[0]["json"]["server"] == "b", rs2
+
+
+def test_slow_head_gets_408_and_close(weft):
+    """A client that starts a request head and stalls gets 408 (weft-error:
+    request head timeout, Connection: close) after http.head_timeout_ms and
+    the connection is closed; the backend never sees a byte of it; a client
+    that sends its head in slow pieces but within the time is served."""
+    cg = weft.cgroup()
+    b = http_backend(weft, "ok", "b")
+    vip = vip_addr()
+    d = weft.weftd([cg], [service("web", [vip], [b.addr], protocol="http",
+                                  extra=" http = { head_timeout_ms = 400; };")])
+    t0 = time.monotonic()
+    r = http_raw(vip, [{"send": "GET /stall HTTP/1.1\r\nHost: a\r\nX-Slow: "}, {"recv_eof": True, "timeout": 5}],
+                 cgroup=cg, timeout=5)
+    took = time.monotonic() - t0
+    rs, _ = parse_responses(r["data"])
+    assert [x["status"] for x in rs] == [408], r
+    assert rs[0]["headers"]["weft-error"] == "request head timeout", rs[0]
+    assert rs[0]["headers"]["connection"].lower() == "close", rs[0]
+    assert 0.3 < took < 3, took
+    assert mval(d, "weft_http_rejected_total", service="web", status="408") == 1
+    # in pieces, each well inside the limit, the whole head within it: served
+    r = http_raw(vip, [{"send": "GET /pieces HTTP/1.1\r\n"}, {"sleep": 0.1}, {"send": "Host: a\r\n"},
+                       {"sleep": 0.1}, {"send": "Connection: close\r\n\r\n"}, {"recv_eof": True}],
+                 cgroup=cg, timeout=5)
+    rs, _ = parse_responses(r["data"])
+    assert [x["status"] for x in rs] == [200], r
+    assert [e["path"] for e in b.requests()] == ["/pieces"]

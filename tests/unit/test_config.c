@@ -139,6 +139,7 @@ static void check_http_defaults(const struct cfg_service *s)
 	assert_int_equal(s->max_retry_body, 65536);
 	assert_int_equal(s->pool_max_idle, 128);
 	assert_int_equal(s->pool_idle_timeout_ms, 30000);
+	assert_int_equal(s->head_timeout_ms, 10000);
 	assert_int_equal(s->n_retry_on_status, 3);
 	assert_int_equal(s->retry_on_status[0], 502);
 	assert_int_equal(s->retry_on_status[1], 503);
@@ -361,7 +362,7 @@ static const char http_config[] =
 	"    endpoints = ( { address = \"127.0.0.1:8081\"; } );\n"                                         /* 3 */
 	"    limits = { max_requests = 1048576; };\n"                                                      /* 4 */
 	"    http = { detect_timeout_ms = 1; max_request_line = 256; max_header_bytes = 1024; max_headers = 8;\n"
-	"             request_timeout_ms = 0; max_retry_body = 0; pool_max_idle = 0; pool_idle_timeout_ms = 100; };\n"
+	"             request_timeout_ms = 0; max_retry_body = 0; pool_max_idle = 0; pool_idle_timeout_ms = 100; head_timeout_ms = 0; };\n"
 	"    retry = { attempts = 2; on_status = [ 500, 503 ]; budget_ratio = 1; budget_min_per_s = 0;\n" /* 7 */
 	"              budget_window_s = 60; backoff_base_ms = 0; backoff_max_ms = 0; };\n"                /* 8 */
 	"    routes = (\n"                                                                                 /* 9 */
@@ -402,6 +403,7 @@ static void test_http_routes(void **state)
 	assert_int_equal(s->max_retry_body, 0);
 	assert_int_equal(s->pool_max_idle, 0);
 	assert_int_equal(s->pool_idle_timeout_ms, 100);
+	assert_int_equal(s->head_timeout_ms, 0);
 	assert_int_equal(s->retry_attempts, 2);
 	assert_int_equal(s->n_retry_on_status, 2);
 	assert_int_equal(s->retry_on_status[0], 500);
@@ -550,7 +552,7 @@ static void test_http_render(void **state)
 		"\"budget_window_s\":60,\"backoff_base_ms\":0,\"backoff_max_ms\":0},"
 		"\"limits\":{\"max_connections\":10000,\"max_pending\":1000,\"max_requests\":1048576},"
 		"\"http\":{\"detect_timeout_ms\":1,\"max_request_line\":256,\"max_header_bytes\":1024,\"max_headers\":8,"
-		"\"request_timeout_ms\":0,\"max_retry_body\":0,\"pool_max_idle\":0,\"pool_idle_timeout_ms\":100},\"routes\":["
+		"\"request_timeout_ms\":0,\"max_retry_body\":0,\"pool_max_idle\":0,\"pool_idle_timeout_ms\":100,\"head_timeout_ms\":0},\"routes\":["
 		"{\"name\":\"canary\",\"match\":{\"method\":\"GET\",\"host\":\"api.example.com\",\"path\":null,\"path_prefix\":\"/api/\","
 		"\"headers\":[{\"name\":\"x-canary\",\"value\":\"1\"},{\"name\":\"x-present\",\"value\":null}]},"
 		"\"backends\":[{\"service\":\"web-v1\",\"weight\":90},{\"service\":\"web-v2\",\"weight\":10}],"
@@ -930,7 +932,8 @@ static const struct fail_case fail_cases[] = {
 	    "t.conf:8: tracing.collecter: unknown key; did you mean 'collector'?" } },
 	{ "http and limits bounds",
 	  SVC("    http = { detect_timeout_ms = 0; max_request_line = 255; max_header_bytes = 1048577; max_headers = 7;\n"
-	      "      request_timeout_ms = 3600001; max_retry_body = 16777217; pool_max_idle = 10001; pool_idle_timeout_ms = 99; };\n"
+	      "      request_timeout_ms = 3600001; max_retry_body = 16777217; pool_max_idle = 10001; pool_idle_timeout_ms = 99;\n"
+	      "      head_timeout_ms = 3600001; };\n"
 	      "    limits = { max_requests = 0; };\n"),
 	  { "t.conf:3: services[0].http.detect_timeout_ms: 0 is out of range (1-10000)",
 	    "t.conf:3: services[0].http.max_request_line: 255 is out of range (256-1048576)",
@@ -940,7 +943,8 @@ static const struct fail_case fail_cases[] = {
 	    "t.conf:4: services[0].http.max_retry_body: 16777217 is out of range (0-16777216)",
 	    "t.conf:4: services[0].http.pool_max_idle: 10001 is out of range (0-10000)",
 	    "t.conf:4: services[0].http.pool_idle_timeout_ms: 99 is out of range (100-3600000)",
-	    "t.conf:5: services[0].limits.max_requests: 0 is out of range (1-1048576)" } },
+	    "t.conf:5: services[0].http.head_timeout_ms: 3600001 is out of range (0-3600000)",
+	    "t.conf:6: services[0].limits.max_requests: 0 is out of range (1-1048576)" } },
 	{ "retry policy entries and bounds",
 	  SVC("    retry = { on_status = ( 502, \"503\", 99, 600, 502 );\n"
 	      "      budget_ratio = \"0.2\"; budget_min_per_s = 100001;\n"
