@@ -2351,6 +2351,27 @@ void h1p_render_conns(struct proxy_worker *w, struct buf *out, bool *first,
 	}
 }
 
+void h1p_render_service(const struct proxy_svc *s, struct buf *out, double now)
+{
+	const struct h1p_svc *l = s->l7;
+	struct proxy_svcstat *st = s->stat;
+	size_t i;
+
+	if (!l)
+		return;
+	buf_printf(out,
+		   ",\"http\":{\"requests_in_flight\":%u,\"max_requests\":%u,\"retries\":%llu,"
+		   "\"retry_budget_exhausted\":%llu,\"retry_budget_available\":%llu,\"shed\":%llu,\"routes\":[",
+		   st->inflight, l->max_requests, (unsigned long long)st->retries,
+		   (unsigned long long)st->budget_exhausted,
+		   (unsigned long long)retry_budget_available(&st->budget, now), (unsigned long long)st->shed);
+	for (i = 0; i < l->n_routes; i++) {
+		buf_puts(out, i ? "," : "");
+		buf_json_str(out, l->routes[i].name);
+	}
+	buf_puts(out, "]}");
+}
+
 void h1p_render_metrics(struct proxy *px, struct buf *out)
 {
 	static const char *const cls[] = { "", "1xx", "2xx", "3xx", "4xx", "5xx" };

@@ -58,6 +58,11 @@ void h1p_thread_cleanup(void);
 
 /* Admin renderings, px->lock held. */
 void h1p_render_metrics(struct proxy *px, struct buf *out);
+/*
+ * /services: appends ,"http":{...} for a service proxied per request (in
+ * flight, retries, budget, shed, routes); nothing for an opaque one.
+ */
+void h1p_render_service(const struct proxy_svc *s, struct buf *out, double now);
 /* Appends this worker's sessions to a /conns JSON array; *first tracks the comma. */
 void h1p_render_conns(struct proxy_worker *w, struct buf *out, bool *first,
 		      const char *(*cgroup_name)(void *arg, uint64_t id), void *arg);

@@ -1165,9 +1165,14 @@ void proxy_render_services(struct proxy *px, struct buf *out)
 						   ep->bal.ejected_until - now : 0.0);
 				buf_json_str(out, ep->eject_reason ? ep->eject_reason : "");
 			}
+			if (ep->requests)
+				buf_printf(out, ",\"http_requests\":%llu,\"http_5xx\":%llu",
+					   (unsigned long long)ep->requests, (unsigned long long)ep->responses_5xx);
 			buf_puts(out, "}");
 		}
-		buf_puts(out, "]}");
+		buf_puts(out, "]");
+		h1p_render_service(s, out, now);
+		buf_puts(out, "}");
 	}
 	buf_puts(out, "]}\n");
 	pthread_mutex_unlock(&px->lock);

@@ -165,3 +165,28 @@ def test_slow_head_gets_408_and_close(weft):
     rs, _ = parse_responses(r["data"])
     assert [x["status"] for x in rs] == [200], r
     assert [e["path"] for e in b.requests()] == ["/pieces"]
+
+
+def test_services_shows_http_state(weft):
+    """GET /services carries the per-request view of an HTTP service: routes,
+    retries and the budget left, and per-endpoint request counts; an opaque
+    service has no "http" object."""
+    cg = weft.cgroup()
+    b = http_backend(weft, "ok", "b")
+    v1, v2 = vip_addr(), vip_addr()
+    d = weft.weftd([cg], [service("web", [v1], [b.addr], protocol="http", retry=(
+                               "attempts = 2; budget_ratio = 0.5; budget_min_per_s = 1; budget_window_s = 10;"),
+                           extra=' routes = ( { name = "api"; match = { path_prefix = "/api"; }; } );'),
+                           service("raw", [v2], [b.addr], protocol="tcp")])
+    r = http_raw(v1, [{"send": "GET /api/x HTTP/1.1\r\nHost: a\r\n\r\n"}, {"recv_until": "}"},
+                      {"send": "GET /y HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"}, {"recv_eof": True}],
+                 cgroup=cg)
+    assert [x["status"] for x in parse_responses(r["data"])[0]] == [200, 200], r
+    svcs = {s["name"]: s for s in admin_json(d.admin, "/services")["services"]}
+    http = svcs["web"]["http"]
+    assert http["routes"] == ["api"], http
+    assert http["requests_in_flight"] == 0 and http["retries"] == 0 and http["shed"] == 0, http
+    # 2 requests x 0.5 + 1/s x 10 s
+    assert http["retry_budget_available"] == 11, http
+    assert svcs["web"]["endpoints"][0]["http_requests"] == 2, svcs["web"]
+    assert "http" not in svcs["raw"], svcs["raw"]
