@@ -36,6 +36,9 @@
 #include "h1route.h"
 #include "http1.h"
 #include "log.h"
+#include "mtls.h"
+#include "preamble.h"
+#include "tls.h"
 #include "trace.h"
 #include "zipkin.h"
 
@@ -117,6 +120,15 @@ static size_t hdrs_bytes(size_t max_headers)
 	size_t n = max_headers * sizeof(struct h1_header);
 
 	return n <= blk_size[0] ? blk_size[0] : n;
+}
+
+/* dst = src[0..n), truncated to fit, NUL-terminated. */
+static void copy_trunc(char *dst, size_t cap, const char *src, size_t n)
+{
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
 }
 
 /* ---- growable output buffer ------------------------------------------------ */
@@ -371,12 +383,28 @@ struct h1up {
 	int fd;
 	ev_io io;
 	ev_timer t;                  /* connect timeout, or idle timeout in the pool */
-	bool connected, reused, eof;
+	bool tcp_up;                 /* the TCP connect completed */
+	bool connected, reused, eof; /* connected: ready for HTTP (TLS and preamble done, if any) */
 	bool pooled;                 /* linked in the idle lists */
 	char *rb;                    /* response bytes */
 	size_t rlen, rcap;
 	struct obuf wb;              /* towards the upstream */
 	uint64_t written;
+	/* an endpoint on another node: mutual TLS to that node's agent, then the preamble */
+	struct tls_conn *tls;
+	const struct tls_ctx *ctx;   /* identity it was made with: the pool never hands it to another */
+	struct weft_sockaddr node;   /* the agent it goes to */
+	enum tls_want want;          /* what the last TLS call that returned -EAGAIN waits for */
+	struct up_hs *hs;            /* during the setup only */
+};
+
+/* The secure setup of a connection to another node's agent (docs/security.md). */
+struct up_hs {
+	uint8_t pre[RELAY_PREFIX_MAX];
+	size_t pre_len, pre_off;
+	uint8_t reply[PREAMBLE_REPLY_LEN];
+	size_t got;
+	bool prefix_sent;
 };
 
 /*
@@ -402,6 +430,7 @@ struct h1s {
 	struct h1p_svc *l7;          /* svc->l7 */
 	struct weft_orig orig;
 	struct weft_sockaddr client;
+	struct mtls *mtls;           /* TLS bundle for endpoints on other nodes (ref; NULL: none) */
 	int cfd;
 	ev_io cio;
 	ev_timer timer;              /* request deadline, or keep-alive idle */
@@ -557,6 +586,7 @@ static void sess_free(struct h1s *s)
 	px->active--;
 	s->svc->stat->active--;
 	px->ctr.completed++;
+	mtls_unref(s->mtls);
 	px_svc_unref(px, s->svc);
 	pthread_mutex_unlock(&px->lock);
 	free(s);
@@ -599,6 +629,8 @@ static void up_close(struct h1up *u)
 	up_stop(u);
 	if (u->pooled)
 		pool_unlink(u);
+	tls_conn_free(u->tls);
+	free(u->hs);
 	if (u->fd >= 0)
 		close(u->fd);
 	blk_put(u->rb, u->rcap);
@@ -634,7 +666,8 @@ static void pool_put(struct h1up *u, const struct h1p_svc *l)
 
 	ev_timer_stop(w->loop, &u->t);
 	u->s = NULL;
-	if (u->rlen || ob_pending(&u->wb) || u->eof || u->ep->n_idle[id] >= l->pool_max_idle) {
+	if (u->rlen || ob_pending(&u->wb) || u->eof || u->hs || (u->tls && tls_pending(u->tls)) ||
+	    u->ep->n_idle[id] >= l->pool_max_idle) {
 		up_close(u);
 		return;
 	}
@@ -665,12 +698,31 @@ static void pool_put(struct h1up *u, const struct h1p_svc *l)
 static void up_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents);
 
 /* An upstream connection to ep for s: pooled, or a new non-blocking connect. */
-static struct h1up *up_get(struct h1s *s, struct proxy_ep *ep, int *err)
+/*
+ * An upstream connection to ep for s: a pooled one, or a new non-blocking
+ * connect. node non-NULL: ep lives on another node, reached through that
+ * node's agent over mutual TLS with the calling workload's identity, the
+ * preamble naming ep (docs/security.md); a pooled connection is reused only
+ * if it was made with the same identity to the same agent.
+ */
+static struct h1up *up_get(struct h1s *s, struct proxy_ep *ep, const struct weft_sockaddr *node, int *err)
 {
 	struct proxy_worker *w = s->w;
-	struct h1up *u = ep->idle[w->id];
+	const struct weft_sockaddr *dst = node ? node : &ep->addr;
+	struct tls_ctx *ctx = NULL;
+	struct h1up *u;
 	int fd, one = 1;
 
+	if (node) {
+		ctx = s->mtls ? mtls_client_ctx(s->mtls, s->orig.cgroup_id) : NULL;
+		if (!ctx) {
+			*err = EHOSTUNREACH; /* the config forbids node endpoints without tls: be safe */
+			return NULL;
+		}
+	}
+	for (u = ep->idle[w->id]; u; u = u->next)
+		if (u->ctx == ctx && (!node || addr_equal(&u->node, node)))
+			break;
 	if (u) {
 		pool_unlink(u);
 		ev_timer_stop(w->loop, &u->t);
@@ -682,18 +734,45 @@ static struct h1up *up_get(struct h1s *s, struct proxy_ep *ep, int *err)
 			*err = ENOMEM;
 			return NULL;
 		}
-		fd = socket(ep->addr.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+		if (node) {
+			struct preamble pre;
+			int n;
+
+			u->hs = calloc(1, sizeof(*u->hs));
+			if (!u->hs) {
+				free(u);
+				*err = ENOMEM;
+				return NULL;
+			}
+			memset(&pre, 0, sizeof(pre));
+			pre.target = ep->addr;
+			pre.proto = PREAMBLE_PROTO_HTTP1;
+			copy_trunc(pre.service, sizeof(pre.service), s->bsvc->name, strlen(s->bsvc->name));
+			n = preamble_encode(u->hs->pre, sizeof(u->hs->pre), &pre);
+			if (n < 0) {
+				free(u->hs);
+				free(u);
+				*err = -n;
+				return NULL;
+			}
+			u->hs->pre_len = (size_t)n;
+			u->ctx = ctx;
+			u->node = *node;
+		}
+		fd = socket(dst->sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
 		if (fd < 0) {
 			*err = errno;
+			free(u->hs);
 			free(u);
 			return NULL;
 		}
 		if (s->l7->mark)
 			(void)setsockopt(fd, SOL_SOCKET, SO_MARK, &s->l7->mark, sizeof(s->l7->mark));
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		if (connect(fd, &ep->addr.sa, ep->addr.len) < 0 && errno != EINPROGRESS) {
+		if (connect(fd, &dst->sa, dst->len) < 0 && errno != EINPROGRESS) {
 			*err = errno;
 			close(fd);
+			free(u->hs);
 			free(u);
 			return NULL;
 		}
@@ -712,11 +791,77 @@ static struct h1up *up_get(struct h1s *s, struct proxy_ep *ep, int *err)
 		u->io.data = u;
 		ev_io_start(w->loop, &u->io);
 	}
+	/* connect_ms bounds the TCP connect and, to another node, the handshake and preamble too */
 	ev_timer_init(&u->t, up_timeout_cb, s->l7->connect_timeout_ms / 1000.0, 0.);
 	u->t.data = u;
 	if (!u->connected && s->l7->connect_timeout_ms)
 		ev_timer_start(w->loop, &u->t);
 	return u;
+}
+
+/*
+ * The secure setup after the TCP connect: TLS handshake, the preamble
+ * written, the 8-byte reply read. 0: done (ready for HTTP), -EAGAIN: wait
+ * for u->want, or the attempt's -errno (-EPROTO for TLS failures and
+ * garbage, the reply's meaning otherwise: preamble_status_errno).
+ */
+static int up_secure_step(struct h1up *u)
+{
+	struct up_hs *hs = u->hs;
+	enum preamble_status st;
+	ssize_t n;
+	int rc;
+
+	if (!u->tls) {
+		/* the TLS connection takes its own reference on the context */
+		u->tls = tls_conn_new((struct tls_ctx *)u->ctx, u->fd, false);
+		if (!u->tls)
+			return -ENOMEM;
+	}
+	for (;;) {
+		if (!hs->prefix_sent) {
+			rc = tls_handshake(u->tls);
+			if (rc == -EAGAIN)
+				goto wait;
+			if (rc < 0) {
+				log_info("endpoint %s via %s: TLS: %s", u->ep->addr_str, "node agent",
+					 tls_conn_detail(u->tls));
+				return rc == -ECONNRESET ? -ECONNRESET : -EPROTO;
+			}
+			while (hs->pre_off < hs->pre_len) {
+				n = tls_write(u->tls, hs->pre + hs->pre_off, hs->pre_len - hs->pre_off);
+				if (n == -EAGAIN)
+					goto wait;
+				if (n < 0)
+					return -EPROTO;
+				hs->pre_off += (size_t)n;
+			}
+			hs->prefix_sent = true;
+		}
+		n = tls_read(u->tls, hs->reply + hs->got, PREAMBLE_REPLY_LEN - hs->got);
+		if (n == -EAGAIN)
+			goto wait;
+		if (n <= 0)
+			return -EPROTO; /* closed instead of replying, or a TLS failure (the peer refused us) */
+		hs->got += (size_t)n;
+		rc = preamble_reply_decode(hs->reply, hs->got, &st);
+		if (rc == -EAGAIN)
+			continue;
+		if (rc < 0)
+			return -EPROTO;
+		if (st != PREAMBLE_ST_OK)
+			log_info("endpoint %s: the node agent replied %s", u->ep->addr_str, preamble_status_name(st));
+		rc = preamble_status_errno(st);
+		if (rc == 0) {
+			free(u->hs);
+			u->hs = NULL;
+			u->want = TLS_WANT_NONE;
+		}
+		return rc;
+	}
+wait:
+	u->want = tls_want(u->tls);
+	return -EAGAIN;
 }
 
 /* ---- responses weft makes itself ---- */
@@ -942,15 +1087,6 @@ static void finish_exchange(struct h1s *s, bool up_reusable)
 	reset_request(s);
 	s->st = S_HEAD;
 	idle_arm(s);
-}
-
-/* dst = src[0..n), truncated to fit, NUL-terminated. */
-static void copy_trunc(char *dst, size_t cap, const char *src, size_t n)
-{
-	if (n >= cap)
-		n = cap - 1;
-	memcpy(dst, src, n);
-	dst[n] = '\0';
 }
 
 static bool method_idempotent(enum h1_method m)
@@ -1304,7 +1440,8 @@ static void attempt_failed(struct h1s *s, bool connect_fail, int err)
 		pthread_mutex_lock(&s->px->lock);
 		if (connect_fail)
 			ep->connect_errors[px_err_of(err)]++;
-		if (!reused && s->ep_i >= 0)
+		/* a remote agent's "denied" is about the caller, not the endpoint's health */
+		if (!reused && s->ep_i >= 0 && err != EACCES)
 			px_breaker(s->bsvc, s->ep_i, false, now_of(s),
 				   connect_fail ? "consecutive connect failures" : "consecutive failures");
 		pthread_mutex_unlock(&s->px->lock);
@@ -1340,9 +1477,9 @@ static void attempt_start(struct h1s *s)
 	struct proxy *px = s->px;
 	struct proxy_svc *b = s->bsvc;
 	struct proxy_ep *ep = NULL;
+	const struct weft_sockaddr *node = NULL;
 	struct h1up *u;
 	int i = -1, err = 0;
-	size_t k;
 
 	if (s->deadline && now_of(s) >= s->deadline) {
 		deadline_cb(s->w->loop, &s->timer, 0);
@@ -1350,18 +1487,11 @@ static void attempt_start(struct h1s *s)
 	}
 	s->attempt++;
 	pthread_mutex_lock(&px->lock);
-	for (k = 0; k <= b->n_eps; k++) {
-		i = bal_pick(&b->bal, s->tried, now_of(s));
-		if (i < 0 && s->tried) {
-			/* every endpoint was tried: a retry may go to one again */
-			s->tried = 0;
-			i = bal_pick(&b->bal, 0, now_of(s));
-		}
-		if (i < 0 || !b->remote[i])
-			break;
-		/* endpoints behind another node's agent are opaque-TCP only for now */
-		s->tried |= i < 64 ? 1ull << i : 0;
-		i = -1;
+	i = bal_pick(&b->bal, s->tried, now_of(s));
+	if (i < 0 && s->tried) {
+		/* every endpoint was tried: a retry may go to one again */
+		s->tried = 0;
+		i = bal_pick(&b->bal, 0, now_of(s));
 	}
 	if (i >= 0) {
 		if (i < 64)
@@ -1371,6 +1501,9 @@ static void attempt_start(struct h1s *s)
 		ep->requests++;
 		s->ep_i = i;
 		memcpy(s->ep_str, ep->addr_str, sizeof(s->ep_str));
+		/* this generation's view of where the endpoint lives */
+		if (b->remote[i])
+			node = &b->nodes[i];
 	}
 	pthread_mutex_unlock(&px->lock);
 	if (!ep) {
@@ -1390,7 +1523,7 @@ static void attempt_start(struct h1s *s)
 	s->attempt_span = trace_random_u64();
 	s->attempt_start = now_of(s);
 	s->attempt_wall_us = wall_us();
-	u = up_get(s, ep, &err);
+	u = up_get(s, ep, node, &err);
 	if (!u) {
 		attempt_failed(s, true, err);
 		return;
@@ -1700,8 +1833,8 @@ static void on_response_head(struct h1s *s)
  * EOF, *eof set), -EAGAIN, -ENOBUFS (full at the limit), -ENOMEM or -errno.
  * *moved tells the caller that pointers into the old buffer are stale.
  */
-static int read_grow(int fd, char **p, size_t *len, size_t *cap, size_t first, size_t limit, size_t slack,
-		     bool *eof, bool *moved)
+static int read_grow(int fd, struct tls_conn *tls, char **p, size_t *len, size_t *cap, size_t first, size_t limit,
+		     size_t slack, bool *eof, bool *moved)
 {
 	ssize_t n;
 
@@ -1721,9 +1854,15 @@ static int read_grow(int fd, char **p, size_t *len, size_t *cap, size_t first, s
 	}
 	if (*len == *cap)
 		return -ENOBUFS;
-	n = recv(fd, *p + *len, *cap - *len, 0);
-	if (n < 0)
-		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? -EAGAIN : -errno;
+	if (tls) {
+		n = tls_read(tls, *p + *len, *cap - *len);
+		if (n < 0)
+			return (int)n;
+	} else {
+		n = recv(fd, *p + *len, *cap - *len, 0);
+		if (n < 0)
+			return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? -EAGAIN : -errno;
+	}
 	if (n == 0)
 		*eof = true;
 	*len += (size_t)n;
@@ -1733,15 +1872,51 @@ static int read_grow(int fd, char **p, size_t *len, size_t *cap, size_t first, s
 static int up_read(struct h1up *u, size_t cap)
 {
 	bool moved;
+	int n, total = 0;
 
-	/* a response head being parsed restarts by itself when the buffer moves */
-	return read_grow(u->fd, &u->rb, &u->rlen, &u->rcap, UP_RBUF_MIN, cap, READ_CHUNK / 4, &u->eof, &moved);
+	/*
+	 * A response head being parsed restarts by itself when the buffer
+	 * moves. Over TLS, bytes already decrypted wait in the TLS layer, where
+	 * the socket's readiness does not show them: take them all now.
+	 */
+	do {
+		n = read_grow(u->fd, u->tls, &u->rb, &u->rlen, &u->rcap, UP_RBUF_MIN, cap, READ_CHUNK / 4, &u->eof,
+			      &moved);
+		if (n == -EAGAIN && u->tls)
+			u->want = tls_want(u->tls);
+		if (n > 0)
+			total += n;
+	} while (n > 0 && u->tls && tls_pending(u->tls) && u->rlen < u->rcap);
+	return total > 0 ? total : n;
+}
+
+/* Writes what is pending towards the upstream (plain, or TLS records of at most 16 KiB). Like ob_flush. */
+static int up_flush(struct h1up *u, uint64_t *written)
+{
+	struct obuf *o = &u->wb;
+
+	if (!u->tls)
+		return ob_flush(o, u->fd, written);
+	while (ob_pending(o)) {
+		ssize_t n = tls_write(u->tls, o->p + o->off, ob_pending(o));
+
+		if (n == -EAGAIN) {
+			u->want = tls_want(u->tls);
+			return 1;
+		}
+		if (n < 0)
+			return (int)n;
+		o->off += (size_t)n;
+		*written += (uint64_t)n;
+	}
+	o->off = o->len = 0;
+	return 0;
 }
 
 static int client_read(struct h1s *s)
 {
 	bool moved;
-	int n = read_grow(s->cfd, &s->ib, &s->ilen, &s->icap, 8192, s->l7->in_cap, 512, &s->client_eof, &moved);
+	int n = read_grow(s->cfd, NULL, &s->ib, &s->ilen, &s->icap, 8192, s->l7->in_cap, 512, &s->client_eof, &moved);
 
 	/*
 	 * The parsed head's pointers (method, target, header fields) point into
@@ -1790,12 +1965,25 @@ static void sess_arm(struct h1s *s)
 		break;
 	}
 	if (s->up) {
-		if (!s->up->connected || ob_pending(&s->up->wb))
-			ue |= EV_WRITE;
-		if (s->up->connected && !s->up->eof && opend < OUT_HIGH &&
-		    (s->st == S_UPSTREAM || s->st == S_RESPONSE || s->st == S_TUNNEL))
-			ue |= EV_READ;
-		io_want(loop, &s->up->io, s->up->fd, ue);
+		struct h1up *u = s->up;
+
+		if (!u->tcp_up) {
+			ue = EV_WRITE;
+		} else if (!u->connected) {
+			ue = u->want == TLS_WANT_WRITE ? EV_WRITE : EV_READ; /* the TLS setup's wish */
+		} else {
+			if (ob_pending(&u->wb))
+				ue |= EV_WRITE;
+			if (!u->eof && opend < OUT_HIGH &&
+			    (s->st == S_UPSTREAM || s->st == S_RESPONSE || s->st == S_TUNNEL))
+				ue |= EV_READ;
+			/* a TLS read may need the socket writable and a write readable */
+			if (u->tls && u->want == TLS_WANT_WRITE && ue)
+				ue |= EV_WRITE;
+			if (u->tls && u->want == TLS_WANT_READ && ue)
+				ue |= EV_READ;
+		}
+		io_want(loop, &u->io, u->fd, ue);
 	}
 	io_want(loop, &s->cio, s->cfd, ce);
 	/* an idle keep-alive connection holds no buffers and no header arrays */
@@ -1917,7 +2105,7 @@ static bool sess_flush(struct h1s *s)
 		}
 	}
 	if (s->up && s->up->connected && ob_pending(&s->up->wb)) {
-		r = ob_flush(&s->up->wb, s->up->fd, &s->bytes_in);
+		r = up_flush(s->up, &s->bytes_in);
 		if (r < 0) {
 			if (s->st == S_UPSTREAM && !s->x->resp.head_len)
 				attempt_failed(s, false, -r);
@@ -2004,13 +2192,30 @@ static void sess_up_cb(struct ev_loop *loop, ev_io *io, int revents)
 	int r, err = 0;
 	socklen_t el = sizeof(err);
 
-	if (!u->connected && (revents & EV_WRITE)) {
+	if (!u->tcp_up && (revents & EV_WRITE)) {
 		if (getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
 			err = errno;
 		if (err) {
 			attempt_failed(s, true, err);
 			sess_finish_cb(s);
 			return;
+		}
+		u->tcp_up = true;
+		revents &= ~EV_WRITE;
+	}
+	if (u->tcp_up && !u->connected) {
+		if (u->hs) {
+			/* another node's agent: TLS and the preamble first (any event may advance them) */
+			r = up_secure_step(u);
+			if (r == -EAGAIN) {
+				sess_finish_cb(s);
+				return;
+			}
+			if (r < 0) {
+				attempt_failed(s, true, -r);
+				sess_finish_cb(s);
+				return;
+			}
 		}
 		u->connected = true;
 		ev_timer_stop(loop, &u->t);
@@ -2159,6 +2364,7 @@ void h1p_start(struct proxy_worker *w, int fd, struct proxy_svc *svc, const stru
 	pthread_mutex_lock(&px->lock);
 	px->active++;
 	svc->stat->active++;
+	s->mtls = mtls_ref(px->mtls);
 	sess_list(s);
 	pthread_mutex_unlock(&px->lock);
 	ev_io_start(w->loop, &s->cio);

@@ -343,6 +343,23 @@ int preamble_encode(void *buf, size_t len, const struct preamble *p)
 	return (int)(PREAMBLE_HDR_LEN + body);
 }
 
+int preamble_status_errno(enum preamble_status s)
+{
+	switch (s) {
+	case PREAMBLE_ST_OK:
+		return 0;
+	case PREAMBLE_ST_DENIED:
+		return -EACCES;
+	case PREAMBLE_ST_UNKNOWN_TARGET:
+	case PREAMBLE_ST_UNREACHABLE:
+		return -ECONNREFUSED;
+	case PREAMBLE_ST_OVERLOADED:
+		return -EBUSY;
+	default:
+		return -EPROTO;
+	}
+}
+
 const char *preamble_status_name(enum preamble_status s)
 {
 	switch (s) {

@@ -120,6 +120,12 @@ enum preamble_status {
 	PREAMBLE_ST_MAX = PREAMBLE_ST_OVERLOADED,
 };
 const char *preamble_status_name(enum preamble_status s); /* "ok", "denied", ... */
+/*
+ * What a reply means to the connecting side, as an attempt's result: 0 (ok),
+ * -EACCES (denied), -ECONNREFUSED (unknown_target, unreachable), -EBUSY
+ * (overloaded), -EPROTO (bad_preamble: we sent something it did not take).
+ */
+int preamble_status_errno(enum preamble_status s);
 
 /* PREAMBLE_REPLY_LEN, or -ENOSPC / -EINVAL (unknown status). */
 int preamble_reply_encode(void *buf, size_t len, enum preamble_status st);

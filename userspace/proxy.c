@@ -220,20 +220,9 @@ static struct proxy_svc *svc_new(struct proxy *px, const struct weft_config *cfg
 	}
 	s->protocol = cs->protocol;
 	if (cs->protocol == CFG_PROTO_HTTP || cs->protocol == CFG_PROTO_AUTO) {
-		bool remote = false;
-
-		for (i = 0; i < cs->n_endpoints; i++)
-			remote = remote || cs->endpoints[i].has_node;
-		if (remote) {
-			/* HTTP over the inter-agent mTLS leg is not built yet: bytes still flow, opaquely */
-			log_warn("service %s: protocol \"%s\" with endpoints on other nodes is proxied as opaque TCP "
-				 "(no routes, retries or HTTP metrics) in this version", cs->name,
-				 cfg_protocol_name(cs->protocol));
-		} else {
-			s->l7 = h1p_svc_new(cfg, cs, s->stat);
-			if (!s->l7)
-				goto err;
-		}
+		s->l7 = h1p_svc_new(cfg, cs, s->stat);
+		if (!s->l7)
+			goto err;
 	}
 	if (px->mtls) {
 		char err[256];

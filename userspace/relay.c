@@ -1098,24 +1098,6 @@ static int relay_tls_failed(struct relay *r, int rc)
 	}
 }
 
-/* The errno a preamble reply status means for the attempt (0: connected). */
-static int reply_errno(enum preamble_status st)
-{
-	switch (st) {
-	case PREAMBLE_ST_OK:
-		return 0;
-	case PREAMBLE_ST_DENIED:
-		return -EACCES;
-	case PREAMBLE_ST_UNKNOWN_TARGET:
-	case PREAMBLE_ST_UNREACHABLE:
-		return -ECONNREFUSED;
-	case PREAMBLE_ST_OVERLOADED:
-		return -EBUSY;
-	default:
-		return -EPROTO; /* bad_preamble: we sent something it did not take */
-	}
-}
-
 /*
  * Advances a TLS attempt whose TCP connect is done: handshake, prefix,
  * reply, as far as the socket allows. Returns 0 (reply "ok": connected),
@@ -1179,7 +1161,7 @@ static int relay_hs_step(struct relay *r)
 			if (st != PREAMBLE_ST_OK)
 				log_debug("relay %p: attempt %u: peer agent replied %s", (void *)r, r->attempt,
 					  preamble_status_name(st));
-			return reply_errno(st);
+			return preamble_status_errno(st);
 		}
 	}
 wait:

@@ -2101,7 +2101,7 @@ class HttpBackend:
     """http_backend.py running: .addr, .log_path; .events() reads its log."""
 
     def __init__(self, mode, name, listen, workdir, delay=None, status=None, seed=None,
-                 fail_rate=None, cgroup=None):
+                 fail_rate=None, cgroup=None, netns=None):
         self.mode, self.name = mode, name
         base = os.path.join(workdir or "/tmp", "%s.%s" % (unique_name(), name))
         self.log_path = base + ".log"
@@ -2118,7 +2118,7 @@ class HttpBackend:
         if fail_rate is not None:
             argv += ["--fail-rate", str(fail_rate)]
         self._err = open(self.err_path, "wb")
-        self.proc = spawn(in_cgroup_argv(cgroup, argv), stdin=subprocess.DEVNULL,
+        self.proc = spawn(in_cgroup_argv(cgroup, netns_argv(netns, argv)), stdin=subprocess.DEVNULL,
                           stdout=subprocess.PIPE, stderr=self._err)
         line = b""
         import select
@@ -2177,7 +2177,7 @@ class HttpBackend:
 
 def http_backend(h, mode, name, listen=None, **kw):
     """Start http_backend.py (torn down with h); listen defaults to a free
-    127.0.0.1 port. kw: delay, status, seed, fail_rate, cgroup."""
+    127.0.0.1 port. kw: delay, status, seed, fail_rate, cgroup, netns."""
     if listen is None:
         listen = "127.0.0.1:%d" % free_port()
     b = HttpBackend(mode, name, listen, h.workdir, **kw)
@@ -2191,7 +2191,7 @@ def _run_json(argv, timeout):
     return _client_result(p, timeout)
 
 
-def http_requests(connect, cgroup=None, timeout=5.0, wait=None, **spec):
+def http_requests(connect, cgroup=None, timeout=5.0, wait=None, netns=None, **spec):
     """http_client.py requests (in cgroup): spec keys as documented there
     (n, method, path, paths, headers, header_list, body, body_len, chunked,
     keepalive, concurrency, detail, host). Returns its JSON (+ rc, stderr)."""
@@ -2200,7 +2200,7 @@ def http_requests(connect, cgroup=None, timeout=5.0, wait=None, **spec):
             "--timeout", str(timeout), "--tag", run_prefix() + "httpcli"]
     n = int(spec.get("n", 1))
     conc = int(spec.get("concurrency", 1))
-    return _run_json(in_cgroup_argv(cgroup, argv),
+    return _run_json(in_cgroup_argv(cgroup, netns_argv(netns, argv)),
                      wait if wait is not None else 20 + timeout * (1 + n // max(conc, 1)))
 
 
