@@ -2117,8 +2117,12 @@ static bool sess_flush(struct h1s *s)
 	if (s->st == S_CLOSING && !ob_pending(&s->ob))
 		s->dead = true;
 	if (s->st == S_TUNNEL) {
-		if (s->client_eof && s->up && !ob_pending(&s->up->wb))
+		if (s->client_eof && s->up && !ob_pending(&s->up->wb)) {
+			/* towards another node's agent, close_notify first: a bare FIN reads as a cut */
+			if (s->up->tls && !s->up->eof)
+				(void)tls_shutdown(s->up->tls);
 			shutdown(s->up->fd, SHUT_WR);
+		}
 		if (s->up && s->up->eof && !ob_pending(&s->ob))
 			shutdown(s->cfd, SHUT_WR);
 		if (s->client_eof && s->up && s->up->eof && !ob_pending(&s->ob) && !ob_pending(&s->up->wb))
