@@ -1359,13 +1359,13 @@ void proxy_render_metrics(struct proxy *px, struct buf *out)
 void proxy_render_services_text(struct proxy *px, struct buf *out)
 {
 	static const char *const hdr[] = { "SERVICE", "PROTOCOL", "ADDRESSES", "ENDPOINT", "STATE",
-					   "WEIGHT", "EWMA_MS", "ACTIVE", "CONNS", "ERRORS" };
-	char addrs[256], a[ADDR_STRLEN], w[16], ewma[32], act[16], conns[24], errs[24];
+					   "WEIGHT", "EWMA_MS", "ACTIVE", "CONNS", "ERRORS", "REQUESTS" };
+	char addrs[256], a[ADDR_STRLEN], w[16], ewma[32], act[16], conns[24], errs[24], reqs[24];
 	struct table t;
 	size_t i, j, n;
 
 	pthread_mutex_lock(&px->lock);
-	table_init(&t, 10, hdr);
+	table_init(&t, 11, hdr);
 	for (i = 0; i < px->n_svcs; i++) {
 		const struct proxy_svc *s = px->svcs[i];
 
@@ -1375,7 +1375,7 @@ void proxy_render_services_text(struct proxy *px, struct buf *out)
 					      addr_format(&s->vips[j], a, sizeof(a)));
 		if (!s->n_eps) {
 			const char *row[] = { s->name, cfg_protocol_name(s->protocol), addrs, "(none)",
-					      NULL, NULL, NULL, NULL, NULL, NULL };
+					      NULL, NULL, NULL, NULL, NULL, NULL, NULL };
 			table_row(&t, row);
 		}
 		for (j = 0; j < s->n_eps; j++) {
@@ -1390,10 +1390,15 @@ void proxy_render_services_text(struct proxy *px, struct buf *out)
 			snprintf(act, sizeof(act), "%u", ep->bal.active);
 			snprintf(conns, sizeof(conns), "%llu", (unsigned long long)ep->opened);
 			snprintf(errs, sizeof(errs), "%llu", (unsigned long long)e);
+			/* HTTP attempts sent (per request); "-" for opaque services */
+			if (s->l7)
+				snprintf(reqs, sizeof(reqs), "%llu", (unsigned long long)ep->requests);
+			else
+				snprintf(reqs, sizeof(reqs), "-");
 			{
 				const char *row[] = { j ? "" : s->name, j ? "" : cfg_protocol_name(s->protocol),
 						      j ? "" : addrs, ep->addr_str, ep_state_name(ep), w, ewma, act,
-						      conns, errs };
+						      conns, errs, reqs };
 				table_row(&t, row);
 			}
 		}

@@ -283,7 +283,7 @@ def test_services_text_table(weft):
     assert st == 200 and hdr.get("content-type", "").startswith("text/plain"), (st, hdr, text)
     names, rows = table_columns(text)
     assert names == ["SERVICE", "PROTOCOL", "ADDRESSES", "ENDPOINT", "STATE", "WEIGHT",
-                     "EWMA_MS", "ACTIVE", "CONNS", "ERRORS"], text
+                     "EWMA_MS", "ACTIVE", "CONNS", "ERRORS", "REQUESTS"], text
     assert len(rows) == 3, text
     web = rows[0]
     assert (web["SERVICE"], web["PROTOCOL"], web["ADDRESSES"]) == ("web", "tcp", "%s,%s" % (vip, vip6)), text

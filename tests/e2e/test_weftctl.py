@@ -13,7 +13,7 @@ from weft_harness import (dead_addr, scripted_client, service, table_columns,
                           vip_addr, wait_for, weft_progs)
 
 SERVICES_HDR = ["SERVICE", "PROTOCOL", "ADDRESSES", "ENDPOINT", "STATE", "WEIGHT", "EWMA_MS",
-                "ACTIVE", "CONNS", "ERRORS"]
+                "ACTIVE", "CONNS", "ERRORS", "REQUESTS"]
 CONNS_HDR = ["CGROUP", "PID", "CLIENT", "ORIG_DST", "SERVICE", "ENDPOINT", "BYTES_IN",
              "BYTES_OUT", "AGE_S"]
 
