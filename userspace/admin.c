@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "http1.h"
 #include "log.h"
 
 struct admin_conn {
@@ -33,22 +34,6 @@ struct admin {
 	struct admin_conn conns; /* list head */
 };
 
-static const char *status_text(int s)
-{
-	switch (s) {
-	case 200: return "OK";
-	case 400: return "Bad Request";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 414: return "URI Too Long";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 503: return "Service Unavailable";
-	case 505: return "HTTP Version Not Supported";
-	default: return "Unknown";
-	}
-}
 
 static void conn_free(struct admin_conn *c)
 {
@@ -120,7 +105,7 @@ static void conn_respond(struct admin_conn *c, int status, const char *ctype, st
 	n = snprintf(head, sizeof(head),
 		     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
 		     "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
-		     status, status_text(status), ctype, body ? body->len : 0);
+		     status, h1_status_text(status), ctype, body ? body->len : 0);
 	buf_add(&c->out, head, (size_t)n);
 	if (body && body->len)
 		buf_add(&c->out, body->p, body->len);
@@ -134,7 +119,7 @@ static void conn_error(struct admin_conn *c, int status)
 {
 	struct buf b = { 0 };
 
-	buf_printf(&b, "%d %s\n", status, status_text(status));
+	buf_printf(&b, "%d %s\n", status, h1_status_text(status));
 	conn_respond(c, status, "text/plain; charset=utf-8", &b);
 	buf_free(&b);
 }

@@ -866,23 +866,6 @@ wait:
 
 /* ---- responses weft makes itself ---- */
 
-static const char *status_text(int st)
-{
-	switch (st) {
-	case 400: return "Bad Request";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 414: return "URI Too Long";
-	case 431: return "Request Header Fields Too Large";
-	case 501: return "Not Implemented";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	case 505: return "HTTP Version Not Supported";
-	default: return "Error";
-	}
-}
 
 static void reject_count(struct h1s *s, int status)
 {
@@ -921,7 +904,7 @@ static void respond_error(struct h1s *s, int status, const char *why, bool close
 	n = snprintf(head, sizeof(head),
 		     "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
 		     "weft-error: %s\r\n%s\r\n%s\n",
-		     status, status_text(status), strlen(why) + 1, why, close_conn ? "Connection: close\r\n" : "", why);
+		     status, h1_status_text(status), strlen(why) + 1, why, close_conn ? "Connection: close\r\n" : "", why);
 	if (ob_add(&s->ob, head, (size_t)n) < 0)
 		close_conn = true;
 	s->resp_head_sent = true;
@@ -2582,6 +2565,14 @@ void h1p_render_service(const struct proxy_svc *s, struct buf *out, double now)
 	buf_puts(out, "]}");
 }
 
+/* Starts a sample: metric{service="<name, escaped>  (the caller closes the quote and adds labels) */
+static void metric_svc(struct buf *out, const char *metric, const char *svc)
+{
+	buf_puts(out, metric);
+	buf_puts(out, "{service=\"");
+	buf_prom_label(out, svc);
+}
+
 void h1p_render_metrics(struct proxy *px, struct buf *out)
 {
 	static const char *const cls[] = { "", "1xx", "2xx", "3xx", "4xx", "5xx" };
@@ -2597,8 +2588,7 @@ void h1p_render_metrics(struct proxy *px, struct buf *out)
 			for (i = 1; i < 6; i++) {
 				if (!r->by_class[i] && i != 2 && i != 5)
 					continue;
-				buf_puts(out, "weft_http_requests_total{service=\"");
-				buf_prom_label(out, st->name);
+				metric_svc(out, "weft_http_requests_total", st->name);
 				buf_puts(out, "\",route=\"");
 				buf_prom_label(out, r->name);
 				buf_printf(out, "\",class=\"%s\"} %llu\n", cls[i], (unsigned long long)r->by_class[i]);
@@ -2608,8 +2598,7 @@ void h1p_render_metrics(struct proxy *px, struct buf *out)
 	for (st = px->stat_registry; st; st = st->next)
 		for (r = st->routes; r; r = r->next) {
 			for (i = 0; i <= PX_REQ_BUCKETS; i++) {
-				buf_puts(out, "weft_http_request_duration_seconds_bucket{service=\"");
-				buf_prom_label(out, st->name);
+				metric_svc(out, "weft_http_request_duration_seconds_bucket", st->name);
 				buf_puts(out, "\",route=\"");
 				buf_prom_label(out, r->name);
 				if (i < PX_REQ_BUCKETS)
@@ -2618,13 +2607,11 @@ void h1p_render_metrics(struct proxy *px, struct buf *out)
 				else
 					buf_printf(out, "\",le=\"+Inf\"} %llu\n", (unsigned long long)r->count);
 			}
-			buf_puts(out, "weft_http_request_duration_seconds_sum{service=\"");
-			buf_prom_label(out, st->name);
+			metric_svc(out, "weft_http_request_duration_seconds_sum", st->name);
 			buf_puts(out, "\",route=\"");
 			buf_prom_label(out, r->name);
 			buf_printf(out, "\"} %.6f\n", r->sum);
-			buf_puts(out, "weft_http_request_duration_seconds_count{service=\"");
-			buf_prom_label(out, st->name);
+			metric_svc(out, "weft_http_request_duration_seconds_count", st->name);
 			buf_puts(out, "\",route=\"");
 			buf_prom_label(out, r->name);
 			buf_printf(out, "\"} %llu\n", (unsigned long long)r->count);
@@ -2633,8 +2620,7 @@ void h1p_render_metrics(struct proxy *px, struct buf *out)
 		      "# TYPE weft_http_timeouts_total counter\n");
 	for (st = px->stat_registry; st; st = st->next)
 		for (r = st->routes; r; r = r->next) {
-			buf_puts(out, "weft_http_timeouts_total{service=\"");
-			buf_prom_label(out, st->name);
+			metric_svc(out, "weft_http_timeouts_total", st->name);
 			buf_puts(out, "\",route=\"");
 			buf_prom_label(out, r->name);
 			buf_printf(out, "\"} %llu\n", (unsigned long long)r->timeouts);
@@ -2645,8 +2631,7 @@ void h1p_render_metrics(struct proxy *px, struct buf *out)
 		for (st = px->stat_registry; st; st = st->next) {                               \
 			if (!st->routes)                                                        \
 				continue;                                                       \
-			buf_puts(out, metric "{service=\"");                                    \
-			buf_prom_label(out, st->name);                                          \
+			metric_svc(out, metric, st->name);                                      \
 			buf_printf(out, "\"} %llu\n", (unsigned long long)st->field);           \
 		}                                                                               \
 	} while (0)
@@ -2661,8 +2646,7 @@ void h1p_render_metrics(struct proxy *px, struct buf *out)
 	for (st = px->stat_registry; st; st = st->next) {
 		if (!st->routes)
 			continue;
-		buf_puts(out, "weft_http_requests_in_flight{service=\"");
-		buf_prom_label(out, st->name);
+		metric_svc(out, "weft_http_requests_in_flight", st->name);
 		buf_printf(out, "\"} %u\n", st->inflight);
 	}
 	buf_puts(out, "# HELP weft_http_rejected_total Malformed or unsupported HTTP requests refused by weft, by "
@@ -2671,8 +2655,7 @@ void h1p_render_metrics(struct proxy *px, struct buf *out)
 		if (!st->routes)
 			continue;
 		for (i = 0; i < PX_REJECT__MAX; i++) {
-			buf_puts(out, "weft_http_rejected_total{service=\"");
-			buf_prom_label(out, st->name);
+			metric_svc(out, "weft_http_rejected_total", st->name);
 			buf_printf(out, "\",status=\"%s\"} %llu\n", reject_names[i], (unsigned long long)st->rejected[i]);
 		}
 	}
@@ -2686,8 +2669,7 @@ void h1p_render_metrics(struct proxy *px, struct buf *out)
 		if (!sum)
 			continue;
 		for (i = 0; i < PX_DETECT__MAX; i++) {
-			buf_puts(out, "weft_protocol_detected_total{service=\"");
-			buf_prom_label(out, st->name);
+			metric_svc(out, "weft_protocol_detected_total", st->name);
 			buf_printf(out, "\",protocol=\"%s\"} %llu\n", detect_names[i], (unsigned long long)st->detected[i]);
 		}
 	}
@@ -2696,8 +2678,7 @@ void h1p_render_metrics(struct proxy *px, struct buf *out)
 	for (ep = px->ep_registry; ep; ep = ep->next) {
 		if (!ep->requests)
 			continue;
-		buf_puts(out, "weft_http_endpoint_requests_total{service=\"");
-		buf_prom_label(out, ep->svc->name);
+		metric_svc(out, "weft_http_endpoint_requests_total", ep->svc->name);
 		buf_printf(out, "\",endpoint=\"%s\"} %llu\n", ep->addr_str, (unsigned long long)ep->requests);
 	}
 	buf_puts(out, "# HELP weft_http_endpoint_responses_5xx_total HTTP attempts an endpoint answered with a 5xx "
@@ -2705,8 +2686,7 @@ void h1p_render_metrics(struct proxy *px, struct buf *out)
 	for (ep = px->ep_registry; ep; ep = ep->next) {
 		if (!ep->requests)
 			continue;
-		buf_puts(out, "weft_http_endpoint_responses_5xx_total{service=\"");
-		buf_prom_label(out, ep->svc->name);
+		metric_svc(out, "weft_http_endpoint_responses_5xx_total", ep->svc->name);
 		buf_printf(out, "\",endpoint=\"%s\"} %llu\n", ep->addr_str, (unsigned long long)ep->responses_5xx);
 	}
 	if (px->zipkin) {

@@ -89,6 +89,8 @@ enum {
  * Unknown codes give 400 / "bad request". */
 int h1_error_status(int err);
 const char *h1_error_reason(int err);
+/* The standard reason phrase of a status code ("Not Found"), "Unknown" for codes without one here. */
+const char *h1_status_text(int status);
 
 /*
  * Limits. 0 in a field means the default. Every byte of the request (or status)
