@@ -16,6 +16,13 @@
  * body limit, then stops reading), the output buffer towards the client and,
  * per upstream connection, a read buffer and a write buffer. All are freed
  * when empty between requests of an idle keep-alive connection.
+ *
+ * Upstream connections are plain TCP to a local endpoint, or, for an
+ * endpoint on another node, TCP to that node's agent + TLS 1.3 with the
+ * calling workload's identity + the preamble naming the endpoint; after the
+ * reply "ok" both kinds carry requests alike (up_read/up_flush pick recv/send
+ * or tls_read/tls_write). Idle ones wait in a per-endpoint, per-worker pool;
+ * a TLS one is only reused for the identity it proved.
  */
 #include "h1proxy.h"
 
