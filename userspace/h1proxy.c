@@ -44,6 +44,7 @@
 #include "http1.h"
 #include "log.h"
 #include "mtls.h"
+#include "table.h"
 #include "preamble.h"
 #include "tls.h"
 #include "trace.h"
@@ -2548,6 +2549,37 @@ void h1p_render_conns(struct proxy_worker *w, struct buf *out, bool *first,
 		buf_printf(out, ",\"state\":\"%s\",\"protocol\":\"http\",\"bytes_in\":%llu,\"bytes_out\":%llu,"
 			   "\"age_s\":%.3f}", s->st == S_HEAD ? "idle" : s->st == S_TUNNEL ? "tunnel" : "request",
 			   (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out, ev_time() - s->started);
+	}
+}
+
+void h1p_render_conns_text(struct proxy_worker *w, struct table *t,
+			   const char *(*cgroup_name)(void *arg, uint64_t id), void *arg)
+{
+	char pid[16], cl[ADDR_STRLEN], od[ADDR_STRLEN], bi[24], bo[24], age[24], cgid[32];
+	ev_tstamp now = ev_time();
+	struct weft_sockaddr dst;
+	struct h1s *s;
+
+	for (s = w->h1_head; s; s = s->next) {
+		const char *cg = cgroup_name ? cgroup_name(arg, s->orig.cgroup_id) : NULL;
+
+		if (!cg) {
+			snprintf(cgid, sizeof(cgid), "id:%llu", (unsigned long long)s->orig.cgroup_id);
+			cg = cgid;
+		}
+		snprintf(pid, sizeof(pid), "%u", s->orig.pid);
+		addr_format(&s->client, cl, sizeof(cl));
+		addr_from_key(&s->orig.dst, &dst);
+		addr_format(&dst, od, sizeof(od));
+		snprintf(bi, sizeof(bi), "%llu", (unsigned long long)s->bytes_in);
+		snprintf(bo, sizeof(bo), "%llu", (unsigned long long)s->bytes_out);
+		snprintf(age, sizeof(age), "%.1f", now - s->started);
+		{
+			const char *row[] = { cg, pid, cl, od, s->svc->name,
+					      s->st == S_HEAD ? "(idle)" : s->ep_str[0] ? s->ep_str : "(routing)",
+					      bi, bo, age };
+			table_row(t, row);
+		}
 	}
 }
 

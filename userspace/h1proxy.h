@@ -58,6 +58,10 @@ void h1p_thread_cleanup(void);
 
 /* Admin renderings, px->lock held. */
 void h1p_render_metrics(struct proxy *px, struct buf *out);
+struct table;
+/* The same as rows of weftctl's conns table (ENDPOINT is "(idle)" between requests). */
+void h1p_render_conns_text(struct proxy_worker *w, struct table *t,
+			   const char *(*cgroup_name)(void *arg, uint64_t id), void *arg);
 /*
  * /services: appends ,"http":{...} for a service proxied per request (in
  * flight, retries, budget, shed, routes); nothing for an opaque one.

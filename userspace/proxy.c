@@ -1443,6 +1443,8 @@ void proxy_render_conns_text(struct proxy *px, struct buf *out,
 			table_row(&t, row);
 		}
 	}
+	for (wi = 0; wi < px->nworkers; wi++)
+		h1p_render_conns_text(&px->workers[wi], &t, cgroup_name, arg);
 	table_render(&t, out);
 	pthread_mutex_unlock(&px->lock);
 }

@@ -190,3 +190,32 @@ def test_services_shows_http_state(weft):
     assert http["retry_budget_available"] == 11, http
     assert svcs["web"]["endpoints"][0]["http_requests"] == 2, svcs["web"]
     assert "http" not in svcs["raw"], svcs["raw"]
+
+
+def test_weftctl_conns_lists_http_sessions(weft):
+    """weftctl conns (the table) lists HTTP client connections like TCP
+    ones: an idle keep-alive one shows ENDPOINT (idle), with its bytes."""
+    cg = weft.cgroup()
+    b = http_backend(weft, "ok", "b")
+    vip = vip_addr()
+    d = weft.weftd([cg], [service("web", [vip], [b.addr], protocol="http")])
+    res = {}
+
+    def run():
+        res["r"] = http_raw(vip, [{"send": "GET /one HTTP/1.1\r\nHost: a\r\n\r\n"}, {"recv_until": "}"},
+                                  {"sleep": 1.5}], cgroup=cg, timeout=10)
+
+    t = threading.Thread(target=run)
+    t.start()
+    try:
+        def rows():
+            p = subprocess.run([weft.env.weftctl, "-a", d.admin, "conns"], capture_output=True, text=True)
+            assert p.returncode == 0, p.stderr
+            lines = p.stdout.splitlines()
+            hdr = lines[0].split()
+            return [dict(zip(hdr, ln.split())) for ln in lines[1:] if ln.strip()]
+        got = wait_for(lambda: [r for r in rows() if r.get("SERVICE") == "web" and r.get("ENDPOINT") == "(idle)"], 5)
+        assert got, rows()
+        assert got[0]["ORIG_DST"] == vip and int(got[0]["BYTES_OUT"]) > 0, got
+    finally:
+        t.join(15)
