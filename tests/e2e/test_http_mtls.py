@@ -5,11 +5,6 @@ agent over mutual TLS with the calling workload's identity and the preamble
 (docs/security.md); pooled TLS connections carry keep-alive requests. Two
 network namespaces joined by a veth (198.18.0.0/15, no route out)."""
 
-import os
-import shutil
-
-import pytest
-
 from test_mtls import CLIENT_ID, HANDSHAKE_TIMEOUT_MS, TD, node_endpoint, pki  # noqa: F401 (fixture)
 from weft_harness import (free_port, http_backend, http_requests, node_weftd, prom_get, service,
                           two_nodes, vip_addr, wait_for)
