@@ -58,7 +58,7 @@ def test_default_config_is_valid():
 
 @pytest.mark.parametrize(
     "name,services,cgroups",
-    [("plain-host.conf", 2, 2), ("multi-service.conf", 4, 3)],
+    [("plain-host.conf", 2, 2), ("multi-service.conf", 5, 3)],
 )
 def test_examples_are_valid(name, services, cgroups, tmp_path):
     # examples point tls at /etc/weft/tls/ (made by scripts/weft-ca): stand-ins here
