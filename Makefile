@@ -101,18 +101,18 @@ $(BUILD)/san/weftctl: $(BUILD)/san/obj/weftctl.o $(SAN_OBJS)
 	$(Q)$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) $^ -o $@ $(LIBS)
 
 # --- tests ------------------------------------------------------------------
-$(BUILD)/tests/%: tests/unit/%.c $(CORE_OBJS) | $(BUILD)/tests
+$(BUILD)/tests/%: tests/unit/%.c $(CORE_OBJS) $(wildcard tests/common/*.h) | $(BUILD)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CPPFLAGS) $(BASE_CFLAGS) -Wno-unused-function $< $(CORE_OBJS) -o $@ $(LIBS) -lcmocka
 
-$(BUILD)/san/tests/%: tests/unit/%.c $(SAN_OBJS) | $(BUILD)/san/tests
+$(BUILD)/san/tests/%: tests/unit/%.c $(SAN_OBJS) $(wildcard tests/common/*.h) | $(BUILD)/san/tests
 	$(call msg,CC-SAN,$@)
 	$(Q)$(CC) $(CPPFLAGS) $(BASE_CFLAGS) $(SAN_FLAGS) -Wno-unused-function $< $(SAN_OBJS) -o $@ $(LIBS) -lcmocka
 
 # Fuzz targets link the parser modules built with clang + libFuzzer.
 FUZZ_CFLAGS := -std=c11 -g -O1 $(CPPFLAGS) -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer
 FUZZ_MODS := userspace/config.c userspace/addr.c userspace/log.c userspace/admin.c userspace/buf.c userspace/preamble.c userspace/http1.c userspace/identity.c userspace/retry.c userspace/deadline.c userspace/trace.c userspace/h1route.c
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_MODS) $(BPF_SKELS) | $(BUILD)/fuzz
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_MODS) $(BPF_SKELS) $(wildcard tests/common/*.h) | $(BUILD)/fuzz
 	$(call msg,FUZZ,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(FUZZ_MODS) -o $@ -lconfig -lev
 

@@ -549,13 +549,19 @@ static void sess_unlist(struct h1s *s)
 	s->listed = false;
 }
 
-/* Ends the exchange's hold on shared state (lock held). */
-static void exchange_release_locked(struct h1s *s)
+/* The attempt no longer counts in its endpoint's active requests (lock held). */
+static void attempt_release_locked(struct h1s *s)
 {
 	if (s->ep_i >= 0 && s->bsvc) {
 		s->bsvc->eps[s->ep_i]->bal.active--;
 		s->ep_i = -1;
 	}
+}
+
+/* Ends the exchange's hold on shared state (lock held). */
+static void exchange_release_locked(struct h1s *s)
+{
+	attempt_release_locked(s);
 	if (s->counted) {
 		s->svc->stat->inflight--;
 		s->counted = false;
@@ -832,8 +838,10 @@ static int up_secure_step(struct h1up *u)
 			if (rc == -EAGAIN)
 				goto wait;
 			if (rc < 0) {
-				log_info("endpoint %s via %s: TLS: %s", u->ep->addr_str, "node agent",
-					 tls_conn_detail(u->tls));
+				char a[ADDR_STRLEN];
+
+				log_info("endpoint %s: TLS handshake with the node agent %s failed: %s", u->ep->addr_str,
+					 addr_format(&u->node, a, sizeof(a)), tls_conn_detail(u->tls));
 				return rc == -ECONNRESET ? -ECONNRESET : -EPROTO;
 			}
 			while (hs->pre_off < hs->pre_len) {
@@ -1202,15 +1210,22 @@ static void read_trace(struct h1s *s)
 static bool hdr_dropped(const struct h1s *s, const struct h1_header *h, const char **tokp, const size_t *tokl,
 			size_t ntok)
 {
-	static const char *const drop[] = {
-		"host", "content-length", "transfer-encoding", "connection", "keep-alive", "proxy-connection",
-		"te", "trailer", "upgrade", "weft-deadline", "grpc-timeout", "l5d-ctx-deadline", "traceparent",
-		"b3", "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags",
+#define NAME(s) { s, sizeof(s) - 1 }
+	static const struct {
+		const char *name;
+		size_t len;
+	} drop[] = {
+		NAME("host"), NAME("content-length"), NAME("transfer-encoding"), NAME("connection"),
+		NAME("keep-alive"), NAME("proxy-connection"), NAME("te"), NAME("trailer"), NAME("upgrade"),
+		NAME("weft-deadline"), NAME("grpc-timeout"), NAME("l5d-ctx-deadline"), NAME("traceparent"),
+		NAME("b3"), NAME("x-b3-traceid"), NAME("x-b3-spanid"), NAME("x-b3-parentspanid"),
+		NAME("x-b3-sampled"), NAME("x-b3-flags"),
 	};
+#undef NAME
 	size_t i;
 
 	for (i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
-		if (name_is(h, drop[i], strlen(drop[i])))
+		if (name_is(h, drop[i].name, drop[i].len))
 			return true;
 	if (s->sent_continue && name_is(h, "expect", 6))
 		return true;
@@ -1355,7 +1370,7 @@ static int queue_body(struct h1s *s, struct obuf *o)
 	return 0;
 }
 
-static void deadline_cb(struct ev_loop *loop, ev_timer *t, int revents);
+static void timer_expired(struct h1s *s);
 static void backoff_cb(struct ev_loop *loop, ev_timer *t, int revents);
 
 static bool status_retryable(const struct h1s *s, int status)
@@ -1396,20 +1411,23 @@ static bool retry_allowed(struct h1s *s, bool any_method)
 	return ok;
 }
 
-static void schedule_retry(struct h1s *s)
+/* Abandons the current attempt: its connection closes, its endpoint stops counting it. */
+static void attempt_drop(struct h1s *s)
 {
-	uint32_t ms = retry_backoff_ms(s->l7->backoff_base_ms, s->l7->backoff_max_ms, s->attempt, &s->rng);
-
 	if (s->up) {
 		up_close(s->up);
 		s->up = NULL;
 	}
 	pthread_mutex_lock(&s->px->lock);
-	if (s->ep_i >= 0) {
-		s->bsvc->eps[s->ep_i]->bal.active--;
-		s->ep_i = -1;
-	}
+	attempt_release_locked(s);
 	pthread_mutex_unlock(&s->px->lock);
+}
+
+static void schedule_retry(struct h1s *s)
+{
+	uint32_t ms = retry_backoff_ms(s->l7->backoff_base_ms, s->l7->backoff_max_ms, s->attempt, &s->rng);
+
+	attempt_drop(s);
 	s->st = S_BACKOFF;
 	if (!ms) {
 		attempt_start(s);
@@ -1441,17 +1459,8 @@ static void attempt_failed(struct h1s *s, bool connect_fail, int err)
 	}
 	/* a pooled connection the server closed while idle: the request never reached it */
 	if (reused && !s->body_dropped && (s->retry_method || !s->has_body)) {
-		if (s->up) {
-			up_close(s->up);
-			s->up = NULL;
-		}
+		attempt_drop(s);
 		s->attempt--;
-		pthread_mutex_lock(&s->px->lock);
-		if (s->ep_i >= 0) {
-			s->bsvc->eps[s->ep_i]->bal.active--;
-			s->ep_i = -1;
-		}
-		pthread_mutex_unlock(&s->px->lock);
 		attempt_start(s);
 		return;
 	}
@@ -1473,7 +1482,7 @@ static void attempt_start(struct h1s *s)
 	int i = -1, err = 0;
 
 	if (s->deadline && now_of(s) >= s->deadline) {
-		deadline_cb(s->w->loop, &s->timer, 0);
+		timer_expired(s);
 		return;
 	}
 	s->attempt++;
@@ -2289,11 +2298,12 @@ static void sess_up_cb(struct ev_loop *loop, ev_io *io, int revents)
 	sess_finish_cb(s);
 }
 
-static void deadline_cb(struct ev_loop *loop, ev_timer *t, int revents)
+/*
+ * s->timer fired (or an attempt found the deadline passed): a stalled head
+ * gets 408, an idle keep-alive connection ends, a request in flight gets 504.
+ */
+static void timer_expired(struct h1s *s)
 {
-	struct h1s *s = t->data;
-
-	(void)loop;
 	if (s->st == S_HEAD && s->head_timing) {
 		reject_count(s, 408);
 		s->body_done = false; /* forces Connection: close */
@@ -2309,8 +2319,16 @@ static void deadline_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		attempt_span_end(s, 0, "timeout");
 		respond_error(s, 504, "timeout", false);
 	}
-	if (revents)
-		sess_finish_cb(s);
+}
+
+static void deadline_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct h1s *s = t->data;
+
+	(void)loop;
+	(void)revents;
+	timer_expired(s);
+	sess_finish_cb(s);
 }
 
 static void backoff_cb(struct ev_loop *loop, ev_timer *t, int revents)
@@ -2612,6 +2630,14 @@ static void metric_svc(struct buf *out, const char *metric, const char *svc)
 	buf_prom_label(out, svc);
 }
 
+/* Starts a sample: metric{service="<svc>",route="<route>  (escaped; the caller goes on) */
+static void metric_route(struct buf *out, const char *metric, const char *svc, const char *route)
+{
+	metric_svc(out, metric, svc);
+	buf_puts(out, "\",route=\"");
+	buf_prom_label(out, route);
+}
+
 void h1p_render_metrics(struct proxy *px, struct buf *out)
 {
 	static const char *const cls[] = { "", "1xx", "2xx", "3xx", "4xx", "5xx" };
@@ -2627,9 +2653,7 @@ void h1p_render_metrics(struct proxy *px, struct buf *out)
 			for (i = 1; i < 6; i++) {
 				if (!r->by_class[i] && i != 2 && i != 5)
 					continue;
-				metric_svc(out, "weft_http_requests_total", st->name);
-				buf_puts(out, "\",route=\"");
-				buf_prom_label(out, r->name);
+				metric_route(out, "weft_http_requests_total", st->name, r->name);
 				buf_printf(out, "\",class=\"%s\"} %llu\n", cls[i], (unsigned long long)r->by_class[i]);
 			}
 	buf_puts(out, "# HELP weft_http_request_duration_seconds HTTP request duration, from the request head to the "
@@ -2637,31 +2661,23 @@ void h1p_render_metrics(struct proxy *px, struct buf *out)
 	for (st = px->stat_registry; st; st = st->next)
 		for (r = st->routes; r; r = r->next) {
 			for (i = 0; i <= PX_REQ_BUCKETS; i++) {
-				metric_svc(out, "weft_http_request_duration_seconds_bucket", st->name);
-				buf_puts(out, "\",route=\"");
-				buf_prom_label(out, r->name);
+				metric_route(out, "weft_http_request_duration_seconds_bucket", st->name, r->name);
 				if (i < PX_REQ_BUCKETS)
 					buf_printf(out, "\",le=\"%g\"} %llu\n", req_bounds[i],
 						   (unsigned long long)r->buckets[i]);
 				else
 					buf_printf(out, "\",le=\"+Inf\"} %llu\n", (unsigned long long)r->count);
 			}
-			metric_svc(out, "weft_http_request_duration_seconds_sum", st->name);
-			buf_puts(out, "\",route=\"");
-			buf_prom_label(out, r->name);
+			metric_route(out, "weft_http_request_duration_seconds_sum", st->name, r->name);
 			buf_printf(out, "\"} %.6f\n", r->sum);
-			metric_svc(out, "weft_http_request_duration_seconds_count", st->name);
-			buf_puts(out, "\",route=\"");
-			buf_prom_label(out, r->name);
+			metric_route(out, "weft_http_request_duration_seconds_count", st->name, r->name);
 			buf_printf(out, "\"} %llu\n", (unsigned long long)r->count);
 		}
 	buf_puts(out, "# HELP weft_http_timeouts_total HTTP requests answered 504 by weft (route timeout or deadline).\n"
 		      "# TYPE weft_http_timeouts_total counter\n");
 	for (st = px->stat_registry; st; st = st->next)
 		for (r = st->routes; r; r = r->next) {
-			metric_svc(out, "weft_http_timeouts_total", st->name);
-			buf_puts(out, "\",route=\"");
-			buf_prom_label(out, r->name);
+			metric_route(out, "weft_http_timeouts_total", st->name, r->name);
 			buf_printf(out, "\"} %llu\n", (unsigned long long)r->timeouts);
 		}
 #define SVC_COUNTER(metric, help, field)                                                        \

@@ -27,6 +27,7 @@
 #include "deadline.h"
 #include "retry.h"
 #include "trace.h"
+#include "../common/json_valid.h"
 
 enum { T_TRACEPARENT, T_B3, T_B3_MULTI, T_WEFT, T_GRPC, T_L5D, T_FORMATTERS, T_SPAN_JSON, T_RETRY, T__COUNT };
 
@@ -297,171 +298,11 @@ static void fuzz_formatters(const uint8_t *d, size_t n)
 	CHECK(deadline_format_l5d(out, 24, a, b) == -ENOSPC);
 }
 
-/* --- a strict RFC 8259 validator (the span JSON must always be one) ---------------- */
-
-struct jp {
-	const unsigned char *p, *end;
-	int depth;
-};
-
-static bool j_value(struct jp *j);
-
-static void j_ws(struct jp *j)
-{
-	while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
-		j->p++;
-}
-
-static bool j_ishex(unsigned char c)
-{
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-static bool j_string(struct jp *j)
-{
-	if (j->p >= j->end || *j->p != '"')
-		return false;
-	j->p++;
-	while (j->p < j->end) {
-		unsigned char c = *j->p;
-
-		if (c == '"') {
-			j->p++;
-			return true;
-		}
-		if (c < 0x20)
-			return false;
-		if (c == '\\') {
-			if (++j->p >= j->end)
-				return false;
-			c = *j->p;
-			if (c == 'u') {
-				if (j->end - j->p < 5 || !j_ishex(j->p[1]) || !j_ishex(j->p[2]) || !j_ishex(j->p[3]) ||
-				    !j_ishex(j->p[4]))
-					return false;
-				j->p += 5;
-			} else if (c == '"' || c == '\\' || c == '/' || c == 'b' || c == 'f' || c == 'n' || c == 'r' ||
-				   c == 't') {
-				j->p++;
-			} else {
-				return false;
-			}
-		} else if (c < 0x80) {
-			j->p++;
-		} else {
-			int n = c >= 0xc2 && c <= 0xdf ? 1 : c >= 0xe0 && c <= 0xef ? 2 : c >= 0xf0 && c <= 0xf4 ? 3 : -1;
-			uint32_t cp;
-			int k;
-
-			if (n < 0 || j->end - j->p <= n)
-				return false;
-			cp = c & (n == 1 ? 0x1f : n == 2 ? 0x0f : 0x07);
-			for (k = 1; k <= n; k++) {
-				if ((j->p[k] & 0xc0) != 0x80)
-					return false;
-				cp = cp << 6 | (j->p[k] & 0x3f);
-			}
-			if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-			    (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-				return false;
-			j->p += n + 1;
-		}
-	}
-	return false;
-}
-
-static bool j_digits(struct jp *j)
-{
-	const unsigned char *s = j->p;
-
-	while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
-		j->p++;
-	return j->p > s;
-}
-
-static bool j_number(struct jp *j)
-{
-	if (j->p < j->end && *j->p == '-')
-		j->p++;
-	if (j->p < j->end && *j->p == '0')
-		j->p++;
-	else if (!(j->p < j->end && *j->p >= '1' && *j->p <= '9') || !j_digits(j))
-		return false;
-	if (j->p < j->end && *j->p == '.') {
-		j->p++;
-		if (!j_digits(j))
-			return false;
-	}
-	if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
-		j->p++;
-		if (j->p < j->end && (*j->p == '+' || *j->p == '-'))
-			j->p++;
-		if (!j_digits(j))
-			return false;
-	}
-	return true;
-}
-
-static bool j_container(struct jp *j, unsigned char close, bool object)
-{
-	if (++j->depth > 16)
-		return false;
-	j->p++;
-	j_ws(j);
-	if (j->p < j->end && *j->p == close) {
-		j->p++;
-		j->depth--;
-		return true;
-	}
-	for (;;) {
-		j_ws(j);
-		if (object) {
-			if (!j_string(j))
-				return false;
-			j_ws(j);
-			if (j->p >= j->end || *j->p != ':')
-				return false;
-			j->p++;
-		}
-		if (!j_value(j))
-			return false;
-		j_ws(j);
-		if (j->p < j->end && *j->p == ',') {
-			j->p++;
-			continue;
-		}
-		if (j->p < j->end && *j->p == close) {
-			j->p++;
-			j->depth--;
-			return true;
-		}
-		return false;
-	}
-}
-
-static bool j_value(struct jp *j)
-{
-	j_ws(j);
-	if (j->p >= j->end)
-		return false;
-	switch (*j->p) {
-	case '{':
-		return j_container(j, '}', true);
-	case '[':
-		return j_container(j, ']', false);
-	case '"':
-		return j_string(j);
-	default:
-		return j_number(j); /* the span JSON has no true/false/null */
-	}
-}
-
 static void fuzz_span_json(const uint8_t *d, size_t n)
 {
 	struct trace_span s;
 	struct buf b = { 0 };
 	char local[80];
-	struct jp j;
 	size_t ln = 0;
 
 	/* the span is whatever the bytes say, NULs or not; then a local service name */
@@ -477,12 +318,8 @@ static void fuzz_span_json(const uint8_t *d, size_t n)
 	buf_puts(&b, "[");
 	trace_span_json(&b, &s, local);
 	buf_puts(&b, "]");
-	if (!buf_failed(&b)) {
-		j.p = (const unsigned char *)b.p;
-		j.end = j.p + b.len;
-		j.depth = 0;
-		CHECK(j_value(&j) && j.p == j.end && strlen(b.p) == b.len);
-	}
+	if (!buf_failed(&b))
+		CHECK(json_valid(b.p, b.len) && strlen(b.p) == b.len);
 	buf_free(&b);
 }
 
