@@ -1154,27 +1154,31 @@ static void read_deadlines(struct h1s *s, int64_t now_ns)
 	s->deadline_ns = best;
 }
 
+/* A new trace's sampling decision: probability tracing.sample_rate. */
+static bool sample_coin(const struct h1s *s)
+{
+	return (double)(trace_random_u64() >> 11) / 9007199254740992.0 < s->l7->sample_rate;
+}
+
+/*
+ * The caller's trace context: W3C traceparent, else B3 (single header, else
+ * the X-B3-* headers). A header that does not parse counts as absent; a B3
+ * header carrying only a sampling decision keeps that decision for the new
+ * trace weft starts.
+ */
 static void read_trace(struct h1s *s)
 {
 	const struct h1_header *h, *ti, *si, *sm, *fl;
 	struct trace_ctx c;
-	int r;
+	int r = -EINVAL;
 
 	memset(&c, 0, sizeof(c));
-	if ((h = find_hdr(s, "traceparent")) && trace_parse_traceparent(h->value, h->value_len, &c) == 0) {
-		s->x->tc = c;
-		s->have_parent = true;
-	} else if ((h = find_hdr(s, "b3"))) {
-		r = trace_parse_b3(h->value, h->value_len, &c);
+	if ((h = find_hdr(s, "traceparent")))
+		r = trace_parse_traceparent(h->value, h->value_len, &c);
+	if (r != 0 && (h = find_hdr(s, "b3"))) {
 		s->b3_in = s->b3_single = true;
-		if (r == 0) {
-			s->x->tc = c;
-			s->have_parent = true;
-		} else if (r == -ENOENT) {
-			s->x->tc.has_sampled = c.has_sampled;
-			s->x->tc.sampled = c.sampled;
-		}
-	} else {
+		r = trace_parse_b3(h->value, h->value_len, &c);
+	} else if (r != 0) {
 		ti = find_hdr(s, "x-b3-traceid");
 		si = find_hdr(s, "x-b3-spanid");
 		sm = find_hdr(s, "x-b3-sampled");
@@ -1184,24 +1188,20 @@ static void read_trace(struct h1s *s)
 			r = trace_parse_b3_multi(ti ? ti->value : NULL, ti ? ti->value_len : 0, si ? si->value : NULL,
 						 si ? si->value_len : 0, sm ? sm->value : NULL, sm ? sm->value_len : 0,
 						 fl ? fl->value : NULL, fl ? fl->value_len : 0, &c);
-			if (r == 0) {
-				s->x->tc = c;
-				s->have_parent = true;
-			} else if (r == -ENOENT) {
-				s->x->tc.has_sampled = c.has_sampled;
-				s->x->tc.sampled = c.sampled;
-			}
 		}
 	}
-	if (!s->have_parent) {
-		bool has = s->x->tc.has_sampled, smp = s->x->tc.sampled;
+	if (r == 0) {
+		s->x->tc = c;
+		s->have_parent = true;
+		if (!c.has_sampled)
+			s->x->tc.sampled = sample_coin(s);
+	} else {
+		bool has = r == -ENOENT && c.has_sampled;
 
 		memset(&s->x->tc, 0, sizeof(s->x->tc));
 		trace_new_trace_id(s->x->tc.trace_id);
 		s->x->tc.has_sampled = has;
-		s->x->tc.sampled = has ? smp : (double)(trace_random_u64() >> 11) / 9007199254740992.0 < s->l7->sample_rate;
-	} else if (!s->x->tc.has_sampled) {
-		s->x->tc.sampled = (double)(trace_random_u64() >> 11) / 9007199254740992.0 < s->l7->sample_rate;
+		s->x->tc.sampled = has ? c.sampled : sample_coin(s);
 	}
 	s->span_id = trace_random_u64();
 }
