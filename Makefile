@@ -42,10 +42,19 @@ BPF_SRCS  := $(wildcard bpf/*.bpf.c)
 BPF_OBJS  := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRCS))
 BPF_SKELS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
 
-# weftd modules (everything in userspace/ except the CLI).
-CORE_SRCS  := $(filter-out userspace/weftctl.c userspace/weftd.c,$(wildcard userspace/*.c))
+# Userspace modules live in folders by layer (docs/architecture.md).
+# weftd links every module; weftctl and the fuzz targets link only the
+# closure of what they #include (scripts/modules.sh), so their lists are
+# derived from the code, never kept by hand.
+ALL_SRCS   := $(shell find userspace -name '*.c' | sort)
+MAIN_SRCS  := userspace/agent/weftd.c userspace/cli/weftctl.c
+CORE_SRCS  := $(filter-out $(MAIN_SRCS),$(ALL_SRCS))
 CORE_OBJS  := $(patsubst userspace/%.c,$(BUILD)/obj/%.o,$(CORE_SRCS))
 SAN_OBJS   := $(patsubst userspace/%.c,$(BUILD)/san/obj/%.o,$(CORE_SRCS))
+HDRS       := $(shell find userspace -name '*.h')
+modules_of  = $(shell scripts/modules.sh $(1))
+CTL_OBJS   := $(patsubst userspace/%.c,$(BUILD)/obj/%.o,$(call modules_of,userspace/cli/weftctl.c))
+CTL_SAN_OBJS := $(patsubst userspace/%.c,$(BUILD)/san/obj/%.o,$(call modules_of,userspace/cli/weftctl.c))
 
 # Unit tests: tests/unit/test_X.c links against the core objects.
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
@@ -76,29 +85,34 @@ $(BUILD)/%.skel.h: $(BUILD)/bpf/%.bpf.o
 	$(Q)$(BPFTOOL) gen skeleton $< name weft_$* > $@.tmp && mv $@.tmp $@
 
 # --- userspace --------------------------------------------------------------
-$(BUILD)/obj/%.o: userspace/%.c $(BPF_SKELS) | $(BUILD)/obj
+# Only the kernel module includes the BPF skeleton.
+$(BUILD)/obj/kernel/kernel.o $(BUILD)/san/obj/kernel/kernel.o: $(BPF_SKELS)
+
+$(BUILD)/obj/%.o: userspace/%.c
 	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CPPFLAGS) $(BASE_CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/san/obj/%.o: userspace/%.c $(BPF_SKELS) | $(BUILD)/san/obj
+$(BUILD)/san/obj/%.o: userspace/%.c
 	$(call msg,CC-SAN,$@)
+	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CPPFLAGS) $(BASE_CFLAGS) $(SAN_FLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/weftd: $(BUILD)/obj/weftd.o $(CORE_OBJS)
+$(BUILD)/weftd: $(BUILD)/obj/agent/weftd.o $(CORE_OBJS)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(BASE_CFLAGS) $^ -o $@ $(LIBS)
 
-$(BUILD)/weftctl: $(BUILD)/obj/weftctl.o $(CORE_OBJS)
+$(BUILD)/weftctl: $(CTL_OBJS)
 	$(call msg,LD,$@)
-	$(Q)$(CC) $(BASE_CFLAGS) $^ -o $@ $(LIBS)
+	$(Q)$(CC) $(BASE_CFLAGS) $^ -o $@
 
 san: $(BUILD)/san/weftd $(BUILD)/san/weftctl
-$(BUILD)/san/weftd: $(BUILD)/san/obj/weftd.o $(SAN_OBJS)
+$(BUILD)/san/weftd: $(BUILD)/san/obj/agent/weftd.o $(SAN_OBJS)
 	$(call msg,LD-SAN,$@)
 	$(Q)$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) $^ -o $@ $(LIBS)
-$(BUILD)/san/weftctl: $(BUILD)/san/obj/weftctl.o $(SAN_OBJS)
+$(BUILD)/san/weftctl: $(CTL_SAN_OBJS)
 	$(call msg,LD-SAN,$@)
-	$(Q)$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) $^ -o $@ $(LIBS)
+	$(Q)$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) $^ -o $@
 
 # --- tests ------------------------------------------------------------------
 $(BUILD)/tests/%: tests/unit/%.c $(CORE_OBJS) $(wildcard tests/common/*.h) | $(BUILD)/tests
@@ -111,10 +125,9 @@ $(BUILD)/san/tests/%: tests/unit/%.c $(SAN_OBJS) $(wildcard tests/common/*.h) | 
 
 # Fuzz targets link the parser modules built with clang + libFuzzer.
 FUZZ_CFLAGS := -std=c11 -g -O1 $(CPPFLAGS) -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer
-FUZZ_MODS := userspace/config.c userspace/addr.c userspace/log.c userspace/admin.c userspace/buf.c userspace/preamble.c userspace/http1.c userspace/identity.c userspace/retry.c userspace/deadline.c userspace/trace.c userspace/h1route.c
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_MODS) $(BPF_SKELS) $(wildcard tests/common/*.h) | $(BUILD)/fuzz
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(CORE_SRCS) $(HDRS) $(wildcard tests/common/*.h) | $(BUILD)/fuzz
 	$(call msg,FUZZ,$@)
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(FUZZ_MODS) -o $@ -lconfig -lev
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(call modules_of,$<) -o $@ -lconfig -lev
 
 unit: $(UNIT_BINS)
 	$(Q)set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
@@ -166,7 +179,7 @@ clean:
 	$(call msg,CLEAN,$(BUILD))
 	$(Q)rm -rf $(BUILD)
 
-$(BUILD) $(BUILD)/bpf $(BUILD)/obj $(BUILD)/san/obj $(BUILD)/tests $(BUILD)/san/tests $(BUILD)/fuzz:
+$(BUILD) $(BUILD)/bpf $(BUILD)/tests $(BUILD)/san/tests $(BUILD)/fuzz:
 	$(Q)mkdir -p $@
 
--include $(wildcard $(BUILD)/obj/*.d $(BUILD)/san/obj/*.d)
+-include $(wildcard $(BUILD)/obj/*/*.d $(BUILD)/san/obj/*/*.d)

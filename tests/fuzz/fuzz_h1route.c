@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "h1route.h"
+#include "codec/h1route.h"
 
 static struct h1r_route routes[5];
 static int ready;

@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http1.h"
+#include "codec/http1.h"
 
 #define NHDRS 64
 #define CHECK(x)                 \

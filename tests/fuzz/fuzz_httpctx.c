@@ -23,10 +23,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "deadline.h"
-#include "retry.h"
-#include "trace.h"
+#include "lib/buf.h"
+#include "codec/deadline.h"
+#include "state/retry.h"
+#include "codec/trace.h"
 #include "../common/json_valid.h"
 
 enum { T_TRACEPARENT, T_B3, T_B3_MULTI, T_WEFT, T_GRPC, T_L5D, T_FORMATTERS, T_SPAN_JSON, T_RETRY, T__COUNT };

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "preamble.h"
+#include "codec/preamble.h"
 
 static void check_equal(const struct preamble *a, const struct preamble *b)
 {

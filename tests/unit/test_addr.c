@@ -13,7 +13,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "addr.h"
+#include "lib/addr.h"
 
 struct ok_case {
 	const char *in;

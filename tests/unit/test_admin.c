@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "admin.h"
+#include "admin/admin.h"
 
 static int parse(const char *req, char *buf, size_t cap, char **m, char **p, char **q)
 {

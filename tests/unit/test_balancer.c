@@ -7,7 +7,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "balancer.h"
+#include "state/balancer.h"
 
 /* Test fixture: n endpoints with weights (NULL: all 1). */
 static struct bal_endpoint fx_eps[8];

@@ -24,8 +24,8 @@
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
 
-#include "certmint.h"
-#include "tls.h"
+#include "tls/certmint.h"
+#include "tls/tls.h"
 
 #define ID "spiffe://example.org/ns/default/sa/web"
 

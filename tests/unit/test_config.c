@@ -19,9 +19,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "config.h"
-#include "config_render.h"
+#include "lib/buf.h"
+#include "config/config.h"
+#include "config/config_render.h"
 
 #define MAX_MSGS 12
 

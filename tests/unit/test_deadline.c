@@ -14,7 +14,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "deadline.h"
+#include "codec/deadline.h"
 
 typedef int (*parse_fn)(const char *value, size_t len, int64_t *out_ns);
 

@@ -15,7 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "h1route.h"
+#include "codec/h1route.h"
 
 /* A route built from a config route, as h1proxy does. */
 static void mkroute(struct h1r_route *r, const char *method, const char *host, enum cfg_path_match pk,

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http1.h"
+#include "codec/http1.h"
 
 #define NHDRS 128
 #define S(x) x, sizeof(x) - 1

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "identity.h"
+#include "codec/identity.h"
 
 /* --- SPIFFE ID syntax -------------------------------------------------------- */
 

@@ -15,7 +15,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "preamble.h"
+#include "codec/preamble.h"
 
 static struct preamble mk(const char *addr, enum preamble_proto proto, const char *svc, const char *claimed)
 {

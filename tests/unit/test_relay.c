@@ -51,9 +51,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "preamble.h"
-#include "relay.h"
-#include "tls.h"
+#include "codec/preamble.h"
+#include "tcp/relay.h"
+#include "tls/tls.h"
 
 #define GUARD_S       60.0 /* whole-scenario bound for the loop (valgrind is slow) */
 #define SOCK_TIMEOUT_S 20  /* every blocking call in the scenario thread */

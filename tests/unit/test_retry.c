@@ -14,7 +14,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "retry.h"
+#include "state/retry.h"
 
 /* --- budget scripts -------------------------------------------------------------- */
 

@@ -30,7 +30,7 @@
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
 
-#include "tls.h"
+#include "tls/tls.h"
 
 #define TD "example.org"
 #define ID_SRV "spiffe://example.org/node/b"

@@ -20,8 +20,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "trace.h"
+#include "lib/buf.h"
+#include "codec/trace.h"
 #include "../common/json_valid.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))

@@ -23,10 +23,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "log.h"
-#include "trace.h"
-#include "zipkin.h"
+#include "lib/buf.h"
+#include "lib/log.h"
+#include "codec/trace.h"
+#include "http/zipkin.h"
 
 #define MAX_REQS  64
 #define MAX_CONNS 8

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * admin: a small HTTP/1.1 server for the admin API, in weftd's event loop.
+ * One request per connection (Connection: close), bounded everywhere: request
+ * head ADMIN_MAX_REQUEST bytes (431 beyond), ADMIN_MAX_CONNS connections at
+ * once (503 beyond), ADMIN_TIMEOUT_S to send the request (408). Routing is
+ * the caller's: the handler gets method and path and fills the response.
+ */
+#ifndef WEFT_ADMIN_H
+#define WEFT_ADMIN_H
+
+#include <ev.h>
+#include <stddef.h>
+
+#include "lib/addr.h"
+
+#define ADMIN_MAX_REQUEST 8192
+#define ADMIN_MAX_CONNS 64
+#define ADMIN_TIMEOUT_S 10.0
+
+struct admin;
+struct buf;
+
+struct admin_response {
+	int status;            /* 200 unless set */
+	const char *ctype;     /* "application/json" unless set */
+	struct buf *body;      /* empty buffer to fill */
+};
+
+/*
+ * Called once per complete request. method and path are NUL-terminated;
+ * path excludes the query string, query is "" when absent.
+ */
+typedef void (*admin_handler_fn)(void *arg, const char *method, const char *path,
+				 const char *query, struct admin_response *resp);
+
+int admin_start(struct ev_loop *loop, const struct weft_sockaddr *addr,
+		admin_handler_fn fn, void *arg, struct admin **out, char *err, size_t errlen);
+void admin_free(struct admin *a);
+
+/* Parses the request head in buf[0..len): 0 and fills method/path/query, -EAGAIN if incomplete,
+ * or an HTTP status (400, 414, 431, 505) when it is malformed. Exposed for tests and fuzzing. */
+int admin_parse_request(char *buf, size_t len, char **method, char **path, char **query);
+
+#endif

@@ -1,0 +1,983 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include "agent/agent.h"
+
+#include <dirent.h>
+#include <sched.h>
+#include <errno.h>
+#include <ev.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <sys/resource.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "admin/admin.h"
+#include "lib/buf.h"
+#include "kernel/cgroup.h"
+#include "kernel/cgwatch.h"
+#include "config/config.h"
+#include "config/config_render.h"
+#include "listen/inbound.h"
+#include "kernel/kernel.h"
+#include "tls/mtls.h"
+#include "tls/tls.h"
+#include "lib/log.h"
+#include "kernel/probe.h"
+#include "listen/proxy.h"
+#include "http/zipkin.h"
+
+#ifndef WEFT_VERSION
+#define WEFT_VERSION "0.1.0"
+#endif
+
+#define HEARTBEAT_MAX_S 1.0
+#define AGENT_BACKSTOP_SCAN_S 10.0 /* full rescan period when inotify watches the tree */
+#define AGENT_MAX_MANUAL 256 /* cgroups enrolled by hand (weftctl enroll) */
+
+struct agent {
+	struct ev_loop *loop;
+	struct zipkin *zipkin;      /* span exporter (tracing.collector), NULL: none */
+	struct weft_config *cfg;
+	const char *path;
+	bool verbose;
+	struct kern *kern;
+	struct proxy *px;
+	char cgmount[CG_PATH_MAX];
+	char self_cg[CG_PATH_MAX];
+	uint64_t self_cgid;
+	ev_signal sig_term, sig_int, sig_hup;
+	ev_timer beat, drain;
+	struct admin *admin;
+	struct mtls *mtls;        /* NULL without a tls group */
+	struct inbound *inbound;  /* agent.inbound, when mtls */
+	bool tls_reload_failed;
+	double drain_deadline;
+	struct cgw *cgw;      /* inotify on the cgroup tree; NULL: periodic scan only */
+	ev_timer rescan;      /* coalesces bursts of cgroup events into one scan */
+	double last_scan;
+	bool ready;
+	bool draining;
+	bool scan_loud; /* log enrolment failures (first scan, reloads) or only at debug */
+	char *manual[AGENT_MAX_MANUAL]; /* absolute dirs enrolled with weftctl enroll */
+	size_t n_manual;
+	uint64_t reloads_ok, reloads_failed;
+	uint64_t config_hash;
+	double config_loaded_at; /* wall clock, seconds */
+	char cgname[CG_PATH_MAX];  /* scratch for agent_cgroup_name */
+};
+
+/* FNV-1a over the config file: weft_config_hash says which file is in force. */
+static uint64_t agent_hash_file(const char *path)
+{
+	uint64_t h = 1469598103934665603ull;
+	unsigned char b[4096];
+	size_t n, i;
+	FILE *f;
+
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while ((n = fread(b, 1, sizeof(b), f)) > 0)
+		for (i = 0; i < n; i++)
+			h = (h ^ b[i]) * 1099511628211ull;
+	fclose(f);
+	return h;
+}
+
+/*
+ * The heartbeat period: at most a second, and at most a third of the stale
+ * window, so a live agent never looks stale between two beats (even with a
+ * delayed timer) and the BPF side never fails open by mistake.
+ */
+static double agent_beat_period(const struct weft_config *cfg)
+{
+	double p = cfg->heartbeat_stale_ms / 3000.0;
+
+	return p < HEARTBEAT_MAX_S ? p : HEARTBEAT_MAX_S;
+}
+
+/* agent.workers, 0 meaning one per CPU this process may run on. */
+static unsigned agent_workers(const struct weft_config *cfg)
+{
+	cpu_set_t set;
+	int n;
+
+	if (cfg->workers)
+		return cfg->workers;
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && (n = CPU_COUNT(&set)) > 0)
+		return n > CFG_MAX_WORKERS ? CFG_MAX_WORKERS : (unsigned)n;
+	n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 && n <= CFG_MAX_WORKERS ? (unsigned)n : 1;
+}
+
+static void agent_fill_state(const struct agent *a, struct weft_agent_state *st, bool enabled)
+{
+	memset(st, 0, sizeof(*st));
+	st->stale_after_ns = (uint64_t)a->cfg->heartbeat_stale_ms * 1000000ull;
+	st->agent_cgroup_id = a->self_cgid;
+	st->mark = a->cfg->mark;
+	st->outbound_port = a->cfg->outbound_port;
+	st->fail_mode = a->cfg->fail_mode == CFG_FAIL_CLOSED ? WEFT_FAIL_CLOSED : WEFT_FAIL_OPEN;
+	st->enabled = enabled;
+	st->redirect = a->cfg->redirect_loopback;
+	st->strict_inbound = a->cfg->strict_inbound;
+}
+
+static int agent_enroll_one(const char *dir, void *arg)
+{
+	struct agent *a = arg;
+	char err[512];
+
+	if (kern_enroll(a->kern, dir, err, sizeof(err)) < 0) {
+		if (a->scan_loud)
+			log_error("%s", err);
+		else
+			log_debug("%s", err);
+	}
+	return 0;
+}
+
+/*
+ * Checks that every intercept.cgroups entry can live under this host's cgroup2
+ * mount. Config validation cannot (it does not know the host); this can.
+ */
+static int agent_check_cgroups(const struct agent *a, const struct weft_config *cfg)
+{
+	size_t mlen = strlen(a->cgmount), i;
+	int bad = 0;
+
+	for (i = 0; i < cfg->n_cgroups; i++) {
+		const char *e = cfg->cgroups[i];
+
+		if (e[0] == '/' && (strncmp(e, a->cgmount, mlen) != 0 ||
+				    (e[mlen] != '/' && e[mlen] != '\0'))) {
+			log_error("%s: intercept.cgroups[%zu]: '%s' is not under this host's cgroup2 mount "
+				  "'%s'; write it relative to the mount (e.g. 'system.slice/app.service') "
+				  "or under %s", cfg->path, i, e, a->cgmount, a->cgmount);
+			bad++;
+		}
+	}
+	return bad ? -EINVAL : 0;
+}
+
+/*
+ * Mark/sweep: enrol what matches now, release what no longer matches or is
+ * gone; then point the inotify watches at wherever the next match can appear.
+ */
+static void agent_scan_cgroups(struct agent *a)
+{
+	char *entries[CFG_MAX_CGROUPS + AGENT_MAX_MANUAL];
+	size_t i, n = 0;
+
+	kern_enroll_begin(a->kern);
+	for (i = 0; i < a->cfg->n_cgroups; i++) {
+		cg_expand(a->cgmount, a->cfg->cgroups[i], agent_enroll_one, a);
+		entries[n++] = a->cfg->cgroups[i];
+	}
+	for (i = 0; i < a->n_manual; i++) {
+		cg_expand(a->cgmount, a->manual[i], agent_enroll_one, a);
+		entries[n++] = a->manual[i];
+	}
+	kern_enroll_end(a->kern);
+	if (a->cgw)
+		cgw_sync(a->cgw, a->cgmount, entries, n);
+	a->scan_loud = false;
+	a->last_scan = ev_now(a->loop);
+}
+
+static void agent_on_rescan(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct agent *a = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (!a->draining)
+		agent_scan_cgroups(a);
+}
+
+/* inotify saw a cgroup come or go: rescan shortly (a burst of mkdirs costs one scan). */
+static void agent_on_cgroup_event(void *arg)
+{
+	struct agent *a = arg;
+
+	if (!ev_is_active(&a->rescan))
+		ev_timer_start(a->loop, &a->rescan);
+}
+
+/* The exporter is made once at start (workers use it without a lock); only sample_rate may change. */
+static bool tracing_export_changed(const struct cfg_tracing *n, const struct cfg_tracing *o)
+{
+	if (n->enabled != o->enabled)
+		return true;
+	if (!n->enabled)
+		return false;
+	return !addr_equal(&n->collector, &o->collector) || strcmp(n->path, o->path) != 0 ||
+	       strcmp(n->service_name, o->service_name) != 0 || n->queue_size != o->queue_size ||
+	       n->batch_size != o->batch_size || n->flush_ms != o->flush_ms;
+}
+
+static int agent_reload(struct agent *a, struct buf *errout);
+
+/*
+ * Certificate or key files changed (rotation), or a minted certificate is due
+ * for renewal: rebuild only the TLS bundle from the config in force, so
+ * unrelated edits to the config file wait for an explicit reload. Open
+ * connections keep the contexts they hold.
+ */
+static void agent_reload_tls(struct agent *a)
+{
+	struct mtls *nm = NULL;
+	char err[768];
+
+	if (mtls_load(a->cfg, a->cgmount, &nm, err, sizeof(err)) < 0 || !nm) {
+		/* keep the old bundle; say so once per change, not every beat */
+		if (!a->tls_reload_failed)
+			log_error("certificate files changed but cannot be loaded (%s); the previous ones stay "
+				  "in use", err);
+		a->tls_reload_failed = true;
+		return;
+	}
+	a->tls_reload_failed = false;
+	proxy_set_mtls(a->px, nm);
+	if (a->inbound)
+		inbound_update(a->inbound, a->cfg, nm);
+	mtls_unref(a->mtls);
+	a->mtls = nm;
+	log_info("certificates reloaded (earliest expiry now %lld)", (long long)mtls_earliest_expiry(nm));
+}
+
+static void agent_on_beat(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct agent *a = w->data;
+
+	double age;
+	int stuck;
+
+	(void)loop;
+	(void)revents;
+	/*
+	 * A worker that stopped turning its loop cannot proxy: let the heartbeat go
+	 * stale so the kernel side fails open (or closed) instead of sending
+	 * connections into a black hole.
+	 */
+	stuck = proxy_stuck_worker(a->px, a->cfg->heartbeat_stale_ms / 2000.0, &age);
+	if (stuck >= 0) {
+		log_error("worker %d has not run for %.1f s; not refreshing the heartbeat (fail_mode %s "
+			  "applies to new connections)", stuck, age,
+			  a->cfg->fail_mode == CFG_FAIL_CLOSED ? "closed" : "open");
+		return;
+	}
+	if (kern_heartbeat(a->kern) < 0)
+		log_error("cannot refresh the heartbeat in weft_agent: %s", strerror(errno));
+	if (a->mtls && !a->draining && mtls_files_changed(a->mtls))
+		agent_reload_tls(a);
+	/* with inotify, the scan is a backstop (watch limits, missed events) */
+	if (!a->draining && (!a->cgw || ev_now(a->loop) - a->last_scan >= AGENT_BACKSTOP_SCAN_S))
+		agent_scan_cgroups(a);
+}
+
+/*
+ * Parses and validates the whole new config before touching anything; on any
+ * problem the running config stays and each message goes to the log and, for
+ * POST /reload, to errout. Then: services (proxy table, then the BPF map: adds
+ * before deletes), agent state, enrolment. Established connections keep the
+ * service state they started with.
+ */
+static int agent_reload(struct agent *a, struct buf *errout)
+{
+	struct cfg_errors errs = { 0 };
+	struct weft_agent_state st;
+	struct weft_config *n = NULL;
+	const char *why = NULL;
+	size_t i;
+
+	log_info("reloading %s", a->path);
+	if (cfg_load(a->path, &n, &errs) < 0) {
+		for (i = 0; i < errs.n; i++) {
+			log_error("%s", errs.msgs[i]);
+			if (errout)
+				buf_printf(errout, "%s\n", errs.msgs[i]);
+		}
+		log_error("reload rejected: %s has %zu error(s); the running config stays in force",
+			  a->path, errs.n);
+		cfg_errors_free(&errs);
+		goto rejected;
+	}
+	cfg_errors_free(&errs);
+	if (n->outbound_port != a->cfg->outbound_port)
+		why = "agent.outbound_port";
+	else if (strcmp(n->bpf_pin_path, a->cfg->bpf_pin_path) != 0)
+		why = "agent.bpf_pin_path";
+	else if (!addr_equal(&n->admin, &a->cfg->admin))
+		why = "agent.admin";
+	else if (n->buffer_size != a->cfg->buffer_size)
+		why = "agent.buffer_size"; /* the relay buffer pool is sized once */
+	else if (n->workers != a->cfg->workers)
+		why = "agent.workers";
+	else if (a->inbound && !addr_equal(&n->inbound, &a->cfg->inbound))
+		why = "agent.inbound";
+	else if (a->inbound && !n->tls_ca)
+		why = "the tls group (removing it ends mTLS connections in flight)";
+	else if (tracing_export_changed(&n->tracing, &a->cfg->tracing))
+		why = "tracing export (collector, path, service_name, queue_size, batch_size, flush_ms; "
+		      "sample_rate can change)";
+	if (why) {
+		log_error("reload rejected: %s cannot change while weftd runs; restart weftd to change it",
+			  why);
+		if (errout)
+			buf_printf(errout, "%s: %s cannot change while weftd runs; restart weftd to change it\n",
+				   a->path, why);
+		goto reject;
+	}
+	if (agent_check_cgroups(a, n) < 0) {
+		if (errout)
+			buf_printf(errout, "%s: intercept.cgroups: an entry is not under the cgroup2 mount "
+					   "'%s' (see the agent log)\n", a->path, a->cgmount);
+		goto reject;
+	}
+	{
+		struct mtls *nm = NULL;
+		char e2[768];
+
+		if (mtls_load(n, a->cgmount, &nm, e2, sizeof(e2)) < 0) {
+			log_error("reload rejected: %s", e2);
+			if (errout)
+				buf_printf(errout, "%s\n", e2);
+			goto reject;
+		}
+		if (nm && !a->inbound && inbound_start(a->loop, n, a->px, nm, &a->inbound, e2, sizeof(e2)) < 0) {
+			log_error("reload rejected: %s", e2);
+			if (errout)
+				buf_printf(errout, "%s\n", e2);
+			mtls_unref(nm);
+			goto reject;
+		}
+		proxy_set_mtls(a->px, nm);
+		if (a->inbound && nm)
+			inbound_update(a->inbound, n, nm);
+		if (a->inbound && !nm) {
+			inbound_free(a->inbound);
+			a->inbound = NULL;
+		}
+		mtls_unref(a->mtls);
+		a->mtls = nm;
+	}
+	if (proxy_set_config(a->px, n) < 0) {
+		log_error("reload rejected: out of memory");
+		if (errout)
+			buf_puts(errout, "out of memory\n");
+		goto reject;
+	}
+	kern_sync_services(a->kern, n);
+	cfg_free(a->cfg);
+	a->cfg = n;
+	log_set_level(a->verbose ? LOG_LVL_DEBUG : (enum log_level)n->log_level);
+	agent_fill_state(a, &st, true);
+	kern_set_agent(a->kern, &st);
+	a->beat.repeat = agent_beat_period(n);
+	ev_timer_again(a->loop, &a->beat);
+	a->scan_loud = true;
+	agent_scan_cgroups(a);
+	a->reloads_ok++;
+	a->config_hash = agent_hash_file(a->path);
+	a->config_loaded_at = ev_time();
+	log_info("reloaded: %zu services, %zu cgroups enrolled", n->n_services,
+		 kern_enrolled_count(a->kern));
+	return 0;
+reject:
+	cfg_free(n);
+	log_error("reload rejected; the running config stays in force");
+rejected:
+	a->reloads_failed++;
+	return -EINVAL;
+}
+
+/* ---- admin API ------------------------------------------------------------ */
+
+static const char *agent_cgroup_name(void *arg, uint64_t id)
+{
+	struct agent *a = arg;
+	const char *p;
+	uint64_t cid;
+	size_t i;
+
+	for (i = 0; (p = kern_enrolled_path(a->kern, i, &cid)); i++)
+		if (cid == id)
+			return p;
+	if (cg_path_of(a->cgmount, id, a->cgname, sizeof(a->cgname)) == 0)
+		return a->cgname;
+	return NULL;
+}
+
+static const char *const verdict_names[] = {
+	[WEFT_V_REDIRECTED] = "redirected",
+	[WEFT_V_NOT_SERVICE] = "not_service",
+	[WEFT_V_SKIPPED_OWN] = "skipped_own",
+	[WEFT_V_SKIPPED_STALE] = "skipped_stale_agent",
+	[WEFT_V_REFUSED_STALE] = "refused_stale_agent",
+	[WEFT_V_ERROR] = "error",
+	[WEFT_V_HANDOFF] = "handoff",
+	[WEFT_V_HANDOFF_ERROR] = "handoff_error",
+	[WEFT_V_PEERNAME] = "getpeername",
+	[WEFT_V_MSG_REDIRECTED] = "msg_redirected",
+	[WEFT_V_MSG_PASSED] = "msg_passed",
+	[WEFT_V_STRICT_DROPPED] = "strict_inbound_dropped",
+};
+_Static_assert(sizeof(verdict_names) / sizeof(verdict_names[0]) == WEFT_V__MAX,
+	       "every verdict needs a metric label");
+
+/* process_* metrics as the Prometheus client libraries define them, from /proc/self. */
+static void agent_process_metrics(struct buf *out)
+{
+	unsigned long long utime = 0, stime = 0, start = 0, vsize = 0;
+	long rss = 0, tck = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+	unsigned long long btime = 0;
+	char line[1024], *p;
+	size_t nfds = 0;
+	struct rlimit rl;
+	FILE *f;
+	DIR *d;
+
+	f = fopen("/proc/self/stat", "re");
+	if (f) {
+		if (fgets(line, sizeof(line), f) && (p = strrchr(line, ')')))
+			sscanf(p + 2,
+			       "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d "
+			       "%*d %llu %llu %ld",
+			       &utime, &stime, &start, &vsize, &rss);
+		fclose(f);
+	}
+	f = fopen("/proc/stat", "re");
+	if (f) {
+		while (fgets(line, sizeof(line), f))
+			if (sscanf(line, "btime %llu", &btime) == 1)
+				break;
+		fclose(f);
+	}
+	d = opendir("/proc/self/fd");
+	if (d) {
+		while (readdir(d))
+			nfds++;
+		closedir(d);
+		nfds = nfds >= 3 ? nfds - 3 : 0; /* ".", ".." and the dir's own fd */
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		rl.rlim_cur = 0;
+	buf_printf(out,
+		   "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n"
+		   "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %.2f\n"
+		   "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+		   "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %ld\n"
+		   "# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
+		   "# TYPE process_virtual_memory_bytes gauge\nprocess_virtual_memory_bytes %llu\n"
+		   "# HELP process_open_fds Number of open file descriptors.\n"
+		   "# TYPE process_open_fds gauge\nprocess_open_fds %zu\n"
+		   "# HELP process_max_fds Maximum number of open file descriptors.\n"
+		   "# TYPE process_max_fds gauge\nprocess_max_fds %llu\n"
+		   "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n"
+		   "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %.2f\n",
+		   tck > 0 ? (double)(utime + stime) / (double)tck : 0.0, rss * page, vsize, nfds,
+		   (unsigned long long)rl.rlim_cur,
+		   tck > 0 ? (double)btime + (double)start / (double)tck : 0.0);
+}
+
+static void agent_metrics(struct agent *a, struct buf *out)
+{
+	uint64_t v[WEFT_V__MAX];
+	int i;
+
+	buf_printf(out,
+		   "# HELP weft_build_info weftd build information.\n# TYPE weft_build_info gauge\n"
+		   "weft_build_info{version=\"%s\"} 1\n"
+		   "# HELP weft_ready 1 when programs are attached and listeners are up.\n"
+		   "# TYPE weft_ready gauge\nweft_ready %d\n"
+		   "# HELP weft_enrolled_cgroups Cgroups the BPF programs are attached to.\n"
+		   "# TYPE weft_enrolled_cgroups gauge\nweft_enrolled_cgroups %zu\n"
+		   "# HELP weft_config_reloads_total Config reloads by result.\n"
+		   "# TYPE weft_config_reloads_total counter\n"
+		   "weft_config_reloads_total{result=\"success\"} %llu\n"
+		   "weft_config_reloads_total{result=\"failure\"} %llu\n"
+		   "# HELP weft_config_hash Hash of the config file in force (52 bits of FNV-1a).\n"
+		   "# TYPE weft_config_hash gauge\nweft_config_hash %llu\n"
+		   "# HELP weft_config_last_reload_success_timestamp_seconds When the config in force was loaded.\n"
+		   "# TYPE weft_config_last_reload_success_timestamp_seconds gauge\n"
+		   "weft_config_last_reload_success_timestamp_seconds %.3f\n",
+		   WEFT_VERSION, a->ready ? 1 : 0, kern_enrolled_count(a->kern),
+		   (unsigned long long)a->reloads_ok, (unsigned long long)a->reloads_failed,
+		   (unsigned long long)(a->config_hash & ((1ull << 52) - 1)), a->config_loaded_at);
+	if (kern_read_stats(a->kern, v) == 0) {
+		buf_puts(out, "# HELP weft_bpf_verdicts_total Decisions of the BPF programs, summed over CPUs.\n"
+			      "# TYPE weft_bpf_verdicts_total counter\n");
+		for (i = 0; i < WEFT_V__MAX; i++)
+			buf_printf(out, "weft_bpf_verdicts_total{verdict=\"%s\"} %llu\n", verdict_names[i],
+				   (unsigned long long)v[i]);
+	}
+	proxy_render_metrics(a->px, out);
+	if (a->inbound)
+		inbound_render_metrics(a->inbound, out);
+	if (a->mtls)
+		buf_printf(out, "# HELP weft_tls_cert_expiry_timestamp_seconds Earliest notAfter of the "
+				"certificates in use.\n# TYPE weft_tls_cert_expiry_timestamp_seconds gauge\n"
+				"weft_tls_cert_expiry_timestamp_seconds %lld\n",
+			   (long long)mtls_earliest_expiry(a->mtls));
+	agent_process_metrics(out);
+}
+
+/* Decodes %XX and '+' in place; returns false on a malformed escape. */
+static bool url_decode(char *s)
+{
+	char *o = s;
+	unsigned v;
+
+	for (; *s; s++, o++) {
+		if (*s == '%') {
+			if (!s[1] || !s[2] || sscanf(s + 1, "%2x", &v) != 1 || v == 0)
+				return false;
+			*o = (char)v;
+			s += 2;
+		} else {
+			*o = *s == '+' ? ' ' : *s;
+		}
+	}
+	*o = '\0';
+	return true;
+}
+
+/* Finds key=value in a query string (copied into val); false when absent or malformed. */
+static bool query_get(const char *query, const char *key, char *val, size_t len)
+{
+	size_t kl = strlen(key);
+	const char *p = query, *e;
+
+	while (*p) {
+		e = strchr(p, '&');
+		if (!e)
+			e = p + strlen(p);
+		if ((size_t)(e - p) > kl && strncmp(p, key, kl) == 0 && p[kl] == '=') {
+			if ((size_t)(e - p - (ptrdiff_t)kl - 1) >= len)
+				return false;
+			memcpy(val, p + kl + 1, (size_t)(e - p) - kl - 1);
+			val[e - p - (ptrdiff_t)kl - 1] = '\0';
+			return url_decode(val);
+		}
+		p = *e ? e + 1 : e;
+	}
+	return false;
+}
+
+static void resp_text(struct admin_response *r, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void resp_text(struct admin_response *r, int status, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	r->status = status;
+	r->ctype = "text/plain; charset=utf-8";
+	buf_printf(r->body, "%s\n", msg);
+}
+
+/* Resolves a weftctl enroll/unenroll argument to an absolute cgroup directory. */
+static int agent_cgroup_arg(struct agent *a, const char *arg, char *dir, size_t len, struct admin_response *r)
+{
+	size_t mlen = strlen(a->cgmount);
+	uint64_t id;
+	int n;
+
+	if (arg[0] == '/')
+		n = snprintf(dir, len, "%s", arg);
+	else
+		n = snprintf(dir, len, "%s/%s", a->cgmount, arg);
+	if (n < 0 || (size_t)n >= len) {
+		resp_text(r, 400, "cgroup path too long");
+		return -1;
+	}
+	while (n > 1 && dir[n - 1] == '/')
+		dir[--n] = '\0';
+	if (strncmp(dir, a->cgmount, mlen) != 0 || (dir[mlen] != '/' && dir[mlen] != '\0')) {
+		resp_text(r, 400, "'%s' is not under the cgroup2 mount '%s'", arg, a->cgmount);
+		return -1;
+	}
+	if (strstr(dir, "/../") || strstr(dir, "/./") ||
+	    (n >= 3 && !strcmp(dir + n - 3, "/..")) || (n >= 2 && !strcmp(dir + n - 2, "/."))) {
+		resp_text(r, 400, "'%s': write the cgroup path without '.' or '..'", arg);
+		return -1;
+	}
+	if (cg_id(dir, &id) < 0) {
+		resp_text(r, 404, "cgroup '%s' does not exist", dir);
+		return -1;
+	}
+	return 0;
+}
+
+static void agent_admin_enroll(struct agent *a, const char *query, bool enroll, struct admin_response *r)
+{
+	char arg[CG_PATH_MAX], dir[CG_PATH_MAX], err[512];
+	size_t i;
+
+	if (!query_get(query, "cgroup", arg, sizeof(arg)) || !arg[0]) {
+		resp_text(r, 400, "missing ?cgroup=PATH");
+		return;
+	}
+	if (agent_cgroup_arg(a, arg, dir, sizeof(dir), r) < 0)
+		return;
+	for (i = 0; i < a->n_manual; i++)
+		if (strcmp(a->manual[i], dir) == 0)
+			break;
+	if (enroll) {
+		if (i == a->n_manual) {
+			if (a->n_manual == AGENT_MAX_MANUAL) {
+				resp_text(r, 503, "too many cgroups enrolled by hand (%d); list them in "
+						  "intercept.cgroups instead", AGENT_MAX_MANUAL);
+				return;
+			}
+			a->manual[a->n_manual] = strdup(dir);
+			if (!a->manual[a->n_manual]) {
+				resp_text(r, 500, "out of memory");
+				return;
+			}
+			a->n_manual++;
+		}
+		if (kern_enroll(a->kern, dir, err, sizeof(err)) < 0) {
+			/* not kept: the scans would retry (and fail) forever */
+			for (i = 0; i < a->n_manual; i++)
+				if (strcmp(a->manual[i], dir) == 0) {
+					free(a->manual[i]);
+					a->manual[i] = a->manual[--a->n_manual];
+					break;
+				}
+			resp_text(r, 500, "%s", err);
+			return;
+		}
+		resp_text(r, 200, "enrolled %s (until weftd restarts; add it to intercept.cgroups to keep it)",
+			  dir);
+		return;
+	}
+	if (i == a->n_manual) {
+		const char *p;
+		uint64_t cid, id = 0;
+		size_t k;
+
+		cg_id(dir, &id);
+		for (k = 0; (p = kern_enrolled_path(a->kern, k, &cid)); k++) {
+			if (cid == id) {
+				resp_text(r, 409, "%s is enrolled by intercept.cgroups in %s; remove it from "
+						  "the config and reload", dir, a->path);
+				return;
+			}
+		}
+		resp_text(r, 404, "%s is not enrolled", dir);
+		return;
+	}
+	free(a->manual[i]);
+	a->manual[i] = a->manual[--a->n_manual];
+	agent_scan_cgroups(a);
+	resp_text(r, 200, "unenrolled %s", dir);
+}
+
+static void agent_admin(void *arg, const char *method, const char *path, const char *query,
+			struct admin_response *r)
+{
+	struct agent *a = arg;
+	bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
+	char fmt[16] = "";
+	bool text;
+
+	query_get(query, "format", fmt, sizeof(fmt));
+	text = strcmp(fmt, "text") == 0;
+	if (!strcmp(path, "/live") || !strcmp(path, "/ready") || !strcmp(path, "/services") ||
+	    !strcmp(path, "/conns") || !strcmp(path, "/config") || !strcmp(path, "/metrics")) {
+		if (!get) {
+			resp_text(r, 405, "%s %s: use GET", method, path);
+			return;
+		}
+	} else if (!strcmp(path, "/reload") || !strcmp(path, "/enroll") || !strcmp(path, "/unenroll")) {
+		if (!post) {
+			resp_text(r, 405, "%s %s: use POST", method, path);
+			return;
+		}
+	} else {
+		resp_text(r, 404, "no such endpoint %s; try /metrics /ready /live /services /conns /config, "
+				  "POST /reload /enroll /unenroll", path);
+		return;
+	}
+
+	if (!strcmp(path, "/live")) {
+		resp_text(r, 200, "live");
+	} else if (!strcmp(path, "/ready")) {
+		if (a->ready)
+			resp_text(r, 200, "ready");
+		else
+			resp_text(r, 503, a->draining ? "draining" : "starting");
+	} else if (!strcmp(path, "/services")) {
+		if (text) {
+			r->ctype = "text/plain; charset=utf-8";
+			proxy_render_services_text(a->px, r->body);
+		} else {
+			proxy_render_services(a->px, r->body);
+		}
+	} else if (!strcmp(path, "/conns")) {
+		if (text) {
+			r->ctype = "text/plain; charset=utf-8";
+			proxy_render_conns_text(a->px, r->body, agent_cgroup_name, a);
+		} else {
+			proxy_render_conns(a->px, r->body, agent_cgroup_name, a);
+		}
+	} else if (!strcmp(path, "/config")) {
+		cfg_render_json(a->cfg, r->body);
+	} else if (!strcmp(path, "/metrics")) {
+		r->ctype = "text/plain; version=0.0.4; charset=utf-8";
+		agent_metrics(a, r->body);
+	} else if (!strcmp(path, "/reload")) {
+		if (a->draining) {
+			resp_text(r, 503, "weftd is shutting down");
+		} else if (agent_reload(a, r->body) < 0) {
+			r->status = 400;
+			r->ctype = "text/plain; charset=utf-8";
+		} else {
+			resp_text(r, 200, "reloaded %s: %zu services, %zu cgroups enrolled", a->path,
+				  a->cfg->n_services, kern_enrolled_count(a->kern));
+		}
+	} else {
+		agent_admin_enroll(a, query, !strcmp(path, "/enroll"), r);
+	}
+}
+
+static void agent_stop(void *arg)
+{
+	struct agent *a = arg;
+
+	ev_break(a->loop, EVBREAK_ALL);
+}
+
+static size_t agent_in_flight(struct agent *a)
+{
+	return proxy_active(a->px) + inbound_active(a->inbound);
+}
+
+/* Resets whatever is still open (outbound and inbound) and leaves the loop. */
+static void agent_abort_and_stop(struct agent *a)
+{
+	proxy_abort_all(a->px);
+	inbound_abort_all(a->inbound);
+	agent_stop(a);
+}
+
+/*
+ * Draining polls every 50 ms (the drain happens once per process lifetime)
+ * rather than chaining "became idle" callbacks from two places and several
+ * threads: no wake-up can be missed, and inbound relays count too.
+ */
+static void agent_on_drain_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct agent *a = w->data;
+	size_t n = agent_in_flight(a);
+
+	(void)revents;
+	if (n == 0) {
+		log_info("drained");
+		agent_stop(a);
+		return;
+	}
+	if (ev_now(loop) >= a->drain_deadline) {
+		log_warn("drain timeout (agent.drain_timeout_ms = %u): resetting %zu connection(s)",
+			 a->cfg->drain_timeout_ms, n);
+		agent_abort_and_stop(a);
+	}
+}
+
+static void agent_begin_drain(struct agent *a)
+{
+	struct weft_agent_state st;
+
+	if (a->draining) {
+		log_warn("second signal: resetting %zu connection(s) now", agent_in_flight(a));
+		agent_abort_and_stop(a);
+		return;
+	}
+	a->draining = true;
+	a->ready = false;
+	/* New connects stop coming to us first, then the listeners go. */
+	agent_fill_state(a, &st, false);
+	kern_set_agent(a->kern, &st);
+	proxy_stop_accepting(a->px);
+	inbound_stop_accepting(a->inbound);
+	if (agent_in_flight(a) == 0) {
+		log_info("shutting down: no connections to drain");
+		agent_stop(a);
+		return;
+	}
+	log_info("shutting down: draining %zu connection(s), at most %u ms", agent_in_flight(a),
+		 a->cfg->drain_timeout_ms);
+	a->drain_deadline = ev_now(a->loop) + a->cfg->drain_timeout_ms / 1000.0;
+	ev_timer_init(&a->drain, agent_on_drain_tick, 0.05, 0.05);
+	a->drain.data = a;
+	ev_timer_start(a->loop, &a->drain);
+}
+
+static void agent_on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct agent *a = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (w->signum == SIGHUP) {
+		if (!a->draining)
+			agent_reload(a, NULL);
+		return;
+	}
+	log_info("received %s", strsignal(w->signum));
+	agent_begin_drain(a);
+}
+
+int agent_run(struct weft_config *cfg, const char *path, bool verbose)
+{
+	struct weft_agent_state st;
+	struct agent a = { 0 };
+	char err[1024] = "";
+	int code = 1, r;
+
+	a.cfg = cfg;
+	a.path = path;
+	a.verbose = verbose;
+	a.scan_loud = true;
+	signal(SIGPIPE, SIG_IGN);
+
+	if (probe_kernel(cfg->bpf_pin_path, err, sizeof(err)) < 0) {
+		log_error("cannot start: %s", err);
+		goto out;
+	}
+	r = cg_mount(a.cgmount, sizeof(a.cgmount));
+	if (r < 0) {
+		log_error("cannot start: no cgroup2 mount found: %s", strerror(-r));
+		goto out;
+	}
+	if (agent_check_cgroups(&a, cfg) < 0)
+		goto out;
+	r = cg_self(a.cgmount, a.self_cg, sizeof(a.self_cg), &a.self_cgid);
+	if (r < 0) {
+		log_error("cannot start: cannot find weftd's own cgroup in /proc/self/cgroup: %s",
+			  strerror(-r));
+		goto out;
+	}
+	a.loop = ev_default_loop(EVFLAG_AUTO);
+	if (!a.loop) {
+		log_error("cannot start: libev could not initialise an event loop");
+		goto out;
+	}
+	if (kern_open(cfg->bpf_pin_path, &a.kern, err, sizeof(err)) < 0) {
+		log_error("cannot start: %s", err);
+		goto out;
+	}
+	agent_fill_state(&a, &st, false);
+	if (kern_set_agent(a.kern, &st) < 0) {
+		log_error("cannot start: cannot write weft_agent: %s", strerror(errno));
+		goto out;
+	}
+	ev_timer_init(&a.rescan, agent_on_rescan, 0.01, 0.);
+	a.rescan.data = &a;
+	r = cgw_new(a.loop, agent_on_cgroup_event, &a, &a.cgw);
+	if (r < 0)
+		log_warn("inotify unavailable (%s): new cgroups are found by the periodic scan only",
+			 strerror(-r));
+	if (mtls_load(cfg, a.cgmount, &a.mtls, err, sizeof(err)) < 0) {
+		log_error("cannot start: %s", err);
+		goto out;
+	}
+	if (cfg->tracing.enabled) {
+		struct zipkin_opts zo = {
+			.collector = cfg->tracing.collector,
+			.path = cfg->tracing.path,
+			.service_name = cfg->tracing.service_name,
+			.queue_size = cfg->tracing.queue_size,
+			.batch_size = cfg->tracing.batch_size,
+			.flush_ms = cfg->tracing.flush_ms,
+			.mark = cfg->mark,
+		};
+
+		a.zipkin = zipkin_new(a.loop, &zo);
+		if (!a.zipkin) {
+			log_error("cannot start: tracing: %s", strerror(errno));
+			goto out;
+		}
+	}
+	if (proxy_start(a.loop, a.kern, cfg, agent_workers(cfg), a.zipkin, &a.px, err, sizeof(err)) < 0) {
+		log_error("cannot start: %s", err);
+		goto out;
+	}
+	if (a.mtls) {
+		/* services again, now with their authorization policies */
+		proxy_set_mtls(a.px, a.mtls);
+		if (proxy_set_config(a.px, cfg) < 0) {
+			log_error("cannot start: out of memory");
+			goto out;
+		}
+		if (inbound_start(a.loop, cfg, a.px, a.mtls, &a.inbound, err, sizeof(err)) < 0) {
+			log_error("cannot start: %s", err);
+			goto out;
+		}
+	}
+	if (admin_start(a.loop, &cfg->admin, agent_admin, &a, &a.admin, err, sizeof(err)) < 0) {
+		log_error("cannot start: %s", err);
+		goto out;
+	}
+	if (kern_sync_services(a.kern, cfg) < 0) {
+		log_error("cannot start: cannot fill weft_services");
+		goto out;
+	}
+	agent_scan_cgroups(&a);
+	agent_fill_state(&a, &st, true);
+	if (kern_set_agent(a.kern, &st) < 0) {
+		log_error("cannot start: cannot write weft_agent: %s", strerror(errno));
+		goto out;
+	}
+
+	ev_signal_init(&a.sig_term, agent_on_signal, SIGTERM);
+	ev_signal_init(&a.sig_int, agent_on_signal, SIGINT);
+	ev_signal_init(&a.sig_hup, agent_on_signal, SIGHUP);
+	a.sig_term.data = a.sig_int.data = a.sig_hup.data = &a;
+	ev_signal_start(a.loop, &a.sig_term);
+	ev_signal_start(a.loop, &a.sig_int);
+	ev_signal_start(a.loop, &a.sig_hup);
+	ev_timer_init(&a.beat, agent_on_beat, agent_beat_period(cfg), agent_beat_period(cfg));
+	a.beat.data = &a;
+	ev_timer_start(a.loop, &a.beat);
+	a.ready = true;
+	a.config_hash = agent_hash_file(path);
+	a.config_loaded_at = ev_time();
+
+	log_info("ready: pid %d, %zu services, %zu cgroups enrolled, outbound port %u, pins in %s, "
+		 "fail_mode %s", (int)getpid(), cfg->n_services, kern_enrolled_count(a.kern),
+		 cfg->outbound_port, cfg->bpf_pin_path,
+		 cfg->fail_mode == CFG_FAIL_CLOSED ? "closed" : "open");
+	ev_run(a.loop, 0);
+	code = 0;
+out:
+	if (a.loop)
+		ev_timer_stop(a.loop, &a.rescan);
+	cgw_free(a.cgw);
+	if (a.admin)
+		admin_free(a.admin);
+	inbound_free(a.inbound);
+	if (a.px)
+		proxy_free(a.px);
+	zipkin_free(a.zipkin);
+	mtls_unref(a.mtls);
+	while (a.n_manual)
+		free(a.manual[--a.n_manual]);
+	if (a.kern)
+		kern_close(a.kern, true);
+	if (code == 0)
+		log_info("stopped: programs detached, pins removed");
+	if (a.loop)
+		ev_loop_destroy(a.loop);
+	cfg_free(a.cfg);
+	tls_global_cleanup();
+	return code;
+}

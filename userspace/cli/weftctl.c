@@ -1,0 +1,263 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * weftctl: the operator's CLI, a thin client of weftd's admin API. Tables for
+ * people come from the agent (?format=text) so weftctl and the API cannot
+ * disagree; --json prints the API's JSON unchanged for scripts.
+ *
+ * Exit codes: 0 success; 1 the agent answered with an error (message printed);
+ * 2 usage error; 3 the agent could not be reached.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/addr.h"
+#include "lib/buf.h"
+
+#define CTL_TIMEOUT_MS 5000
+#define CTL_MAX_RESPONSE (64u << 20)
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: weftctl [-a ADDR] [--json] COMMAND\n"
+		"  status              is the agent ready; services and cgroups at a glance\n"
+		"  services            services and the live state of their endpoints\n"
+		"  conns               active proxied connections\n"
+		"  metrics             the Prometheus metrics, as scraped\n"
+		"  config              the effective config (JSON)\n"
+		"  reload              re-read the config file (errors are printed; the old config stays)\n"
+		"  enroll CGROUP       intercept a cgroup now (path, or relative to the cgroup2 mount)\n"
+		"  unenroll CGROUP     stop intercepting a cgroup enrolled with 'enroll'\n"
+		"options:\n"
+		"  -a, --admin ADDR    the agent's admin address (default $WEFT_ADMIN or 127.0.0.1:9990)\n"
+		"  -j, --json          JSON output for scripts\n"
+		"exit codes: 0 ok, 1 the agent reported an error, 2 usage, 3 agent unreachable\n");
+}
+
+static int wait_fd(int fd, short ev, int deadline_ms)
+{
+	struct pollfd p = { .fd = fd, .events = ev };
+	int r;
+
+	do
+		r = poll(&p, 1, deadline_ms);
+	while (r < 0 && errno == EINTR);
+	if (r == 0)
+		return -ETIMEDOUT;
+	return r < 0 ? -errno : 0;
+}
+
+/* One request, Connection: close. Fills status and body. 0, or -errno (unreachable). */
+static int http_call(const struct weft_sockaddr *a, const char *method, const char *target, int *status,
+		     struct buf *body)
+{
+	char req[8192 + 64];
+	struct buf in = { 0 };
+	char chunk[16384];
+	size_t off = 0;
+	ssize_t n;
+	char *sep;
+	int fd, r, len, err;
+	socklen_t elen = sizeof(err);
+
+	fd = socket(a->sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, &a->sa, a->len) < 0 && errno != EINPROGRESS) {
+		r = -errno;
+		goto out;
+	}
+	r = wait_fd(fd, POLLOUT, CTL_TIMEOUT_MS);
+	if (r < 0)
+		goto out;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0 || err) {
+		r = err ? -err : -errno;
+		goto out;
+	}
+	len = snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: weftd\r\nUser-Agent: weftctl\r\n"
+			"Content-Length: 0\r\nConnection: close\r\n\r\n", method, target);
+	if (len < 0 || (size_t)len >= sizeof(req)) {
+		r = -E2BIG;
+		goto out;
+	}
+	while (off < (size_t)len) {
+		n = send(fd, req + off, (size_t)len - off, MSG_NOSIGNAL);
+		if (n < 0 && errno == EAGAIN) {
+			r = wait_fd(fd, POLLOUT, CTL_TIMEOUT_MS);
+			if (r < 0)
+				goto out;
+			continue;
+		}
+		if (n < 0) {
+			r = -errno;
+			goto out;
+		}
+		off += (size_t)n;
+	}
+	for (;;) {
+		n = recv(fd, chunk, sizeof(chunk), 0);
+		if (n < 0 && errno == EAGAIN) {
+			r = wait_fd(fd, POLLIN, CTL_TIMEOUT_MS);
+			if (r < 0)
+				goto out;
+			continue;
+		}
+		if (n < 0) {
+			r = -errno;
+			goto out;
+		}
+		if (n == 0)
+			break;
+		buf_add(&in, chunk, (size_t)n);
+		if (in.len > CTL_MAX_RESPONSE || buf_failed(&in)) {
+			r = -EFBIG;
+			goto out;
+		}
+	}
+	if (!in.p || sscanf(in.p, "HTTP/1.%*d %d", status) != 1 ||
+	    !(sep = strstr(in.p, "\r\n\r\n"))) {
+		r = -EPROTO;
+		goto out;
+	}
+	buf_add(body, sep + 4, in.len - (size_t)(sep + 4 - in.p));
+	r = 0;
+out:
+	buf_free(&in);
+	close(fd);
+	return r;
+}
+
+/* Percent-encodes s for a query value. */
+static void url_encode(const char *s, char *out, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+
+	for (; *s && o + 4 < len; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		    strchr("-._~/", c)) {
+			out[o++] = (char)c;
+		} else {
+			out[o++] = '%';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		}
+	}
+	out[o] = '\0';
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "admin", required_argument, NULL, 'a' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *admin = getenv("WEFT_ADMIN"), *cmd, *method = "GET";
+	char target[8192], enc[6000], err[256], as[ADDR_STRLEN];
+	struct weft_sockaddr addr;
+	struct buf body = { 0 };
+	bool json = false;
+	int c, status = 0, r, code;
+
+	if (!admin || !*admin)
+		admin = "127.0.0.1:9990";
+	while ((c = getopt_long(argc, argv, "a:jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'a':
+			admin = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	cmd = argv[optind++];
+	if (addr_parse(admin, false, &addr, err, sizeof(err)) < 0) {
+		fprintf(stderr, "weftctl: -a %s: %s\n", admin, err);
+		return 2;
+	}
+	if (!strcmp(cmd, "enroll") || !strcmp(cmd, "unenroll")) {
+		if (optind != argc - 1) {
+			fprintf(stderr, "weftctl: %s needs exactly one CGROUP argument\n", cmd);
+			return 2;
+		}
+		url_encode(argv[optind], enc, sizeof(enc));
+		snprintf(target, sizeof(target), "/%s?cgroup=%s", cmd, enc);
+		method = "POST";
+	} else {
+		if (optind != argc) {
+			fprintf(stderr, "weftctl: %s takes no arguments\n", cmd);
+			return 2;
+		}
+		if (!strcmp(cmd, "status"))
+			snprintf(target, sizeof(target), "/ready");
+		else if (!strcmp(cmd, "services") || !strcmp(cmd, "conns"))
+			snprintf(target, sizeof(target), "/%s%s", cmd, json ? "" : "?format=text");
+		else if (!strcmp(cmd, "metrics") || !strcmp(cmd, "config"))
+			snprintf(target, sizeof(target), "/%s", cmd);
+		else if (!strcmp(cmd, "reload")) {
+			snprintf(target, sizeof(target), "/reload");
+			method = "POST";
+		} else {
+			fprintf(stderr, "weftctl: unknown command '%s'\n", cmd);
+			usage(stderr);
+			return 2;
+		}
+	}
+	r = http_call(&addr, method, target, &status, &body);
+	if (r < 0) {
+		fprintf(stderr, "weftctl: cannot reach weftd at %s: %s (is weftd running? is agent.admin "
+				"%s? use -a ADDR)\n", addr_format(&addr, as, sizeof(as)), strerror(-r),
+			addr_format(&addr, as, sizeof(as)));
+		buf_free(&body);
+		return 3;
+	}
+	code = status >= 200 && status < 300 ? 0 : 1;
+	if (!strcmp(cmd, "status")) {
+		/* status: readiness plus the services table */
+		const char *state = body.p ? body.p : "";
+		struct buf svc = { 0 };
+		int st2 = 0;
+
+		if (json) {
+			printf("{\"ready\":%s,\"state\":\"%.*s\",\"admin\":\"%s\"}\n", code == 0 ? "true" : "false",
+			       (int)strcspn(state, "\n"), state, addr_format(&addr, as, sizeof(as)));
+		} else {
+			printf("weftd at %s: %s", addr_format(&addr, as, sizeof(as)), state);
+			if (http_call(&addr, "GET", "/services?format=text", &st2, &svc) == 0 && st2 == 200 &&
+			    svc.p)
+				printf("\n%s", svc.p);
+		}
+		buf_free(&svc);
+	} else if (body.p) {
+		if (code)
+			fprintf(stderr, "weftctl: %s: %s", cmd, body.p);
+		else
+			fputs(body.p, stdout);
+	}
+	buf_free(&body);
+	return code;
+}
