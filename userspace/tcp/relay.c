@@ -72,6 +72,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "lib/sock.h"
 #include "codec/preamble.h"
 #include "tls/tls.h"
 
@@ -406,47 +407,6 @@ static int64_t mono_usec(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/*
- * Nagle off: the relay writes whatever it just read, and holding a small
- * segment back for an ACK would add latency to every request/response.
- * Failure is not fatal: the socket still relays correctly, only slower.
- */
-static void set_nodelay(int fd)
-{
-	int one = 1;
-
-	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
-		log_debug("relay: TCP_NODELAY on fd %d: %s", fd, strerror(errno));
-}
-
-/*
- * Closes fd; with reset, SO_LINGER {1, 0} first so the peer gets an RST, not a
- * FIN it would mistake for a clean end of stream. close(2) is not retried and
- * its error is ignored: the descriptor is gone either way on Linux.
- */
-static void sock_close(int fd, bool reset)
-{
-	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-
-	if (reset && setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) < 0)
-		log_debug("relay: SO_LINGER on fd %d: %s", fd, strerror(errno));
-	close(fd);
-}
-
-/* Sets w's event mask to want (0 = stopped), touching libev only on change. */
-static void io_want(struct ev_loop *loop, ev_io *w, int want)
-{
-	if (ev_is_active(w)) {
-		if ((w->events & (EV_READ | EV_WRITE)) == want)
-			return;
-		ev_io_stop(loop, w);
-	}
-	if (!want)
-		return;
-	ev_io_modify(w, want);
-	ev_io_start(loop, w);
-}
-
 /* --- lifecycle ------------------------------------------------------------ */
 
 /* Gives back what d holds; a pipe with bytes in flight is closed, not cached. */
@@ -594,7 +554,7 @@ static int relay_connect(struct relay *r, const struct weft_sockaddr *a)
 		err = -errno;
 		goto err;
 	}
-	set_nodelay(fd);
+	sock_set_nodelay(fd);
 	err = relay_secure(r, fd);
 	if (err)
 		goto err;
@@ -676,12 +636,6 @@ aborted:
 
 /* --- data path ------------------------------------------------------------ */
 
-static bool would_block(int e)
-{
-	/* EINTR: level-triggered, so the event simply fires again. */
-	return e == EAGAIN || e == EWOULDBLOCK || e == EINTR;
-}
-
 /* Counts n bytes written, minus the leading ones that are not payload (d->nocount). */
 static void count_sent(struct relay_dir *d, uint64_t *count, uint32_t n)
 {
@@ -758,7 +712,7 @@ static int relay_dir_copy(struct relay *r, struct relay_dir *d, int src, struct 
 			} else {
 				n = recv(src, d->buf, cap, 0);
 				if (n < 0) {
-					if (would_block(errno))
+					if (sock_would_block(errno))
 						break;
 					err = -errno;
 					goto out;
@@ -789,7 +743,7 @@ static int relay_dir_copy(struct relay *r, struct relay_dir *d, int src, struct 
 			} else {
 				n = send(dst, d->buf + d->head, d->tail - d->head, MSG_NOSIGNAL);
 				if (n < 0) {
-					if (would_block(errno))
+					if (sock_would_block(errno))
 						goto out; /* pending: relay_watch() waits for EV_WRITE on dst */
 					err = -errno;
 					goto out;
@@ -889,7 +843,7 @@ static int relay_dir_splice(struct relay *r, struct relay_dir *d, int src, int d
 			/* The pipe is empty: EAGAIN here can only mean src has nothing. */
 			n = splice(src, NULL, d->pipe->wfd, NULL, cap, sflags);
 			if (n < 0) {
-				if (would_block(errno))
+				if (sock_would_block(errno))
 					break;
 				err = relay_splice_failed(r, errno);
 				goto out;
@@ -906,7 +860,7 @@ static int relay_dir_splice(struct relay *r, struct relay_dir *d, int src, int d
 		}
 		n = splice(d->pipe->rfd, NULL, dst, NULL, d->tail - d->head, sflags);
 		if (n < 0) {
-			if (would_block(errno))
+			if (sock_would_block(errno))
 				goto out; /* pending: relay_watch() waits for EV_WRITE on dst */
 			err = relay_splice_failed(r, errno);
 			goto out;
@@ -1039,8 +993,8 @@ static void relay_watch(struct relay *r)
 		cwant |= r->u2c.wr_want;
 	else if (!r->u2c.eof)
 		uwant |= r->u2c.rd_want;
-	io_want(r->loop, &r->cio, cwant);
-	io_want(r->loop, &r->uio, uwant);
+	sock_io_want(r->loop, &r->cio, cwant);
+	sock_io_want(r->loop, &r->uio, uwant);
 	if (r->ctls && !dir_waits_dst(&r->c2u) && !r->c2u.eof && tls_pending(r->ctls))
 		ev_feed_event(r->loop, &r->cio, EV_READ);
 	if (r->utls && !dir_waits_dst(&r->u2c) && !r->u2c.eof && tls_pending(r->utls))
@@ -1165,7 +1119,7 @@ static int relay_hs_step(struct relay *r)
 		}
 	}
 wait:
-	io_want(r->loop, &r->uio, tls_wait_ev(r->utls, EV_READ));
+	sock_io_want(r->loop, &r->uio, tls_wait_ev(r->utls, EV_READ));
 	return -EAGAIN;
 }
 
@@ -1393,7 +1347,7 @@ static struct relay *relay_begin(struct ev_loop *loop, struct relay_pool *pool, 
 		r->flags |= RELAY_F_TLSREPLY;
 	r->ctls = ctls;
 
-	set_nodelay(client_fd);
+	sock_set_nodelay(client_fd);
 	ev_io_init(&r->cio, relay_io_cb, client_fd, 0);
 	ev_io_init(&r->uio, relay_io_cb, -1, 0);
 	ev_init(&r->timer, relay_timer_cb);

@@ -1,0 +1,641 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * service: the shared service and endpoint registry (contract in service.h).
+ *
+ * Three hash tables, each chained through the objects themselves (no
+ * allocation per entry): VIP -> service of the current generation,
+ * (service stats, address) -> endpoint, name -> service stats. Endpoints and
+ * stats also sit on insertion-ordered lists, which the admin renderings
+ * walk, so metrics keep a stable order. Tables grow by doubling at a load
+ * factor of 1, so a reload of S services with E endpoints is O(S + E).
+ */
+#include "state/service.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec/identity.h"
+#include "codec/preamble.h"
+#include "lib/log.h"
+#include "tls/mtls.h"
+
+const double svc_lat_bounds[SVC_LAT_BUCKETS] = {
+	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
+};
+
+const char *const svc_err_names[SVC_ERR__MAX] = {
+	[SVC_ERR_REFUSED] = "refused",
+	[SVC_ERR_TIMEOUT] = "timeout",
+	[SVC_ERR_UNREACHABLE] = "unreachable",
+	[SVC_ERR_OTHER] = "other",
+};
+
+const char *const svc_detect_names[SVC_DETECT__MAX] = { "http1", "http2", "tls", "opaque", "timeout" };
+
+/* One VIP of the current generation (a service has one entry per address). */
+struct svc_vipent {
+	struct weft_sockaddr addr;
+	struct svc *svc;
+	struct svc_vipent *next;
+};
+
+enum svc_err svc_err_of(int e)
+{
+	switch (e) {
+	case ECONNREFUSED:
+		return SVC_ERR_REFUSED;
+	case ETIMEDOUT:
+		return SVC_ERR_TIMEOUT;
+	case EHOSTUNREACH:
+	case ENETUNREACH:
+	case EADDRNOTAVAIL:
+		return SVC_ERR_UNREACHABLE;
+	default:
+		return SVC_ERR_OTHER;
+	}
+}
+
+/* ---- hashing ---- */
+
+static uint64_t mix(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ull;
+	h ^= h >> 33;
+	return h;
+}
+
+static uint64_t hash_bytes(const void *p, size_t n, uint64_t seed)
+{
+	const unsigned char *b = p;
+	uint64_t h = 0xcbf29ce484222325ull ^ seed;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		h = (h ^ b[i]) * 0x100000001b3ull;
+	return mix(h);
+}
+
+/* The address bytes that addr_equal compares: family, address, port. */
+static uint64_t hash_addr(const struct weft_sockaddr *a, uint64_t seed)
+{
+	struct weft_addr k;
+
+	addr_to_key(a, &k);
+	return hash_bytes(&k, sizeof(k), seed);
+}
+
+/*
+ * Doubles an intrusive chained table when n reaches its size. next_of gives
+ * the chain link of an entry; hash_of its hash. Failure keeps the old table
+ * (longer chains, still correct).
+ */
+#define TAB_GROW(tab, cap, n, type, link, hashfn)                                  \
+	do {                                                                       \
+		size_t ncap_ = (cap) ? (cap) * 2 : 64, i_;                             \
+		type **nt_;                                                        \
+		if ((n) < (cap))                                                   \
+			break;                                                     \
+		nt_ = calloc(ncap_, sizeof(*nt_));                                 \
+		if (!nt_)                                                          \
+			break;                                                     \
+		for (i_ = 0; i_ < (cap); i_++) {                                   \
+			type *e_ = (tab)[i_], *nx_;                                \
+			for (; e_; e_ = nx_) {                                     \
+				size_t b_ = (size_t)(hashfn(e_) & (ncap_ - 1));     \
+				nx_ = e_->link;                                    \
+				e_->link = nt_[b_];                                \
+				nt_[b_] = e_;                                      \
+			}                                                          \
+		}                                                                  \
+		free(tab);                                                         \
+		(tab) = nt_;                                                       \
+		(cap) = ncap_;                                                     \
+	} while (0)
+
+static uint64_t stat_hash(const struct svc_stat *st)
+{
+	return hash_bytes(st->name, strlen(st->name), 0);
+}
+
+static uint64_t ep_hash_of(const struct svc_stat *st, const struct weft_sockaddr *a)
+{
+	return hash_addr(a, (uint64_t)(uintptr_t)st);
+}
+
+static uint64_t ep_hash(const struct svc_ep *ep)
+{
+	return ep_hash_of(ep->svc, &ep->addr);
+}
+
+/* ---- per-service stats (shared by name across generations) ---- */
+
+static void stat_unref_locked(struct registry *r, struct svc_stat *st)
+{
+	struct svc_stat **pp;
+
+	if (!st || --st->refs)
+		return;
+	if (r->stat_cap) {
+		for (pp = &r->stat_tab[stat_hash(st) & (r->stat_cap - 1)]; *pp; pp = &(*pp)->hnext)
+			if (*pp == st) {
+				*pp = st->hnext;
+				break;
+			}
+	}
+	r->n_stat--;
+	list_del(&st->link);
+	if (st->http && r->hooks && r->hooks->stat_free)
+		r->hooks->stat_free(st->http);
+	free(st->name);
+	free(st);
+}
+
+static struct svc_stat *stat_get_locked(struct registry *r, const char *name)
+{
+	struct svc_stat *st;
+	size_t b;
+
+	if (r->stat_cap) {
+		b = hash_bytes(name, strlen(name), 0) & (r->stat_cap - 1);
+		for (st = r->stat_tab[b]; st; st = st->hnext)
+			if (strcmp(st->name, name) == 0) {
+				st->refs++;
+				return st;
+			}
+	}
+	TAB_GROW(r->stat_tab, r->stat_cap, r->n_stat, struct svc_stat, hnext, stat_hash);
+	if (!r->stat_cap)
+		return NULL;
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return NULL;
+	st->name = strdup(name);
+	if (!st->name) {
+		free(st);
+		return NULL;
+	}
+	st->refs = 1;
+	b = stat_hash(st) & (r->stat_cap - 1);
+	st->hnext = r->stat_tab[b];
+	r->stat_tab[b] = st;
+	r->n_stat++;
+	list_add(&st->link, &r->stats);
+	return st;
+}
+
+/* ---- endpoints (shared by (service, address) across generations) ---- */
+
+void svc_ep_unref_locked(struct registry *r, struct svc_ep *ep)
+{
+	struct svc_ep **pp;
+
+	if (!ep || --ep->refs)
+		return;
+	if (r->ep_cap) {
+		for (pp = &r->ep_tab[ep_hash(ep) & (r->ep_cap - 1)]; *pp; pp = &(*pp)->hnext)
+			if (*pp == ep) {
+				*pp = ep->hnext;
+				break;
+			}
+	}
+	r->n_ep--;
+	list_del(&ep->link);
+	if (ep->http && r->hooks && r->hooks->ep_free)
+		r->hooks->ep_free(ep->http);
+	stat_unref_locked(r, ep->svc);
+	free(ep);
+}
+
+void svc_ep_unref(struct registry *r, struct svc_ep *ep)
+{
+	pthread_mutex_lock(&r->lock);
+	svc_ep_unref_locked(r, ep);
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* Finds or creates the shared state of (service, address). O(1). */
+static struct svc_ep *ep_get_locked(struct registry *r, struct svc_stat *st, const struct weft_sockaddr *addr)
+{
+	struct svc_ep *ep;
+	size_t b;
+
+	if (r->ep_cap) {
+		b = ep_hash_of(st, addr) & (r->ep_cap - 1);
+		for (ep = r->ep_tab[b]; ep; ep = ep->hnext)
+			if (ep->svc == st && addr_equal(&ep->addr, addr)) {
+				ep->refs++;
+				return ep;
+			}
+	}
+	TAB_GROW(r->ep_tab, r->ep_cap, r->n_ep, struct svc_ep, hnext, ep_hash);
+	if (!r->ep_cap)
+		return NULL;
+	ep = calloc(1, sizeof(*ep));
+	if (!ep)
+		return NULL;
+	ep->refs = 1;
+	ep->svc = st;
+	st->refs++;
+	ep->addr = *addr;
+	addr_format(addr, ep->addr_str, sizeof(ep->addr_str));
+	b = ep_hash(ep) & (r->ep_cap - 1);
+	ep->hnext = r->ep_tab[b];
+	r->ep_tab[b] = ep;
+	r->n_ep++;
+	list_add(&ep->link, &r->eps);
+	return ep;
+}
+
+void svc_ep_observe_connect(struct svc_ep *ep, double secs)
+{
+	size_t i;
+
+	/* buckets are kept cumulative, as Prometheus renders them */
+	for (i = 0; i < SVC_LAT_BUCKETS; i++)
+		if (secs <= svc_lat_bounds[i])
+			ep->lat_buckets[i]++;
+	ep->lat_count++;
+	ep->lat_sum += secs;
+}
+
+/* ---- generations ---- */
+
+static enum bal_mode bal_mode_of(enum cfg_balancer b)
+{
+	switch (b) {
+	case CFG_BAL_ROUND_ROBIN:
+		return BAL_ROUND_ROBIN;
+	case CFG_BAL_LEAST_CONN:
+		return BAL_LEAST_CONN;
+	default:
+		return BAL_EWMA;
+	}
+}
+
+const char *svc_bal_mode_name(enum bal_mode m)
+{
+	return m == BAL_ROUND_ROBIN ? "round-robin" : m == BAL_LEAST_CONN ? "least-conn" : "ewma";
+}
+
+const char *svc_ep_state_name(const struct svc_ep *ep)
+{
+	return ep->bal.state == BAL_READY ? "ready" : ep->bal.state == BAL_PROBING ? "probing" : "ejected";
+}
+
+void svc_unref_locked(struct registry *r, struct svc *s)
+{
+	size_t i;
+
+	if (!s || --s->refs)
+		return;
+	for (i = 0; i < s->n_eps; i++)
+		svc_ep_unref_locked(r, s->eps[i]);
+	bal_free(&s->bal);
+	if (s->http && r->hooks && r->hooks->svc_free)
+		r->hooks->svc_free(s->http);
+	id_policy_free(s->policy);
+	stat_unref_locked(r, s->stat);
+	free(s->name);
+	free(s->vips);
+	free(s->eps);
+	free(s->nodes);
+	free(s->remote);
+	free(s);
+}
+
+void svc_unref(struct registry *r, struct svc *s)
+{
+	pthread_mutex_lock(&r->lock);
+	svc_unref_locked(r, s);
+	pthread_mutex_unlock(&r->lock);
+}
+
+static struct svc *svc_new_locked(struct registry *r, const struct weft_config *cfg, uint32_t id)
+{
+	const struct cfg_service *cs = &cfg->services[id];
+	struct bal_breaker brk;
+	struct svc *s;
+	size_t i;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->refs = 1;
+	s->id = id;
+	s->name = strdup(cs->name);
+	s->vips = calloc(cs->n_addrs ? cs->n_addrs : 1, sizeof(*s->vips));
+	s->eps = calloc(cs->n_endpoints ? cs->n_endpoints : 1, sizeof(*s->eps));
+	s->nodes = calloc(cs->n_endpoints ? cs->n_endpoints : 1, sizeof(*s->nodes));
+	s->remote = calloc(cs->n_endpoints ? cs->n_endpoints : 1, sizeof(*s->remote));
+	brk.consecutive_failures = cs->cb_consecutive_failures;
+	brk.base_ejection_s = cs->cb_base_ejection_ms / 1000.0;
+	brk.max_ejection_s = cs->cb_max_ejection_ms / 1000.0;
+	brk.max_ejection_percent = cs->cb_max_ejection_percent;
+	if (!s->name || !s->vips || !s->eps || !s->nodes || !s->remote ||
+	    bal_init(&s->bal, cs->n_endpoints, bal_mode_of(cs->balancer), &brk) < 0)
+		goto err;
+	s->stat = stat_get_locked(r, cs->name);
+	if (!s->stat)
+		goto err;
+	memcpy(s->vips, cs->addrs, cs->n_addrs * sizeof(*s->vips));
+	s->n_vips = cs->n_addrs;
+	for (i = 0; i < cs->n_endpoints; i++) {
+		s->eps[i] = ep_get_locked(r, s->stat, &cs->endpoints[i].addr);
+		if (!s->eps[i])
+			goto err;
+		s->n_eps++;
+		/* weight is config, the rest of the balancer state carries over */
+		s->eps[i]->bal.weight = cs->endpoints[i].weight ? cs->endpoints[i].weight : 1;
+		/* where to connect is per generation: older connections keep their view */
+		s->remote[i] = cs->endpoints[i].has_node;
+		s->nodes[i] = cs->endpoints[i].node;
+		s->bal.eps[i] = &s->eps[i]->bal;
+	}
+	s->protocol = cs->protocol;
+	if ((cs->protocol == CFG_PROTO_HTTP || cs->protocol == CFG_PROTO_AUTO) && r->hooks && r->hooks->svc_new) {
+		s->http = r->hooks->svc_new(cfg, cs, s);
+		if (!s->http)
+			goto err;
+	}
+	if (r->mtls) {
+		char err[256];
+
+		s->policy = id_policy_new(mtls_trust_domain(r->mtls));
+		if (!s->policy)
+			goto err;
+		for (i = 0; i < cs->n_allow; i++)
+			if (id_policy_allow(s->policy, cs->allow[i], err, sizeof(err)) < 0) {
+				log_error("service %s: authorization.allow[%zu]: %s", cs->name, i, err);
+				goto err;
+			}
+	}
+	s->max_conns = cs->max_connections;
+	s->max_pending = cs->max_pending;
+	s->opts.buffer_size = cfg->buffer_size;
+	s->opts.connect_timeout_ms = cs->connect_timeout_ms;
+	s->opts.idle_timeout_ms = cs->idle_timeout_ms;
+	s->opts.mark = cfg->mark;
+	s->opts.max_attempts = cs->retry_attempts ? cs->retry_attempts : 1;
+	s->opts.splice = cfg->splice;
+	return s;
+err:
+	svc_unref_locked(r, s);
+	return NULL;
+}
+
+static void vip_tab_free(struct svc_vipent *tab)
+{
+	free(tab);
+}
+
+/*
+ * The VIP index of a generation: one entry per (service, address), in one
+ * allocation; buckets are the first cap pointers. The first service listing
+ * an address wins, as the linear search did.
+ */
+static int vip_tab_build(struct svc **svcs, size_t n, struct svc_vipent **out, size_t *capo)
+{
+	size_t total = 0, cap = 16, i, j, k = 0;
+	struct svc_vipent **heads, *ents;
+	void *mem;
+
+	for (i = 0; i < n; i++)
+		total += svcs[i]->n_vips;
+	while (cap < total * 2)
+		cap *= 2;
+	mem = calloc(1, cap * sizeof(*heads) + (total ? total : 1) * sizeof(*ents));
+	if (!mem)
+		return -ENOMEM;
+	heads = mem;
+	ents = (struct svc_vipent *)(heads + cap);
+	for (i = 0; i < n; i++)
+		for (j = 0; j < svcs[i]->n_vips; j++) {
+			struct svc_vipent *e = &ents[k++], **pp;
+			size_t b = hash_addr(&svcs[i]->vips[j], 0) & (cap - 1);
+
+			e->addr = svcs[i]->vips[j];
+			e->svc = svcs[i];
+			/* append: the first listing stays first in its chain */
+			for (pp = &heads[b]; *pp; pp = &(*pp)->next)
+				;
+			*pp = e;
+		}
+	*out = mem;
+	*capo = cap;
+	return 0;
+}
+
+static struct svc *vip_lookup(const struct registry *r, const struct weft_sockaddr *a)
+{
+	struct svc_vipent *const *heads = (struct svc_vipent *const *)r->vip_tab;
+	const struct svc_vipent *e;
+
+	if (!r->vip_tab)
+		return NULL;
+	for (e = heads[hash_addr(a, 0) & (r->vip_cap - 1)]; e; e = e->next)
+		if (addr_equal(&e->addr, a))
+			return e->svc;
+	return NULL;
+}
+
+static bool svc_has_vip(const struct svc *s, const struct weft_sockaddr *a)
+{
+	size_t i;
+
+	for (i = 0; i < s->n_vips; i++)
+		if (addr_equal(&s->vips[i], a))
+			return true;
+	return false;
+}
+
+struct svc *reg_find_svc_locked(struct registry *r, const struct weft_orig *o)
+{
+	struct weft_sockaddr dst;
+
+	addr_from_key(&o->dst, &dst);
+	if (o->service_id < r->n_svcs && svc_has_vip(r->svcs[o->service_id], &dst))
+		return r->svcs[o->service_id];
+	return vip_lookup(r, &dst);
+}
+
+struct svc *reg_find_name_locked(struct registry *r, const char *name, uint32_t hint)
+{
+	size_t i;
+
+	if (hint < r->n_svcs && strcmp(r->svcs[hint]->name, name) == 0)
+		return r->svcs[hint];
+	for (i = 0; i < r->n_svcs; i++)
+		if (strcmp(r->svcs[i]->name, name) == 0)
+			return r->svcs[i];
+	return NULL;
+}
+
+int reg_set_config(struct registry *r, const struct weft_config *cfg)
+{
+	struct svc_vipent *vt = NULL, *old_vt;
+	struct svc **n;
+	size_t i, vcap = 0;
+	int ret = 0;
+
+	n = calloc(cfg->n_services ? cfg->n_services : 1, sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	/* the shared endpoint and stats tables are the workers' too: build under the lock, in O(n) */
+	pthread_mutex_lock(&r->lock);
+	for (i = 0; i < cfg->n_services; i++) {
+		n[i] = svc_new_locked(r, cfg, (uint32_t)i);
+		if (!n[i])
+			goto nomem;
+	}
+	if (vip_tab_build(n, cfg->n_services, &vt, &vcap) < 0)
+		goto nomem;
+	for (i = 0; i < r->n_svcs; i++)
+		svc_unref_locked(r, r->svcs[i]);
+	free(r->svcs);
+	old_vt = r->vip_tab;
+	r->svcs = n;
+	r->n_svcs = cfg->n_services;
+	r->vip_tab = vt;
+	r->vip_cap = vcap;
+	r->max_conns = cfg->max_connections;
+	r->redirect = cfg->redirect_loopback;
+	r->splice = cfg->splice;
+	pthread_mutex_unlock(&r->lock);
+	vip_tab_free(old_vt);
+	return 0;
+nomem:
+	while (i--)
+		svc_unref_locked(r, n[i]);
+	free(n);
+	ret = -ENOMEM;
+	pthread_mutex_unlock(&r->lock);
+	return ret;
+}
+
+enum svc_admit reg_admit_locked(struct registry *r, struct svc *s)
+{
+	if (r->active >= r->max_conns) {
+		r->ctr.over_limit++;
+		s->stat->over_limit++;
+		return SVC_ADMIT_AGENT_LIMIT;
+	}
+	if (s->stat->active >= s->max_conns) {
+		s->stat->over_service_limit++;
+		return SVC_ADMIT_SERVICE_LIMIT;
+	}
+	if (s->stat->pending >= s->max_pending) {
+		s->stat->over_pending++;
+		return SVC_ADMIT_PENDING_LIMIT;
+	}
+	return SVC_ADMIT_OK;
+}
+
+void svc_breaker(struct svc *s, int i, bool ok, double now, const char *why)
+{
+	struct svc_ep *ep = s->eps[i];
+
+	switch (bal_report(&s->bal, (size_t)i, ok, now)) {
+	case BAL_EV_EJECTED:
+		ep->eject_reason = why;
+		log_warn("service %s: endpoint %s ejected for %.1f s after %u %s", s->name, ep->addr_str,
+			 ep->bal.ejected_until - now, ep->bal.consecutive, why);
+		break;
+	case BAL_EV_READMITTED:
+		log_info("service %s: endpoint %s readmitted (probe succeeded)", s->name, ep->addr_str);
+		break;
+	case BAL_EV_SPARED:
+		log_warn("service %s: endpoint %s keeps failing but is not ejected: "
+			 "circuit_breaker.max_ejection_percent (%u%%) reached", s->name, ep->addr_str,
+			 s->bal.brk.max_ejection_percent);
+		break;
+	default:
+		break;
+	}
+}
+
+int reg_inbound_admit(struct registry *r, const struct weft_sockaddr *target, const char *peer_id,
+		      char *svc_name, size_t len, struct svc_connopts *opts)
+{
+	struct svc *s = NULL;
+	enum id_verdict v;
+	size_t i, j;
+	int st = PREAMBLE_ST_UNKNOWN_TARGET;
+
+	pthread_mutex_lock(&r->lock);
+	/* only this node's own endpoints: the mesh is not an open proxy */
+	for (i = 0; i < r->n_svcs && !s; i++)
+		for (j = 0; j < r->svcs[i]->n_eps; j++)
+			if (!r->svcs[i]->remote[j] && addr_equal(&r->svcs[i]->eps[j]->addr, target)) {
+				s = r->svcs[i];
+				break;
+			}
+	if (!s)
+		goto out;
+	snprintf(svc_name, len, "%s", s->name);
+	v = s->policy ? id_policy_check(s->policy, peer_id) : ID_DENY_NOT_ALLOWED;
+	if (v != ID_ALLOW) {
+		s->stat->inbound_denied++;
+		st = PREAMBLE_ST_DENIED;
+		goto out;
+	}
+	s->stat->inbound_ok++;
+	*opts = s->opts;
+	st = PREAMBLE_ST_OK;
+out:
+	pthread_mutex_unlock(&r->lock);
+	return st;
+}
+
+void reg_set_mtls(struct registry *r, struct mtls *m)
+{
+	struct mtls *old;
+
+	pthread_mutex_lock(&r->lock);
+	old = r->mtls;
+	r->mtls = mtls_ref(m);
+	pthread_mutex_unlock(&r->lock);
+	mtls_unref(old);
+}
+
+struct mtls *reg_mtls_ref(struct registry *r)
+{
+	struct mtls *m;
+
+	pthread_mutex_lock(&r->lock);
+	m = mtls_ref(r->mtls);
+	pthread_mutex_unlock(&r->lock);
+	return m;
+}
+
+int reg_init(struct registry *r, const struct svc_hooks *hooks)
+{
+	memset(r, 0, sizeof(*r));
+	r->hooks = hooks;
+	list_init(&r->eps);
+	list_init(&r->stats);
+	return -pthread_mutex_init(&r->lock, NULL);
+}
+
+void reg_destroy(struct registry *r)
+{
+	size_t i;
+
+	pthread_mutex_lock(&r->lock);
+	for (i = 0; i < r->n_svcs; i++)
+		svc_unref_locked(r, r->svcs[i]);
+	free(r->svcs);
+	r->svcs = NULL;
+	r->n_svcs = 0;
+	vip_tab_free(r->vip_tab);
+	r->vip_tab = NULL;
+	pthread_mutex_unlock(&r->lock);
+	mtls_unref(r->mtls);
+	free(r->ep_tab);
+	free(r->stat_tab);
+	pthread_mutex_destroy(&r->lock);
+}
