@@ -26,7 +26,11 @@
 #include "tls/tls.h"
 #include "lib/log.h"
 #include "kernel/probe.h"
-#include "listen/proxy.h"
+#include "listen/outbound.h"
+#include "admin/render.h"
+#include "admin/snapshot.h"
+#include "http/h1svc.h"
+#include "state/service.h"
 #include "http/zipkin.h"
 
 #ifndef WEFT_VERSION
@@ -44,7 +48,9 @@ struct agent {
 	const char *path;
 	bool verbose;
 	struct kern *kern;
-	struct proxy *px;
+	struct registry reg;        /* services and endpoints, shared by every path */
+	bool reg_ok;
+	struct outbound *ob;
 	char cgmount[CG_PATH_MAX];
 	char self_cg[CG_PATH_MAX];
 	uint64_t self_cgid;
@@ -241,7 +247,7 @@ static void agent_reload_tls(struct agent *a)
 		return;
 	}
 	a->tls_reload_failed = false;
-	proxy_set_mtls(a->px, nm);
+	reg_set_mtls(&a->reg, nm);
 	if (a->inbound)
 		inbound_update(a->inbound, a->cfg, nm);
 	mtls_unref(a->mtls);
@@ -263,7 +269,7 @@ static void agent_on_beat(struct ev_loop *loop, ev_timer *w, int revents)
 	 * stale so the kernel side fails open (or closed) instead of sending
 	 * connections into a black hole.
 	 */
-	stuck = proxy_stuck_worker(a->px, a->cfg->heartbeat_stale_ms / 2000.0, &age);
+	stuck = outbound_stuck_worker(a->ob, a->cfg->heartbeat_stale_ms / 2000.0, &age);
 	if (stuck >= 0) {
 		log_error("worker %d has not run for %.1f s; not refreshing the heartbeat (fail_mode %s "
 			  "applies to new connections)", stuck, age,
@@ -348,14 +354,14 @@ static int agent_reload(struct agent *a, struct buf *errout)
 				buf_printf(errout, "%s\n", e2);
 			goto reject;
 		}
-		if (nm && !a->inbound && inbound_start(a->loop, n, a->px, nm, &a->inbound, e2, sizeof(e2)) < 0) {
+		if (nm && !a->inbound && inbound_start(a->loop, n, &a->reg, nm, &a->inbound, e2, sizeof(e2)) < 0) {
 			log_error("reload rejected: %s", e2);
 			if (errout)
 				buf_printf(errout, "%s\n", e2);
 			mtls_unref(nm);
 			goto reject;
 		}
-		proxy_set_mtls(a->px, nm);
+		reg_set_mtls(&a->reg, nm);
 		if (a->inbound && nm)
 			inbound_update(a->inbound, n, nm);
 		if (a->inbound && !nm) {
@@ -365,7 +371,7 @@ static int agent_reload(struct agent *a, struct buf *errout)
 		mtls_unref(a->mtls);
 		a->mtls = nm;
 	}
-	if (proxy_set_config(a->px, n) < 0) {
+	if (reg_set_config(&a->reg, n) < 0) {
 		log_error("reload rejected: out of memory");
 		if (errout)
 			buf_puts(errout, "out of memory\n");
@@ -515,7 +521,13 @@ static void agent_metrics(struct agent *a, struct buf *out)
 			buf_printf(out, "weft_bpf_verdicts_total{verdict=\"%s\"} %llu\n", verdict_names[i],
 				   (unsigned long long)v[i]);
 	}
-	proxy_render_metrics(a->px, out);
+	{
+		struct snapshot snap;
+
+		if (snapshot_take(&snap, &a->reg, a->ob, SNAP_METRICS, ev_now(a->loop)) == 0)
+			render_metrics(&snap, a->zipkin, out);
+		snapshot_free(&snap);
+	}
 	if (a->inbound)
 		inbound_render_metrics(a->inbound, out);
 	if (a->mtls)
@@ -715,20 +727,26 @@ static void agent_admin(void *arg, const char *method, const char *path, const c
 			resp_text(r, 200, "ready");
 		else
 			resp_text(r, 503, a->draining ? "draining" : "starting");
-	} else if (!strcmp(path, "/services")) {
-		if (text) {
-			r->ctype = "text/plain; charset=utf-8";
-			proxy_render_services_text(a->px, r->body);
+	} else if (!strcmp(path, "/services") || !strcmp(path, "/conns")) {
+		bool svcs = !strcmp(path, "/services");
+		struct snapshot snap;
+
+		/* copied under the lock, formatted without it: no worker waits on a page */
+		if (snapshot_take(&snap, &a->reg, a->ob, svcs ? SNAP_SERVICES : SNAP_CONNS, ev_now(a->loop)) < 0) {
+			resp_text(r, 503, "out of memory");
 		} else {
-			proxy_render_services(a->px, r->body);
+			if (text)
+				r->ctype = "text/plain; charset=utf-8";
+			if (svcs && text)
+				render_services_text(&snap, r->body);
+			else if (svcs)
+				render_services(&snap, r->body);
+			else if (text)
+				render_conns_text(&snap, r->body, agent_cgroup_name, a);
+			else
+				render_conns(&snap, r->body, agent_cgroup_name, a);
 		}
-	} else if (!strcmp(path, "/conns")) {
-		if (text) {
-			r->ctype = "text/plain; charset=utf-8";
-			proxy_render_conns_text(a->px, r->body, agent_cgroup_name, a);
-		} else {
-			proxy_render_conns(a->px, r->body, agent_cgroup_name, a);
-		}
+		snapshot_free(&snap);
 	} else if (!strcmp(path, "/config")) {
 		cfg_render_json(a->cfg, r->body);
 	} else if (!strcmp(path, "/metrics")) {
@@ -758,13 +776,13 @@ static void agent_stop(void *arg)
 
 static size_t agent_in_flight(struct agent *a)
 {
-	return proxy_active(a->px) + inbound_active(a->inbound);
+	return reg_active(&a->reg) + inbound_active(a->inbound);
 }
 
 /* Resets whatever is still open (outbound and inbound) and leaves the loop. */
 static void agent_abort_and_stop(struct agent *a)
 {
-	proxy_abort_all(a->px);
+	outbound_abort_all(a->ob);
 	inbound_abort_all(a->inbound);
 	agent_stop(a);
 }
@@ -806,7 +824,7 @@ static void agent_begin_drain(struct agent *a)
 	/* New connects stop coming to us first, then the listeners go. */
 	agent_fill_state(a, &st, false);
 	kern_set_agent(a->kern, &st);
-	proxy_stop_accepting(a->px);
+	outbound_stop_accepting(a->ob);
 	inbound_stop_accepting(a->inbound);
 	if (agent_in_flight(a) == 0) {
 		log_info("shutting down: no connections to drain");
@@ -907,18 +925,23 @@ int agent_run(struct weft_config *cfg, const char *path, bool verbose)
 			goto out;
 		}
 	}
-	if (proxy_start(a.loop, a.kern, cfg, agent_workers(cfg), a.zipkin, &a.px, err, sizeof(err)) < 0) {
+	if (reg_init(&a.reg, &h1_svc_hooks) < 0) {
+		log_error("cannot start: cannot initialise a mutex");
+		goto out;
+	}
+	a.reg_ok = true;
+	/* the TLS bundle first: services are built with their authorization policies */
+	reg_set_mtls(&a.reg, a.mtls);
+	if (reg_set_config(&a.reg, cfg) < 0) {
+		log_error("cannot start: out of memory");
+		goto out;
+	}
+	if (outbound_start(a.loop, a.kern, cfg, agent_workers(cfg), &a.reg, a.zipkin, &a.ob, err, sizeof(err)) < 0) {
 		log_error("cannot start: %s", err);
 		goto out;
 	}
 	if (a.mtls) {
-		/* services again, now with their authorization policies */
-		proxy_set_mtls(a.px, a.mtls);
-		if (proxy_set_config(a.px, cfg) < 0) {
-			log_error("cannot start: out of memory");
-			goto out;
-		}
-		if (inbound_start(a.loop, cfg, a.px, a.mtls, &a.inbound, err, sizeof(err)) < 0) {
+		if (inbound_start(a.loop, cfg, &a.reg, a.mtls, &a.inbound, err, sizeof(err)) < 0) {
 			log_error("cannot start: %s", err);
 			goto out;
 		}
@@ -965,8 +988,10 @@ out:
 	if (a.admin)
 		admin_free(a.admin);
 	inbound_free(a.inbound);
-	if (a.px)
-		proxy_free(a.px);
+	if (a.ob)
+		outbound_free(a.ob);
+	if (a.reg_ok)
+		reg_destroy(&a.reg);
 	zipkin_free(a.zipkin);
 	mtls_unref(a.mtls);
 	while (a.n_manual)

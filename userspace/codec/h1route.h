@@ -16,7 +16,7 @@
 #include "config/config.h"
 #include "codec/http1.h"
 
-struct px_routestat;
+struct h1_routestat;
 
 struct h1r_kv {
 	char *name;    /* lower-case */
@@ -51,7 +51,7 @@ struct h1r_route {
 	size_t n_add;
 	struct h1r_kv *rm;            /* request headers to remove */
 	size_t n_rm;
-	struct px_routestat *stat;    /* the caller's counters */
+	struct h1_routestat *stat;    /* the caller's counters */
 };
 
 /* Deep copy of a config route (the config does not outlive a reload). 0 or -ENOMEM (free with h1r_route_free either way). */

@@ -14,7 +14,9 @@
 #include "lib/log.h"
 #include "tls/mtls.h"
 #include "codec/preamble.h"
-#include "listen/proxy.h"
+#include "lib/list.h"
+#include "lib/sock.h"
+#include "state/service.h"
 #include "tcp/relay.h"
 #include "tls/tls.h"
 
@@ -28,7 +30,7 @@ static const char *const in_result_names[IN__MAX] = {
 
 struct in_conn {
 	struct inbound *in;
-	struct in_conn *prev, *next;
+	struct list_head link;    /* in->conns */
 	int fd;
 	struct tls_conn *tls;
 	ev_io io;
@@ -41,7 +43,7 @@ struct in_conn {
 
 struct in_relay_arg {
 	struct inbound *in;
-	struct in_relay_arg *prev, *next; /* in->relay_list */
+	struct list_head link;    /* in->relay_list */
 	struct relay *r;
 	struct weft_sockaddr target;
 };
@@ -56,15 +58,16 @@ struct in_peer {
 
 struct inbound {
 	struct ev_loop *loop;
-	struct proxy *px;
+	struct registry *reg;
+	struct relay_pool *pool;  /* this loop's relay buffers (inbound relays only) */
 	struct mtls *mtls;
 	ev_io lis;
 	bool listening;
 	uint32_t max_handshakes, timeout_ms;
 	unsigned handshaking;
-	struct in_conn conns; /* handshakes and preambles in progress */
+	struct list_head conns; /* handshakes and preambles in progress (struct in_conn) */
 	unsigned relays;      /* admitted connections being relayed */
-	struct in_relay_arg relay_list; /* head: those relays, so shutdown can end them */
+	struct list_head relay_list; /* those relays (struct in_relay_arg), so shutdown can end them */
 	uint32_t max_relays;  /* agent.max_connections */
 	uint64_t handshakes[TLS_FAIL__COUNT]; /* by tls_fail; [TLS_FAIL_NONE] = success */
 	uint64_t results[IN__MAX];
@@ -101,8 +104,7 @@ static void in_conn_free(struct in_conn *c, bool close_fd)
 
 	ev_io_stop(in->loop, &c->io);
 	ev_timer_stop(in->loop, &c->timer);
-	c->prev->next = c->next;
-	c->next->prev = c->prev;
+	list_del(&c->link);
 	in->handshaking--;
 	if (c->tls)
 		tls_conn_free(c->tls);
@@ -137,10 +139,7 @@ static void in_relay_event(void *arg, struct relay *r, enum relay_event_kind kin
 		a->in->results[IN_UNREACHABLE]++;
 	if (kind == RELAY_EV_CLOSED) {
 		a->in->relays--;
-		if (a->r) {
-			a->prev->next = a->next;
-			a->next->prev = a->prev;
-		}
+		list_del(&a->link);
 		free(a);
 	}
 }
@@ -161,6 +160,7 @@ static void in_admit(struct in_conn *c, const struct preamble *p, size_t used)
 {
 	struct inbound *in = c->in;
 	struct in_relay_arg *a;
+	struct svc_connopts so;
 	struct relay_opts opts;
 	struct relay *r;
 	char svc[PREAMBLE_SERVICE_MAX + 1] = "", ts[ADDR_STRLEN], why[256];
@@ -168,7 +168,7 @@ static void in_admit(struct in_conn *c, const struct preamble *p, size_t used)
 	int st;
 
 	addr_format(&p->target, ts, sizeof(ts));
-	st = proxy_inbound_admit(in->px, &p->target, peer_id, svc, sizeof(svc), &opts);
+	st = reg_inbound_admit(in->reg, &p->target, peer_id, svc, sizeof(svc), &so);
 	if (st == PREAMBLE_ST_UNKNOWN_TARGET) {
 		snprintf(why, sizeof(why), "%s is not an endpoint of this node", ts);
 		in_refuse(c, IN_UNKNOWN_TARGET, st, why);
@@ -192,20 +192,24 @@ static void in_admit(struct in_conn *c, const struct preamble *p, size_t used)
 	}
 	a->in = in;
 	a->target = p->target;
+	memset(&opts, 0, sizeof(opts));
+	opts.buffer_size = so.buffer_size;
+	opts.connect_timeout_ms = so.connect_timeout_ms;
+	opts.idle_timeout_ms = so.idle_timeout_ms;
+	opts.mark = so.mark;
+	opts.max_attempts = 1;
+	opts.flags = RELAY_TLS_REPLY;
 	in->results[IN_OK]++;
 	in_count_peer(in, peer_id);
 	log_debug("inbound %s: %s -> service %s endpoint %s", c->peer, peer_id, svc, ts);
 	/* the relay owns the TLS connection and the socket from here, on every path */
-	r = relay_start_tls(in->loop, proxy_main_pool(in->px), c->tls, c->fd, c->buf + used, c->len - used,
+	r = relay_start_tls(in->loop, in->pool, c->tls, c->fd, c->buf + used, c->len - used,
 			    &opts, in_pick_arg, in_relay_event, a);
 	c->tls = NULL;
 	if (r) {
 		/* no event fires before relay_start_tls returns: safe to list it now */
 		a->r = r;
-		a->next = in->relay_list.next;
-		a->prev = &in->relay_list;
-		in->relay_list.next->prev = a;
-		in->relay_list.next = a;
+		list_add(&a->link, &in->relay_list);
 		in->relays++;
 	} else {
 		in->results[IN_OVERLOADED]++;
@@ -329,10 +333,7 @@ static void in_on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		c->fd = fd;
 		addr_format(&peer, c->peer, sizeof(c->peer));
 		c->tls = tls_conn_new(mtls_node_ctx(in->mtls), fd, true);
-		c->next = in->conns.next;
-		c->prev = &in->conns;
-		in->conns.next->prev = c;
-		in->conns.next = c;
+		list_add(&c->link, &in->conns);
 		in->handshaking++;
 		if (!c->tls) {
 			in_conn_free(c, true);
@@ -348,7 +349,7 @@ static void in_on_accept(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
-int inbound_start(struct ev_loop *loop, const struct weft_config *cfg, struct proxy *px, struct mtls *m,
+int inbound_start(struct ev_loop *loop, const struct weft_config *cfg, struct registry *reg, struct mtls *m,
 		  struct inbound **out, char *err, size_t errlen)
 {
 	struct inbound *in;
@@ -359,9 +360,14 @@ int inbound_start(struct ev_loop *loop, const struct weft_config *cfg, struct pr
 	if (!in)
 		return -ENOMEM;
 	in->loop = loop;
-	in->px = px;
-	in->conns.next = in->conns.prev = &in->conns;
-	in->relay_list.next = in->relay_list.prev = &in->relay_list;
+	in->reg = reg;
+	list_init(&in->conns);
+	list_init(&in->relay_list);
+	in->pool = relay_pool_new(cfg->buffer_size, 64);
+	if (!in->pool) {
+		free(in);
+		return -ENOMEM;
+	}
 	inbound_update(in, cfg, m);
 	fd = addr_listen(&cfg->inbound, 1024);
 	if (fd < 0) {
@@ -381,6 +387,7 @@ err:
 	snprintf(err, errlen, "cannot listen on %s (agent.inbound): %s", addr_format(&cfg->inbound, as, sizeof(as)),
 		 strerror(errno));
 	mtls_unref(in->mtls);
+	relay_pool_free(in->pool);
 	free(in);
 	return r;
 }
@@ -414,11 +421,11 @@ void inbound_abort_all(struct inbound *in)
 {
 	if (!in)
 		return;
-	while (in->conns.next != &in->conns)
-		in_conn_free(in->conns.next, true);
+	while (!list_empty(&in->conns))
+		in_conn_free(list_first_entry(&in->conns, struct in_conn, link), true);
 	/* relay_abort fires RELAY_EV_CLOSED, which unlinks and frees the entry */
-	while (in->relay_list.next != &in->relay_list)
-		relay_abort(in->relay_list.next->r);
+	while (!list_empty(&in->relay_list))
+		relay_abort(list_first_entry(&in->relay_list, struct in_relay_arg, link)->r);
 }
 
 void inbound_free(struct inbound *in)
@@ -427,11 +434,10 @@ void inbound_free(struct inbound *in)
 		return;
 	inbound_stop_accepting(in);
 	inbound_abort_all(in);
-	while (in->conns.next != &in->conns)
-		in_conn_free(in->conns.next, true);
 	while (in->n_peers)
 		free(in->peers[--in->n_peers].id);
 	mtls_unref(in->mtls);
+	relay_pool_free(in->pool);
 	free(in);
 }
 

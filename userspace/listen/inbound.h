@@ -18,12 +18,12 @@
 #include <stddef.h>
 
 struct inbound;
-struct proxy;
+struct registry;
 struct mtls;
 struct buf;
 struct weft_config;
 
-int inbound_start(struct ev_loop *loop, const struct weft_config *cfg, struct proxy *px, struct mtls *m,
+int inbound_start(struct ev_loop *loop, const struct weft_config *cfg, struct registry *reg, struct mtls *m,
 		  struct inbound **out, char *err, size_t errlen);
 /* New TLS bundle / limits after a reload; connections in progress keep theirs. */
 void inbound_update(struct inbound *in, const struct weft_config *cfg, struct mtls *m);

@@ -591,6 +591,16 @@ out:
 	return st;
 }
 
+size_t reg_active(struct registry *r)
+{
+	size_t n;
+
+	pthread_mutex_lock(&r->lock);
+	n = r->active;
+	pthread_mutex_unlock(&r->lock);
+	return n;
+}
+
 void reg_set_mtls(struct registry *r, struct mtls *m)
 {
 	struct mtls *old;

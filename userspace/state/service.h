@@ -110,6 +110,7 @@ struct svc_ep {
 	uint64_t lat_count;
 	double lat_sum;
 	const char *eject_reason;     /* why it is (or was last) ejected (a static string) */
+	uint64_t live_in, live_out;   /* scratch for the admin snapshot: bytes of open connections */
 	struct h1_ep *http;           /* the HTTP path's per-endpoint state (hooks), or NULL */
 };
 
@@ -208,6 +209,9 @@ enum svc_admit reg_admit_locked(struct registry *r, struct svc *s);
  */
 int reg_inbound_admit(struct registry *r, const struct weft_sockaddr *target, const char *peer_id,
 		      char *svc_name, size_t len, struct svc_connopts *opts);
+
+/* Connections being proxied, every path (takes the lock). */
+size_t reg_active(struct registry *r);
 
 /* References (lock held). */
 static inline struct svc *svc_ref_locked(struct svc *s)

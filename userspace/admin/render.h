@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * render: the data path's admin pages, formatted from a snapshot (no lock
+ * held): GET /services and GET /conns as JSON (docs/operations.md) or as
+ * weftctl's text tables, and the data path's part of GET /metrics.
+ * It may call: admin/snapshot, http/zipkin (its counters), lib/. Main thread.
+ */
+#ifndef WEFT_RENDER_H
+#define WEFT_RENDER_H
+
+#include <stdint.h>
+
+struct buf;
+struct snapshot;
+struct zipkin;
+
+/* Maps a cgroup id to a path (NULL: unknown). */
+typedef const char *(*render_cgroup_fn)(void *arg, uint64_t id);
+
+void render_services(const struct snapshot *s, struct buf *out);
+void render_services_text(const struct snapshot *s, struct buf *out);
+void render_conns(const struct snapshot *s, struct buf *out, render_cgroup_fn cgroup_name, void *arg);
+void render_conns_text(const struct snapshot *s, struct buf *out, render_cgroup_fn cgroup_name, void *arg);
+/* zipkin: the span exporter, or NULL. */
+void render_metrics(const struct snapshot *s, struct zipkin *zipkin, struct buf *out);
+
+#endif

@@ -1,0 +1,382 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * h1pool: upstream connections and the keep-alive pool (h1pool.h).
+ *
+ * An idle connection sits on two lists of its worker: its endpoint's (to
+ * hand it out again) and the worker's (to close them all at shutdown); it is
+ * watched for readability, since an idle connection has nothing to say, and
+ * timed by pool_idle_timeout_ms.
+ */
+#include "http/h1pool.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "codec/preamble.h"
+#include "http/h1svc.h"
+#include "lib/blk.h"
+#include "lib/log.h"
+#include "lib/sock.h"
+#include "state/service.h"
+
+#define READ_CHUNK (16u * 1024)
+#define UP_RBUF_MIN (16u * 1024)
+
+/* The secure setup of a connection to another node's agent (docs/security.md). */
+struct up_hs {
+	uint8_t pre[PREAMBLE_MAX];
+	size_t pre_len, pre_off;
+	uint8_t reply[PREAMBLE_REPLY_LEN];
+	size_t got;
+	bool prefix_sent;
+};
+
+void h1_worker_init(struct h1_worker *w, struct ev_loop *loop, unsigned id, struct registry *reg,
+		    struct zipkin *zipkin)
+{
+	w->loop = loop;
+	w->id = id;
+	w->reg = reg;
+	w->zipkin = zipkin;
+	list_init(&w->sessions);
+	list_init(&w->idle);
+	w->draining = false;
+}
+
+static void up_stop(struct h1up *u)
+{
+	ev_io_stop(u->w->loop, &u->io);
+	ev_timer_stop(u->w->loop, &u->t);
+}
+
+static void pool_unlink(struct h1up *u)
+{
+	list_del(&u->link);
+	list_del(&u->wlink);
+	u->ep->http->n_idle[u->w->id]--;
+	u->pooled = false;
+}
+
+void h1up_close(struct h1up *u)
+{
+	struct registry *reg = u->w->reg;
+
+	up_stop(u);
+	if (u->pooled)
+		pool_unlink(u);
+	tls_conn_free(u->tls);
+	free(u->link_hs);
+	if (u->fd >= 0)
+		close(u->fd);
+	blk_put(u->rb, u->rcap);
+	ob_free(&u->wb);
+	svc_ep_unref(reg, u->ep);
+	free(u);
+}
+
+void h1_worker_close_idle(struct h1_worker *w)
+{
+	while (!list_empty(&w->idle))
+		h1up_close(list_first_entry(&w->idle, struct h1up, wlink));
+}
+
+static void pool_idle_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	(void)loop;
+	(void)revents;
+	/* an idle connection has nothing to say: EOF, a stray byte or an error all end it */
+	h1up_close(io->data);
+}
+
+static void pool_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)revents;
+	h1up_close(t->data);
+}
+
+void h1up_put(struct h1up *u, const struct h1_svc *l)
+{
+	struct h1_worker *w = u->w;
+	struct h1_ep *he = u->ep->http;
+	unsigned id = w->id;
+
+	ev_timer_stop(w->loop, &u->t);
+	u->owner = NULL;
+	if (u->rlen || ob_pending(&u->wb) || u->eof || u->link_hs || (u->tls && tls_pending(u->tls)) ||
+	    he->n_idle[id] >= l->pool_max_idle) {
+		h1up_close(u);
+		return;
+	}
+	blk_put(u->rb, u->rcap);
+	u->rb = NULL;
+	u->rlen = u->rcap = 0;
+	ob_free(&u->wb);
+	list_add(&u->link, &he->idle[id]);
+	he->n_idle[id]++;
+	list_add(&u->wlink, &w->idle);
+	u->pooled = true;
+	/* usually already armed for reading: then switching callbacks costs no epoll_ctl */
+	ev_set_cb(&u->io, pool_idle_cb);
+	sock_io_want(w->loop, &u->io, EV_READ);
+	ev_timer_init(&u->t, pool_timeout_cb, l->pool_idle_timeout_ms / 1000.0, 0.);
+	u->t.data = u;
+	ev_timer_start(w->loop, &u->t);
+}
+
+/* A pooled connection to want->ep made with the same identity to the same agent, or NULL. */
+static struct h1up *pool_find(struct h1_worker *w, const struct h1up_want *want)
+{
+	struct list_head *h = &want->ep->http->idle[w->id];
+	struct h1up *u;
+
+	list_for_each_entry(u, h, link)
+		if (u->ctx == want->ctx && (!want->node || addr_equal(&u->node, want->node)))
+			return u;
+	return NULL;
+}
+
+/* A new connection's secure setup: the preamble naming the endpoint, written after the handshake. */
+static int up_hs_new(struct h1up *u, const struct h1up_want *want)
+{
+	struct preamble pre;
+	int n;
+
+	u->link_hs = calloc(1, sizeof(*u->link_hs));
+	if (!u->link_hs)
+		return -ENOMEM;
+	memset(&pre, 0, sizeof(pre));
+	pre.target = want->ep->addr;
+	pre.proto = PREAMBLE_PROTO_HTTP1;
+	snprintf(pre.service, sizeof(pre.service), "%s", want->svc_name);
+	n = preamble_encode(u->link_hs->pre, sizeof(u->link_hs->pre), &pre);
+	if (n < 0)
+		return n;
+	u->link_hs->pre_len = (size_t)n;
+	u->ctx = want->ctx;
+	u->node = *want->node;
+	return 0;
+}
+
+struct h1up *h1up_get(struct h1_worker *w, const struct h1up_want *want, int *err)
+{
+	const struct weft_sockaddr *dst = want->node ? want->node : &want->ep->addr;
+	struct h1up *u;
+	int fd = -1, r;
+
+	u = pool_find(w, want);
+	if (u) {
+		pool_unlink(u);
+		ev_timer_stop(w->loop, &u->t);
+		ev_set_cb(&u->io, want->io_cb);
+		u->reused = true;
+	} else {
+		u = calloc(1, sizeof(*u));
+		if (!u) {
+			*err = ENOMEM;
+			return NULL;
+		}
+		u->fd = -1;
+		if (want->node && (r = up_hs_new(u, want)) < 0) {
+			*err = -r;
+			goto fail;
+		}
+		fd = socket(dst->sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+		if (fd < 0) {
+			*err = errno;
+			goto fail;
+		}
+		/* the mark keeps our own connection out of the BPF redirect */
+		if (want->mark)
+			(void)setsockopt(fd, SOL_SOCKET, SO_MARK, &want->mark, sizeof(want->mark));
+		sock_set_nodelay(fd);
+		if (connect(fd, &dst->sa, dst->len) < 0 && errno != EINPROGRESS) {
+			*err = errno;
+			close(fd);
+			goto fail;
+		}
+		u->fd = fd;
+		u->w = w;
+		u->ep = want->ep;
+		pthread_mutex_lock(&w->reg->lock);
+		svc_ep_ref_locked(want->ep);
+		pthread_mutex_unlock(&w->reg->lock);
+	}
+	u->owner = want->owner;
+	u->connected = u->reused;
+	if (!u->reused) {
+		/* the request is written as soon as the connect completes (the session adjusts from there) */
+		ev_io_init(&u->io, want->io_cb, u->fd, EV_WRITE);
+		u->io.data = u;
+		ev_io_start(w->loop, &u->io);
+	}
+	/* connect_ms bounds the TCP connect and, to another node, the handshake and preamble too */
+	ev_timer_init(&u->t, want->timeout_cb, want->connect_timeout_ms / 1000.0, 0.);
+	u->t.data = u;
+	if (!u->connected && want->connect_timeout_ms)
+		ev_timer_start(w->loop, &u->t);
+	return u;
+fail:
+	free(u->link_hs);
+	free(u);
+	return NULL;
+}
+
+/*
+ * The secure setup after the TCP connect: TLS handshake, the preamble
+ * written, the 8-byte reply read. 0: done (ready for HTTP), -EAGAIN: wait
+ * for u->want, or the attempt's -errno (-EPROTO for TLS failures and
+ * garbage, the reply's meaning otherwise: preamble_status_errno).
+ */
+int h1up_secure_step(struct h1up *u)
+{
+	struct up_hs *hs = u->link_hs;
+	enum preamble_status st;
+	ssize_t n;
+	int rc;
+
+	if (!u->tls) {
+		/* the TLS connection takes its own reference on the context */
+		u->tls = tls_conn_new((struct tls_ctx *)u->ctx, u->fd, false);
+		if (!u->tls)
+			return -ENOMEM;
+	}
+	for (;;) {
+		if (!hs->prefix_sent) {
+			rc = tls_handshake(u->tls);
+			if (rc == -EAGAIN)
+				goto wait;
+			if (rc < 0) {
+				char a[ADDR_STRLEN];
+
+				log_info("endpoint %s: TLS handshake with the node agent %s failed: %s", u->ep->addr_str,
+					 addr_format(&u->node, a, sizeof(a)), tls_conn_detail(u->tls));
+				return rc == -ECONNRESET ? -ECONNRESET : -EPROTO;
+			}
+			while (hs->pre_off < hs->pre_len) {
+				n = tls_write(u->tls, hs->pre + hs->pre_off, hs->pre_len - hs->pre_off);
+				if (n == -EAGAIN)
+					goto wait;
+				if (n < 0)
+					return -EPROTO;
+				hs->pre_off += (size_t)n;
+			}
+			hs->prefix_sent = true;
+		}
+		n = tls_read(u->tls, hs->reply + hs->got, PREAMBLE_REPLY_LEN - hs->got);
+		if (n == -EAGAIN)
+			goto wait;
+		if (n <= 0)
+			return -EPROTO; /* closed instead of replying, or a TLS failure (the peer refused us) */
+		hs->got += (size_t)n;
+		rc = preamble_reply_decode(hs->reply, hs->got, &st);
+		if (rc == -EAGAIN)
+			continue;
+		if (rc < 0)
+			return -EPROTO;
+		if (st != PREAMBLE_ST_OK)
+			log_info("endpoint %s: the node agent replied %s", u->ep->addr_str, preamble_status_name(st));
+		rc = preamble_status_errno(st);
+		if (rc == 0) {
+			free(u->link_hs);
+			u->link_hs = NULL;
+			u->want = TLS_WANT_NONE;
+		}
+		return rc;
+	}
+wait:
+	u->want = tls_want(u->tls);
+	return -EAGAIN;
+}
+
+/*
+ * Reads what fd has into *p, growing the buffer by doubling (from first, up
+ * to limit) when less than slack bytes are free. Returns the bytes read (0:
+ * EOF, *eof set), -EAGAIN, -ENOBUFS (full at the limit), -ENOMEM or -errno.
+ * *moved tells the caller that pointers into the old buffer are stale.
+ */
+int h1_read_grow(int fd, struct tls_conn *tls, char **p, size_t *len, size_t *cap, size_t first, size_t limit,
+		 size_t slack, bool *eof, bool *moved)
+{
+	ssize_t n;
+
+	*moved = false;
+	if (*cap - *len < slack && *cap < limit) {
+		size_t want = *cap ? *cap * 2 : first;
+		char *np;
+
+		if (want > limit)
+			want = limit;
+		np = *p ? realloc(*p, want) : blk_get(want);
+		if (!np)
+			return -ENOMEM;
+		*moved = np != *p;
+		*p = np;
+		*cap = want;
+	}
+	if (*len == *cap)
+		return -ENOBUFS;
+	if (tls) {
+		n = tls_read(tls, *p + *len, *cap - *len);
+		if (n < 0)
+			return (int)n;
+	} else {
+		n = recv(fd, *p + *len, *cap - *len, 0);
+		if (n < 0)
+			return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? -EAGAIN : -errno;
+	}
+	if (n == 0)
+		*eof = true;
+	*len += (size_t)n;
+	return (int)n;
+}
+
+int h1up_read(struct h1up *u, size_t cap)
+{
+	bool moved;
+	int n, total = 0;
+
+	/*
+	 * A response head being parsed restarts by itself when the buffer
+	 * moves. Over TLS, bytes already decrypted wait in the TLS layer, where
+	 * the socket's readiness does not show them: take them all now.
+	 */
+	do {
+		n = h1_read_grow(u->fd, u->tls, &u->rb, &u->rlen, &u->rcap, UP_RBUF_MIN, cap, READ_CHUNK / 4, &u->eof,
+			      &moved);
+		if (n == -EAGAIN && u->tls)
+			u->want = tls_want(u->tls);
+		if (n > 0)
+			total += n;
+	} while (n > 0 && u->tls && tls_pending(u->tls) && u->rlen < u->rcap);
+	return total > 0 ? total : n;
+}
+
+/* Writes what is pending towards the upstream (plain, or TLS records of at most 16 KiB). Like ob_flush. */
+int h1up_flush(struct h1up *u, uint64_t *written)
+{
+	struct obuf *o = &u->wb;
+
+	if (!u->tls)
+		return ob_flush(o, u->fd, written);
+	while (ob_pending(o)) {
+		ssize_t n = tls_write(u->tls, o->p + o->off, ob_pending(o));
+
+		if (n == -EAGAIN) {
+			u->want = tls_want(u->tls);
+			return 1;
+		}
+		if (n < 0)
+			return (int)n;
+		o->off += (size_t)n;
+		*written += (uint64_t)n;
+	}
+	o->off = o->len = 0;
+	return 0;
+}
+

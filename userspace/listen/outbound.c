@@ -1,0 +1,543 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * outbound: the outbound listeners (outbound.h). One SO_REUSEPORT set of
+ * listeners per worker; an accepted connection is attributed (its BPF
+ * record), admitted (the registry's limits), and dispatched to a path; the
+ * paths below never see a listener.
+ */
+#include "listen/outbound.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "http/h1session.h"
+#include "kernel/kernel.h"
+#include "lib/blk.h"
+#include "lib/log.h"
+#include "lib/sock.h"
+#include "listen/detect.h"
+#include "state/service.h"
+#include "tcp/tcp.h"
+#include "tls/tls.h"
+
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
+#define ACCEPT_BATCH 64 /* accepts per wakeup, so one busy listener cannot starve the loop */
+
+/* Commands from the main thread to a worker (bitmask in ob_worker.cmds). */
+#define WCMD_STOP_ACCEPT 0x1
+#define WCMD_ABORT       0x2
+#define WCMD_EXIT        0x4
+
+/*
+ * One event loop moving bytes. Worker 0 runs in the main loop (admin,
+ * heartbeat and signals share it); workers 1..n-1 run their own loop on their
+ * own thread. Each has its own listeners and its own part of each path
+ * (tcp, http, detect); shared state is the registry's, under its lock.
+ */
+struct ob_worker {
+	struct outbound *ob;
+	unsigned id;
+	struct ev_loop *loop;
+	ev_io lis[2];
+	int nlis;
+	struct tcp_worker tcp;
+	struct h1_worker http;
+	struct detector detect;
+	ev_async wake;             /* main -> worker: look at cmds */
+	atomic_uint cmds;
+	ev_timer tick;             /* proves the loop turns (stuck-worker detection) */
+	ev_timer accept_retry;     /* listeners paused after EMFILE/ENFILE: resume later */
+	bool accept_paused;
+	_Atomic double last_tick;
+	uint64_t accepted;         /* under registry.lock */
+	pthread_t thread;
+	bool threaded;             /* has (or will have) its own loop and thread */
+	bool started;              /* its thread runs: only then signal and join it */
+};
+
+struct outbound {
+	struct ev_loop *loop;      /* the main loop (worker 0's) */
+	struct kern *kern;
+	struct registry *reg;
+	struct zipkin *zipkin;
+	struct ob_worker *workers;
+	unsigned nworkers;
+};
+
+static void ob_fast_path(struct outbound *ob, int fd, uint64_t cookie, const struct weft_sockaddr *peer)
+{
+	struct weft_sock_key sk;
+	struct weft_sockaddr local;
+
+	local.len = sizeof(local.ss);
+	if (getsockname(fd, &local.sa, &local.len) < 0)
+		return;
+	memset(&sk, 0, sizeof(sk));
+	sk.netns_cookie = cookie;
+	addr_to_key(&local, &sk.local);
+	addr_to_key(peer, &sk.remote);
+	if (kern_sockhash_add(ob->kern, fd, &sk) < 0)
+		log_debug("weft_sockhash: cannot add connection from a client: %s", strerror(errno));
+}
+
+static void ob_handle(struct ob_worker *w, int fd, const struct weft_sockaddr *peer)
+{
+	struct outbound *ob = w->ob;
+	struct registry *reg = ob->reg;
+	struct weft_conn_key key;
+	struct svc *svc;
+	struct weft_orig orig;
+	char a[ADDR_STRLEN];
+	socklen_t len;
+	uint64_t cookie = 0;
+	int r;
+
+	memset(&key, 0, sizeof(key));
+	len = sizeof(cookie);
+	if (getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len) < 0) {
+		log_error("getsockopt(SO_NETNS_COOKIE): %s; weft needs Linux 5.14+", strerror(errno));
+		goto reset_unlocked;
+	}
+	key.netns_cookie = cookie;
+	addr_to_key(peer, &key.client);
+	/* the map lookup is a syscall: outside the lock */
+	r = kern_take_orig(ob->kern, &key, &orig);
+	if (r == 0 && ob->reg->redirect)
+		ob_fast_path(ob, fd, cookie, peer);
+	pthread_mutex_lock(&reg->lock);
+	reg->ctr.accepted++;
+	w->accepted++;
+	if (r < 0) {
+		reg->ctr.no_orig++;
+		log_debug("connection from %s was not redirected by weft (no original destination); reset",
+			  addr_format(peer, a, sizeof(a)));
+		goto reset;
+	}
+	svc = reg_find_svc_locked(reg, &orig);
+	if (!svc || !svc->n_eps) {
+		struct weft_sockaddr dst;
+
+		reg->ctr.no_service++;
+		if (svc)
+			svc->stat->no_endpoint++;
+		addr_from_key(&orig.dst, &dst);
+		log_warn("connection to %s: %s; reset", addr_format(&dst, a, sizeof(a)),
+			 svc ? "service has no endpoints" : "no service has this address any more");
+		goto reset;
+	}
+	switch (reg_admit_locked(reg, svc)) {
+	case SVC_ADMIT_OK:
+		break;
+	case SVC_ADMIT_AGENT_LIMIT:
+		log_warn("agent.max_connections (%u) reached; connection to service %s reset", reg->max_conns,
+			 svc->name);
+		goto reset;
+	case SVC_ADMIT_SERVICE_LIMIT:
+		log_debug("service %s: limits.max_connections (%u) reached; connection reset", svc->name,
+			  svc->max_conns);
+		goto reset;
+	case SVC_ADMIT_PENDING_LIMIT:
+		log_debug("service %s: limits.max_pending (%u) connects in progress; connection reset",
+			  svc->name, svc->max_pending);
+		goto reset;
+	}
+	svc_ref_locked(svc);
+	pthread_mutex_unlock(&reg->lock);
+	/* dispatch: each path takes over fd and the reference */
+	if (svc->protocol == CFG_PROTO_HTTP && svc->http)
+		h1_start(&w->http, fd, svc, &orig, peer);
+	else if (svc->protocol == CFG_PROTO_AUTO && svc->http)
+		detect_start(&w->detect, fd, svc, &orig, peer);
+	else
+		tcp_start(&w->tcp, fd, svc, &orig, peer);
+	return;
+reset:
+	pthread_mutex_unlock(&reg->lock);
+reset_unlocked:
+	sock_reset_close(fd);
+}
+
+static void worker_on_accept_retry(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct ob_worker *w = t->data;
+	int i;
+
+	(void)revents;
+	w->accept_paused = false;
+	for (i = 0; i < w->nlis; i++)
+		ev_io_start(loop, &w->lis[i]);
+}
+
+static void worker_pause_accept(struct ob_worker *w, int err)
+{
+	int i;
+
+	if (w->accept_paused)
+		return;
+	w->accept_paused = true;
+	log_warn("worker %u: accept: %s; pausing the outbound listeners for 100 ms (raise RLIMIT_NOFILE "
+		 "or lower agent.max_connections)", w->id, strerror(err));
+	for (i = 0; i < w->nlis; i++)
+		ev_io_stop(w->loop, &w->lis[i]);
+	ev_timer_start(w->loop, &w->accept_retry);
+}
+
+static void ob_on_accept(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct ob_worker *wk = w->data;
+	struct weft_sockaddr peer;
+	int i, fd;
+
+	(void)loop;
+	(void)revents;
+	for (i = 0; i < ACCEPT_BATCH; i++) {
+		peer.len = sizeof(peer.ss);
+		fd = accept4(w->fd, &peer.sa, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+				return;
+			/*
+			 * EMFILE/ENFILE/ENOBUFS/ENOMEM: the connection waits in the backlog.
+			 * The listener is level-triggered: pause it for 100 ms instead of
+			 * spinning (and logging) until a descriptor frees up.
+			 */
+			worker_pause_accept(wk, errno);
+			return;
+		}
+		ob_handle(wk, fd, &peer);
+	}
+}
+
+static int ob_listen(struct ob_worker *w, const char *ip, uint16_t port, char *err, size_t errlen)
+{
+	struct weft_sockaddr a;
+	char spec[64];
+	int fd, one = 1, r;
+
+	if (strchr(ip, ':'))
+		snprintf(spec, sizeof(spec), "[%s]:%u", ip, port);
+	else
+		snprintf(spec, sizeof(spec), "%s:%u", ip, port);
+	if (addr_parse(spec, false, &a, err, errlen) < 0)
+		return -EINVAL;
+	fd = socket(a.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto err;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+		goto err;
+	if (a.sa.sa_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
+		goto err;
+	if (w->id == 0) {
+		/*
+		 * SO_REUSEPORT would let a second agent configured with the same port
+		 * silently share (and break) our connections: bind once without it
+		 * first, so that case fails with EADDRINUSE as it should.
+		 */
+		int probe = socket(a.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		if (probe < 0)
+			goto err;
+		if (a.sa.sa_family == AF_INET6)
+			setsockopt(probe, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+		setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(probe, &a.sa, a.len) < 0) {
+			r = errno;
+			close(probe);
+			errno = r;
+			goto err;
+		}
+		close(probe);
+	}
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+		goto err;
+	if (bind(fd, &a.sa, a.len) < 0)
+		goto err;
+	if (listen(fd, 4096) < 0)
+		goto err;
+	ev_io_init(&w->lis[w->nlis], ob_on_accept, fd, EV_READ);
+	w->lis[w->nlis].data = w;
+	w->nlis++;
+	if (w->id == 0)
+		log_info("outbound listener on %s", spec);
+	return 0;
+err:
+	r = -errno;
+	snprintf(err, errlen, "cannot listen on %s (agent.outbound_port): %s%s", spec, strerror(errno),
+		 errno == EADDRINUSE ? "; another process (or weftd) uses this port: choose another "
+				       "agent.outbound_port" : "");
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+static void worker_stop_accepting(struct ob_worker *w)
+{
+	int i;
+
+	ev_timer_stop(w->loop, &w->accept_retry);
+	h1_worker_drain(&w->http);
+	for (i = 0; i < w->nlis; i++) {
+		ev_io_stop(w->loop, &w->lis[i]);
+		close(w->lis[i].fd);
+	}
+	w->nlis = 0;
+}
+
+/* Resets this worker's connections; must run in the worker's thread. */
+static void worker_abort_all(struct ob_worker *w)
+{
+	tcp_worker_abort(&w->tcp);
+	detector_abort(&w->detect);
+	h1_worker_abort(&w->http);
+}
+
+static void worker_on_wake(struct ev_loop *loop, ev_async *a, int revents)
+{
+	struct ob_worker *w = a->data;
+	unsigned cmds = atomic_exchange(&w->cmds, 0);
+
+	(void)revents;
+	if (cmds & (WCMD_STOP_ACCEPT | WCMD_EXIT))
+		worker_stop_accepting(w);
+	if (cmds & (WCMD_ABORT | WCMD_EXIT))
+		worker_abort_all(w);
+	if (cmds & WCMD_EXIT) {
+		ev_timer_stop(loop, &w->tick);
+		ev_async_stop(loop, &w->wake);
+		ev_break(loop, EVBREAK_ALL);
+	}
+}
+
+static void worker_on_tick(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct ob_worker *w = t->data;
+
+	(void)revents;
+	atomic_store(&w->last_tick, ev_now(loop));
+}
+
+/* Runs a command on every worker: directly for worker 0, via its async watcher for the rest. */
+static void ob_command(struct outbound *ob, unsigned cmd)
+{
+	unsigned i;
+
+	for (i = 0; i < ob->nworkers; i++) {
+		struct ob_worker *w = &ob->workers[i];
+
+		if (!w->loop)
+			continue;
+		if (!w->threaded) {
+			if (cmd & WCMD_STOP_ACCEPT)
+				worker_stop_accepting(w);
+			if (cmd & WCMD_ABORT)
+				worker_abort_all(w);
+			continue;
+		}
+		atomic_fetch_or(&w->cmds, cmd);
+		ev_async_send(w->loop, &w->wake);
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct ob_worker *w = arg;
+	char name[16];
+
+	snprintf(name, sizeof(name), "weftd-w%u", w->id);
+	pthread_setname_np(pthread_self(), name);
+	ev_run(w->loop, 0);
+	blk_thread_cleanup();
+	tls_thread_cleanup();
+	return NULL;
+}
+
+static int worker_init(struct outbound *ob, struct ob_worker *w, unsigned id, const struct weft_config *cfg,
+		       char *err, size_t errlen)
+{
+	int r;
+
+	w->ob = ob;
+	w->id = id;
+	w->threaded = id > 0;
+	w->loop = id == 0 ? ob->loop : ev_loop_new(EVFLAG_AUTO);
+	if (!w->loop) {
+		snprintf(err, errlen, "libev could not create an event loop for worker %u", id);
+		return -ENOMEM;
+	}
+	h1_worker_init(&w->http, w->loop, id, ob->reg, ob->zipkin);
+	detector_init(&w->detect, w->loop, ob->reg, &w->tcp, &w->http);
+	if (tcp_worker_init(&w->tcp, w->loop, id, ob->reg, cfg->buffer_size) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	r = ob_listen(w, "127.0.0.1", cfg->outbound_port, err, errlen);
+	if (r < 0)
+		return r;
+	r = ob_listen(w, "::1", cfg->outbound_port, err, errlen);
+	if (r == -EADDRNOTAVAIL || r == -EAFNOSUPPORT) {
+		if (id == 0)
+			log_warn("IPv6 loopback unavailable (%s); IPv6 services will not be intercepted", err);
+		err[0] = '\0';
+	} else if (r < 0) {
+		return r;
+	}
+	ev_async_init(&w->wake, worker_on_wake);
+	w->wake.data = w;
+	ev_timer_init(&w->tick, worker_on_tick, 0., 0.25);
+	ev_timer_init(&w->accept_retry, worker_on_accept_retry, 0.1, 0.);
+	w->accept_retry.data = w;
+	w->tick.data = w;
+	atomic_store(&w->last_tick, ev_now(w->loop));
+	if (w->threaded) {
+		ev_async_start(w->loop, &w->wake);
+		ev_timer_start(w->loop, &w->tick);
+	}
+	return 0;
+}
+
+int outbound_start(struct ev_loop *loop, struct kern *k, const struct weft_config *cfg, unsigned nworkers,
+		   struct registry *reg, struct zipkin *zipkin, struct outbound **out, char *err, size_t errlen)
+{
+	struct outbound *ob;
+	unsigned i;
+	int r, j;
+
+	ob = calloc(1, sizeof(*ob));
+	if (!ob)
+		return -ENOMEM;
+	ob->loop = loop;
+	ob->kern = k;
+	ob->reg = reg;
+	ob->zipkin = zipkin;
+	ob->workers = calloc(nworkers ? nworkers : 1, sizeof(*ob->workers));
+	if (!ob->workers) {
+		r = -ENOMEM;
+		snprintf(err, errlen, "out of memory");
+		goto err;
+	}
+	ob->nworkers = nworkers ? nworkers : 1;
+	for (i = 0; i < ob->nworkers; i++) {
+		r = worker_init(ob, &ob->workers[i], i, cfg, err, errlen);
+		if (r < 0)
+			goto err;
+	}
+	/* listeners go live only once every worker could bind */
+	for (i = 0; i < ob->nworkers; i++) {
+		struct ob_worker *w = &ob->workers[i];
+
+		/* a worker thread's loop is not running yet: touching it here is safe */
+		for (j = 0; j < w->nlis; j++)
+			ev_io_start(w->loop, &w->lis[j]);
+		if (w->threaded) {
+			r = pthread_create(&w->thread, NULL, worker_main, w);
+			if (r) {
+				snprintf(err, errlen, "cannot start worker thread %u: %s", i, strerror(r));
+				r = -r;
+				goto err;
+			}
+			w->started = true;
+		}
+	}
+	log_info("%u worker%s moving bytes", ob->nworkers, ob->nworkers == 1 ? "" : "s");
+	*out = ob;
+	return 0;
+err:
+	outbound_free(ob);
+	return r;
+}
+
+void outbound_stop_accepting(struct outbound *ob)
+{
+	ob_command(ob, WCMD_STOP_ACCEPT);
+}
+
+void outbound_abort_all(struct outbound *ob)
+{
+	ob_command(ob, WCMD_ABORT);
+}
+
+int outbound_stuck_worker(struct outbound *ob, double max_age, double *age)
+{
+	double now = ev_time();
+	unsigned i;
+
+	for (i = 0; i < ob->nworkers; i++) {
+		struct ob_worker *w = &ob->workers[i];
+		double t;
+
+		if (!w->threaded)
+			continue; /* worker 0 is the caller's own loop */
+		t = atomic_load(&w->last_tick);
+		if (now - t > max_age) {
+			*age = now - t;
+			return (int)i;
+		}
+	}
+	return -1;
+}
+
+void outbound_free(struct outbound *ob)
+{
+	unsigned i;
+
+	if (!ob)
+		return;
+	/* threads first: each stops, resets its connections and leaves its loop */
+	for (i = 0; i < ob->nworkers; i++) {
+		struct ob_worker *w = &ob->workers[i];
+
+		if (!w->started)
+			continue;
+		atomic_fetch_or(&w->cmds, WCMD_EXIT);
+		ev_async_send(w->loop, &w->wake);
+		pthread_join(w->thread, NULL);
+	}
+	for (i = 0; i < ob->nworkers; i++) {
+		struct ob_worker *w = &ob->workers[i];
+
+		if (!w->loop)
+			continue;
+		if (!w->started) {
+			/* worker 0, or a thread that never ran: clean it up from here */
+			worker_stop_accepting(w);
+			worker_abort_all(w);
+		}
+		tcp_worker_free(&w->tcp);
+		if (w->loop != ob->loop)
+			ev_loop_destroy(w->loop);
+	}
+	free(ob->workers);
+	blk_thread_cleanup(); /* worker 0's, on this thread */
+	free(ob);
+}
+
+
+unsigned outbound_nworkers(const struct outbound *ob)
+{
+	return ob->nworkers;
+}
+
+bool outbound_worker_view(struct outbound *ob, unsigned i, struct outbound_worker_view *v)
+{
+	struct ob_worker *w = &ob->workers[i];
+
+	if (!w->loop || !w->tcp.pool)
+		return false;
+	v->accepted = w->accepted;
+	v->tcp = &w->tcp;
+	v->http = &w->http;
+	return true;
+}
