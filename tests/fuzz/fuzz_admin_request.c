@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-/* libFuzzer: the admin API's request-head parser (bytes from any local client). */
+/* libFuzzer: the admin API's request-head parser and query decoding (bytes from any local client). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +26,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (strlen(method) == 0 || path[0] != '/')
 			abort();
 		(void)strlen(query);
+		/* what handlers do with the query: look keys up, decoded */
+		{
+			char v[64];
+			static const char *const keys[] = { "format", "cgroup", "" };
+			size_t k;
+
+			for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+				if (admin_query_get(query, keys[k], v, sizeof(v)) && strlen(v) >= sizeof(v))
+					abort();
+		}
 	}
 	free(buf);
 	return 0;

@@ -2,6 +2,8 @@
 #include "admin/admin.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,12 +51,6 @@ static void conn_free(struct admin_conn *c)
 	free(c);
 }
 
-static bool is_tchar(unsigned char ch)
-{
-	return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-	       strchr("!#$%&'*+-.^_`|~", ch);
-}
-
 int admin_parse_request(char *buf, size_t len, char **method, char **path, char **query)
 {
 	char *eol, *sp1, *sp2, *end, *q;
@@ -74,7 +70,7 @@ int admin_parse_request(char *buf, size_t len, char **method, char **path, char 
 		return 400;
 	*sp1 = '\0';
 	for (q = buf; *q; q++)
-		if (!is_tchar((unsigned char)*q))
+		if (!h1_is_tchar((unsigned char)*q))
 			return 400;
 	sp2 = strchr(sp1 + 1, ' ');
 	if (!sp2 || sp2 == sp1 + 1 || sp1[1] != '/')
@@ -274,4 +270,92 @@ void admin_free(struct admin *a)
 	ev_io_stop(a->loop, &a->lis);
 	close(a->lis.fd);
 	free(a);
+}
+
+bool admin_url_decode(char *s)
+{
+	char *o = s;
+	unsigned v;
+
+	for (; *s; s++, o++) {
+		if (*s == '%') {
+			if (!s[1] || !s[2] || sscanf(s + 1, "%2x", &v) != 1 || v == 0)
+				return false;
+			*o = (char)v;
+			s += 2;
+		} else {
+			*o = *s == '+' ? ' ' : *s;
+		}
+	}
+	*o = '\0';
+	return true;
+}
+
+bool admin_query_get(const char *query, const char *key, char *val, size_t len)
+{
+	size_t kl = strlen(key);
+	const char *p = query, *e;
+
+	while (*p) {
+		e = strchr(p, '&');
+		if (!e)
+			e = p + strlen(p);
+		if ((size_t)(e - p) > kl && strncmp(p, key, kl) == 0 && p[kl] == '=') {
+			if ((size_t)(e - p - (ptrdiff_t)kl - 1) >= len)
+				return false;
+			memcpy(val, p + kl + 1, (size_t)(e - p) - kl - 1);
+			val[e - p - (ptrdiff_t)kl - 1] = '\0';
+			return admin_url_decode(val);
+		}
+		p = *e ? e + 1 : e;
+	}
+	return false;
+}
+
+void admin_resp_text(struct admin_response *r, int status, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	r->status = status;
+	r->ctype = "text/plain; charset=utf-8";
+	buf_printf(r->body, "%s\n", msg);
+}
+
+void admin_route(const struct admin_route *routes, size_t n, void *arg, const char *method, const char *path,
+		 const char *query, struct admin_response *r)
+{
+	size_t i;
+	int pass;
+
+	for (i = 0; i < n; i++) {
+		if (strcmp(routes[i].path, path) != 0)
+			continue;
+		if (strcmp(routes[i].method, method) != 0) {
+			admin_resp_text(r, 405, "%s %s: use %s", method, path, routes[i].method);
+			return;
+		}
+		routes[i].fn(arg, query, r);
+		return;
+	}
+	r->status = 404;
+	r->ctype = "text/plain; charset=utf-8";
+	buf_printf(r->body, "no such endpoint %s; try", path);
+	/* GET routes, then the others: "try /a /b, POST /c /d" */
+	for (pass = 0; pass < 2; pass++) {
+		bool first = true;
+
+		for (i = 0; i < n; i++) {
+			if ((strcmp(routes[i].method, "GET") == 0) != (pass == 0))
+				continue;
+			if (pass && first)
+				buf_printf(r->body, ", %s", routes[i].method);
+			buf_printf(r->body, " %s", routes[i].path);
+			first = false;
+		}
+	}
+	buf_puts(r->body, "\n");
 }

@@ -4,12 +4,14 @@
  * One request per connection (Connection: close), bounded everywhere: request
  * head ADMIN_MAX_REQUEST bytes (431 beyond), ADMIN_MAX_CONNS connections at
  * once (503 beyond), ADMIN_TIMEOUT_S to send the request (408). Routing is
- * the caller's: the handler gets method and path and fills the response.
+ * table-driven (admin_route); URL decoding and query parsing live here too, so
+ * the admin fuzz target reaches them. It may call: codec/http1, lib/.
  */
 #ifndef WEFT_ADMIN_H
 #define WEFT_ADMIN_H
 
 #include <ev.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "lib/addr.h"
@@ -37,6 +39,26 @@ typedef void (*admin_handler_fn)(void *arg, const char *method, const char *path
 int admin_start(struct ev_loop *loop, const struct weft_sockaddr *addr,
 		admin_handler_fn fn, void *arg, struct admin **out, char *err, size_t errlen);
 void admin_free(struct admin *a);
+
+/* One route of the API: handler for method + path (query: "" when absent). */
+struct admin_route {
+	const char *path;
+	const char *method;
+	void (*fn)(void *arg, const char *query, struct admin_response *resp);
+};
+/*
+ * Calls the route for path, or answers 405 ("use GET") for another method,
+ * or 404 listing the routes (GET ones first, then POST), in the table's order.
+ */
+void admin_route(const struct admin_route *routes, size_t n, void *arg, const char *method, const char *path,
+		 const char *query, struct admin_response *resp);
+/* A text/plain answer: status, then the formatted line (with its newline). */
+void admin_resp_text(struct admin_response *r, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Decodes %XX and '+' in place; false on a malformed escape (or an encoded NUL). */
+bool admin_url_decode(char *s);
+/* Finds key=value in a query string, decoded into val; false when absent, too long or malformed. */
+bool admin_query_get(const char *query, const char *key, char *val, size_t len);
 
 /* Parses the request head in buf[0..len): 0 and fills method/path/query, -EAGAIN if incomplete,
  * or an HTTP status (400, 414, 431, 505) when it is malformed. Exposed for tests and fuzzing. */

@@ -538,63 +538,6 @@ static void agent_metrics(struct agent *a, struct buf *out)
 	agent_process_metrics(out);
 }
 
-/* Decodes %XX and '+' in place; returns false on a malformed escape. */
-static bool url_decode(char *s)
-{
-	char *o = s;
-	unsigned v;
-
-	for (; *s; s++, o++) {
-		if (*s == '%') {
-			if (!s[1] || !s[2] || sscanf(s + 1, "%2x", &v) != 1 || v == 0)
-				return false;
-			*o = (char)v;
-			s += 2;
-		} else {
-			*o = *s == '+' ? ' ' : *s;
-		}
-	}
-	*o = '\0';
-	return true;
-}
-
-/* Finds key=value in a query string (copied into val); false when absent or malformed. */
-static bool query_get(const char *query, const char *key, char *val, size_t len)
-{
-	size_t kl = strlen(key);
-	const char *p = query, *e;
-
-	while (*p) {
-		e = strchr(p, '&');
-		if (!e)
-			e = p + strlen(p);
-		if ((size_t)(e - p) > kl && strncmp(p, key, kl) == 0 && p[kl] == '=') {
-			if ((size_t)(e - p - (ptrdiff_t)kl - 1) >= len)
-				return false;
-			memcpy(val, p + kl + 1, (size_t)(e - p) - kl - 1);
-			val[e - p - (ptrdiff_t)kl - 1] = '\0';
-			return url_decode(val);
-		}
-		p = *e ? e + 1 : e;
-	}
-	return false;
-}
-
-static void resp_text(struct admin_response *r, int status, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void resp_text(struct admin_response *r, int status, const char *fmt, ...)
-{
-	char msg[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	r->status = status;
-	r->ctype = "text/plain; charset=utf-8";
-	buf_printf(r->body, "%s\n", msg);
-}
-
 /* Resolves a weftctl enroll/unenroll argument to an absolute cgroup directory. */
 static int agent_cgroup_arg(struct agent *a, const char *arg, char *dir, size_t len, struct admin_response *r)
 {
@@ -607,22 +550,22 @@ static int agent_cgroup_arg(struct agent *a, const char *arg, char *dir, size_t 
 	else
 		n = snprintf(dir, len, "%s/%s", a->cgmount, arg);
 	if (n < 0 || (size_t)n >= len) {
-		resp_text(r, 400, "cgroup path too long");
+		admin_resp_text(r, 400, "cgroup path too long");
 		return -1;
 	}
 	while (n > 1 && dir[n - 1] == '/')
 		dir[--n] = '\0';
 	if (strncmp(dir, a->cgmount, mlen) != 0 || (dir[mlen] != '/' && dir[mlen] != '\0')) {
-		resp_text(r, 400, "'%s' is not under the cgroup2 mount '%s'", arg, a->cgmount);
+		admin_resp_text(r, 400, "'%s' is not under the cgroup2 mount '%s'", arg, a->cgmount);
 		return -1;
 	}
 	if (strstr(dir, "/../") || strstr(dir, "/./") ||
 	    (n >= 3 && !strcmp(dir + n - 3, "/..")) || (n >= 2 && !strcmp(dir + n - 2, "/."))) {
-		resp_text(r, 400, "'%s': write the cgroup path without '.' or '..'", arg);
+		admin_resp_text(r, 400, "'%s': write the cgroup path without '.' or '..'", arg);
 		return -1;
 	}
 	if (cg_id(dir, &id) < 0) {
-		resp_text(r, 404, "cgroup '%s' does not exist", dir);
+		admin_resp_text(r, 404, "cgroup '%s' does not exist", dir);
 		return -1;
 	}
 	return 0;
@@ -633,8 +576,8 @@ static void agent_admin_enroll(struct agent *a, const char *query, bool enroll, 
 	char arg[CG_PATH_MAX], dir[CG_PATH_MAX], err[512];
 	size_t i;
 
-	if (!query_get(query, "cgroup", arg, sizeof(arg)) || !arg[0]) {
-		resp_text(r, 400, "missing ?cgroup=PATH");
+	if (!admin_query_get(query, "cgroup", arg, sizeof(arg)) || !arg[0]) {
+		admin_resp_text(r, 400, "missing ?cgroup=PATH");
 		return;
 	}
 	if (agent_cgroup_arg(a, arg, dir, sizeof(dir), r) < 0)
@@ -645,13 +588,13 @@ static void agent_admin_enroll(struct agent *a, const char *query, bool enroll, 
 	if (enroll) {
 		if (i == a->n_manual) {
 			if (a->n_manual == AGENT_MAX_MANUAL) {
-				resp_text(r, 503, "too many cgroups enrolled by hand (%d); list them in "
+				admin_resp_text(r, 503, "too many cgroups enrolled by hand (%d); list them in "
 						  "intercept.cgroups instead", AGENT_MAX_MANUAL);
 				return;
 			}
 			a->manual[a->n_manual] = strdup(dir);
 			if (!a->manual[a->n_manual]) {
-				resp_text(r, 500, "out of memory");
+				admin_resp_text(r, 500, "out of memory");
 				return;
 			}
 			a->n_manual++;
@@ -664,10 +607,10 @@ static void agent_admin_enroll(struct agent *a, const char *query, bool enroll, 
 					a->manual[i] = a->manual[--a->n_manual];
 					break;
 				}
-			resp_text(r, 500, "%s", err);
+			admin_resp_text(r, 500, "%s", err);
 			return;
 		}
-		resp_text(r, 200, "enrolled %s (until weftd restarts; add it to intercept.cgroups to keep it)",
+		admin_resp_text(r, 200, "enrolled %s (until weftd restarts; add it to intercept.cgroups to keep it)",
 			  dir);
 		return;
 	}
@@ -679,92 +622,126 @@ static void agent_admin_enroll(struct agent *a, const char *query, bool enroll, 
 		cg_id(dir, &id);
 		for (k = 0; (p = kern_enrolled_path(a->kern, k, &cid)); k++) {
 			if (cid == id) {
-				resp_text(r, 409, "%s is enrolled by intercept.cgroups in %s; remove it from "
+				admin_resp_text(r, 409, "%s is enrolled by intercept.cgroups in %s; remove it from "
 						  "the config and reload", dir, a->path);
 				return;
 			}
 		}
-		resp_text(r, 404, "%s is not enrolled", dir);
+		admin_resp_text(r, 404, "%s is not enrolled", dir);
 		return;
 	}
 	free(a->manual[i]);
 	a->manual[i] = a->manual[--a->n_manual];
 	agent_scan_cgroups(a);
-	resp_text(r, 200, "unenrolled %s", dir);
+	admin_resp_text(r, 200, "unenrolled %s", dir);
 }
+
+static void h_live(void *arg, const char *query, struct admin_response *r)
+{
+	(void)arg;
+	(void)query;
+	admin_resp_text(r, 200, "live");
+}
+
+static void h_ready(void *arg, const char *query, struct admin_response *r)
+{
+	struct agent *a = arg;
+
+	(void)query;
+	if (a->ready)
+		admin_resp_text(r, 200, "ready");
+	else
+		admin_resp_text(r, 503, a->draining ? "draining" : "starting");
+}
+
+/* GET /services and /conns: copied under the lock, formatted without it (no worker waits on a page). */
+static void agent_page(struct agent *a, bool svcs, const char *query, struct admin_response *r)
+{
+	char fmt[16] = "";
+	struct snapshot snap;
+	bool text;
+
+	admin_query_get(query, "format", fmt, sizeof(fmt));
+	text = strcmp(fmt, "text") == 0;
+	if (snapshot_take(&snap, &a->reg, a->ob, svcs ? SNAP_SERVICES : SNAP_CONNS, ev_now(a->loop)) < 0) {
+		admin_resp_text(r, 503, "out of memory");
+	} else {
+		if (text)
+			r->ctype = "text/plain; charset=utf-8";
+		if (svcs && text)
+			render_services_text(&snap, r->body);
+		else if (svcs)
+			render_services(&snap, r->body);
+		else if (text)
+			render_conns_text(&snap, r->body, agent_cgroup_name, a);
+		else
+			render_conns(&snap, r->body, agent_cgroup_name, a);
+	}
+	snapshot_free(&snap);
+}
+
+static void h_services(void *arg, const char *query, struct admin_response *r)
+{
+	agent_page(arg, true, query, r);
+}
+
+static void h_conns(void *arg, const char *query, struct admin_response *r)
+{
+	agent_page(arg, false, query, r);
+}
+
+static void h_config(void *arg, const char *query, struct admin_response *r)
+{
+	struct agent *a = arg;
+
+	(void)query;
+	cfg_render_json(a->cfg, r->body);
+}
+
+static void h_metrics(void *arg, const char *query, struct admin_response *r)
+{
+	(void)query;
+	r->ctype = "text/plain; version=0.0.4; charset=utf-8";
+	agent_metrics(arg, r->body);
+}
+
+static void h_reload(void *arg, const char *query, struct admin_response *r)
+{
+	struct agent *a = arg;
+
+	(void)query;
+	if (a->draining) {
+		admin_resp_text(r, 503, "weftd is shutting down");
+	} else if (agent_reload(a, r->body) < 0) {
+		r->status = 400;
+		r->ctype = "text/plain; charset=utf-8";
+	} else {
+		admin_resp_text(r, 200, "reloaded %s: %zu services, %zu cgroups enrolled", a->path,
+				a->cfg->n_services, kern_enrolled_count(a->kern));
+	}
+}
+
+static void h_enroll(void *arg, const char *query, struct admin_response *r)
+{
+	agent_admin_enroll(arg, query, true, r);
+}
+
+static void h_unenroll(void *arg, const char *query, struct admin_response *r)
+{
+	agent_admin_enroll(arg, query, false, r);
+}
+
+/* The admin API (docs/operations.md), in the order a 404 lists it. */
+static const struct admin_route agent_routes[] = {
+	{ "/metrics", "GET", h_metrics },   { "/ready", "GET", h_ready },     { "/live", "GET", h_live },
+	{ "/services", "GET", h_services }, { "/conns", "GET", h_conns },     { "/config", "GET", h_config },
+	{ "/reload", "POST", h_reload },    { "/enroll", "POST", h_enroll },  { "/unenroll", "POST", h_unenroll },
+};
 
 static void agent_admin(void *arg, const char *method, const char *path, const char *query,
 			struct admin_response *r)
 {
-	struct agent *a = arg;
-	bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
-	char fmt[16] = "";
-	bool text;
-
-	query_get(query, "format", fmt, sizeof(fmt));
-	text = strcmp(fmt, "text") == 0;
-	if (!strcmp(path, "/live") || !strcmp(path, "/ready") || !strcmp(path, "/services") ||
-	    !strcmp(path, "/conns") || !strcmp(path, "/config") || !strcmp(path, "/metrics")) {
-		if (!get) {
-			resp_text(r, 405, "%s %s: use GET", method, path);
-			return;
-		}
-	} else if (!strcmp(path, "/reload") || !strcmp(path, "/enroll") || !strcmp(path, "/unenroll")) {
-		if (!post) {
-			resp_text(r, 405, "%s %s: use POST", method, path);
-			return;
-		}
-	} else {
-		resp_text(r, 404, "no such endpoint %s; try /metrics /ready /live /services /conns /config, "
-				  "POST /reload /enroll /unenroll", path);
-		return;
-	}
-
-	if (!strcmp(path, "/live")) {
-		resp_text(r, 200, "live");
-	} else if (!strcmp(path, "/ready")) {
-		if (a->ready)
-			resp_text(r, 200, "ready");
-		else
-			resp_text(r, 503, a->draining ? "draining" : "starting");
-	} else if (!strcmp(path, "/services") || !strcmp(path, "/conns")) {
-		bool svcs = !strcmp(path, "/services");
-		struct snapshot snap;
-
-		/* copied under the lock, formatted without it: no worker waits on a page */
-		if (snapshot_take(&snap, &a->reg, a->ob, svcs ? SNAP_SERVICES : SNAP_CONNS, ev_now(a->loop)) < 0) {
-			resp_text(r, 503, "out of memory");
-		} else {
-			if (text)
-				r->ctype = "text/plain; charset=utf-8";
-			if (svcs && text)
-				render_services_text(&snap, r->body);
-			else if (svcs)
-				render_services(&snap, r->body);
-			else if (text)
-				render_conns_text(&snap, r->body, agent_cgroup_name, a);
-			else
-				render_conns(&snap, r->body, agent_cgroup_name, a);
-		}
-		snapshot_free(&snap);
-	} else if (!strcmp(path, "/config")) {
-		cfg_render_json(a->cfg, r->body);
-	} else if (!strcmp(path, "/metrics")) {
-		r->ctype = "text/plain; version=0.0.4; charset=utf-8";
-		agent_metrics(a, r->body);
-	} else if (!strcmp(path, "/reload")) {
-		if (a->draining) {
-			resp_text(r, 503, "weftd is shutting down");
-		} else if (agent_reload(a, r->body) < 0) {
-			r->status = 400;
-			r->ctype = "text/plain; charset=utf-8";
-		} else {
-			resp_text(r, 200, "reloaded %s: %zu services, %zu cgroups enrolled", a->path,
-				  a->cfg->n_services, kern_enrolled_count(a->kern));
-		}
-	} else {
-		agent_admin_enroll(a, query, !strcmp(path, "/enroll"), r);
-	}
+	admin_route(agent_routes, sizeof(agent_routes) / sizeof(agent_routes[0]), arg, method, path, query, r);
 }
 
 static void agent_stop(void *arg)

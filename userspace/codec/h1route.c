@@ -6,11 +6,6 @@
 #include <string.h>
 #include <strings.h>
 
-static bool name_is(const struct h1_header *h, const char *lc, size_t n)
-{
-	return h->name_len == n && strncasecmp(h->name, lc, n) == 0;
-}
-
 static char *xstrdup(const char *s)
 {
 	return s ? strdup(s) : NULL;
@@ -162,7 +157,7 @@ bool h1r_route_matches(const struct h1r_route *r, const struct h1_request *q)
 		for (j = 0; j < q->n_headers && !found; j++) {
 			const struct h1_header *h = &q->headers[j];
 
-			if (!name_is(h, r->mh[i].name, r->mh[i].nlen))
+			if (!h1_name_is(h, r->mh[i].name, r->mh[i].nlen))
 				continue;
 			found = !r->mh[i].value ||
 				(h->value_len == r->mh[i].vlen && memcmp(h->value, r->mh[i].value, h->value_len) == 0);
@@ -199,7 +194,7 @@ size_t h1r_connection_tokens(const struct h1_header *hs, size_t n, const char **
 	for (i = 0; i < n; i++) {
 		const char *v, *e;
 
-		if (!name_is(&hs[i], "connection", 10))
+		if (!h1_name_is(&hs[i], "connection", 10))
 			continue;
 		v = hs[i].value;
 		e = v + hs[i].value_len;

@@ -15,6 +15,7 @@
 
 #include <limits.h>
 #include <string.h>
+#include <strings.h>
 
 /* ---- character classes ------------------------------------------------- */
 
@@ -1361,4 +1362,14 @@ const char *h1_status_text(int status)
 	case 505: return "HTTP Version Not Supported";
 	default: return "Unknown";
 	}
+}
+
+bool h1_is_tchar(unsigned char c)
+{
+	return IS_TCHAR(c);
+}
+
+bool h1_name_is(const struct h1_header *h, const char *lc, size_t n)
+{
+	return h->name_len == n && strncasecmp(h->name, lc, n) == 0;
 }

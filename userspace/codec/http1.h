@@ -233,6 +233,11 @@ int h1_parse_response(const char *buf, size_t len, enum h1_method req_method,
 		      const struct h1_limits *lim);
 
 /* Case-insensitive lookup of the first field named name (len bytes); NULL if none. */
+/* An RFC 9110 tchar: what methods, field names and tokens are made of (NUL is not). */
+bool h1_is_tchar(unsigned char c);
+/* h's name equals lc (n bytes, lower case), case-insensitively. */
+bool h1_name_is(const struct h1_header *h, const char *lc, size_t n);
+
 const struct h1_header *h1_find_header(const struct h1_header *hdrs, size_t n,
 				       const char *name, size_t name_len);
 

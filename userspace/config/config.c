@@ -23,6 +23,8 @@
  * cut to CFG_ECHO_MAX bytes).
  */
 #include "config/config.h"
+
+#include "codec/http1.h"
 #include "codec/identity.h"
 
 #include <ctype.h>
@@ -1049,19 +1051,12 @@ static void check_node_endpoints(struct cfg_ctx *x)
 
 /* --- HTTP: limits, retries, routes -------------------------------------------- */
 
-/* RFC 9110 tchar: what methods and field names are made of. */
-static bool is_tchar(unsigned char ch)
-{
-	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-	       (ch && strchr("!#$%&'*+-.^_`|~", ch));
-}
-
 static bool is_token(const char *s)
 {
 	if (!*s)
 		return false;
 	for (; *s; s++)
-		if (!is_tchar((unsigned char)*s))
+		if (!h1_is_tchar((unsigned char)*s))
 			return false;
 	return true;
 }

@@ -167,11 +167,6 @@ static int64_t wall_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static bool name_is(const struct h1_header *h, const char *lc, size_t n)
-{
-	return h->name_len == n && strncasecmp(h->name, lc, n) == 0;
-}
-
 /* ---- session bookkeeping ---- */
 
 static void sess_list(struct h1s *s)
@@ -579,19 +574,19 @@ static bool hdr_dropped(const struct h1s *s, const struct h1_header *h, const ch
 	size_t i;
 
 	for (i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
-		if (name_is(h, drop[i].name, drop[i].len))
+		if (h1_name_is(h, drop[i].name, drop[i].len))
 			return true;
-	if (s->sent_continue && name_is(h, "expect", 6))
+	if (s->sent_continue && h1_name_is(h, "expect", 6))
 		return true;
 	for (i = 0; i < ntok; i++)
 		if (h->name_len == tokl[i] && strncasecmp(h->name, tokp[i], tokl[i]) == 0)
 			return true;
 	if (s->route) {
 		for (i = 0; i < s->route->n_rm; i++)
-			if (name_is(h, s->route->rm[i].name, s->route->rm[i].nlen))
+			if (h1_name_is(h, s->route->rm[i].name, s->route->rm[i].nlen))
 				return true;
 		for (i = 0; i < s->route->n_add; i++)
-			if (name_is(h, s->route->add[i].name, s->route->add[i].nlen))
+			if (h1_name_is(h, s->route->add[i].name, s->route->add[i].nlen))
 				return true;
 	}
 	return false;
@@ -1049,10 +1044,10 @@ static void deliver_response_head(struct h1s *s)
 	for (i = 0; i < p->n_headers; i++) {
 		const struct h1_header *h = &p->headers[i];
 		size_t k;
-		bool drop = name_is(h, "connection", 10) || name_is(h, "keep-alive", 10) ||
-			    name_is(h, "proxy-connection", 16) || name_is(h, "transfer-encoding", 17) ||
-			    name_is(h, "trailer", 7) || name_is(h, "upgrade", 7) ||
-			    (name_is(h, "content-length", 14) && !p->no_body);
+		bool drop = h1_name_is(h, "connection", 10) || h1_name_is(h, "keep-alive", 10) ||
+			    h1_name_is(h, "proxy-connection", 16) || h1_name_is(h, "transfer-encoding", 17) ||
+			    h1_name_is(h, "trailer", 7) || h1_name_is(h, "upgrade", 7) ||
+			    (h1_name_is(h, "content-length", 14) && !p->no_body);
 
 		for (k = 0; k < ntok && !drop; k++)
 			drop = h->name_len == tokl[k] && strncasecmp(h->name, tokp[k], tokl[k]) == 0;
