@@ -42,8 +42,9 @@
  * the socket is drained or full (one record at a time), so both loop until
  * -EAGAIN; and decrypted bytes inside the TLS layer wake no poller, so
  * relay_watch() feeds an EV_READ while tls_pending() says some wait. An
- * outbound TLS attempt is CONNECTING through several steps (struct relay_hs:
- * TCP, handshake, prefix, reply) on the same uio watcher and attempt timer.
+ * outbound TLS attempt is CONNECTING through several steps (TCP connect, then
+ * link/nodelink: handshake, prefix, reply) on the same uio watcher and
+ * attempt timer.
  * The server leg's reply "ok" is queued as the first u2c bytes (nocount
  * keeps it out of bytes_out), so nothing from upstream can overtake it.
  *
@@ -74,6 +75,7 @@
 #include "lib/log.h"
 #include "lib/sock.h"
 #include "codec/preamble.h"
+#include "link/nodelink.h"
 #include "tls/tls.h"
 
 /* Smallest pool buffer: a free buffer stores the free-list link in itself. */
@@ -121,30 +123,14 @@ struct relay_dir {
 	uint32_t nocount; /* leading bytes not counted: the preamble reply "ok" (u2c) */
 };
 
-/* Steps of a TLS attempt after its TCP connect (see relay.h, "Mutual TLS"). */
-enum relay_hs_step {
-	HS_TCP,    /* TCP connect in flight */
-	HS_TLS,    /* TLS client handshake */
-	HS_PREFIX, /* writing the prefix (preamble) */
-	HS_REPLY,  /* reading the 8-byte preamble reply */
-};
-
-/* A TLS attempt in progress: allocated per attempt, freed once it connects or fails. */
-struct relay_hs {
-	uint8_t step; /* enum relay_hs_step */
-	uint8_t got;  /* reply bytes read */
-	uint16_t len; /* prefix length */
-	uint16_t off; /* prefix bytes written */
-	uint8_t reply[PREAMBLE_REPLY_LEN];
-	uint8_t prefix[RELAY_PREFIX_MAX];
-};
+_Static_assert(RELAY_PREFIX_MAX == NODELINK_PREFIX_MAX, "relay.h promises the node link's prefix size");
 
 /*
  * One allocation per connection: 360 bytes on x86-64 with Debian's libev
  * 4.33 (two ev_io and one ev_timer are 48 bytes each, half of it; the splice
  * path added a pipe pointer per direction and opts.flags, TLS two connection
- * pointers, the handshake pointer, per-direction waits; a TLS attempt holds
- * a 526-byte struct relay_hs until it connects, and each TLS side wolfSSL's
+ * pointers, the node link pointer, per-direction waits; a TLS attempt holds
+ * a 660-byte struct nodelink until it connects, and each TLS side wolfSSL's
  * ~90 KB); buffers
  * and pipes are separate and pooled, and only held while bytes wait. Both
  * socket descriptors live in the ev_io watchers (cio.fd, uio.fd; uio.fd is
@@ -172,7 +158,7 @@ struct relay {
 	struct relay_opts opts;
 	struct tls_conn *ctls; /* client side is TLS (relay_start_tls), else NULL */
 	struct tls_conn *utls; /* upstream TLS: the current attempt's, then the connection's */
-	struct relay_hs *hs;   /* TLS attempt not connected yet, else NULL */
+	struct nodelink *link; /* TLS attempt not connected yet, else NULL */
 	uint32_t attempt;
 	int last_err; /* errno of the last failed attempt */
 	int16_t last_tls_fail; /* enum tls_fail of the last attempt (relay_last_tls_fail) */
@@ -425,8 +411,8 @@ static void relay_attempt_clear(struct relay *r)
 {
 	tls_conn_free(r->utls);
 	r->utls = NULL;
-	free(r->hs);
-	r->hs = NULL;
+	free(r->link);
+	r->link = NULL;
 }
 
 /*
@@ -499,7 +485,7 @@ static bool relay_emit(struct relay *r, enum relay_event_kind kind, int64_t valu
 
 /*
  * Asks opts.secure whether this attempt (fd, r->tag) is TLS; when it is,
- * sets up r->utls (client side, over fd) and r->hs with the prefix. Returns 0
+ * sets up r->utls (client side, over fd) and r->link with the prefix. Returns 0
  * (plain or TLS set up) or -errno: the callback's own, -EINVAL for a bad
  * answer (no context, prefix too long), -ENOMEM, -ECONNABORTED when the
  * callback aborted this relay (RELAY_F_ABORT is set then).
@@ -522,15 +508,16 @@ static int relay_secure(struct relay *r, int fd)
 		return rc;
 	if (!ctx || plen > sizeof(prefix))
 		return -EINVAL;
-	r->hs = calloc(1, sizeof(*r->hs));
-	if (!r->hs)
+	r->link = malloc(sizeof(*r->link));
+	if (!r->link)
 		return -ENOMEM;
+	/* Named as the relay's own log lines, so one attempt reads as one story. */
+	rc = nodelink_init(r->link, prefix, plen, "relay %p: attempt %u", (void *)r, r->attempt);
+	if (rc)
+		return rc; /* the caller's relay_attempt_clear() frees link */
 	r->utls = tls_conn_new(ctx, fd, false); /* takes its own reference on ctx */
 	if (!r->utls)
-		return -ENOMEM; /* the caller's relay_attempt_clear() frees hs */
-	memcpy(r->hs->prefix, prefix, plen);
-	r->hs->len = (uint16_t)plen;
-	r->hs->step = HS_TCP;
+		return -ENOMEM; /* the caller's relay_attempt_clear() frees link */
 	return 0;
 }
 
@@ -1032,95 +1019,23 @@ static bool relay_first_byte(struct relay *r, uint64_t in0, uint64_t out0)
 }
 
 /*
- * A TLS attempt failed inside the TLS layer with rc: records the reason for
- * relay_last_tls_fail() and maps it to the attempt's errno (relay.h).
+ * Advances a TLS attempt whose TCP connect is done (link/nodelink: handshake,
+ * prefix, reply) and records what it learnt for relay_last_tls_fail() and
+ * relay_last_reply(). Returns 0 (reply "ok": connected), -EAGAIN (uio now
+ * watches what the TLS layer waits for), or the attempt's -errno. What the
+ * upstream sent behind its reply stays in the TLS layer for the data path.
  */
-static int relay_tls_failed(struct relay *r, int rc)
+static int relay_link_step(struct relay *r)
 {
-	enum tls_fail f = tls_conn_fail(r->utls);
+	int rc = nodelink_step(r->link, r->utls);
 
-	r->last_tls_fail = (int16_t)f;
-	log_debug("relay %p: attempt %u: TLS failed (%s): %s", (void *)r, r->attempt,
-		  tls_fail_name(f), tls_conn_detail(r->utls));
-	switch (f) {
-	case TLS_FAIL_IO:
-		return rc == -ECONNRESET ? -ECONNRESET : -EIO;
-	case TLS_FAIL_INTERNAL:
-		return -ENOMEM;
-	default:
-		return -EPROTO; /* certificates, alerts, protocol, and the peer closing mid-way */
+	if (rc == -EAGAIN) {
+		sock_io_want(r->loop, &r->uio, tls_wait_ev(r->utls, EV_READ));
+		return -EAGAIN;
 	}
-}
-
-/*
- * Advances a TLS attempt whose TCP connect is done: handshake, prefix,
- * reply, as far as the socket allows. Returns 0 (reply "ok": connected),
- * -EAGAIN (uio now watches what the TLS layer waits for), or the attempt's
- * -errno. Reads exactly the reply's 8 bytes: what follows is the upstream's
- * and stays in the TLS layer for the data path.
- */
-static int relay_hs_step(struct relay *r)
-{
-	struct relay_hs *hs = r->hs;
-	enum preamble_status st;
-	ssize_t n;
-	int rc;
-
-	for (;;) {
-		switch (hs->step) {
-		case HS_TCP:
-		case HS_TLS:
-			rc = tls_handshake(r->utls);
-			if (rc == -EAGAIN)
-				goto wait;
-			if (rc < 0)
-				return relay_tls_failed(r, rc);
-			hs->step = HS_PREFIX;
-			break;
-		case HS_PREFIX:
-			if (hs->off == hs->len) {
-				hs->step = HS_REPLY;
-				break;
-			}
-			n = tls_write(r->utls, hs->prefix + hs->off, hs->len - hs->off);
-			if (n == -EAGAIN)
-				goto wait;
-			if (n < 0)
-				return relay_tls_failed(r, (int)n);
-			hs->off += (uint16_t)n;
-			break;
-		default: /* HS_REPLY */
-			n = tls_read(r->utls, hs->reply + hs->got, PREAMBLE_REPLY_LEN - hs->got);
-			if (n == -EAGAIN)
-				goto wait;
-			if (n == 0) {
-				/* close_notify instead of a reply: the peer agent gave up on us */
-				r->last_tls_fail = TLS_FAIL_CLOSED;
-				log_debug("relay %p: attempt %u: peer closed before its preamble reply",
-					  (void *)r, r->attempt);
-				return -EPROTO;
-			}
-			if (n < 0)
-				return relay_tls_failed(r, (int)n);
-			hs->got += (uint8_t)n;
-			/* Decoded as it comes: garbage fails at its first wrong byte. */
-			rc = preamble_reply_decode(hs->reply, hs->got, &st);
-			if (rc == -EAGAIN)
-				break;
-			if (rc < 0) {
-				log_debug("relay %p: attempt %u: not a preamble reply", (void *)r, r->attempt);
-				return -EPROTO;
-			}
-			r->last_reply = (int16_t)st;
-			if (st != PREAMBLE_ST_OK)
-				log_debug("relay %p: attempt %u: peer agent replied %s", (void *)r, r->attempt,
-					  preamble_status_name(st));
-			return preamble_status_errno(st);
-		}
-	}
-wait:
-	sock_io_want(r->loop, &r->uio, tls_wait_ev(r->utls, EV_READ));
-	return -EAGAIN;
+	r->last_tls_fail = r->link->tls_fail;
+	r->last_reply = r->link->reply_status;
+	return rc;
 }
 
 /*
@@ -1149,7 +1064,7 @@ static void relay_connect_done(struct relay *r)
 	int64_t usec;
 	int err = 0;
 
-	if (!r->hs || r->hs->step == HS_TCP) {
+	if (!r->link || !nodelink_started(r->link)) {
 		if (getsockopt(r->uio.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
 			err = errno;
 		if (err) {
@@ -1157,17 +1072,16 @@ static void relay_connect_done(struct relay *r)
 			return;
 		}
 	}
-	if (r->hs) {
-		r->hs->step = r->hs->step == HS_TCP ? HS_TLS : r->hs->step;
-		err = relay_hs_step(r);
+	if (r->link) {
+		err = relay_link_step(r);
 		if (err == -EAGAIN)
 			return;
 		if (err) {
 			relay_attempt_failed(r, -err);
 			return;
 		}
-		free(r->hs);
-		r->hs = NULL;
+		free(r->link);
+		r->link = NULL;
 	}
 	ev_io_stop(r->loop, &r->uio);
 	ev_timer_stop(r->loop, &r->timer);
@@ -1250,8 +1164,10 @@ static void relay_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	if (r->state == RELAY_CONNECTING) {
 		/* The attempt timed out, or relay_start() deferred one that failed at once. */
-		if (r->hs && r->hs->step == HS_TLS)
-			r->last_tls_fail = TLS_FAIL_TIMEOUT;
+		if (r->link) {
+			nodelink_expire(r->link); /* TLS_FAIL_TIMEOUT when in the handshake */
+			r->last_tls_fail = r->link->tls_fail;
+		}
 		relay_attempt_failed(r, r->uio.fd < 0 ? r->last_err : ETIMEDOUT);
 		return;
 	}
