@@ -19,6 +19,7 @@
 
 #include "codec/preamble.h"
 #include "http/h1svc.h"
+#include "link/nodelink.h"
 #include "lib/blk.h"
 #include "lib/log.h"
 #include "lib/sock.h"
@@ -26,15 +27,6 @@
 
 #define READ_CHUNK (16u * 1024)
 #define UP_RBUF_MIN (16u * 1024)
-
-/* The secure setup of a connection to another node's agent (docs/security.md). */
-struct up_hs {
-	uint8_t pre[PREAMBLE_MAX];
-	size_t pre_len, pre_off;
-	uint8_t reply[PREAMBLE_REPLY_LEN];
-	size_t got;
-	bool prefix_sent;
-};
 
 void h1_worker_init(struct h1_worker *w, struct ev_loop *loop, unsigned id, struct registry *reg,
 		    struct zipkin *zipkin)
@@ -70,7 +62,7 @@ void h1up_close(struct h1up *u)
 	if (u->pooled)
 		pool_unlink(u);
 	tls_conn_free(u->tls);
-	free(u->link_hs);
+	free(u->nl);
 	if (u->fd >= 0)
 		close(u->fd);
 	blk_put(u->rb, u->rcap);
@@ -108,7 +100,7 @@ void h1up_put(struct h1up *u, const struct h1_svc *l)
 
 	ev_timer_stop(w->loop, &u->t);
 	u->owner = NULL;
-	if (u->rlen || ob_pending(&u->wb) || u->eof || u->link_hs || (u->tls && tls_pending(u->tls)) ||
+	if (u->rlen || ob_pending(&u->wb) || u->eof || u->nl || (u->tls && tls_pending(u->tls)) ||
 	    he->n_idle[id] >= l->pool_max_idle) {
 		h1up_close(u);
 		return;
@@ -142,22 +134,26 @@ static struct h1up *pool_find(struct h1_worker *w, const struct h1up_want *want)
 }
 
 /* A new connection's secure setup: the preamble naming the endpoint, written after the handshake. */
-static int up_hs_new(struct h1up *u, const struct h1up_want *want)
+static int up_link_new(struct h1up *u, const struct h1up_want *want)
 {
+	char a[ADDR_STRLEN];
 	struct preamble pre;
 	int n;
 
-	u->link_hs = calloc(1, sizeof(*u->link_hs));
-	if (!u->link_hs)
+	u->nl = malloc(sizeof(*u->nl));
+	if (!u->nl)
 		return -ENOMEM;
 	memset(&pre, 0, sizeof(pre));
 	pre.target = want->ep->addr;
 	pre.proto = PREAMBLE_PROTO_HTTP1;
 	snprintf(pre.service, sizeof(pre.service), "%s", want->svc_name);
-	n = preamble_encode(u->link_hs->pre, sizeof(u->link_hs->pre), &pre);
+	/* encoded in place: nodelink_init accepts its own buffer as the prefix */
+	n = preamble_encode(u->nl->prefix, sizeof(u->nl->prefix), &pre);
+	if (n >= 0)
+		n = nodelink_init(u->nl, u->nl->prefix, (size_t)n, "endpoint %s (node agent %s)",
+				  want->ep->addr_str, addr_format(want->node, a, sizeof(a)));
 	if (n < 0)
 		return n;
-	u->link_hs->pre_len = (size_t)n;
 	u->ctx = want->ctx;
 	u->node = *want->node;
 	return 0;
@@ -182,7 +178,7 @@ struct h1up *h1up_get(struct h1_worker *w, const struct h1up_want *want, int *er
 			return NULL;
 		}
 		u->fd = -1;
-		if (want->node && (r = up_hs_new(u, want)) < 0) {
+		if (want->node && (r = up_link_new(u, want)) < 0) {
 			*err = -r;
 			goto fail;
 		}
@@ -222,22 +218,13 @@ struct h1up *h1up_get(struct h1_worker *w, const struct h1up_want *want, int *er
 		ev_timer_start(w->loop, &u->t);
 	return u;
 fail:
-	free(u->link_hs);
+	free(u->nl);
 	free(u);
 	return NULL;
 }
 
-/*
- * The secure setup after the TCP connect: TLS handshake, the preamble
- * written, the 8-byte reply read. 0: done (ready for HTTP), -EAGAIN: wait
- * for u->want, or the attempt's -errno (-EPROTO for TLS failures and
- * garbage, the reply's meaning otherwise: preamble_status_errno).
- */
 int h1up_secure_step(struct h1up *u)
 {
-	struct up_hs *hs = u->link_hs;
-	enum preamble_status st;
-	ssize_t n;
 	int rc;
 
 	if (!u->tls) {
@@ -246,52 +233,17 @@ int h1up_secure_step(struct h1up *u)
 		if (!u->tls)
 			return -ENOMEM;
 	}
-	for (;;) {
-		if (!hs->prefix_sent) {
-			rc = tls_handshake(u->tls);
-			if (rc == -EAGAIN)
-				goto wait;
-			if (rc < 0) {
-				char a[ADDR_STRLEN];
-
-				log_info("endpoint %s: TLS handshake with the node agent %s failed: %s", u->ep->addr_str,
-					 addr_format(&u->node, a, sizeof(a)), tls_conn_detail(u->tls));
-				return rc == -ECONNRESET ? -ECONNRESET : -EPROTO;
-			}
-			while (hs->pre_off < hs->pre_len) {
-				n = tls_write(u->tls, hs->pre + hs->pre_off, hs->pre_len - hs->pre_off);
-				if (n == -EAGAIN)
-					goto wait;
-				if (n < 0)
-					return -EPROTO;
-				hs->pre_off += (size_t)n;
-			}
-			hs->prefix_sent = true;
-		}
-		n = tls_read(u->tls, hs->reply + hs->got, PREAMBLE_REPLY_LEN - hs->got);
-		if (n == -EAGAIN)
-			goto wait;
-		if (n <= 0)
-			return -EPROTO; /* closed instead of replying, or a TLS failure (the peer refused us) */
-		hs->got += (size_t)n;
-		rc = preamble_reply_decode(hs->reply, hs->got, &st);
-		if (rc == -EAGAIN)
-			continue;
-		if (rc < 0)
-			return -EPROTO;
-		if (st != PREAMBLE_ST_OK)
-			log_info("endpoint %s: the node agent replied %s", u->ep->addr_str, preamble_status_name(st));
-		rc = preamble_status_errno(st);
-		if (rc == 0) {
-			free(u->link_hs);
-			u->link_hs = NULL;
-			u->want = TLS_WANT_NONE;
-		}
-		return rc;
+	rc = nodelink_step(u->nl, u->tls);
+	if (rc == -EAGAIN) {
+		u->want = tls_want(u->tls);
+		return -EAGAIN;
 	}
-wait:
-	u->want = tls_want(u->tls);
-	return -EAGAIN;
+	if (rc == 0) {
+		free(u->nl);
+		u->nl = NULL;
+		u->want = TLS_WANT_NONE;
+	}
+	return rc;
 }
 
 /*

@@ -66,7 +66,7 @@ struct h1up {
 	const struct tls_ctx *ctx;   /* identity it was made with: the pool never hands it to another */
 	struct weft_sockaddr node;   /* the agent it goes to */
 	enum tls_want want;          /* what the last TLS call that returned -EAGAIN waits for */
-	struct up_hs *link_hs;      /* during the secure setup only */
+	struct nodelink *nl;         /* during the secure setup only (handshake, preamble, reply) */
 };
 
 /* What a session asks for: where, as whom, and its callbacks (io->data and t->data are the h1up). */
@@ -95,8 +95,10 @@ void h1_worker_close_idle(struct h1_worker *w);
  */
 struct h1up *h1up_get(struct h1_worker *w, const struct h1up_want *want, int *err);
 /*
- * The secure setup after the TCP connect (another node's agent): 0 done,
- * -EAGAIN wait for u->want, or the attempt's -errno (link/nodelink.h).
+ * The secure setup after the TCP connect (another node's agent, through
+ * link/nodelink): 0 done (what the agent sent behind its reply waits in the
+ * TLS layer), -EAGAIN wait for u->want, or the attempt's -errno
+ * (nodelink.h). Failures are logged once, at debug, by nodelink.
  */
 int h1up_secure_step(struct h1up *u);
 /* After a complete exchange: back to the pool (l's limits), or closed. */

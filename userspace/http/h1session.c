@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * HTTP/1.1 at layer 7 (see h1proxy.h and docs/http1.md).
+ * HTTP/1.1 at layer 7 (see h1session.h and docs/http1.md).
  *
  * One struct h1s per client connection, driven by its own libev watchers:
  *
@@ -1495,7 +1495,7 @@ static void sess_up_cb(struct ev_loop *loop, ev_io *io, int revents)
 		revents &= ~EV_WRITE;
 	}
 	if (u->tcp_up && !u->connected) {
-		if (u->link_hs) {
+		if (u->nl) {
 			/* another node's agent: TLS and the preamble first (any event may advance them) */
 			r = h1up_secure_step(u);
 			if (r == -EAGAIN) {

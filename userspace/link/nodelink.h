@@ -3,8 +3,7 @@
  * nodelink: the client leg of the node-to-node mutual TLS connection
  * (docs/security.md, "The inter-agent connection"), written once for every
  * path that dials another node's agent: tcp/relay for opaque TCP, and
- * http/h1proxy's pooled HTTP upstreams (its up_secure_step is to move over
- * to it). After the caller's TCP connect: TLS client handshake, the prefix
+ * http/h1pool's pooled HTTP upstreams. After the caller's TCP connect: TLS client handshake, the prefix
  * (the encoded preamble) written, the 8-byte preamble reply read and
  * decoded. Only a reply "ok" connects.
  *
