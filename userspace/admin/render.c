@@ -67,7 +67,7 @@ void render_services(const struct snapshot *snap, struct buf *out)
 		buf_printf(out, "],\"balancer\":\"%s\",\"active\":%u,\"pending\":%u,\"ejected\":%zu,"
 			   "\"panic_picks\":%llu,\"connect_failed\":%llu,\"over_limit\":%llu,"
 			   "\"over_service_limit\":%llu,\"over_pending\":%llu,\"endpoints\":[",
-			   svc_bal_mode_name(s->mode), s->active, s->pending, s->ejected,
+			   cfg_balancer_name(s->balancer), s->active, s->pending, s->ejected,
 			   (unsigned long long)s->panics, (unsigned long long)s->no_endpoint,
 			   (unsigned long long)s->over_limit, (unsigned long long)s->over_service_limit,
 			   (unsigned long long)s->over_pending);

@@ -79,7 +79,7 @@ static int copy_svc(struct snapshot *s, struct snap_svc *o, const struct svc *sv
 	o->protocol = sv->protocol;
 	memcpy(o->vips, sv->vips, sv->n_vips * sizeof(*o->vips));
 	o->n_vips = sv->n_vips;
-	o->mode = sv->bal.mode;
+	o->balancer = sv->balancer;
 	o->ejected = bal_ejected(&sv->bal);
 	o->panics = sv->bal.panics;
 	o->active = sv->stat->active;

@@ -60,7 +60,7 @@ struct snap_svc {
 	enum cfg_protocol protocol;
 	struct weft_sockaddr *vips;
 	size_t n_vips;
-	enum bal_mode mode;
+	enum cfg_balancer balancer;
 	size_t ejected;
 	uint64_t panics;
 	uint32_t active, pending;

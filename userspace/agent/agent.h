@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * agent: weftd's runtime. Owns the event loop, the kernel side, the proxy,
+ * agent: weftd's runtime. Owns the event loop, the kernel side, the outbound listener,
  * the heartbeat, cgroup enrolment, reload and drain. See weftd.c for the
  * startup/shutdown order.
+ * It may call: admin/admin, admin/render, admin/snapshot, config/config,
+ * config/config_render, http/h1svc, http/zipkin, kernel/cgroup,
+ * kernel/cgwatch, kernel/kernel, kernel/probe, lib/buf, lib/log,
+ * listen/inbound, listen/outbound, state/service, tls/mtls, tls/tls, libev.
  */
 #ifndef WEFT_AGENT_H
 #define WEFT_AGENT_H

@@ -17,6 +17,7 @@
  * overflow: values that do not fit are rejected) and return 0 with *out set,
  * or -EINVAL. They read only value[0..len). The caller treats an invalid
  * header as absent (and may count it).
+ * It may call: libc only.
  */
 #ifndef WEFT_DEADLINE_H
 #define WEFT_DEADLINE_H

@@ -5,6 +5,7 @@
  * a parsed request against them, the weighted choice of a backend service,
  * the names a Connection header lists, and protocol detection of the first
  * bytes of a connection ("auto").
+ * It may call: codec/http1, config/config.
  */
 #ifndef WEFT_H1ROUTE_H
 #define WEFT_H1ROUTE_H

@@ -35,6 +35,7 @@
  * Transfer-Encoding, Host, Connection, Expect, Upgrade) once per header line,
  * selected by name length before any comparison. See docs/http1.md for what
  * is accepted and rejected, and why.
+ * It may call: libc only.
  */
 #ifndef WEFT_HTTP1_H
 #define WEFT_HTTP1_H

@@ -17,6 +17,7 @@
  *   FNM_PATHNAME: '*' matches within one path segment; a last segment of
  *   "**" matches the path before it and everything under it). Empty list:
  *   any identity of the policy's trust domain.
+ * It may call: lib/log.
  */
 #ifndef WEFT_IDENTITY_H
 #define WEFT_IDENTITY_H

@@ -32,6 +32,7 @@
  * two zero bytes. Sent by the receiver once it has connected to the target or
  * refused; the connecting agent may retry elsewhere on anything but
  * PREAMBLE_ST_OK, having delivered nothing from this peer to the application.
+ * It may call: lib/addr.
  */
 #ifndef WEFT_PREAMBLE_H
 #define WEFT_PREAMBLE_H

@@ -9,6 +9,7 @@
  * a higher version parsed by its first four fields as the spec says; all-zero
  * ids invalid); an invalid header is treated as absent. Parsers read only
  * value[0..len) and never allocate.
+ * It may call: lib/buf.
  */
 #ifndef WEFT_TRACE_H
 #define WEFT_TRACE_H

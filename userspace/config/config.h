@@ -3,6 +3,7 @@
  * weftd's configuration: one libconfig file, parsed and validated completely
  * before anything uses it. A struct weft_config is immutable once returned;
  * reload builds a new one and swaps it in.
+ * It may call: codec/http1, codec/identity, lib/addr, libconfig.
  */
 #ifndef WEFT_CONFIG_H
 #define WEFT_CONFIG_H
@@ -35,7 +36,7 @@ struct cfg_endpoint {
 	struct weft_sockaddr addr;
 	uint32_t weight;            /* default 1, 1..1000 */
 	bool has_node;
-	struct weft_sockaddr node;  /* remote agent's inbound listener (mTLS; later issue) */
+	struct weft_sockaddr node;  /* remote agent's inbound listener (mTLS) */
 	int line;                   /* config line, for messages */
 };
 

@@ -1,4 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * config_render: the effective config as JSON (GET /config).
+ * It may call: config/config, lib/buf.
+ */
 #ifndef WEFT_CONFIG_RENDER_H
 #define WEFT_CONFIG_RENDER_H
 

@@ -13,6 +13,7 @@
  * A full ring drops the new span and counts it; a failed POST (connect
  * refused, timeout, non-2xx) drops that batch and counts it (no retry: spans
  * are best effort, and a dead collector must not grow memory).
+ * It may call: codec/trace, lib/addr, lib/buf, lib/log, libev.
  */
 #ifndef WEFT_ZIPKIN_H
 #define WEFT_ZIPKIN_H

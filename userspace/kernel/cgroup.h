@@ -4,6 +4,7 @@
  * (absolute paths, paths relative to the mount, or glob patterns) to
  * directories, and map a directory to its cgroup id (the id
  * bpf_get_current_cgroup_id() returns: the kernfs inode number).
+ * It may call: libc only.
  */
 #ifndef WEFT_CGROUP_H
 #define WEFT_CGROUP_H

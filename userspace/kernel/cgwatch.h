@@ -12,6 +12,7 @@
  * them calls the callback, which rescans and calls cgw_sync() again so new
  * levels get watched. The agent's periodic scan remains as a backstop (e.g.
  * for an inotify watch limit reached).
+ * It may call: kernel/cgroup, lib/log, libev.
  */
 #ifndef WEFT_CGWATCH_H
 #define WEFT_CGWATCH_H

@@ -7,6 +7,7 @@
  *
  * One weftd owns a pin path at a time (flock on the pin directory). Pins left
  * by a crashed earlier run are removed at open: their links detach with them.
+ * It may call: config/config, kernel/cgroup, lib/log, libbpf.
  */
 #ifndef WEFT_KERNEL_H
 #define WEFT_KERNEL_H
@@ -59,8 +60,11 @@ int kern_take_orig(struct kern *k, const struct weft_conn_key *key, struct weft_
 
 /*
  * Adds weftd's end of an app <-> agent connection to weft_sockhash (the app's
- * end was added by sockops), enabling the sk_msg fast path both ways. The
- * kernel removes sockets from the map when they close. 0 or -errno.
+ * end was added by sockops), enabling the sk_msg fast path in one direction:
+ * weftd's sends go straight into the app's receive queue; the app's sends
+ * stay on TCP (redirecting them could reorder bytes sent before the accept;
+ * docs/architecture.md, "Kernel fast paths"). The kernel removes sockets from
+ * the map when they close. 0 or -errno.
  */
 int kern_sockhash_add(struct kern *k, int fd, const struct weft_sock_key *key);
 

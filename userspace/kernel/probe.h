@@ -3,6 +3,7 @@
  * Kernel feature probe run before anything is loaded, so a missing feature is
  * reported by name ("kernel has no BTF (/sys/kernel/btf/vmlinux missing):
  * build the kernel with CONFIG_DEBUG_INFO_BTF=y") instead of a libbpf errno.
+ * It may call: kernel/cgroup, libbpf.
  */
 #ifndef WEFT_PROBE_H
 #define WEFT_PROBE_H

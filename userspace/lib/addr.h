@@ -3,6 +3,7 @@
  * Socket addresses: parsing "ip:port" / "[ip6]:port", formatting, and
  * conversion to the BPF map key (struct weft_addr). IPv4-mapped IPv6
  * addresses are normalised to IPv4 everywhere, as the BPF side does.
+ * It may call: libc only.
  */
 #ifndef WEFT_ADDR_H
 #define WEFT_ADDR_H

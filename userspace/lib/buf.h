@@ -4,6 +4,7 @@
  * metrics). Not for the data path. On allocation failure the buffer is
  * marked failed and further appends are ignored; check buf_failed() once at
  * the end instead of after every append.
+ * It may call: libc only.
  */
 #ifndef WEFT_BUF_H
 #define WEFT_BUF_H

@@ -3,6 +3,7 @@
  * One line per event on stderr: "2026-11-27T09:40:01.123Z weftd[pid] LEVEL msg".
  * The level check is an inline compare so debug calls on the data path cost a
  * branch when debug is off; never log per byte or per read.
+ * It may call: libc only.
  */
 #ifndef WEFT_LOG_H
 #define WEFT_LOG_H

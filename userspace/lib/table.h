@@ -3,6 +3,7 @@
  * table: aligned plain-text tables for people (weftctl's default output, which
  * the admin API renders with ?format=text). Cells are copied; column widths
  * are computed at render time. Control plane only.
+ * It may call: lib/buf.
  */
 #ifndef WEFT_TABLE_H
 #define WEFT_TABLE_H

@@ -10,6 +10,8 @@
  * happens before any byte reaches an endpoint, is logged with its reason and
  * counted; the caller gets a preamble reply saying why where it can.
  * Runs in the main loop.
+ * It may call: codec/preamble, config/config, lib/buf, lib/list, lib/log,
+ * lib/sock, state/service, tcp/relay, tls/mtls, tls/tls, libev.
  */
 #ifndef WEFT_INBOUND_H
 #define WEFT_INBOUND_H

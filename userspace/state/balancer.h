@@ -25,6 +25,7 @@
  *
  * Time is passed in (seconds, monotonic) so the state machine is testable
  * with a fake clock. Costs are O(n) per pick; n is endpoints of one service.
+ * It may call: libc only.
  */
 #ifndef WEFT_BALANCER_H
 #define WEFT_BALANCER_H

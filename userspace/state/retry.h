@@ -12,6 +12,7 @@
  *
  * Back-off: "full jitter" exponential (AWS architecture blog): attempt n
  * (1 = the first retry) waits uniform [0, min(max, base * 2^(n-1))] ms.
+ * It may call: libc only.
  */
 #ifndef WEFT_RETRY_H
 #define WEFT_RETRY_H

@@ -277,11 +277,6 @@ static enum bal_mode bal_mode_of(enum cfg_balancer b)
 	}
 }
 
-const char *svc_bal_mode_name(enum bal_mode m)
-{
-	return m == BAL_ROUND_ROBIN ? "round-robin" : m == BAL_LEAST_CONN ? "least-conn" : "ewma";
-}
-
 const char *svc_ep_state_name(const struct svc_ep *ep)
 {
 	return ep->bal.state == BAL_READY ? "ready" : ep->bal.state == BAL_PROBING ? "probing" : "ejected";
@@ -357,6 +352,7 @@ static struct svc *svc_new_locked(struct registry *r, const struct weft_config *
 		s->bal.eps[i] = &s->eps[i]->bal;
 	}
 	s->protocol = cs->protocol;
+	s->balancer = cs->balancer;
 	if ((cs->protocol == CFG_PROTO_HTTP || cs->protocol == CFG_PROTO_AUTO) && r->hooks && r->hooks->svc_new) {
 		s->http = r->hooks->svc_new(cfg, cs, s);
 		if (!s->http)

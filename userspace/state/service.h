@@ -130,6 +130,7 @@ struct svc {
 	struct bal bal;
 	struct svc_connopts opts;
 	enum cfg_protocol protocol;
+	enum cfg_balancer balancer;
 	uint32_t max_conns, max_pending;
 	struct id_policy *policy;     /* authorization.allow, for mTLS callers; NULL without tls */
 	struct h1_svc *http;          /* HTTP settings and routes (hooks); NULL: opaque only */
@@ -237,8 +238,6 @@ void svc_ep_observe_connect(struct svc_ep *ep, double secs);
  * ejections and readmissions (lock held).
  */
 void svc_breaker(struct svc *s, int i, bool ok, double now, const char *why);
-/* "ewma", "round-robin", "least-conn". */
-const char *svc_bal_mode_name(enum bal_mode m);
 /* "ready", "probing", "ejected". */
 const char *svc_ep_state_name(const struct svc_ep *ep);
 

@@ -6,6 +6,8 @@
  * matches) and one client context per identities rule, plus the cgroup ->
  * rule map. Reload builds a new bundle and swaps it; connections keep the
  * contexts they took references on.
+ * It may call: codec/identity, config/config, kernel/cgroup, tls/certmint,
+ * tls/tls.
  */
 #ifndef WEFT_MTLS_H
 #define WEFT_MTLS_H
