@@ -6,8 +6,8 @@
 set -euo pipefail
 
 PKGS=(
-	# build
-	build-essential clang llvm pkg-config
+	# build (clang-format: make format, make format-check)
+	build-essential clang llvm pkg-config clang-format
 	libbpf-dev bpftool libelf-dev zlib1g-dev
 	libev-dev libconfig-dev libwolfssl-dev libnl-3-dev libnl-route-3-dev libnl-idiag-3-dev
 	# tests: unit (cmocka), sanitizer + libFuzzer runtime, valgrind, e2e (pytest, clients)
