@@ -163,7 +163,7 @@ e2e: $(E2E_WEFTD) $(BUILD)/weftctl
 	$(Q)WEFTD=$(abspath $(E2E_WEFTD)) WEFTCTL=$(abspath $(BUILD)/weftctl) \
 		$(PYTHON) -m pytest -q -ra tests/e2e $(PYTEST_ARGS)
 
-test: all san unit unit-san valgrind fuzz-regress e2e
+test: format-check all san unit unit-san valgrind fuzz-regress e2e
 
 deps:
 	$(Q)scripts/deps.sh

@@ -82,10 +82,8 @@ struct {
 enum connect_action { ACT_PASS, ACT_REDIRECT, ACT_REFUSE };
 
 /* The single decision point for connect4/6; see the table at the top. */
-static __always_inline enum connect_action connect_decide(struct bpf_sock_addr *ctx,
-							  const struct weft_addr *dst,
-							  struct weft_agent_state **agp,
-							  struct weft_orig **origp)
+static __always_inline enum connect_action connect_decide(struct bpf_sock_addr *ctx, const struct weft_addr *dst,
+							  struct weft_agent_state **agp, struct weft_orig **origp)
 {
 	struct weft_service_key skey = {};
 	struct weft_service_val *svc;
@@ -261,8 +259,7 @@ int weft_sockops(struct bpf_sock_ops *skops)
 		sk_key.netns_cookie = key.netns_cookie;
 		sk_key.local = key.client;
 		if (skops->family == AF_INET) {
-			addr_from_v4(&sk_key.remote, skops->remote_ip4,
-				     bpf_ntohs((__u16)(skops->remote_port >> 16)));
+			addr_from_v4(&sk_key.remote, skops->remote_ip4, bpf_ntohs((__u16)(skops->remote_port >> 16)));
 		} else {
 			ip6[0] = skops->remote_ip6[0];
 			ip6[1] = skops->remote_ip6[1];

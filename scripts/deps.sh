@@ -12,7 +12,7 @@ PKGS=(
 	libev-dev libconfig-dev libwolfssl-dev libnl-3-dev libnl-route-3-dev libnl-idiag-3-dev
 	# tests: unit (cmocka), sanitizer + libFuzzer runtime, valgrind, e2e (pytest, clients)
 	libcmocka-dev libclang-rt-14-dev valgrind
-	python3 python3-pytest curl iproute2
+	python3 python3-pytest curl iproute2 wrk
 	# e2e: promtool check metrics, and a real Prometheus scraping weftd
 	prometheus
 	# mTLS: scripts/weft-ca (openssl), testssl.sh against the inbound listener

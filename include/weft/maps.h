@@ -15,18 +15,18 @@
 #ifndef WEFT_MAPS_H
 #define WEFT_MAPS_H
 
-#define WEFT_AF_INET  2
+#define WEFT_AF_INET 2
 #define WEFT_AF_INET6 10
 
 /* Map capacities (max_entries). Userspace checks config against them. */
 #define WEFT_MAX_SERVICE_ADDRS 65536 /* weft_services: VIP:port entries */
-#define WEFT_MAX_ORIGDST       65536 /* weft_origdst: in-flight handoffs (LRU) */
-#define WEFT_MAX_SOCKHASH      131072 /* weft_sockhash: both ends of each redirected app<->agent pair */
+#define WEFT_MAX_ORIGDST 65536       /* weft_origdst: in-flight handoffs (LRU) */
+#define WEFT_MAX_SOCKHASH 131072     /* weft_sockhash: both ends of each redirected app<->agent pair */
 
 struct weft_addr {
-	__u8 ip[16];    /* network byte order; IPv4 in ip[0..3] */
-	__u16 port;     /* host byte order */
-	__u16 family;   /* WEFT_AF_INET or WEFT_AF_INET6 */
+	__u8 ip[16];  /* network byte order; IPv4 in ip[0..3] */
+	__u16 port;   /* host byte order */
+	__u16 family; /* WEFT_AF_INET or WEFT_AF_INET6 */
 } __attribute__((aligned(4)));
 
 /* weft_services: HASH, what apps dial -> which service. */
@@ -46,10 +46,10 @@ struct weft_service_val {
  * compute from the socket it accepted.
  */
 struct weft_orig {
-	struct weft_addr dst;  /* the VIP:port the app dialled */
-	__u64 cgroup_id;       /* cgroup v2 id of the connecting task (workload identity) */
+	struct weft_addr dst; /* the VIP:port the app dialled */
+	__u64 cgroup_id;      /* cgroup v2 id of the connecting task (workload identity) */
 	__u32 service_id;
-	__u32 pid;             /* tgid of the connecting task, for logs */
+	__u32 pid; /* tgid of the connecting task, for logs */
 };
 
 /* weft_origdst: LRU_HASH key. weftd deletes each entry once it has read it. */
@@ -69,7 +69,7 @@ struct weft_sock_key {
 	__u64 netns_cookie;
 	struct weft_addr local;
 	struct weft_addr remote;
-	__u32 pad;               /* explicit, zero */
+	__u32 pad; /* explicit, zero */
 };
 
 /* weft_agent: ARRAY[1], written by weftd; read by every hook. */
@@ -93,18 +93,18 @@ struct weft_agent_state {
 
 /* weft_stats: PERCPU_ARRAY indexed by verdict; userspace sums the CPUs. */
 enum weft_verdict {
-	WEFT_V_REDIRECTED = 0,    /* connect rewritten to the agent */
-	WEFT_V_NOT_SERVICE,       /* destination not in weft_services: untouched */
-	WEFT_V_SKIPPED_OWN,       /* agent's own socket (mark or cgroup): untouched */
-	WEFT_V_SKIPPED_STALE,     /* agent heartbeat stale, fail_mode open: untouched */
-	WEFT_V_REFUSED_STALE,     /* agent heartbeat stale, fail_mode closed: refused */
-	WEFT_V_ERROR,             /* internal failure (storage full...): untouched (fail-open) */
-	WEFT_V_HANDOFF,           /* sockops moved the record into weft_origdst */
-	WEFT_V_HANDOFF_ERROR,     /* sockops could not store the record (map full) */
-	WEFT_V_PEERNAME,          /* getpeername answered with the original destination */
-	WEFT_V_MSG_REDIRECTED,    /* sk_msg: a send went straight to the peer socket */
-	WEFT_V_MSG_PASSED,        /* sk_msg: no peer in weft_sockhash, normal path */
-	WEFT_V_STRICT_DROPPED,    /* strict inbound: a SYN that did not come through the agent, dropped */
+	WEFT_V_REDIRECTED = 0, /* connect rewritten to the agent */
+	WEFT_V_NOT_SERVICE,    /* destination not in weft_services: untouched */
+	WEFT_V_SKIPPED_OWN,    /* agent's own socket (mark or cgroup): untouched */
+	WEFT_V_SKIPPED_STALE,  /* agent heartbeat stale, fail_mode open: untouched */
+	WEFT_V_REFUSED_STALE,  /* agent heartbeat stale, fail_mode closed: refused */
+	WEFT_V_ERROR,          /* internal failure (storage full...): untouched (fail-open) */
+	WEFT_V_HANDOFF,        /* sockops moved the record into weft_origdst */
+	WEFT_V_HANDOFF_ERROR,  /* sockops could not store the record (map full) */
+	WEFT_V_PEERNAME,       /* getpeername answered with the original destination */
+	WEFT_V_MSG_REDIRECTED, /* sk_msg: a send went straight to the peer socket */
+	WEFT_V_MSG_PASSED,     /* sk_msg: no peer in weft_sockhash, normal path */
+	WEFT_V_STRICT_DROPPED, /* strict inbound: a SYN that did not come through the agent, dropped */
 	WEFT_V__MAX,
 };
 

@@ -58,7 +58,8 @@ static bool j_string(struct jp *j)
 				int k;
 
 				for (k = 1; k <= 4; k++)
-					if (j->p + k >= j->end || !strchr("0123456789abcdefABCDEF", j->p[k]) || !j->p[k])
+					if (j->p + k >= j->end || !strchr("0123456789abcdefABCDEF", j->p[k]) ||
+					    !j->p[k])
 						return false;
 				j->p += 5;
 			} else if (strchr("\"\\/bfnrt", *j->p) && *j->p) {
@@ -70,7 +71,10 @@ static bool j_string(struct jp *j)
 			j->p++;
 		} else {
 			/* UTF-8: lead byte, continuation count, no overlong / surrogate / > U+10FFFF */
-			int n = c >= 0xc2 && c <= 0xdf ? 1 : c >= 0xe0 && c <= 0xef ? 2 : c >= 0xf0 && c <= 0xf4 ? 3 : -1;
+			int n = c >= 0xc2 && c <= 0xdf   ? 1
+				: c >= 0xe0 && c <= 0xef ? 2
+				: c >= 0xf0 && c <= 0xf4 ? 3
+							 : -1;
 			uint32_t cp = c & (n == 1 ? 0x1f : n == 2 ? 0x0f : 0x07);
 			int k;
 
@@ -81,7 +85,8 @@ static bool j_string(struct jp *j)
 					return false;
 				cp = cp << 6 | (j->p[k] & 0x3f);
 			}
-			if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+			if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+			    (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
 				return false;
 			j->p += n + 1;
 		}

@@ -66,7 +66,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			const struct cfg_service *s = &c->services[i];
 			size_t j;
 
-			if (!s->name || !s->n_addrs || s->n_addrs > CFG_MAX_SVC_ADDRS || s->n_endpoints > CFG_MAX_ENDPOINTS)
+			if (!s->name || !s->n_addrs || s->n_addrs > CFG_MAX_SVC_ADDRS ||
+			    s->n_endpoints > CFG_MAX_ENDPOINTS)
 				abort();
 			for (j = 0; j < s->n_addrs; j++)
 				if (!addr_port(&s->addrs[j]))

@@ -30,7 +30,10 @@
 	} while (0)
 
 static const struct h1_limits small_limits = {
-	.max_start_line = 64, .max_header_bytes = 160, .max_headers = 6, .max_chunk_line = 24,
+	.max_start_line = 64,
+	.max_header_bytes = 160,
+	.max_headers = 6,
+	.max_chunk_line = 24,
 };
 
 static bool is_tchar(unsigned char c)
@@ -56,14 +59,13 @@ static void check_headers(const char *buf, size_t head, const struct h1_header *
 		}
 		if (h[i].value_len) {
 			CHECK(h[i].value[0] != ' ' && h[i].value[0] != '\t');
-			CHECK(h[i].value[h[i].value_len - 1] != ' ' &&
-			      h[i].value[h[i].value_len - 1] != '\t');
+			CHECK(h[i].value[h[i].value_len - 1] != ' ' && h[i].value[h[i].value_len - 1] != '\t');
 		}
 	}
 }
 
 /* Offsets relative to the buffer, so parses of two copies can be compared. */
-#define OFF(p) ((p) ? (ptrdiff_t)((p) - base) : (ptrdiff_t)-1)
+#define OFF(p) ((p) ? (ptrdiff_t)((p)-base) : (ptrdiff_t)-1)
 
 struct req_view {
 	ptrdiff_t method, target, path, host, up;
@@ -110,8 +112,8 @@ static void req_view(struct req_view *v, const struct h1_request *r, const char 
 	}
 }
 
-static int parse_req_once(const char *buf, size_t n, const struct h1_limits *lim,
-			  struct req_view *v, struct h1_header *h)
+static int parse_req_once(const char *buf, size_t n, const struct h1_limits *lim, struct req_view *v,
+			  struct h1_header *h)
 {
 	struct h1_request r;
 	int ret;
@@ -145,8 +147,8 @@ static void fuzz_request(const char *buf, size_t n, size_t split, const struct h
 		CHECK(v0.minor == 0 || v0.host >= 0);
 		CHECK(v0.method_len > 0 && v0.target_len > 0);
 		CHECK((size_t)v0.target + v0.target_len < (size_t)want);
-		CHECK(v0.path_len == 0 || (v0.path >= v0.target && v0.path + (ptrdiff_t)v0.path_len <=
-							      v0.target + (ptrdiff_t)v0.target_len));
+		CHECK(v0.path_len == 0 || (v0.path >= v0.target &&
+					   v0.path + (ptrdiff_t)v0.path_len <= v0.target + (ptrdiff_t)v0.target_len));
 		check_headers(buf, (size_t)want, h0, v0.n_headers);
 	}
 
@@ -177,8 +179,7 @@ static void fuzz_request(const char *buf, size_t n, size_t split, const struct h
 	free(moved);
 }
 
-static void fuzz_response(const char *buf, size_t n, size_t split, enum h1_method m,
-			  const struct h1_limits *lim)
+static void fuzz_response(const char *buf, size_t n, size_t split, enum h1_method m, const struct h1_limits *lim)
 {
 	struct h1_header h0[NHDRS], h1[NHDRS];
 	struct h1_response r0, r1;
@@ -193,8 +194,8 @@ static void fuzz_response(const char *buf, size_t n, size_t split, enum h1_metho
 		CHECK(r0.status >= 100 && r0.status <= 599);
 		/* exactly one framing */
 		CHECK((int)r0.no_body + (int)r0.chunked + (int)r0.close_delimited +
-			      (int)(!r0.no_body && !r0.chunked && !r0.close_delimited &&
-				    r0.content_length >= 0) == 1);
+			      (int)(!r0.no_body && !r0.chunked && !r0.close_delimited && r0.content_length >= 0) ==
+		      1);
 		CHECK(!r0.tunnel || r0.no_body);
 		CHECK(!r0.close_delimited || !r0.keep_alive);
 		check_headers(buf, (size_t)want, h0, r0.n_headers);

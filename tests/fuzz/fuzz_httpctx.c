@@ -31,7 +31,9 @@
 
 enum { T_TRACEPARENT, T_B3, T_B3_MULTI, T_WEFT, T_GRPC, T_L5D, T_FORMATTERS, T_SPAN_JSON, T_RETRY, T__COUNT };
 
+// clang-format off
 #define CHECK(c) do { if (!(c)) abort(); } while (0)
+// clang-format on
 
 static struct trace_ctx poison(void)
 {
@@ -174,12 +176,18 @@ static void fuzz_weft(const char *v, size_t n)
 static int64_t grpc_unit(char u)
 {
 	switch (u) {
-	case 'n': return 1;
-	case 'u': return 1000;
-	case 'm': return 1000000;
-	case 'S': return 1000000000;
-	case 'M': return INT64_C(60000000000);
-	case 'H': return INT64_C(3600000000000);
+	case 'n':
+		return 1;
+	case 'u':
+		return 1000;
+	case 'm':
+		return 1000000;
+	case 'S':
+		return 1000000000;
+	case 'M':
+		return INT64_C(60000000000);
+	case 'H':
+		return INT64_C(3600000000000);
 	}
 	abort();
 }

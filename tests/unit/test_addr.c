@@ -54,7 +54,8 @@ static void test_parse_ok(void **state)
 			fail_msg("'%s' did not parse: %s", t->in, err);
 		assert_string_equal(err, "");
 		assert_int_equal(a.sa.sa_family, t->family);
-		assert_int_equal(a.len, t->family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
+		assert_int_equal(a.len,
+				 t->family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
 		assert_string_equal(addr_format(&a, buf, sizeof(buf)), t->out);
 		assert_int_equal(addr_port(&a), t->port);
 	}
@@ -97,7 +98,8 @@ static const struct fail_case fail_cases[] = {
 	{ "[foo]:80", false, "'[foo]:80' is not a numeric IPv6 address (host names are not resolved)" },
 	{ "[10.0.0.1]:80", false, "'[10.0.0.1]:80' is not a numeric IPv6 address (host names are not resolved)" },
 	{ "[]:80", false, "'[]:80' is not a numeric IPv6 address (host names are not resolved)" },
-	{ "[fe80::1%eth0]:80", false, "'[fe80::1%eth0]:80' is not a numeric IPv6 address (host names are not resolved)" },
+	{ "[fe80::1%eth0]:80", false,
+	  "'[fe80::1%eth0]:80' is not a numeric IPv6 address (host names are not resolved)" },
 	/* Echoed input is cut at 64 bytes and kept on one line. */
 	{ "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:80", false,
 	  "'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...' is not a numeric IP address (host names are not resolved; write an IPv4 or [IPv6] address)" },

@@ -25,7 +25,8 @@ static const struct {
 } good[] = {
 	{ "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", "GET", "/metrics", "" },
 	{ "GET /services?format=text HTTP/1.0\r\n\r\n", "GET", "/services", "format=text" },
-	{ "POST /enroll?cgroup=a%2Fb&x=1 HTTP/1.1\r\nContent-Length: 0\r\n\r\n", "POST", "/enroll", "cgroup=a%2Fb&x=1" },
+	{ "POST /enroll?cgroup=a%2Fb&x=1 HTTP/1.1\r\nContent-Length: 0\r\n\r\n", "POST", "/enroll",
+	  "cgroup=a%2Fb&x=1" },
 };
 
 static void test_parse_good(void **state)
@@ -46,12 +47,12 @@ static const struct {
 	const char *req;
 	int status;
 } bad[] = {
-	{ "GET /x HTTP/1.1\r\n", -EAGAIN },               /* incomplete */
+	{ "GET /x HTTP/1.1\r\n", -EAGAIN }, /* incomplete */
 	{ "GET /x HTTP/2.0\r\n\r\n", 505 },
 	{ "GET /x FOO/1.1\r\n\r\n", 400 },
-	{ "GET x HTTP/1.1\r\n\r\n", 400 },                /* not origin-form */
+	{ "GET x HTTP/1.1\r\n\r\n", 400 }, /* not origin-form */
 	{ " /x HTTP/1.1\r\n\r\n", 400 },
-	{ "G(T /x HTTP/1.1\r\n\r\n", 400 },               /* not a token */
+	{ "G(T /x HTTP/1.1\r\n\r\n", 400 }, /* not a token */
 	{ "GET /a b HTTP/1.1\r\n\r\n", 400 },
 	{ "GET /\x01 HTTP/1.1\r\n\r\n", 400 },
 	{ "GET\r\n\r\n", 400 },
@@ -87,7 +88,9 @@ static void test_parse_limits(void **state)
 
 static void test_query(void **state)
 {
-	static const struct { const char *q, *key, *want; } t[] = {
+	static const struct {
+		const char *q, *key, *want;
+	} t[] = {
 		{ "format=text", "format", "text" },
 		{ "a=1&format=json&b=2", "format", "json" },
 		{ "cgroup=%2Fsys%2Ffs%2Fcgroup%2Fapp.slice", "cgroup", "/sys/fs/cgroup/app.slice" },
@@ -107,14 +110,17 @@ static void test_query(void **state)
 
 static void test_query_bad(void **state)
 {
-	static const struct { const char *q, *key; size_t len; } t[] = {
-		{ "", "format", 64 },            /* absent */
-		{ "format", "format", 64 },      /* no '=' */
-		{ "fmt=text", "format", 64 },    /* other key */
-		{ "format=%zz", "format", 64 },  /* bad escape */
-		{ "format=%00", "format", 64 },  /* encoded NUL */
-		{ "format=%4", "format", 64 },   /* truncated escape */
-		{ "format=abcdef", "format", 4 },/* too long for the buffer */
+	static const struct {
+		const char *q, *key;
+		size_t len;
+	} t[] = {
+		{ "", "format", 64 },             /* absent */
+		{ "format", "format", 64 },       /* no '=' */
+		{ "fmt=text", "format", 64 },     /* other key */
+		{ "format=%zz", "format", 64 },   /* bad escape */
+		{ "format=%00", "format", 64 },   /* encoded NUL */
+		{ "format=%4", "format", 64 },    /* truncated escape */
+		{ "format=abcdef", "format", 4 }, /* too long for the buffer */
 	};
 	char v[64];
 	size_t i;
@@ -137,7 +143,9 @@ static void route_fn(void *arg, const char *query, struct admin_response *r)
 static void test_route(void **state)
 {
 	static const struct admin_route routes[] = {
-		{ "/a", "GET", route_fn }, { "/b", "GET", route_fn }, { "/c", "POST", route_fn },
+		{ "/a", "GET", route_fn },
+		{ "/b", "GET", route_fn },
+		{ "/c", "POST", route_fn },
 	};
 	struct buf body = { 0 };
 	struct admin_response r = { 200, "application/json", &body };
@@ -162,12 +170,9 @@ static void test_route(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_good),
-		cmocka_unit_test(test_parse_bad),
-		cmocka_unit_test(test_parse_limits),
-		cmocka_unit_test(test_query),
-		cmocka_unit_test(test_query_bad),
-		cmocka_unit_test(test_route),
+		cmocka_unit_test(test_parse_good),   cmocka_unit_test(test_parse_bad),
+		cmocka_unit_test(test_parse_limits), cmocka_unit_test(test_query),
+		cmocka_unit_test(test_query_bad),    cmocka_unit_test(test_route),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

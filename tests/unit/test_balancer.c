@@ -258,7 +258,10 @@ static void test_small_sets(void **state)
 /* ---- failure accrual, with a fake clock ---- */
 
 static const struct bal_breaker brk5 = {
-	.consecutive_failures = 5, .base_ejection_s = 5, .max_ejection_s = 300, .max_ejection_percent = 50,
+	.consecutive_failures = 5,
+	.base_ejection_s = 5,
+	.max_ejection_s = 300,
+	.max_ejection_percent = 50,
 };
 
 static int setup_brk(struct bal *b, size_t n, enum bal_mode mode, const struct bal_breaker *brk)

@@ -519,7 +519,8 @@ static void test_issue_fail(void **state)
 	size_t i;
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct certmint_req req = { .identity = cases[i].id, .lifetime_s = cases[i].life,
+		struct certmint_req req = { .identity = cases[i].id,
+					    .lifetime_s = cases[i].life,
 					    .backdate_s = cases[i].back };
 		struct certmint_out o;
 		char err[512] = "";
@@ -579,7 +580,8 @@ static void test_issuer_load_fail(void **state)
 		certmint_issuer_free(iss);
 	}
 	/* a SEC1 key works as well as PKCS#8 */
-	assert_int_equal(run("openssl ec -in %s -out %s 2>/dev/null", path("ca/issuer.key"), path("issuer-sec1.key")), 0);
+	assert_int_equal(run("openssl ec -in %s -out %s 2>/dev/null", path("ca/issuer.key"), path("issuer-sec1.key")),
+			 0);
 	{
 		struct certmint_issuer *iss = NULL;
 		char err[512];

@@ -98,7 +98,7 @@ static const char full_config[] =
 	"  mark = 0x1234;\n"
 	"  log_level = \"debug\";\n"
 	"  max_connections = 1048576;\n"
-	"  buffer_size = 4096L;\n"                  /* int64 literals are integers too */
+	"  buffer_size = 4096L;\n" /* int64 literals are integers too */
 	"  drain_timeout_ms = 0;\n"
 	"};\n"
 	"intercept: {\n"
@@ -326,8 +326,9 @@ static void test_bounds_accepted(void **state)
 	cfg_free(c);
 
 	/* a cap equal to the first ejection; unset keys keep their defaults */
-	c = load_ok("services = ( { name = \"a\"; addresses = [ \"1.2.3.4:1\" ];\n"
-		    "  circuit_breaker = { base_ejection_ms = 3600000; max_ejection_ms = 3600000; }; limits = { }; } );\n");
+	c = load_ok(
+		"services = ( { name = \"a\"; addresses = [ \"1.2.3.4:1\" ];\n"
+		"  circuit_breaker = { base_ejection_ms = 3600000; max_ejection_ms = 3600000; }; limits = { }; } );\n");
 	assert_int_equal(c->services[0].cb_base_ejection_ms, 3600000);
 	assert_int_equal(c->services[0].cb_max_ejection_ms, 3600000);
 	assert_int_equal(c->services[0].cb_consecutive_failures, 5);
@@ -347,7 +348,7 @@ static void test_names(void **state)
 	assert_string_equal(cfg_balancer_name(CFG_BAL_EWMA), "ewma");
 	assert_string_equal(cfg_balancer_name(CFG_BAL_ROUND_ROBIN), "round-robin");
 	assert_string_equal(cfg_balancer_name(CFG_BAL_LEAST_CONN), "least-conn");
-	assert_string_equal(cfg_balancer_name((enum cfg_balancer)-1), "?");
+	assert_string_equal(cfg_balancer_name((enum cfg_balancer)(-1)), "?");
 	assert_string_equal(cfg_fail_mode_name(CFG_FAIL_OPEN), "open");
 	assert_string_equal(cfg_fail_mode_name(CFG_FAIL_CLOSED), "closed");
 	assert_string_equal(cfg_log_level_name(CFG_LOG_ERROR), "error");
@@ -357,33 +358,33 @@ static void test_names(void **state)
 /* --- HTTP: limits, retries, routes; tracing ------------------------------------- */
 
 static const char http_config[] =
-	"services = (\n"                                                                                   /* 1 */
-	"  { name = \"web\"; addresses = [ \"127.10.0.1:80\" ]; protocol = \"http\";\n"                  /* 2 */
-	"    endpoints = ( { address = \"127.0.0.1:8081\"; } );\n"                                         /* 3 */
-	"    limits = { max_requests = 1048576; };\n"                                                      /* 4 */
+	"services = (\n"                                                                /* 1 */
+	"  { name = \"web\"; addresses = [ \"127.10.0.1:80\" ]; protocol = \"http\";\n" /* 2 */
+	"    endpoints = ( { address = \"127.0.0.1:8081\"; } );\n"                      /* 3 */
+	"    limits = { max_requests = 1048576; };\n"                                   /* 4 */
 	"    http = { detect_timeout_ms = 1; max_request_line = 256; max_header_bytes = 1024; max_headers = 8;\n"
 	"             request_timeout_ms = 0; max_retry_body = 0; pool_max_idle = 0; pool_idle_timeout_ms = 100; head_timeout_ms = 0; };\n"
 	"    retry = { attempts = 2; on_status = [ 500, 503 ]; budget_ratio = 1; budget_min_per_s = 0;\n" /* 7 */
-	"              budget_window_s = 60; backoff_base_ms = 0; backoff_max_ms = 0; };\n"                /* 8 */
-	"    routes = (\n"                                                                                 /* 9 */
-	"      { name = \"canary\";\n"                                                                     /* 10 */
+	"              budget_window_s = 60; backoff_base_ms = 0; backoff_max_ms = 0; };\n"               /* 8 */
+	"    routes = (\n"                                                                                /* 9 */
+	"      { name = \"canary\";\n"                                                                    /* 10 */
 	"        match = { method = \"GET\"; host = \"API.Example.com\"; path_prefix = \"/api/\";\n"      /* 11 */
 	"                  headers = ( { name = \"X-Canary\"; value = \"1\"; }, { name = \"x-present\"; } ); };\n"
-	"        backends = ( { service = \"web-v1\"; weight = 90; },\n"                                   /* 13 */
-	"                     { service = \"web-v2\"; weight = 10; } );\n"                                 /* 14 */
-	"        timeout_ms = 2000; retryable = true;\n"                                                   /* 15 */
+	"        backends = ( { service = \"web-v1\"; weight = 90; },\n"   /* 13 */
+	"                     { service = \"web-v2\"; weight = 10; } );\n" /* 14 */
+	"        timeout_ms = 2000; retryable = true;\n"                   /* 15 */
 	"        request_headers = { add = ( { name = \"X-Via\"; value = \"weft\"; }, { name = \"x-e\"; value = \"\"; },\n"
-	"                                    { name = \"x-tab\"; value = \"a\\tb\"; } );\n"              /* 17 */
-	"                            remove = [ \"X-Internal\", \"x-debug\" ]; }; },\n"                   /* 18 */
-	"      { match = { path = \"/exact\"; method = \"PURGE\"; };\n"                                   /* 19 */
-	"        backends = ( { service = \"web\"; weight = 0; }, { service = \"web-v2\"; } ); },\n"      /* 20 */
-	"      { match = { }; request_headers = { }; },\n"                                                 /* 21 */
-	"      { }\n"                                                                                      /* 22 */
-	"    ); },\n"                                                                                      /* 23 */
+	"                                    { name = \"x-tab\"; value = \"a\\tb\"; } );\n"          /* 17 */
+	"                            remove = [ \"X-Internal\", \"x-debug\" ]; }; },\n"              /* 18 */
+	"      { match = { path = \"/exact\"; method = \"PURGE\"; };\n"                              /* 19 */
+	"        backends = ( { service = \"web\"; weight = 0; }, { service = \"web-v2\"; } ); },\n" /* 20 */
+	"      { match = { }; request_headers = { }; },\n"                                           /* 21 */
+	"      { }\n"                                                                                /* 22 */
+	"    ); },\n"                                                                                /* 23 */
 	"  { name = \"web-v1\"; addresses = [ \"127.10.0.2:80\" ]; endpoints = ( { address = \"127.0.0.1:8082\"; } ); },\n"
 	"  { name = \"web-v2\"; addresses = [ \"127.10.0.3:80\" ]; http = { request_timeout_ms = 3600000; };\n"
 	"    retry = { on_status = [ ]; budget_ratio = 0.5; budget_min_per_s = 100000; backoff_base_ms = 60000; backoff_max_ms = 60000; };\n"
-	"    routes = ( { backends = ( { service = \"web-v2\"; } ); } ); }\n"                            /* 27 */
+	"    routes = ( { backends = ( { service = \"web-v2\"; } ); } ); }\n" /* 27 */
 	");\n"
 	"tracing = { collector = \"127.0.0.1:9411\"; path = \"/x\"; service_name = \"My svc 1\"; sample_rate = 0.25;\n"
 	"  queue_size = 1; batch_size = 10000; flush_ms = 10; };\n";
@@ -448,7 +449,7 @@ static void test_http_routes(void **state)
 	assert_string_equal(r->remove_headers[1], "x-debug");
 
 	r = &s->routes[1];
-	assert_string_equal(r->name, "route1"); /* default: route<index> */
+	assert_string_equal(r->name, "route1");  /* default: route<index> */
 	assert_string_equal(r->method, "PURGE"); /* any token, case kept */
 	assert_null(r->host);
 	assert_int_equal(r->path_kind, CFG_PATH_EXACT);
@@ -503,8 +504,9 @@ static void test_http_routes(void **state)
 	cfg_free(c);
 
 	/* tracing bounds the other way, integers for the rate */
-	c = load_ok("tracing = { collector = \"[::1]:9411\"; sample_rate = 0; queue_size = 1048576; batch_size = 1; flush_ms = 60000;\n"
-		    "  service_name = \"abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghij123\"; path = \"/a/b?c=d\"; };\n");
+	c = load_ok(
+		"tracing = { collector = \"[::1]:9411\"; sample_rate = 0; queue_size = 1048576; batch_size = 1; flush_ms = 60000;\n"
+		"  service_name = \"abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghij123\"; path = \"/a/b?c=d\"; };\n");
 	assert_true(c->tracing.enabled);
 	assert_true(c->tracing.sample_rate == 0.0);
 	assert_int_equal(c->tracing.queue_size, 1048576);
@@ -522,10 +524,11 @@ static void test_http_routes(void **state)
 	cfg_free(c);
 
 	/* the upper bounds of the http group and of the retry budget */
-	c = load_ok("services = ( { name = \"a\"; addresses = [ \"1.2.3.4:1\" ]; protocol = \"auto\";\n"
-		    "  http = { detect_timeout_ms = 10000; max_request_line = 1048576; max_header_bytes = 1048576; max_headers = 1000;\n"
-		    "    request_timeout_ms = 3600000; max_retry_body = 16777216; pool_max_idle = 10000; pool_idle_timeout_ms = 3600000; };\n"
-		    "  retry = { budget_ratio = 1000.0; budget_window_s = 1; on_status = ( 100, 599 ); }; limits = { max_requests = 1; }; } );\n");
+	c = load_ok(
+		"services = ( { name = \"a\"; addresses = [ \"1.2.3.4:1\" ]; protocol = \"auto\";\n"
+		"  http = { detect_timeout_ms = 10000; max_request_line = 1048576; max_header_bytes = 1048576; max_headers = 1000;\n"
+		"    request_timeout_ms = 3600000; max_retry_body = 16777216; pool_max_idle = 10000; pool_idle_timeout_ms = 3600000; };\n"
+		"  retry = { budget_ratio = 1000.0; budget_window_s = 1; on_status = ( 100, 599 ); }; limits = { max_requests = 1; }; } );\n");
 	s = &c->services[0];
 	assert_int_equal(s->detect_timeout_ms, 10000);
 	assert_int_equal(s->max_request_line, 1048576);
@@ -581,8 +584,9 @@ static void test_http_render(void **state)
 	c = load_ok("");
 	cfg_render_json(c, &b);
 	buf_add(&b, "", 1);
-	if (!strstr(b.p, "\"tracing\":{\"enabled\":false,\"collector\":null,\"path\":\"/api/v2/spans\",\"service_name\":\"weft\","
-			 "\"sample_rate\":1,\"queue_size\":4096,\"batch_size\":100,\"flush_ms\":1000}}\n"))
+	if (!strstr(b.p,
+		    "\"tracing\":{\"enabled\":false,\"collector\":null,\"path\":\"/api/v2/spans\",\"service_name\":\"weft\","
+		    "\"sample_rate\":1,\"queue_size\":4096,\"batch_size\":100,\"flush_ms\":1000}}\n"))
 		fail_msg("default tracing not rendered: %s", b.p);
 	buf_free(&b);
 	cfg_free(c);
@@ -598,39 +602,48 @@ struct fail_case {
 
 #define SVC(body) "services = (\n  { name = \"web\"; addresses = [ \"127.10.0.1:80\" ];\n" body "  }\n);\n"
 /* routes of service 'web' (services[1]; line 5 is the first route), with 'web-v1' to route to */
-#define ROUTES(body)                                                                                  \
-	"services = (\n  { name = \"web-v1\"; addresses = [ \"127.10.0.2:80\" ]; },\n"                      \
+#define ROUTES(body)                                                                                         \
+	"services = (\n  { name = \"web-v1\"; addresses = [ \"127.10.0.2:80\" ]; },\n"                       \
 	"  { name = \"web\"; addresses = [ \"127.10.0.1:80\" ]; protocol = \"http\";\n    routes = (\n" body \
 	"    ); }\n);\n"
 
 static const struct fail_case fail_cases[] = {
 	/* syntax: libconfig's own errors */
-	{ "missing value", "agent: {\n  outbound_port = ;\n  admin = \"127.0.0.1:1\";\n};\n",
+	{ "missing value",
+	  "agent: {\n  outbound_port = ;\n  admin = \"127.0.0.1:1\";\n};\n",
 	  { "t.conf:2: syntax error: unexpected text; look for a missing ';', '=', quote or bracket, or a ',' before ']' or ')', here or on the line before" } },
-	{ "trailing comma", "intercept: { cgroups = [ \"a\", ]; };\n",
+	{ "trailing comma",
+	  "intercept: { cgroups = [ \"a\", ]; };\n",
 	  { "t.conf:1: syntax error: unexpected text; look for a missing ';', '=', quote or bracket, or a ',' before ']' or ')', here or on the line before" } },
-	{ "unterminated string", "agent: {\n  admin = \"127.0.0.1:1;\n};\n",
+	{ "unterminated string",
+	  "agent: {\n  admin = \"127.0.0.1:1;\n};\n",
 	  { "t.conf:4: syntax error: unexpected text; look for a missing ';', '=', quote or bracket, or a ',' before ']' or ')', here or on the line before" } },
-	{ "duplicate key", "agent: {\n  mark = 1;\n  mark = 2;\n};\n",
+	{ "duplicate key",
+	  "agent: {\n  mark = 1;\n  mark = 2;\n};\n",
 	  { "t.conf:3: syntax error: duplicate setting name; a key may appear only once in a group" } },
-	{ "mixed array", "intercept: { cgroups = [ \"a\", 1 ]; };\n",
+	{ "mixed array",
+	  "intercept: { cgroups = [ \"a\", 1 ]; };\n",
 	  { "t.conf:1: syntax error: mismatched element type in array; the elements of [ ... ] must all have one type" } },
-	{ "@include", "agent: { };\n  @include \"/etc/passwd\"\n@include \"x\"\n",
+	{ "@include",
+	  "agent: { };\n  @include \"/etc/passwd\"\n@include \"x\"\n",
 	  { "t.conf:2: @include is not supported; put the whole configuration in one file",
 	    "t.conf:3: @include is not supported; put the whole configuration in one file" } },
 
 	/* unknown keys */
-	{ "typo in agent", "agent: {\n  outbnd_port = 15001;\n};\n",
+	{ "typo in agent",
+	  "agent: {\n  outbnd_port = 15001;\n};\n",
 	  { "t.conf:2: agent.outbnd_port: unknown key; did you mean 'outbound_port'?" } },
-	{ "unknown top-level key", "\nfrobnicate = 1;\n",
+	{ "unknown top-level key",
+	  "\nfrobnicate = 1;\n",
 	  { "t.conf:2: frobnicate: unknown key; valid keys are agent, intercept, services, tls, identities, tracing" } },
-	{ "typo at top level", "service = ( );\n",
-	  { "t.conf:1: service: unknown key; did you mean 'services'?" } },
+	{ "typo at top level", "service = ( );\n", { "t.conf:1: service: unknown key; did you mean 'services'?" } },
 	{ "wrong case", "Agent: { };\n", { "t.conf:1: Agent: unknown key; did you mean 'agent'?" } },
-	{ "unknown in intercept", "intercept: { cgroup = [ \"a\" ]; paths = [ \"b\" ]; };\n",
+	{ "unknown in intercept",
+	  "intercept: { cgroup = [ \"a\" ]; paths = [ \"b\" ]; };\n",
 	  { "t.conf:1: intercept.cgroup: unknown key; did you mean 'cgroups'?",
 	    "t.conf:1: intercept.paths: unknown key; valid keys are cgroups" } },
-	{ "unknown in service", SVC("    adresses = [ \"127.10.0.2:80\" ];\n    route = ( );\n    frobs = 1;\n"),
+	{ "unknown in service",
+	  SVC("    adresses = [ \"127.10.0.2:80\" ];\n    route = ( );\n    frobs = 1;\n"),
 	  { "t.conf:3: services[0].adresses: unknown key; did you mean 'addresses'?",
 	    "t.conf:4: services[0].route: unknown key; did you mean 'routes'?",
 	    "t.conf:5: services[0].frobs: unknown key; valid keys are name, addresses, protocol, balancer, endpoints, timeouts, retry, authorization, circuit_breaker, limits, http, routes" } },
@@ -638,71 +651,100 @@ static const struct fail_case fail_cases[] = {
 	  SVC("    circuit_breaker = { consecutive_failure = 3; };\n    limits = { max_conns = 5; };\n"),
 	  { "t.conf:3: services[0].circuit_breaker.consecutive_failure: unknown key; did you mean 'consecutive_failures'?",
 	    "t.conf:4: services[0].limits.max_conns: unknown key; valid keys are max_connections, max_pending, max_requests" } },
-	{ "unknown in endpoint", SVC("    endpoints = ( { address = \"127.0.0.1:1\"; wieght = 2; } );\n"),
+	{ "unknown in endpoint",
+	  SVC("    endpoints = ( { address = \"127.0.0.1:1\"; wieght = 2; } );\n"),
 	  { "t.conf:3: services[0].endpoints[0].wieght: unknown key; did you mean 'weight'?" } },
-	{ "unknown in timeouts", SVC("    timeouts = { connect = 5; };\n"),
+	{ "unknown in timeouts",
+	  SVC("    timeouts = { connect = 5; };\n"),
 	  { "t.conf:3: services[0].timeouts.connect: unknown key; valid keys are connect_ms, idle_ms" } },
-	{ "unknown in retry", SVC("    retry = { attempt = 2; budget = 0; };\n"),
+	{ "unknown in retry",
+	  SVC("    retry = { attempt = 2; budget = 0; };\n"),
 	  { "t.conf:3: services[0].retry.attempt: unknown key; did you mean 'attempts'?",
 	    "t.conf:3: services[0].retry.budget: unknown key; valid keys are attempts, on_status, budget_ratio, budget_min_per_s, budget_window_s, backoff_base_ms, backoff_max_ms" } },
 
 	/* wrong types */
-	{ "string for integer", "agent: {\n  outbound_port = \"15001\";\n};\n",
+	{ "string for integer",
+	  "agent: {\n  outbound_port = \"15001\";\n};\n",
 	  { "t.conf:2: agent.outbound_port: expected an integer, got a string" } },
-	{ "float for integer", "agent: { heartbeat_stale_ms = 3000.0; };\n",
+	{ "float for integer",
+	  "agent: { heartbeat_stale_ms = 3000.0; };\n",
 	  { "t.conf:1: agent.heartbeat_stale_ms: expected an integer, got a float" } },
-	{ "boolean for integer", "agent: { mark = true; };\n",
+	{ "boolean for integer",
+	  "agent: { mark = true; };\n",
 	  { "t.conf:1: agent.mark: expected an integer, got a boolean" } },
-	{ "array for integer", "agent: { max_connections = [ 1 ]; };\n",
+	{ "array for integer",
+	  "agent: { max_connections = [ 1 ]; };\n",
 	  { "t.conf:1: agent.max_connections: expected an integer, got an array [...]" } },
-	{ "integer for group", "agent = 5;\n",
+	{ "integer for group",
+	  "agent = 5;\n",
 	  { "t.conf:1: agent: expected a group {...}, got an integer; write agent = { ... };" } },
-	{ "list for group", "tls = ( );\n",
+	{ "list for group",
+	  "tls = ( );\n",
 	  { "t.conf:1: tls: expected a group {...}, got a list (...); write tls = { ... };" } },
-	{ "group for services", "services = { };\n",
+	{ "group for services",
+	  "services = { };\n",
 	  { "t.conf:1: services: expected a list ( { name = \"...\"; addresses = [ ... ]; }, ... ), got a group {...}" } },
-	{ "array for services", "services = [ ];\n",
+	{ "array for services",
+	  "services = [ ];\n",
 	  { "t.conf:1: services: expected a list ( { name = \"...\"; addresses = [ ... ]; }, ... ), got an array [...]" } },
-	{ "string for service", "services = ( { name = \"a\"; addresses = [ \"1.2.3.4:5\" ]; },\n  \"web\" );\n",
+	{ "string for service",
+	  "services = ( { name = \"a\"; addresses = [ \"1.2.3.4:5\" ]; },\n  \"web\" );\n",
 	  { "t.conf:2: services[1]: expected a group { name = \"...\"; addresses = [ ... ]; }, got a string" } },
-	{ "integer for address", "agent: { admin = 9990; };\n",
+	{ "integer for address",
+	  "agent: { admin = 9990; };\n",
 	  { "t.conf:1: agent.admin: expected a string \"ip:port\", got an integer" } },
-	{ "integer for enum", "agent: { fail_mode = 1; };\n",
+	{ "integer for enum",
+	  "agent: { fail_mode = 1; };\n",
 	  { "t.conf:1: agent.fail_mode: expected a string, got an integer" } },
-	{ "string for path", "agent: { bpf_pin_path = 1; };\n",
+	{ "string for path",
+	  "agent: { bpf_pin_path = 1; };\n",
 	  { "t.conf:1: agent.bpf_pin_path: expected a string, got an integer" } },
-	{ "string for cgroups", "intercept: { cgroups = \"a\"; };\n",
+	{ "string for cgroups",
+	  "intercept: { cgroups = \"a\"; };\n",
 	  { "t.conf:1: intercept.cgroups: expected an array [...], got a string; write cgroups = [ \"system.slice/app.service\" ];" } },
-	{ "integer in cgroups", "intercept: { cgroups = [ 1, 2 ]; };\n",
+	{ "integer in cgroups",
+	  "intercept: { cgroups = [ 1, 2 ]; };\n",
 	  { "t.conf:1: intercept.cgroups[0]: expected a string (a cgroup path or glob), got an integer",
 	    "t.conf:1: intercept.cgroups[1]: expected a string (a cgroup path or glob), got an integer" } },
-	{ "string for addresses", "services = ( { name = \"a\"; addresses = \"127.10.0.1:80\"; } );\n",
+	{ "string for addresses",
+	  "services = ( { name = \"a\"; addresses = \"127.10.0.1:80\"; } );\n",
 	  { "t.conf:1: services[0].addresses: expected an array [...], got a string; write addresses = [ \"127.10.0.1:80\" ];" } },
-	{ "integer in addresses", "services = ( { name = \"a\"; addresses = [ 80 ]; } );\n",
+	{ "integer in addresses",
+	  "services = ( { name = \"a\"; addresses = [ 80 ]; } );\n",
 	  { "t.conf:1: services[0].addresses[0]: expected a string \"ip:port\", got an integer" } },
-	{ "integer for name", "services = ( { name = 5; addresses = [ \"1.2.3.4:5\" ]; } );\n",
+	{ "integer for name",
+	  "services = ( { name = 5; addresses = [ \"1.2.3.4:5\" ]; } );\n",
 	  { "t.conf:1: services[0].name: expected a string, got an integer" } },
-	{ "group for endpoints", SVC("    endpoints = { address = \"127.0.0.1:1\"; };\n"),
+	{ "group for endpoints",
+	  SVC("    endpoints = { address = \"127.0.0.1:1\"; };\n"),
 	  { "t.conf:3: services[0].endpoints: expected a list ( { address = \"ip:port\"; }, ... ), got a group {...}" } },
-	{ "string for endpoint", SVC("    endpoints = ( \"127.0.0.1:1\" );\n"),
+	{ "string for endpoint",
+	  SVC("    endpoints = ( \"127.0.0.1:1\" );\n"),
 	  { "t.conf:3: services[0].endpoints[0]: expected a group { address = \"ip:port\"; }, got a string" } },
-	{ "integer for timeouts", SVC("    timeouts = 5;\n"),
+	{ "integer for timeouts",
+	  SVC("    timeouts = 5;\n"),
 	  { "t.conf:3: services[0].timeouts: expected a group {...}, got an integer; write timeouts = { ... };" } },
-	{ "float for weight", SVC("    endpoints = ( { address = \"127.0.0.1:1\"; weight = 0.5; } );\n"),
+	{ "float for weight",
+	  SVC("    endpoints = ( { address = \"127.0.0.1:1\"; weight = 0.5; } );\n"),
 	  { "t.conf:3: services[0].endpoints[0].weight: expected an integer, got a float" } },
 
 	/* out of range */
-	{ "port too big", "agent: { outbound_port = 70000; };\n",
+	{ "port too big",
+	  "agent: { outbound_port = 70000; };\n",
 	  { "t.conf:1: agent.outbound_port: 70000 is out of range (1-65535)" } },
-	{ "port zero", "agent: { outbound_port = 0; };\n",
+	{ "port zero",
+	  "agent: { outbound_port = 0; };\n",
 	  { "t.conf:1: agent.outbound_port: 0 is out of range (1-65535)" } },
-	{ "heartbeat", "agent: { heartbeat_stale_ms = 999; };\n",
+	{ "heartbeat",
+	  "agent: { heartbeat_stale_ms = 999; };\n",
 	  { "t.conf:1: agent.heartbeat_stale_ms: 999 is out of range (1000-60000)" } },
 	{ "mark zero", "agent: { mark = 0; };\n", { "t.conf:1: agent.mark: 0 is out of range (1-2147483647)" } },
-	{ "mark hex", "agent: { mark = 0x80000000; };\n",
+	{ "mark hex",
+	  "agent: { mark = 0x80000000; };\n",
 	  { "t.conf:1: agent.mark: 0x80000000 is out of range (0x1-0x7fffffff)" } },
 	/* libconfig 1.5 keeps 32 bits of this: it must not come out as 1 */
-	{ "wide integer", "agent: { max_connections = 4294967297; };\n",
+	{ "wide integer",
+	  "agent: { max_connections = 4294967297; };\n",
 	  { "t.conf:1: agent.max_connections: 4294967297 is out of range (1-1048576)" } },
 	{ "node endpoint without tls",
 	  "services = ( { name = \"w\"; addresses = [ \"127.10.0.1:80\" ];\n"
@@ -731,13 +773,15 @@ static const struct fail_case fail_cases[] = {
 	  "tls: { ca = \"/etc/passwd\"; cert = \"/etc/passwd\"; key = \"/etc/passwd\"; trust_domain = \"a b\"; max_handshakes = 0; };\n",
 	  { "t.conf:1: tls.trust_domain: 'a b' trust domain has byte 0x20; only a-z, 0-9, '.', '-' and '_' are allowed",
 	    "t.conf:1: tls.max_handshakes: 0 is out of range (1-65536)" } },
-	{ "workers range", "agent: { workers = 65; };\n",
-	  { "t.conf:1: agent.workers: 65 is out of range (0-64)" } },
-	{ "bool type", "agent: { redirect_loopback = 1; };\n",
+	{ "workers range", "agent: { workers = 65; };\n", { "t.conf:1: agent.workers: 65 is out of range (0-64)" } },
+	{ "bool type",
+	  "agent: { redirect_loopback = 1; };\n",
 	  { "t.conf:1: agent.redirect_loopback: expected true or false, got an integer" } },
-	{ "wide negative", "agent: { drain_timeout_ms = -4294967295; };\n",
+	{ "wide negative",
+	  "agent: { drain_timeout_ms = -4294967295; };\n",
 	  { "t.conf:1: agent.drain_timeout_ms: -4294967295 is out of range (0-600000)" } },
-	{ "negative", "agent: { drain_timeout_ms = -1; };\n",
+	{ "negative",
+	  "agent: { drain_timeout_ms = -1; };\n",
 	  { "t.conf:1: agent.drain_timeout_ms: -1 is out of range (0-600000)" } },
 	{ "agent bounds",
 	  "agent: {\n  max_connections = 1048577;\n  buffer_size = 4095;\n  drain_timeout_ms = 600001;\n  heartbeat_stale_ms = 60001;\n};\n",
@@ -774,33 +818,44 @@ static const struct fail_case fail_cases[] = {
 	  SVC("    circuit_breaker = { base_ejection_ms = 600000; max_ejection_ms = \"1h\"; };\n    limits = 1;\n"),
 	  { "t.conf:3: services[0].circuit_breaker.max_ejection_ms: expected an integer, got a string",
 	    "t.conf:4: services[0].limits: expected a group {...}, got an integer; write limits = { ... };" } },
-	{ "connect timeout too long", SVC("    timeouts = { connect_ms = 60001; };\n    retry = { attempts = 0; };\n"),
+	{ "connect timeout too long",
+	  SVC("    timeouts = { connect_ms = 60001; };\n    retry = { attempts = 0; };\n"),
 	  { "t.conf:3: services[0].timeouts.connect_ms: 60001 is out of range (1-60000)",
 	    "t.conf:4: services[0].retry.attempts: 0 is out of range (1-10)" } },
 
 	/* enums */
-	{ "fail_mode", "agent: { fail_mode = \"opne\"; };\n",
+	{ "fail_mode",
+	  "agent: { fail_mode = \"opne\"; };\n",
 	  { "t.conf:1: agent.fail_mode: unknown value 'opne'; valid values are \"open\", \"closed\"" } },
-	{ "log_level", "agent: { log_level = \"trace\"; };\n",
+	{ "log_level",
+	  "agent: { log_level = \"trace\"; };\n",
 	  { "t.conf:1: agent.log_level: unknown value 'trace'; valid values are \"error\", \"warn\", \"info\", \"debug\"" } },
-	{ "protocol and balancer", SVC("    protocol = \"HTTP\";\n    balancer = \"random\";\n"),
+	{ "protocol and balancer",
+	  SVC("    protocol = \"HTTP\";\n    balancer = \"random\";\n"),
 	  { "t.conf:3: services[0].protocol: unknown value 'HTTP'; valid values are \"tcp\", \"http\", \"http2\", \"auto\"",
 	    "t.conf:4: services[0].balancer: unknown value 'random'; valid values are \"ewma\", \"round-robin\", \"least-conn\"" } },
 
 	/* addresses */
-	{ "admin without port", "agent: {\n  admin = \"10.0.0.1\";\n};\n",
+	{ "admin without port",
+	  "agent: {\n  admin = \"10.0.0.1\";\n};\n",
 	  { "t.conf:2: agent.admin: '10.0.0.1' has no port; write it as host:port" } },
-	{ "inbound missing bracket", "agent: { inbound = \"[::1\"; };\n",
+	{ "inbound missing bracket",
+	  "agent: { inbound = \"[::1\"; };\n",
 	  { "t.conf:1: agent.inbound: '[::1' is missing ']'" } },
-	{ "host name", "services = ( { name = \"a\"; addresses = [ \"foo:80\" ]; } );\n",
+	{ "host name",
+	  "services = ( { name = \"a\"; addresses = [ \"foo:80\" ]; } );\n",
 	  { "t.conf:1: services[0].addresses[0]: 'foo:80' is not a numeric IP address (host names are not resolved; write an IPv4 or [IPv6] address)" } },
-	{ "VIP port 0", "services = ( { name = \"a\"; addresses = [ \"127.10.0.1:0\" ]; } );\n",
+	{ "VIP port 0",
+	  "services = ( { name = \"a\"; addresses = [ \"127.10.0.1:0\" ]; } );\n",
 	  { "t.conf:1: services[0].addresses[0]: port 0 is out of range (1-65535)" } },
-	{ "endpoint port", SVC("    endpoints = ( { address = \"127.0.0.1:70000\"; } );\n"),
+	{ "endpoint port",
+	  SVC("    endpoints = ( { address = \"127.0.0.1:70000\"; } );\n"),
 	  { "t.conf:3: services[0].endpoints[0].address: port 70000 is out of range (1-65535)" } },
-	{ "node address", SVC("    endpoints = ( { address = \"198.18.0.2:80\"; node = \"node-b:4143\"; } );\n"),
+	{ "node address",
+	  SVC("    endpoints = ( { address = \"198.18.0.2:80\"; node = \"node-b:4143\"; } );\n"),
 	  { "t.conf:3: services[0].endpoints[0].node: 'node-b:4143' is not a numeric IP address (host names are not resolved; write an IPv4 or [IPv6] address)" } },
-	{ "empty address", SVC("    endpoints = ( { address = \"\"; } );\n"),
+	{ "empty address",
+	  SVC("    endpoints = ( { address = \"\"; } );\n"),
 	  { "t.conf:3: services[0].endpoints[0].address: the address is empty; write it as ip:port, e.g. 127.0.0.1:80" } },
 
 	/* duplicates */
@@ -842,28 +897,35 @@ static const struct fail_case fail_cases[] = {
 	  { "t.conf:3: services[0].endpoints[0].address: 127.10.0.2:80 is an address of service 'api' (line 5); an endpoint must be where a server listens, or connections would loop",
 	    "t.conf:6: services[1].endpoints[0].address: 127.10.0.2:80 is an address of service 'api' (line 5); an endpoint must be where a server listens, or connections would loop" } },
 
-	{ "endpoint is weftd's outbound listener", SVC("    endpoints = ( { address = \"127.0.0.1:15001\"; } );\n"),
+	{ "endpoint is weftd's outbound listener",
+	  SVC("    endpoints = ( { address = \"127.0.0.1:15001\"; } );\n"),
 	  { "t.conf:3: services[0].endpoints[0].address: 127.0.0.1:15001 is weftd's own outbound listener (agent.outbound_port); connections would loop" } },
 
 	/* missing required keys */
-	{ "service without name and addresses", "services = (\n  { protocol = \"tcp\"; }\n);\n",
+	{ "service without name and addresses",
+	  "services = (\n  { protocol = \"tcp\"; }\n);\n",
 	  { "t.conf:2: services[0]: missing required key 'name'; write name = \"web\"; (each service needs a unique name)",
 	    "t.conf:2: services[0]: missing required key 'addresses'; list what apps dial, e.g. addresses = [ \"127.10.0.1:80\" ];" } },
-	{ "empty addresses", "services = ( { name = \"a\"; addresses = [ ]; } );\n",
+	{ "empty addresses",
+	  "services = ( { name = \"a\"; addresses = [ ]; } );\n",
 	  { "t.conf:1: services[0].addresses: is empty; list at least one address apps dial, e.g. [ \"127.10.0.1:80\" ]" } },
-	{ "endpoint without address", SVC("    endpoints = ( { weight = 2; } );\n"),
+	{ "endpoint without address",
+	  SVC("    endpoints = ( { weight = 2; } );\n"),
 	  { "t.conf:3: services[0].endpoints[0]: missing required key 'address'; write address = \"ip:port\";" } },
-	{ "tls without cert and key", "tls: {\n  ca = \"/nonexistent/ca.pem\";\n};\n",
+	{ "tls without cert and key",
+	  "tls: {\n  ca = \"/nonexistent/ca.pem\";\n};\n",
 	  { "t.conf:1: tls: missing required key 'cert'; mutual TLS needs ca, cert and key",
 	    "t.conf:1: tls: missing required key 'key'; mutual TLS needs ca, cert and key",
 	    "t.conf:2: tls.ca: cannot read '/nonexistent/ca.pem': No such file or directory" } },
 
 	/* files */
-	{ "tls files", "tls: {\n  ca = \"/x/ca.pem\";\n  cert = \"/\";\n  key = \"/dev/null\";\n};\n",
+	{ "tls files",
+	  "tls: {\n  ca = \"/x/ca.pem\";\n  cert = \"/\";\n  key = \"/dev/null\";\n};\n",
 	  { "t.conf:2: tls.ca: cannot read '/x/ca.pem': No such file or directory",
 	    "t.conf:3: tls.cert: cannot read '/': Is a directory",
 	    "t.conf:4: tls.key: cannot read '/dev/null': not a regular file" } },
-	{ "tls empty and wrong", "tls: { ca = \"\"; cert = 1; key = \"/x\"; wat = 1; };\n",
+	{ "tls empty and wrong",
+	  "tls: { ca = \"\"; cert = 1; key = \"/x\"; wat = 1; };\n",
 	  { "t.conf:1: tls.wat: unknown key; valid keys are ca, cert, key, trust_domain, handshake_timeout_ms, max_handshakes, issuer_cert, issuer_key, cert_lifetime_s",
 	    "t.conf:1: tls.ca: is empty; write the path of a PEM file",
 	    "t.conf:1: tls.cert: expected a string, got an integer",
@@ -878,49 +940,60 @@ static const struct fail_case fail_cases[] = {
 	    "t.conf:3: services[1].name: '-x' is not a valid name; use 1-63 characters from a-z, 0-9, '.', '_', '-', starting with a letter or digit",
 	    "t.conf:4: services[2].name: 'abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghij1234' is not a valid name; use 1-63 characters from a-z, 0-9, '.', '_', '-', starting with a letter or digit",
 	    "t.conf:5: services[3].name: '' is not a valid name; use 1-63 characters from a-z, 0-9, '.', '_', '-', starting with a letter or digit" } },
-	{ "relative pin path", "agent: { bpf_pin_path = \"sys/fs/bpf/weft\"; };\n",
+	{ "relative pin path",
+	  "agent: { bpf_pin_path = \"sys/fs/bpf/weft\"; };\n",
 	  { "t.conf:1: agent.bpf_pin_path: 'sys/fs/bpf/weft' is not an absolute path; write it as /sys/fs/bpf/<name>" } },
-	{ "pin path trailing slash", "agent: { bpf_pin_path = \"/sys/fs/bpf/weft/\"; };\n",
+	{ "pin path trailing slash",
+	  "agent: { bpf_pin_path = \"/sys/fs/bpf/weft/\"; };\n",
 	  { "t.conf:1: agent.bpf_pin_path: '/sys/fs/bpf/weft/' ends with '/'; name the directory without it, e.g. /sys/fs/bpf/weft" } },
-	{ "pin path root", "agent: { bpf_pin_path = \"/\"; };\n",
+	{ "pin path root",
+	  "agent: { bpf_pin_path = \"/\"; };\n",
 	  { "t.conf:1: agent.bpf_pin_path: '/' ends with '/'; name the directory without it, e.g. /sys/fs/bpf/weft" } },
-	{ "pin path dot-dot", "agent: { bpf_pin_path = \"/sys/fs/bpf/../weft\"; };\n",
+	{ "pin path dot-dot",
+	  "agent: { bpf_pin_path = \"/sys/fs/bpf/../weft\"; };\n",
 	  { "t.conf:1: agent.bpf_pin_path: '/sys/fs/bpf/../weft' has an empty, '.' or '..' component; write a plain path such as /sys/fs/bpf/weft" } },
-	{ "pin path double slash", "agent: { bpf_pin_path = \"/sys/fs/bpf//weft\"; };\n",
+	{ "pin path double slash",
+	  "agent: { bpf_pin_path = \"/sys/fs/bpf//weft\"; };\n",
 	  { "t.conf:1: agent.bpf_pin_path: '/sys/fs/bpf//weft' has an empty, '.' or '..' component; write a plain path such as /sys/fs/bpf/weft" } },
-	{ "pin path trailing junk", "agent: { bpf_pin_path = \"/sys/fs/bpf/weft \"; };\n",
+	{ "pin path trailing junk",
+	  "agent: { bpf_pin_path = \"/sys/fs/bpf/weft \"; };\n",
 	  { "t.conf:1: agent.bpf_pin_path: '/sys/fs/bpf/weft ' contains a space or control character" } },
 	{ "pin path too long",
 	  "agent: { bpf_pin_path = \"/sys/fs/bpf/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
 	  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"; };\n",
 	  { "t.conf:1: agent.bpf_pin_path: '/sys/fs/bpf/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...' is too long (the limit is 199 characters)" } },
-	{ "empty cgroup, control character", "intercept: { cgroups = [ \"\", \"a\\nb\" ]; };\n",
+	{ "empty cgroup, control character",
+	  "intercept: { cgroups = [ \"\", \"a\\nb\" ]; };\n",
 	  { "t.conf:1: intercept.cgroups[0]: is empty; write a cgroup path such as \"system.slice/app.service\"",
 	    "t.conf:1: intercept.cgroups[1]: 'a?b' contains a control character" } },
 
 	/* listeners that cannot all bind */
-	{ "inbound on the admin port", "agent: {\n  inbound = \"0.0.0.0:9990\";\n};\n",
+	{ "inbound on the admin port",
+	  "agent: {\n  inbound = \"0.0.0.0:9990\";\n};\n",
 	  { "t.conf:2: agent.inbound: 0.0.0.0:9990 clashes with agent.admin 127.0.0.1:9990; give each listener its own port" } },
-	{ "admin on the inbound address", "agent: {\n  admin = \"0.0.0.0:4143\";\n};\n",
+	{ "admin on the inbound address",
+	  "agent: {\n  admin = \"0.0.0.0:4143\";\n};\n",
 	  { "t.conf:2: agent.admin: 0.0.0.0:4143 clashes with agent.inbound 0.0.0.0:4143; give each listener its own port" } },
-	{ "admin on the outbound port", "agent: {\n  outbound_port = 9990;\n};\n",
+	{ "admin on the outbound port",
+	  "agent: {\n  outbound_port = 9990;\n};\n",
 	  { "t.conf:2: agent.admin: 127.0.0.1:9990 clashes with agent.outbound_port 9990 (weftd listens on loopback there); give each listener its own port" } },
-	{ "inbound on the outbound port", "agent: {\n  inbound = \"[::]:15001\";\n};\n",
+	{ "inbound on the outbound port",
+	  "agent: {\n  inbound = \"[::]:15001\";\n};\n",
 	  { "t.conf:2: agent.inbound: [::]:15001 clashes with agent.outbound_port 15001 (weftd listens on loopback there); give each listener its own port" } },
 
 	/* user text is cut and kept on one line */
 	{ "long unknown key",
 	  "agent: { aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa = 1; };\n",
 	  { "t.conf:1: agent.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...: unknown key; valid keys are admin, outbound_port, inbound, bpf_pin_path, fail_mode, heartbeat_stale_ms, mark, log_level, max_connections, buffer_size, drain_timeout_ms, workers, redirect_loopback, splice, strict_inbound" } },
-	{ "newline in a value", "agent: { fail_mode = \"op\nen\"; };\n",
+	{ "newline in a value",
+	  "agent: { fail_mode = \"op\nen\"; };\n",
 	  { "t.conf:1: agent.fail_mode: unknown value 'op?en'; valid values are \"open\", \"closed\"" } },
 
 	/* HTTP: limits, retries, routes; tracing */
 	{ "unknown in http, routes and tracing",
 	  SVC("    http = { max_header = 1; };\n"
 	      "    routes = ( { nme = \"a\"; match = { paths = \"/\"; }; backends = ( { svc = \"web\"; } );\n"
-	      "      request_headers = { delete = [ ]; add = ( { name = \"x-a\"; valu = \"1\"; } ); }; } );\n")
-	  "tracing = { collecter = \"127.0.0.1:9411\"; };\n",
+	      "      request_headers = { delete = [ ]; add = ( { name = \"x-a\"; valu = \"1\"; } ); }; } );\n") "tracing = { collecter = \"127.0.0.1:9411\"; };\n",
 	  { "t.conf:3: services[0].http.max_header: unknown key; did you mean 'max_headers'?",
 	    "t.conf:4: services[0].routes[0].nme: unknown key; did you mean 'name'?",
 	    "t.conf:4: services[0].routes[0].match.paths: unknown key; did you mean 'path'?",
@@ -967,11 +1040,14 @@ static const struct fail_case fail_cases[] = {
 	    "t.conf:3: services[0].retry.backoff_max_ms: 60001 is out of range (0-60000)",
 	    "t.conf:5: services[1].retry.budget_ratio: 1001 is out of range (0-1000)",
 	    "t.conf:6: services[2].retry.budget_ratio: 1000.5 is out of range (0-1000)" } },
-	{ "back-off cap below the base", SVC("    retry = { backoff_base_ms = 100;\n      backoff_max_ms = 50; };\n"),
+	{ "back-off cap below the base",
+	  SVC("    retry = { backoff_base_ms = 100;\n      backoff_max_ms = 50; };\n"),
 	  { "t.conf:4: services[0].retry.backoff_max_ms: 50 is less than backoff_base_ms (100); the cap must be at least the base" } },
-	{ "back-off base above the default cap", SVC("    retry = {\n      backoff_base_ms = 1000; };\n"),
+	{ "back-off base above the default cap",
+	  SVC("    retry = {\n      backoff_base_ms = 1000; };\n"),
 	  { "t.conf:4: services[0].retry.backoff_base_ms: 1000 is more than backoff_max_ms (250, the default); raise backoff_max_ms too" } },
-	{ "routes and http of the wrong type", SVC("    routes = { };\n    http = [ 1 ];\n"),
+	{ "routes and http of the wrong type",
+	  SVC("    routes = { };\n    http = [ 1 ];\n"),
 	  { "t.conf:3: services[0].routes: expected a list ( { match = { ... }; backends = ( ... ); }, ... ), got a group {...}",
 	    "t.conf:4: services[0].http: expected a group {...}, got an array [...]; write http = { ... };" } },
 	{ "route entries and names",
@@ -1059,12 +1135,14 @@ static const struct fail_case fail_cases[] = {
 	  "tracing = { service_name = \"abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghij1234\"; sample_rate = -1; };\n",
 	  { "t.conf:1: tracing.service_name: 'abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghij1234' is longer than 63 characters",
 	    "t.conf:1: tracing.sample_rate: -1 is out of range (0-1)" } },
-	{ "tracing not a group", "tracing = ( );\n",
+	{ "tracing not a group",
+	  "tracing = ( );\n",
 	  { "t.conf:1: tracing: expected a group {...}, got a list (...); write tracing = { ... };" } },
 	{ "collector is a service address",
 	  "services = ( { name = \"zipkin\"; addresses = [ \"127.10.0.9:9411\" ]; } );\ntracing = { collector = \"127.10.0.9:9411\"; };\n",
 	  { "t.conf:2: tracing.collector: 127.10.0.9:9411 is an address of service 'zipkin' (line 1); weftd's own connections are not intercepted, so give the collector's real address" } },
-	{ "collector is weftd's outbound listener", "tracing = { collector = \"127.0.0.1:15001\"; };\n",
+	{ "collector is weftd's outbound listener",
+	  "tracing = { collector = \"127.0.0.1:15001\"; };\n",
 	  { "t.conf:1: tracing.collector: 127.0.0.1:15001 is weftd's own outbound listener (agent.outbound_port); give the collector's real address" } },
 };
 
@@ -1080,16 +1158,16 @@ static void test_failures(void **state)
 static void test_many_errors_at_once(void **state)
 {
 	static const char text[] =
-		"agent: {\n"                                                   /* 1 */
-		"  outbound_port = \"x\";\n"                                   /* 2 */
-		"  fail_mode = \"closd\";\n"                                   /* 3 */
-		"};\n"                                                         /* 4 */
-		"services = (\n"                                               /* 5 */
-		"  { name = \"web\"; addresses = [ \"127.10.0.1\" ];\n"        /* 6 */
-		"    endpoints = ( { address = \"127.10.0.9:80\"; } ); },\n"   /* 7 */
-		"  { name = \"api\"; addresses = [ \"127.10.0.9:80\" ];\n"     /* 8 */
-		"    protocol = \"grpc\"; }\n"                                 /* 9 */
-		");\n"                                                         /* 10 */
+		"agent: {\n"                                                                                  /* 1 */
+		"  outbound_port = \"x\";\n"                                                                  /* 2 */
+		"  fail_mode = \"closd\";\n"                                                                  /* 3 */
+		"};\n"                                                                                        /* 4 */
+		"services = (\n"                                                                              /* 5 */
+		"  { name = \"web\"; addresses = [ \"127.10.0.1\" ];\n"                                       /* 6 */
+		"    endpoints = ( { address = \"127.10.0.9:80\"; } ); },\n"                                  /* 7 */
+		"  { name = \"api\"; addresses = [ \"127.10.0.9:80\" ];\n"                                    /* 8 */
+		"    protocol = \"grpc\"; }\n"                                                                /* 9 */
+		");\n"                                                                                        /* 10 */
 		"tls: { ca = \"/nonexistent/ca\"; cert = \"/nonexistent/c\"; key = \"/nonexistent/k\"; };\n"; /* 11 */
 	static const char *const want[] = {
 		"t.conf:2: agent.outbound_port: expected an integer, got a string",
@@ -1173,7 +1251,8 @@ static void test_limit_services(void **state)
 
 	sb_add(&b, "services = (\n");
 	for (i = 0; i < CFG_MAX_SERVICES; i++)
-		sb_add(&b, "%s{ name = \"s%d\"; addresses = [ \"127.10.%d.%d:80\" ]; }\n", i ? "," : "", i, i / 256, i % 256);
+		sb_add(&b, "%s{ name = \"s%d\"; addresses = [ \"127.10.%d.%d:80\" ]; }\n", i ? "," : "", i, i / 256,
+		       i % 256);
 	sb_add(&b, ");\n");
 	c = load_ok(b.p);
 	assert_int_equal(c->n_services, CFG_MAX_SERVICES);
@@ -1240,7 +1319,9 @@ static void test_limit_cgroups(void **state)
 	cfg_free(c);
 	b.len -= 7;
 	sb_add(&b, ", \"one-more\" ]; };\n");
-	expect_one_error(b.p, "t.conf:1: intercept.cgroups: 4097 entries; at most 4096 are supported (use globs to cover many cgroups)");
+	expect_one_error(
+		b.p,
+		"t.conf:1: intercept.cgroups: 4097 entries; at most 4096 are supported (use globs to cover many cgroups)");
 	free(b.p);
 }
 
@@ -1327,9 +1408,10 @@ static void test_limit_total_vips(void **state)
 		sb_add(&b, " ]; }\n");
 	}
 	sb_add(&b, ");\n");
-	snprintf(want, sizeof(want),
-		 "t.conf:%d: services[%d].addresses[%d]: more than 65536 service addresses in all; that is the size of the BPF map weft_services",
-		 bad_line, bad_s, bad_i);
+	snprintf(
+		want, sizeof(want),
+		"t.conf:%d: services[%d].addresses[%d]: more than 65536 service addresses in all; that is the size of the BPF map weft_services",
+		bad_line, bad_s, bad_i);
 	expect_one_error(b.p, want);
 	free(b.p);
 }
@@ -1365,10 +1447,12 @@ static void test_error_cap(void **state)
 	assert_int_equal(cfg_load_string(b.p, "t.conf", &c, &e), -EINVAL);
 	assert_null(c);
 	assert_int_equal(e.n, CFG_MAX_ERRORS + 1);
-	assert_string_equal(e.msgs[0],
-			    "t.conf:2: intercept.cgroups[0]: is empty; write a cgroup path such as \"system.slice/app.service\"");
-	assert_string_equal(e.msgs[CFG_MAX_ERRORS - 1],
-			    "t.conf:1001: intercept.cgroups[999]: is empty; write a cgroup path such as \"system.slice/app.service\"");
+	assert_string_equal(
+		e.msgs[0],
+		"t.conf:2: intercept.cgroups[0]: is empty; write a cgroup path such as \"system.slice/app.service\"");
+	assert_string_equal(
+		e.msgs[CFG_MAX_ERRORS - 1],
+		"t.conf:1001: intercept.cgroups[999]: is empty; write a cgroup path such as \"system.slice/app.service\"");
 	assert_string_equal(e.msgs[CFG_MAX_ERRORS], "... more errors not shown");
 	cfg_errors_free(&e);
 	free(b.p);
@@ -1415,7 +1499,8 @@ static void test_file_ok_with_tls(void **state)
 	write_file(ca, "x", 1);
 	write_file(cert, "x", 1);
 	write_file(key, "x", 1);
-	snprintf(text, sizeof(text), "%s\ntls: { ca = \"%s\"; cert = \"%s\"; key = \"%s\"; };\n", full_config, ca, cert, key);
+	snprintf(text, sizeof(text), "%s\ntls: { ca = \"%s\"; cert = \"%s\"; key = \"%s\"; };\n", full_config, ca, cert,
+		 key);
 	write_file(conf, text, strlen(text));
 
 	r = cfg_load(conf, &c, &e);
@@ -1492,9 +1577,10 @@ static void test_file_errors(void **state)
 	write_file(path, "agent: {\n  mark = ;\n};\n", 23);
 	assert_int_equal(cfg_load(path, &c, &e), -EINVAL);
 	assert_int_equal(e.n, 1);
-	snprintf(want, sizeof(want),
-		 "%s:2: syntax error: unexpected text; look for a missing ';', '=', quote or bracket, or a ',' before ']' or ')', here or on the line before",
-		 path);
+	snprintf(
+		want, sizeof(want),
+		"%s:2: syntax error: unexpected text; look for a missing ';', '=', quote or bracket, or a ',' before ']' or ')', here or on the line before",
+		path);
 	assert_string_equal(e.msgs[0], want);
 	cfg_errors_free(&e);
 	assert_ptr_equal(c, sentinel);

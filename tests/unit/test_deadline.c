@@ -70,7 +70,7 @@ static void test_weft_parse(void **state)
 		{ "0", 0 },
 		{ "1", MS },
 		{ "1795786800123", INT64_C(1795786800123) * MS },
-		{ "0000000000000000001", MS },                   /* 19 digits, leading zeros */
+		{ "0000000000000000001", MS },                    /* 19 digits, leading zeros */
 		{ "9223372036854", INT64_C(9223372036854) * MS }, /* the largest that fits int64 ns */
 	};
 	static const struct bad bad[] = {
@@ -87,7 +87,9 @@ static void test_weft_parse(void **state)
 		{ "9999999999999999999", 0, "19 digits, overflows int64 ns" },
 		{ "00000000000000000001", 0, "20 digits" },
 		{ "99999999999999999999", 0, "20 digits, overflows uint64" },
-		{ "1\0" "2", 3, "NUL inside" },
+		{ "1\0"
+		  "2",
+		  3, "NUL inside" },
 	};
 	int64_t v;
 
@@ -152,9 +154,9 @@ static void test_grpc_parse(void **state)
 static void test_l5d_parse(void **state)
 {
 	static const struct good good[] = {
-		{ "AAAAAAAAAAEAAAAAAAAAAg==", 2 },                        /* timestamp 1, deadline 2 */
+		{ "AAAAAAAAAAEAAAAAAAAAAg==", 2 },                            /* timestamp 1, deadline 2 */
 		{ "GOvqlIJV4AAY6+qUkTySgA==", INT64_C(1795786800250000000) }, /* '+' in the alphabet */
-		{ "//////////9//////////w==", INT64_MAX },                 /* timestamp -1 is not checked */
+		{ "//////////9//////////w==", INT64_MAX },                    /* timestamp -1 is not checked */
 		{ "AAAAAAAAAAAAAAAAAAAAAA==", 0 },
 	};
 	static const struct bad bad[] = {
@@ -189,12 +191,12 @@ static void test_format_weft(void **state)
 		const char *want;
 	} cases[] = {
 		{ 0, "0" },
-		{ 999999, "0" },              /* rounded down */
+		{ 999999, "0" }, /* rounded down */
 		{ MS, "1" },
 		{ 1999999, "1" },
 		{ INT64_C(1795786800123456789), "1795786800123" },
 		{ INT64_MAX, "9223372036854" },
-		{ -1, "0" },                  /* before 1970: expired, and the grammar has no sign */
+		{ -1, "0" }, /* before 1970: expired, and the grammar has no sign */
 		{ INT64_MIN, "0" },
 	};
 	char out[DEADLINE_VALUE_MAX];
@@ -225,11 +227,11 @@ static void test_format_grpc(void **state)
 		const char *want;
 	} cases[] = {
 		{ 0, "0n" },
-		{ -5, "0n" },                  /* already late: zero, not a sign */
+		{ -5, "0n" }, /* already late: zero, not a sign */
 		{ INT64_MIN, "0n" },
 		{ 1, "1n" },
 		{ 99999999, "99999999n" },
-		{ 100000000, "100000u" },      /* 9 digits of ns: the next unit */
+		{ 100000000, "100000u" }, /* 9 digits of ns: the next unit */
 		{ 250 * MS, "250000u" },
 		{ 1999999999, "1999999u" },
 		{ INT64_C(99999999999), "99999999u" },
@@ -262,12 +264,18 @@ static void test_format_grpc(void **state)
 static int64_t grpc_unit_ns(char u)
 {
 	switch (u) {
-	case 'n': return 1;
-	case 'u': return 1000;
-	case 'm': return MS;
-	case 'S': return SEC;
-	case 'M': return 60 * SEC;
-	case 'H': return 3600 * SEC;
+	case 'n':
+		return 1;
+	case 'u':
+		return 1000;
+	case 'm':
+		return MS;
+	case 'S':
+		return SEC;
+	case 'M':
+		return 60 * SEC;
+	case 'H':
+		return 3600 * SEC;
 	}
 	fail_msg("unit '%c'", u);
 	return 0;
@@ -294,8 +302,9 @@ static void test_grpc_roundtrip(void **state)
 			fail_msg("%lld ns -> '%s' -> %lld ns", (long long)v, out, (long long)back);
 		/* and the unit is the finest that fits: one finer would need 9 digits */
 		if (out[n - 1] != 'n') {
-			int64_t finer = out[n - 1] == 'H' ? 60 * SEC : out[n - 1] == 'M' ? SEC
-				: grpc_unit_ns(out[n - 1]) / 1000;
+			int64_t finer = out[n - 1] == 'H'   ? 60 * SEC
+					: out[n - 1] == 'M' ? SEC
+							    : grpc_unit_ns(out[n - 1]) / 1000;
 
 			assert_true(v / finer > 99999999);
 		}
@@ -347,12 +356,9 @@ static void test_format_l5d(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_weft_parse),
-		cmocka_unit_test(test_grpc_parse),
-		cmocka_unit_test(test_l5d_parse),
-		cmocka_unit_test(test_format_weft),
-		cmocka_unit_test(test_format_grpc),
-		cmocka_unit_test(test_grpc_roundtrip),
+		cmocka_unit_test(test_weft_parse),  cmocka_unit_test(test_grpc_parse),
+		cmocka_unit_test(test_l5d_parse),   cmocka_unit_test(test_format_weft),
+		cmocka_unit_test(test_format_grpc), cmocka_unit_test(test_grpc_roundtrip),
 		cmocka_unit_test(test_format_l5d),
 	};
 

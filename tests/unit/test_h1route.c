@@ -18,8 +18,8 @@
 #include "codec/h1route.h"
 
 /* A route built from a config route, as h1proxy does. */
-static void mkroute(struct h1r_route *r, const char *method, const char *host, enum cfg_path_match pk,
-		    const char *path, struct cfg_header_kv *mh, size_t n_mh)
+static void mkroute(struct h1r_route *r, const char *method, const char *host, enum cfg_path_match pk, const char *path,
+		    struct cfg_header_kv *mh, size_t n_mh)
 {
 	struct cfg_route c;
 
@@ -61,9 +61,11 @@ static void test_matches(void **state)
 		{ "GET", NULL, CFG_PATH_ANY, NULL, NULL, "get / HTTP/1.1\r\nHost: a\r\n\r\n", false },
 		{ "GET", NULL, CFG_PATH_ANY, NULL, NULL, "GETX / HTTP/1.1\r\nHost: a\r\n\r\n", false },
 		/* host: case-insensitive, port ignored, absolute-form authority wins */
-		{ NULL, "api.example", CFG_PATH_ANY, NULL, NULL, "GET / HTTP/1.1\r\nHost: API.Example:8080\r\n\r\n", true },
+		{ NULL, "api.example", CFG_PATH_ANY, NULL, NULL, "GET / HTTP/1.1\r\nHost: API.Example:8080\r\n\r\n",
+		  true },
 		{ NULL, "api.example", CFG_PATH_ANY, NULL, NULL, "GET / HTTP/1.1\r\nHost: api.example\r\n\r\n", true },
-		{ NULL, "api.example", CFG_PATH_ANY, NULL, NULL, "GET / HTTP/1.1\r\nHost: api.example.evil\r\n\r\n", false },
+		{ NULL, "api.example", CFG_PATH_ANY, NULL, NULL, "GET / HTTP/1.1\r\nHost: api.example.evil\r\n\r\n",
+		  false },
 		{ NULL, "api.example", CFG_PATH_ANY, NULL, NULL, "GET / HTTP/1.1\r\nHost: pi.example\r\n\r\n", false },
 		{ NULL, "api.example", CFG_PATH_ANY, NULL, NULL, "GET / HTTP/1.0\r\n\r\n", false },
 		{ NULL, "api.example", CFG_PATH_ANY, NULL, NULL,
@@ -90,10 +92,13 @@ static void test_matches(void **state)
 		{ NULL, NULL, CFG_PATH_ANY, NULL, canary, "GET / HTTP/1.1\r\nHost: a\r\nx-canary: 10\r\n\r\n", false },
 		{ NULL, NULL, CFG_PATH_ANY, NULL, canary, "GET / HTTP/1.1\r\nHost: a\r\n\r\n", false },
 		{ NULL, NULL, CFG_PATH_ANY, NULL, present, "GET / HTTP/1.1\r\nHost: a\r\nX-Present:\r\n\r\n", true },
-		{ NULL, NULL, CFG_PATH_ANY, NULL, present, "GET / HTTP/1.1\r\nHost: a\r\nX-Presents: 1\r\n\r\n", false },
+		{ NULL, NULL, CFG_PATH_ANY, NULL, present, "GET / HTTP/1.1\r\nHost: a\r\nX-Presents: 1\r\n\r\n",
+		  false },
 		/* all conditions together */
-		{ "GET", "h", CFG_PATH_PREFIX, "/a", canary, "GET /ab HTTP/1.1\r\nHost: h\r\nx-canary: 1\r\n\r\n", true },
-		{ "GET", "h", CFG_PATH_PREFIX, "/a", canary, "GET /b HTTP/1.1\r\nHost: h\r\nx-canary: 1\r\n\r\n", false },
+		{ "GET", "h", CFG_PATH_PREFIX, "/a", canary, "GET /ab HTTP/1.1\r\nHost: h\r\nx-canary: 1\r\n\r\n",
+		  true },
+		{ "GET", "h", CFG_PATH_PREFIX, "/a", canary, "GET /b HTTP/1.1\r\nHost: h\r\nx-canary: 1\r\n\r\n",
+		  false },
 	};
 	size_t i;
 
@@ -211,8 +216,8 @@ static void test_connection_tokens(void **state)
 	int i;
 
 	(void)state;
-	parse("GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Foo ,,x-bar\r\nconnection: close\r\n\r\n", &q,
-	      hs, 16);
+	parse("GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Foo ,,x-bar\r\nconnection: close\r\n\r\n", &q, hs,
+	      16);
 	n = h1r_connection_tokens(q.headers, q.n_headers, p, l);
 	assert_int_equal(n, 4);
 	assert_memory_equal(p[0], "keep-alive", l[0]);
@@ -248,10 +253,10 @@ static void test_detect(void **state)
 		{ "get / HTTP/1.1\r\n", 16, H1R_OPAQUE },
 		{ " GET /", 6, H1R_OPAQUE },
 		{ "SSH-2.0-OpenSSH_9.2\r\n", 21, H1R_OPAQUE },
-		{ "*1\r\n$4\r\nPING\r\n", 14, H1R_OPAQUE },              /* redis */
-		{ "\x00\x00\x00\x08\x04\xd2\x16\x2f", 8, H1R_OPAQUE },   /* postgres SSLRequest */
-		{ "ABCDEFGHIJKLMNOPQRSTU /", 23, H1R_OPAQUE },          /* "method" over 20 letters */
-		{ "ABCDEFGHIJKLMNOPQRST /", 22, H1R_HTTP1 },            /* 20 letters */
+		{ "*1\r\n$4\r\nPING\r\n", 14, H1R_OPAQUE },            /* redis */
+		{ "\x00\x00\x00\x08\x04\xd2\x16\x2f", 8, H1R_OPAQUE }, /* postgres SSLRequest */
+		{ "ABCDEFGHIJKLMNOPQRSTU /", 23, H1R_OPAQUE },         /* "method" over 20 letters */
+		{ "ABCDEFGHIJKLMNOPQRST /", 22, H1R_HTTP1 },           /* 20 letters */
 	};
 	size_t i, k;
 
@@ -279,10 +284,8 @@ static void test_detect(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_matches),
-		cmocka_unit_test(test_backend_split),
-		cmocka_unit_test(test_route_copy),
-		cmocka_unit_test(test_connection_tokens),
+		cmocka_unit_test(test_matches),    cmocka_unit_test(test_backend_split),
+		cmocka_unit_test(test_route_copy), cmocka_unit_test(test_connection_tokens),
 		cmocka_unit_test(test_detect),
 	};
 

@@ -105,113 +105,99 @@ static void assert_resp_same(const struct h1_response *a, const struct h1_respon
 static const struct req_case {
 	const char *in;
 	size_t len;
-	size_t tail;           /* bytes after the head (body, next request) */
+	size_t tail; /* bytes after the head (body, next request) */
 	const char *method;
 	int method_id;
 	const char *target;
 	int form;
 	const char *path;
-	const char *host;      /* NULL: none */
+	const char *host; /* NULL: none */
 	int minor;
 	size_t n_headers;
 	int64_t cl;
 	bool chunked, keep_alive, expect, upgrade;
-	unsigned flags;        /* must all be set */
+	unsigned flags; /* must all be set */
 } good_req[] = {
-	{ S("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n"), 0, "GET", H1_M_GET, "/",
-	  H1_TARGET_ORIGIN, "/", "example.com", 1, 1, -1, false, true, false, false, H1_F_HAS_HOST },
+	{ S("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n"), 0, "GET", H1_M_GET, "/", H1_TARGET_ORIGIN, "/",
+	  "example.com", 1, 1, -1, false, true, false, false, H1_F_HAS_HOST },
 	{ S("GET /a/b;p?x=1&y=%20&z=a:b@c/d?e HTTP/1.1\r\nHost: ex:8080\r\nUser-Agent:  curl/8.0 \r\n"
-	    "Accept: */*\r\n\r\n"), 0, "GET", H1_M_GET, "/a/b;p?x=1&y=%20&z=a:b@c/d?e",
-	  H1_TARGET_ORIGIN, "/a/b;p?x=1&y=%20&z=a:b@c/d?e", "ex:8080", 1, 3, -1, false, true, false,
-	  false, 0 },
-	{ S("POST /submit HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"), 5, "POST",
-	  H1_M_POST, "/submit", H1_TARGET_ORIGIN, "/submit", "a", 1, 2, 5, false, true, false,
-	  false, H1_F_HAS_CL },
-	{ S("POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"), 0, "POST",
-	  H1_M_POST, "/up", H1_TARGET_ORIGIN, "/up", "a", 1, 2, -1, true, true, false, false,
-	  H1_F_HAS_TE },
-	{ S("PUT /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:  Chunked \t\r\n\r\n"), 0, "PUT",
-	  H1_M_PUT, "/up", H1_TARGET_ORIGIN, "/up", "a", 1, 2, -1, true, true, false, false,
-	  H1_F_HAS_TE },
-	{ S("GET / HTTP/1.0\r\n\r\n"), 0, "GET", H1_M_GET, "/", H1_TARGET_ORIGIN, "/", NULL, 0, 0,
-	  -1, false, false, false, false, 0 },
-	{ S("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"), 0, "GET", H1_M_GET, "/",
-	  H1_TARGET_ORIGIN, "/", NULL, 0, 1, -1, false, true, false, false, H1_F_CONN_KEEP_ALIVE },
-	{ S("GET / HTTP/1.0\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n"), 0, "GET",
-	  H1_M_GET, "/", H1_TARGET_ORIGIN, "/", NULL, 0, 2, -1, false, false, false, false,
-	  H1_F_CONN_KEEP_ALIVE | H1_F_CONN_CLOSE },
-	{ S("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"), 0, "GET", H1_M_GET, "/",
+	    "Accept: */*\r\n\r\n"),
+	  0, "GET", H1_M_GET, "/a/b;p?x=1&y=%20&z=a:b@c/d?e", H1_TARGET_ORIGIN, "/a/b;p?x=1&y=%20&z=a:b@c/d?e",
+	  "ex:8080", 1, 3, -1, false, true, false, false, 0 },
+	{ S("POST /submit HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"), 5, "POST", H1_M_POST, "/submit",
+	  H1_TARGET_ORIGIN, "/submit", "a", 1, 2, 5, false, true, false, false, H1_F_HAS_CL },
+	{ S("POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"), 0, "POST", H1_M_POST, "/up",
+	  H1_TARGET_ORIGIN, "/up", "a", 1, 2, -1, true, true, false, false, H1_F_HAS_TE },
+	{ S("PUT /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:  Chunked \t\r\n\r\n"), 0, "PUT", H1_M_PUT, "/up",
+	  H1_TARGET_ORIGIN, "/up", "a", 1, 2, -1, true, true, false, false, H1_F_HAS_TE },
+	{ S("GET / HTTP/1.0\r\n\r\n"), 0, "GET", H1_M_GET, "/", H1_TARGET_ORIGIN, "/", NULL, 0, 0, -1, false, false,
+	  false, false, 0 },
+	{ S("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"), 0, "GET", H1_M_GET, "/", H1_TARGET_ORIGIN, "/", NULL,
+	  0, 1, -1, false, true, false, false, H1_F_CONN_KEEP_ALIVE },
+	{ S("GET / HTTP/1.0\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n"), 0, "GET", H1_M_GET, "/",
+	  H1_TARGET_ORIGIN, "/", NULL, 0, 2, -1, false, false, false, false, H1_F_CONN_KEEP_ALIVE | H1_F_CONN_CLOSE },
+	{ S("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"), 0, "GET", H1_M_GET, "/", H1_TARGET_ORIGIN, "/",
+	  "a", 1, 2, -1, false, false, false, false, H1_F_CONN_CLOSE },
+	{ S("GET / HTTP/1.1\r\nHost: a\r\nConnection: foo, CLOSE , bar\r\n\r\n"), 0, "GET", H1_M_GET, "/",
 	  H1_TARGET_ORIGIN, "/", "a", 1, 2, -1, false, false, false, false, H1_F_CONN_CLOSE },
-	{ S("GET / HTTP/1.1\r\nHost: a\r\nConnection: foo, CLOSE , bar\r\n\r\n"), 0, "GET", H1_M_GET,
-	  "/", H1_TARGET_ORIGIN, "/", "a", 1, 2, -1, false, false, false, false, H1_F_CONN_CLOSE },
-	{ S("GET / HTTP/1.1\r\nHost: a\r\nConnection: closed\r\n\r\n"), 0, "GET", H1_M_GET, "/",
-	  H1_TARGET_ORIGIN, "/", "a", 1, 2, -1, false, true, false, false, 0 },
-	{ S("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\nExpect: 100-Continue\r\n\r\n"), 0,
-	  "POST", H1_M_POST, "/x", H1_TARGET_ORIGIN, "/x", "a", 1, 3, 10, false, true, true, false,
-	  H1_F_HAS_CL },
-	{ S("POST /x HTTP/1.0\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n"), 0, "POST",
-	  H1_M_POST, "/x", H1_TARGET_ORIGIN, "/x", NULL, 0, 2, 10, false, false, false, false, 0 },
+	{ S("GET / HTTP/1.1\r\nHost: a\r\nConnection: closed\r\n\r\n"), 0, "GET", H1_M_GET, "/", H1_TARGET_ORIGIN, "/",
+	  "a", 1, 2, -1, false, true, false, false, 0 },
+	{ S("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\nExpect: 100-Continue\r\n\r\n"), 0, "POST", H1_M_POST,
+	  "/x", H1_TARGET_ORIGIN, "/x", "a", 1, 3, 10, false, true, true, false, H1_F_HAS_CL },
+	{ S("POST /x HTTP/1.0\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n"), 0, "POST", H1_M_POST, "/x",
+	  H1_TARGET_ORIGIN, "/x", NULL, 0, 2, 10, false, false, false, false, 0 },
 	{ S("GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-	    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"), 0,
-	  "GET", H1_M_GET, "/chat", H1_TARGET_ORIGIN, "/chat", "a", 1, 5, -1, false, true, false,
-	  true, H1_F_CONN_UPGRADE | H1_F_HAS_UPGRADE },
-	{ S("GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n"), 0, "GET", H1_M_GET,
-	  "/chat", H1_TARGET_ORIGIN, "/chat", "a", 1, 2, -1, false, true, false, false,
-	  H1_F_HAS_UPGRADE },
-	{ S("GET /chat HTTP/1.0\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n"), 0, "GET",
-	  H1_M_GET, "/chat", H1_TARGET_ORIGIN, "/chat", NULL, 0, 2, -1, false, false, false, false,
-	  H1_F_HAS_UPGRADE | H1_F_CONN_UPGRADE },
+	    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"),
+	  0, "GET", H1_M_GET, "/chat", H1_TARGET_ORIGIN, "/chat", "a", 1, 5, -1, false, true, false, true,
+	  H1_F_CONN_UPGRADE | H1_F_HAS_UPGRADE },
+	{ S("GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n"), 0, "GET", H1_M_GET, "/chat",
+	  H1_TARGET_ORIGIN, "/chat", "a", 1, 2, -1, false, true, false, false, H1_F_HAS_UPGRADE },
+	{ S("GET /chat HTTP/1.0\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n"), 0, "GET", H1_M_GET, "/chat",
+	  H1_TARGET_ORIGIN, "/chat", NULL, 0, 2, -1, false, false, false, false, H1_F_HAS_UPGRADE | H1_F_CONN_UPGRADE },
 	{ S("GET http://Example.com:8080/p?q HTTP/1.1\r\nHost: other\r\n\r\n"), 0, "GET", H1_M_GET,
-	  "http://Example.com:8080/p?q", H1_TARGET_ABSOLUTE, "/p?q", "Example.com:8080", 1, 1, -1,
-	  false, true, false, false, 0 },
-	{ S("GET HTTPS://a.b?x HTTP/1.1\r\nHost: a.b\r\n\r\n"), 0, "GET", H1_M_GET, "HTTPS://a.b?x",
-	  H1_TARGET_ABSOLUTE, "?x", "a.b", 1, 1, -1, false, true, false, false, 0 },
-	{ S("GET http://[::1]:80 HTTP/1.1\r\nHost: [::1]:80\r\n\r\n"), 0, "GET", H1_M_GET,
-	  "http://[::1]:80", H1_TARGET_ABSOLUTE, "", "[::1]:80", 1, 1, -1, false, true, false,
+	  "http://Example.com:8080/p?q", H1_TARGET_ABSOLUTE, "/p?q", "Example.com:8080", 1, 1, -1, false, true, false,
 	  false, 0 },
-	{ S("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"), 0, "CONNECT",
-	  H1_M_CONNECT, "example.com:443", H1_TARGET_AUTHORITY, "", "example.com:443", 1, 1, -1,
+	{ S("GET HTTPS://a.b?x HTTP/1.1\r\nHost: a.b\r\n\r\n"), 0, "GET", H1_M_GET, "HTTPS://a.b?x", H1_TARGET_ABSOLUTE,
+	  "?x", "a.b", 1, 1, -1, false, true, false, false, 0 },
+	{ S("GET http://[::1]:80 HTTP/1.1\r\nHost: [::1]:80\r\n\r\n"), 0, "GET", H1_M_GET, "http://[::1]:80",
+	  H1_TARGET_ABSOLUTE, "", "[::1]:80", 1, 1, -1, false, true, false, false, 0 },
+	{ S("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"), 0, "CONNECT", H1_M_CONNECT,
+	  "example.com:443", H1_TARGET_AUTHORITY, "", "example.com:443", 1, 1, -1, false, true, false, false, 0 },
+	{ S("CONNECT [2001:db8::1]:443 HTTP/1.1\r\nHost: [2001:db8::1]:443\r\n\r\n"), 0, "CONNECT", H1_M_CONNECT,
+	  "[2001:db8::1]:443", H1_TARGET_AUTHORITY, "", "[2001:db8::1]:443", 1, 1, -1, false, true, false, false, 0 },
+	{ S("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n"), 0, "OPTIONS", H1_M_OPTIONS, "*", H1_TARGET_ASTERISK, "", "a", 1,
+	  1, -1, false, true, false, false, 0 },
+	{ S("\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"), 0, "GET", H1_M_GET, "/", H1_TARGET_ORIGIN, "/", "a", 1, 1, -1,
 	  false, true, false, false, 0 },
-	{ S("CONNECT [2001:db8::1]:443 HTTP/1.1\r\nHost: [2001:db8::1]:443\r\n\r\n"), 0, "CONNECT",
-	  H1_M_CONNECT, "[2001:db8::1]:443", H1_TARGET_AUTHORITY, "", "[2001:db8::1]:443", 1, 1,
+	{ S("PURGE /x HTTP/1.1\r\nHost: a\r\n\r\n"), 0, "PURGE", H1_M_OTHER, "/x", H1_TARGET_ORIGIN, "/x", "a", 1, 1,
 	  -1, false, true, false, false, 0 },
-	{ S("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n"), 0, "OPTIONS", H1_M_OPTIONS, "*",
-	  H1_TARGET_ASTERISK, "", "a", 1, 1, -1, false, true, false, false, 0 },
-	{ S("\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"), 0, "GET", H1_M_GET, "/", H1_TARGET_ORIGIN,
-	  "/", "a", 1, 1, -1, false, true, false, false, 0 },
-	{ S("PURGE /x HTTP/1.1\r\nHost: a\r\n\r\n"), 0, "PURGE", H1_M_OTHER, "/x", H1_TARGET_ORIGIN,
-	  "/x", "a", 1, 1, -1, false, true, false, false, 0 },
-	{ S("DELETE /x HTTP/1.1\r\nhost: a\r\n\r\n"), 0, "DELETE", H1_M_DELETE, "/x",
-	  H1_TARGET_ORIGIN, "/x", "a", 1, 1, -1, false, true, false, false, 0 },
-	{ S("get /x HTTP/1.1\r\nHost: a\r\n\r\n"), 0, "get", H1_M_OTHER, "/x", H1_TARGET_ORIGIN,
-	  "/x", "a", 1, 1, -1, false, true, false, false, 0 },
-	{ S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\ncontent-length: 5\r\n\r\n"), 0,
-	  "POST", H1_M_POST, "/", H1_TARGET_ORIGIN, "/", "a", 1, 3, 5, false, true, false, false,
-	  H1_F_HAS_CL | H1_F_CL_REPEATED },
-	{ S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5 ,5\r\n\r\n"), 0, "POST", H1_M_POST, "/",
-	  H1_TARGET_ORIGIN, "/", "a", 1, 2, 5, false, true, false, false,
-	  H1_F_HAS_CL | H1_F_CL_REPEATED },
-	{ S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 007\r\n\r\n"), 0, "POST", H1_M_POST, "/",
-	  H1_TARGET_ORIGIN, "/", "a", 1, 2, 7, false, true, false, false, H1_F_HAS_CL },
-	{ S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"), 0, "POST", H1_M_POST, "/",
-	  H1_TARGET_ORIGIN, "/", "a", 1, 2, 0, false, true, false, false, H1_F_HAS_CL },
-	{ S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9223372036854775807\r\n\r\n"), 0, "POST",
-	  H1_M_POST, "/", H1_TARGET_ORIGIN, "/", "a", 1, 2, INT64_MAX, false, true, false, false,
-	  H1_F_HAS_CL },
-	{ S("GET / HTTP/1.1\r\nHost:\r\nX-Empty:\r\nX-Ws: \t \r\nX-Tab: a\tb\r\nX-Utf8: caf\xc3\xa9\r\n\r\n"),
-	  0, "GET", H1_M_GET, "/", H1_TARGET_ORIGIN, "/", "", 1, 5, -1, false, true, false, false,
-	  H1_F_HAS_HOST },
-	{ S("OPTIONS /x HTTP/1.1\r\nHost: a%41b.c\r\nConnection: x , close\r\nContent-Lengtx: 1\r\n\r\n"),
-	  0, "OPTIONS", H1_M_OPTIONS, "/x", H1_TARGET_ORIGIN, "/x", "a%41b.c", 1, 3, -1, false, false,
-	  false, false, H1_F_CONN_CLOSE },
-	{ S("LONGMETHOD / HTTP/1.1\r\nHost: a\r\n\r\n"), 0, "LONGMETHOD", H1_M_OTHER, "/",
-	  H1_TARGET_ORIGIN, "/", "a", 1, 1, -1, false, true, false, false, 0 },
-	{ S("GET / HTTP/1.1\r\nHost: 10.0.0.1:80\r\nX-A:b\r\n\r\n"), 0, "GET", H1_M_GET, "/",
-	  H1_TARGET_ORIGIN, "/", "10.0.0.1:80", 1, 2, -1, false, true, false, false, 0 },
-	{ S("GET / HTTP/1.1\r\nHost: xn--d1acpjx3f.xn--p1ai:\r\n\r\n"), 0, "GET", H1_M_GET, "/",
-	  H1_TARGET_ORIGIN, "/", "xn--d1acpjx3f.xn--p1ai:", 1, 1, -1, false, true, false, false, 0 },
-	{ S("GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\n"), 17, "GET", H1_M_GET, "/",
-	  H1_TARGET_ORIGIN, "/", "a", 1, 1, -1, false, true, false, false, 0 },
+	{ S("DELETE /x HTTP/1.1\r\nhost: a\r\n\r\n"), 0, "DELETE", H1_M_DELETE, "/x", H1_TARGET_ORIGIN, "/x", "a", 1, 1,
+	  -1, false, true, false, false, 0 },
+	{ S("get /x HTTP/1.1\r\nHost: a\r\n\r\n"), 0, "get", H1_M_OTHER, "/x", H1_TARGET_ORIGIN, "/x", "a", 1, 1, -1,
+	  false, true, false, false, 0 },
+	{ S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\ncontent-length: 5\r\n\r\n"), 0, "POST", H1_M_POST, "/",
+	  H1_TARGET_ORIGIN, "/", "a", 1, 3, 5, false, true, false, false, H1_F_HAS_CL | H1_F_CL_REPEATED },
+	{ S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5 ,5\r\n\r\n"), 0, "POST", H1_M_POST, "/", H1_TARGET_ORIGIN,
+	  "/", "a", 1, 2, 5, false, true, false, false, H1_F_HAS_CL | H1_F_CL_REPEATED },
+	{ S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 007\r\n\r\n"), 0, "POST", H1_M_POST, "/", H1_TARGET_ORIGIN,
+	  "/", "a", 1, 2, 7, false, true, false, false, H1_F_HAS_CL },
+	{ S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"), 0, "POST", H1_M_POST, "/", H1_TARGET_ORIGIN,
+	  "/", "a", 1, 2, 0, false, true, false, false, H1_F_HAS_CL },
+	{ S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9223372036854775807\r\n\r\n"), 0, "POST", H1_M_POST, "/",
+	  H1_TARGET_ORIGIN, "/", "a", 1, 2, INT64_MAX, false, true, false, false, H1_F_HAS_CL },
+	{ S("GET / HTTP/1.1\r\nHost:\r\nX-Empty:\r\nX-Ws: \t \r\nX-Tab: a\tb\r\nX-Utf8: caf\xc3\xa9\r\n\r\n"), 0, "GET",
+	  H1_M_GET, "/", H1_TARGET_ORIGIN, "/", "", 1, 5, -1, false, true, false, false, H1_F_HAS_HOST },
+	{ S("OPTIONS /x HTTP/1.1\r\nHost: a%41b.c\r\nConnection: x , close\r\nContent-Lengtx: 1\r\n\r\n"), 0, "OPTIONS",
+	  H1_M_OPTIONS, "/x", H1_TARGET_ORIGIN, "/x", "a%41b.c", 1, 3, -1, false, false, false, false,
+	  H1_F_CONN_CLOSE },
+	{ S("LONGMETHOD / HTTP/1.1\r\nHost: a\r\n\r\n"), 0, "LONGMETHOD", H1_M_OTHER, "/", H1_TARGET_ORIGIN, "/", "a",
+	  1, 1, -1, false, true, false, false, 0 },
+	{ S("GET / HTTP/1.1\r\nHost: 10.0.0.1:80\r\nX-A:b\r\n\r\n"), 0, "GET", H1_M_GET, "/", H1_TARGET_ORIGIN, "/",
+	  "10.0.0.1:80", 1, 2, -1, false, true, false, false, 0 },
+	{ S("GET / HTTP/1.1\r\nHost: xn--d1acpjx3f.xn--p1ai:\r\n\r\n"), 0, "GET", H1_M_GET, "/", H1_TARGET_ORIGIN, "/",
+	  "xn--d1acpjx3f.xn--p1ai:", 1, 1, -1, false, true, false, false, 0 },
+	{ S("GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\n"), 17, "GET", H1_M_GET, "/", H1_TARGET_ORIGIN, "/",
+	  "a", 1, 1, -1, false, true, false, false, 0 },
 };
 
 static void check_req_case(const struct req_case *c, const char *buf, const struct h1_request *r)
@@ -392,11 +378,10 @@ static void test_request_buffer_moved(void **state)
 
 static void test_request_pipelined(void **state)
 {
-	static const char in[] =
-		"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"
-		"POST /b HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
-		"3;x=y\r\ndef\r\n0\r\nT: 1\r\n\r\n"
-		"GET /c HTTP/1.1\r\nHost: a\r\n\r\n";
+	static const char in[] = "POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"
+				 "POST /b HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+				 "3;x=y\r\ndef\r\n0\r\nT: 1\r\n\r\n"
+				 "GET /c HTTP/1.1\r\nHost: a\r\n\r\n";
 	const char *paths[] = { "/a", "/b", "/c" };
 	char *buf = dup_exact(in, sizeof(in) - 1);
 	size_t off = 0, len = sizeof(in) - 1, used, i;
@@ -530,36 +515,30 @@ static const struct bad_case {
 	{ S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n"), H1_E_CL_INVALID, 400 },
 	{ S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5,\r\n\r\n"), H1_E_CL_INVALID, 400 },
 	{ S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1.0\r\n\r\n"), H1_E_CL_INVALID, 400 },
-	{ S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9223372036854775808\r\n\r\n"),
-	  H1_E_CL_INVALID, 400 },
-	{ S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n"),
-	  H1_E_CL_INVALID, 400 },
-	{ S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"),
-	  H1_E_CL_CONFLICT, 400 },
+	{ S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9223372036854775808\r\n\r\n"), H1_E_CL_INVALID, 400 },
+	{ S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n"), H1_E_CL_INVALID, 400 },
+	{ S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"), H1_E_CL_CONFLICT, 400 },
 	{ S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\n"), H1_E_CL_CONFLICT, 400 },
-	{ S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 05\r\nContent-Length: 6\r\n\r\n"),
-	  H1_E_CL_CONFLICT, 400 },
+	{ S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 05\r\nContent-Length: 6\r\n\r\n"), H1_E_CL_CONFLICT, 400 },
 	/* Content-Length with Transfer-Encoding, either order */
-	{ S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"),
-	  H1_E_CL_AND_TE, 400 },
-	{ S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n"),
-	  H1_E_CL_AND_TE, 400 },
+	{ S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"), H1_E_CL_AND_TE,
+	  400 },
+	{ S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n"), H1_E_CL_AND_TE,
+	  400 },
 	/* Transfer-Encoding */
 	{ S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n"), H1_E_TE_NOT_CHUNKED, 400 },
-	{ S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"),
-	  H1_E_TE_NOT_CHUNKED, 400 },
+	{ S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"), H1_E_TE_NOT_CHUNKED, 400 },
 	{ S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n"),
 	  H1_E_TE_NOT_CHUNKED, 400 },
-	{ S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n"),
-	  H1_E_TE_CHUNKED_REPEATED, 400 },
+	{ S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n"), H1_E_TE_CHUNKED_REPEATED,
+	  400 },
 	{ S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"),
 	  H1_E_TE_CHUNKED_REPEATED, 400 },
 	{ S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: foo\r\n\r\n"), H1_E_TE_UNKNOWN, 501 },
 	{ S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"), H1_E_TE_UNKNOWN, 501 },
 	{ S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"),
 	  H1_E_TE_UNKNOWN, 501 },
-	{ S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip,,,,,,,, chunked\r\n\r\n"),
-	  H1_E_TE_INVALID, 400 },
+	{ S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip,,,,,,,, chunked\r\n\r\n"), H1_E_TE_INVALID, 400 },
 	{ S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: , chunked\r\n\r\n"), H1_E_TE_INVALID, 400 },
 	{ S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked,\r\n\r\n"), H1_E_TE_INVALID, 400 },
 	{ S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n"), H1_E_TE_UNKNOWN, 501 },
@@ -586,8 +565,8 @@ static void test_request_bad(void **state)
 		int got = parse_req(buf, c->len, &r, h, NULL);
 
 		if (got != c->err)
-			fail_msg("bad request %zu: got %d (%s), want %d (%s)", i, got, h1_error_reason(got),
-				 c->err, h1_error_reason(c->err));
+			fail_msg("bad request %zu: got %d (%s), want %d (%s)", i, got, h1_error_reason(got), c->err,
+				 h1_error_reason(c->err));
 		assert_int_equal(h1_error_status(got), c->status);
 		/* sticky: the same state answers the same */
 		assert_int_equal(h1_parse_request(buf, c->len, &r, h, NHDRS, NULL), c->err);
@@ -601,8 +580,7 @@ static void test_request_bad(void **state)
 
 static void test_request_limits(void **state)
 {
-	const struct h1_limits small = { .max_start_line = 16, .max_header_bytes = 32,
-					 .max_headers = 3 };
+	const struct h1_limits small = { .max_start_line = 16, .max_header_bytes = 32, .max_headers = 3 };
 	struct h1_header h[NHDRS];
 	struct h1_request r;
 	size_t n, i;
@@ -611,10 +589,8 @@ static void test_request_limits(void **state)
 	(void)state;
 	/* request line of exactly 16 bytes passes; 17 is 414, even before its end arrives */
 	assert_true(parse_req(S("GET /23 HTTP/1.1\r\nHost: a\r\n\r\n"), &r, h, &small) > 0);
-	assert_int_equal(parse_req(S("GET /234 HTTP/1.1\r\nHost: a\r\n\r\n"), &r, h, &small),
-			 H1_E_START_LINE_TOO_LONG);
-	assert_int_equal(parse_req(S("GET /2345678901234567"), &r, h, &small),
-			 H1_E_START_LINE_TOO_LONG);
+	assert_int_equal(parse_req(S("GET /234 HTTP/1.1\r\nHost: a\r\n\r\n"), &r, h, &small), H1_E_START_LINE_TOO_LONG);
+	assert_int_equal(parse_req(S("GET /2345678901234567"), &r, h, &small), H1_E_START_LINE_TOO_LONG);
 	assert_int_equal(parse_req(S("\r\n\r\nGET /23 HTTP/1.1\r\nHost: a\r\n\r\n"), &r, h, &small),
 			 H1_E_START_LINE_TOO_LONG);
 	assert_int_equal(h1_error_status(H1_E_START_LINE_TOO_LONG), 414);
@@ -648,7 +624,7 @@ static void test_request_limits(void **state)
 	memset(big + n, 'a', 8192 - 14);
 	n += 8192 - 14;
 	n += (size_t)sprintf(big + n, " HTTP/1.1\r\nHost: a\r\n\r\n");
-	assert_int_equal(parse_req(big, n, &r, h, NULL), (int)n);     /* a line of 8192 */
+	assert_int_equal(parse_req(big, n, &r, h, NULL), (int)n); /* a line of 8192 */
 	n = (size_t)sprintf(big, "GET /");
 	memset(big + n, 'a', 8192 - 13);
 	n += 8192 - 13;
@@ -706,48 +682,47 @@ static const struct resp_case {
 	int64_t cl;
 	bool chunked, close_delimited, no_body, interim, tunnel, keep_alive;
 } good_resp[] = {
-	{ S("HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n"), H1_M_GET, 200, "OK", 1, 12,
-	  false, false, false, false, false, true },
-	{ S("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"), H1_M_GET, 200, "OK", 1, -1,
-	  true, false, false, false, false, true },
-	{ S("HTTP/1.1 200 OK\r\n\r\n"), H1_M_GET, 200, "OK", 1, -1, false, true, false, false,
+	{ S("HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n"), H1_M_GET, 200, "OK", 1, 12, false, false, false, false,
+	  false, true },
+	{ S("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"), H1_M_GET, 200, "OK", 1, -1, true, false, false,
+	  false, false, true },
+	{ S("HTTP/1.1 200 OK\r\n\r\n"), H1_M_GET, 200, "OK", 1, -1, false, true, false, false, false, false },
+	{ S("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"), H1_M_GET, 200, "OK", 1, -1, false, true, false,
+	  false, false, false },
+	{ S("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"), H1_M_GET, 200, "OK", 1, -1, true, false,
+	  false, false, false, true },
+	{ S("HTTP/1.1 204 No Content\r\n\r\n"), H1_M_GET, 204, "No Content", 1, -1, false, false, true, false, false,
+	  true },
+	{ S("HTTP/1.1 304 Not Modified\r\nContent-Length: 100\r\n\r\n"), H1_M_GET, 304, "Not Modified", 1, 100, false,
+	  false, true, false, false, true },
+	{ S("HTTP/1.1 100 Continue\r\n\r\n"), H1_M_POST, 100, "Continue", 1, -1, false, false, true, true, false,
+	  true },
+	{ S("HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n"), H1_M_GET, 103, "Early Hints", 1, -1,
+	  false, false, true, true, false, true },
+	{ S("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"), H1_M_GET, 101,
+	  "Switching Protocols", 1, -1, false, false, true, false, true, false },
+	{ S("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"), H1_M_HEAD, 200, "OK", 1, 1000, false, false, true,
+	  false, false, true },
+	{ S("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"), H1_M_HEAD, 200, "OK", 1, -1, false, false, true,
+	  false, false, true },
+	{ S("HTTP/1.1 200 Connection established\r\n\r\n"), H1_M_CONNECT, 200, "Connection established", 1, -1, false,
+	  false, true, false, true, false },
+	{ S("HTTP/1.1 407 Proxy Auth\r\nContent-Length: 0\r\n\r\n"), H1_M_CONNECT, 407, "Proxy Auth", 1, 0, false,
+	  false, false, false, false, true },
+	{ S("HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\n"), H1_M_GET, 200, "OK", 0, 3, false, false, false, false,
 	  false, false },
-	{ S("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"), H1_M_GET, 200, "OK", 1, -1,
-	  false, true, false, false, false, false },
-	{ S("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"), H1_M_GET, 200, "OK", 1,
-	  -1, true, false, false, false, false, true },
-	{ S("HTTP/1.1 204 No Content\r\n\r\n"), H1_M_GET, 204, "No Content", 1, -1, false, false,
-	  true, false, false, true },
-	{ S("HTTP/1.1 304 Not Modified\r\nContent-Length: 100\r\n\r\n"), H1_M_GET, 304,
-	  "Not Modified", 1, 100, false, false, true, false, false, true },
-	{ S("HTTP/1.1 100 Continue\r\n\r\n"), H1_M_POST, 100, "Continue", 1, -1, false, false,
-	  true, true, false, true },
-	{ S("HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n"), H1_M_GET, 103,
-	  "Early Hints", 1, -1, false, false, true, true, false, true },
-	{ S("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"),
-	  H1_M_GET, 101, "Switching Protocols", 1, -1, false, false, true, false, true, false },
-	{ S("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"), H1_M_HEAD, 200, "OK", 1, 1000,
-	  false, false, true, false, false, true },
-	{ S("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"), H1_M_HEAD, 200, "OK", 1, -1,
-	  false, false, true, false, false, true },
-	{ S("HTTP/1.1 200 Connection established\r\n\r\n"), H1_M_CONNECT, 200,
-	  "Connection established", 1, -1, false, false, true, false, true, false },
-	{ S("HTTP/1.1 407 Proxy Auth\r\nContent-Length: 0\r\n\r\n"), H1_M_CONNECT, 407,
-	  "Proxy Auth", 1, 0, false, false, false, false, false, true },
-	{ S("HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\n"), H1_M_GET, 200, "OK", 0, 3, false,
+	{ S("HTTP/1.0 200 OK\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\n"), H1_M_GET, 200, "OK", 0, 3, false,
+	  false, false, false, false, true },
+	{ S("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\n"), H1_M_GET, 200, "OK", 1, 3, false,
 	  false, false, false, false, false },
-	{ S("HTTP/1.0 200 OK\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\n"), H1_M_GET,
-	  200, "OK", 0, 3, false, false, false, false, false, true },
-	{ S("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\n"), H1_M_GET, 200,
-	  "OK", 1, 3, false, false, false, false, false, false },
-	{ S("HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n"), H1_M_GET, 200, "", 1, 0, false, false,
-	  false, false, false, true },
-	{ S("HTTP/1.1 200 \r\nContent-Length: 0\r\n\r\n"), H1_M_GET, 200, "", 1, 0, false, false,
-	  false, false, false, true },
+	{ S("HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n"), H1_M_GET, 200, "", 1, 0, false, false, false, false, false,
+	  true },
+	{ S("HTTP/1.1 200 \r\nContent-Length: 0\r\n\r\n"), H1_M_GET, 200, "", 1, 0, false, false, false, false, false,
+	  true },
 	{ S("HTTP/1.1 404 Not  Found\tx \xe2\x9c\x93\r\nContent-Length: 0\r\n\r\n"), H1_M_GET, 404,
 	  "Not  Found\tx \xe2\x9c\x93", 1, 0, false, false, false, false, false, true },
-	{ S("HTTP/1.1 599 Custom\r\nContent-Length: 0\r\n\r\n"), H1_M_GET, 599, "Custom", 1, 0,
-	  false, false, false, false, false, true },
+	{ S("HTTP/1.1 599 Custom\r\nContent-Length: 0\r\n\r\n"), H1_M_GET, 599, "Custom", 1, 0, false, false, false,
+	  false, false, true },
 };
 
 static void run_incremental_resp(const char *in, size_t len, enum h1_method m)
@@ -809,8 +784,9 @@ static void test_response_good(void **state)
 		/* body framing follows */
 		h1_body_init_response(&b, &r, NULL);
 		assert_int_equal(h1_body_done(&b), c->no_body || c->cl == 0);
-		assert_int_equal(b.kind, c->chunked ? H1_BODY_CHUNKED
-					 : c->close_delimited ? H1_BODY_CLOSE : H1_BODY_LENGTH);
+		assert_int_equal(b.kind, c->chunked           ? H1_BODY_CHUNKED
+					 : c->close_delimited ? H1_BODY_CLOSE
+							      : H1_BODY_LENGTH);
 		free(buf);
 		run_incremental_resp(c->in, c->len, c->req_method);
 	}
@@ -831,8 +807,7 @@ static const struct bad_case bad_resp[] = {
 	{ S("HTTP/1.1 200 O\x01K\r\n\r\n"), H1_E_REASON, 400 },
 	{ S("HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n"), H1_E_BARE_LF, 400 },
 	{ S("HTTP/1.1 200 OK\rContent-Length: 0\r\n\r\n"), H1_E_BARE_CR, 400 },
-	{ S("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"),
-	  H1_E_CL_AND_TE, 400 },
+	{ S("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"), H1_E_CL_AND_TE, 400 },
 	{ S("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"), H1_E_TE_HTTP10, 400 },
 	{ S("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"), H1_E_TE_NOT_CHUNKED, 400 },
 	{ S("HTTP/1.1 200 OK\r\nTransfer-Encoding: br\r\n\r\n"), H1_E_TE_UNKNOWN, 501 },
@@ -927,8 +902,8 @@ static void test_body_length(void **state)
 static const struct chunk_case {
 	const char *in;
 	size_t len;
-	const char *data;      /* decoded payload */
-	size_t body_len;       /* where the body ends; 0: all of in */
+	const char *data; /* decoded payload */
+	size_t body_len;  /* where the body ends; 0: all of in */
 } good_chunks[] = {
 	{ S("5\r\nhello\r\n0\r\n\r\n"), "hello", 0 },
 	{ S("5\r\nhello\r\n0\r\n\r\nGET / HTTP/1.1\r\n"), "hello", 15 },
@@ -936,7 +911,8 @@ static const struct chunk_case {
 	{ S("A\r\n0123456789\r\na\r\n0123456789\r\n0\r\n\r\n"), "01234567890123456789", 0 },
 	{ S("0005\r\nhello\r\n000\r\n\r\n"), "hello", 0 },
 	{ S("5;foo=bar;baz\r\nhello\r\n6 ; q=\"a\\\"b;c\" ;r = s\r\n world\r\n0;last\r\n"
-	    "Trailer-A: 1\r\nTrailer-B: x\ty\r\nEmpty:\r\n\r\n"), "hello world", 0 },
+	    "Trailer-A: 1\r\nTrailer-B: x\ty\r\nEmpty:\r\n\r\n"),
+	  "hello world", 0 },
 	{ S("3;a=\"x\";b;c=\"\"\r\nabc\r\n0\r\n\r\n"), "abc", 0 },
 	{ S("3;a=\"\"\r\nabc\r\n0;x=\"\\\t\xc3\xa9\"\r\n\r\n"), "abc", 0 },
 	{ S("1\r\n\r\r\n2\r\n\r\n\r\n0\r\n\r\n"), "\r\r\n", 0 },
@@ -1061,8 +1037,8 @@ static void test_body_chunked_bad(void **state)
 		h1_body_init(&b, -1, true, NULL);
 		r = h1_body_feed(&b, buf, c->len, &used, NULL, NULL);
 		if (r != c->err)
-			fail_msg("bad chunked %zu: got %d (%s), want %d (%s)", i, r, h1_error_reason(r),
-				 c->err, h1_error_reason(c->err));
+			fail_msg("bad chunked %zu: got %d (%s), want %d (%s)", i, r, h1_error_reason(r), c->err,
+				 h1_error_reason(c->err));
 		assert_int_equal(h1_error_status(r), c->status);
 		/* sticky */
 		assert_int_equal(h1_body_feed(&b, "0\r\n\r\n", 5, &used, NULL, NULL), c->err);
@@ -1088,11 +1064,9 @@ static void test_body_chunked_limits(void **state)
 	h1_body_init(&b, -1, true, &lim);
 	assert_int_equal(h1_body_feed(&b, S("1;abcdefghijkl\r\nx\r\n0\r\n\r\n"), &used, NULL, NULL), 1);
 	h1_body_init(&b, -1, true, &lim);
-	assert_int_equal(h1_body_feed(&b, S("1;abcdefghijklm\r\nx\r\n"), &used, NULL, NULL),
-			 H1_E_CHUNK_LINE_TOO_LONG);
+	assert_int_equal(h1_body_feed(&b, S("1;abcdefghijklm\r\nx\r\n"), &used, NULL, NULL), H1_E_CHUNK_LINE_TOO_LONG);
 	h1_body_init(&b, -1, true, &lim);
-	assert_int_equal(h1_body_feed(&b, S("00000000000000000001\r\n"), &used, NULL, NULL),
-			 H1_E_CHUNK_LINE_TOO_LONG);
+	assert_int_equal(h1_body_feed(&b, S("00000000000000000001\r\n"), &used, NULL, NULL), H1_E_CHUNK_LINE_TOO_LONG);
 	/* trailers: 24 bytes including the final CRLF, 2 fields */
 	h1_body_init(&b, -1, true, &lim);
 	assert_int_equal(h1_body_feed(&b, S("0\r\nA: 12345678901234567\r\n\r\n"), &used, NULL, NULL), 1);

@@ -234,7 +234,8 @@ static void test_map_add_fail(void **state)
 		{ "..", "spiffe://td/x", "has a '..' component" },
 		{ "/sys/kernel/x", "spiffe://td/x", "outside the cgroup2 mount" },
 		{ "a.slice", NULL, "identity: missing" },
-		{ "a.slice", "spiffe://TD/x", "identity: 'spiffe://TD/x' is not a valid SPIFFE ID: trust domain has uppercase 'T'" },
+		{ "a.slice", "spiffe://TD/x",
+		  "identity: 'spiffe://TD/x' is not a valid SPIFFE ID: trust domain has uppercase 'T'" },
 		{ "a.slice", "td/x", "identity: 'td/x' is not a valid SPIFFE ID: does not start with 'spiffe://'" },
 		{ "a.slice", "spiffe://td/x/", "ends with '/'" },
 	};
@@ -296,11 +297,11 @@ static void test_policy_default(void **state)
 static void test_policy_patterns(void **state)
 {
 	static const char *const allow[] = {
-		"spiffe://example.org/ns/prod/sa/web",       /* exact */
-		"spiffe://example.org/ns/prod/sa/api-*",     /* glob in a segment */
-		"spiffe://example.org/ns/batch/**",          /* subtree */
-		"spiffe://example.org/ns/*/sa/metrics",      /* any namespace, one segment */
-		"spiffe://partner.org/sa/[ab]?",             /* character classes */
+		"spiffe://example.org/ns/prod/sa/web",   /* exact */
+		"spiffe://example.org/ns/prod/sa/api-*", /* glob in a segment */
+		"spiffe://example.org/ns/batch/**",      /* subtree */
+		"spiffe://example.org/ns/*/sa/metrics",  /* any namespace, one segment */
+		"spiffe://partner.org/sa/[ab]?",         /* character classes */
 	};
 	static const struct {
 		const char *id;
@@ -336,7 +337,8 @@ static void test_policy_patterns(void **state)
 		enum id_verdict v = id_policy_check(p, checks[i].id);
 
 		if (v != checks[i].want)
-			fail_msg("'%s': %s, expected %s", checks[i].id, id_verdict_name(v), id_verdict_name(checks[i].want));
+			fail_msg("'%s': %s, expected %s", checks[i].id, id_verdict_name(v),
+				 id_verdict_name(checks[i].want));
 	}
 	id_policy_free(p);
 }
@@ -405,18 +407,12 @@ static void test_verdict_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_spiffe_valid),
-		cmocka_unit_test(test_spiffe_longest),
-		cmocka_unit_test(test_spiffe_invalid),
-		cmocka_unit_test(test_map_lookup),
-		cmocka_unit_test(test_map_mount),
-		cmocka_unit_test(test_map_add_fail),
-		cmocka_unit_test(test_map_limit),
-		cmocka_unit_test(test_policy_default),
-		cmocka_unit_test(test_policy_patterns),
-		cmocka_unit_test(test_policy_subtree_root),
-		cmocka_unit_test(test_policy_allow_fail),
-		cmocka_unit_test(test_verdict_names),
+		cmocka_unit_test(test_spiffe_valid),      cmocka_unit_test(test_spiffe_longest),
+		cmocka_unit_test(test_spiffe_invalid),    cmocka_unit_test(test_map_lookup),
+		cmocka_unit_test(test_map_mount),         cmocka_unit_test(test_map_add_fail),
+		cmocka_unit_test(test_map_limit),         cmocka_unit_test(test_policy_default),
+		cmocka_unit_test(test_policy_patterns),   cmocka_unit_test(test_policy_subtree_root),
+		cmocka_unit_test(test_policy_allow_fail), cmocka_unit_test(test_verdict_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

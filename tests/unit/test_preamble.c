@@ -39,11 +39,10 @@ static void test_golden(void **state)
 {
 	static const uint8_t v4_min[] = { 'W', 'E', 'F', 'T', 1, 0x00, 0x00, 0x07, 4, 0x1f, 0x90, 10, 0, 0, 7 };
 	static const uint8_t v6_all[] = {
-		'W', 'E', 'F', 'T', 1, 0x07, 0x00, 0x1e,
-		6, 0x01, 0xbb, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01,
-		3,                    /* http/2 */
-		3, 'w', 'e', 'b',     /* service */
-		5, 's', 'p', 'i', 'f', 'f', /* claimed */
+		'W',  'E', 'F', 'T', 1,   0x07, 0x00, 0x1e, 6, 0x01, 0xbb, 0x20, 0x01, 0x0d,
+		0xb8, 0,   0,   0,   0,   0,    0,    0,    0, 0,    0,    0,    0x01, 3, /* http/2 */
+		3,    'w', 'e', 'b',                                                      /* service */
+		5,    's', 'p', 'i', 'f', 'f',                                            /* claimed */
 	};
 	struct preamble p = mk("10.0.0.7:8080", PREAMBLE_PROTO_NONE, NULL, NULL), q;
 	uint8_t buf[PREAMBLE_MAX];
@@ -122,8 +121,8 @@ static void test_roundtrip(void **state)
 static void test_v4_mapped(void **state)
 {
 	struct preamble p = mk("[::ffff:10.9.8.7]:80", PREAMBLE_PROTO_NONE, NULL, NULL), q;
-	uint8_t buf[PREAMBLE_MAX], raw[] = { 'W', 'E', 'F', 'T', 1, 0, 0, 19, 6, 0, 80,
-					      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 9, 8, 7 };
+	uint8_t buf[PREAMBLE_MAX], raw[] = { 'W', 'E', 'F', 'T', 1, 0, 0, 19,   6,    0,  80, 0, 0, 0,
+					     0,   0,   0,   0,   0, 0, 0, 0xff, 0xff, 10, 9,  8, 7 };
 	char a[ADDR_STRLEN];
 
 	assert_int_equal(p.target.sa.sa_family, AF_INET); /* addr_parse folds it already */
@@ -167,11 +166,21 @@ static void test_decode_fail(void **state)
 		{ "0.0.0.0", { HDR(0, 7), 4, 0, 80, 0, 0, 0, 0 }, 15, PREAMBLE_ERR_ADDR, 15 },
 		{ "broadcast", { HDR(0, 7), 4, 0, 80, 255, 255, 255, 255 }, 15, PREAMBLE_ERR_ADDR, 15 },
 		{ "multicast v4", { HDR(0, 7), 4, 0, 80, 239, 1, 2, 3 }, 15, PREAMBLE_ERR_ADDR, 15 },
-		{ "::", { HDR(0, 19), 6, 0, 80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }, 27, PREAMBLE_ERR_ADDR, 27 },
-		{ "multicast v6", { HDR(0, 19), 6, 0, 80, 0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 }, 27,
-		  PREAMBLE_ERR_ADDR, 27 },
-		{ "v4-mapped 0.0.0.0", { HDR(0, 19), 6, 0, 80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0 }, 27,
-		  PREAMBLE_ERR_ADDR, 27 },
+		{ "::",
+		  { HDR(0, 19), 6, 0, 80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
+		  27,
+		  PREAMBLE_ERR_ADDR,
+		  27 },
+		{ "multicast v6",
+		  { HDR(0, 19), 6, 0, 80, 0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 },
+		  27,
+		  PREAMBLE_ERR_ADDR,
+		  27 },
+		{ "v4-mapped 0.0.0.0",
+		  { HDR(0, 19), 6, 0, 80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0 },
+		  27,
+		  PREAMBLE_ERR_ADDR,
+		  27 },
 		{ "v6 family, v4-sized body", { HDR(0, 7), 6, 0, 80, 0, 0, 0, 0 }, 15, PREAMBLE_ERR_TRUNCATED, 9 },
 		{ "proto hint 0", { HDR(0x01, 8), V4(0, 80), 0 }, 16, PREAMBLE_ERR_PROTO, 16 },
 		{ "proto hint 5", { HDR(0x01, 8), V4(0, 80), 5 }, 16, PREAMBLE_ERR_PROTO, 16 },
@@ -181,11 +190,18 @@ static void test_decode_fail(void **state)
 		{ "service uppercase", { HDR(0x02, 11), V4(0, 80), 3, 'W', 'e', 'b' }, 19, PREAMBLE_ERR_SERVICE, 19 },
 		{ "service starts with '-'", { HDR(0x02, 9), V4(0, 80), 1, '-' }, 17, PREAMBLE_ERR_SERVICE, 17 },
 		{ "service with NUL", { HDR(0x02, 10), V4(0, 80), 2, 'a', 0 }, 18, PREAMBLE_ERR_SERVICE, 18 },
-		{ "service runs past the body", { HDR(0x02, 10), V4(0, 80), 5, 'a', 'b' }, 18, PREAMBLE_ERR_TRUNCATED, 16 },
+		{ "service runs past the body",
+		  { HDR(0x02, 10), V4(0, 80), 5, 'a', 'b' },
+		  18,
+		  PREAMBLE_ERR_TRUNCATED,
+		  16 },
 		{ "claimed length 0", { HDR(0x04, 8), V4(0, 80), 0 }, 16, PREAMBLE_ERR_CLAIMED_ID, 16 },
 		{ "claimed with a space", { HDR(0x04, 10), V4(0, 80), 2, 'a', ' ' }, 18, PREAMBLE_ERR_CLAIMED_ID, 18 },
-		{ "claimed with a newline (log injection)", { HDR(0x04, 10), V4(0, 80), 2, 'a', '\n' }, 18,
-		  PREAMBLE_ERR_CLAIMED_ID, 18 },
+		{ "claimed with a newline (log injection)",
+		  { HDR(0x04, 10), V4(0, 80), 2, 'a', '\n' },
+		  18,
+		  PREAMBLE_ERR_CLAIMED_ID,
+		  18 },
 		{ "claimed with a high byte", { HDR(0x04, 9), V4(0, 80), 1, 0xc3 }, 17, PREAMBLE_ERR_CLAIMED_ID, 17 },
 		{ "claimed runs past the body", { HDR(0x04, 9), V4(0, 80), 200 }, 16, PREAMBLE_ERR_TRUNCATED, 16 },
 		{ "trailing byte in the body", { HDR(0, 8), V4(0, 80), 0 }, 16, PREAMBLE_ERR_TRAILING, 15 },
@@ -295,12 +311,9 @@ static void test_reply(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_golden),
-		cmocka_unit_test(test_roundtrip),
-		cmocka_unit_test(test_v4_mapped),
-		cmocka_unit_test(test_decode_fail),
-		cmocka_unit_test(test_encode_fail),
-		cmocka_unit_test(test_err_names),
+		cmocka_unit_test(test_golden),      cmocka_unit_test(test_roundtrip),
+		cmocka_unit_test(test_v4_mapped),   cmocka_unit_test(test_decode_fail),
+		cmocka_unit_test(test_encode_fail), cmocka_unit_test(test_err_names),
 		cmocka_unit_test(test_reply),
 	};
 

@@ -55,13 +55,13 @@
 #include "tcp/relay.h"
 #include "tls/tls.h"
 
-#define GUARD_S       60.0 /* whole-scenario bound for the loop (valgrind is slow) */
-#define SOCK_TIMEOUT_S 20  /* every blocking call in the scenario thread */
-#define MAX_RELAYS    64
-#define MAX_EVS       256
-#define MAX_UP        4
-#define BULK_BYTES    (20u * 1024 * 1024)
-#define CHUNK         65536
+#define GUARD_S 60.0      /* whole-scenario bound for the loop (valgrind is slow) */
+#define SOCK_TIMEOUT_S 20 /* every blocking call in the scenario thread */
+#define MAX_RELAYS 64
+#define MAX_EVS 256
+#define MAX_UP 4
+#define BULK_BYTES (20u * 1024 * 1024)
+#define CHUNK 65536
 
 struct ev_rec {
 	struct relay *r;
@@ -103,7 +103,7 @@ struct harness {
 	unsigned n_accepted;
 	struct ev_rec evs[MAX_EVS];
 	unsigned n_evs;
-	unsigned n_first_byte;   /* RELAY_EV_FIRST_BYTE, kept out of evs[] */
+	unsigned n_first_byte; /* RELAY_EV_FIRST_BYTE, kept out of evs[] */
 	void *first_byte_tag;
 	int64_t first_byte_us;
 	unsigned closed;
@@ -118,7 +118,7 @@ struct harness {
 	unsigned samples[4];
 	unsigned splice_calls0; /* n_splice_calls at h_init */
 	unsigned pipe2_calls0;
-	bool allow_fallback;    /* splice mode: the test expects a fallback to copying */
+	bool allow_fallback; /* splice mode: the test expects a fallback to copying */
 
 	/* scenario thread */
 	scenario_fn scenario;
@@ -151,9 +151,9 @@ static bool g_splice;
  * then disarms.
  */
 static unsigned n_splice_calls, n_pipe2_calls;
-static atomic_int inj_splice_errno;     /* 0: off */
+static atomic_int inj_splice_errno;      /* 0: off */
 static atomic_bool inj_splice_from_pipe; /* only pipe -> socket calls match */
-static atomic_uint inj_splice_skip;     /* matching calls let through first */
+static atomic_uint inj_splice_skip;      /* matching calls let through first */
 static atomic_int inj_pipe2_errno;
 
 static bool is_fifo(int fd)
@@ -277,12 +277,12 @@ static void t_fail(struct harness *h, int line, const char *what)
 	snprintf(h->fail_msg, sizeof(h->fail_msg), "%s (errno: %s)", what, strerror(e));
 }
 
-#define T_CHECK(h, cond)                                  \
-	do {                                              \
-		if (!(cond)) {                            \
-			t_fail((h), __LINE__, #cond);     \
-			goto out;                         \
-		}                                         \
+#define T_CHECK(h, cond)                              \
+	do {                                          \
+		if (!(cond)) {                        \
+			t_fail((h), __LINE__, #cond); \
+			goto out;                     \
+		}                                     \
 	} while (0)
 
 static void set_timeouts(int fd)
@@ -622,8 +622,8 @@ static int test_pick(void *arg, unsigned attempt, struct weft_sockaddr *out, voi
 	return 0;
 }
 
-static void test_event(void *arg, struct relay *r, enum relay_event_kind kind, void *tag,
-		       int64_t value, const struct relay_stats *st)
+static void test_event(void *arg, struct relay *r, enum relay_event_kind kind, void *tag, int64_t value,
+		       const struct relay_stats *st)
 {
 	struct harness *h = arg;
 
@@ -1533,8 +1533,8 @@ static void test_many_relays(void **state)
 	h_upstream(&h, 0, AF_INET);
 	h_run(&h, sc_many, MANY);
 	for (i = 0; i < h.n_evs; i++)
-		if (h.evs[i].kind == RELAY_EV_CLOSED && h.evs[i].st.error == 0 &&
-		    h.evs[i].st.bytes_in == 2004 && h.evs[i].st.bytes_out == 2000)
+		if (h.evs[i].kind == RELAY_EV_CLOSED && h.evs[i].st.error == 0 && h.evs[i].st.bytes_in == 2004 &&
+		    h.evs[i].st.bytes_out == 2000)
 			clean++;
 	assert_int_equal(clean, MANY);
 	relay_pool_get_stats(h.pool, &ps);
@@ -1756,8 +1756,7 @@ static void idle_stats(struct harness *h, struct relay *r, enum relay_event_kind
 	struct relay_pool_stats ps;
 
 	/* Sampled when the last relay connects and when the first closes (all idle, drained). */
-	if ((kind == RELAY_EV_CONNECTED && h->n_relays == IDLE_N) ||
-	    (kind == RELAY_EV_CLOSED && h->closed == 1)) {
+	if ((kind == RELAY_EV_CONNECTED && h->n_relays == IDLE_N) || (kind == RELAY_EV_CLOSED && h->closed == 1)) {
 		relay_pool_get_stats(h->pool, &ps);
 		h->val[kind == RELAY_EV_CLOSED ? 2 : 1] = ps.pipes_in_use + ps.buffers_in_use;
 		if (kind == RELAY_EV_CLOSED)
@@ -2074,7 +2073,7 @@ static void test_splice_no_pipe_falls_back_alone(void **state)
 	h_run(&h, sc_half_close_twice, 2);
 	assert_int_equal(cap_stop(SPLICE_OFF_LOG), 0);
 	assert_int_equal(inj_pipe2_errno, 0);
-	assert_int_equal(h.val[0], 0); /* the first relay never spliced */
+	assert_int_equal(h.val[0], 0);                     /* the first relay never spliced */
 	assert_true(n_splice_calls - h.splice_calls0 > 0); /* the second did */
 	for (k = 0; k < h.n_evs; k++) {
 		if (h.evs[k].kind != RELAY_EV_CLOSED)
@@ -2222,9 +2221,8 @@ static void bench_once(bool splice, uint64_t bytes, uint32_t bufsz, struct bench
 	pcpu = tv_s(p1.ru_utime) + tv_s(p1.ru_stime) - tv_s(p0.ru_utime) - tv_s(p0.ru_stime);
 	printf("bench %-6s buf %7u: %6.0f MiB in %6.3f s = %7.1f MB/s; relay thread CPU %.3f s "
 	       "(user %.3f sys %.3f) = %.3f s/GiB; process CPU %.3f s\n",
-	       splice ? "splice" : "copy", bufsz, (double)bytes / 1048576.0, wall,
-	       (double)bytes / 1e6 / wall, tu + ts, tu, ts, (tu + ts) * 1073741824.0 / (double)bytes,
-	       pcpu);
+	       splice ? "splice" : "copy", bufsz, (double)bytes / 1048576.0, wall, (double)bytes / 1e6 / wall, tu + ts,
+	       tu, ts, (tu + ts) * 1073741824.0 / (double)bytes, pcpu);
 	fflush(stdout);
 	res->mbps = (double)bytes / 1e6 / wall;
 	res->cpu_gib = (tu + ts) * 1073741824.0 / (double)bytes;
@@ -2244,8 +2242,7 @@ static int cmp_double(const void *a, const void *b)
 static void print_spread(const char *what, double *v, unsigned n)
 {
 	qsort(v, n, sizeof(*v), cmp_double);
-	printf(" %s %.3f [%.3f..%.3f]", what, n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2, v[0],
-	       v[n - 1]);
+	printf(" %s %.3f [%.3f..%.3f]", what, n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2, v[0], v[n - 1]);
 }
 
 static void test_bench_copy_vs_splice(void **state)
@@ -2274,8 +2271,8 @@ static void test_bench_copy_vs_splice(void **state)
 	for (m = 0; m < 2; m++) {
 		if (only && strcmp(only, m ? "splice" : "copy"))
 			continue;
-		printf("bench summary %-6s buf %7u, %u rounds: median [min..max]:", m ? "splice" : "copy",
-		       bufsz, rounds);
+		printf("bench summary %-6s buf %7u, %u rounds: median [min..max]:", m ? "splice" : "copy", bufsz,
+		       rounds);
 		print_spread("MB/s", v + (3 * m) * rounds, rounds);
 		print_spread("relay CPU s/GiB", v + (3 * m + 1) * rounds, rounds);
 		print_spread("process CPU s/GiB", v + (3 * m + 2) * rounds, rounds);
@@ -2625,8 +2622,7 @@ static int encode_test_preamble(uint8_t *buf, size_t cap)
 }
 
 /* relay_opts.secure for the tests: per attempt, h->sec_rc / h->sec_ctx decide. */
-static int test_secure(void *arg, void *tag, struct tls_ctx **ctx, uint8_t *prefix, size_t cap,
-		       size_t *prefix_len)
+static int test_secure(void *arg, void *tag, struct tls_ctx **ctx, uint8_t *prefix, size_t cap, size_t *prefix_len)
 {
 	struct harness *h = arg;
 	ptrdiff_t i = (int *)tag - h->tags;
@@ -2657,8 +2653,7 @@ enum b_answer {
  * The fake remote agent B on up_lfd[n]: accepts, TLS server handshake with
  * h->b_ctx, checks the caller's identity and preamble, answers. 0 or -1.
  */
-static int agent_b(struct harness *h, unsigned n, enum b_answer ans, enum preamble_status st,
-		   struct t_end *e)
+static int agent_b(struct harness *h, unsigned n, enum b_answer ans, enum preamble_status st, struct t_end *e)
 {
 	uint8_t buf[PREAMBLE_MAX], exp[PREAMBLE_MAX];
 	struct preamble p;
@@ -2755,8 +2750,8 @@ static struct relay *inbound_start(struct harness *h, int fd)
 			goto fail;
 	}
 	h->in_initial = got - (size_t)len;
-	return relay_start_tls(h->loop, h->pool, e.t, fd, buf + len, got - (size_t)len, &h->opts,
-			       test_pick, test_event, h);
+	return relay_start_tls(h->loop, h->pool, e.t, fd, buf + len, got - (size_t)len, &h->opts, test_pick, test_event,
+			       h);
 fail:
 	h->in_failed = true;
 	end_close(&e, true);
@@ -3044,7 +3039,8 @@ static const struct {
 	int tls_fail;
 } tls_reply_cases[] = {
 	{ "denied", B_REPLY, PREAMBLE_ST_DENIED, EACCES, PREAMBLE_ST_DENIED, TLS_FAIL_NONE },
-	{ "unknown_target", B_REPLY, PREAMBLE_ST_UNKNOWN_TARGET, ECONNREFUSED, PREAMBLE_ST_UNKNOWN_TARGET, TLS_FAIL_NONE },
+	{ "unknown_target", B_REPLY, PREAMBLE_ST_UNKNOWN_TARGET, ECONNREFUSED, PREAMBLE_ST_UNKNOWN_TARGET,
+	  TLS_FAIL_NONE },
 	{ "unreachable", B_REPLY, PREAMBLE_ST_UNREACHABLE, ECONNREFUSED, PREAMBLE_ST_UNREACHABLE, TLS_FAIL_NONE },
 	{ "overloaded", B_REPLY, PREAMBLE_ST_OVERLOADED, EBUSY, PREAMBLE_ST_OVERLOADED, TLS_FAIL_NONE },
 	{ "bad_preamble", B_REPLY, PREAMBLE_ST_BAD_PREAMBLE, EPROTO, PREAMBLE_ST_BAD_PREAMBLE, TLS_FAIL_NONE },
@@ -3062,8 +3058,7 @@ static void sc_tls_reply(struct harness *h)
 	end_init(&c, t_connect_proxy(h), NULL);
 	T_CHECK(h, c.fd >= 0);
 	T_CHECK(h, send_all(c.fd, "ping", 4) == 0);
-	T_CHECK(h, agent_b(h, 0, tls_reply_cases[g_reply_case].ans, tls_reply_cases[g_reply_case].st,
-			   &u) == 0);
+	T_CHECK(h, agent_b(h, 0, tls_reply_cases[g_reply_case].ans, tls_reply_cases[g_reply_case].st, &u) == 0);
 	T_CHECK(h, sees_reset(c.fd));
 	/* B: no byte of the client's reached it; the relay went away (EOF or reset) */
 	T_CHECK(h, end_recv_n(&u, b, sizeof(b)) <= 0);
@@ -3485,12 +3480,10 @@ int main(void)
 	int failed = 0;
 
 	if (getenv("WEFT_RELAY_BENCH")) /* the benchmark alone: nothing else in its profile */
-		return cmocka_run_group_tests_name("relay, benchmark", bench, setup_splice,
-						   teardown_splice) ? 1 : 0;
+		return cmocka_run_group_tests_name("relay, benchmark", bench, setup_splice, teardown_splice) ? 1 : 0;
 	failed += cmocka_run_group_tests_name("relay, copy mode", tests, setup_copy, NULL);
 	failed += cmocka_run_group_tests_name("relay, splice mode", tests, setup_splice, teardown_splice);
-	failed += cmocka_run_group_tests_name("relay, splice only", splice_tests, setup_splice,
-					      teardown_splice);
+	failed += cmocka_run_group_tests_name("relay, splice only", splice_tests, setup_splice, teardown_splice);
 	failed += cmocka_run_group_tests_name("relay, mutual TLS", tls_tests, setup_tls, teardown_tls);
 	return failed ? 1 : 0;
 }

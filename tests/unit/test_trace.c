@@ -175,7 +175,7 @@ static void test_b3_single_valid(void **state)
 		{ B3_T128 "-" B3_SPAN "-1", { B3_T128, SPANV, true, true, false } },
 		{ B3_T128 "-" B3_SPAN "-0", { B3_T128, SPANV, false, true, false } },
 		{ B3_T128 "-" B3_SPAN "-d", { B3_T128, SPANV, true, true, false } }, /* debug implies sampled */
-		{ B3_T128 "-" B3_SPAN, { B3_T128, SPANV, false, false, false } },     /* deferred decision */
+		{ B3_T128 "-" B3_SPAN, { B3_T128, SPANV, false, false, false } },    /* deferred decision */
 		{ B3_T64 "-" B3_SPAN, { T64_AS_128, SPANV, false, false, true } },
 		{ B3_T64 "-" B3_SPAN "-0-" B3_PARENT, { T64_AS_128, SPANV, false, true, true } },
 		/* a 128-bit id whose high half is zero stays 128-bit: it was written that way */
@@ -286,10 +286,8 @@ static void test_b3_multi_valid(void **state)
 		struct multi in;
 		bool sets, sampled;
 	} noent[] = {
-		{ { NULL, NULL, NULL, NULL }, false, false },
-		{ { NULL, NULL, "1", NULL }, true, true },
-		{ { NULL, NULL, "false", NULL }, true, false },
-		{ { NULL, NULL, NULL, "1" }, true, true },
+		{ { NULL, NULL, NULL, NULL }, false, false },   { { NULL, NULL, "1", NULL }, true, true },
+		{ { NULL, NULL, "false", NULL }, true, false }, { { NULL, NULL, NULL, "1" }, true, true },
 		{ { NULL, B3_SPAN, "0", NULL }, true, false }, /* a span id without a trace id is no context */
 	};
 	size_t i;
@@ -409,8 +407,7 @@ static void test_format_b3(void **state)
 		uint64_t span, parent; /* written */
 		const char *want;
 	} cases[] = {
-		{ B3_T128 "-" B3_SPAN "-1", 0x1111111111111111ULL, SPANV,
-		  B3_T128 "-1111111111111111-1-" B3_SPAN },
+		{ B3_T128 "-" B3_SPAN "-1", 0x1111111111111111ULL, SPANV, B3_T128 "-1111111111111111-1-" B3_SPAN },
 		{ B3_T128 "-" B3_SPAN "-0", 0x1111111111111111ULL, 0, B3_T128 "-1111111111111111-0" },
 		{ B3_T128 "-" B3_SPAN "-d", 2, 0, B3_T128 "-0000000000000002-1" },
 		{ B3_T64 "-" B3_SPAN, 3, 4, B3_T64 "-0000000000000003-0-0000000000000004" },
@@ -514,10 +511,12 @@ static void test_random(void **state)
 
 static void test_json_validator(void **state)
 {
-	static const char *good[] = { "{}", "[]", "{\"a\":[1,-2.5e3,true,false,null,\"\\u00e9\\n\"]}",
-				      "\"\xc3\xa9\"", " 0 " };
-	static const char *bad[] = { "", "{", "{\"a\":1,}", "[1,]", "\"\x01\"", "\"\xff\"", "\"\xc0\xaf\"",
-				     "\"\xed\xa0\x80\"", "01", "{a:1}", "\"\\x\"", "[1]x", "\"abc" };
+	static const char *good[] = { "{}", "[]", "{\"a\":[1,-2.5e3,true,false,null,\"\\u00e9\\n\"]}", "\"\xc3\xa9\"",
+				      " 0 " };
+	static const char *bad[] = { "",         "{",        "{\"a\":1,}",   "[1,]",
+				     "\"\x01\"", "\"\xff\"", "\"\xc0\xaf\"", "\"\xed\xa0\x80\"",
+				     "01",       "{a:1}",    "\"\\x\"",      "[1]x",
+				     "\"abc" };
 	size_t i;
 
 	for (i = 0; i < N(good); i++)
@@ -545,7 +544,7 @@ static struct trace_span span_server(void)
 	strcpy(s.path, "/api/items");
 	strcpy(s.endpoint, "10.0.0.1:80"); /* SERVER spans have no remoteEndpoint */
 	s.status = 200;
-	s.attempt = 3;                     /* nor an attempt */
+	s.attempt = 3; /* nor an attempt */
 	return s;
 }
 
@@ -675,8 +674,9 @@ static void test_span_json_fields(void **state)
 	s.kind = TRACE_KIND_SERVER;
 	buf_reset(&b);
 	trace_span_json(&b, &s, NULL);
-	assert_string_equal(b.p, "{\"traceId\":\"0000000000000001\",\"id\":\"0000000000000002\",\"kind\":\"SERVER\","
-				 "\"name\":\"\",\"timestamp\":10,\"duration\":20,\"localEndpoint\":{\"serviceName\":\"\"}}");
+	assert_string_equal(b.p,
+			    "{\"traceId\":\"0000000000000001\",\"id\":\"0000000000000002\",\"kind\":\"SERVER\","
+			    "\"name\":\"\",\"timestamp\":10,\"duration\":20,\"localEndpoint\":{\"serviceName\":\"\"}}");
 	assert_true(json_valid(b.p, b.len));
 
 	/* a CLIENT span's attempt alone is a tag; attempt 0 is none */
@@ -720,7 +720,7 @@ static void test_span_json_fields(void **state)
 	/* UTF-8 cut mid-character by the span's producer: replaced, still valid JSON */
 	s = span_server();
 	memset(s.path, 0, sizeof(s.path));
-	memcpy(s.path, "/\xe2\x82", 3);       /* first two bytes of the euro sign */
+	memcpy(s.path, "/\xe2\x82", 3); /* first two bytes of the euro sign */
 	buf_reset(&b);
 	trace_span_json(&b, &s, "w");
 	assert_non_null(strstr(b.p, "\"http.path\":\"/\\ufffd\\ufffd\""));

@@ -28,26 +28,26 @@
 #include "codec/trace.h"
 #include "http/zipkin.h"
 
-#define MAX_REQS  64
+#define MAX_REQS 64
 #define MAX_CONNS 8
-#define WAIT_MS   5000
+#define WAIT_MS 5000
 
 struct req {
-	char *head;                  /* NUL-terminated, through the blank line */
-	char *body;                  /* NUL-terminated, exactly Content-Length bytes */
+	char *head; /* NUL-terminated, through the blank line */
+	char *body; /* NUL-terminated, exactly Content-Length bytes */
 	size_t body_len;
-	bool extra;                  /* bytes beyond Content-Length arrived */
+	bool extra; /* bytes beyond Content-Length arrived */
 };
 
 struct collector;
 
 struct cconn {
 	struct collector *c;
-	int fd;                      /* -1: slot free */
+	int fd; /* -1: slot free */
 	ev_io w;
 	struct buf in;
-	bool done;                   /* request recorded */
-	size_t req;                  /* its index in reqs, once done */
+	bool done;  /* request recorded */
+	size_t req; /* its index in reqs, once done */
 };
 
 struct collector {
@@ -115,8 +115,7 @@ static void conn_try_request(struct cconn *cc)
 	if (!c->answer)
 		return; /* keep the connection: the exporter's timeout must end it */
 	if (c->answer[0])
-		assert_int_equal(send(cc->fd, c->answer, strlen(c->answer), MSG_NOSIGNAL),
-				 (ssize_t)strlen(c->answer));
+		assert_int_equal(send(cc->fd, c->answer, strlen(c->answer), MSG_NOSIGNAL), (ssize_t)strlen(c->answer));
 	conn_close(cc);
 }
 
@@ -457,8 +456,7 @@ static void test_ring_wraps(void **state)
 	assert_true(h_run_until(&h, settled, 6, WAIT_MS));
 	assert_int_equal(h.c.n_reqs, 2);
 	check_request(&h, &h.c.reqs[1], 3);
-	assert_true(has_span(h.c.reqs[1].body, 3) && has_span(h.c.reqs[1].body, 4) &&
-		    has_span(h.c.reqs[1].body, 5));
+	assert_true(has_span(h.c.reqs[1].body, 3) && has_span(h.c.reqs[1].body, 4) && has_span(h.c.reqs[1].body, 5));
 	h_fini(&h);
 }
 
@@ -500,8 +498,8 @@ static const struct {
 	{ "HTTP/2.0 200 OK\r\n\r\n", false },
 	{ "HTTP/1.1 2x0 OK\r\n\r\n", false },
 	{ "garbage that is long enough\r\n\r\n", false },
-	{ "HTTP/1.1 20", false },   /* cut short */
-	{ "", false },              /* closed without a word */
+	{ "HTTP/1.1 20", false }, /* cut short */
+	{ "", false },            /* closed without a word */
 };
 
 static void test_answers(void **state)
@@ -519,8 +517,8 @@ static void test_answers(void **state)
 		zipkin_get_stats(h.z, &st);
 		if (st.exported != (answers[i].ok ? 3u : 0u) || st.dropped_failed != (answers[i].ok ? 0u : 3u) ||
 		    st.posts_failed != (answers[i].ok ? 0u : 1u))
-			fail_msg("case %zu: exported %" PRIu64 " dropped_failed %" PRIu64 " posts_failed %" PRIu64,
-				 i, st.exported, st.dropped_failed, st.posts_failed);
+			fail_msg("case %zu: exported %" PRIu64 " dropped_failed %" PRIu64 " posts_failed %" PRIu64, i,
+				 st.exported, st.dropped_failed, st.posts_failed);
 		assert_int_equal(h.c.n_reqs, 1);
 		h_fini(&h);
 	}
@@ -755,16 +753,11 @@ static void test_new_bad(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_export),
-		cmocka_unit_test(test_batching),
-		cmocka_unit_test(test_ring_wraps),
-		cmocka_unit_test(test_ring_full),
-		cmocka_unit_test(test_answers),
-		cmocka_unit_test(test_refused),
-		cmocka_unit_test(test_timeout),
-		cmocka_unit_test(test_free_in_flight),
-		cmocka_unit_test(test_other_thread),
-		cmocka_unit_test(test_null),
+		cmocka_unit_test(test_export),       cmocka_unit_test(test_batching),
+		cmocka_unit_test(test_ring_wraps),   cmocka_unit_test(test_ring_full),
+		cmocka_unit_test(test_answers),      cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_timeout),      cmocka_unit_test(test_free_in_flight),
+		cmocka_unit_test(test_other_thread), cmocka_unit_test(test_null),
 		cmocka_unit_test(test_new_bad),
 	};
 

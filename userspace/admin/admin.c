@@ -20,8 +20,8 @@ struct admin_conn {
 	struct admin_conn *prev, *next;
 	ev_io io;
 	ev_timer timer;
-	size_t len;      /* bytes of request read */
-	struct buf out;  /* response */
+	size_t len;     /* bytes of request read */
+	struct buf out; /* response */
 	size_t sent;
 	bool writing;
 	char req[ADMIN_MAX_REQUEST + 1];
@@ -35,7 +35,6 @@ struct admin {
 	unsigned nconns;
 	struct admin_conn conns; /* list head */
 };
-
 
 static void conn_free(struct admin_conn *c)
 {
@@ -228,8 +227,8 @@ static void admin_on_accept(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
-int admin_start(struct ev_loop *loop, const struct weft_sockaddr *addr,
-		admin_handler_fn fn, void *arg, struct admin **out, char *err, size_t errlen)
+int admin_start(struct ev_loop *loop, const struct weft_sockaddr *addr, admin_handler_fn fn, void *arg,
+		struct admin **out, char *err, size_t errlen)
 {
 	char as[ADDR_STRLEN];
 	struct admin *a;

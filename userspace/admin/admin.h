@@ -24,20 +24,20 @@ struct admin;
 struct buf;
 
 struct admin_response {
-	int status;            /* 200 unless set */
-	const char *ctype;     /* "application/json" unless set */
-	struct buf *body;      /* empty buffer to fill */
+	int status;        /* 200 unless set */
+	const char *ctype; /* "application/json" unless set */
+	struct buf *body;  /* empty buffer to fill */
 };
 
 /*
  * Called once per complete request. method and path are NUL-terminated;
  * path excludes the query string, query is "" when absent.
  */
-typedef void (*admin_handler_fn)(void *arg, const char *method, const char *path,
-				 const char *query, struct admin_response *resp);
+typedef void (*admin_handler_fn)(void *arg, const char *method, const char *path, const char *query,
+				 struct admin_response *resp);
 
-int admin_start(struct ev_loop *loop, const struct weft_sockaddr *addr,
-		admin_handler_fn fn, void *arg, struct admin **out, char *err, size_t errlen);
+int admin_start(struct ev_loop *loop, const struct weft_sockaddr *addr, admin_handler_fn fn, void *arg,
+		struct admin **out, char *err, size_t errlen);
 void admin_free(struct admin *a);
 
 /* One route of the API: handler for method + path (query: "" when absent). */
@@ -53,8 +53,7 @@ struct admin_route {
 void admin_route(const struct admin_route *routes, size_t n, void *arg, const char *method, const char *path,
 		 const char *query, struct admin_response *resp);
 /* A text/plain answer: status, then the formatted line (with its newline). */
-void admin_resp_text(struct admin_response *r, int status, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+void admin_resp_text(struct admin_response *r, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Decodes %XX and '+' in place; false on a malformed escape (or an encoded NUL). */
 bool admin_url_decode(char *s);
 /* Finds key=value in a query string, decoded into val; false when absent, too long or malformed. */

@@ -64,7 +64,8 @@ void render_services(const struct snapshot *snap, struct buf *out)
 		buf_printf(out, ",\"protocol\":\"%s\",\"addresses\":[", cfg_protocol_name(s->protocol));
 		for (j = 0; j < s->n_vips; j++)
 			buf_printf(out, "%s\"%s\"", j ? "," : "", addr_format(&s->vips[j], a, sizeof(a)));
-		buf_printf(out, "],\"balancer\":\"%s\",\"active\":%u,\"pending\":%u,\"ejected\":%zu,"
+		buf_printf(out,
+			   "],\"balancer\":\"%s\",\"active\":%u,\"pending\":%u,\"ejected\":%zu,"
 			   "\"panic_picks\":%llu,\"connect_failed\":%llu,\"over_limit\":%llu,"
 			   "\"over_service_limit\":%llu,\"over_pending\":%llu,\"endpoints\":[",
 			   cfg_balancer_name(s->balancer), s->active, s->pending, s->ejected,
@@ -83,8 +84,9 @@ void render_services(const struct snapshot *snap, struct buf *out)
 				   ep->bal.consecutive, (unsigned long long)ep->bal.ejections);
 			if (ep->bal.state != BAL_READY) {
 				buf_printf(out, ",\"ejected_for_s\":%.3f,\"reason\":",
-					   ep->bal.state == BAL_EJECTED && ep->bal.ejected_until > snap->now ?
-						   ep->bal.ejected_until - snap->now : 0.0);
+					   ep->bal.state == BAL_EJECTED && ep->bal.ejected_until > snap->now
+						   ? ep->bal.ejected_until - snap->now
+						   : 0.0);
 				buf_json_str(out, ep->eject_reason ? ep->eject_reason : "");
 			}
 			if (ep->requests)
@@ -101,8 +103,8 @@ void render_services(const struct snapshot *snap, struct buf *out)
 
 void render_services_text(const struct snapshot *snap, struct buf *out)
 {
-	static const char *const hdr[] = { "SERVICE", "PROTOCOL", "ADDRESSES", "ENDPOINT", "STATE",
-					   "WEIGHT", "EWMA_MS", "ACTIVE", "CONNS", "ERRORS", "REQUESTS" };
+	static const char *const hdr[] = { "SERVICE", "PROTOCOL", "ADDRESSES", "ENDPOINT", "STATE",   "WEIGHT",
+					   "EWMA_MS", "ACTIVE",   "CONNS",     "ERRORS",   "REQUESTS" };
 	char addrs[256], a[ADDR_STRLEN], w[16], ewma[32], act[16], conns[24], errs[24], reqs[24];
 	struct table t;
 	size_t i, j, n;
@@ -116,8 +118,12 @@ void render_services_text(const struct snapshot *snap, struct buf *out)
 			n += (size_t)snprintf(addrs + n, sizeof(addrs) - n, "%s%s", j ? "," : "",
 					      addr_format(&s->vips[j], a, sizeof(a)));
 		if (!s->n_eps) {
-			const char *row[] = { s->name, cfg_protocol_name(s->protocol), addrs, "(none)",
-					      NULL, NULL, NULL, NULL, NULL, NULL, NULL };
+			const char *row[] = { s->name, cfg_protocol_name(s->protocol),
+					      addrs,   "(none)",
+					      NULL,    NULL,
+					      NULL,    NULL,
+					      NULL,    NULL,
+					      NULL };
 			table_row(&t, row);
 		}
 		for (j = 0; j < s->n_eps; j++) {
@@ -134,9 +140,17 @@ void render_services_text(const struct snapshot *snap, struct buf *out)
 			else
 				snprintf(reqs, sizeof(reqs), "-");
 			{
-				const char *row[] = { j ? "" : s->name, j ? "" : cfg_protocol_name(s->protocol),
-						      j ? "" : addrs, ep->addr, ep_state(ep), w, ewma, act,
-						      conns, errs, reqs };
+				const char *row[] = { j ? "" : s->name,
+						      j ? "" : cfg_protocol_name(s->protocol),
+						      j ? "" : addrs,
+						      ep->addr,
+						      ep_state(ep),
+						      w,
+						      ewma,
+						      act,
+						      conns,
+						      errs,
+						      reqs };
 				table_row(&t, row);
 			}
 		}
@@ -185,16 +199,18 @@ void render_conns(const struct snapshot *snap, struct buf *out, render_cgroup_fn
 			buf_json_str(out, cn->endpoint);
 		else
 			buf_puts(out, "null");
-		buf_printf(out, ",\"state\":\"%s\",\"protocol\":\"http\",\"bytes_in\":%llu,\"bytes_out\":%llu,"
-			   "\"age_s\":%.3f}", cn->state, (unsigned long long)cn->bytes_in,
-			   (unsigned long long)cn->bytes_out, snap->wall - cn->started);
+		buf_printf(out,
+			   ",\"state\":\"%s\",\"protocol\":\"http\",\"bytes_in\":%llu,\"bytes_out\":%llu,"
+			   "\"age_s\":%.3f}",
+			   cn->state, (unsigned long long)cn->bytes_in, (unsigned long long)cn->bytes_out,
+			   snap->wall - cn->started);
 	}
 	buf_puts(out, "]}\n");
 }
 
 void render_conns_text(const struct snapshot *snap, struct buf *out, render_cgroup_fn cgroup_name, void *arg)
 {
-	static const char *const hdr[] = { "CGROUP", "PID", "CLIENT", "ORIG_DST", "SERVICE",
+	static const char *const hdr[] = { "CGROUP",   "PID",      "CLIENT",    "ORIG_DST", "SERVICE",
 					   "ENDPOINT", "BYTES_IN", "BYTES_OUT", "AGE_S" };
 	char pid[16], cl[ADDR_STRLEN], od[ADDR_STRLEN], bi[24], bo[24], age[24], cgid[32];
 	struct weft_sockaddr dst;
@@ -291,29 +307,29 @@ static void render_http_metrics(const struct snapshot *snap, struct zipkin *zipk
 			metric_route(out, "weft_http_request_duration_seconds_count", st->name, r->name);
 			buf_printf(out, "\"} %llu\n", (unsigned long long)r->count);
 		}
-	buf_puts(out, "# HELP weft_http_timeouts_total HTTP requests answered 504 by weft (route timeout or deadline).\n"
-		      "# TYPE weft_http_timeouts_total counter\n");
+	buf_puts(out,
+		 "# HELP weft_http_timeouts_total HTTP requests answered 504 by weft (route timeout or deadline).\n"
+		 "# TYPE weft_http_timeouts_total counter\n");
 	for (k = 0; k < snap->n_stats; k++)
 		for (st = &snap->stats[k], n = 0; n < st->n_routes; n++) {
 			metric_route(out, "weft_http_timeouts_total", st->name, st->routes[n].name);
 			buf_printf(out, "\"} %llu\n", (unsigned long long)st->routes[n].timeouts);
 		}
-#define SVC_COUNTER(metric, help, field)                                                        \
-	do {                                                                                    \
-		buf_puts(out, "# HELP " metric " " help "\n# TYPE " metric " counter\n");      \
-		for (k = 0; k < snap->n_stats; k++) {                                           \
-			st = &snap->stats[k];                                                   \
-			if (!st->http)                                                          \
-				continue;                                                       \
-			metric_svc(out, metric, st->name);                                      \
-			buf_printf(out, "\"} %llu\n", (unsigned long long)st->field);           \
-		}                                                                               \
+#define SVC_COUNTER(metric, help, field)                                                  \
+	do {                                                                              \
+		buf_puts(out, "# HELP " metric " " help "\n# TYPE " metric " counter\n"); \
+		for (k = 0; k < snap->n_stats; k++) {                                     \
+			st = &snap->stats[k];                                             \
+			if (!st->http)                                                    \
+				continue;                                                 \
+			metric_svc(out, metric, st->name);                                \
+			buf_printf(out, "\"} %llu\n", (unsigned long long)st->field);     \
+		}                                                                         \
 	} while (0)
 	SVC_COUNTER("weft_http_retries_total", "HTTP attempts made after the first, per service.", retries);
 	SVC_COUNTER("weft_http_retry_budget_exhausted_total",
 		    "HTTP retries not made because the service's retry budget was spent.", budget_exhausted);
-	SVC_COUNTER("weft_http_shed_total", "HTTP requests answered 503 at once: limits.max_requests in flight.",
-		    shed);
+	SVC_COUNTER("weft_http_shed_total", "HTTP requests answered 503 at once: limits.max_requests in flight.", shed);
 #undef SVC_COUNTER
 	buf_puts(out, "# HELP weft_http_requests_in_flight HTTP requests in flight, per service.\n"
 		      "# TYPE weft_http_requests_in_flight gauge\n");
@@ -374,19 +390,20 @@ static void render_http_metrics(const struct snapshot *snap, struct zipkin *zipk
 		struct zipkin_stats zs;
 
 		zipkin_get_stats(zipkin, &zs);
-		buf_printf(out,
-			   "# HELP weft_tracing_spans_exported_total Spans the Zipkin collector accepted.\n"
-			   "# TYPE weft_tracing_spans_exported_total counter\n"
-			   "weft_tracing_spans_exported_total %llu\n"
-			   "# HELP weft_tracing_spans_dropped_total Spans dropped: export queue full, or their POST failed.\n"
-			   "# TYPE weft_tracing_spans_dropped_total counter\n"
-			   "weft_tracing_spans_dropped_total{reason=\"queue_full\"} %llu\n"
-			   "weft_tracing_spans_dropped_total{reason=\"export_failed\"} %llu\n"
-			   "# HELP weft_tracing_spans_queued Spans waiting for export.\n"
-			   "# TYPE weft_tracing_spans_queued gauge\n"
-			   "weft_tracing_spans_queued %u\n",
-			   (unsigned long long)zs.exported, (unsigned long long)zs.dropped_full,
-			   (unsigned long long)zs.dropped_failed, zs.queued);
+		buf_printf(
+			out,
+			"# HELP weft_tracing_spans_exported_total Spans the Zipkin collector accepted.\n"
+			"# TYPE weft_tracing_spans_exported_total counter\n"
+			"weft_tracing_spans_exported_total %llu\n"
+			"# HELP weft_tracing_spans_dropped_total Spans dropped: export queue full, or their POST failed.\n"
+			"# TYPE weft_tracing_spans_dropped_total counter\n"
+			"weft_tracing_spans_dropped_total{reason=\"queue_full\"} %llu\n"
+			"weft_tracing_spans_dropped_total{reason=\"export_failed\"} %llu\n"
+			"# HELP weft_tracing_spans_queued Spans waiting for export.\n"
+			"# TYPE weft_tracing_spans_queued gauge\n"
+			"weft_tracing_spans_queued %u\n",
+			(unsigned long long)zs.exported, (unsigned long long)zs.dropped_full,
+			(unsigned long long)zs.dropped_failed, zs.queued);
 	}
 }
 
@@ -440,7 +457,8 @@ void render_metrics(const struct snapshot *snap, struct zipkin *zipkin, struct b
 			/* buckets are kept cumulative (see svc_ep_observe_connect) */
 			buf_puts(out, "weft_connect_duration_seconds_bucket{");
 			ep_labels(out, ep);
-			buf_printf(out, ",le=\"%g\"} %llu\n", svc_lat_bounds[i], (unsigned long long)ep->lat_buckets[i]);
+			buf_printf(out, ",le=\"%g\"} %llu\n", svc_lat_bounds[i],
+				   (unsigned long long)ep->lat_buckets[i]);
 		}
 		buf_puts(out, "weft_connect_duration_seconds_bucket{");
 		ep_labels(out, ep);

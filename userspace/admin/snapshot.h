@@ -25,10 +25,10 @@ struct outbound;
 
 /* One endpoint: in registry order (snapshot.eps) or per service (snap_svc). */
 struct snap_ep {
-	const char *svc;              /* the service's name */
+	const char *svc; /* the service's name */
 	char addr[ADDR_STRLEN];
 	struct bal_endpoint bal;
-	const char *eject_reason;     /* static string, or NULL */
+	const char *eject_reason; /* static string, or NULL */
 	uint64_t opened, connect_errors[SVC_ERR__MAX];
 	uint64_t bytes_in, bytes_out; /* closed connections + open ones */
 	uint64_t lat_buckets[SVC_LAT_BUCKETS], lat_count;
@@ -47,7 +47,7 @@ struct snap_stat {
 	const char *name;
 	uint64_t no_endpoint, over_limit, over_service_limit, over_pending;
 	uint64_t detected[SVC_DETECT__MAX];
-	bool http;                    /* proxied per request at some point */
+	bool http; /* proxied per request at some point */
 	uint32_t inflight;
 	uint64_t retries, budget_exhausted, shed, rejected[H1_REJECT__MAX];
 	struct snap_route *routes;
@@ -67,7 +67,7 @@ struct snap_svc {
 	uint64_t no_endpoint, over_limit, over_service_limit, over_pending;
 	struct snap_ep *eps;
 	size_t n_eps;
-	bool http;                    /* has HTTP settings (per request) */
+	bool http; /* has HTTP settings (per request) */
 	uint32_t inflight, max_requests;
 	uint64_t retries, budget_exhausted, budget_available, shed;
 	const char **routes;
@@ -78,16 +78,16 @@ struct snap_conn {
 	struct weft_orig orig;
 	struct weft_sockaddr client;
 	const char *svc;
-	char endpoint[ADDR_STRLEN];   /* "" when none (yet) */
-	const char *state;            /* static: established, connecting, idle, request, tunnel */
+	char endpoint[ADDR_STRLEN]; /* "" when none (yet) */
+	const char *state;          /* static: established, connecting, idle, request, tunnel */
 	bool http;
 	uint64_t bytes_in, bytes_out;
 	ev_tstamp started;
 };
 
 struct snapshot {
-	double now;                   /* ev_now() of the main loop when taken */
-	double wall;                  /* ev_time() when taken */
+	double now;  /* ev_now() of the main loop when taken */
+	double wall; /* ev_time() when taken */
 	struct snap_svc *svcs;
 	size_t n_svcs;
 	struct snap_ep *eps;
@@ -108,8 +108,8 @@ struct snapshot {
 
 /* What a rendering needs: each part costs its copy. */
 #define SNAP_SERVICES 0x1u
-#define SNAP_METRICS  0x2u
-#define SNAP_CONNS    0x4u
+#define SNAP_METRICS 0x2u
+#define SNAP_CONNS 0x4u
 
 /* 0 or -ENOMEM (then the snapshot is empty but safe to free). now: ev_now() of the main loop. */
 int snapshot_take(struct snapshot *s, struct registry *reg, struct outbound *ob, unsigned what, double now);

@@ -39,16 +39,16 @@
 
 #define HEARTBEAT_MAX_S 1.0
 #define AGENT_BACKSTOP_SCAN_S 10.0 /* full rescan period when inotify watches the tree */
-#define AGENT_MAX_MANUAL 256 /* cgroups enrolled by hand (weftctl enroll) */
+#define AGENT_MAX_MANUAL 256       /* cgroups enrolled by hand (weftctl enroll) */
 
 struct agent {
 	struct ev_loop *loop;
-	struct zipkin *zipkin;      /* span exporter (tracing.collector), NULL: none */
+	struct zipkin *zipkin; /* span exporter (tracing.collector), NULL: none */
 	struct weft_config *cfg;
 	const char *path;
 	bool verbose;
 	struct kern *kern;
-	struct registry reg;        /* services and endpoints, shared by every path */
+	struct registry reg; /* services and endpoints, shared by every path */
 	bool reg_ok;
 	struct outbound *ob;
 	char cgmount[CG_PATH_MAX];
@@ -57,22 +57,22 @@ struct agent {
 	ev_signal sig_term, sig_int, sig_hup;
 	ev_timer beat, drain;
 	struct admin *admin;
-	struct mtls *mtls;        /* NULL without a tls group */
-	struct inbound *inbound;  /* agent.inbound, when mtls */
+	struct mtls *mtls;       /* NULL without a tls group */
+	struct inbound *inbound; /* agent.inbound, when mtls */
 	bool tls_reload_failed;
 	double drain_deadline;
-	struct cgw *cgw;      /* inotify on the cgroup tree; NULL: periodic scan only */
-	ev_timer rescan;      /* coalesces bursts of cgroup events into one scan */
+	struct cgw *cgw; /* inotify on the cgroup tree; NULL: periodic scan only */
+	ev_timer rescan; /* coalesces bursts of cgroup events into one scan */
 	double last_scan;
 	bool ready;
 	bool draining;
-	bool scan_loud; /* log enrolment failures (first scan, reloads) or only at debug */
+	bool scan_loud;                 /* log enrolment failures (first scan, reloads) or only at debug */
 	char *manual[AGENT_MAX_MANUAL]; /* absolute dirs enrolled with weftctl enroll */
 	size_t n_manual;
 	uint64_t reloads_ok, reloads_failed;
 	uint64_t config_hash;
-	double config_loaded_at; /* wall clock, seconds */
-	char cgname[CG_PATH_MAX];  /* scratch for agent_cgroup_name */
+	double config_loaded_at;  /* wall clock, seconds */
+	char cgname[CG_PATH_MAX]; /* scratch for agent_cgroup_name */
 };
 
 /* FNV-1a over the config file: weft_config_hash says which file is in force. */
@@ -158,11 +158,11 @@ static int agent_check_cgroups(const struct agent *a, const struct weft_config *
 	for (i = 0; i < cfg->n_cgroups; i++) {
 		const char *e = cfg->cgroups[i];
 
-		if (e[0] == '/' && (strncmp(e, a->cgmount, mlen) != 0 ||
-				    (e[mlen] != '/' && e[mlen] != '\0'))) {
+		if (e[0] == '/' && (strncmp(e, a->cgmount, mlen) != 0 || (e[mlen] != '/' && e[mlen] != '\0'))) {
 			log_error("%s: intercept.cgroups[%zu]: '%s' is not under this host's cgroup2 mount "
 				  "'%s'; write it relative to the mount (e.g. 'system.slice/app.service') "
-				  "or under %s", cfg->path, i, e, a->cgmount, a->cgmount);
+				  "or under %s",
+				  cfg->path, i, e, a->cgmount, a->cgmount);
 			bad++;
 		}
 	}
@@ -242,7 +242,8 @@ static void agent_reload_tls(struct agent *a)
 		/* keep the old bundle; say so once per change, not every beat */
 		if (!a->tls_reload_failed)
 			log_error("certificate files changed but cannot be loaded (%s); the previous ones stay "
-				  "in use", err);
+				  "in use",
+				  err);
 		a->tls_reload_failed = true;
 		return;
 	}
@@ -272,8 +273,8 @@ static void agent_on_beat(struct ev_loop *loop, ev_timer *w, int revents)
 	stuck = outbound_stuck_worker(a->ob, a->cfg->heartbeat_stale_ms / 2000.0, &age);
 	if (stuck >= 0) {
 		log_error("worker %d has not run for %.1f s; not refreshing the heartbeat (fail_mode %s "
-			  "applies to new connections)", stuck, age,
-			  a->cfg->fail_mode == CFG_FAIL_CLOSED ? "closed" : "open");
+			  "applies to new connections)",
+			  stuck, age, a->cfg->fail_mode == CFG_FAIL_CLOSED ? "closed" : "open");
 		return;
 	}
 	if (kern_heartbeat(a->kern) < 0)
@@ -307,8 +308,7 @@ static int agent_reload(struct agent *a, struct buf *errout)
 			if (errout)
 				buf_printf(errout, "%s\n", errs.msgs[i]);
 		}
-		log_error("reload rejected: %s has %zu error(s); the running config stays in force",
-			  a->path, errs.n);
+		log_error("reload rejected: %s has %zu error(s); the running config stays in force", a->path, errs.n);
 		cfg_errors_free(&errs);
 		goto rejected;
 	}
@@ -331,8 +331,7 @@ static int agent_reload(struct agent *a, struct buf *errout)
 		why = "tracing export (collector, path, service_name, queue_size, batch_size, flush_ms; "
 		      "sample_rate can change)";
 	if (why) {
-		log_error("reload rejected: %s cannot change while weftd runs; restart weftd to change it",
-			  why);
+		log_error("reload rejected: %s cannot change while weftd runs; restart weftd to change it", why);
 		if (errout)
 			buf_printf(errout, "%s: %s cannot change while weftd runs; restart weftd to change it\n",
 				   a->path, why);
@@ -340,8 +339,10 @@ static int agent_reload(struct agent *a, struct buf *errout)
 	}
 	if (agent_check_cgroups(a, n) < 0) {
 		if (errout)
-			buf_printf(errout, "%s: intercept.cgroups: an entry is not under the cgroup2 mount "
-					   "'%s' (see the agent log)\n", a->path, a->cgmount);
+			buf_printf(errout,
+				   "%s: intercept.cgroups: an entry is not under the cgroup2 mount "
+				   "'%s' (see the agent log)\n",
+				   a->path, a->cgmount);
 		goto reject;
 	}
 	{
@@ -390,8 +391,7 @@ static int agent_reload(struct agent *a, struct buf *errout)
 	a->reloads_ok++;
 	a->config_hash = agent_hash_file(a->path);
 	a->config_loaded_at = ev_time();
-	log_info("reloaded: %zu services, %zu cgroups enrolled", n->n_services,
-		 kern_enrolled_count(a->kern));
+	log_info("reloaded: %zu services, %zu cgroups enrolled", n->n_services, kern_enrolled_count(a->kern));
 	return 0;
 reject:
 	cfg_free(n);
@@ -432,8 +432,7 @@ static const char *const verdict_names[] = {
 	[WEFT_V_MSG_PASSED] = "msg_passed",
 	[WEFT_V_STRICT_DROPPED] = "strict_inbound_dropped",
 };
-_Static_assert(sizeof(verdict_names) / sizeof(verdict_names[0]) == WEFT_V__MAX,
-	       "every verdict needs a metric label");
+_Static_assert(sizeof(verdict_names) / sizeof(verdict_names[0]) == WEFT_V__MAX, "every verdict needs a metric label");
 
 /* process_* metrics as the Prometheus client libraries define them, from /proc/self. */
 static void agent_process_metrics(struct buf *out)
@@ -486,8 +485,7 @@ static void agent_process_metrics(struct buf *out)
 		   "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n"
 		   "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %.2f\n",
 		   tck > 0 ? (double)(utime + stime) / (double)tck : 0.0, rss * page, vsize, nfds,
-		   (unsigned long long)rl.rlim_cur,
-		   tck > 0 ? (double)btime + (double)start / (double)tck : 0.0);
+		   (unsigned long long)rl.rlim_cur, tck > 0 ? (double)btime + (double)start / (double)tck : 0.0);
 }
 
 static void agent_metrics(struct agent *a, struct buf *out)
@@ -511,9 +509,9 @@ static void agent_metrics(struct agent *a, struct buf *out)
 		   "# HELP weft_config_last_reload_success_timestamp_seconds When the config in force was loaded.\n"
 		   "# TYPE weft_config_last_reload_success_timestamp_seconds gauge\n"
 		   "weft_config_last_reload_success_timestamp_seconds %.3f\n",
-		   WEFT_VERSION, a->ready ? 1 : 0, kern_enrolled_count(a->kern),
-		   (unsigned long long)a->reloads_ok, (unsigned long long)a->reloads_failed,
-		   (unsigned long long)(a->config_hash & ((1ull << 52) - 1)), a->config_loaded_at);
+		   WEFT_VERSION, a->ready ? 1 : 0, kern_enrolled_count(a->kern), (unsigned long long)a->reloads_ok,
+		   (unsigned long long)a->reloads_failed, (unsigned long long)(a->config_hash & ((1ull << 52) - 1)),
+		   a->config_loaded_at);
 	if (kern_read_stats(a->kern, v) == 0) {
 		buf_puts(out, "# HELP weft_bpf_verdicts_total Decisions of the BPF programs, summed over CPUs.\n"
 			      "# TYPE weft_bpf_verdicts_total counter\n");
@@ -531,9 +529,10 @@ static void agent_metrics(struct agent *a, struct buf *out)
 	if (a->inbound)
 		inbound_render_metrics(a->inbound, out);
 	if (a->mtls)
-		buf_printf(out, "# HELP weft_tls_cert_expiry_timestamp_seconds Earliest notAfter of the "
-				"certificates in use.\n# TYPE weft_tls_cert_expiry_timestamp_seconds gauge\n"
-				"weft_tls_cert_expiry_timestamp_seconds %lld\n",
+		buf_printf(out,
+			   "# HELP weft_tls_cert_expiry_timestamp_seconds Earliest notAfter of the "
+			   "certificates in use.\n# TYPE weft_tls_cert_expiry_timestamp_seconds gauge\n"
+			   "weft_tls_cert_expiry_timestamp_seconds %lld\n",
 			   (long long)mtls_earliest_expiry(a->mtls));
 	agent_process_metrics(out);
 }
@@ -559,8 +558,8 @@ static int agent_cgroup_arg(struct agent *a, const char *arg, char *dir, size_t 
 		admin_resp_text(r, 400, "'%s' is not under the cgroup2 mount '%s'", arg, a->cgmount);
 		return -1;
 	}
-	if (strstr(dir, "/../") || strstr(dir, "/./") ||
-	    (n >= 3 && !strcmp(dir + n - 3, "/..")) || (n >= 2 && !strcmp(dir + n - 2, "/."))) {
+	if (strstr(dir, "/../") || strstr(dir, "/./") || (n >= 3 && !strcmp(dir + n - 3, "/..")) ||
+	    (n >= 2 && !strcmp(dir + n - 2, "/."))) {
 		admin_resp_text(r, 400, "'%s': write the cgroup path without '.' or '..'", arg);
 		return -1;
 	}
@@ -588,8 +587,10 @@ static void agent_admin_enroll(struct agent *a, const char *query, bool enroll, 
 	if (enroll) {
 		if (i == a->n_manual) {
 			if (a->n_manual == AGENT_MAX_MANUAL) {
-				admin_resp_text(r, 503, "too many cgroups enrolled by hand (%d); list them in "
-						  "intercept.cgroups instead", AGENT_MAX_MANUAL);
+				admin_resp_text(r, 503,
+						"too many cgroups enrolled by hand (%d); list them in "
+						"intercept.cgroups instead",
+						AGENT_MAX_MANUAL);
 				return;
 			}
 			a->manual[a->n_manual] = strdup(dir);
@@ -611,7 +612,7 @@ static void agent_admin_enroll(struct agent *a, const char *query, bool enroll, 
 			return;
 		}
 		admin_resp_text(r, 200, "enrolled %s (until weftd restarts; add it to intercept.cgroups to keep it)",
-			  dir);
+				dir);
 		return;
 	}
 	if (i == a->n_manual) {
@@ -622,8 +623,10 @@ static void agent_admin_enroll(struct agent *a, const char *query, bool enroll, 
 		cg_id(dir, &id);
 		for (k = 0; (p = kern_enrolled_path(a->kern, k, &cid)); k++) {
 			if (cid == id) {
-				admin_resp_text(r, 409, "%s is enrolled by intercept.cgroups in %s; remove it from "
-						  "the config and reload", dir, a->path);
+				admin_resp_text(r, 409,
+						"%s is enrolled by intercept.cgroups in %s; remove it from "
+						"the config and reload",
+						dir, a->path);
 				return;
 			}
 		}
@@ -716,8 +719,8 @@ static void h_reload(void *arg, const char *query, struct admin_response *r)
 		r->status = 400;
 		r->ctype = "text/plain; charset=utf-8";
 	} else {
-		admin_resp_text(r, 200, "reloaded %s: %zu services, %zu cgroups enrolled", a->path,
-				a->cfg->n_services, kern_enrolled_count(a->kern));
+		admin_resp_text(r, 200, "reloaded %s: %zu services, %zu cgroups enrolled", a->path, a->cfg->n_services,
+				kern_enrolled_count(a->kern));
 	}
 }
 
@@ -733,13 +736,12 @@ static void h_unenroll(void *arg, const char *query, struct admin_response *r)
 
 /* The admin API (docs/operations.md), in the order a 404 lists it. */
 static const struct admin_route agent_routes[] = {
-	{ "/metrics", "GET", h_metrics },   { "/ready", "GET", h_ready },     { "/live", "GET", h_live },
-	{ "/services", "GET", h_services }, { "/conns", "GET", h_conns },     { "/config", "GET", h_config },
-	{ "/reload", "POST", h_reload },    { "/enroll", "POST", h_enroll },  { "/unenroll", "POST", h_unenroll },
+	{ "/metrics", "GET", h_metrics },   { "/ready", "GET", h_ready },    { "/live", "GET", h_live },
+	{ "/services", "GET", h_services }, { "/conns", "GET", h_conns },    { "/config", "GET", h_config },
+	{ "/reload", "POST", h_reload },    { "/enroll", "POST", h_enroll }, { "/unenroll", "POST", h_unenroll },
 };
 
-static void agent_admin(void *arg, const char *method, const char *path, const char *query,
-			struct admin_response *r)
+static void agent_admin(void *arg, const char *method, const char *path, const char *query, struct admin_response *r)
 {
 	admin_route(agent_routes, sizeof(agent_routes) / sizeof(agent_routes[0]), arg, method, path, query, r);
 }
@@ -857,8 +859,7 @@ int agent_run(struct weft_config *cfg, const char *path, bool verbose)
 		goto out;
 	r = cg_self(a.cgmount, a.self_cg, sizeof(a.self_cg), &a.self_cgid);
 	if (r < 0) {
-		log_error("cannot start: cannot find weftd's own cgroup in /proc/self/cgroup: %s",
-			  strerror(-r));
+		log_error("cannot start: cannot find weftd's own cgroup in /proc/self/cgroup: %s", strerror(-r));
 		goto out;
 	}
 	a.loop = ev_default_loop(EVFLAG_AUTO);
@@ -879,8 +880,7 @@ int agent_run(struct weft_config *cfg, const char *path, bool verbose)
 	a.rescan.data = &a;
 	r = cgw_new(a.loop, agent_on_cgroup_event, &a, &a.cgw);
 	if (r < 0)
-		log_warn("inotify unavailable (%s): new cgroups are found by the periodic scan only",
-			 strerror(-r));
+		log_warn("inotify unavailable (%s): new cgroups are found by the periodic scan only", strerror(-r));
 	if (mtls_load(cfg, a.cgmount, &a.mtls, err, sizeof(err)) < 0) {
 		log_error("cannot start: %s", err);
 		goto out;
@@ -953,8 +953,8 @@ int agent_run(struct weft_config *cfg, const char *path, bool verbose)
 	a.config_loaded_at = ev_time();
 
 	log_info("ready: pid %d, %zu services, %zu cgroups enrolled, outbound port %u, pins in %s, "
-		 "fail_mode %s", (int)getpid(), cfg->n_services, kern_enrolled_count(a.kern),
-		 cfg->outbound_port, cfg->bpf_pin_path,
+		 "fail_mode %s",
+		 (int)getpid(), cfg->n_services, kern_enrolled_count(a.kern), cfg->outbound_port, cfg->bpf_pin_path,
 		 cfg->fail_mode == CFG_FAIL_CLOSED ? "closed" : "open");
 	ev_run(a.loop, 0);
 	code = 0;

@@ -29,16 +29,15 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: weftd [-c FILE] [-v] [--check]\n"
-		"  -c, --config FILE  configuration file (default /etc/weft/weft.conf)\n"
-		"      --check        validate FILE and exit: 0 if valid, 2 with one\n"
-		"                     'FILE:LINE: key: problem' line per error\n"
-		"  -v, --verbose      debug logging (overrides agent.log_level)\n"
-		"  -V, --version      print the version and exit\n"
-		"  -h, --help         this text\n"
-		"Signals: SIGHUP reloads the config, SIGTERM/SIGINT drain and exit 0.\n"
-		"Docs: docs/config.md, docs/operations.md\n");
+	fprintf(f, "usage: weftd [-c FILE] [-v] [--check]\n"
+		   "  -c, --config FILE  configuration file (default /etc/weft/weft.conf)\n"
+		   "      --check        validate FILE and exit: 0 if valid, 2 with one\n"
+		   "                     'FILE:LINE: key: problem' line per error\n"
+		   "  -v, --verbose      debug logging (overrides agent.log_level)\n"
+		   "  -V, --version      print the version and exit\n"
+		   "  -h, --help         this text\n"
+		   "Signals: SIGHUP reloads the config, SIGTERM/SIGINT drain and exit 0.\n"
+		   "Docs: docs/config.md, docs/operations.md\n");
 }
 
 static void print_errors(const struct cfg_errors *errs)
@@ -52,12 +51,9 @@ static void print_errors(const struct cfg_errors *errs)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "check", no_argument, NULL, 'k' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "version", no_argument, NULL, 'V' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
+		{ "config", required_argument, NULL, 'c' }, { "check", no_argument, NULL, 'k' },
+		{ "verbose", no_argument, NULL, 'v' },      { "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },         { 0 },
 	};
 	const char *path = "/etc/weft/weft.conf";
 	struct cfg_errors errs = { 0 };

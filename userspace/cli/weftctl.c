@@ -27,20 +27,19 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: weftctl [-a ADDR] [--json] COMMAND\n"
-		"  status              is the agent ready; services and cgroups at a glance\n"
-		"  services            services and the live state of their endpoints\n"
-		"  conns               active proxied connections\n"
-		"  metrics             the Prometheus metrics, as scraped\n"
-		"  config              the effective config (JSON)\n"
-		"  reload              re-read the config file (errors are printed; the old config stays)\n"
-		"  enroll CGROUP       intercept a cgroup now (path, or relative to the cgroup2 mount)\n"
-		"  unenroll CGROUP     stop intercepting a cgroup enrolled with 'enroll'\n"
-		"options:\n"
-		"  -a, --admin ADDR    the agent's admin address (default $WEFT_ADMIN or 127.0.0.1:9990)\n"
-		"  -j, --json          JSON output for scripts\n"
-		"exit codes: 0 ok, 1 the agent reported an error, 2 usage, 3 agent unreachable\n");
+	fprintf(f, "usage: weftctl [-a ADDR] [--json] COMMAND\n"
+		   "  status              is the agent ready; services and cgroups at a glance\n"
+		   "  services            services and the live state of their endpoints\n"
+		   "  conns               active proxied connections\n"
+		   "  metrics             the Prometheus metrics, as scraped\n"
+		   "  config              the effective config (JSON)\n"
+		   "  reload              re-read the config file (errors are printed; the old config stays)\n"
+		   "  enroll CGROUP       intercept a cgroup now (path, or relative to the cgroup2 mount)\n"
+		   "  unenroll CGROUP     stop intercepting a cgroup enrolled with 'enroll'\n"
+		   "options:\n"
+		   "  -a, --admin ADDR    the agent's admin address (default $WEFT_ADMIN or 127.0.0.1:9990)\n"
+		   "  -j, --json          JSON output for scripts\n"
+		   "exit codes: 0 ok, 1 the agent reported an error, 2 usage, 3 agent unreachable\n");
 }
 
 static int wait_fd(int fd, short ev, int deadline_ms)
@@ -83,8 +82,10 @@ static int http_call(const struct weft_sockaddr *a, const char *method, const ch
 		r = err ? -err : -errno;
 		goto out;
 	}
-	len = snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: weftd\r\nUser-Agent: weftctl\r\n"
-			"Content-Length: 0\r\nConnection: close\r\n\r\n", method, target);
+	len = snprintf(req, sizeof(req),
+		       "%s %s HTTP/1.1\r\nHost: weftd\r\nUser-Agent: weftctl\r\n"
+		       "Content-Length: 0\r\nConnection: close\r\n\r\n",
+		       method, target);
 	if (len < 0 || (size_t)len >= sizeof(req)) {
 		r = -E2BIG;
 		goto out;
@@ -123,8 +124,7 @@ static int http_call(const struct weft_sockaddr *a, const char *method, const ch
 			goto out;
 		}
 	}
-	if (!in.p || sscanf(in.p, "HTTP/1.%*d %d", status) != 1 ||
-	    !(sep = strstr(in.p, "\r\n\r\n"))) {
+	if (!in.p || sscanf(in.p, "HTTP/1.%*d %d", status) != 1 || !(sep = strstr(in.p, "\r\n\r\n"))) {
 		r = -EPROTO;
 		goto out;
 	}
@@ -145,8 +145,7 @@ static void url_encode(const char *s, char *out, size_t len)
 	for (; *s && o + 4 < len; s++) {
 		unsigned char c = (unsigned char)*s;
 
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		    strchr("-._~/", c)) {
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("-._~/", c)) {
 			out[o++] = (char)c;
 		} else {
 			out[o++] = '%';
@@ -229,9 +228,10 @@ int main(int argc, char **argv)
 	}
 	r = http_call(&addr, method, target, &status, &body);
 	if (r < 0) {
-		fprintf(stderr, "weftctl: cannot reach weftd at %s: %s (is weftd running? is agent.admin "
-				"%s? use -a ADDR)\n", addr_format(&addr, as, sizeof(as)), strerror(-r),
-			addr_format(&addr, as, sizeof(as)));
+		fprintf(stderr,
+			"weftctl: cannot reach weftd at %s: %s (is weftd running? is agent.admin "
+			"%s? use -a ADDR)\n",
+			addr_format(&addr, as, sizeof(as)), strerror(-r), addr_format(&addr, as, sizeof(as)));
 		buf_free(&body);
 		return 3;
 	}
@@ -247,8 +247,7 @@ int main(int argc, char **argv)
 			       (int)strcspn(state, "\n"), state, addr_format(&addr, as, sizeof(as)));
 		} else {
 			printf("weftd at %s: %s", addr_format(&addr, as, sizeof(as)), state);
-			if (http_call(&addr, "GET", "/services?format=text", &st2, &svc) == 0 && st2 == 200 &&
-			    svc.p)
+			if (http_call(&addr, "GET", "/services?format=text", &st2, &svc) == 0 && st2 == 200 && svc.p)
 				printf("\n%s", svc.p);
 		}
 		buf_free(&svc);

@@ -12,7 +12,7 @@
 
 #define NS_PER_US INT64_C(1000)
 #define NS_PER_MS INT64_C(1000000)
-#define NS_PER_S  INT64_C(1000000000)
+#define NS_PER_S INT64_C(1000000000)
 
 /*
  * 1..max_digits ASCII digits, nothing else, into *out. max_digits <= 19, so
@@ -51,12 +51,8 @@ static const struct {
 	char unit;
 	int64_t ns;
 } grpc_units[] = {
-	{ 'n', 1 },
-	{ 'u', NS_PER_US },
-	{ 'm', NS_PER_MS },
-	{ 'S', NS_PER_S },
-	{ 'M', 60 * NS_PER_S },
-	{ 'H', 3600 * NS_PER_S },
+	{ 'n', 1 },        { 'u', NS_PER_US },     { 'm', NS_PER_MS },
+	{ 'S', NS_PER_S }, { 'M', 60 * NS_PER_S }, { 'H', 3600 * NS_PER_S },
 };
 #define GRPC_MAX_VALUE 99999999 /* 8 digits */
 

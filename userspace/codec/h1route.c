@@ -235,4 +235,3 @@ int h1r_detect(const unsigned char *p, size_t n)
 	}
 	return i > 20 ? H1R_OPAQUE : -1;
 }
-

@@ -20,39 +20,39 @@
 struct h1_routestat;
 
 struct h1r_kv {
-	char *name;    /* lower-case */
+	char *name; /* lower-case */
 	size_t nlen;
-	char *value;   /* match: NULL = any value */
+	char *value; /* match: NULL = any value */
 	size_t vlen;
 };
 
 struct h1r_backend {
 	char *service;
-	uint32_t index;  /* in the config generation the route came from */
+	uint32_t index; /* in the config generation the route came from */
 	uint32_t weight;
 	int64_t current; /* smooth weighted round-robin score (the caller serialises picks) */
 };
 
 struct h1r_route {
 	char *name;
-	char *method;                 /* NULL: any */
-	char *host;                   /* NULL: any; lower-case */
+	char *method; /* NULL: any */
+	char *host;   /* NULL: any; lower-case */
 	size_t host_len;
 	enum cfg_path_match path_kind;
 	char *path;
 	size_t path_len;
-	struct h1r_kv *mh;            /* header conditions */
+	struct h1r_kv *mh; /* header conditions */
 	size_t n_mh;
-	struct h1r_backend *be;       /* none: the service itself */
+	struct h1r_backend *be; /* none: the service itself */
 	size_t n_be;
-	uint32_t be_total;            /* sum of weights */
+	uint32_t be_total; /* sum of weights */
 	uint32_t timeout_ms;
 	bool retryable;
-	struct h1r_kv *add;           /* request headers to set */
+	struct h1r_kv *add; /* request headers to set */
 	size_t n_add;
-	struct h1r_kv *rm;            /* request headers to remove */
+	struct h1r_kv *rm; /* request headers to remove */
 	size_t n_rm;
-	struct h1_routestat *stat;    /* the caller's counters */
+	struct h1_routestat *stat; /* the caller's counters */
 };
 
 /* Deep copy of a config route (the config does not outlive a reload). 0 or -ENOMEM (free with h1r_route_free either way). */

@@ -25,24 +25,24 @@
 #define IS_HEXC(c) (IS_DIGIT(c) || IN(c, 'a', 'f') || IN(c, 'A', 'F'))
 #define IS_WSC(c) ((c) == ' ' || (c) == '\t')
 /* tchar (RFC 9110 5.6.2) */
-#define IS_TCHAR(c) (IS_DIGIT(c) || IS_ALPHA(c) || (c) == '!' || (c) == '#' || (c) == '$' || \
-		     (c) == '%' || (c) == '&' || (c) == '\'' || (c) == '*' || (c) == '+' ||     \
-		     (c) == '-' || (c) == '.' || (c) == '^' || (c) == '_' || (c) == '`' ||      \
-		     (c) == '|' || (c) == '~')
+#define IS_TCHAR(c)                                                                                          \
+	(IS_DIGIT(c) || IS_ALPHA(c) || (c) == '!' || (c) == '#' || (c) == '$' || (c) == '%' || (c) == '&' || \
+	 (c) == '\'' || (c) == '*' || (c) == '+' || (c) == '-' || (c) == '.' || (c) == '^' || (c) == '_' ||  \
+	 (c) == '`' || (c) == '|' || (c) == '~')
 /* RFC 3986 */
-#define IS_UNRESERVED(c) (IS_ALPHA(c) || IS_DIGIT(c) || (c) == '-' || (c) == '.' || \
-			  (c) == '_' || (c) == '~')
-#define IS_SUBDELIM(c) ((c) == '!' || (c) == '$' || (c) == '&' || (c) == '\'' || (c) == '(' || \
-			(c) == ')' || (c) == '*' || (c) == '+' || (c) == ',' || (c) == ';' ||  \
-			(c) == '=')
+#define IS_UNRESERVED(c) (IS_ALPHA(c) || IS_DIGIT(c) || (c) == '-' || (c) == '.' || (c) == '_' || (c) == '~')
+#define IS_SUBDELIM(c)                                                                                      \
+	((c) == '!' || (c) == '$' || (c) == '&' || (c) == '\'' || (c) == '(' || (c) == ')' || (c) == '*' || \
+	 (c) == '+' || (c) == ',' || (c) == ';' || (c) == '=')
 /* Characters of a request-target: RFC 3986 URI characters minus '#'. */
-#define IS_URIC(c) (IS_UNRESERVED(c) || IS_SUBDELIM(c) || (c) == ':' || (c) == '@' || \
-		    (c) == '/' || (c) == '?' || (c) == '%' || (c) == '[' || (c) == ']')
+#define IS_URIC(c)                                                                                                   \
+	(IS_UNRESERVED(c) || IS_SUBDELIM(c) || (c) == ':' || (c) == '@' || (c) == '/' || (c) == '?' || (c) == '%' || \
+	 (c) == '[' || (c) == ']')
 /* field-content bytes: SP, HTAB, VCHAR, obs-text (RFC 9110 5.5) */
 #define IS_FVAL(c) ((c) == '\t' || IN(c, 0x20, 0x7e) || IN(c, 0x80, 0xff))
 /* qdtext (RFC 9110 5.6.4) */
-#define IS_QDTEXT(c) ((c) == '\t' || (c) == ' ' || (c) == 0x21 || IN(c, 0x23, 0x5b) || \
-		      IN(c, 0x5d, 0x7e) || IN(c, 0x80, 0xff))
+#define IS_QDTEXT(c) \
+	((c) == '\t' || (c) == ' ' || (c) == 0x21 || IN(c, 0x23, 0x5b) || IN(c, 0x5d, 0x7e) || IN(c, 0x80, 0xff))
 
 enum {
 	C_TCHAR = 0x01,
@@ -50,16 +50,15 @@ enum {
 	C_URI = 0x04,
 	C_BRACKET = 0x08,
 	C_HEX = 0x10,
-	C_REG = 0x20,   /* reg-name character other than '%' */
+	C_REG = 0x20, /* reg-name character other than '%' */
 	C_WS = 0x40,
 	C_QD = 0x80,
 };
 
-#define CLS(c) ((IS_TCHAR(c) ? C_TCHAR : 0) | (IS_FVAL(c) ? C_FVAL : 0) |            \
-		(IS_URIC(c) ? C_URI : 0) | ((c) == '[' || (c) == ']' ? C_BRACKET : 0) | \
-		(IS_HEXC(c) ? C_HEX : 0) |                                              \
-		(IS_UNRESERVED(c) || IS_SUBDELIM(c) ? C_REG : 0) |                      \
-		(IS_WSC(c) ? C_WS : 0) | (IS_QDTEXT(c) ? C_QD : 0))
+#define CLS(c)                                                                                \
+	((IS_TCHAR(c) ? C_TCHAR : 0) | (IS_FVAL(c) ? C_FVAL : 0) | (IS_URIC(c) ? C_URI : 0) | \
+	 ((c) == '[' || (c) == ']' ? C_BRACKET : 0) | (IS_HEXC(c) ? C_HEX : 0) |              \
+	 (IS_UNRESERVED(c) || IS_SUBDELIM(c) ? C_REG : 0) | (IS_WSC(c) ? C_WS : 0) | (IS_QDTEXT(c) ? C_QD : 0))
 #define CLS4(c) CLS(c), CLS((c) + 1), CLS((c) + 2), CLS((c) + 3)
 #define CLS16(c) CLS4(c), CLS4((c) + 4), CLS4((c) + 8), CLS4((c) + 12)
 #define CLS64(c) CLS16(c), CLS16((c) + 16), CLS16((c) + 32), CLS16((c) + 48)
@@ -154,14 +153,15 @@ const char *h1_error_reason(int err)
 
 static struct h1_limits get_limits(const struct h1_limits *lim)
 {
-	struct h1_limits l = { H1_DEFAULT_MAX_START_LINE, H1_DEFAULT_MAX_HEADER_BYTES,
-			       H1_DEFAULT_MAX_HEADERS, H1_DEFAULT_MAX_CHUNK_LINE };
+	struct h1_limits l = { H1_DEFAULT_MAX_START_LINE, H1_DEFAULT_MAX_HEADER_BYTES, H1_DEFAULT_MAX_HEADERS,
+			       H1_DEFAULT_MAX_CHUNK_LINE };
 
 	if (lim) {
 		if (lim->max_start_line)
 			l.max_start_line = lim->max_start_line < H1_LIMIT_CAP ? lim->max_start_line : H1_LIMIT_CAP;
 		if (lim->max_header_bytes)
-			l.max_header_bytes = lim->max_header_bytes < H1_LIMIT_CAP ? lim->max_header_bytes : H1_LIMIT_CAP;
+			l.max_header_bytes = lim->max_header_bytes < H1_LIMIT_CAP ? lim->max_header_bytes
+										  : H1_LIMIT_CAP;
 		if (lim->max_headers)
 			l.max_headers = lim->max_headers;
 		if (lim->max_chunk_line)
@@ -230,6 +230,7 @@ static bool valid_authority(const unsigned char *s, size_t n, bool need_port)
 
 static uint8_t method_id(const unsigned char *m, size_t n)
 {
+	// clang-format off
 #define M(lit, id) \
 	if (n == sizeof(lit) - 1 && memcmp(m, lit, n) == 0) return id
 	switch (n) {
@@ -240,6 +241,7 @@ static uint8_t method_id(const unsigned char *m, size_t n)
 	case 7: M("CONNECT", H1_M_CONNECT); M("OPTIONS", H1_M_OPTIONS); break;
 	default: break;
 	}
+	// clang-format on
 #undef M
 	return H1_M_OTHER;
 }
@@ -363,8 +365,8 @@ static int on_content_length(struct h1_head_state *st, const unsigned char *v, s
 	}
 }
 
-#define I_TE_CHUNKED 0x1u       /* chunked seen */
-#define I_TE_LAST_CHUNKED 0x2u  /* ... and it is the last coding so far */
+#define I_TE_CHUNKED 0x1u      /* chunked seen */
+#define I_TE_LAST_CHUNKED 0x2u /* ... and it is the last coding so far */
 #define I_EXPECT_CONTINUE 0x4u
 
 /*
@@ -413,9 +415,8 @@ static int on_transfer_encoding(struct h1_head_state *st, const unsigned char *v
 			if (st->internal & I_TE_CHUNKED)
 				return H1_E_TE_CHUNKED_REPEATED;
 			st->internal |= I_TE_CHUNKED | I_TE_LAST_CHUNKED;
-		} else if (CI_EQ(el, len, "gzip") || CI_EQ(el, len, "x-gzip") ||
-			   CI_EQ(el, len, "deflate") || CI_EQ(el, len, "compress") ||
-			   CI_EQ(el, len, "x-compress")) {
+		} else if (CI_EQ(el, len, "gzip") || CI_EQ(el, len, "x-gzip") || CI_EQ(el, len, "deflate") ||
+			   CI_EQ(el, len, "compress") || CI_EQ(el, len, "x-compress")) {
 			if (st->internal & I_TE_CHUNKED)
 				return H1_E_TE_NOT_CHUNKED;
 			st->internal &= ~I_TE_LAST_CHUNKED;
@@ -515,15 +516,15 @@ static int finish_head(struct h1_head_state *st, bool req)
 /* ---- the head state machine -------------------------------------------- */
 
 enum {
-	HS_START = 0,     /* request: leading CRLF or method; response: version */
-	HS_LEAD_LF,       /* CR of a leading empty line seen */
+	HS_START = 0, /* request: leading CRLF or method; response: version */
+	HS_LEAD_LF,   /* CR of a leading empty line seen */
 	HS_METHOD,
 	HS_TARGET,
 	HS_VERSION,
 	HS_STATUS,
 	HS_REASON,
-	HS_START_LF,      /* CR ending the start line seen */
-	HS_LINE,          /* start of a field line, or of the final CRLF */
+	HS_START_LF, /* CR ending the start line seen */
+	HS_LINE,     /* start of a field line, or of the final CRLF */
 	HS_NAME,
 	HS_VALUE_OWS,
 	HS_VALUE,
@@ -548,24 +549,24 @@ static inline bool version_byte_ok(size_t k, unsigned char c)
  * Needs the byte at pos. A byte at or past the limit is the limit's error even
  * when it has not arrived yet: the message cannot fit whatever comes.
  */
-#define NEED(limit, lerr)                   \
-	do {                                \
-		if (pos >= (limit)) {       \
-			err = (lerr);       \
-			goto fail;          \
-		}                           \
-		if (pos >= len)             \
-			goto incomplete;    \
-		c = b[pos];                 \
+#define NEED(limit, lerr)                \
+	do {                             \
+		if (pos >= (limit)) {    \
+			err = (lerr);    \
+			goto fail;       \
+		}                        \
+		if (pos >= len)          \
+			goto incomplete; \
+		c = b[pos];              \
 	} while (0)
 
 /* Advances pos over bytes of class bit, stopping at the limit; c is the stop byte. */
-#define SCAN(bit, limit, lerr)                                  \
-	do {                                                    \
-		size_t e_ = len < (limit) ? len : (limit);      \
-		while (pos < e_ && (cls[b[pos]] & (bit)))       \
-			pos++;                                  \
-		NEED(limit, lerr);                              \
+#define SCAN(bit, limit, lerr)                             \
+	do {                                               \
+		size_t e_ = len < (limit) ? len : (limit); \
+		while (pos < e_ && (cls[b[pos]] & (bit)))  \
+			pos++;                             \
+		NEED(limit, lerr);                         \
 	} while (0)
 
 /*
@@ -590,17 +591,17 @@ static inline size_t fval_skip8(const unsigned char *b, size_t pos, size_t end)
 	return pos;
 }
 
-#define SCAN_FVAL(limit, lerr)                                  \
-	do {                                                    \
-		size_t e_ = len < (limit) ? len : (limit);      \
-		pos = fval_skip8(b, pos, e_);                   \
-		while (pos < e_ && (cls[b[pos]] & C_FVAL))      \
-			pos++;                                  \
-		NEED(limit, lerr);                              \
+#define SCAN_FVAL(limit, lerr)                             \
+	do {                                               \
+		size_t e_ = len < (limit) ? len : (limit); \
+		pos = fval_skip8(b, pos, e_);              \
+		while (pos < e_ && (cls[b[pos]] & C_FVAL)) \
+			pos++;                             \
+		NEED(limit, lerr);                         \
 	} while (0)
 
-static int parse_head(struct h1_head_state *st, const unsigned char *b, size_t len, bool req,
-		      struct h1_header *hdrs, size_t maxh, const struct h1_limits *lim)
+static int parse_head(struct h1_head_state *st, const unsigned char *b, size_t len, bool req, struct h1_header *hdrs,
+		      size_t maxh, const struct h1_limits *lim)
 {
 	size_t pos = st->pos;
 	size_t sl_lim = sat_add(lim->max_start_line, 2);
@@ -642,8 +643,7 @@ static int parse_head(struct h1_head_state *st, const unsigned char *b, size_t l
 		case HS_METHOD:
 			SCAN(C_TCHAR, sl_lim, H1_E_START_LINE_TOO_LONG);
 			if (c != ' ' || pos == st->mark) {
-				err = pos > st->mark && (c == '\r' || c == '\n') ? H1_E_REQUEST_LINE
-										 : H1_E_METHOD;
+				err = pos > st->mark && (c == '\r' || c == '\n') ? H1_E_REQUEST_LINE : H1_E_METHOD;
 				goto fail;
 			}
 			st->a_off = st->mark;
@@ -693,8 +693,7 @@ static int parse_head(struct h1_head_state *st, const unsigned char *b, size_t l
 			}
 			NEED(sl_lim, H1_E_START_LINE_TOO_LONG);
 			if (c != (req ? '\r' : ' ')) {
-				err = c == '\n' ? H1_E_BARE_LF
-				      : !req && c == '\r' ? H1_E_STATUS : H1_E_VERSION;
+				err = c == '\n' ? H1_E_BARE_LF : !req && c == '\r' ? H1_E_STATUS : H1_E_VERSION;
 				goto fail;
 			}
 			if (b[st->mark + 5] != '1' || b[st->mark + 7] > '1') {
@@ -716,8 +715,7 @@ static int parse_head(struct h1_head_state *st, const unsigned char *b, size_t l
 				pos++;
 			}
 			NEED(sl_lim, H1_E_START_LINE_TOO_LONG);
-			st->status = (b[st->mark] - '0') * 100 + (b[st->mark + 1] - '0') * 10 +
-				     (b[st->mark + 2] - '0');
+			st->status = (b[st->mark] - '0') * 100 + (b[st->mark + 1] - '0') * 10 + (b[st->mark + 2] - '0');
 			if (st->status < 100 || st->status > 599 || (c != ' ' && c != '\r')) {
 				err = H1_E_STATUS;
 				goto fail;
@@ -853,8 +851,8 @@ fail:
 }
 
 /* Starts over when the caller's buffer or header array moved, or shrank. */
-static void begin(struct h1_head_state *st, const char *buf, size_t len,
-		  const struct h1_header *hdrs, uint8_t req_method)
+static void begin(struct h1_head_state *st, const char *buf, size_t len, const struct h1_header *hdrs,
+		  uint8_t req_method)
 {
 	if (st->base == buf && st->hdrs == hdrs && len >= st->pos)
 		return;
@@ -877,8 +875,8 @@ void h1_response_init(struct h1_response *resp)
 	resp->content_length = -1;
 }
 
-int h1_parse_request(const char *buf, size_t len, struct h1_request *req,
-		     struct h1_header *hdrs, size_t max_hdrs, const struct h1_limits *lim)
+int h1_parse_request(const char *buf, size_t len, struct h1_request *req, struct h1_header *hdrs, size_t max_hdrs,
+		     const struct h1_limits *lim)
 {
 	struct h1_limits l = get_limits(lim);
 	struct h1_head_state *st;
@@ -901,8 +899,7 @@ int h1_parse_request(const char *buf, size_t len, struct h1_request *req,
 	req->target_form = (enum h1_target_form)st->form;
 	req->path = buf + st->path_off;
 	req->path_len = st->path_len;
-	req->host = (st->flags & H1_F_HAS_HOST) || st->form == H1_TARGET_ABSOLUTE ||
-				    st->form == H1_TARGET_AUTHORITY
+	req->host = (st->flags & H1_F_HAS_HOST) || st->form == H1_TARGET_ABSOLUTE || st->form == H1_TARGET_AUTHORITY
 			    ? buf + st->host_off
 			    : NULL;
 	req->host_len = req->host ? st->host_len : 0;
@@ -912,12 +909,10 @@ int h1_parse_request(const char *buf, size_t len, struct h1_request *req,
 	req->chunked = (st->flags & H1_F_HAS_TE) != 0;
 	req->content_length = req->chunked ? -1 : st->content_length;
 	req->keep_alive = st->minor ? !(st->flags & H1_F_CONN_CLOSE)
-				    : (st->flags & (H1_F_CONN_KEEP_ALIVE | H1_F_CONN_CLOSE)) ==
-					      H1_F_CONN_KEEP_ALIVE;
+				    : (st->flags & (H1_F_CONN_KEEP_ALIVE | H1_F_CONN_CLOSE)) == H1_F_CONN_KEEP_ALIVE;
 	/* HTTP/1.0: ignore 100-continue (RFC 9110 10.1.1) and Upgrade (7.8) */
 	req->expect_continue = st->minor == 1 && (st->internal & I_EXPECT_CONTINUE);
-	req->upgrade = st->minor == 1 && (st->flags & H1_F_CONN_UPGRADE) &&
-		       (st->flags & H1_F_HAS_UPGRADE);
+	req->upgrade = st->minor == 1 && (st->flags & H1_F_CONN_UPGRADE) && (st->flags & H1_F_HAS_UPGRADE);
 	req->upgrade_proto = (st->flags & H1_F_HAS_UPGRADE) ? buf + st->up_off : NULL;
 	req->upgrade_proto_len = (st->flags & H1_F_HAS_UPGRADE) ? st->up_len : 0;
 	req->flags = st->flags;
@@ -925,9 +920,8 @@ int h1_parse_request(const char *buf, size_t len, struct h1_request *req,
 	return r;
 }
 
-int h1_parse_response(const char *buf, size_t len, enum h1_method req_method,
-		      struct h1_response *resp, struct h1_header *hdrs, size_t max_hdrs,
-		      const struct h1_limits *lim)
+int h1_parse_response(const char *buf, size_t len, enum h1_method req_method, struct h1_response *resp,
+		      struct h1_header *hdrs, size_t max_hdrs, const struct h1_limits *lim)
 {
 	struct h1_limits l = get_limits(lim);
 	struct h1_head_state *st;
@@ -961,15 +955,13 @@ int h1_parse_response(const char *buf, size_t len, enum h1_method req_method,
 				((st->flags & H1_F_HAS_TE) || !(st->flags & H1_F_HAS_CL));
 	resp->keep_alive = !resp->close_delimited && !resp->tunnel &&
 			   (st->minor ? !(st->flags & H1_F_CONN_CLOSE)
-				      : (st->flags & (H1_F_CONN_KEEP_ALIVE | H1_F_CONN_CLOSE)) ==
-						H1_F_CONN_KEEP_ALIVE);
+				      : (st->flags & (H1_F_CONN_KEEP_ALIVE | H1_F_CONN_CLOSE)) == H1_F_CONN_KEEP_ALIVE);
 	resp->flags = st->flags;
 	resp->head_len = (size_t)r;
 	return r;
 }
 
-const struct h1_header *h1_find_header(const struct h1_header *hdrs, size_t n,
-				       const char *name, size_t name_len)
+const struct h1_header *h1_find_header(const struct h1_header *hdrs, size_t n, const char *name, size_t name_len)
 {
 	size_t i, k;
 
@@ -988,17 +980,17 @@ const struct h1_header *h1_find_header(const struct h1_header *hdrs, size_t n,
 /* ---- bodies ----------------------------------------------------------------- */
 
 enum {
-	CS_SIZE = 0,       /* chunk-size hex digits */
-	CS_SIZE_BWS,       /* whitespace after the size: only ';' may follow */
-	CS_EXT_PRE_NAME,   /* after ';' */
+	CS_SIZE = 0,     /* chunk-size hex digits */
+	CS_SIZE_BWS,     /* whitespace after the size: only ';' may follow */
+	CS_EXT_PRE_NAME, /* after ';' */
 	CS_EXT_NAME,
-	CS_EXT_POST_NAME,  /* whitespace after a name: '=' or ';' may follow */
-	CS_EXT_PRE_VAL,    /* after '=' */
+	CS_EXT_POST_NAME, /* whitespace after a name: '=' or ';' may follow */
+	CS_EXT_PRE_VAL,   /* after '=' */
 	CS_EXT_TOKEN,
 	CS_EXT_QSTR,
 	CS_EXT_QSTR_ESC,
 	CS_EXT_AFTER_QSTR,
-	CS_EXT_POST_VAL,   /* whitespace after a value: only ';' may follow */
+	CS_EXT_POST_VAL, /* whitespace after a value: only ';' may follow */
 	CS_SIZE_LF,
 	CS_DATA,
 	CS_DATA_CR,
@@ -1010,8 +1002,7 @@ enum {
 	CS_TR_FINAL_LF,
 };
 
-void h1_body_init(struct h1_body *b, int64_t content_length, bool chunked,
-		  const struct h1_limits *lim)
+void h1_body_init(struct h1_body *b, int64_t content_length, bool chunked, const struct h1_limits *lim)
 {
 	struct h1_limits l = get_limits(lim);
 
@@ -1031,14 +1022,12 @@ void h1_body_init(struct h1_body *b, int64_t content_length, bool chunked,
 	}
 }
 
-void h1_body_init_request(struct h1_body *b, const struct h1_request *req,
-			  const struct h1_limits *lim)
+void h1_body_init_request(struct h1_body *b, const struct h1_request *req, const struct h1_limits *lim)
 {
 	h1_body_init(b, req->content_length < 0 ? 0 : req->content_length, req->chunked, lim);
 }
 
-void h1_body_init_response(struct h1_body *b, const struct h1_response *resp,
-			   const struct h1_limits *lim)
+void h1_body_init_response(struct h1_body *b, const struct h1_response *resp, const struct h1_limits *lim)
 {
 	if (resp->no_body || resp->tunnel)
 		h1_body_init(b, 0, false, lim);
@@ -1060,8 +1049,8 @@ int h1_body_eof(const struct h1_body *b)
  * follows, no bare CR or LF anywhere, CRLF exactly after the data, extensions
  * and trailers fully validated and bounded.
  */
-static int chunked_feed(struct h1_body *b, const unsigned char *p, size_t len, size_t *consumed,
-			size_t *data_off, size_t *data_len)
+static int chunked_feed(struct h1_body *b, const unsigned char *p, size_t len, size_t *consumed, size_t *data_off,
+			size_t *data_len)
 {
 	size_t i = 0;
 	int err;
@@ -1097,8 +1086,8 @@ static int chunked_feed(struct h1_body *b, const unsigned char *p, size_t len, s
 				goto fail;
 			}
 		}
-		if (c == '\n' && b->state != CS_SIZE_LF && b->state != CS_DATA_LF &&
-		    b->state != CS_TR_VALUE_LF && b->state != CS_TR_FINAL_LF) {
+		if (c == '\n' && b->state != CS_SIZE_LF && b->state != CS_DATA_LF && b->state != CS_TR_VALUE_LF &&
+		    b->state != CS_TR_FINAL_LF) {
 			err = b->state == CS_DATA_CR ? H1_E_CHUNK_DATA : H1_E_BARE_LF;
 			goto fail;
 		}
@@ -1301,8 +1290,7 @@ fail:
 	return err;
 }
 
-int h1_body_feed(struct h1_body *b, const char *buf, size_t len, size_t *consumed,
-		 size_t *data_off, size_t *data_len)
+int h1_body_feed(struct h1_body *b, const char *buf, size_t len, size_t *consumed, size_t *data_off, size_t *data_len)
 {
 	size_t n;
 
@@ -1341,26 +1329,46 @@ int h1_body_feed(struct h1_body *b, const char *buf, size_t len, size_t *consume
 const char *h1_status_text(int status)
 {
 	switch (status) {
-	case 100: return "Continue";
-	case 101: return "Switching Protocols";
-	case 200: return "OK";
-	case 204: return "No Content";
-	case 400: return "Bad Request";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 409: return "Conflict";
-	case 413: return "Content Too Large";
-	case 414: return "URI Too Long";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	case 505: return "HTTP Version Not Supported";
-	default: return "Unknown";
+	case 100:
+		return "Continue";
+	case 101:
+		return "Switching Protocols";
+	case 200:
+		return "OK";
+	case 204:
+		return "No Content";
+	case 400:
+		return "Bad Request";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 408:
+		return "Request Timeout";
+	case 409:
+		return "Conflict";
+	case 413:
+		return "Content Too Large";
+	case 414:
+		return "URI Too Long";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 500:
+		return "Internal Server Error";
+	case 501:
+		return "Not Implemented";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
+	case 505:
+		return "HTTP Version Not Supported";
+	default:
+		return "Unknown";
 	}
 }
 

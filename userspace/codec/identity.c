@@ -20,7 +20,6 @@
 /* Longest piece of input quoted back in a message: keeps messages one line. */
 #define ID_ECHO_MAX 64
 
-
 /* Quotable copy of untrusted text: at most ID_ECHO_MAX bytes, controls as '?'. */
 static const char *id_echo(const char *s, size_t len, char *buf, size_t buflen)
 {
@@ -86,7 +85,7 @@ static int td_check_n(const char *td, size_t len, char *err, size_t errlen)
 			err_set(err, errlen, "trust domain has userinfo ('@'); SPIFFE IDs never carry one");
 		else
 			err_set(err, errlen, "trust domain has %s; only a-z, 0-9, '.', '-' and '_' are allowed",
-			       char_name(ch, cn, sizeof(cn)));
+				char_name(ch, cn, sizeof(cn)));
 		return -EINVAL;
 	}
 	return 0;
@@ -148,20 +147,21 @@ static int id_check_n(const char *id, size_t len, char *err, size_t errlen)
 					err_set(err, errlen, "has percent-encoding ('%%'); SPIFFE IDs do not allow it");
 				else
 					err_set(err, errlen,
-					       "path has %s; segments may only hold A-Z, a-z, 0-9, '.', '-' and '_'",
-					       char_name(ch, cn, sizeof(cn)));
+						"path has %s; segments may only hold A-Z, a-z, 0-9, '.', '-' and '_'",
+						char_name(ch, cn, sizeof(cn)));
 				return -EINVAL;
 			}
 			p++;
 		}
 		if (p == seg) {
-			err_set(err, errlen, p == end ? "ends with '/'; remove the trailing slash"
-						     : "has an empty path segment ('//')");
+			err_set(err, errlen,
+				p == end ? "ends with '/'; remove the trailing slash"
+					 : "has an empty path segment ('//')");
 			return -EINVAL;
 		}
 		if ((p - seg == 1 && seg[0] == '.') || (p - seg == 2 && seg[0] == '.' && seg[1] == '.')) {
 			err_set(err, errlen, "has a '%.*s' path segment; SPIFFE IDs do not allow relative segments",
-			       (int)(p - seg), seg);
+				(int)(p - seg), seg);
 			return -EINVAL;
 		}
 	}
@@ -215,7 +215,7 @@ bool spiffe_in_trust_domain(const char *id, const char *td)
 /* --- cgroup -> identity ---------------------------------------------------- */
 
 struct id_rule {
-	char *glob;     /* normalised: relative to the mount, no leading/trailing '/' */
+	char *glob; /* normalised: relative to the mount, no leading/trailing '/' */
 	char *identity;
 };
 
@@ -306,7 +306,8 @@ int id_map_add(struct id_map *m, const char *cgroup_glob, const char *identity, 
 	size_t len;
 
 	if (!cgroup_glob || !*cgroup_glob) {
-		err_set(err, errlen, "cgroup: empty; write a path or glob relative to the cgroup2 mount, e.g. \"system.slice/*.service\"");
+		err_set(err, errlen,
+			"cgroup: empty; write a path or glob relative to the cgroup2 mount, e.g. \"system.slice/*.service\"");
 		return -EINVAL;
 	}
 	rel = cg_relative(m, cgroup_glob, &len);
@@ -316,7 +317,7 @@ int id_map_add(struct id_map *m, const char *cgroup_glob, const char *identity, 
 	}
 	if (len == 0) {
 		err_set(err, errlen, "cgroup: '%s' names the root cgroup, which would give every workload one identity",
-		       cgroup_glob);
+			cgroup_glob);
 		return -EINVAL;
 	}
 	if (has_dotdot(cgroup_glob)) {
@@ -477,7 +478,8 @@ int id_policy_allow(struct id_policy *p, const char *pattern, char *err, size_t 
 		if (glob_char(ch)) {
 			glob = true;
 			if (ch == '*' && i + 1 < len && pattern[i + 1] == '*') {
-				err_set(err, errlen, "'%s': '**' is only allowed as the whole last segment (\"/**\")", q);
+				err_set(err, errlen, "'%s': '**' is only allowed as the whole last segment (\"/**\")",
+					q);
 				return -EINVAL;
 			}
 			continue;
@@ -487,7 +489,8 @@ int id_policy_allow(struct id_policy *p, const char *pattern, char *err, size_t 
 			return -EINVAL;
 		}
 		if (ch != '/' && ch != ':' && !seg_char(ch)) {
-			err_set(err, errlen, "'%s' has %s, which no SPIFFE ID contains", q, char_name(ch, cn, sizeof(cn)));
+			err_set(err, errlen, "'%s' has %s, which no SPIFFE ID contains", q,
+				char_name(ch, cn, sizeof(cn)));
 			return -EINVAL;
 		}
 	}

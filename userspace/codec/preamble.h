@@ -65,10 +65,10 @@ enum preamble_proto {
 };
 
 struct preamble {
-	uint8_t version;             /* decoded: always PREAMBLE_VERSION */
-	uint8_t flags;               /* decoded: as on the wire; ignored by encode */
-	struct weft_sockaddr target; /* AF_INET or AF_INET6 with port */
-	enum preamble_proto proto;   /* PREAMBLE_PROTO_NONE: absent */
+	uint8_t version;                           /* decoded: always PREAMBLE_VERSION */
+	uint8_t flags;                             /* decoded: as on the wire; ignored by encode */
+	struct weft_sockaddr target;               /* AF_INET or AF_INET6 with port */
+	enum preamble_proto proto;                 /* PREAMBLE_PROTO_NONE: absent */
 	char service[PREAMBLE_SERVICE_MAX + 1];    /* "": absent */
 	char claimed_id[PREAMBLE_CLAIMED_MAX + 1]; /* "": absent. NOT TRUSTED: logs only */
 };
@@ -112,12 +112,12 @@ int preamble_encode(void *buf, size_t len, const struct preamble *p);
 int preamble_decode(const void *buf, size_t len, struct preamble *out, enum preamble_err *err);
 
 enum preamble_status {
-	PREAMBLE_ST_OK = 0,          /* connected to the target: bytes follow */
-	PREAMBLE_ST_DENIED = 1,      /* authorization policy refused the caller */
+	PREAMBLE_ST_OK = 0,             /* connected to the target: bytes follow */
+	PREAMBLE_ST_DENIED = 1,         /* authorization policy refused the caller */
 	PREAMBLE_ST_UNKNOWN_TARGET = 2, /* not a local endpoint of this node */
-	PREAMBLE_ST_UNREACHABLE = 3, /* connecting to the target failed */
+	PREAMBLE_ST_UNREACHABLE = 3,    /* connecting to the target failed */
 	PREAMBLE_ST_BAD_PREAMBLE = 4,
-	PREAMBLE_ST_OVERLOADED = 5,  /* a limit was reached; try elsewhere */
+	PREAMBLE_ST_OVERLOADED = 5, /* a limit was reached; try elsewhere */
 	PREAMBLE_ST_MAX = PREAMBLE_ST_OVERLOADED,
 };
 const char *preamble_status_name(enum preamble_status s); /* "ok", "denied", ... */

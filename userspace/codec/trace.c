@@ -117,8 +117,7 @@ int trace_parse_traceparent(const char *value, size_t len, struct trace_ctx *out
 	if (value[2] != '-' || value[35] != '-' || value[52] != '-')
 		return -EINVAL;
 	memset(&c, 0, sizeof(c));
-	if (hex_bytes(value + 3, c.trace_id, 16) || hex_u64(value + 36, &c.span_id) ||
-	    hex_bytes(value + 53, &flags, 1))
+	if (hex_bytes(value + 3, c.trace_id, 16) || hex_u64(value + 36, &c.span_id) || hex_bytes(value + 53, &flags, 1))
 		return -EINVAL;
 	if (all_zero(c.trace_id, 16) || !c.span_id)
 		return -EINVAL;
@@ -229,9 +228,8 @@ static bool str_is(const char *s, size_t len, const char *lit)
  * sent by old Zipkin tracers and are still seen. X-B3-Flags "1" is debug,
  * which implies sampled; "0" is no flag. A present trace id needs a span id.
  */
-int trace_parse_b3_multi(const char *trace_id, size_t tlen, const char *span_id, size_t slen,
-			 const char *sampled, size_t smplen, const char *flags, size_t flen,
-			 struct trace_ctx *out)
+int trace_parse_b3_multi(const char *trace_id, size_t tlen, const char *span_id, size_t slen, const char *sampled,
+			 size_t smplen, const char *flags, size_t flen, struct trace_ctx *out)
 {
 	struct trace_ctx c;
 	bool has_s = false, s = false, debug = false;
@@ -269,8 +267,7 @@ int trace_parse_b3_multi(const char *trace_id, size_t tlen, const char *span_id,
 	return 0;
 }
 
-int trace_format_traceparent(char *out, size_t cap, const uint8_t trace_id[16], uint64_t span_id,
-			     bool sampled)
+int trace_format_traceparent(char *out, size_t cap, const uint8_t trace_id[16], uint64_t span_id, bool sampled)
 {
 	if (cap < TRACE_TRACEPARENT_LEN + 1)
 		return -ENOSPC;
@@ -440,7 +437,8 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
 			return 0;
 		cp = cp << 6 | (s[i] & 0x3f);
 	}
-	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
 		return 0;
 	return len;
 }
@@ -564,8 +562,7 @@ static bool json_remote_endpoint(struct buf *b, const char *ep, size_t max)
 	}
 	if (port > 65535)
 		return false;
-	if (inet_pton(v6 ? AF_INET6 : AF_INET, host, a) != 1 ||
-	    !inet_ntop(v6 ? AF_INET6 : AF_INET, a, ip, sizeof(ip)))
+	if (inet_pton(v6 ? AF_INET6 : AF_INET, host, a) != 1 || !inet_ntop(v6 ? AF_INET6 : AF_INET, a, ip, sizeof(ip)))
 		return false;
 	buf_printf(b, ",\"remoteEndpoint\":{\"%s\":\"%s\"", v6 ? "ipv6" : "ipv4", ip);
 	if (port) /* Zipkin: port 0 means unknown, omit it */

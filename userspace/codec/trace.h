@@ -21,11 +21,11 @@
 struct buf;
 
 struct trace_ctx {
-	uint8_t trace_id[16];      /* B3 64-bit trace ids are stored in the low 8 bytes (high 8 zero) */
-	uint64_t span_id;          /* the caller's span: our span's parent */
+	uint8_t trace_id[16]; /* B3 64-bit trace ids are stored in the low 8 bytes (high 8 zero) */
+	uint64_t span_id;     /* the caller's span: our span's parent */
 	bool sampled;
-	bool has_sampled;          /* the sampling decision came with the request (else ours) */
-	bool b3_trace64;           /* the B3 trace id was 64-bit: write it back as 16 hex digits */
+	bool has_sampled; /* the sampling decision came with the request (else ours) */
+	bool b3_trace64;  /* the B3 trace id was 64-bit: write it back as 16 hex digits */
 };
 
 /* traceparent "00-<32 hex>-<16 hex>-<2 hex>": 0 or -EINVAL. */
@@ -33,14 +33,12 @@ int trace_parse_traceparent(const char *value, size_t len, struct trace_ctx *out
 /* single-header b3 "<trace>-<span>[-<sampled>[-<parent>]]" or "0"/"1"/"d" (sampling only: -ENOENT, *out.sampled set). */
 int trace_parse_b3(const char *value, size_t len, struct trace_ctx *out);
 /* multi-header B3: each value may be NULL (absent). 0, -ENOENT (no trace id: only the sampling decision, if any, is set) or -EINVAL. */
-int trace_parse_b3_multi(const char *trace_id, size_t tlen, const char *span_id, size_t slen,
-			 const char *sampled, size_t smplen, const char *flags, size_t flen,
-			 struct trace_ctx *out);
+int trace_parse_b3_multi(const char *trace_id, size_t tlen, const char *span_id, size_t slen, const char *sampled,
+			 size_t smplen, const char *flags, size_t flen, struct trace_ctx *out);
 
 /* Writers (NUL-terminated, return length or -ENOSPC). */
 #define TRACE_TRACEPARENT_LEN 55
-int trace_format_traceparent(char *out, size_t cap, const uint8_t trace_id[16], uint64_t span_id,
-			     bool sampled);
+int trace_format_traceparent(char *out, size_t cap, const uint8_t trace_id[16], uint64_t span_id, bool sampled);
 /* "b3" single header: trace-span-sampled[-parent] (parent omitted when 0). */
 int trace_format_b3(char *out, size_t cap, const struct trace_ctx *c, uint64_t span_id, uint64_t parent_id);
 /* lower-case hex, NUL-terminated: trace_hex writes 2*n digits and a NUL (out holds 2*n + 1), trace_hex64 16 and a NUL */
@@ -54,22 +52,22 @@ void trace_new_trace_id(uint8_t out[16]);
 /* One finished span, as the exporter queues it (fixed size, no pointers). */
 struct trace_span {
 	uint8_t trace_id[16];
-	uint64_t id, parent_id;         /* parent 0: root */
-	int64_t start_us;               /* Unix epoch microseconds */
+	uint64_t id, parent_id; /* parent 0: root */
+	int64_t start_us;       /* Unix epoch microseconds */
 	int64_t duration_us;
-	uint8_t kind;                   /* TRACE_KIND_* */
-	char name[64];                  /* "GET /path" truncated; Zipkin lower-cases names anyway */
-	char service[64];               /* weft service the request went to */
+	uint8_t kind;     /* TRACE_KIND_* */
+	char name[64];    /* "GET /path" truncated; Zipkin lower-cases names anyway */
+	char service[64]; /* weft service the request went to */
 	char route[64];
 	char method[16];
-	char path[128];                 /* truncated, without the query */
-	char endpoint[48];              /* remoteEndpoint "ip:port" for CLIENT spans; empty: none */
-	uint16_t status;                /* HTTP status, 0: none (error before a response) */
-	uint8_t attempt;                /* CLIENT spans: 1 = the first try */
-	char error[48];                 /* empty, or why it failed ("timeout", "connect refused", ...) */
+	char path[128];    /* truncated, without the query */
+	char endpoint[48]; /* remoteEndpoint "ip:port" for CLIENT spans; empty: none */
+	uint16_t status;   /* HTTP status, 0: none (error before a response) */
+	uint8_t attempt;   /* CLIENT spans: 1 = the first try */
+	char error[48];    /* empty, or why it failed ("timeout", "connect refused", ...) */
 };
-#define TRACE_KIND_SERVER 0  /* the request as weft received it */
-#define TRACE_KIND_CLIENT 1  /* one attempt towards an endpoint */
+#define TRACE_KIND_SERVER 0 /* the request as weft received it */
+#define TRACE_KIND_CLIENT 1 /* one attempt towards an endpoint */
 
 /*
  * Appends one Zipkin v2 span JSON object (no surrounding [ ]) to b:

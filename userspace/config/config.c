@@ -39,15 +39,15 @@
 #include <unistd.h>
 
 /* Longest piece of user input quoted back in a message. */
-#define CFG_ECHO_MAX   64
-#define CFG_ECHO_BUF   (CFG_ECHO_MAX + 4)
+#define CFG_ECHO_MAX 64
+#define CFG_ECHO_BUF (CFG_ECHO_MAX + 4)
 /* Key paths we build ourselves: "services[4095].endpoints[1023]" and the like. */
-#define CFG_PATH_BUF   96
+#define CFG_PATH_BUF 96
 /* Names longer than this are not worth a "did you mean". */
 #define CFG_SUGGEST_MAX 64
 /* "did you mean" searches over all service names per load (each O(services)). */
 #define CFG_SUGGEST_SEARCHES 16
-#define CFG_NAME_MAX   63
+#define CFG_NAME_MAX 63
 #define CFG_PIN_PATH_MAX 199
 #define CFG_CGROUP_MAX 4095
 
@@ -60,29 +60,44 @@ static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
 static const char *const root_keys[] = { "agent", "intercept", "services", "tls", "identities", "tracing", NULL };
 static const char *const agent_keys[] = {
-	"admin",     "outbound_port",   "inbound",     "bpf_pin_path",     "fail_mode",        "heartbeat_stale_ms",
-	"mark",      "log_level",       "max_connections", "buffer_size", "drain_timeout_ms", "workers",
-	"redirect_loopback", "splice", "strict_inbound", NULL,
+	"admin",
+	"outbound_port",
+	"inbound",
+	"bpf_pin_path",
+	"fail_mode",
+	"heartbeat_stale_ms",
+	"mark",
+	"log_level",
+	"max_connections",
+	"buffer_size",
+	"drain_timeout_ms",
+	"workers",
+	"redirect_loopback",
+	"splice",
+	"strict_inbound",
+	NULL,
 };
 static const char *const intercept_keys[] = { "cgroups", NULL };
 static const char *const service_keys[] = {
-	"name", "addresses", "protocol", "balancer", "endpoints", "timeouts", "retry", "authorization", "circuit_breaker", "limits",
-	"http", "routes", NULL,
+	"name",          "addresses",       "protocol", "balancer", "endpoints", "timeouts", "retry",
+	"authorization", "circuit_breaker", "limits",   "http",     "routes",    NULL,
 };
 static const char *const endpoint_keys[] = { "address", "weight", "node", NULL };
 static const char *const timeouts_keys[] = { "connect_ms", "idle_ms", NULL };
 static const char *const retry_keys[] = {
-	"attempts", "on_status", "budget_ratio", "budget_min_per_s", "budget_window_s", "backoff_base_ms", "backoff_max_ms", NULL,
+	"attempts",        "on_status",       "budget_ratio",   "budget_min_per_s",
+	"budget_window_s", "backoff_base_ms", "backoff_max_ms", NULL,
 };
 static const char *const breaker_keys[] = {
 	"consecutive_failures", "base_ejection_ms", "max_ejection_ms", "max_ejection_percent", NULL,
 };
 static const char *const limits_keys[] = { "max_connections", "max_pending", "max_requests", NULL };
 static const char *const http_keys[] = {
-	"detect_timeout_ms", "max_request_line", "max_header_bytes", "max_headers", "request_timeout_ms", "max_retry_body",
-	"pool_max_idle", "pool_idle_timeout_ms", "head_timeout_ms", NULL,
+	"detect_timeout_ms", "max_request_line", "max_header_bytes",     "max_headers",     "request_timeout_ms",
+	"max_retry_body",    "pool_max_idle",    "pool_idle_timeout_ms", "head_timeout_ms", NULL,
 };
-static const char *const route_keys[] = { "name", "match", "backends", "timeout_ms", "retryable", "request_headers", NULL };
+static const char *const route_keys[] = { "name",      "match",           "backends", "timeout_ms",
+					  "retryable", "request_headers", NULL };
 static const char *const match_keys[] = { "method", "host", "path", "path_prefix", "headers", NULL };
 static const char *const header_kv_keys[] = { "name", "value", NULL };
 static const char *const backend_keys[] = { "service", "weight", NULL };
@@ -90,8 +105,16 @@ static const char *const req_headers_keys[] = { "add", "remove", NULL };
 static const char *const tracing_keys[] = {
 	"collector", "path", "service_name", "sample_rate", "queue_size", "batch_size", "flush_ms", NULL,
 };
-static const char *const tls_keys[] = { "ca", "cert", "key", "trust_domain", "handshake_timeout_ms",
-					 "max_handshakes", "issuer_cert", "issuer_key", "cert_lifetime_s", NULL };
+static const char *const tls_keys[] = { "ca",
+					"cert",
+					"key",
+					"trust_domain",
+					"handshake_timeout_ms",
+					"max_handshakes",
+					"issuer_cert",
+					"issuer_key",
+					"cert_lifetime_s",
+					NULL };
 static const char *const identity_keys[] = { "cgroup", "identity", "cert", "key", NULL };
 static const char *const authz_keys[] = { "allow", NULL };
 
@@ -171,17 +194,17 @@ static int errs_addf(struct cfg_errors *e, const char *fmt, ...)
 }
 
 struct cfg_ctx {
-	const char *name;         /* file name used in messages */
+	const char *name; /* file name used in messages */
 	struct cfg_errors *errs;
-	size_t first;             /* errs->msgs[first..] are this load's */
-	unsigned *lines;          /* line of each of them, for sorting (CFG_MAX_ERRORS) */
+	size_t first;    /* errs->msgs[first..] are this load's */
+	unsigned *lines; /* line of each of them, for sorting (CFG_MAX_ERRORS) */
 	size_t n_lines;
-	size_t n_problems;        /* found, whether or not the message was kept */
-	bool more;                /* the "more errors" line was added */
+	size_t n_problems; /* found, whether or not the message was kept */
+	bool more;         /* the "more errors" line was added */
 	bool oom;
-	bool tls_group;           /* a tls group was written (even with errors) */
-	unsigned collector_line;  /* line of a valid tracing.collector, 0 if none */
-	unsigned n_suggest;       /* "did you mean" searches over service names so far */
+	bool tls_group;          /* a tls group was written (even with errors) */
+	unsigned collector_line; /* line of a valid tracing.collector, 0 if none */
+	unsigned n_suggest;      /* "did you mean" searches over service names so far */
 	struct weft_config *c;
 };
 
@@ -358,8 +381,7 @@ static bool in_list(const char *name, const char *const *list)
 }
 
 /* Report every member of grp not in known, suggesting the closest known key. */
-static void check_keys(struct cfg_ctx *x, const config_setting_t *grp, const char *path,
-		       const char *const *known)
+static void check_keys(struct cfg_ctx *x, const config_setting_t *grp, const char *path, const char *const *known)
 {
 	char eb[CFG_ECHO_BUF], valid[256];
 	int i, n = config_setting_length(grp);
@@ -473,8 +495,7 @@ static const config_setting_t *get_number(struct cfg_ctx *x, const config_settin
 }
 
 /* Optional boolean member (true/false); *out keeps its default when absent or wrong. */
-static void get_bool(struct cfg_ctx *x, const config_setting_t *grp, const char *path, const char *key,
-		     bool *out)
+static void get_bool(struct cfg_ctx *x, const config_setting_t *grp, const char *path, const char *key, bool *out)
 {
 	const config_setting_t *s = config_setting_get_member(grp, key);
 	char p[CFG_PATH_BUF];
@@ -788,10 +809,12 @@ static void parse_agent(struct cfg_ctx *x, const config_setting_t *root)
 	if ((s_admin || s_in) && addr_port(&c->admin) == addr_port(&c->inbound) &&
 	    (addr_equal(&c->admin, &c->inbound) || addr_is_any(&c->admin) || addr_is_any(&c->inbound))) {
 		if (s_in)
-			cfg_err(x, line_of(s_in), "agent.inbound: %s clashes with agent.admin %s; give each listener its own port",
+			cfg_err(x, line_of(s_in),
+				"agent.inbound: %s clashes with agent.admin %s; give each listener its own port",
 				addr_format(&c->inbound, ab, sizeof(ab)), addr_format(&c->admin, bb, sizeof(bb)));
 		else
-			cfg_err(x, line_of(s_admin), "agent.admin: %s clashes with agent.inbound %s; give each listener its own port",
+			cfg_err(x, line_of(s_admin),
+				"agent.admin: %s clashes with agent.inbound %s; give each listener its own port",
 				addr_format(&c->admin, ab, sizeof(ab)), addr_format(&c->inbound, bb, sizeof(bb)));
 	}
 	if ((s_admin || s_out) && addr_port(&c->admin) == c->outbound_port && addr_is_loopback_or_any(&c->admin))
@@ -822,8 +845,9 @@ static void parse_intercept(struct cfg_ctx *x, const config_setting_t *root)
 		return;
 	n = (size_t)config_setting_length(l);
 	if (n > CFG_MAX_CGROUPS) {
-		cfg_err(x, line_of(l), "intercept.cgroups: %zu entries; at most %d are supported (use globs to cover many cgroups)",
-			n, CFG_MAX_CGROUPS);
+		cfg_err(x, line_of(l),
+			"intercept.cgroups: %zu entries; at most %d are supported (use globs to cover many cgroups)", n,
+			CFG_MAX_CGROUPS);
 		n = CFG_MAX_CGROUPS;
 	}
 	if (!n)
@@ -840,12 +864,14 @@ static void parse_intercept(struct cfg_ctx *x, const config_setting_t *root)
 
 		join_idx(p, sizeof(p), "intercept", "cgroups", i);
 		if (config_setting_type(s) != CONFIG_TYPE_STRING) {
-			cfg_err(x, line_of(s), "%s: expected a string (a cgroup path or glob), got %s", p, type_name(s));
+			cfg_err(x, line_of(s), "%s: expected a string (a cgroup path or glob), got %s", p,
+				type_name(s));
 			continue;
 		}
 		v = config_setting_get_string(s);
 		if (!*v) {
-			cfg_err(x, line_of(s), "%s: is empty; write a cgroup path such as \"system.slice/app.service\"", p);
+			cfg_err(x, line_of(s), "%s: is empty; write a cgroup path such as \"system.slice/app.service\"",
+				p);
 			continue;
 		}
 		if (strlen(v) > CFG_CGROUP_MAX) {
@@ -931,7 +957,8 @@ static void parse_endpoint(struct cfg_ctx *x, const config_setting_t *g, const c
 		ep->line = line_of(s);
 		old = seen_add(x, eps, &ep->addr, j, line_of(s));
 		if (old)
-			cfg_err(x, line_of(s), "%s.address: %s is already endpoints[%zu] (line %u); list each endpoint once (use weight to favour one)",
+			cfg_err(x, line_of(s),
+				"%s.address: %s is already endpoints[%zu] (line %u); list each endpoint once (use weight to favour one)",
 				path, addr_format(&ep->addr, ab, sizeof(ab)), old->owner, old->line);
 	}
 	get_int(x, g, path, "weight", 1, 1000, &ep->weight);
@@ -964,10 +991,12 @@ static void parse_breaker(struct cfg_ctx *x, const config_setting_t *g, const ch
 		return; /* one of them is already reported; comparing a default would mislead */
 	if (max < base) {
 		if (s_max)
-			cfg_err(x, line_of(s_max), "%s.max_ejection_ms: %u is less than base_ejection_ms (%u); the cap must be at least the first ejection",
+			cfg_err(x, line_of(s_max),
+				"%s.max_ejection_ms: %u is less than base_ejection_ms (%u); the cap must be at least the first ejection",
 				p, max, base);
 		else
-			cfg_err(x, line_of(s_base), "%s.base_ejection_ms: %u is more than max_ejection_ms (%u, the default); raise max_ejection_ms too",
+			cfg_err(x, line_of(s_base),
+				"%s.base_ejection_ms: %u is more than max_ejection_ms (%u, the default); raise max_ejection_ms too",
 				p, base, max);
 		return;
 	}
@@ -997,7 +1026,8 @@ static void parse_authz(struct cfg_ctx *x, const config_setting_t *g, const char
 		return;
 	n = (size_t)config_setting_length(l);
 	if (n > CFG_MAX_ALLOW) {
-		cfg_err(x, line_of(l), "%s.allow: %zu entries; at most %d are supported (use globs)", p, n, CFG_MAX_ALLOW);
+		cfg_err(x, line_of(l), "%s.allow: %zu entries; at most %d are supported (use globs)", p, n,
+			CFG_MAX_ALLOW);
 		n = CFG_MAX_ALLOW;
 	}
 	if (!n)
@@ -1018,8 +1048,9 @@ static void parse_authz(struct cfg_ctx *x, const config_setting_t *g, const char
 		}
 		v = config_setting_get_string(s);
 		if (strncmp(v, "spiffe://", 9) != 0 || !v[9]) {
-			cfg_err(x, line_of(s), "%s: '%s' is not a SPIFFE ID or glob; write \"spiffe://<trust domain>/...\"",
-				q, echo(v, eb));
+			cfg_err(x, line_of(s),
+				"%s: '%s' is not a SPIFFE ID or glob; write \"spiffe://<trust domain>/...\"", q,
+				echo(v, eb));
 			continue;
 		}
 		svc->allow[svc->n_allow] = strdup(v);
@@ -1044,7 +1075,8 @@ static void check_node_endpoints(struct cfg_ctx *x)
 			if (c->services[i].endpoints[j].has_node) {
 				cfg_err(x, (unsigned)c->services[i].endpoints[j].line,
 					"services[%zu].endpoints[%zu].node: needs the tls group (ca, cert, key): other "
-					"nodes are reached over mutual TLS", i, j);
+					"nodes are reached over mutual TLS",
+					i, j);
 				return;
 			}
 }
@@ -1080,8 +1112,8 @@ static char *strdup_lower(const char *s)
  * smuggle a second request, so it may not.
  */
 static const char *const managed_headers[] = {
-	"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer",
-	"proxy-connection", "host", NULL,
+	"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te",
+	"trailer",        "proxy-connection",  "host",       NULL,
 };
 
 /* A field value weft would write or compare: what is wrong with it, or NULL. */
@@ -1149,7 +1181,8 @@ static char *get_header_name(struct cfg_ctx *x, const config_setting_t *s, const
 		return NULL;
 	}
 	if (managed && in_list(lower, managed_headers)) {
-		cfg_err(x, line_of(s), "%s: '%s' is written by weft itself (message framing, hop-by-hop fields and Host); a route cannot set or remove it",
+		cfg_err(x, line_of(s),
+			"%s: '%s' is written by weft itself (message framing, hop-by-hop fields and Host); a route cannot set or remove it",
 			p, echo(v, eb));
 		free(lower);
 		return NULL;
@@ -1210,7 +1243,8 @@ static void parse_header_kvs(struct cfg_ctx *x, const config_setting_t *grp, con
 			kv->name = get_header_name(x, s, join(r, sizeof(r), q, "name"), add);
 		v = get_str(x, g, q, "value", &s);
 		if (!s && add) {
-			cfg_err(x, line_of(g), "%s: missing required key 'value'; write value = \"...\"; (it may be \"\")", q);
+			cfg_err(x, line_of(g),
+				"%s: missing required key 'value'; write value = \"...\"; (it may be \"\")", q);
 		} else if (v && (why = field_value_problem(v))) {
 			cfg_err(x, line_of(s), "%s.value: '%s' %s", q, echo(v, eb), why);
 		} else if (v && !(kv->value = strdup(v))) {
@@ -1220,8 +1254,7 @@ static void parse_header_kvs(struct cfg_ctx *x, const config_setting_t *grp, con
 }
 
 /* request_headers = { add = ( { name; value } ); remove = [ "x-a" ]; } */
-static void parse_request_headers(struct cfg_ctx *x, const config_setting_t *rg, const char *path,
-				  struct cfg_route *r)
+static void parse_request_headers(struct cfg_ctx *x, const config_setting_t *rg, const char *path, struct cfg_route *r)
 {
 	const config_setting_t *sub, *l;
 	char p[CFG_PATH_BUF], q[CFG_PATH_BUF];
@@ -1269,9 +1302,11 @@ static void parse_match(struct cfg_ctx *x, const config_setting_t *rg, const cha
 
 	v = get_str(x, sub, p, "method", &s);
 	if (v && !*v)
-		cfg_err(x, line_of(s), "%s.method: is empty; write a method such as \"GET\" (leave method out to match any)", p);
+		cfg_err(x, line_of(s),
+			"%s.method: is empty; write a method such as \"GET\" (leave method out to match any)", p);
 	else if (v && !is_token(v))
-		cfg_err(x, line_of(s), "%s.method: '%s' is not an HTTP method; a method is a token (letters, digits and !#$%%&'*+-.^_`|~), e.g. \"GET\"",
+		cfg_err(x, line_of(s),
+			"%s.method: '%s' is not an HTTP method; a method is a token (letters, digits and !#$%%&'*+-.^_`|~), e.g. \"GET\"",
 			p, echo(v, eb));
 	else if (v && !(r->method = strdup(v)))
 		x->oom = true;
@@ -1280,7 +1315,8 @@ static void parse_match(struct cfg_ctx *x, const config_setting_t *rg, const cha
 	for (ch = v; ch && *ch && (unsigned char)*ch > ' ' && *ch != 0x7f; ch++)
 		;
 	if (v && !*v)
-		cfg_err(x, line_of(s), "%s.host: is empty; write a host such as \"api.example.com\" (leave host out to match any)", p);
+		cfg_err(x, line_of(s),
+			"%s.host: is empty; write a host such as \"api.example.com\" (leave host out to match any)", p);
 	else if (v && *ch)
 		cfg_err(x, line_of(s), "%s.host: '%s' contains a space or control character", p, echo(v, eb));
 	else if (v && !(r->host = strdup_lower(v)))
@@ -1289,7 +1325,8 @@ static void parse_match(struct cfg_ctx *x, const config_setting_t *rg, const cha
 	vp = get_str(x, sub, p, "path", &sp);
 	vpp = get_str(x, sub, p, "path_prefix", &spp);
 	if (sp && spp) {
-		cfg_err(x, line_of(spp), "%s: path and path_prefix are both given; use path for one exact path or path_prefix for a subtree, not both",
+		cfg_err(x, line_of(spp),
+			"%s: path and path_prefix are both given; use path for one exact path or path_prefix for a subtree, not both",
 			p);
 	} else if (vp || vpp) {
 		v = vp ? vp : vpp;
@@ -1354,7 +1391,8 @@ static void parse_backends(struct cfg_ctx *x, const config_setting_t *rg, const 
 		check_keys(x, g, q, backend_keys);
 		v = get_str(x, g, q, "service", &s);
 		if (!s) {
-			cfg_err(x, line_of(g), "%s: missing required key 'service'; write service = \"web-v2\"; (the name of a service in this config)",
+			cfg_err(x, line_of(g),
+				"%s: missing required key 'service'; write service = \"web-v2\"; (the name of a service in this config)",
 				q);
 		} else if (v) {
 			b->line = (int)line_of(s);
@@ -1390,7 +1428,8 @@ static void parse_route(struct cfg_ctx *x, const config_setting_t *rg, const cha
 
 	v = get_str(x, rg, path, "name", &s);
 	if (v && !valid_service_name(v)) {
-		cfg_err(x, line_of(s), "%s.name: '%s' is not a valid name; use 1-63 characters from a-z, 0-9, '.', '_', '-', starting with a letter or digit",
+		cfg_err(x, line_of(s),
+			"%s.name: '%s' is not a valid name; use 1-63 characters from a-z, 0-9, '.', '_', '-', starting with a letter or digit",
 			path, echo(v, eb));
 	} else if (v || !s) {
 		if (v)
@@ -1403,10 +1442,12 @@ static void parse_route(struct cfg_ctx *x, const config_setting_t *rg, const cha
 		}
 		old = seen_add(x, names, r->name, i, s ? line_of(s) : line_of(rg));
 		if (old && s)
-			cfg_err(x, line_of(s), "%s.name: '%s' is already the name of routes[%zu] (line %u); route names must be unique within a service",
+			cfg_err(x, line_of(s),
+				"%s.name: '%s' is already the name of routes[%zu] (line %u); route names must be unique within a service",
 				path, r->name, old->owner, old->line);
 		else if (old)
-			cfg_err(x, line_of(rg), "%s: its default name '%s' is already the name of routes[%zu] (line %u); give this route a name",
+			cfg_err(x, line_of(rg),
+				"%s: its default name '%s' is already the name of routes[%zu] (line %u); give this route a name",
 				path, r->name, old->owner, old->line);
 	}
 	parse_match(x, rg, path, r);
@@ -1428,13 +1469,14 @@ static void parse_routes(struct cfg_ctx *x, const config_setting_t *g, const cha
 		return;
 	join(p, sizeof(p), path, "routes");
 	if (config_setting_type(l) != CONFIG_TYPE_LIST) {
-		cfg_err(x, line_of(l), "%s: expected a list ( { match = { ... }; backends = ( ... ); }, ... ), got %s", p,
-			type_name(l));
+		cfg_err(x, line_of(l), "%s: expected a list ( { match = { ... }; backends = ( ... ); }, ... ), got %s",
+			p, type_name(l));
 		return;
 	}
 	n = (size_t)config_setting_length(l);
 	if (n > CFG_MAX_ROUTES) {
-		cfg_err(x, line_of(l), "%s: %zu entries; at most %d routes per service are supported", p, n, CFG_MAX_ROUTES);
+		cfg_err(x, line_of(l), "%s: %zu entries; at most %d routes per service are supported", p, n,
+			CFG_MAX_ROUTES);
 		n = CFG_MAX_ROUTES;
 	}
 	if (!n)
@@ -1446,7 +1488,8 @@ static void parse_routes(struct cfg_ctx *x, const config_setting_t *g, const cha
 	}
 	svc->n_routes = n;
 	for (i = 0; i < n && !x->oom; i++)
-		parse_route(x, config_setting_get_elem(l, (unsigned)i), join_idx(q, sizeof(q), p, "", i), i, svc, &names);
+		parse_route(x, config_setting_get_elem(l, (unsigned)i), join_idx(q, sizeof(q), p, "", i), i, svc,
+			    &names);
 	seen_free(&names);
 }
 
@@ -1483,7 +1526,8 @@ static void parse_on_status(struct cfg_ctx *x, const config_setting_t *sub, cons
 		return;
 	n = (size_t)config_setting_length(l);
 	if (n > CFG_MAX_RETRY_STATUS) {
-		cfg_err(x, line_of(l), "%s.on_status: %zu entries; at most %d are supported", p, n, CFG_MAX_RETRY_STATUS);
+		cfg_err(x, line_of(l), "%s.on_status: %zu entries; at most %d are supported", p, n,
+			CFG_MAX_RETRY_STATUS);
 		n = CFG_MAX_RETRY_STATUS;
 	}
 	svc->n_retry_on_status = 0;
@@ -1493,7 +1537,8 @@ static void parse_on_status(struct cfg_ctx *x, const config_setting_t *sub, cons
 
 		join_idx(q, sizeof(q), p, "on_status", i);
 		if (!is_int(s)) {
-			cfg_err(x, line_of(s), "%s: expected an integer (an HTTP status code), got %s", q, type_name(s));
+			cfg_err(x, line_of(s), "%s: expected an integer (an HTTP status code), got %s", q,
+				type_name(s));
 			continue;
 		}
 		v = config_setting_get_int64(s);
@@ -1504,7 +1549,8 @@ static void parse_on_status(struct cfg_ctx *x, const config_setting_t *sub, cons
 		for (j = 0; j < svc->n_retry_on_status && svc->retry_on_status[j] != (uint32_t)v; j++)
 			;
 		if (j < svc->n_retry_on_status) {
-			cfg_err(x, line_of(s), "%s: %lld is already on_status[%zu]; list each status once", q, v, idx[j]);
+			cfg_err(x, line_of(s), "%s: %lld is already on_status[%zu]; list each status once", q, v,
+				idx[j]);
 			continue;
 		}
 		idx[svc->n_retry_on_status] = i;
@@ -1540,10 +1586,12 @@ static void parse_retry(struct cfg_ctx *x, const config_setting_t *g, const char
 		return;
 	if (max < base) {
 		if (s_max)
-			cfg_err(x, line_of(s_max), "%s.backoff_max_ms: %u is less than backoff_base_ms (%u); the cap must be at least the base",
+			cfg_err(x, line_of(s_max),
+				"%s.backoff_max_ms: %u is less than backoff_base_ms (%u); the cap must be at least the base",
 				p, max, base);
 		else
-			cfg_err(x, line_of(s_base), "%s.backoff_base_ms: %u is more than backoff_max_ms (%u, the default); raise backoff_max_ms too",
+			cfg_err(x, line_of(s_base),
+				"%s.backoff_base_ms: %u is more than backoff_max_ms (%u, the default); raise backoff_max_ms too",
 				p, base, max);
 		return;
 	}
@@ -1613,10 +1661,12 @@ static void resolve_backends(struct cfg_ctx *x, const struct svc_tables *t)
 					best = closest_service(c, b->service);
 				}
 				if (best)
-					cfg_err(x, (unsigned)b->line, "services[%zu].routes[%zu].backends[%zu].service: '%s' is not a service in this config; did you mean '%s'?",
+					cfg_err(x, (unsigned)b->line,
+						"services[%zu].routes[%zu].backends[%zu].service: '%s' is not a service in this config; did you mean '%s'?",
 						i, j, k, echo(b->service, eb), best);
 				else
-					cfg_err(x, (unsigned)b->line, "services[%zu].routes[%zu].backends[%zu].service: '%s' is not a service in this config; name one of the services defined under services",
+					cfg_err(x, (unsigned)b->line,
+						"services[%zu].routes[%zu].backends[%zu].service: '%s' is not a service in this config; name one of the services defined under services",
 						i, j, k, echo(b->service, eb));
 			}
 		}
@@ -1675,10 +1725,12 @@ static void parse_service(struct cfg_ctx *x, const config_setting_t *g, size_t i
 
 	name = get_str(x, g, path, "name", &s);
 	if (!s) {
-		cfg_err(x, line_of(g), "%s: missing required key 'name'; write name = \"web\"; (each service needs a unique name)",
+		cfg_err(x, line_of(g),
+			"%s: missing required key 'name'; write name = \"web\"; (each service needs a unique name)",
 			path);
 	} else if (name && !valid_service_name(name)) {
-		cfg_err(x, line_of(s), "%s.name: '%s' is not a valid name; use 1-63 characters from a-z, 0-9, '.', '_', '-', starting with a letter or digit",
+		cfg_err(x, line_of(s),
+			"%s.name: '%s' is not a valid name; use 1-63 characters from a-z, 0-9, '.', '_', '-', starting with a letter or digit",
 			path, echo(name, eb));
 	} else if (name) {
 		const struct seen_entry *old;
@@ -1690,22 +1742,26 @@ static void parse_service(struct cfg_ctx *x, const config_setting_t *g, size_t i
 		}
 		old = seen_add(x, &t->names, svc->name, i, line_of(s));
 		if (old)
-			cfg_err(x, line_of(s), "%s.name: '%s' is already the name of services[%zu] (line %u); service names must be unique",
+			cfg_err(x, line_of(s),
+				"%s.name: '%s' is already the name of services[%zu] (line %u); service names must be unique",
 				path, svc->name, old->owner, old->line);
 	}
 
 	s = get_seq(x, g, path, "addresses", "[ \"127.10.0.1:80\" ]");
 	if (!s && !config_setting_get_member(g, "addresses")) {
-		cfg_err(x, line_of(g), "%s: missing required key 'addresses'; list what apps dial, e.g. addresses = [ \"127.10.0.1:80\" ];",
+		cfg_err(x, line_of(g),
+			"%s: missing required key 'addresses'; list what apps dial, e.g. addresses = [ \"127.10.0.1:80\" ];",
 			path);
 	} else if (s) {
 		n = (size_t)config_setting_length(s);
 		if (n == 0)
-			cfg_err(x, line_of(s), "%s.addresses: is empty; list at least one address apps dial, e.g. [ \"127.10.0.1:80\" ]",
+			cfg_err(x, line_of(s),
+				"%s.addresses: is empty; list at least one address apps dial, e.g. [ \"127.10.0.1:80\" ]",
 				path);
 		if (n > CFG_MAX_SVC_ADDRS) {
-			cfg_err(x, line_of(s), "%s.addresses: %zu entries; at most %d addresses per service are supported",
-				path, n, CFG_MAX_SVC_ADDRS);
+			cfg_err(x, line_of(s),
+				"%s.addresses: %zu entries; at most %d addresses per service are supported", path, n,
+				CFG_MAX_SVC_ADDRS);
 			n = CFG_MAX_SVC_ADDRS;
 		}
 		if (n && !(svc->addrs = calloc(n, sizeof(*svc->addrs)))) {
@@ -1722,12 +1778,14 @@ static void parse_service(struct cfg_ctx *x, const config_setting_t *g, size_t i
 				continue;
 			old = seen_add(x, &t->vips, &svc->addrs[j], i, line_of(a));
 			if (old) {
-				cfg_err(x, line_of(a), "%s: %s is already used by %s (line %u); each address belongs to one service",
+				cfg_err(x, line_of(a),
+					"%s: %s is already used by %s (line %u); each address belongs to one service",
 					p, addr_format(&svc->addrs[j], ab, sizeof(ab)),
 					service_label(c, old->owner, lb, sizeof(lb)), old->line);
 			} else if (t->vips.n > WEFT_MAX_SERVICE_ADDRS && !t->vips_full) {
 				t->vips_full = true;
-				cfg_err(x, line_of(a), "%s: more than %d service addresses in all; that is the size of the BPF map weft_services",
+				cfg_err(x, line_of(a),
+					"%s: more than %d service addresses in all; that is the size of the BPF map weft_services",
 					p, WEFT_MAX_SERVICE_ADDRS);
 			}
 		}
@@ -1747,8 +1805,9 @@ static void parse_service(struct cfg_ctx *x, const config_setting_t *g, size_t i
 	} else if (s) {
 		n = (size_t)config_setting_length(s);
 		if (n > CFG_MAX_ENDPOINTS) {
-			cfg_err(x, line_of(s), "%s.endpoints: %zu entries; at most %d endpoints per service are supported",
-				path, n, CFG_MAX_ENDPOINTS);
+			cfg_err(x, line_of(s),
+				"%s.endpoints: %zu entries; at most %d endpoints per service are supported", path, n,
+				CFG_MAX_ENDPOINTS);
 			n = CFG_MAX_ENDPOINTS;
 		}
 		if (n && !(svc->endpoints = calloc(n, sizeof(*svc->endpoints)))) {
@@ -1853,7 +1912,8 @@ static void parse_services(struct cfg_ctx *x, const config_setting_t *root)
 	if (!l)
 		goto out;
 	if (config_setting_type(l) != CONFIG_TYPE_LIST) {
-		cfg_err(x, line_of(l), "services: expected a list ( { name = \"...\"; addresses = [ ... ]; }, ... ), got %s",
+		cfg_err(x, line_of(l),
+			"services: expected a list ( { name = \"...\"; addresses = [ ... ]; }, ... ), got %s",
 			type_name(l));
 		goto out;
 	}
@@ -1985,8 +2045,7 @@ static int file_readable(const char *path)
 	return 0;
 }
 
-static char *get_file(struct cfg_ctx *x, const config_setting_t *grp, const char *path, const char *key,
-		      bool required);
+static char *get_file(struct cfg_ctx *x, const config_setting_t *grp, const char *path, const char *key, bool required);
 
 static void parse_tls(struct cfg_ctx *x, const config_setting_t *root)
 {
@@ -2005,7 +2064,8 @@ static void parse_tls(struct cfg_ctx *x, const config_setting_t *root)
 	for (i = 0; i < 3; i++) {
 		v = get_str(x, g, "tls", tls_keys[i], &s);
 		if (!s) {
-			cfg_err(x, line_of(g), "tls: missing required key '%s'; mutual TLS needs ca, cert and key", tls_keys[i]);
+			cfg_err(x, line_of(g), "tls: missing required key '%s'; mutual TLS needs ca, cert and key",
+				tls_keys[i]);
 			continue;
 		}
 		if (!v)
@@ -2016,7 +2076,8 @@ static void parse_tls(struct cfg_ctx *x, const config_setting_t *root)
 		}
 		r = file_readable(v);
 		if (r == -EINVAL) {
-			cfg_err(x, line_of(s), "tls.%s: cannot read '%s': not a regular file", tls_keys[i], echo(v, eb));
+			cfg_err(x, line_of(s), "tls.%s: cannot read '%s': not a regular file", tls_keys[i],
+				echo(v, eb));
 			continue;
 		}
 		if (r) {
@@ -2048,13 +2109,13 @@ static void parse_tls(struct cfg_ctx *x, const config_setting_t *root)
 	    config_setting_get_member(g, "issuer_key")) {
 		/* one of them had its own error, already reported */
 	} else if (!!config_setting_get_member(g, "issuer_cert") != !!config_setting_get_member(g, "issuer_key")) {
-		cfg_err(x, line_of(g), "tls: issuer_cert and issuer_key go together (the CA that mints identity certificates)");
+		cfg_err(x, line_of(g),
+			"tls: issuer_cert and issuer_key go together (the CA that mints identity certificates)");
 	}
 }
 
 /* A PEM file path member that must exist (readable regular file). */
-static char *get_file(struct cfg_ctx *x, const config_setting_t *grp, const char *path, const char *key,
-		      bool required)
+static char *get_file(struct cfg_ctx *x, const config_setting_t *grp, const char *path, const char *key, bool required)
 {
 	const config_setting_t *s;
 	char p[CFG_PATH_BUF], eb[CFG_ECHO_BUF];
@@ -2099,12 +2160,14 @@ static void parse_identities(struct cfg_ctx *x, const config_setting_t *root)
 	if (!l)
 		return;
 	if (config_setting_type(l) != CONFIG_TYPE_LIST) {
-		cfg_err(x, line_of(l), "identities: expected a list ( { cgroup = \"...\"; identity = \"spiffe://...\"; }, ... ), got %s",
+		cfg_err(x, line_of(l),
+			"identities: expected a list ( { cgroup = \"...\"; identity = \"spiffe://...\"; }, ... ), got %s",
 			type_name(l));
 		return;
 	}
 	if (!x->tls_group)
-		cfg_err(x, line_of(l), "identities: needs the tls group (ca, cert, key): identities are proven with certificates");
+		cfg_err(x, line_of(l),
+			"identities: needs the tls group (ca, cert, key): identities are proven with certificates");
 	n = (size_t)config_setting_length(l);
 	if (n > CFG_MAX_IDENTITIES) {
 		cfg_err(x, line_of(l), "identities: %zu entries; at most %d are supported", n, CFG_MAX_IDENTITIES);
@@ -2134,14 +2197,17 @@ static void parse_identities(struct cfg_ctx *x, const config_setting_t *root)
 		check_keys(x, g, p, identity_keys);
 		v = get_str(x, g, p, "cgroup", &s);
 		if (!s)
-			cfg_err(x, line_of(g), "%s: missing required key 'cgroup'; write the cgroup path or glob of the workload", p);
+			cfg_err(x, line_of(g),
+				"%s: missing required key 'cgroup'; write the cgroup path or glob of the workload", p);
 		else if (v && !*v)
 			cfg_err(x, line_of(s), "%s.cgroup: is empty", p);
 		else if (v && !(id->cgroup = strdup(v)))
 			x->oom = true;
 		v = get_str(x, g, p, "identity", &s);
 		if (!s) {
-			cfg_err(x, line_of(g), "%s: missing required key 'identity'; write identity = \"spiffe://<trust domain>/...\";", p);
+			cfg_err(x, line_of(g),
+				"%s: missing required key 'identity'; write identity = \"spiffe://<trust domain>/...\";",
+				p);
 		} else if (v && spiffe_id_check(v, strlen(v), why, sizeof(why)) < 0) {
 			cfg_err(x, line_of(s), "%s.identity: %s", p, why);
 		} else if (v && c->tls_trust_domain && !spiffe_in_trust_domain(v, c->tls_trust_domain)) {
@@ -2153,8 +2219,10 @@ static void parse_identities(struct cfg_ctx *x, const config_setting_t *root)
 		/* without cert and key, the identity's certificate is minted from tls.issuer_* */
 		minted = !config_setting_get_member(g, "cert") && !config_setting_get_member(g, "key");
 		if (minted && !c->tls_issuer_cert && x->tls_group) {
-			cfg_err(x, line_of(g), "%s: give cert and key, or set tls.issuer_cert and tls.issuer_key to "
-				"mint this identity's certificate", p);
+			cfg_err(x, line_of(g),
+				"%s: give cert and key, or set tls.issuer_cert and tls.issuer_key to "
+				"mint this identity's certificate",
+				p);
 		} else if (!minted) {
 			id->cert = get_file(x, g, p, "cert", true);
 			id->key = get_file(x, g, p, "key", true);
@@ -2176,8 +2244,9 @@ static bool int_literal_wraps(const char *t, size_t len)
 			if (!isxdigit((unsigned char)t[i]))
 				return false;
 			if (v <= 0x7fffffffull)
-				v = v * 16 + (unsigned long long)(isdigit((unsigned char)t[i]) ? t[i] - '0'
-											: (tolower((unsigned char)t[i]) - 'a' + 10));
+				v = v * 16 + (unsigned long long)(isdigit((unsigned char)t[i])
+									  ? t[i] - '0'
+									  : (tolower((unsigned char)t[i]) - 'a' + 10));
 		}
 		return v > 0x7fffffffull;
 	}
@@ -2209,11 +2278,11 @@ static size_t prescan_ints(const char *t, char *out)
 	enum { CODE, STR, LINE_COMMENT, BLOCK_COMMENT } st = CODE;
 	size_t i = 0, o = 0, marked = 0;
 
-#define EMIT(ch)                      \
-	do {                              \
-		if (out)                      \
-			out[o] = (ch);            \
-		o++;                          \
+#define EMIT(ch)                       \
+	do {                           \
+		if (out)               \
+			out[o] = (ch); \
+		o++;                   \
 	} while (0)
 
 	while (t[i]) {
@@ -2376,13 +2445,15 @@ static void report_syntax_error(struct cfg_ctx *x, const config_t *lc)
 	unsigned line = config_error_line(lc) > 0 ? (unsigned)config_error_line(lc) : 0;
 
 	if (!text || !strcmp(text, "syntax error"))
-		cfg_err(x, line, "syntax error: unexpected text; look for a missing ';', '=', quote or bracket, or a ',' before ']' or ')', here or on the line before");
+		cfg_err(x, line,
+			"syntax error: unexpected text; look for a missing ';', '=', quote or bracket, or a ',' before ']' or ')', here or on the line before");
 	else if (!strcmp(text, "duplicate setting name"))
 		cfg_err(x, line, "syntax error: duplicate setting name; a key may appear only once in a group");
 	else if (!strcmp(text, "memory exhausted"))
 		cfg_err(x, line, "syntax error: memory exhausted; brackets are nested too deep");
 	else if (!strcmp(text, "mismatched element type in array"))
-		cfg_err(x, line, "syntax error: mismatched element type in array; the elements of [ ... ] must all have one type");
+		cfg_err(x, line,
+			"syntax error: mismatched element type in array; the elements of [ ... ] must all have one type");
 	else
 		cfg_err(x, line, "syntax error: %s", text);
 }

@@ -19,13 +19,13 @@
  * the work and memory a config can cause; the total of service addresses is
  * further bounded by the BPF map (WEFT_MAX_SERVICE_ADDRS).
  */
-#define CFG_MAX_SERVICES      4096
-#define CFG_MAX_SVC_ADDRS     256     /* addresses per service */
-#define CFG_MAX_ENDPOINTS     1024    /* endpoints per service */
-#define CFG_MAX_CGROUPS       4096    /* intercept.cgroups entries */
-#define CFG_MAX_WORKERS       64      /* agent.workers */
-#define CFG_MAX_ERRORS        1000    /* messages kept in struct cfg_errors (+1 "more" line) */
-#define CFG_MAX_FILE_SIZE     (16u << 20) /* bytes of config text */
+#define CFG_MAX_SERVICES 4096
+#define CFG_MAX_SVC_ADDRS 256         /* addresses per service */
+#define CFG_MAX_ENDPOINTS 1024        /* endpoints per service */
+#define CFG_MAX_CGROUPS 4096          /* intercept.cgroups entries */
+#define CFG_MAX_WORKERS 64            /* agent.workers */
+#define CFG_MAX_ERRORS 1000           /* messages kept in struct cfg_errors (+1 "more" line) */
+#define CFG_MAX_FILE_SIZE (16u << 20) /* bytes of config text */
 
 enum cfg_fail_mode { CFG_FAIL_OPEN = 0, CFG_FAIL_CLOSED = 1 };
 enum cfg_protocol { CFG_PROTO_TCP = 0, CFG_PROTO_HTTP, CFG_PROTO_HTTP2, CFG_PROTO_AUTO };
@@ -34,74 +34,74 @@ enum cfg_log_level { CFG_LOG_ERROR = 0, CFG_LOG_WARN, CFG_LOG_INFO, CFG_LOG_DEBU
 
 struct cfg_endpoint {
 	struct weft_sockaddr addr;
-	uint32_t weight;            /* default 1, 1..1000 */
+	uint32_t weight; /* default 1, 1..1000 */
 	bool has_node;
-	struct weft_sockaddr node;  /* remote agent's inbound listener (mTLS) */
-	int line;                   /* config line, for messages */
+	struct weft_sockaddr node; /* remote agent's inbound listener (mTLS) */
+	int line;                  /* config line, for messages */
 };
 
 struct cfg_identity {
-	char *cgroup;    /* path or glob, like intercept.cgroups; matches descendants too */
-	char *identity;  /* SPIFFE ID */
-	char *cert, *key;/* this identity's certificate chain and key (PEM files); NULL: minted from tls.issuer_* */
+	char *cgroup;     /* path or glob, like intercept.cgroups; matches descendants too */
+	char *identity;   /* SPIFFE ID */
+	char *cert, *key; /* this identity's certificate chain and key (PEM files); NULL: minted from tls.issuer_* */
 	int line;
 };
 
 #define CFG_MAX_IDENTITIES 4096
-#define CFG_MAX_ALLOW      256
+#define CFG_MAX_ALLOW 256
 
 /* HTTP routing (services[].routes): see docs/config.md "Routes". */
-#define CFG_MAX_ROUTES        256     /* routes per service */
-#define CFG_MAX_BACKENDS      32      /* backends per route */
-#define CFG_MAX_ROUTE_HEADERS 32      /* match.headers, add, remove: entries each */
-#define CFG_MAX_RETRY_STATUS  32      /* retry.on_status entries */
+#define CFG_MAX_ROUTES 256       /* routes per service */
+#define CFG_MAX_BACKENDS 32      /* backends per route */
+#define CFG_MAX_ROUTE_HEADERS 32 /* match.headers, add, remove: entries each */
+#define CFG_MAX_RETRY_STATUS 32  /* retry.on_status entries */
 
 enum cfg_path_match { CFG_PATH_ANY = 0, CFG_PATH_EXACT, CFG_PATH_PREFIX };
 
 struct cfg_header_kv {
-	char *name;                 /* field name, a token; stored lower-case */
-	char *value;                /* match: NULL = present with any value; add: the value */
+	char *name;  /* field name, a token; stored lower-case */
+	char *value; /* match: NULL = present with any value; add: the value */
 };
 
 struct cfg_backend {
-	char *service;              /* name of a service in this config (may be the route's own) */
-	uint32_t index;             /* that service's index in weft_config.services (resolved) */
-	uint32_t weight;            /* 0..1000, default 1; 0 = no traffic (a drained canary) */
+	char *service;   /* name of a service in this config (may be the route's own) */
+	uint32_t index;  /* that service's index in weft_config.services (resolved) */
+	uint32_t weight; /* 0..1000, default 1; 0 = no traffic (a drained canary) */
 	int line;
 };
 
 struct cfg_route {
-	char *name;                 /* routes[i].name, default "route<i>"; unique in the service */
+	char *name; /* routes[i].name, default "route<i>"; unique in the service */
 	/* match (all given conditions must hold; none given: matches everything) */
-	char *method;               /* match.method, exact and case-sensitive ("GET"); NULL = any */
-	char *host;                 /* match.host, case-insensitive, port ignored; NULL = any */
-	enum cfg_path_match path_kind; /* match.path (exact) or match.path_prefix */
-	char *path;                 /* compared with the request path before '?' */
+	char *method;                        /* match.method, exact and case-sensitive ("GET"); NULL = any */
+	char *host;                          /* match.host, case-insensitive, port ignored; NULL = any */
+	enum cfg_path_match path_kind;       /* match.path (exact) or match.path_prefix */
+	char *path;                          /* compared with the request path before '?' */
 	struct cfg_header_kv *match_headers; /* match.headers = ( { name; value (optional) } ) */
 	size_t n_match_headers;
 	/* action */
 	struct cfg_backend *backends; /* backends = ( { service; weight } ); 0 entries: the service itself */
 	size_t n_backends;
-	uint32_t timeout_ms;        /* timeout_ms: whole request incl. retries; default http.request_timeout_ms; 0 = none */
-	bool retryable;             /* retryable: retry non-idempotent methods too (default false) */
-	struct cfg_header_kv *add_headers;   /* request_headers.add = ( { name; value } ): set (replaces) */
+	uint32_t timeout_ms; /* timeout_ms: whole request incl. retries; default http.request_timeout_ms; 0 = none */
+	bool retryable;      /* retryable: retry non-idempotent methods too (default false) */
+	struct cfg_header_kv *add_headers; /* request_headers.add = ( { name; value } ): set (replaces) */
 	size_t n_add_headers;
-	char **remove_headers;      /* request_headers.remove = [ "x-a" ]: lower-case names */
+	char **remove_headers; /* request_headers.remove = [ "x-a" ]: lower-case names */
 	size_t n_remove_headers;
 	int line;
 };
 
 struct cfg_service {
-	char *name;                    /* unique, [a-z0-9][a-z0-9._-]{0,62} */
-	struct weft_sockaddr *addrs;   /* VIPs apps dial; each unique across all services */
+	char *name;                  /* unique, [a-z0-9][a-z0-9._-]{0,62} */
+	struct weft_sockaddr *addrs; /* VIPs apps dial; each unique across all services */
 	size_t n_addrs;
-	enum cfg_protocol protocol;    /* default tcp */
-	enum cfg_balancer balancer;    /* default ewma */
+	enum cfg_protocol protocol; /* default tcp */
+	enum cfg_balancer balancer; /* default ewma */
 	struct cfg_endpoint *endpoints;
-	size_t n_endpoints;            /* may be 0: connections are then reset */
-	uint32_t connect_timeout_ms;   /* timeouts.connect, default 1000 */
-	uint32_t idle_timeout_ms;      /* timeouts.idle, default 0 = off */
-	uint32_t retry_attempts;       /* retry.attempts: connect attempts in all, default 3 */
+	size_t n_endpoints;          /* may be 0: connections are then reset */
+	uint32_t connect_timeout_ms; /* timeouts.connect, default 1000 */
+	uint32_t idle_timeout_ms;    /* timeouts.idle, default 0 = off */
+	uint32_t retry_attempts;     /* retry.attempts: connect attempts in all, default 3 */
 	/* circuit_breaker: failure accrual / outlier ejection (see balancer.h) */
 	uint32_t cb_consecutive_failures; /* circuit_breaker.consecutive_failures, 5; 0 = never eject */
 	uint32_t cb_base_ejection_ms;     /* circuit_breaker.base_ejection_ms, 5000 (100..3600000) */
@@ -111,66 +111,66 @@ struct cfg_service {
 	/* authorization.allow: SPIFFE IDs or globs that may connect through mTLS (empty: any in the trust domain) */
 	char **allow;
 	size_t n_allow;
-	uint32_t max_connections;      /* limits.max_connections active per service, 10000 (1..1048576) */
-	uint32_t max_pending;          /* limits.max_pending connects in progress per service, 1000 (1..1048576) */
-	uint32_t max_requests;         /* limits.max_requests HTTP requests in flight per service, 10000 (1..1048576): excess gets 503 */
+	uint32_t max_connections; /* limits.max_connections active per service, 10000 (1..1048576) */
+	uint32_t max_pending;     /* limits.max_pending connects in progress per service, 1000 (1..1048576) */
+	uint32_t max_requests; /* limits.max_requests HTTP requests in flight per service, 10000 (1..1048576): excess gets 503 */
 	/* http: (protocol http or auto) */
-	uint32_t detect_timeout_ms;    /* http.detect_timeout_ms, 100 (1..10000): auto gives up and goes opaque */
-	uint32_t max_request_line;     /* http.max_request_line bytes, 8192 (256..1048576): 414 beyond */
-	uint32_t max_header_bytes;     /* http.max_header_bytes, 65536 (1024..1048576): 431 beyond */
-	uint32_t max_headers;          /* http.max_headers, 100 (8..1000): 431 beyond */
-	uint32_t request_timeout_ms;   /* http.request_timeout_ms, 15000 (0 = none, ..3600000): default route timeout */
-	uint32_t max_retry_body;       /* http.max_retry_body bytes buffered for retries, 65536 (0..16777216) */
-	uint32_t pool_max_idle;        /* http.pool_max_idle keep-alive upstream connections per endpoint and worker, 128 (0..10000) */
+	uint32_t detect_timeout_ms;  /* http.detect_timeout_ms, 100 (1..10000): auto gives up and goes opaque */
+	uint32_t max_request_line;   /* http.max_request_line bytes, 8192 (256..1048576): 414 beyond */
+	uint32_t max_header_bytes;   /* http.max_header_bytes, 65536 (1024..1048576): 431 beyond */
+	uint32_t max_headers;        /* http.max_headers, 100 (8..1000): 431 beyond */
+	uint32_t request_timeout_ms; /* http.request_timeout_ms, 15000 (0 = none, ..3600000): default route timeout */
+	uint32_t max_retry_body;     /* http.max_retry_body bytes buffered for retries, 65536 (0..16777216) */
+	uint32_t pool_max_idle; /* http.pool_max_idle keep-alive upstream connections per endpoint and worker, 128 (0..10000) */
 	uint32_t pool_idle_timeout_ms; /* http.pool_idle_timeout_ms, 30000 (100..3600000) */
-	uint32_t head_timeout_ms;      /* http.head_timeout_ms, 10000 (0 = none, ..3600000): a started head must complete in it, else 408 */
+	uint32_t head_timeout_ms; /* http.head_timeout_ms, 10000 (0 = none, ..3600000): a started head must complete in it, else 408 */
 	/* retry: (HTTP) */
 	uint32_t retry_on_status[CFG_MAX_RETRY_STATUS]; /* retry.on_status, default 502, 503, 504 */
 	size_t n_retry_on_status;
-	double retry_budget_ratio;     /* retry.budget_ratio, 0.2 (0..1000): retries per request in the window */
+	double retry_budget_ratio;       /* retry.budget_ratio, 0.2 (0..1000): retries per request in the window */
 	uint32_t retry_budget_min_per_s; /* retry.budget_min_per_s, 10 (0..100000) */
 	uint32_t retry_budget_window_s;  /* retry.budget_window_s, 10 (1..60) */
 	uint32_t retry_backoff_base_ms;  /* retry.backoff_base_ms, 25 (0..60000) */
 	uint32_t retry_backoff_max_ms;   /* retry.backoff_max_ms, 250 (>= base, ..60000) */
-	struct cfg_route *routes;      /* routes: first match wins; no match: the service's own endpoints */
+	struct cfg_route *routes;        /* routes: first match wins; no match: the service's own endpoints */
 	size_t n_routes;
 	int line;
 };
 
 /* tracing: (top level; all optional; no collector: no export, headers still propagated) */
 struct cfg_tracing {
-	bool enabled;                  /* a collector is set */
-	struct weft_sockaddr collector;/* tracing.collector "ip:port" of a Zipkin v2 HTTP collector */
-	char *path;                    /* tracing.path, "/api/v2/spans" */
-	char *service_name;            /* tracing.service_name, "weft" (localEndpoint.serviceName) */
-	double sample_rate;            /* tracing.sample_rate, 1.0 (0..1): new traces sampled */
-	uint32_t queue_size;           /* tracing.queue_size spans, 4096 (1..1048576): beyond, dropped and counted */
-	uint32_t batch_size;           /* tracing.batch_size spans per POST, 100 (1..10000) */
-	uint32_t flush_ms;             /* tracing.flush_ms, 1000 (10..60000) */
+	bool enabled;                   /* a collector is set */
+	struct weft_sockaddr collector; /* tracing.collector "ip:port" of a Zipkin v2 HTTP collector */
+	char *path;                     /* tracing.path, "/api/v2/spans" */
+	char *service_name;             /* tracing.service_name, "weft" (localEndpoint.serviceName) */
+	double sample_rate;             /* tracing.sample_rate, 1.0 (0..1): new traces sampled */
+	uint32_t queue_size;            /* tracing.queue_size spans, 4096 (1..1048576): beyond, dropped and counted */
+	uint32_t batch_size;            /* tracing.batch_size spans per POST, 100 (1..10000) */
+	uint32_t flush_ms;              /* tracing.flush_ms, 1000 (10..60000) */
 };
 
 struct weft_config {
 	char *path;
 
 	/* agent: */
-	struct weft_sockaddr admin;        /* "127.0.0.1:9990" */
-	uint16_t outbound_port;            /* 15001 */
-	struct weft_sockaddr inbound;      /* "0.0.0.0:4143" */
-	char *bpf_pin_path;                /* "/sys/fs/bpf/weft" */
-	enum cfg_fail_mode fail_mode;      /* open */
-	uint32_t heartbeat_stale_ms;       /* agent.heartbeat_stale_ms, 3000 (1000..60000) */
-	uint32_t mark;                     /* agent.mark, SO_MARK of agent sockets, 0x574546 ("WEF") */
-	enum cfg_log_level log_level;      /* agent.log_level, "info" */
-	uint32_t max_connections;          /* agent.max_connections, 65536 */
-	uint32_t buffer_size;              /* agent.buffer_size bytes per direction, 65536 (4096..4194304) */
-	uint32_t drain_timeout_ms;         /* agent.drain_timeout_ms, 10000 */
-	uint32_t workers;                  /* agent.workers event loops, 0 = one per CPU (0..CFG_MAX_WORKERS) */
-	bool redirect_loopback;            /* agent.redirect_loopback: sk_msg fast path agent -> app, false */
-	bool splice;                       /* agent.splice: splice(2) for opaque TCP bytes, true */
-	bool strict_inbound;               /* agent.strict_inbound: workloads accept TCP only via the agent, false */
+	struct weft_sockaddr admin;   /* "127.0.0.1:9990" */
+	uint16_t outbound_port;       /* 15001 */
+	struct weft_sockaddr inbound; /* "0.0.0.0:4143" */
+	char *bpf_pin_path;           /* "/sys/fs/bpf/weft" */
+	enum cfg_fail_mode fail_mode; /* open */
+	uint32_t heartbeat_stale_ms;  /* agent.heartbeat_stale_ms, 3000 (1000..60000) */
+	uint32_t mark;                /* agent.mark, SO_MARK of agent sockets, 0x574546 ("WEF") */
+	enum cfg_log_level log_level; /* agent.log_level, "info" */
+	uint32_t max_connections;     /* agent.max_connections, 65536 */
+	uint32_t buffer_size;         /* agent.buffer_size bytes per direction, 65536 (4096..4194304) */
+	uint32_t drain_timeout_ms;    /* agent.drain_timeout_ms, 10000 */
+	uint32_t workers;             /* agent.workers event loops, 0 = one per CPU (0..CFG_MAX_WORKERS) */
+	bool redirect_loopback;       /* agent.redirect_loopback: sk_msg fast path agent -> app, false */
+	bool splice;                  /* agent.splice: splice(2) for opaque TCP bytes, true */
+	bool strict_inbound;          /* agent.strict_inbound: workloads accept TCP only via the agent, false */
 
 	/* intercept: */
-	char **cgroups;                    /* paths (absolute, or relative to the cgroup2 mount) or globs */
+	char **cgroups; /* paths (absolute, or relative to the cgroup2 mount) or globs */
 	size_t n_cgroups;
 
 	struct cfg_service *services;
@@ -178,11 +178,11 @@ struct weft_config {
 
 	/* tls: (paths, checked for readability when set) */
 	char *tls_ca, *tls_cert, *tls_key;
-	char *tls_trust_domain;            /* tls.trust_domain, NULL: the node certificate's */
-	uint32_t tls_handshake_timeout_ms; /* tls.handshake_timeout_ms, 5000 (100..60000) */
-	uint32_t tls_max_handshakes;       /* tls.max_handshakes in progress on agent.inbound, 256 (1..65536) */
+	char *tls_trust_domain;                 /* tls.trust_domain, NULL: the node certificate's */
+	uint32_t tls_handshake_timeout_ms;      /* tls.handshake_timeout_ms, 5000 (100..60000) */
+	uint32_t tls_max_handshakes;            /* tls.max_handshakes in progress on agent.inbound, 256 (1..65536) */
 	char *tls_issuer_cert, *tls_issuer_key; /* tls.issuer_cert/issuer_key: mint identity certificates */
-	uint32_t tls_cert_lifetime_s;      /* tls.cert_lifetime_s of minted certificates, 86400 (300..31622400) */
+	uint32_t tls_cert_lifetime_s;           /* tls.cert_lifetime_s of minted certificates, 86400 (300..31622400) */
 
 	struct cfg_tracing tracing;
 

@@ -85,9 +85,8 @@ void cfg_render_json(const struct weft_config *c, struct buf *out)
 	buf_printf(out,
 		   ",\"fail_mode\":\"%s\",\"heartbeat_stale_ms\":%u,\"mark\":%u,\"log_level\":\"%s\","
 		   "\"max_connections\":%u,\"buffer_size\":%u,\"drain_timeout_ms\":%u}",
-		   cfg_fail_mode_name(c->fail_mode), c->heartbeat_stale_ms, c->mark,
-		   cfg_log_level_name(c->log_level), c->max_connections, c->buffer_size,
-		   c->drain_timeout_ms);
+		   cfg_fail_mode_name(c->fail_mode), c->heartbeat_stale_ms, c->mark, cfg_log_level_name(c->log_level),
+		   c->max_connections, c->buffer_size, c->drain_timeout_ms);
 	buf_puts(out, ",\"intercept\":{\"cgroups\":[");
 	for (i = 0; i < c->n_cgroups; i++) {
 		if (i)
@@ -120,8 +119,10 @@ void cfg_render_json(const struct weft_config *c, struct buf *out)
 			}
 			buf_puts(out, "}");
 		}
-		buf_printf(out, "],\"timeouts\":{\"connect_ms\":%u,\"idle_ms\":%u},\"retry\":{\"attempts\":%u,\"on_status\":[",
-			   s->connect_timeout_ms, s->idle_timeout_ms, s->retry_attempts);
+		buf_printf(
+			out,
+			"],\"timeouts\":{\"connect_ms\":%u,\"idle_ms\":%u},\"retry\":{\"attempts\":%u,\"on_status\":[",
+			s->connect_timeout_ms, s->idle_timeout_ms, s->retry_attempts);
 		for (j = 0; j < s->n_retry_on_status; j++)
 			buf_printf(out, "%s%u", j ? "," : "", s->retry_on_status[j]);
 		buf_printf(out,

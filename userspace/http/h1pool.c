@@ -28,8 +28,7 @@
 #define READ_CHUNK (16u * 1024)
 #define UP_RBUF_MIN (16u * 1024)
 
-void h1_worker_init(struct h1_worker *w, struct ev_loop *loop, unsigned id, struct registry *reg,
-		    struct zipkin *zipkin)
+void h1_worker_init(struct h1_worker *w, struct ev_loop *loop, unsigned id, struct registry *reg, struct zipkin *zipkin)
 {
 	w->loop = loop;
 	w->id = id;
@@ -150,8 +149,8 @@ static int up_link_new(struct h1up *u, const struct h1up_want *want)
 	/* encoded in place: nodelink_init accepts its own buffer as the prefix */
 	n = preamble_encode(u->nl->prefix, sizeof(u->nl->prefix), &pre);
 	if (n >= 0)
-		n = nodelink_init(u->nl, u->nl->prefix, (size_t)n, "endpoint %s (node agent %s)",
-				  want->ep->addr_str, addr_format(want->node, a, sizeof(a)));
+		n = nodelink_init(u->nl, u->nl->prefix, (size_t)n, "endpoint %s (node agent %s)", want->ep->addr_str,
+				  addr_format(want->node, a, sizeof(a)));
 	if (n < 0)
 		return n;
 	u->ctx = want->ctx;
@@ -300,7 +299,7 @@ int h1up_read(struct h1up *u, size_t cap)
 	 */
 	do {
 		n = h1_read_grow(u->fd, u->tls, &u->rb, &u->rlen, &u->rcap, UP_RBUF_MIN, cap, READ_CHUNK / 4, &u->eof,
-			      &moved);
+				 &moved);
 		if (n == -EAGAIN && u->tls)
 			u->want = tls_want(u->tls);
 		if (n > 0)
@@ -331,4 +330,3 @@ int h1up_flush(struct h1up *u, uint64_t *written)
 	o->off = o->len = 0;
 	return 0;
 }
-

@@ -46,11 +46,11 @@ struct h1_worker {
 
 /* One upstream connection: in use by a session, or idle in its endpoint's pool. */
 struct h1up {
-	struct list_head link;       /* endpoint's idle list for this worker */
-	struct list_head wlink;      /* worker's list of idle connections */
+	struct list_head link;  /* endpoint's idle list for this worker */
+	struct list_head wlink; /* worker's list of idle connections */
 	struct h1_worker *w;
-	struct svc_ep *ep;           /* ref held */
-	void *owner;                 /* the session using it; NULL while idle */
+	struct svc_ep *ep; /* ref held */
+	void *owner;       /* the session using it; NULL while idle */
 	int fd;
 	ev_io io;
 	ev_timer t;                  /* connect timeout, or idle timeout in the pool */
@@ -59,14 +59,14 @@ struct h1up {
 	bool pooled;                 /* linked in the idle lists */
 	char *rb;                    /* response bytes */
 	size_t rlen, rcap;
-	struct obuf wb;              /* towards the upstream */
+	struct obuf wb; /* towards the upstream */
 	uint64_t written;
 	/* an endpoint on another node: mutual TLS to that node's agent, then the preamble */
 	struct tls_conn *tls;
-	const struct tls_ctx *ctx;   /* identity it was made with: the pool never hands it to another */
-	struct weft_sockaddr node;   /* the agent it goes to */
-	enum tls_want want;          /* what the last TLS call that returned -EAGAIN waits for */
-	struct nodelink *nl;         /* during the secure setup only (handshake, preamble, reply) */
+	const struct tls_ctx *ctx; /* identity it was made with: the pool never hands it to another */
+	struct weft_sockaddr node; /* the agent it goes to */
+	enum tls_want want;        /* what the last TLS call that returned -EAGAIN waits for */
+	struct nodelink *nl;       /* during the secure setup only (handshake, preamble, reply) */
 };
 
 /* What a session asks for: where, as whom, and its callbacks (io->data and t->data are the h1up). */

@@ -52,9 +52,8 @@
 #include "tls/mtls.h"
 #include "tls/tls.h"
 
-#define OUT_HIGH (64u * 1024)  /* bytes pending towards a side before we stop reading the other */
+#define OUT_HIGH (64u * 1024) /* bytes pending towards a side before we stop reading the other */
 #define READ_CHUNK H1_READ_CHUNK
-
 
 /* Bytes of a header array: rounded up to a cached block size when it fits one. */
 static size_t hdrs_bytes(size_t max_headers)
@@ -86,51 +85,51 @@ enum h1s_state { S_HEAD, S_BODY, S_UPSTREAM, S_BACKOFF, S_RESPONSE, S_TUNNEL, S_
 struct h1x {
 	struct h1_request req;
 	struct h1_response resp;
-	struct h1_body rbody;        /* request body framing */
-	struct h1_body sbody;        /* response body framing */
+	struct h1_body rbody; /* request body framing */
+	struct h1_body sbody; /* response body framing */
 	struct trace_ctx tc;
-	char method[16], path[128];  /* for spans */
+	char method[16], path[128]; /* for spans */
 };
 
 struct h1s {
-	struct list_head link;       /* worker's session list (under reg->lock) */
+	struct list_head link; /* worker's session list (under reg->lock) */
 	struct registry *reg;
 	struct h1_worker *w;
-	struct svc *svc;       /* the dialled service (ref) */
-	struct h1_svc *l7;          /* svc->http */
+	struct svc *svc;   /* the dialled service (ref) */
+	struct h1_svc *l7; /* svc->http */
 	struct weft_orig orig;
 	struct weft_sockaddr client;
-	struct mtls *mtls;           /* TLS bundle for endpoints on other nodes (ref; NULL: none) */
+	struct mtls *mtls; /* TLS bundle for endpoints on other nodes (ref; NULL: none) */
 	int cfd;
 	ev_io cio;
-	ev_timer timer;              /* request deadline, or keep-alive idle */
-	ev_timer btimer;             /* retry back-off */
+	ev_timer timer;  /* request deadline, or keep-alive idle */
+	ev_timer btimer; /* retry back-off */
 	ev_tstamp started;
 	uint64_t bytes_in, bytes_out;
 	bool dead, client_eof, reset_client;
-	bool head_timing;            /* s->timer runs http.head_timeout_ms for a started head */
+	bool head_timing; /* s->timer runs http.head_timeout_ms for a started head */
 	enum h1s_state st;
 
-	struct h1x *x;               /* the exchange in progress; NULL while idle */
+	struct h1x *x; /* the exchange in progress; NULL while idle */
 
 	/* request bytes: head at ib[0..head_len), body from there */
 	char *ib;
 	size_t ilen, icap;
 	struct h1_header *hdrs;
-	size_t head_len, bscan;      /* body parsed up to ib[bscan] */
+	size_t head_len, bscan; /* body parsed up to ib[bscan] */
 	bool body_done, streaming, body_dropped, has_body;
 
 	/* the exchange */
 	struct h1r_route *route;
-	struct svc *bsvc;      /* backend service (ref), per request */
-	bool counted;                /* in svc->stat->http->inflight */
-	bool retry_method;           /* idempotent or route.retryable */
+	struct svc *bsvc;  /* backend service (ref), per request */
+	bool counted;      /* in svc->stat->http->inflight */
+	bool retry_method; /* idempotent or route.retryable */
 	bool sent_continue, close_after, http10;
 	unsigned attempt;
 	uint64_t tried;
-	int ep_i;                    /* index in bsvc of the attempt's endpoint, -1 none */
+	int ep_i; /* index in bsvc of the attempt's endpoint, -1 none */
 	struct h1up *up;
-	char ep_str[ADDR_STRLEN];    /* the attempt's endpoint, for /conns (written under reg->lock) */
+	char ep_str[ADDR_STRLEN];                     /* the attempt's endpoint, for /conns (written under reg->lock) */
 	ev_tstamp req_start, attempt_start, deadline; /* deadline 0: none */
 	int64_t wall_start_us, deadline_ns;
 	bool had_grpc_timeout, had_l5d;
@@ -145,7 +144,7 @@ struct h1s {
 	struct h1_header *rhdrs;
 	bool resp_head_sent, dechunk;
 	int status;
-	struct obuf ob;              /* towards the client */
+	struct obuf ob; /* towards the client */
 };
 
 static void sess_client_cb(struct ev_loop *loop, ev_io *io, int revents);
@@ -238,11 +237,14 @@ static void sess_free(struct h1s *s)
 
 /* ---- responses weft makes itself ---- */
 
-
 static void reject_count(struct h1s *s, int status)
 {
-	int k = status == 408 ? H1_REJECT_408 : status == 414 ? H1_REJECT_414 : status == 431 ? H1_REJECT_431 : status == 501 ? H1_REJECT_501 :
-		status == 505 ? H1_REJECT_505 : H1_REJECT_400;
+	int k = status == 408   ? H1_REJECT_408
+		: status == 414 ? H1_REJECT_414
+		: status == 431 ? H1_REJECT_431
+		: status == 501 ? H1_REJECT_501
+		: status == 505 ? H1_REJECT_505
+				: H1_REJECT_400;
 
 	pthread_mutex_lock(&s->reg->lock);
 	s->svc->stat->http->rejected[k]++;
@@ -276,7 +278,8 @@ static void respond_error(struct h1s *s, int status, const char *why, bool close
 	n = snprintf(head, sizeof(head),
 		     "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
 		     "weft-error: %s\r\n%s\r\n%s\n",
-		     status, h1_status_text(status), strlen(why) + 1, why, close_conn ? "Connection: close\r\n" : "", why);
+		     status, h1_status_text(status), strlen(why) + 1, why, close_conn ? "Connection: close\r\n" : "",
+		     why);
 	if (ob_add(&s->ob, head, (size_t)n) < 0)
 		close_conn = true;
 	s->resp_head_sent = true;
@@ -424,8 +427,8 @@ static void finish_exchange(struct h1s *s, bool up_reusable)
 	}
 	if (s->span_id)
 		span_submit(s, TRACE_KIND_SERVER, s->span_id, s->have_parent ? s->x->tc.span_id : 0, s->wall_start_us,
-			    (int64_t)((now_of(s) - s->req_start) * 1e6), s->status,
-			    s->status >= 500 ? "error" : NULL, NULL);
+			    (int64_t)((now_of(s) - s->req_start) * 1e6), s->status, s->status >= 500 ? "error" : NULL,
+			    NULL);
 	exchange_metrics(s);
 	pthread_mutex_lock(&s->reg->lock);
 	exchange_release_locked(s);
@@ -559,16 +562,32 @@ static void read_trace(struct h1s *s)
 static bool hdr_dropped(const struct h1s *s, const struct h1_header *h, const char **tokp, const size_t *tokl,
 			size_t ntok)
 {
+// clang-format off
 #define NAME(s) { s, sizeof(s) - 1 }
+	// clang-format on
 	static const struct {
 		const char *name;
 		size_t len;
 	} drop[] = {
-		NAME("host"), NAME("content-length"), NAME("transfer-encoding"), NAME("connection"),
-		NAME("keep-alive"), NAME("proxy-connection"), NAME("te"), NAME("trailer"), NAME("upgrade"),
-		NAME("weft-deadline"), NAME("grpc-timeout"), NAME("l5d-ctx-deadline"), NAME("traceparent"),
-		NAME("b3"), NAME("x-b3-traceid"), NAME("x-b3-spanid"), NAME("x-b3-parentspanid"),
-		NAME("x-b3-sampled"), NAME("x-b3-flags"),
+		NAME("host"),
+		NAME("content-length"),
+		NAME("transfer-encoding"),
+		NAME("connection"),
+		NAME("keep-alive"),
+		NAME("proxy-connection"),
+		NAME("te"),
+		NAME("trailer"),
+		NAME("upgrade"),
+		NAME("weft-deadline"),
+		NAME("grpc-timeout"),
+		NAME("l5d-ctx-deadline"),
+		NAME("traceparent"),
+		NAME("b3"),
+		NAME("x-b3-traceid"),
+		NAME("x-b3-spanid"),
+		NAME("x-b3-parentspanid"),
+		NAME("x-b3-sampled"),
+		NAME("x-b3-flags"),
 	};
 #undef NAME
 	size_t i;
@@ -801,7 +820,7 @@ static void attempt_failed(struct h1s *s, bool connect_fail, int err)
 		/* a remote agent's "denied" is about the caller, not the endpoint's health */
 		if (!reused && s->ep_i >= 0 && err != EACCES)
 			svc_breaker(s->bsvc, s->ep_i, false, now_of(s),
-				   connect_fail ? "consecutive connect failures" : "consecutive failures");
+				    connect_fail ? "consecutive connect failures" : "consecutive failures");
 		pthread_mutex_unlock(&s->reg->lock);
 		log_debug("service %s: endpoint %s: %s: %s", s->bsvc->name, ep->addr_str,
 			  connect_fail ? "connect failed" : "closed before responding", strerror(err));
@@ -1203,7 +1222,8 @@ static void on_response_head(struct h1s *s)
 static int client_read(struct h1s *s)
 {
 	bool moved;
-	int n = h1_read_grow(s->cfd, NULL, &s->ib, &s->ilen, &s->icap, 8192, s->l7->in_cap, 512, &s->client_eof, &moved);
+	int n = h1_read_grow(s->cfd, NULL, &s->ib, &s->ilen, &s->icap, 8192, s->l7->in_cap, 512, &s->client_eof,
+			     &moved);
 
 	/*
 	 * The parsed head's pointers (method, target, header fields) point into
@@ -1527,8 +1547,9 @@ static void sess_up_cb(struct ev_loop *loop, ev_io *io, int revents)
 			sess_finish_cb(s);
 			return;
 		}
-		r = h1up_read(u, s->x->resp.head_len || s->st != S_UPSTREAM ? (size_t)s->l7->buffer_size
-				: (size_t)s->l7->buffer_size + s->l7->in_cap);
+		r = h1up_read(u, s->x->resp.head_len || s->st != S_UPSTREAM
+					 ? (size_t)s->l7->buffer_size
+					 : (size_t)s->l7->buffer_size + s->l7->in_cap);
 		if (r < 0 && r != -EAGAIN && r != -ENOBUFS) {
 			if (s->st == S_UPSTREAM && !s->resp_head_sent && !u->rlen) {
 				attempt_failed(s, false, -r);
@@ -1630,7 +1651,7 @@ static void backoff_cb(struct ev_loop *loop, ev_timer *t, int revents)
 }
 
 void h1_start(struct h1_worker *w, int fd, struct svc *svc, const struct weft_orig *orig,
-	       const struct weft_sockaddr *peer)
+	      const struct weft_sockaddr *peer)
 {
 	struct registry *reg = w->reg;
 	struct h1s *s = calloc(1, sizeof(*s));

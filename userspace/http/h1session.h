@@ -47,8 +47,8 @@ struct h1_conn_view {
 	const struct weft_orig *orig;
 	const struct weft_sockaddr *client;
 	const char *svc_name;
-	const char *endpoint;      /* the last attempt's endpoint, "" before the first */
-	const char *state;         /* "idle" (between requests), "request", "tunnel" */
+	const char *endpoint; /* the last attempt's endpoint, "" before the first */
+	const char *state;    /* "idle" (between requests), "request", "tunnel" */
 	uint64_t bytes_in, bytes_out;
 	ev_tstamp started;
 };

@@ -127,7 +127,6 @@ static void h1_svc_free(struct h1_svc *l)
 	free(l);
 }
 
-
 static void h1_ep_free(struct h1_ep *h)
 {
 	free(h);

@@ -42,7 +42,7 @@ extern const double h1_req_bounds[H1_REQ_BUCKETS];
 struct h1_routestat {
 	struct h1_routestat *next;
 	char name[64];
-	uint64_t by_class[6];         /* [1..5]: 1xx..5xx */
+	uint64_t by_class[6]; /* [1..5]: 1xx..5xx */
 	uint64_t buckets[H1_REQ_BUCKETS];
 	uint64_t count;
 	double sum;
@@ -51,9 +51,9 @@ struct h1_routestat {
 
 /* svc_stat->http: per-service HTTP counters that outlive generations. */
 struct h1_stat {
-	struct h1_routestat *routes;  /* per route name, created on first use, never removed */
-	struct retry_budget budget;   /* shared by generations: a reload keeps the window */
-	uint32_t inflight;            /* HTTP requests in flight */
+	struct h1_routestat *routes; /* per route name, created on first use, never removed */
+	struct retry_budget budget;  /* shared by generations: a reload keeps the window */
+	uint32_t inflight;           /* HTTP requests in flight */
 	uint64_t retries, budget_exhausted, shed;
 	uint64_t rejected[H1_REJECT__MAX]; /* requests refused for their syntax, by status */
 };
@@ -62,8 +62,8 @@ struct h1_stat {
 struct h1_ep {
 	struct list_head idle[CFG_MAX_WORKERS]; /* keep-alive pool per worker (struct h1up; that worker's thread only) */
 	uint32_t n_idle[CFG_MAX_WORKERS];
-	uint64_t requests;            /* HTTP requests sent (attempts) */
-	uint64_t responses_5xx;       /* of which answered 5xx */
+	uint64_t requests;      /* HTTP requests sent (attempts) */
+	uint64_t responses_5xx; /* of which answered 5xx */
 };
 
 /* svc->http: the HTTP settings of one generation, copied from the config (which does not outlive a reload). */
@@ -73,7 +73,7 @@ struct h1_svc {
 	struct h1r_route def; /* no route matched: the service itself */
 	struct h1_limits lim;
 	size_t max_headers;
-	size_t in_cap;        /* request buffer limit: head limits + retry body */
+	size_t in_cap; /* request buffer limit: head limits + retry body */
 	uint32_t detect_timeout_ms, max_requests, max_retry_body, pool_max_idle, pool_idle_timeout_ms;
 	uint32_t head_timeout_ms;
 	uint32_t attempts, backoff_base_ms, backoff_max_ms;

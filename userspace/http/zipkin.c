@@ -37,11 +37,11 @@
 #include "lib/log.h"
 
 /* Longest tracing.path accepted: it goes into the request line as is. */
-#define ZIPKIN_PATH_MAX     1024
+#define ZIPKIN_PATH_MAX 1024
 /* A failing collector is reported at most once per this many seconds. */
 #define ZIPKIN_WARN_EVERY_S 60.
 /* Status-line bytes we need: "HTTP/1.1 202". */
-#define ZIPKIN_STATUS_LEN   12
+#define ZIPKIN_STATUS_LEN 12
 
 enum zipkin_state {
 	ZK_IDLE = 0,
@@ -57,7 +57,7 @@ struct zipkin {
 	char *path;
 	char *service;
 	uint32_t queue_size;
-	uint32_t batch_cap;          /* min(batch_size, queue_size): a batch never exceeds the ring */
+	uint32_t batch_cap; /* min(batch_size, queue_size): a batch never exceeds the ring */
 	uint32_t flush_ms;
 	uint32_t timeout_ms;
 	uint32_t mark;
@@ -65,16 +65,16 @@ struct zipkin {
 	/* Shared with submitters: everything below up to the marker, under lock. */
 	pthread_mutex_t lock;
 	struct trace_span *ring;
-	uint32_t head;               /* index of the oldest span */
+	uint32_t head; /* index of the oldest span */
 	uint32_t count;
-	struct zipkin_stats st;      /* st.queued is filled in by zipkin_get_stats */
+	struct zipkin_stats st; /* st.queued is filled in by zipkin_get_stats */
 	/* --- loop thread only below --- */
 
-	struct trace_span *batch;    /* the spans of the POST in flight */
+	struct trace_span *batch; /* the spans of the POST in flight */
 	uint32_t batch_n;
 	struct buf req_head;
 	struct buf req_body;
-	size_t sent;                 /* bytes of head + body written */
+	size_t sent; /* bytes of head + body written */
 	char resp[ZIPKIN_STATUS_LEN];
 	size_t resp_len;
 	enum zipkin_state state;
@@ -82,15 +82,15 @@ struct zipkin {
 	ev_timer tick;
 	ev_timer timeout;
 	ev_async wake;
-	ev_io io;                    /* io.fd is -1 when no POST is in flight */
+	ev_io io; /* io.fd is -1 when no POST is in flight */
 
 	/* Rate-limited reporting. */
 	bool fail_warned;
 	ev_tstamp fail_warned_at;
-	uint64_t fail_unreported;    /* spans dropped by failed POSTs since the last warning */
+	uint64_t fail_unreported; /* spans dropped by failed POSTs since the last warning */
 	bool full_warned;
 	ev_tstamp full_warned_at;
-	uint64_t full_reported;      /* st.dropped_full at the last warning */
+	uint64_t full_reported; /* st.dropped_full at the last warning */
 };
 
 /* strerror, lower-cased at the start so it reads inside a sentence. */
@@ -216,8 +216,8 @@ static int zipkin_connect(struct zipkin *z)
 	 * collector is not a meshed service), so go on and say so in debug.
 	 */
 	if (z->mark && setsockopt(fd, SOL_SOCKET, SO_MARK, &z->mark, sizeof(z->mark)) < 0)
-		log_debug("tracing: cannot set SO_MARK 0x%" PRIx32 " on the export socket: %s; continuing",
-			  z->mark, strerror(errno));
+		log_debug("tracing: cannot set SO_MARK 0x%" PRIx32 " on the export socket: %s; continuing", z->mark,
+			  strerror(errno));
 	/* EINTR: connect(2) says the attempt then goes on asynchronously. */
 	if (connect(fd, &z->collector.sa, z->collector.len) < 0) {
 		if (errno != EINPROGRESS && errno != EINTR) {
@@ -324,8 +324,7 @@ static int zipkin_status(const char *s, size_t len)
 {
 	int st;
 
-	if (len < ZIPKIN_STATUS_LEN || memcmp(s, "HTTP/1.", 7) != 0 || s[7] < '0' || s[7] > '9' ||
-	    s[8] != ' ')
+	if (len < ZIPKIN_STATUS_LEN || memcmp(s, "HTTP/1.", 7) != 0 || s[7] < '0' || s[7] > '9' || s[8] != ' ')
 		return -EPROTO;
 	if (s[9] < '1' || s[9] > '5' || s[10] < '0' || s[10] > '9' || s[11] < '0' || s[11] > '9')
 		return -EPROTO;

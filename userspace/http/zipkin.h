@@ -28,12 +28,12 @@ struct zipkin;
 
 struct zipkin_opts {
 	struct weft_sockaddr collector;
-	const char *path;          /* copied */
-	const char *service_name;  /* copied: localEndpoint.serviceName */
-	uint32_t queue_size;       /* spans the ring holds */
-	uint32_t batch_size;       /* spans per POST */
+	const char *path;         /* copied */
+	const char *service_name; /* copied: localEndpoint.serviceName */
+	uint32_t queue_size;      /* spans the ring holds */
+	uint32_t batch_size;      /* spans per POST */
 	uint32_t flush_ms;
-	uint32_t mark;             /* SO_MARK of the export socket (0: none) */
+	uint32_t mark; /* SO_MARK of the export socket (0: none) */
 };
 
 /* NULL + errno on failure. Starts its timer and async watcher on loop. */
@@ -42,12 +42,12 @@ struct zipkin *zipkin_new(struct ev_loop *loop, const struct zipkin_opts *o);
 void zipkin_submit(struct zipkin *z, const struct trace_span *s);
 
 struct zipkin_stats {
-	uint64_t submitted;        /* spans accepted into the ring */
-	uint64_t dropped_full;     /* spans dropped: ring full */
-	uint64_t dropped_failed;   /* spans dropped: their POST failed */
-	uint64_t exported;         /* spans the collector accepted (2xx) */
-	uint64_t posts_failed;     /* POSTs that failed */
-	uint32_t queued;           /* in the ring now */
+	uint64_t submitted;      /* spans accepted into the ring */
+	uint64_t dropped_full;   /* spans dropped: ring full */
+	uint64_t dropped_failed; /* spans dropped: their POST failed */
+	uint64_t exported;       /* spans the collector accepted (2xx) */
+	uint64_t posts_failed;   /* POSTs that failed */
+	uint32_t queued;         /* in the ring now */
 };
 void zipkin_get_stats(struct zipkin *z, struct zipkin_stats *st);
 

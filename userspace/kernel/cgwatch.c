@@ -84,8 +84,8 @@ static int cgw_add(struct cgw *w, const char *dir)
 	}
 	if (w->n >= CGW_MAX_WATCHES)
 		return -ENOSPC;
-	wd = inotify_add_watch(w->io.fd, dir, IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM |
-					       IN_ONLYDIR | IN_DELETE_SELF);
+	wd = inotify_add_watch(w->io.fd, dir,
+			       IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM | IN_ONLYDIR | IN_DELETE_SELF);
 	if (wd < 0)
 		return -errno;
 	if (w->n == w->cap) {

@@ -43,9 +43,8 @@ struct kern {
 static struct bpf_program *kern_prog(struct kern *k, int i)
 {
 	struct bpf_program *p[KERN_NPROGS] = {
-		k->skel->progs.weft_connect4, k->skel->progs.weft_connect6,
-		k->skel->progs.weft_sockops,  k->skel->progs.weft_peername4,
-		k->skel->progs.weft_peername6, k->skel->progs.weft_strict_in,
+		k->skel->progs.weft_connect4,  k->skel->progs.weft_connect6,  k->skel->progs.weft_sockops,
+		k->skel->progs.weft_peername4, k->skel->progs.weft_peername6, k->skel->progs.weft_strict_in,
 	};
 	return p[i];
 }
@@ -179,14 +178,15 @@ int kern_open(const char *pin_path, struct kern **out, char *err, size_t errlen)
 		r = -errno;
 		snprintf(err, errlen,
 			 "agent.bpf_pin_path '%s' is in use by another weftd: stop it, or give this "
-			 "agent its own bpf_pin_path", k->pin);
+			 "agent its own bpf_pin_path",
+			 k->pin);
 		goto err;
 	}
 	k->owner = true;
 	r = rm_tree(AT_FDCWD, k->pin, false);
 	if (r > 0)
-		log_warn("removed %d stale pins under %s left by an earlier run (its programs are detached)",
-			 r, k->pin);
+		log_warn("removed %d stale pins under %s left by an earlier run (its programs are detached)", r,
+			 k->pin);
 
 	k->skel = weft_intercept__open();
 	if (!k->skel) {
@@ -220,8 +220,8 @@ int kern_open(const char *pin_path, struct kern **out, char *err, size_t errlen)
 		}
 	}
 	/* sk_msg runs for sockets in weft_sockhash only; attaching costs nothing until one is added */
-	if (bpf_prog_attach(bpf_program__fd(k->skel->progs.weft_skmsg),
-			    bpf_map__fd(k->skel->maps.weft_sockhash), BPF_SK_MSG_VERDICT, 0) < 0) {
+	if (bpf_prog_attach(bpf_program__fd(k->skel->progs.weft_skmsg), bpf_map__fd(k->skel->maps.weft_sockhash),
+			    BPF_SK_MSG_VERDICT, 0) < 0) {
 		r = -errno;
 		snprintf(err, errlen, "cannot attach sk_msg to weft_sockhash: %s", strerror(errno));
 		goto err;
@@ -335,8 +335,8 @@ int kern_enroll(struct kern *k, const char *dir, char *err, size_t errlen)
 		nc.links[i] = bpf_program__attach_cgroup(p, fd);
 		if (!nc.links[i]) {
 			r = -errno;
-			snprintf(err, errlen, "cannot attach %s to cgroup '%s': %s", bpf_program__name(p),
-				 dir, strerror(errno));
+			snprintf(err, errlen, "cannot attach %s to cgroup '%s': %s", bpf_program__name(p), dir,
+				 strerror(errno));
 			goto err;
 		}
 		snprintf(path, sizeof(path), "%s/links/%llu_%s", k->pin, (unsigned long long)cgid,
@@ -457,8 +457,8 @@ int kern_sync_services(struct kern *k, const struct weft_config *cfg)
 			val.service_id = (uint32_t)i;
 			if (bpf_map_update_elem(fd, &key, &val, BPF_ANY) < 0) {
 				r = -errno;
-				log_error("cannot add service '%s' to weft_services: %s",
-					  cfg->services[i].name, strerror(errno));
+				log_error("cannot add service '%s' to weft_services: %s", cfg->services[i].name,
+					  strerror(errno));
 				return r;
 			}
 		}

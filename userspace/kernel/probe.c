@@ -49,7 +49,8 @@ int probe_kernel(const char *pin_path, char *err, size_t errlen)
 		enum bpf_prog_type type;
 		const char *name;
 	} types[] = {
-		{ BPF_PROG_TYPE_CGROUP_SOCK_ADDR, "cgroup/connect4, connect6, getpeername (BPF_PROG_TYPE_CGROUP_SOCK_ADDR)" },
+		{ BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
+		  "cgroup/connect4, connect6, getpeername (BPF_PROG_TYPE_CGROUP_SOCK_ADDR)" },
 		{ BPF_PROG_TYPE_SOCK_OPS, "sockops (BPF_PROG_TYPE_SOCK_OPS)" },
 	};
 	static const struct {
@@ -57,8 +58,10 @@ int probe_kernel(const char *pin_path, char *err, size_t errlen)
 		enum bpf_func_id fn;
 		const char *name;
 	} helpers[] = {
-		{ BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_FUNC_sk_storage_get, "bpf_sk_storage_get in cgroup/connect (Linux 5.10+)" },
-		{ BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_FUNC_set_retval, "bpf_set_retval in cgroup/connect (Linux 5.18+)" },
+		{ BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_FUNC_sk_storage_get,
+		  "bpf_sk_storage_get in cgroup/connect (Linux 5.10+)" },
+		{ BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_FUNC_set_retval,
+		  "bpf_set_retval in cgroup/connect (Linux 5.18+)" },
 		{ BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_netns_cookie, "bpf_get_netns_cookie in sockops (Linux 5.15+)" },
 	};
 	char mnt[CG_PATH_MAX];
@@ -68,7 +71,8 @@ int probe_kernel(const char *pin_path, char *err, size_t errlen)
 	if (access("/sys/kernel/btf/vmlinux", R_OK) != 0) {
 		snprintf(err, errlen,
 			 "kernel has no BTF (/sys/kernel/btf/vmlinux: %s): weft needs a kernel built with "
-			 "CONFIG_DEBUG_INFO_BTF=y (Linux 5.18 or later)", strerror(errno));
+			 "CONFIG_DEBUG_INFO_BTF=y (Linux 5.18 or later)",
+			 strerror(errno));
 		return -ENOTSUP;
 	}
 	if (cg_mount(mnt, sizeof(mnt)) < 0) {
@@ -87,19 +91,20 @@ int probe_kernel(const char *pin_path, char *err, size_t errlen)
 		if (r == -EPERM || r == -EACCES) {
 			snprintf(err, errlen,
 				 "not allowed to load BPF programs (%s): run weftd as root or with "
-				 "CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN", strerror(-r));
+				 "CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN",
+				 strerror(-r));
 			return -EPERM;
 		}
-		snprintf(err, errlen, "kernel does not support %s%s%s", types[i].name,
-			 r < 0 ? ": " : "", r < 0 ? strerror(-r) : "");
+		snprintf(err, errlen, "kernel does not support %s%s%s", types[i].name, r < 0 ? ": " : "",
+			 r < 0 ? strerror(-r) : "");
 		return -ENOTSUP;
 	}
 	for (i = 0; i < sizeof(helpers) / sizeof(helpers[0]); i++) {
 		r = libbpf_probe_bpf_helper(helpers[i].type, helpers[i].fn, NULL);
 		if (r == 1)
 			continue;
-		snprintf(err, errlen, "kernel does not support %s%s%s", helpers[i].name,
-			 r < 0 ? ": " : "", r < 0 ? strerror(-r) : "");
+		snprintf(err, errlen, "kernel does not support %s%s%s", helpers[i].name, r < 0 ? ": " : "",
+			 r < 0 ? strerror(-r) : "");
 		return r == -EPERM ? -EPERM : -ENOTSUP;
 	}
 	return 0;

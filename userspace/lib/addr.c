@@ -63,16 +63,14 @@ static void addr_unmap(struct weft_sockaddr *a)
  * names); a run of digits too long to fit is reported as out of range with
  * the text as written.
  */
-static int addr_parse_port(const char *whole, const char *p, bool allow_port0, unsigned *port,
-			   char *err, size_t errlen)
+static int addr_parse_port(const char *whole, const char *p, bool allow_port0, unsigned *port, char *err, size_t errlen)
 {
 	char echo[ADDR_ECHO_MAX + 8], pecho[ADDR_ECHO_MAX + 8];
 	unsigned long v = 0;
 	const char *q;
 
 	if (*p == '\0') {
-		snprintf(err, errlen, "'%s' has no port; write it as host:port",
-			 addr_echo(whole, echo, sizeof(echo)));
+		snprintf(err, errlen, "'%s' has no port; write it as host:port", addr_echo(whole, echo, sizeof(echo)));
 		return -1;
 	}
 	for (q = p; *q; q++) {
@@ -86,8 +84,8 @@ static int addr_parse_port(const char *whole, const char *p, bool allow_port0, u
 			v = v * 10 + (unsigned long)(*q - '0');
 	}
 	if (v > 65535 || (v == 0 && !allow_port0)) {
-		snprintf(err, errlen, "port %s is out of range (%d-65535)",
-			 addr_echo(p, pecho, sizeof(pecho)), allow_port0 ? 0 : 1);
+		snprintf(err, errlen, "port %s is out of range (%d-65535)", addr_echo(p, pecho, sizeof(pecho)),
+			 allow_port0 ? 0 : 1);
 		return -1;
 	}
 	*port = (unsigned)v;

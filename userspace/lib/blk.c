@@ -59,4 +59,3 @@ void blk_thread_cleanup(void)
 		while (blk_n[c])
 			free(blk_cache[c][--blk_n[c]]);
 }
-

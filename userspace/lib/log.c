@@ -28,8 +28,8 @@ void log_emit(enum log_level l, const char *fmt, ...)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-	r = snprintf(line + n, sizeof(line) - n, ".%03ldZ weftd[%d] %-5s ", ts.tv_nsec / 1000000L,
-		     (int)getpid(), level_names[l]);
+	r = snprintf(line + n, sizeof(line) - n, ".%03ldZ weftd[%d] %-5s ", ts.tv_nsec / 1000000L, (int)getpid(),
+		     level_names[l]);
 	if (r > 0)
 		n += (size_t)r;
 	va_start(ap, fmt);

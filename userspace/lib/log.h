@@ -21,14 +21,14 @@ void log_set_level(enum log_level l);
 void err_set(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void log_emit(enum log_level l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define LOG_AT(lvl, ...)                                   \
-	do {                                                   \
-		if ((lvl) <= log_threshold)                        \
-			log_emit((lvl), __VA_ARGS__);                  \
+#define LOG_AT(lvl, ...)                              \
+	do {                                          \
+		if ((lvl) <= log_threshold)           \
+			log_emit((lvl), __VA_ARGS__); \
 	} while (0)
 #define log_error(...) LOG_AT(LOG_LVL_ERROR, __VA_ARGS__)
-#define log_warn(...)  LOG_AT(LOG_LVL_WARN, __VA_ARGS__)
-#define log_info(...)  LOG_AT(LOG_LVL_INFO, __VA_ARGS__)
+#define log_warn(...) LOG_AT(LOG_LVL_WARN, __VA_ARGS__)
+#define log_info(...) LOG_AT(LOG_LVL_INFO, __VA_ARGS__)
 #define log_debug(...) LOG_AT(LOG_LVL_DEBUG, __VA_ARGS__)
 
 #endif

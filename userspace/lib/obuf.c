@@ -102,4 +102,3 @@ int ob_flush(struct obuf *o, int fd, uint64_t *written)
 	o->off = o->len = 0;
 	return 0;
 }
-

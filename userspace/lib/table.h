@@ -16,9 +16,9 @@ struct buf;
 
 struct table {
 	size_t ncols;
-	size_t nrows;       /* header included */
+	size_t nrows; /* header included */
 	size_t cap;
-	char **cells;       /* nrows * ncols */
+	char **cells; /* nrows * ncols */
 	int failed;
 };
 

@@ -173,8 +173,7 @@ int nodelink_step(struct nodelink *l, struct tls_conn *tls)
 			if (rc < 0)
 				return link_end(l, tls, WHY_GARBAGE, -EPROTO);
 			l->reply_status = (int16_t)st;
-			return link_end(l, tls, st == PREAMBLE_ST_OK ? WHY_OK : WHY_REPLY,
-					preamble_status_errno(st));
+			return link_end(l, tls, st == PREAMBLE_ST_OK ? WHY_OK : WHY_REPLY, preamble_status_errno(st));
 		default: /* NODELINK_DONE */
 			return l->result;
 		}

@@ -68,11 +68,11 @@ enum nodelink_step {
 
 /* One attempt's progress. Read tls_fail and reply_status; the rest is private. */
 struct nodelink {
-	uint8_t step;         /* enum nodelink_step */
-	uint8_t got;          /* reply bytes read */
-	uint16_t len;         /* prefix length */
-	uint16_t off;         /* prefix bytes written */
-	int16_t result;       /* step DONE: what nodelink_step returns from now on */
+	uint8_t step;   /* enum nodelink_step */
+	uint8_t got;    /* reply bytes read */
+	uint16_t len;   /* prefix length */
+	uint16_t off;   /* prefix bytes written */
+	int16_t result; /* step DONE: what nodelink_step returns from now on */
 	/*
 	 * Why the attempt failed at the TLS layer (enum tls_fail): the TLS
 	 * layer's own reason (tls_conn_fail) for a failed handshake, prefix

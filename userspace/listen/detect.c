@@ -27,8 +27,8 @@ struct detection {
 	struct weft_sockaddr peer;
 	int fd;
 	ev_io io;
-	ev_timer t;     /* http.detect_timeout_ms */
-	ev_timer poll;  /* a known prefix arrived: look again shortly (the bytes stay readable) */
+	ev_timer t;    /* http.detect_timeout_ms */
+	ev_timer poll; /* a known prefix arrived: look again shortly (the bytes stay readable) */
 };
 
 _Static_assert((int)SVC_DETECT_HTTP1 == (int)H1R_HTTP1 && (int)SVC_DETECT_HTTP2 == (int)H1R_HTTP2 &&

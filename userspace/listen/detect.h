@@ -25,9 +25,9 @@ struct h1_worker;
 struct detector {
 	struct ev_loop *loop;
 	struct registry *reg;
-	struct tcp_worker *tcp;   /* where opaque connections go */
-	struct h1_worker *http;   /* where HTTP/1.x goes */
-	struct list_head list;    /* connections being classified */
+	struct tcp_worker *tcp; /* where opaque connections go */
+	struct h1_worker *http; /* where HTTP/1.x goes */
+	struct list_head list;  /* connections being classified */
 };
 
 void detector_init(struct detector *dt, struct ev_loop *loop, struct registry *reg, struct tcp_worker *tcp,

@@ -20,17 +20,14 @@
 #include "tcp/relay.h"
 #include "tls/tls.h"
 
-enum in_result {
-	IN_OK = 0, IN_DENIED, IN_UNKNOWN_TARGET, IN_BAD_PREAMBLE, IN_OVERLOADED, IN_UNREACHABLE,
-	IN__MAX
-};
+enum in_result { IN_OK = 0, IN_DENIED, IN_UNKNOWN_TARGET, IN_BAD_PREAMBLE, IN_OVERLOADED, IN_UNREACHABLE, IN__MAX };
 static const char *const in_result_names[IN__MAX] = {
 	"ok", "denied", "unknown_target", "bad_preamble", "overloaded", "unreachable",
 };
 
 struct in_conn {
 	struct inbound *in;
-	struct list_head link;    /* in->conns */
+	struct list_head link; /* in->conns */
 	int fd;
 	struct tls_conn *tls;
 	ev_io io;
@@ -43,7 +40,7 @@ struct in_conn {
 
 struct in_relay_arg {
 	struct inbound *in;
-	struct list_head link;    /* in->relay_list */
+	struct list_head link; /* in->relay_list */
 	struct relay *r;
 	struct weft_sockaddr target;
 };
@@ -59,16 +56,16 @@ struct in_peer {
 struct inbound {
 	struct ev_loop *loop;
 	struct registry *reg;
-	struct relay_pool *pool;  /* this loop's relay buffers (inbound relays only) */
+	struct relay_pool *pool; /* this loop's relay buffers (inbound relays only) */
 	struct mtls *mtls;
 	ev_io lis;
 	bool listening;
 	uint32_t max_handshakes, timeout_ms;
 	unsigned handshaking;
-	struct list_head conns; /* handshakes and preambles in progress (struct in_conn) */
-	unsigned relays;      /* admitted connections being relayed */
-	struct list_head relay_list; /* those relays (struct in_relay_arg), so shutdown can end them */
-	uint32_t max_relays;  /* agent.max_connections */
+	struct list_head conns;               /* handshakes and preambles in progress (struct in_conn) */
+	unsigned relays;                      /* admitted connections being relayed */
+	struct list_head relay_list;          /* those relays (struct in_relay_arg), so shutdown can end them */
+	uint32_t max_relays;                  /* agent.max_connections */
 	uint64_t handshakes[TLS_FAIL__COUNT]; /* by tls_fail; [TLS_FAIL_NONE] = success */
 	uint64_t results[IN__MAX];
 	uint64_t hs_count;
@@ -126,8 +123,8 @@ static void in_refuse(struct in_conn *c, enum in_result r, int status, const cha
 	in_conn_free(c, true);
 }
 
-static void in_relay_event(void *arg, struct relay *r, enum relay_event_kind kind, void *tag,
-			    int64_t value, const struct relay_stats *st)
+static void in_relay_event(void *arg, struct relay *r, enum relay_event_kind kind, void *tag, int64_t value,
+			   const struct relay_stats *st)
 {
 	struct in_relay_arg *a = arg;
 
@@ -175,8 +172,8 @@ static void in_admit(struct in_conn *c, const struct preamble *p, size_t used)
 		return;
 	}
 	if (st == PREAMBLE_ST_DENIED) {
-		snprintf(why, sizeof(why), "denied: %s may not connect to service %s (authorization.allow)",
-			 peer_id, svc);
+		snprintf(why, sizeof(why), "denied: %s may not connect to service %s (authorization.allow)", peer_id,
+			 svc);
 		in_refuse(c, IN_DENIED, st, why);
 		return;
 	}
@@ -203,8 +200,8 @@ static void in_admit(struct in_conn *c, const struct preamble *p, size_t used)
 	in_count_peer(in, peer_id);
 	log_debug("inbound %s: %s -> service %s endpoint %s", c->peer, peer_id, svc, ts);
 	/* the relay owns the TLS connection and the socket from here, on every path */
-	r = relay_start_tls(in->loop, in->pool, c->tls, c->fd, c->buf + used, c->len - used,
-			    &opts, in_pick_arg, in_relay_event, a);
+	r = relay_start_tls(in->loop, in->pool, c->tls, c->fd, c->buf + used, c->len - used, &opts, in_pick_arg,
+			    in_relay_event, a);
 	c->tls = NULL;
 	if (r) {
 		/* no event fires before relay_start_tls returns: safe to list it now */
@@ -320,7 +317,8 @@ static void in_on_accept(struct ev_loop *loop, ev_io *w, int revents)
 			return;
 		if (in->handshaking >= in->max_handshakes) {
 			in->results[IN_OVERLOADED]++;
-			log_debug("inbound: tls.max_handshakes (%u) in progress; connection closed", in->max_handshakes);
+			log_debug("inbound: tls.max_handshakes (%u) in progress; connection closed",
+				  in->max_handshakes);
 			close(fd);
 			continue;
 		}
@@ -477,9 +475,10 @@ void inbound_render_metrics(struct inbound *in, struct buf *out)
 	if (in->peers_other)
 		buf_printf(out, "weft_inbound_peer_connections_total{peer_identity=\"other\"} %llu\n",
 			   (unsigned long long)in->peers_other);
-	buf_printf(out, "# HELP weft_inbound_handshakes_in_progress Inbound handshakes and preambles in progress.\n"
-			"# TYPE weft_inbound_handshakes_in_progress gauge\nweft_inbound_handshakes_in_progress %u\n"
-			"# HELP weft_inbound_relays_active Admitted inbound connections being relayed.\n"
-			"# TYPE weft_inbound_relays_active gauge\nweft_inbound_relays_active %u\n",
+	buf_printf(out,
+		   "# HELP weft_inbound_handshakes_in_progress Inbound handshakes and preambles in progress.\n"
+		   "# TYPE weft_inbound_handshakes_in_progress gauge\nweft_inbound_handshakes_in_progress %u\n"
+		   "# HELP weft_inbound_relays_active Admitted inbound connections being relayed.\n"
+		   "# TYPE weft_inbound_relays_active gauge\nweft_inbound_relays_active %u\n",
 		   in->handshaking, in->relays);
 }

@@ -37,8 +37,8 @@
 
 /* Commands from the main thread to a worker (bitmask in ob_worker.cmds). */
 #define WCMD_STOP_ACCEPT 0x1
-#define WCMD_ABORT       0x2
-#define WCMD_EXIT        0x4
+#define WCMD_ABORT 0x2
+#define WCMD_EXIT 0x4
 
 /*
  * One event loop moving bytes. Worker 0 runs in the main loop (admin,
@@ -55,20 +55,20 @@ struct ob_worker {
 	struct tcp_worker tcp;
 	struct h1_worker http;
 	struct detector detect;
-	ev_async wake;             /* main -> worker: look at cmds */
+	ev_async wake; /* main -> worker: look at cmds */
 	atomic_uint cmds;
-	ev_timer tick;             /* proves the loop turns (stuck-worker detection) */
-	ev_timer accept_retry;     /* listeners paused after EMFILE/ENFILE: resume later */
+	ev_timer tick;         /* proves the loop turns (stuck-worker detection) */
+	ev_timer accept_retry; /* listeners paused after EMFILE/ENFILE: resume later */
 	bool accept_paused;
 	_Atomic double last_tick;
-	uint64_t accepted;         /* under registry.lock */
+	uint64_t accepted; /* under registry.lock */
 	pthread_t thread;
-	bool threaded;             /* has (or will have) its own loop and thread */
-	bool started;              /* its thread runs: only then signal and join it */
+	bool threaded; /* has (or will have) its own loop and thread */
+	bool started;  /* its thread runs: only then signal and join it */
 };
 
 struct outbound {
-	struct ev_loop *loop;      /* the main loop (worker 0's) */
+	struct ev_loop *loop; /* the main loop (worker 0's) */
 	struct kern *kern;
 	struct registry *reg;
 	struct zipkin *zipkin;
@@ -149,8 +149,8 @@ static void ob_handle(struct ob_worker *w, int fd, const struct weft_sockaddr *p
 			  svc->max_conns);
 		goto reset;
 	case SVC_ADMIT_PENDING_LIMIT:
-		log_debug("service %s: limits.max_pending (%u) connects in progress; connection reset",
-			  svc->name, svc->max_pending);
+		log_debug("service %s: limits.max_pending (%u) connects in progress; connection reset", svc->name,
+			  svc->max_pending);
 		goto reset;
 	}
 	svc_ref_locked(svc);
@@ -188,7 +188,8 @@ static void worker_pause_accept(struct ob_worker *w, int err)
 		return;
 	w->accept_paused = true;
 	log_warn("worker %u: accept: %s; pausing the outbound listeners for 100 ms (raise RLIMIT_NOFILE "
-		 "or lower agent.max_connections)", w->id, strerror(err));
+		 "or lower agent.max_connections)",
+		 w->id, strerror(err));
 	for (i = 0; i < w->nlis; i++)
 		ev_io_stop(w->loop, &w->lis[i]);
 	ev_timer_start(w->loop, &w->accept_retry);
@@ -237,8 +238,7 @@ static int ob_listen(struct ob_worker *w, const char *ip, uint16_t port, char *e
 		goto err;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
 		goto err;
-	if (a.sa.sa_family == AF_INET6 &&
-	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
+	if (a.sa.sa_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
 		goto err;
 	if (w->id == 0) {
 		/*
@@ -277,7 +277,8 @@ err:
 	r = -errno;
 	snprintf(err, errlen, "cannot listen on %s (agent.outbound_port): %s%s", spec, strerror(errno),
 		 errno == EADDRINUSE ? "; another process (or weftd) uses this port: choose another "
-				       "agent.outbound_port" : "");
+				       "agent.outbound_port"
+				     : "");
 	if (fd >= 0)
 		close(fd);
 	return r;
@@ -364,8 +365,8 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-static int worker_init(struct outbound *ob, struct ob_worker *w, unsigned id, const struct weft_config *cfg,
-		       char *err, size_t errlen)
+static int worker_init(struct outbound *ob, struct ob_worker *w, unsigned id, const struct weft_config *cfg, char *err,
+		       size_t errlen)
 {
 	int r;
 
@@ -523,7 +524,6 @@ void outbound_free(struct outbound *ob)
 	blk_thread_cleanup(); /* worker 0's, on this thread */
 	free(ob);
 }
-
 
 unsigned outbound_nworkers(const struct outbound *ob)
 {

@@ -37,13 +37,13 @@
 enum bal_state { BAL_READY = 0, BAL_EJECTED, BAL_PROBING };
 
 struct bal_endpoint {
-	uint32_t weight;        /* >= 1 (0 counts as 1) */
-	int64_t current;        /* smooth WRR score */
-	uint32_t active;        /* open connections (the caller maintains it) */
-	uint64_t total;         /* times picked */
-	uint64_t failures;      /* failed connects */
-	double ewma_us;         /* peak-EWMA of connect latency, microseconds */
-	double ewma_at;         /* when ewma_us was last updated, seconds */
+	uint32_t weight;   /* >= 1 (0 counts as 1) */
+	int64_t current;   /* smooth WRR score */
+	uint32_t active;   /* open connections (the caller maintains it) */
+	uint64_t total;    /* times picked */
+	uint64_t failures; /* failed connects */
+	double ewma_us;    /* peak-EWMA of connect latency, microseconds */
+	double ewma_at;    /* when ewma_us was last updated, seconds */
 	enum bal_state state;
 	uint32_t consecutive;   /* failed connects in a row */
 	uint32_t backoff_level; /* ejections since the last successful probe */
@@ -84,9 +84,9 @@ struct bal {
 	size_t n;
 	enum bal_mode mode;
 	struct bal_breaker brk;
-	uint64_t rng;       /* xorshift64 state: P2C and jitter */
-	size_t rotate;      /* least-conn tie breaker */
-	uint64_t panics;    /* picks made in panic mode */
+	uint64_t rng;    /* xorshift64 state: P2C and jitter */
+	size_t rotate;   /* least-conn tie breaker */
+	uint64_t panics; /* picks made in panic mode */
 };
 
 /* Allocates room for n endpoint pointers, all NULL; the caller fills them. 0 or -ENOMEM. */

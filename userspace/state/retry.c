@@ -89,7 +89,7 @@ static uint64_t retry_allowed(const struct retry_budget *b)
 
 	if (!(r < 18446744073709549568.0)) /* largest double below 2^64; also catches inf */
 		return UINT64_MAX;
-	by_ratio = (uint64_t)r; /* r >= 0: truncation rounds down */
+	by_ratio = (uint64_t)r;                             /* r >= 0: truncation rounds down */
 	floor_allow = (uint64_t)b->min_per_s * b->window_s; /* <= 2^32 * 60: no overflow */
 	if (by_ratio > UINT64_MAX - floor_allow)
 		return UINT64_MAX;

@@ -23,14 +23,14 @@
 #define RETRY_MAX_WINDOW_S 60
 
 struct retry_budget {
-	double ratio;                 /* retries allowed per request */
-	uint32_t min_per_s;           /* retries allowed per second regardless */
-	uint32_t window_s;            /* 1..RETRY_MAX_WINDOW_S */
-	int64_t cur;                  /* the second the newest bucket is for */
+	double ratio;       /* retries allowed per request */
+	uint32_t min_per_s; /* retries allowed per second regardless */
+	uint32_t window_s;  /* 1..RETRY_MAX_WINDOW_S */
+	int64_t cur;        /* the second the newest bucket is for */
 	uint64_t reqs[RETRY_MAX_WINDOW_S];
 	uint64_t retries[RETRY_MAX_WINDOW_S];
 	uint64_t sum_reqs, sum_retries; /* over the window */
-	uint64_t exhausted;           /* retries refused, ever */
+	uint64_t exhausted;             /* retries refused, ever */
 };
 
 /* window_s is clamped to 1..RETRY_MAX_WINDOW_S, ratio to >= 0. */

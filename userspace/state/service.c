@@ -94,6 +94,7 @@ static uint64_t hash_addr(const struct weft_sockaddr *a, uint64_t seed)
  * the chain link of an entry; hash_of its hash. Failure keeps the old table
  * (longer chains, still correct).
  */
+// clang-format off
 #define TAB_GROW(tab, cap, n, type, link, hashfn)                                  \
 	do {                                                                       \
 		size_t ncap_ = (cap) ? (cap) * 2 : 64, i_;                             \
@@ -116,6 +117,7 @@ static uint64_t hash_addr(const struct weft_sockaddr *a, uint64_t seed)
 		(tab) = nt_;                                                       \
 		(cap) = ncap_;                                                     \
 	} while (0)
+// clang-format on
 
 static uint64_t stat_hash(const struct svc_stat *st)
 {
@@ -546,16 +548,16 @@ void svc_breaker(struct svc *s, int i, bool ok, double now, const char *why)
 		break;
 	case BAL_EV_SPARED:
 		log_warn("service %s: endpoint %s keeps failing but is not ejected: "
-			 "circuit_breaker.max_ejection_percent (%u%%) reached", s->name, ep->addr_str,
-			 s->bal.brk.max_ejection_percent);
+			 "circuit_breaker.max_ejection_percent (%u%%) reached",
+			 s->name, ep->addr_str, s->bal.brk.max_ejection_percent);
 		break;
 	default:
 		break;
 	}
 }
 
-int reg_inbound_admit(struct registry *r, const struct weft_sockaddr *target, const char *peer_id,
-		      char *svc_name, size_t len, struct svc_connopts *opts)
+int reg_inbound_admit(struct registry *r, const struct weft_sockaddr *target, const char *peer_id, char *svc_name,
+		      size_t len, struct svc_connopts *opts)
 {
 	struct svc *s = NULL;
 	enum id_verdict v;

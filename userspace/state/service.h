@@ -60,12 +60,12 @@ struct svc_counters {
 
 /* How a service's upstream connections are made (the paths turn it into their own options). */
 struct svc_connopts {
-	uint32_t buffer_size;         /* agent.buffer_size */
-	uint32_t connect_timeout_ms;  /* per attempt (0: the kernel's) */
-	uint32_t idle_timeout_ms;     /* 0: none */
-	uint32_t mark;                /* SO_MARK: keeps the agent's own sockets out of the redirect */
-	uint32_t max_attempts;        /* connect attempts in all, >= 1 */
-	bool splice;                  /* opaque bytes may move with splice(2) */
+	uint32_t buffer_size;        /* agent.buffer_size */
+	uint32_t connect_timeout_ms; /* per attempt (0: the kernel's) */
+	uint32_t idle_timeout_ms;    /* 0: none */
+	uint32_t mark;               /* SO_MARK: keeps the agent's own sockets out of the redirect */
+	uint32_t max_attempts;       /* connect attempts in all, >= 1 */
+	bool splice;                 /* opaque bytes may move with splice(2) */
 };
 
 struct h1_stat;
@@ -75,19 +75,19 @@ struct h1_svc;
 /* Per-service counters that outlive a config generation (shared by name). */
 struct svc_stat {
 	unsigned refs;
-	struct list_head link;        /* registry order (newest first) */
-	struct svc_stat *hnext;       /* name hash chain */
+	struct list_head link;  /* registry order (newest first) */
+	struct svc_stat *hnext; /* name hash chain */
 	char *name;
-	uint64_t no_endpoint;         /* every attempt failed / no endpoints: client reset */
-	uint64_t over_limit;          /* refused by agent.max_connections */
-	uint64_t over_service_limit;  /* refused by limits.max_connections */
-	uint64_t over_pending;        /* refused by limits.max_pending */
-	uint64_t inbound_ok;          /* mTLS connections from other nodes admitted */
-	uint64_t inbound_denied;      /* refused by authorization.allow */
-	uint32_t active;              /* connections of this service, any generation */
-	uint32_t pending;             /* of which still connecting */
+	uint64_t no_endpoint;               /* every attempt failed / no endpoints: client reset */
+	uint64_t over_limit;                /* refused by agent.max_connections */
+	uint64_t over_service_limit;        /* refused by limits.max_connections */
+	uint64_t over_pending;              /* refused by limits.max_pending */
+	uint64_t inbound_ok;                /* mTLS connections from other nodes admitted */
+	uint64_t inbound_denied;            /* refused by authorization.allow */
+	uint32_t active;                    /* connections of this service, any generation */
+	uint32_t pending;                   /* of which still connecting */
 	uint64_t detected[SVC_DETECT__MAX]; /* protocol "auto": what the first bytes were */
-	struct h1_stat *http;         /* the HTTP path's counters (hooks); NULL: never proxied per request */
+	struct h1_stat *http;               /* the HTTP path's counters (hooks); NULL: never proxied per request */
 };
 
 /*
@@ -97,43 +97,43 @@ struct svc_stat {
  */
 struct svc_ep {
 	unsigned refs;
-	struct list_head link;        /* registry order (newest first) */
-	struct svc_ep *hnext;         /* (service, address) hash chain */
-	struct svc_stat *svc;         /* owning service's shared stats (ref held) */
+	struct list_head link; /* registry order (newest first) */
+	struct svc_ep *hnext;  /* (service, address) hash chain */
+	struct svc_stat *svc;  /* owning service's shared stats (ref held) */
 	struct weft_sockaddr addr;
 	char addr_str[ADDR_STRLEN];
 	struct bal_endpoint bal;
-	uint64_t opened;              /* connections established */
+	uint64_t opened; /* connections established */
 	uint64_t connect_errors[SVC_ERR__MAX];
 	uint64_t bytes_in, bytes_out; /* of closed connections; live ones add theirs */
 	uint64_t lat_buckets[SVC_LAT_BUCKETS];
 	uint64_t lat_count;
 	double lat_sum;
-	const char *eject_reason;     /* why it is (or was last) ejected (a static string) */
-	uint64_t live_in, live_out;   /* scratch for the admin snapshot: bytes of open connections */
-	struct h1_ep *http;           /* the HTTP path's per-endpoint state (hooks), or NULL */
+	const char *eject_reason;   /* why it is (or was last) ejected (a static string) */
+	uint64_t live_in, live_out; /* scratch for the admin snapshot: bytes of open connections */
+	struct h1_ep *http;         /* the HTTP path's per-endpoint state (hooks), or NULL */
 };
 
 /* One immutable config generation of a service: what a connection needs. */
 struct svc {
-	unsigned refs;                /* the registry's table + each connection */
-	uint32_t id;                  /* index in the config that created it */
+	unsigned refs; /* the registry's table + each connection */
+	uint32_t id;   /* index in the config that created it */
 	char *name;
-	struct svc *hnext;            /* VIP hash chain (one per VIP: see vip_next) */
+	struct svc *hnext; /* VIP hash chain (one per VIP: see vip_next) */
 	struct svc_stat *stat;
 	struct weft_sockaddr *vips;
 	size_t n_vips;
 	struct svc_ep **eps;
-	struct weft_sockaddr *nodes;  /* per endpoint: its node's agent, this generation's */
-	bool *remote;                 /* per endpoint: reached through nodes[i] over mTLS */
+	struct weft_sockaddr *nodes; /* per endpoint: its node's agent, this generation's */
+	bool *remote;                /* per endpoint: reached through nodes[i] over mTLS */
 	size_t n_eps;
 	struct bal bal;
 	struct svc_connopts opts;
 	enum cfg_protocol protocol;
 	enum cfg_balancer balancer;
 	uint32_t max_conns, max_pending;
-	struct id_policy *policy;     /* authorization.allow, for mTLS callers; NULL without tls */
-	struct h1_svc *http;          /* HTTP settings and routes (hooks); NULL: opaque only */
+	struct id_policy *policy; /* authorization.allow, for mTLS callers; NULL without tls */
+	struct h1_svc *http;      /* HTTP settings and routes (hooks); NULL: opaque only */
 };
 
 /*
@@ -154,21 +154,21 @@ struct svc_vipent;
 struct registry {
 	pthread_mutex_t lock;
 	const struct svc_hooks *hooks;
-	struct svc **svcs;            /* this generation, config order */
+	struct svc **svcs; /* this generation, config order */
 	size_t n_svcs;
-	struct svc_vipent *vip_tab;   /* VIP -> service of this generation */
+	struct svc_vipent *vip_tab; /* VIP -> service of this generation */
 	size_t vip_cap;
-	uint32_t max_conns;           /* agent.max_connections */
-	bool redirect;                /* agent.redirect_loopback */
-	bool splice;                  /* agent.splice */
-	struct mtls *mtls;            /* NULL without a tls group (ref held) */
-	size_t active;                /* connections being proxied, every path */
+	uint32_t max_conns; /* agent.max_connections */
+	bool redirect;      /* agent.redirect_loopback */
+	bool splice;        /* agent.splice */
+	struct mtls *mtls;  /* NULL without a tls group (ref held) */
+	size_t active;      /* connections being proxied, every path */
 	struct svc_counters ctr;
-	struct list_head eps;         /* every struct svc_ep, newest first */
-	struct svc_ep **ep_tab;       /* hash of eps by (stat, address) */
+	struct list_head eps;   /* every struct svc_ep, newest first */
+	struct svc_ep **ep_tab; /* hash of eps by (stat, address) */
 	size_t ep_cap, n_ep;
-	struct list_head stats;       /* every struct svc_stat, newest first */
-	struct svc_stat **stat_tab;   /* hash of stats by name */
+	struct list_head stats;     /* every struct svc_stat, newest first */
+	struct svc_stat **stat_tab; /* hash of stats by name */
 	size_t stat_cap, n_stat;
 };
 
@@ -208,8 +208,8 @@ enum svc_admit reg_admit_locked(struct registry *r, struct svc *s);
  * preamble_status (PREAMBLE_ST_OK: *opts is the service's, the service's
  * name in svc_name).
  */
-int reg_inbound_admit(struct registry *r, const struct weft_sockaddr *target, const char *peer_id,
-		      char *svc_name, size_t len, struct svc_connopts *opts);
+int reg_inbound_admit(struct registry *r, const struct weft_sockaddr *target, const char *peer_id, char *svc_name,
+		      size_t len, struct svc_connopts *opts);
 
 /* Connections being proxied, every path (takes the lock). */
 size_t reg_active(struct registry *r);

@@ -93,13 +93,13 @@ enum relay_state {
 	RELAY_RUNNING,
 };
 
-#define RELAY_F_IN_USER   0x01 /* one of this relay's user callbacks is on the stack */
-#define RELAY_F_ABORT     0x02 /* relay_abort() arrived during it: end on return */
-#define RELAY_F_CLOSING   0x04 /* relay_finish() running: aborts are no-ops */
+#define RELAY_F_IN_USER 0x01   /* one of this relay's user callbacks is on the stack */
+#define RELAY_F_ABORT 0x02     /* relay_abort() arrived during it: end on return */
+#define RELAY_F_CLOSING 0x04   /* relay_finish() running: aborts are no-ops */
 #define RELAY_F_CONNECTED 0x08 /* an attempt connected: CLOSED reports its tag */
 #define RELAY_F_FIRSTBYTE 0x10 /* RELAY_EV_FIRST_BYTE was reported */
-#define RELAY_F_SPLICE    0x20 /* directions move bytes with splice(2) (see the top) */
-#define RELAY_F_TLSREPLY  0x40 /* relay_start_tls with RELAY_TLS_REPLY: reply to the client */
+#define RELAY_F_SPLICE 0x20    /* directions move bytes with splice(2) (see the top) */
+#define RELAY_F_TLSREPLY 0x40  /* relay_start_tls with RELAY_TLS_REPLY: reply to the client */
 
 /* relay_dir_splice(): splice is unusable here, copy instead (> 0: not an errno). */
 #define RELAY_FALLBACK 1
@@ -114,13 +114,13 @@ struct relay_pipe {
 struct relay_dir {
 	char *buf;               /* copy mode: pool buffer while bytes are pending, else NULL */
 	struct relay_pipe *pipe; /* splice mode: pool pipe while bytes are pending, else NULL */
-	uint32_t head; /* next byte to write (splice: bytes spliced out of the pipe) */
-	uint32_t tail; /* end of the bytes read (splice: bytes spliced into the pipe) */
-	bool eof;      /* the source sent FIN */
-	bool shut;     /* ... and SHUT_WR went to the destination after the last byte */
-	uint8_t rd_want;  /* what reading the source waits for: EV_READ, or EV_WRITE (TLS) */
-	uint8_t wr_want;  /* what writing the destination waits for: EV_WRITE, or EV_READ (TLS) */
-	uint32_t nocount; /* leading bytes not counted: the preamble reply "ok" (u2c) */
+	uint32_t head;           /* next byte to write (splice: bytes spliced out of the pipe) */
+	uint32_t tail;           /* end of the bytes read (splice: bytes spliced into the pipe) */
+	bool eof;                /* the source sent FIN */
+	bool shut;               /* ... and SHUT_WR went to the destination after the last byte */
+	uint8_t rd_want;         /* what reading the source waits for: EV_READ, or EV_WRITE (TLS) */
+	uint8_t wr_want;         /* what writing the destination waits for: EV_WRITE, or EV_READ (TLS) */
+	uint32_t nocount;        /* leading bytes not counted: the preamble reply "ok" (u2c) */
 };
 
 _Static_assert(RELAY_PREFIX_MAX == NODELINK_PREFIX_MAX, "relay.h promises the node link's prefix size");
@@ -149,8 +149,8 @@ struct relay {
 	void *arg;
 	void *tag; /* endpoint of the current (or last) attempt */
 	union {
-		int64_t connect_t0_us;   /* RELAY_CONNECTING: when the attempt began */
-		ev_tstamp last_active;   /* RELAY_RUNNING: ev_now() of the last byte moved */
+		int64_t connect_t0_us; /* RELAY_CONNECTING: when the attempt began */
+		ev_tstamp last_active; /* RELAY_RUNNING: ev_now() of the last byte moved */
 	};
 	ev_tstamp ref_t;    /* connect time, then time the first client byte went upstream */
 	uint64_t bytes_in;  /* client -> upstream, written to the upstream socket */
@@ -160,7 +160,7 @@ struct relay {
 	struct tls_conn *utls; /* upstream TLS: the current attempt's, then the connection's */
 	struct nodelink *link; /* TLS attempt not connected yet, else NULL */
 	uint32_t attempt;
-	int last_err; /* errno of the last failed attempt */
+	int last_err;          /* errno of the last failed attempt */
 	int16_t last_tls_fail; /* enum tls_fail of the last attempt (relay_last_tls_fail) */
 	int16_t last_reply;    /* preamble status the last attempt got, or -1 */
 	uint8_t state;
@@ -170,12 +170,12 @@ struct relay {
 enum pool_splice {
 	POOL_SPLICE_UNKNOWN, /* no relay asked yet: SIGPIPE not checked */
 	POOL_SPLICE_ON,
-	POOL_SPLICE_OFF,     /* unsupported here, or SIGPIPE at SIG_DFL: copy only */
+	POOL_SPLICE_OFF, /* unsupported here, or SIGPIPE at SIG_DFL: copy only */
 };
 
 struct relay_pool {
-	uint32_t held_max; /* high-water mark of buffers + pipes held */
-	void *free_list; /* cached buffers, each holding the next link in its first bytes */
+	uint32_t held_max;             /* high-water mark of buffers + pipes held */
+	void *free_list;               /* cached buffers, each holding the next link in its first bytes */
 	struct relay_pipe *free_pipes; /* cached pipes, empty */
 	uint32_t buffer_size;
 	uint32_t max_cached;
@@ -218,7 +218,8 @@ void relay_pool_free(struct relay_pool *p)
 	if (p->relays || p->in_use || p->pipes_in_use) {
 		/* Freeing now would leave running relays pointing at freed memory. */
 		log_error("relay: buffer pool freed with %u relays still running; leaking it "
-			  "(relay_abort every relay before relay_pool_free)", p->relays);
+			  "(relay_abort every relay before relay_pool_free)",
+			  p->relays);
 		return;
 	}
 	for (b = p->free_list; b; b = next) {
@@ -358,7 +359,8 @@ static void pool_splice_off(struct relay_pool *p, const char *why)
 		return;
 	p->splice = POOL_SPLICE_OFF;
 	log_warn("relay: splice fast path off: %s; relays copy through userspace buffers instead "
-		 "(correct, only slower)", why);
+		 "(correct, only slower)",
+		 why);
 }
 
 /*
@@ -461,8 +463,8 @@ static void relay_finish(struct relay *r, int err, bool reset)
 	st.bytes_in = r->bytes_in;
 	st.bytes_out = r->bytes_out;
 	st.error = err;
-	log_debug("relay %p: closed: in %" PRIu64 " out %" PRIu64 " bytes, %s", (void *)r,
-		  st.bytes_in, st.bytes_out, err ? strerror(err) : "clean");
+	log_debug("relay %p: closed: in %" PRIu64 " out %" PRIu64 " bytes, %s", (void *)r, st.bytes_in, st.bytes_out,
+		  err ? strerror(err) : "clean");
 	r->ev(r->arg, r, RELAY_EV_CLOSED, tag, 0, &st);
 	r->pool->relays--;
 	free(r);
@@ -514,7 +516,7 @@ static int relay_secure(struct relay *r, int fd)
 	/* Named as the relay's own log lines, so one attempt reads as one story. */
 	rc = nodelink_init(r->link, prefix, plen, "relay %p: attempt %u", (void *)r, r->attempt);
 	if (rc)
-		return rc; /* the caller's relay_attempt_clear() frees link */
+		return rc;                      /* the caller's relay_attempt_clear() frees link */
 	r->utls = tls_conn_new(ctx, fd, false); /* takes its own reference on ctx */
 	if (!r->utls)
 		return -ENOMEM; /* the caller's relay_attempt_clear() frees link */
@@ -536,8 +538,7 @@ static int relay_connect(struct relay *r, const struct weft_sockaddr *a)
 	if (fd < 0)
 		return -errno;
 	/* The mark is what keeps our own connection out of the BPF redirect. */
-	if (r->opts.mark &&
-	    setsockopt(fd, SOL_SOCKET, SO_MARK, &r->opts.mark, sizeof(r->opts.mark)) < 0) {
+	if (r->opts.mark && setsockopt(fd, SOL_SOCKET, SO_MARK, &r->opts.mark, sizeof(r->opts.mark)) < 0) {
 		err = -errno;
 		goto err;
 	}
@@ -661,8 +662,8 @@ static uint8_t tls_wait_ev(const struct tls_conn *t, uint8_t dflt)
  * partial write is not a full socket (write on until -EAGAIN), and after
  * -EAGAIN the same bytes are offered again (head does not move).
  */
-static int relay_dir_copy(struct relay *r, struct relay_dir *d, int src, struct tls_conn *stls,
-			  int dst, struct tls_conn *dtls, uint64_t *count)
+static int relay_dir_copy(struct relay *r, struct relay_dir *d, int src, struct tls_conn *stls, int dst,
+			  struct tls_conn *dtls, uint64_t *count)
 {
 	uint32_t cap = r->opts.buffer_size;
 	bool more = true; /* src may hold more bytes */
@@ -821,8 +822,8 @@ static int relay_dir_splice(struct relay *r, struct relay_dir *d, int src, int d
 			if (!d->pipe) {
 				err = pool_pipe_get(r->pool, &d->pipe);
 				if (err) {
-					log_debug("relay %p: no splice pipe (%s): copying instead",
-						  (void *)r, strerror(-err));
+					log_debug("relay %p: no splice pipe (%s): copying instead", (void *)r,
+						  strerror(-err));
 					err = RELAY_FALLBACK;
 					goto out;
 				}
@@ -929,8 +930,8 @@ static int relay_unsplice(struct relay *r)
  * the relay is in splice mode, else by copying (relay_dir_copy). Returns 0 or
  * -errno (the caller resets both sides).
  */
-static int relay_dir_run(struct relay *r, struct relay_dir *d, int src, struct tls_conn *stls,
-			 int dst, struct tls_conn *dtls, uint64_t *count)
+static int relay_dir_run(struct relay *r, struct relay_dir *d, int src, struct tls_conn *stls, int dst,
+			 struct tls_conn *dtls, uint64_t *count)
 {
 	int err;
 
@@ -1193,10 +1194,9 @@ static void relay_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
  * initial plaintext bytes to send upstream first; ctls and client_fd are
  * ours on every path.
  */
-static struct relay *relay_begin(struct ev_loop *loop, struct relay_pool *pool, int client_fd,
-				 struct tls_conn *ctls, const void *initial, size_t initial_len,
-				 const struct relay_opts *opts, relay_pick_fn pick, relay_event_fn ev,
-				 void *arg)
+static struct relay *relay_begin(struct ev_loop *loop, struct relay_pool *pool, int client_fd, struct tls_conn *ctls,
+				 const void *initial, size_t initial_len, const struct relay_opts *opts,
+				 relay_pick_fn pick, relay_event_fn ev, void *arg)
 {
 	struct weft_sockaddr addr;
 	struct relay *r = NULL;
@@ -1289,17 +1289,15 @@ err:
 	return NULL;
 }
 
-struct relay *relay_start(struct ev_loop *loop, struct relay_pool *pool, int client_fd,
-			  const struct relay_opts *opts, relay_pick_fn pick, relay_event_fn ev,
-			  void *arg)
+struct relay *relay_start(struct ev_loop *loop, struct relay_pool *pool, int client_fd, const struct relay_opts *opts,
+			  relay_pick_fn pick, relay_event_fn ev, void *arg)
 {
 	return relay_begin(loop, pool, client_fd, NULL, NULL, 0, opts, pick, ev, arg);
 }
 
-struct relay *relay_start_tls(struct ev_loop *loop, struct relay_pool *pool, struct tls_conn *tls,
-			      int client_fd, const void *initial, size_t initial_len,
-			      const struct relay_opts *opts, relay_pick_fn pick, relay_event_fn ev,
-			      void *arg)
+struct relay *relay_start_tls(struct ev_loop *loop, struct relay_pool *pool, struct tls_conn *tls, int client_fd,
+			      const void *initial, size_t initial_len, const struct relay_opts *opts,
+			      relay_pick_fn pick, relay_event_fn ev, void *arg)
 {
 	if (!tls) {
 		if (client_fd >= 0)

@@ -104,8 +104,8 @@ struct tls_conn;
  *       the handshake, and then the 8-byte preamble reply is awaited;
  *   <0  fail this attempt with that errno (CONNECT_FAIL, then the next attempt).
  */
-typedef int (*relay_secure_fn)(void *arg, void *tag, struct tls_ctx **ctx, uint8_t *prefix,
-			       size_t cap, size_t *prefix_len);
+typedef int (*relay_secure_fn)(void *arg, void *tag, struct tls_ctx **ctx, uint8_t *prefix, size_t cap,
+			       size_t *prefix_len);
 #define RELAY_PREFIX_MAX 512 /* = PREAMBLE_MAX */
 
 struct relay_opts {
@@ -136,12 +136,12 @@ struct relay_opts {
 typedef int (*relay_pick_fn)(void *arg, unsigned attempt, struct weft_sockaddr *out, void **tag);
 
 enum relay_event_kind {
-	RELAY_EV_CONNECTED,     /* upstream connected; tag = chosen endpoint; value = connect usec */
-	RELAY_EV_CONNECT_FAIL,  /* one attempt failed; tag; value = errno (ETIMEDOUT for timeout) */
-	RELAY_EV_FIRST_BYTE,    /* first upstream byte reached the client; tag; value = usec from
+	RELAY_EV_CONNECTED,    /* upstream connected; tag = chosen endpoint; value = connect usec */
+	RELAY_EV_CONNECT_FAIL, /* one attempt failed; tag; value = errno (ETIMEDOUT for timeout) */
+	RELAY_EV_FIRST_BYTE,   /* first upstream byte reached the client; tag; value = usec from
 				 * the first client byte sent upstream (or from connect, when
 				 * the upstream speaks first): the endpoint's response latency */
-	RELAY_EV_CLOSED,        /* relay over; the struct relay is freed after this returns */
+	RELAY_EV_CLOSED,       /* relay over; the struct relay is freed after this returns */
 };
 /*
  * Event details (added):
@@ -158,13 +158,13 @@ enum relay_event_kind {
  */
 
 struct relay_stats {
-	uint64_t bytes_in;   /* client -> upstream (written to the upstream socket) */
-	uint64_t bytes_out;  /* upstream -> client (written to the client socket) */
-	int error;           /* 0, or the errno that ended it */
+	uint64_t bytes_in;  /* client -> upstream (written to the upstream socket) */
+	uint64_t bytes_out; /* upstream -> client (written to the client socket) */
+	int error;          /* 0, or the errno that ended it */
 };
 
-typedef void (*relay_event_fn)(void *arg, struct relay *r, enum relay_event_kind kind, void *tag,
-			       int64_t value, const struct relay_stats *st);
+typedef void (*relay_event_fn)(void *arg, struct relay *r, enum relay_event_kind kind, void *tag, int64_t value,
+			       const struct relay_stats *st);
 
 struct relay_pool; /* per loop: buffer pool + bookkeeping (not thread-safe: one per loop) */
 
@@ -205,9 +205,8 @@ void relay_pool_get_stats(const struct relay_pool *p, struct relay_pool_stats *s
  * immediate one, is reported through the callbacks from the loop, never from
  * inside relay_start.
  */
-struct relay *relay_start(struct ev_loop *loop, struct relay_pool *pool, int client_fd,
-			  const struct relay_opts *opts, relay_pick_fn pick, relay_event_fn ev,
-			  void *arg);
+struct relay *relay_start(struct ev_loop *loop, struct relay_pool *pool, int client_fd, const struct relay_opts *opts,
+			  relay_pick_fn pick, relay_event_fn ev, void *arg);
 
 /*
  * Server leg of mutual TLS (added). Like relay_start, but the client side is
@@ -225,10 +224,9 @@ struct relay *relay_start(struct ev_loop *loop, struct relay_pool *pool, int cli
  * connecting agent reads the reply and tries elsewhere.
  * NULL + errno as relay_start; EINVAL also for tls NULL or not handshaken.
  */
-struct relay *relay_start_tls(struct ev_loop *loop, struct relay_pool *pool, struct tls_conn *tls,
-			      int client_fd, const void *initial, size_t initial_len,
-			      const struct relay_opts *opts, relay_pick_fn pick, relay_event_fn ev,
-			      void *arg);
+struct relay *relay_start_tls(struct ev_loop *loop, struct relay_pool *pool, struct tls_conn *tls, int client_fd,
+			      const void *initial, size_t initial_len, const struct relay_opts *opts,
+			      relay_pick_fn pick, relay_event_fn ev, void *arg);
 
 /*
  * Why the last failed attempt failed at the TLS layer (added): an enum

@@ -49,8 +49,7 @@ static int conn_pick(void *arg, unsigned attempt, struct weft_sockaddr *out, voi
  * node's agent, over mutual TLS with the calling workload's identity, the
  * preamble naming the endpoint.
  */
-static int conn_secure(void *arg, void *tag, struct tls_ctx **ctx, uint8_t *prefix, size_t cap,
-		       size_t *prefix_len)
+static int conn_secure(void *arg, void *tag, struct tls_ctx **ctx, uint8_t *prefix, size_t cap, size_t *prefix_len)
 {
 	struct tcp_conn *c = arg;
 	struct svc_ep *ep = tag;
@@ -96,8 +95,8 @@ static void conn_breaker(struct tcp_conn *c, bool ok)
 	svc_breaker(c->svc, c->cur, ok, ev_now(c->tw->loop), "consecutive connect failures");
 }
 
-static void conn_event(void *arg, struct relay *r, enum relay_event_kind kind, void *tag,
-		       int64_t value, const struct relay_stats *st)
+static void conn_event(void *arg, struct relay *r, enum relay_event_kind kind, void *tag, int64_t value,
+		       const struct relay_stats *st)
 {
 	struct tcp_conn *c = arg;
 	struct registry *reg = c->tw->reg;
@@ -144,11 +143,9 @@ static void conn_event(void *arg, struct relay *r, enum relay_event_kind kind, v
 			log_warn("conn %s -> %s: no endpoint could be reached; client reset",
 				 addr_format(&c->client, a, sizeof(a)), c->svc->name);
 		}
-		log_debug("conn %s -> %s: closed, %llu bytes in, %llu out (%s)",
-			  addr_format(&c->client, a, sizeof(a)), c->svc->name,
-			  (unsigned long long)(st ? st->bytes_in : 0),
-			  (unsigned long long)(st ? st->bytes_out : 0),
-			  st && st->error ? strerror(st->error) : "ok");
+		log_debug("conn %s -> %s: closed, %llu bytes in, %llu out (%s)", addr_format(&c->client, a, sizeof(a)),
+			  c->svc->name, (unsigned long long)(st ? st->bytes_in : 0),
+			  (unsigned long long)(st ? st->bytes_out : 0), st && st->error ? strerror(st->error) : "ok");
 		conn_unlink_locked(reg, c);
 		break;
 	}

@@ -32,23 +32,23 @@ struct tcp_worker {
 	struct ev_loop *loop;
 	unsigned id;
 	struct registry *reg;
-	struct relay_pool *pool;   /* this loop's buffers and pipes */
-	struct list_head conns;    /* struct tcp_conn.link, under reg->lock */
+	struct relay_pool *pool; /* this loop's buffers and pipes */
+	struct list_head conns;  /* struct tcp_conn.link, under reg->lock */
 };
 
 /* One proxied opaque connection (fields read by the admin snapshot under reg->lock). */
 struct tcp_conn {
 	struct list_head link;
 	struct tcp_worker *tw;
-	struct svc *svc;           /* the generation it started with (ref held) */
+	struct svc *svc; /* the generation it started with (ref held) */
 	struct relay *relay;
-	struct svc_ep *ep;         /* endpoint in use (ref held), NULL while connecting */
-	struct svc_ep *trying;     /* endpoint of the attempt in flight (counted in its active) */
+	struct svc_ep *ep;     /* endpoint in use (ref held), NULL while connecting */
+	struct svc_ep *trying; /* endpoint of the attempt in flight (counted in its active) */
 	struct weft_orig orig;
 	struct weft_sockaddr client;
-	uint64_t tried;            /* endpoints tried, bitmask by index in svc */
-	int cur;                   /* index in svc of the endpoint being tried */
-	struct mtls *mtls;         /* TLS bundle this connection may use (ref held) */
+	uint64_t tried;    /* endpoints tried, bitmask by index in svc */
+	int cur;           /* index in svc of the endpoint being tried */
+	struct mtls *mtls; /* TLS bundle this connection may use (ref held) */
 	ev_tstamp started;
 };
 

@@ -38,16 +38,15 @@
 #define CM_DER_MAX 8192
 
 struct certmint_issuer {
-	unsigned char *der;  /* issuer certificate, DER */
+	unsigned char *der; /* issuer certificate, DER */
 	int der_len;
-	char *chain_pem;     /* the issuer file's PEM text, sent after each leaf */
+	char *chain_pem; /* the issuer file's PEM text, sent after each leaf */
 	size_t chain_len;
 	ecc_key key;
-	int sig_type;        /* CTC_SHA256wECDSA ... by the issuer key's curve size */
+	int sig_type; /* CTC_SHA256wECDSA ... by the issuer key's curve size */
 	time_t not_after;
 	WC_RNG rng;
 };
-
 
 static const char *wc_err(int e)
 {
@@ -85,7 +84,8 @@ static int slurp(const char *what, const char *path, unsigned char **out, size_t
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			err_set(err, errlen, "%s '%s': read failed: %s", what, path, n < 0 ? strerror(errno) : "file shrank");
+			err_set(err, errlen, "%s '%s': read failed: %s", what, path,
+				n < 0 ? strerror(errno) : "file shrank");
 			explicit_bzero(buf, got);
 			free(buf);
 			close(fd);
@@ -194,8 +194,9 @@ int certmint_issuer_load(const char *cert_file, const char *key_file, struct cer
 		goto fail;
 	}
 	if (!wolfSSL_X509_get_isCA(x)) {
-		err_set(err, errlen, "issuer certificate '%s': not a CA (basicConstraints CA:TRUE); use the node issuer, e.g. issuer.pem from scripts/weft-ca",
-		       cert_file);
+		err_set(err, errlen,
+			"issuer certificate '%s': not a CA (basicConstraints CA:TRUE); use the node issuer, e.g. issuer.pem from scripts/weft-ca",
+			cert_file);
 		goto fail;
 	}
 	nb = x509_time(wolfSSL_X509_get_notBefore(x));
@@ -206,7 +207,7 @@ int certmint_issuer_load(const char *cert_file, const char *key_file, struct cer
 	}
 	if (now > iss->not_after || now < nb) {
 		err_set(err, errlen, "issuer certificate '%s': %s", cert_file,
-		       now > iss->not_after ? "has expired" : "is not valid yet");
+			now > iss->not_after ? "has expired" : "is not valid yet");
 		goto fail;
 	}
 	{
@@ -384,7 +385,8 @@ int certmint_issue(struct certmint_issuer *iss, const struct certmint_req *req, 
 	if (na > iss->not_after)
 		na = iss->not_after; /* a leaf never outlives its issuer */
 	if (na <= now) {
-		err_set(err, errlen, "mint: the issuer certificate expires before the leaf would be valid; renew the issuer (scripts/weft-ca init)");
+		err_set(err, errlen,
+			"mint: the issuer certificate expires before the leaf would be valid; renew the issuer (scripts/weft-ca init)");
 		return -EINVAL;
 	}
 

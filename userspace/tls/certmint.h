@@ -63,7 +63,7 @@ struct certmint_req {
 struct certmint_out {
 	unsigned char *cert; /* PEM (NUL-terminated, length without the NUL) or DER */
 	size_t cert_len;
-	unsigned char *key;  /* PEM "EC PRIVATE KEY" (SEC1) or its DER; wiped by certmint_out_free */
+	unsigned char *key; /* PEM "EC PRIVATE KEY" (SEC1) or its DER; wiped by certmint_out_free */
 	size_t key_len;
 	time_t not_before, not_after;
 	unsigned char serial[16];

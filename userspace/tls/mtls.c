@@ -16,11 +16,11 @@
 struct mtls {
 	atomic_uint refs;
 	struct tls_ctx *node;
-	struct tls_ctx **ids;      /* per identities rule */
+	struct tls_ctx **ids; /* per identities rule */
 	char **id_names;
 	size_t n_ids;
 	struct id_map *map;
-	time_t renew_at;           /* earliest 2/3-of-lifetime point of a minted certificate; 0: none */
+	time_t renew_at; /* earliest 2/3-of-lifetime point of a minted certificate; 0: none */
 	char cgmount[CG_PATH_MAX];
 };
 
@@ -72,8 +72,8 @@ int mtls_load(const struct weft_config *cfg, const char *cgmount, struct mtls **
 		snprintf(err, errlen, "out of memory");
 		goto err;
 	}
-	if (cfg->tls_issuer_cert && certmint_issuer_load(cfg->tls_issuer_cert, cfg->tls_issuer_key, &iss, e2,
-							 sizeof(e2)) < 0) {
+	if (cfg->tls_issuer_cert &&
+	    certmint_issuer_load(cfg->tls_issuer_cert, cfg->tls_issuer_key, &iss, e2, sizeof(e2)) < 0) {
 		snprintf(err, errlen, "%s: tls.issuer_cert: %s", cfg->path, e2);
 		goto err;
 	}
@@ -92,8 +92,8 @@ int mtls_load(const struct weft_config *cfg, const char *cgmount, struct mtls **
 			time_t ra;
 
 			if (certmint_issue(iss, &req, &mo, e2, sizeof(e2)) < 0) {
-				snprintf(err, errlen, "%s:%d: identities[%zu]: cannot mint a certificate: %s", cfg->path,
-					 id->line, i, e2);
+				snprintf(err, errlen, "%s:%d: identities[%zu]: cannot mint a certificate: %s",
+					 cfg->path, id->line, i, e2);
 				goto err;
 			}
 			o.cert_file = o.key_file = NULL;
@@ -115,8 +115,8 @@ int mtls_load(const struct weft_config *cfg, const char *cgmount, struct mtls **
 		if (strcmp(tls_ctx_identity(m->ids[i]), id->identity) != 0) {
 			snprintf(err, errlen,
 				 "%s:%d: identities[%zu]: certificate '%s' is for %s, not %s; issue one for "
-				 "this identity (scripts/weft-ca issue)", cfg->path, id->line, i, id->cert,
-				 tls_ctx_identity(m->ids[i]), id->identity);
+				 "this identity (scripts/weft-ca issue)",
+				 cfg->path, id->line, i, id->cert, tls_ctx_identity(m->ids[i]), id->identity);
 			goto err;
 		}
 		m->id_names[i] = strdup(id->identity);

@@ -90,11 +90,11 @@ struct tls_conn {
 	bool server, done, failed, io_eof;
 	enum tls_want want;
 	enum tls_fail fail;
-	int ret;       /* negative errno returned once failed */
-	int io_errno;  /* errno of the last failed recv/send */
-	int alert;     /* last fatal alert received, or -1 */
+	int ret;             /* negative errno returned once failed */
+	int io_errno;        /* errno of the last failed recv/send */
+	int alert;           /* last fatal alert received, or -1 */
 	enum tls_fail vfail; /* first failure seen by the verify callback */
-	char *peer_id; /* set by the verify callback when the leaf passes */
+	char *peer_id;       /* set by the verify callback when the leaf passes */
 	char detail[TLS_DETAIL_MAX];
 };
 
@@ -105,7 +105,6 @@ static void tls_global_init(void)
 {
 	tls_init_rc = wolfSSL_Init() == WOLFSSL_SUCCESS ? 0 : -1;
 }
-
 
 static const char *wolf_strerror(int e, char *buf, size_t len)
 {
@@ -141,23 +140,40 @@ const char *tls_fail_name(enum tls_fail f)
 static const char *fail_text(enum tls_fail f)
 {
 	switch (f) {
-	case TLS_FAIL_NONE: return "no failure";
-	case TLS_FAIL_UNKNOWN_CA: return "peer certificate is not signed by a trusted CA";
-	case TLS_FAIL_EXPIRED: return "peer certificate has expired";
-	case TLS_FAIL_NOT_YET_VALID: return "peer certificate is not valid yet";
-	case TLS_FAIL_BAD_CERT: return "peer certificate is unacceptable";
-	case TLS_FAIL_NO_CERT: return "peer presented no certificate";
-	case TLS_FAIL_BAD_IDENTITY: return "peer certificate has no valid SPIFFE ID";
-	case TLS_FAIL_TRUST_DOMAIN: return "peer identity is in another trust domain";
-	case TLS_FAIL_ALPN: return "peer does not speak ALPN \"" TLS_ALPN "\"";
-	case TLS_FAIL_VERSION: return "peer does not speak TLS 1.3";
-	case TLS_FAIL_PROTOCOL: return "not TLS, or a TLS protocol violation";
-	case TLS_FAIL_PEER_ALERT: return "peer refused us";
-	case TLS_FAIL_CLOSED: return "peer closed the connection";
-	case TLS_FAIL_IO: return "socket error";
-	case TLS_FAIL_INTERNAL: return "internal error (out of memory?)";
-	case TLS_FAIL_TIMEOUT: return "handshake timed out";
-	case TLS_FAIL__COUNT: break;
+	case TLS_FAIL_NONE:
+		return "no failure";
+	case TLS_FAIL_UNKNOWN_CA:
+		return "peer certificate is not signed by a trusted CA";
+	case TLS_FAIL_EXPIRED:
+		return "peer certificate has expired";
+	case TLS_FAIL_NOT_YET_VALID:
+		return "peer certificate is not valid yet";
+	case TLS_FAIL_BAD_CERT:
+		return "peer certificate is unacceptable";
+	case TLS_FAIL_NO_CERT:
+		return "peer presented no certificate";
+	case TLS_FAIL_BAD_IDENTITY:
+		return "peer certificate has no valid SPIFFE ID";
+	case TLS_FAIL_TRUST_DOMAIN:
+		return "peer identity is in another trust domain";
+	case TLS_FAIL_ALPN:
+		return "peer does not speak ALPN \"" TLS_ALPN "\"";
+	case TLS_FAIL_VERSION:
+		return "peer does not speak TLS 1.3";
+	case TLS_FAIL_PROTOCOL:
+		return "not TLS, or a TLS protocol violation";
+	case TLS_FAIL_PEER_ALERT:
+		return "peer refused us";
+	case TLS_FAIL_CLOSED:
+		return "peer closed the connection";
+	case TLS_FAIL_IO:
+		return "socket error";
+	case TLS_FAIL_INTERNAL:
+		return "internal error (out of memory?)";
+	case TLS_FAIL_TIMEOUT:
+		return "handshake timed out";
+	case TLS_FAIL__COUNT:
+		break;
 	}
 	return "unknown failure";
 }
@@ -165,31 +181,56 @@ static const char *fail_text(enum tls_fail f)
 static const char *alert_name(int a)
 {
 	switch (a) {
-	case 0: return "close_notify";
-	case 10: return "unexpected_message";
-	case 20: return "bad_record_mac";
-	case 22: return "record_overflow";
-	case 40: return "handshake_failure";
-	case 42: return "bad_certificate";
-	case 43: return "unsupported_certificate";
-	case 44: return "certificate_revoked";
-	case 45: return "certificate_expired";
-	case 46: return "certificate_unknown";
-	case 47: return "illegal_parameter";
-	case 48: return "unknown_ca";
-	case 49: return "access_denied";
-	case 50: return "decode_error";
-	case 51: return "decrypt_error";
-	case 70: return "protocol_version";
-	case 71: return "insufficient_security";
-	case 80: return "internal_error";
-	case 86: return "inappropriate_fallback";
-	case 90: return "user_canceled";
-	case 109: return "missing_extension";
-	case 110: return "unsupported_extension";
-	case 112: return "unrecognized_name";
-	case 116: return "certificate_required";
-	case 120: return "no_application_protocol";
+	case 0:
+		return "close_notify";
+	case 10:
+		return "unexpected_message";
+	case 20:
+		return "bad_record_mac";
+	case 22:
+		return "record_overflow";
+	case 40:
+		return "handshake_failure";
+	case 42:
+		return "bad_certificate";
+	case 43:
+		return "unsupported_certificate";
+	case 44:
+		return "certificate_revoked";
+	case 45:
+		return "certificate_expired";
+	case 46:
+		return "certificate_unknown";
+	case 47:
+		return "illegal_parameter";
+	case 48:
+		return "unknown_ca";
+	case 49:
+		return "access_denied";
+	case 50:
+		return "decode_error";
+	case 51:
+		return "decrypt_error";
+	case 70:
+		return "protocol_version";
+	case 71:
+		return "insufficient_security";
+	case 80:
+		return "internal_error";
+	case 86:
+		return "inappropriate_fallback";
+	case 90:
+		return "user_canceled";
+	case 109:
+		return "missing_extension";
+	case 110:
+		return "unsupported_extension";
+	case 112:
+		return "unrecognized_name";
+	case 116:
+		return "certificate_required";
+	case 120:
+		return "no_application_protocol";
 	}
 	return "unknown alert";
 }
@@ -586,8 +627,8 @@ static int read_file(const char *what, const char *path, unsigned char **out, si
 	}
 	if (sb.st_size <= 0 || sb.st_size > TLS_FILE_MAX) {
 		e = EINVAL;
-		err_set(err, errlen, "%s '%s': size %lld is not between 1 and %d bytes", what, path, (long long)sb.st_size,
-		       TLS_FILE_MAX);
+		err_set(err, errlen, "%s '%s': size %lld is not between 1 and %d bytes", what, path,
+			(long long)sb.st_size, TLS_FILE_MAX);
 		goto fail;
 	}
 	buf = malloc((size_t)sb.st_size + 1);
@@ -603,7 +644,8 @@ static int read_file(const char *what, const char *path, unsigned char **out, si
 			continue;
 		if (n <= 0) {
 			e = n < 0 ? errno : EIO;
-			err_set(err, errlen, "%s '%s': read failed: %s", what, path, n < 0 ? strerror(e) : "file shrank");
+			err_set(err, errlen, "%s '%s': read failed: %s", what, path,
+				n < 0 ? strerror(e) : "file shrank");
 			goto fail;
 		}
 		got += (size_t)n;
@@ -663,8 +705,8 @@ static const char *src_name(const char *path)
 }
 
 static WOLFSSL_CTX *ctx_side(bool server, const struct tls_ctx_opts *o, const unsigned char *ca, size_t calen,
-			     const unsigned char *cert, size_t certlen, const unsigned char *key, size_t keylen, char *err,
-			     size_t errlen)
+			     const unsigned char *cert, size_t certlen, const unsigned char *key, size_t keylen,
+			     char *err, size_t errlen)
 {
 	int groups[] = { WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1, WOLFSSL_ECC_SECP384R1 };
 	WOLFSSL_CTX *ctx;
@@ -687,19 +729,19 @@ static WOLFSSL_CTX *ctx_side(bool server, const struct tls_ctx_opts *o, const un
 	r = wolfSSL_CTX_load_verify_buffer(ctx, ca, (long)calen, WOLFSSL_FILETYPE_PEM);
 	if (r != WOLFSSL_SUCCESS) {
 		err_set(err, errlen, "tls.ca '%s': no usable PEM CA certificate (%s)", src_name(o->ca_file),
-		       wolf_strerror(r, es, sizeof(es)));
+			wolf_strerror(r, es, sizeof(es)));
 		goto fail;
 	}
 	r = wolfSSL_CTX_use_certificate_chain_buffer_format(ctx, cert, (long)certlen, WOLFSSL_FILETYPE_PEM);
 	if (r != WOLFSSL_SUCCESS) {
 		err_set(err, errlen, "tls.cert '%s': no usable PEM certificate chain (%s)", src_name(o->cert_file),
-		       wolf_strerror(r, es, sizeof(es)));
+			wolf_strerror(r, es, sizeof(es)));
 		goto fail;
 	}
 	r = wolfSSL_CTX_use_PrivateKey_buffer(ctx, key, (long)keylen, WOLFSSL_FILETYPE_PEM);
 	if (r != WOLFSSL_SUCCESS) {
 		err_set(err, errlen, "tls.key '%s': no usable PEM private key (%s)", src_name(o->key_file),
-		       wolf_strerror(r, es, sizeof(es)));
+			wolf_strerror(r, es, sizeof(es)));
 		goto fail;
 	}
 	wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER | WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb);
@@ -715,8 +757,8 @@ fail:
 }
 
 /* Identity, validity and key of our own leaf (the first certificate in the chain). */
-static int inspect_own_cert(struct tls_ctx *t, const struct tls_ctx_opts *o, const unsigned char *cert,
-			    size_t certlen, const unsigned char *key, size_t keylen, char *err, size_t errlen)
+static int inspect_own_cert(struct tls_ctx *t, const struct tls_ctx_opts *o, const unsigned char *cert, size_t certlen,
+			    const unsigned char *key, size_t keylen, char *err, size_t errlen)
 {
 	WOLFSSL_X509 *x;
 	char why[256];
@@ -729,7 +771,7 @@ static int inspect_own_cert(struct tls_ctx *t, const struct tls_ctx_opts *o, con
 	}
 	if (wolfSSL_X509_get_isCA(x)) {
 		err_set(err, errlen, "tls.cert '%s': the first certificate is a CA (CA:TRUE); it must be the leaf",
-		       src_name(o->cert_file));
+			src_name(o->cert_file));
 		goto out;
 	}
 	if (x509_spiffe_id(x, t->id, sizeof(t->id), why, sizeof(why))) {
@@ -739,8 +781,8 @@ static int inspect_own_cert(struct tls_ctx *t, const struct tls_ctx_opts *o, con
 	ret = key_matches_cert(x, key, keylen, why, sizeof(why));
 	if (ret) {
 		if (ret == -EINVAL && strcmp(why, "does not match the certificate") == 0)
-			err_set(err, errlen, "tls.key '%s': does not match the certificate in '%s'", src_name(o->key_file),
-			       src_name(o->cert_file));
+			err_set(err, errlen, "tls.key '%s': does not match the certificate in '%s'",
+				src_name(o->key_file), src_name(o->cert_file));
 		else
 			err_set(err, errlen, "tls.key '%s': %s", src_name(o->key_file), why);
 		goto out;
@@ -788,7 +830,8 @@ struct tls_ctx *tls_ctx_load(const struct tls_ctx_opts *o, char *err, size_t err
 		return NULL;
 	}
 	atomic_init(&t->refs, 1);
-	if (get_input("tls.ca", o->ca_file, o->ca_pem, o->ca_pem_len, &ca, &calen, &ca_own, &t->stamps[0], err, errlen) ||
+	if (get_input("tls.ca", o->ca_file, o->ca_pem, o->ca_pem_len, &ca, &calen, &ca_own, &t->stamps[0], err,
+		      errlen) ||
 	    get_input("tls.cert", o->cert_file, o->cert_pem, o->cert_pem_len, &cert, &certlen, &cert_own, &t->stamps[1],
 		      err, errlen) ||
 	    get_input("tls.key", o->key_file, o->key_pem, o->key_pem_len, &key, &keylen, &key_own, &t->stamps[2], err,
@@ -807,8 +850,8 @@ struct tls_ctx *tls_ctx_load(const struct tls_ctx_opts *o, char *err, size_t err
 		goto fail;
 	}
 	if (!spiffe_in_trust_domain(t->id, t->td)) {
-		err_set(err, errlen, "tls.cert '%s': identity '%.200s' is not in trust domain '%s'", src_name(o->cert_file),
-		       t->id, t->td);
+		err_set(err, errlen, "tls.cert '%s': identity '%.200s' is not in trust domain '%s'",
+			src_name(o->cert_file), t->id, t->td);
 		goto fail;
 	}
 	t->srv = ctx_side(true, o, ca, calen, cert, certlen, key, keylen, err, errlen);

@@ -103,21 +103,21 @@ bool tls_ctx_files_changed(const struct tls_ctx *ctx);
 /* Why a handshake (or a connection) failed: metric label and log reason. */
 enum tls_fail {
 	TLS_FAIL_NONE = 0,
-	TLS_FAIL_UNKNOWN_CA,        /* peer chain does not lead to a trust anchor */
-	TLS_FAIL_EXPIRED,           /* a certificate in the peer chain has expired */
-	TLS_FAIL_NOT_YET_VALID,     /* ... or is not valid yet */
-	TLS_FAIL_BAD_CERT,          /* bad signature, bad encoding, CA as leaf, other checks */
-	TLS_FAIL_NO_CERT,           /* the peer presented no certificate */
-	TLS_FAIL_BAD_IDENTITY,      /* leaf has no, several, or an invalid SPIFFE URI SAN */
-	TLS_FAIL_TRUST_DOMAIN,      /* valid SPIFFE ID, foreign trust domain */
-	TLS_FAIL_ALPN,              /* peer offered no or another application protocol */
-	TLS_FAIL_VERSION,           /* peer does not speak TLS 1.3 */
-	TLS_FAIL_PROTOCOL,          /* not TLS (garbage), or a TLS protocol violation */
-	TLS_FAIL_PEER_ALERT,        /* the peer refused us: see tls_conn_alert() */
-	TLS_FAIL_CLOSED,            /* peer closed the connection mid-handshake */
-	TLS_FAIL_IO,                /* socket error (reset, ...) */
-	TLS_FAIL_INTERNAL,          /* out of memory, library error */
-	TLS_FAIL_TIMEOUT,           /* never set here: the caller's timer; for its metrics */
+	TLS_FAIL_UNKNOWN_CA,    /* peer chain does not lead to a trust anchor */
+	TLS_FAIL_EXPIRED,       /* a certificate in the peer chain has expired */
+	TLS_FAIL_NOT_YET_VALID, /* ... or is not valid yet */
+	TLS_FAIL_BAD_CERT,      /* bad signature, bad encoding, CA as leaf, other checks */
+	TLS_FAIL_NO_CERT,       /* the peer presented no certificate */
+	TLS_FAIL_BAD_IDENTITY,  /* leaf has no, several, or an invalid SPIFFE URI SAN */
+	TLS_FAIL_TRUST_DOMAIN,  /* valid SPIFFE ID, foreign trust domain */
+	TLS_FAIL_ALPN,          /* peer offered no or another application protocol */
+	TLS_FAIL_VERSION,       /* peer does not speak TLS 1.3 */
+	TLS_FAIL_PROTOCOL,      /* not TLS (garbage), or a TLS protocol violation */
+	TLS_FAIL_PEER_ALERT,    /* the peer refused us: see tls_conn_alert() */
+	TLS_FAIL_CLOSED,        /* peer closed the connection mid-handshake */
+	TLS_FAIL_IO,            /* socket error (reset, ...) */
+	TLS_FAIL_INTERNAL,      /* out of memory, library error */
+	TLS_FAIL_TIMEOUT,       /* never set here: the caller's timer; for its metrics */
 	TLS_FAIL__COUNT
 };
 /* Stable snake_case name ("unknown_ca", "cert_expired", ...) for metrics and logs. */
