@@ -70,6 +70,7 @@ struct agent {
 	char *manual[AGENT_MAX_MANUAL]; /* absolute dirs enrolled with weftctl enroll */
 	size_t n_manual;
 	uint64_t reloads_ok, reloads_failed;
+	double reload_s[4]; /* last successful reload, by phase: parse, build, lock, kernel */
 	uint64_t config_hash;
 	double config_loaded_at;  /* wall clock, seconds */
 	char cgname[CG_PATH_MAX]; /* scratch for agent_cgroup_name */
@@ -256,29 +257,37 @@ static void agent_reload_tls(struct agent *a)
 	log_info("certificates reloaded (earliest expiry now %lld)", (long long)mtls_earliest_expiry(nm));
 }
 
-static void agent_on_beat(struct ev_loop *loop, ev_timer *w, int revents)
+/*
+ * Refreshes the heartbeat unless a worker is stuck. A worker that stopped
+ * turning its loop cannot proxy: then the heartbeat goes stale so the kernel
+ * side fails open (or closed) instead of sending connections into a black
+ * hole. false: not refreshed.
+ */
+static bool agent_heartbeat(struct agent *a)
 {
-	struct agent *a = w->data;
-
 	double age;
 	int stuck;
 
-	(void)loop;
-	(void)revents;
-	/*
-	 * A worker that stopped turning its loop cannot proxy: let the heartbeat go
-	 * stale so the kernel side fails open (or closed) instead of sending
-	 * connections into a black hole.
-	 */
 	stuck = outbound_stuck_worker(a->ob, a->cfg->heartbeat_stale_ms / 2000.0, &age);
 	if (stuck >= 0) {
 		log_error("worker %d has not run for %.1f s; not refreshing the heartbeat (fail_mode %s "
 			  "applies to new connections)",
 			  stuck, age, a->cfg->fail_mode == CFG_FAIL_CLOSED ? "closed" : "open");
-		return;
+		return false;
 	}
 	if (kern_heartbeat(a->kern) < 0)
 		log_error("cannot refresh the heartbeat in weft_agent: %s", strerror(errno));
+	return true;
+}
+
+static void agent_on_beat(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct agent *a = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (!agent_heartbeat(a))
+		return;
 	if (a->mtls && !a->draining && mtls_files_changed(a->mtls))
 		agent_reload_tls(a);
 	/* with inotify, the scan is a backstop (watch limits, missed events) */
@@ -299,9 +308,11 @@ static int agent_reload(struct agent *a, struct buf *errout)
 	struct weft_agent_state st;
 	struct weft_config *n = NULL;
 	const char *why = NULL;
+	double t[4];
 	size_t i;
 
 	log_info("reloading %s", a->path);
+	t[0] = ev_time();
 	if (cfg_load(a->path, &n, &errs) < 0) {
 		for (i = 0; i < errs.n; i++) {
 			log_error("%s", errs.msgs[i]);
@@ -313,6 +324,9 @@ static int agent_reload(struct agent *a, struct buf *errout)
 		goto rejected;
 	}
 	cfg_errors_free(&errs);
+	/* a big config takes a while to parse: the kernel side must not think we died meanwhile */
+	agent_heartbeat(a);
+	t[1] = ev_time();
 	if (n->outbound_port != a->cfg->outbound_port)
 		why = "agent.outbound_port";
 	else if (strcmp(n->bpf_pin_path, a->cfg->bpf_pin_path) != 0)
@@ -372,13 +386,22 @@ static int agent_reload(struct agent *a, struct buf *errout)
 		mtls_unref(a->mtls);
 		a->mtls = nm;
 	}
+	t[2] = ev_time();
 	if (reg_set_config(&a->reg, n) < 0) {
 		log_error("reload rejected: out of memory");
 		if (errout)
 			buf_puts(errout, "out of memory\n");
 		goto reject;
 	}
+	agent_heartbeat(a);
+	t[3] = ev_time();
 	kern_sync_services(a->kern, n);
+	a->reload_s[0] = t[1] - t[0];
+	a->reload_s[1] = t[3] - t[2];
+	a->reload_s[2] = a->reg.last_build_lock_s;
+	a->reload_s[3] = ev_time() - t[3];
+	log_info("reload took %.3f s: parse %.3f s, services %.3f s (lock held %.3f s), kernel maps %.3f s",
+		 ev_time() - t[0], a->reload_s[0], a->reload_s[1], a->reload_s[2], a->reload_s[3]);
 	cfg_free(a->cfg);
 	a->cfg = n;
 	log_set_level(a->verbose ? LOG_LVL_DEBUG : (enum log_level)n->log_level);
@@ -512,6 +535,16 @@ static void agent_metrics(struct agent *a, struct buf *out)
 		   WEFT_VERSION, a->ready ? 1 : 0, kern_enrolled_count(a->kern), (unsigned long long)a->reloads_ok,
 		   (unsigned long long)a->reloads_failed, (unsigned long long)(a->config_hash & ((1ull << 52) - 1)),
 		   a->config_loaded_at);
+	if (a->reloads_ok)
+		buf_printf(out,
+			   "# HELP weft_config_reload_duration_seconds How long the last successful reload took, "
+			   "by phase (lock: the registry lock held while the new services were built and swapped in).\n"
+			   "# TYPE weft_config_reload_duration_seconds gauge\n"
+			   "weft_config_reload_duration_seconds{phase=\"parse\"} %.6f\n"
+			   "weft_config_reload_duration_seconds{phase=\"services\"} %.6f\n"
+			   "weft_config_reload_duration_seconds{phase=\"lock\"} %.6f\n"
+			   "weft_config_reload_duration_seconds{phase=\"kernel\"} %.6f\n",
+			   a->reload_s[0], a->reload_s[1], a->reload_s[2], a->reload_s[3]);
 	if (kern_read_stats(a->kern, v) == 0) {
 		buf_puts(out, "# HELP weft_bpf_verdicts_total Decisions of the BPF programs, summed over CPUs.\n"
 			      "# TYPE weft_bpf_verdicts_total counter\n");

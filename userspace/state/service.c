@@ -12,6 +12,7 @@
 #include "state/service.h"
 
 #include <errno.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -473,11 +474,20 @@ struct svc *reg_find_name_locked(struct registry *r, const char *name, uint32_t 
 	return NULL;
 }
 
+static double mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 int reg_set_config(struct registry *r, const struct weft_config *cfg)
 {
 	struct svc_vipent *vt = NULL, *old_vt;
 	struct svc **n;
 	size_t i, vcap = 0;
+	double t0;
 	int ret = 0;
 
 	n = calloc(cfg->n_services ? cfg->n_services : 1, sizeof(*n));
@@ -485,6 +495,7 @@ int reg_set_config(struct registry *r, const struct weft_config *cfg)
 		return -ENOMEM;
 	/* the shared endpoint and stats tables are the workers' too: build under the lock, in O(n) */
 	pthread_mutex_lock(&r->lock);
+	t0 = mono_s();
 	for (i = 0; i < cfg->n_services; i++) {
 		n[i] = svc_new_locked(r, cfg, (uint32_t)i);
 		if (!n[i])
@@ -503,6 +514,7 @@ int reg_set_config(struct registry *r, const struct weft_config *cfg)
 	r->max_conns = cfg->max_connections;
 	r->redirect = cfg->redirect_loopback;
 	r->splice = cfg->splice;
+	r->last_build_lock_s = mono_s() - t0;
 	pthread_mutex_unlock(&r->lock);
 	vip_tab_free(old_vt);
 	return 0;

@@ -170,6 +170,7 @@ struct registry {
 	struct list_head stats;     /* every struct svc_stat, newest first */
 	struct svc_stat **stat_tab; /* hash of stats by name */
 	size_t stat_cap, n_stat;
+	double last_build_lock_s; /* how long the last reg_set_config held the lock (seconds) */
 };
 
 int reg_init(struct registry *r, const struct svc_hooks *hooks);
