@@ -184,6 +184,7 @@ static void test_full(void **state)
 	assert_int_equal(c->mark, 0x1234);
 	assert_int_equal(c->log_level, CFG_LOG_DEBUG);
 	assert_int_equal(c->max_connections, 1048576);
+	assert_int_equal(cfg_workload_cap(c), 1048576 / 4);
 	assert_int_equal(c->buffer_size, 4096);
 	assert_int_equal(c->drain_timeout_ms, 0);
 
@@ -266,6 +267,10 @@ static void check_defaults(const struct weft_config *c)
 	assert_int_equal(c->mark, 0x574546);
 	assert_int_equal(c->log_level, CFG_LOG_INFO);
 	assert_int_equal(c->max_connections, 65536);
+	assert_int_equal(c->max_conns_per_workload, 0);
+	assert_int_equal(cfg_workload_cap(c), 16384);
+	assert_int_equal(c->buffer_memory_mb, 64);
+	assert_int_equal(c->buffer_memory_workload_pct, 25);
 	assert_int_equal(c->buffer_size, 65536);
 	assert_int_equal(c->drain_timeout_ms, 10000);
 	assert_int_equal(c->workers, 0);
@@ -774,6 +779,15 @@ static const struct fail_case fail_cases[] = {
 	  { "t.conf:1: tls.trust_domain: 'a b' trust domain has byte 0x20; only a-z, 0-9, '.', '-' and '_' are allowed",
 	    "t.conf:1: tls.max_handshakes: 0 is out of range (1-65536)" } },
 	{ "workers range", "agent: { workers = 65; };\n", { "t.conf:1: agent.workers: 65 is out of range (0-64)" } },
+	{ "workload cap range",
+	  "agent: { max_connections_per_workload = -1; };\n",
+	  { "t.conf:1: agent.max_connections_per_workload: -1 is out of range (0-1048576)" } },
+	{ "memory budget range",
+	  "agent: { buffer_memory_mb = 0; };\n",
+	  { "t.conf:1: agent.buffer_memory_mb: 0 is out of range (1-65536)" } },
+	{ "memory share range",
+	  "agent: { buffer_memory_per_workload_pct = 101; };\n",
+	  { "t.conf:1: agent.buffer_memory_per_workload_pct: 101 is out of range (1-100)" } },
 	{ "bool type",
 	  "agent: { redirect_loopback = 1; };\n",
 	  { "t.conf:1: agent.redirect_loopback: expected true or false, got an integer" } },
@@ -984,7 +998,7 @@ static const struct fail_case fail_cases[] = {
 	/* user text is cut and kept on one line */
 	{ "long unknown key",
 	  "agent: { aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa = 1; };\n",
-	  { "t.conf:1: agent.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...: unknown key; valid keys are admin, outbound_port, inbound, bpf_pin_path, fail_mode, heartbeat_stale_ms, mark, log_level, max_connections, buffer_size, drain_timeout_ms, workers, redirect_loopback, splice, strict_inbound" } },
+	  { "t.conf:1: agent.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...: unknown key; valid keys are admin, outbound_port, inbound, bpf_pin_path, fail_mode, heartbeat_stale_ms, mark, log_level, max_connections, max_connections_per_workload, buffer_memory_mb, buffer_memory_per_workload_pct, buffer_size, drain_timeout_ms, workers, redirect_loopback, splice, strict_inbound" } },
 	{ "newline in a value",
 	  "agent: { fail_mode = \"op\nen\"; };\n",
 	  { "t.conf:1: agent.fail_mode: unknown value 'op?en'; valid values are \"open\", \"closed\"" } },

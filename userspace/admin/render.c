@@ -64,14 +64,15 @@ void render_services(const struct snapshot *snap, struct buf *out)
 		buf_printf(out, ",\"protocol\":\"%s\",\"addresses\":[", cfg_protocol_name(s->protocol));
 		for (j = 0; j < s->n_vips; j++)
 			buf_printf(out, "%s\"%s\"", j ? "," : "", addr_format(&s->vips[j], a, sizeof(a)));
-		buf_printf(out,
-			   "],\"balancer\":\"%s\",\"active\":%u,\"pending\":%u,\"ejected\":%zu,"
-			   "\"panic_picks\":%llu,\"connect_failed\":%llu,\"over_limit\":%llu,"
-			   "\"over_service_limit\":%llu,\"over_pending\":%llu,\"endpoints\":[",
-			   cfg_balancer_name(s->balancer), s->active, s->pending, s->ejected,
-			   (unsigned long long)s->panics, (unsigned long long)s->no_endpoint,
-			   (unsigned long long)s->over_limit, (unsigned long long)s->over_service_limit,
-			   (unsigned long long)s->over_pending);
+		buf_printf(
+			out,
+			"],\"balancer\":\"%s\",\"active\":%u,\"pending\":%u,\"ejected\":%zu,"
+			"\"panic_picks\":%llu,\"connect_failed\":%llu,\"over_limit\":%llu,"
+			"\"over_service_limit\":%llu,\"over_pending\":%llu,\"over_workload_limit\":%llu,\"endpoints\":[",
+			cfg_balancer_name(s->balancer), s->active, s->pending, s->ejected,
+			(unsigned long long)s->panics, (unsigned long long)s->no_endpoint,
+			(unsigned long long)s->over_limit, (unsigned long long)s->over_service_limit,
+			(unsigned long long)s->over_pending, (unsigned long long)s->over_workload);
 		for (j = 0; j < s->n_eps; j++) {
 			const struct snap_ep *ep = &s->eps[j];
 
@@ -490,6 +491,10 @@ void render_metrics(const struct snapshot *snap, struct zipkin *zipkin, struct b
 		buf_prom_label(out, st->name);
 		buf_printf(out, "\",direction=\"outbound\",reason=\"max_pending\"} %llu\n",
 			   (unsigned long long)st->over_pending);
+		buf_puts(out, "weft_connections_failed_total{service=\"");
+		buf_prom_label(out, st->name);
+		buf_printf(out, "\",direction=\"outbound\",reason=\"workload_max_connections\"} %llu\n",
+			   (unsigned long long)st->over_workload);
 	}
 	buf_puts(out, "# HELP weft_endpoint_ejections_total Times an endpoint was ejected by failure accrual.\n"
 		      "# TYPE weft_endpoint_ejections_total counter\n");

@@ -88,6 +88,7 @@ static int copy_svc(struct snapshot *s, struct snap_svc *o, const struct svc *sv
 	o->over_limit = sv->stat->over_limit;
 	o->over_service_limit = sv->stat->over_service_limit;
 	o->over_pending = sv->stat->over_pending;
+	o->over_workload = sv->stat->over_workload;
 	for (j = 0; j < sv->n_eps; j++)
 		if (copy_ep(s, &o->eps[j], sv->eps[j]) < 0)
 			return -ENOMEM;
@@ -125,6 +126,7 @@ static int copy_stat(struct snapshot *s, struct snap_stat *o, const struct svc_s
 	o->over_limit = st->over_limit;
 	o->over_service_limit = st->over_service_limit;
 	o->over_pending = st->over_pending;
+	o->over_workload = st->over_workload;
 	memcpy(o->detected, st->detected, sizeof(o->detected));
 	if (!st->http || !st->http->routes)
 		return 0;

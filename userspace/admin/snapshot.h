@@ -45,7 +45,7 @@ struct snap_route {
 /* Per-service counters that outlive generations, in registry order. */
 struct snap_stat {
 	const char *name;
-	uint64_t no_endpoint, over_limit, over_service_limit, over_pending;
+	uint64_t no_endpoint, over_limit, over_service_limit, over_pending, over_workload;
 	uint64_t detected[SVC_DETECT__MAX];
 	bool http; /* proxied per request at some point */
 	uint32_t inflight;
@@ -64,7 +64,7 @@ struct snap_svc {
 	size_t ejected;
 	uint64_t panics;
 	uint32_t active, pending;
-	uint64_t no_endpoint, over_limit, over_service_limit, over_pending;
+	uint64_t no_endpoint, over_limit, over_service_limit, over_pending, over_workload;
 	struct snap_ep *eps;
 	size_t n_eps;
 	bool http; /* has HTTP settings (per request) */

@@ -69,6 +69,9 @@ static const char *const agent_keys[] = {
 	"mark",
 	"log_level",
 	"max_connections",
+	"max_connections_per_workload",
+	"buffer_memory_mb",
+	"buffer_memory_per_workload_pct",
 	"buffer_size",
 	"drain_timeout_ms",
 	"workers",
@@ -383,7 +386,7 @@ static bool in_list(const char *name, const char *const *list)
 /* Report every member of grp not in known, suggesting the closest known key. */
 static void check_keys(struct cfg_ctx *x, const config_setting_t *grp, const char *path, const char *const *known)
 {
-	char eb[CFG_ECHO_BUF], valid[256];
+	char eb[CFG_ECHO_BUF], valid[1024];
 	int i, n = config_setting_length(grp);
 
 	for (i = 0; i < n; i++) {
@@ -796,6 +799,9 @@ static void parse_agent(struct cfg_ctx *x, const config_setting_t *root)
 	get_int(x, g, "agent", "heartbeat_stale_ms", 1000, 60000, &c->heartbeat_stale_ms);
 	get_int(x, g, "agent", "mark", 1, 0x7fffffff, &c->mark);
 	get_int(x, g, "agent", "max_connections", 1, 1048576, &c->max_connections);
+	get_int(x, g, "agent", "max_connections_per_workload", 0, 1048576, &c->max_conns_per_workload);
+	get_int(x, g, "agent", "buffer_memory_mb", 1, 65536, &c->buffer_memory_mb);
+	get_int(x, g, "agent", "buffer_memory_per_workload_pct", 1, 100, &c->buffer_memory_workload_pct);
 	get_int(x, g, "agent", "buffer_size", 4096, 4194304, &c->buffer_size);
 	get_int(x, g, "agent", "drain_timeout_ms", 0, 600000, &c->drain_timeout_ms);
 	get_int(x, g, "agent", "workers", 0, CFG_MAX_WORKERS, &c->workers);
@@ -2423,6 +2429,8 @@ static struct weft_config *cfg_new(const char *name)
 	c->mark = 0x574546;
 	c->log_level = CFG_LOG_INFO;
 	c->max_connections = 65536;
+	c->buffer_memory_mb = 64;
+	c->buffer_memory_workload_pct = 25;
 	c->buffer_size = 65536;
 	c->drain_timeout_ms = 10000;
 	c->workers = 0;

@@ -162,12 +162,16 @@ struct weft_config {
 	uint32_t mark;                /* agent.mark, SO_MARK of agent sockets, 0x574546 ("WEF") */
 	enum cfg_log_level log_level; /* agent.log_level, "info" */
 	uint32_t max_connections;     /* agent.max_connections, 65536 */
-	uint32_t buffer_size;         /* agent.buffer_size bytes per direction, 65536 (4096..4194304) */
-	uint32_t drain_timeout_ms;    /* agent.drain_timeout_ms, 10000 */
-	uint32_t workers;             /* agent.workers event loops, 0 = one per CPU (0..CFG_MAX_WORKERS) */
-	bool redirect_loopback;       /* agent.redirect_loopback: sk_msg fast path agent -> app, false */
-	bool splice;                  /* agent.splice: splice(2) for opaque TCP bytes, true */
-	bool strict_inbound;          /* agent.strict_inbound: workloads accept TCP only via the agent, false */
+	/* agent.max_connections_per_workload: connections one cgroup may hold; 0 in the file = a quarter of max_connections */
+	uint32_t max_conns_per_workload;
+	uint32_t buffer_memory_mb;           /* agent.buffer_memory_mb: budget for buffered HTTP bytes, 64 (1..65536) */
+	uint32_t buffer_memory_workload_pct; /* agent.buffer_memory_per_workload_pct: one cgroup's share, 25 (1..100) */
+	uint32_t buffer_size;                /* agent.buffer_size bytes per direction, 65536 (4096..4194304) */
+	uint32_t drain_timeout_ms;           /* agent.drain_timeout_ms, 10000 */
+	uint32_t workers;                    /* agent.workers event loops, 0 = one per CPU (0..CFG_MAX_WORKERS) */
+	bool redirect_loopback;              /* agent.redirect_loopback: sk_msg fast path agent -> app, false */
+	bool splice;                         /* agent.splice: splice(2) for opaque TCP bytes, true */
+	bool strict_inbound;                 /* agent.strict_inbound: workloads accept TCP only via the agent, false */
 
 	/* intercept: */
 	char **cgroups; /* paths (absolute, or relative to the cgroup2 mount) or globs */
@@ -212,6 +216,18 @@ int cfg_load(const char *path, struct weft_config **out, struct cfg_errors *errs
 /* Same, from an in-memory buffer (tests, fuzzing); name is used in messages. */
 int cfg_load_string(const char *text, const char *name, struct weft_config **out, struct cfg_errors *errs);
 void cfg_free(struct weft_config *c);
+
+/*
+ * agent.max_connections_per_workload in force: as written, or (0, the
+ * default) a quarter of agent.max_connections, so that one workload can
+ * never take every slot.
+ */
+static inline uint32_t cfg_workload_cap(const struct weft_config *c)
+{
+	if (c->max_conns_per_workload)
+		return c->max_conns_per_workload;
+	return c->max_connections / 4 ? c->max_connections / 4 : 1;
+}
 
 const char *cfg_protocol_name(enum cfg_protocol p);
 const char *cfg_balancer_name(enum cfg_balancer b);

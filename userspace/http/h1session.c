@@ -226,8 +226,7 @@ static void sess_free(struct h1s *s)
 	pthread_mutex_lock(&reg->lock);
 	exchange_release_locked(s);
 	sess_unlist(s);
-	reg->active--;
-	s->svc->stat->active--;
+	reg_conn_end_locked(reg, s->svc, s->orig.cgroup_id);
 	reg->ctr.completed++;
 	mtls_unref(s->mtls);
 	svc_unref_locked(reg, s->svc);
@@ -1682,8 +1681,13 @@ void h1_start(struct h1_worker *w, int fd, struct svc *svc, const struct weft_or
 	ev_timer_init(&s->btimer, backoff_cb, 1., 0.);
 	s->btimer.data = s;
 	pthread_mutex_lock(&reg->lock);
-	reg->active++;
-	svc->stat->active++;
+	if (reg_conn_begin_locked(reg, svc, orig->cgroup_id) < 0) {
+		svc_unref_locked(reg, svc);
+		pthread_mutex_unlock(&reg->lock);
+		sock_reset_close(fd);
+		free(s);
+		return;
+	}
 	s->mtls = mtls_ref(reg->mtls);
 	sess_list(s);
 	pthread_mutex_unlock(&reg->lock);

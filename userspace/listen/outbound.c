@@ -137,12 +137,17 @@ static void ob_handle(struct ob_worker *w, int fd, const struct weft_sockaddr *p
 			 svc ? "service has no endpoints" : "no service has this address any more");
 		goto reset;
 	}
-	switch (reg_admit_locked(reg, svc)) {
+	switch (reg_admit_locked(reg, svc, orig.cgroup_id)) {
 	case SVC_ADMIT_OK:
 		break;
 	case SVC_ADMIT_AGENT_LIMIT:
 		log_warn("agent.max_connections (%u) reached; connection to service %s reset", reg->max_conns,
 			 svc->name);
+		goto reset;
+	case SVC_ADMIT_WORKLOAD_LIMIT:
+		log_warn("agent.max_connections_per_workload (%u) reached by cgroup %llu; connection to service %s "
+			 "reset",
+			 reg->max_per_workload, (unsigned long long)orig.cgroup_id, svc->name);
 		goto reset;
 	case SVC_ADMIT_SERVICE_LIMIT:
 		log_debug("service %s: limits.max_connections (%u) reached; connection reset", svc->name,

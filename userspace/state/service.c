@@ -512,6 +512,7 @@ int reg_set_config(struct registry *r, const struct weft_config *cfg)
 	r->vip_tab = vt;
 	r->vip_cap = vcap;
 	r->max_conns = cfg->max_connections;
+	r->max_per_workload = cfg_workload_cap(cfg);
 	r->redirect = cfg->redirect_loopback;
 	r->splice = cfg->splice;
 	r->last_build_lock_s = mono_s() - t0;
@@ -527,12 +528,87 @@ nomem:
 	return ret;
 }
 
-enum svc_admit reg_admit_locked(struct registry *r, struct svc *s)
+/* ---- workloads (cgroups) and their share of the node's connections ---- */
+
+/* One cgroup holding connections; freed when it holds none. */
+struct svc_workload {
+	uint64_t cgroup_id;
+	uint32_t active;
+	struct svc_workload *next;
+};
+
+static uint64_t wl_hash(const struct svc_workload *w)
+{
+	return mix(w->cgroup_id);
+}
+
+/* The chain slot where cgroup_id is or would go; NULL without a table. */
+static struct svc_workload **wl_slot(const struct registry *r, uint64_t cgroup_id)
+{
+	struct svc_workload **pp;
+
+	if (!r->wl_cap)
+		return NULL;
+	for (pp = &r->wl_tab[mix(cgroup_id) & (r->wl_cap - 1)]; *pp; pp = &(*pp)->next)
+		if ((*pp)->cgroup_id == cgroup_id)
+			return pp;
+	return pp;
+}
+
+uint32_t reg_workload_active_locked(const struct registry *r, uint64_t cgroup_id)
+{
+	struct svc_workload **pp = wl_slot(r, cgroup_id);
+
+	return pp && *pp ? (*pp)->active : 0;
+}
+
+int reg_conn_begin_locked(struct registry *r, struct svc *s, uint64_t cgroup_id)
+{
+	struct svc_workload **pp, *w;
+
+	pp = wl_slot(r, cgroup_id);
+	if (!pp || !*pp) {
+		TAB_GROW(r->wl_tab, r->wl_cap, r->n_wl, struct svc_workload, next, wl_hash);
+		pp = wl_slot(r, cgroup_id);
+		if (!pp || !(w = calloc(1, sizeof(*w))))
+			return -ENOMEM;
+		w->cgroup_id = cgroup_id;
+		*pp = w;
+		r->n_wl++;
+	}
+	(*pp)->active++;
+	r->active++;
+	s->stat->active++;
+	return 0;
+}
+
+void reg_conn_end_locked(struct registry *r, struct svc *s, uint64_t cgroup_id)
+{
+	struct svc_workload **pp = wl_slot(r, cgroup_id), *w;
+
+	r->active--;
+	s->stat->active--;
+	if (!pp || !*pp)
+		return;
+	w = *pp;
+	if (--w->active)
+		return;
+	*pp = w->next;
+	r->n_wl--;
+	free(w);
+}
+
+enum svc_admit reg_admit_locked(struct registry *r, struct svc *s, uint64_t cgroup_id)
 {
 	if (r->active >= r->max_conns) {
 		r->ctr.over_limit++;
 		s->stat->over_limit++;
 		return SVC_ADMIT_AGENT_LIMIT;
+	}
+	if (reg_workload_active_locked(r, cgroup_id) >= r->max_per_workload) {
+		r->ctr.over_workload++;
+		s->stat->over_workload++;
+		return SVC_ADMIT_WORKLOAD_LIMIT;
 	}
 	if (s->stat->active >= s->max_conns) {
 		s->stat->over_service_limit++;
@@ -657,5 +733,13 @@ void reg_destroy(struct registry *r)
 	mtls_unref(r->mtls);
 	free(r->ep_tab);
 	free(r->stat_tab);
+	for (i = 0; i < r->wl_cap; i++)
+		while (r->wl_tab[i]) {
+			struct svc_workload *w = r->wl_tab[i];
+
+			r->wl_tab[i] = w->next;
+			free(w);
+		}
+	free(r->wl_tab);
 	pthread_mutex_destroy(&r->lock);
 }

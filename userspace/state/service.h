@@ -54,6 +54,7 @@ struct svc_counters {
 	uint64_t no_orig;        /* no BPF record: not redirected by weft; reset */
 	uint64_t no_service;     /* service gone (reload) or has no endpoints; reset */
 	uint64_t over_limit;     /* agent.max_connections reached; reset */
+	uint64_t over_workload;  /* agent.max_connections_per_workload reached; reset */
 	uint64_t connect_failed; /* every attempt failed; reset */
 	uint64_t completed;
 };
@@ -82,6 +83,7 @@ struct svc_stat {
 	uint64_t over_limit;                /* refused by agent.max_connections */
 	uint64_t over_service_limit;        /* refused by limits.max_connections */
 	uint64_t over_pending;              /* refused by limits.max_pending */
+	uint64_t over_workload;             /* refused by agent.max_connections_per_workload */
 	uint64_t inbound_ok;                /* mTLS connections from other nodes admitted */
 	uint64_t inbound_denied;            /* refused by authorization.allow */
 	uint32_t active;                    /* connections of this service, any generation */
@@ -150,6 +152,7 @@ struct svc_hooks {
 };
 
 struct svc_vipent;
+struct svc_workload;
 
 struct registry {
 	pthread_mutex_t lock;
@@ -158,11 +161,14 @@ struct registry {
 	size_t n_svcs;
 	struct svc_vipent *vip_tab; /* VIP -> service of this generation */
 	size_t vip_cap;
-	uint32_t max_conns; /* agent.max_connections */
-	bool redirect;      /* agent.redirect_loopback */
-	bool splice;        /* agent.splice */
-	struct mtls *mtls;  /* NULL without a tls group (ref held) */
-	size_t active;      /* connections being proxied, every path */
+	uint32_t max_conns;           /* agent.max_connections */
+	uint32_t max_per_workload;    /* agent.max_connections_per_workload in force */
+	struct svc_workload **wl_tab; /* cgroup id -> connections it holds (only cgroups holding some) */
+	size_t wl_cap, n_wl;
+	bool redirect;     /* agent.redirect_loopback */
+	bool splice;       /* agent.splice */
+	struct mtls *mtls; /* NULL without a tls group (ref held) */
+	size_t active;     /* connections being proxied, every path */
 	struct svc_counters ctr;
 	struct list_head eps;   /* every struct svc_ep, newest first */
 	struct svc_ep **ep_tab; /* hash of eps by (stat, address) */
@@ -198,9 +204,30 @@ struct svc *reg_find_svc_locked(struct registry *r, const struct weft_orig *o);
 struct svc *reg_find_name_locked(struct registry *r, const char *name, uint32_t hint);
 
 /* Why a connection was refused by admission (reg_admit_locked). */
-enum svc_admit { SVC_ADMIT_OK, SVC_ADMIT_AGENT_LIMIT, SVC_ADMIT_SERVICE_LIMIT, SVC_ADMIT_PENDING_LIMIT };
-/* Checks agent.max_connections and the service's limits, counting a refusal. Lock held. */
-enum svc_admit reg_admit_locked(struct registry *r, struct svc *s);
+enum svc_admit {
+	SVC_ADMIT_OK,
+	SVC_ADMIT_AGENT_LIMIT,
+	SVC_ADMIT_WORKLOAD_LIMIT,
+	SVC_ADMIT_SERVICE_LIMIT,
+	SVC_ADMIT_PENDING_LIMIT
+};
+/*
+ * Checks agent.max_connections, the workload's share of it
+ * (agent.max_connections_per_workload: the cgroup that dialled) and the
+ * service's limits, counting a refusal. Lock held.
+ */
+enum svc_admit reg_admit_locked(struct registry *r, struct svc *s, uint64_t cgroup_id);
+/* Connections this cgroup holds now (lock held). */
+uint32_t reg_workload_active_locked(const struct registry *r, uint64_t cgroup_id);
+
+/*
+ * A connection of s from cgroup_id starts or ends being proxied, on any
+ * path: counts it in registry.active, the service's active and the
+ * workload's (lock held). begin returns -ENOMEM when the workload cannot be
+ * tracked (then nothing was counted: refuse the connection).
+ */
+int reg_conn_begin_locked(struct registry *r, struct svc *s, uint64_t cgroup_id);
+void reg_conn_end_locked(struct registry *r, struct svc *s, uint64_t cgroup_id);
 
 /*
  * The receiving agent's admission of an mTLS connection from another node:

@@ -77,8 +77,7 @@ static int conn_secure(void *arg, void *tag, struct tls_ctx **ctx, uint8_t *pref
 static void conn_unlink_locked(struct registry *reg, struct tcp_conn *c)
 {
 	list_del(&c->link);
-	reg->active--;
-	c->svc->stat->active--;
+	reg_conn_end_locked(reg, c->svc, c->orig.cgroup_id);
 	if (c->trying)
 		c->trying->bal.active--; /* aborted mid-connect */
 	mtls_unref(c->mtls);
@@ -162,6 +161,10 @@ void tcp_start(struct tcp_worker *tw, int fd, struct svc *svc, const struct weft
 
 	c = calloc(1, sizeof(*c));
 	pthread_mutex_lock(&reg->lock);
+	if (c && reg_conn_begin_locked(reg, svc, orig->cgroup_id) < 0) {
+		free(c);
+		c = NULL;
+	}
 	if (!c) {
 		svc_unref_locked(reg, svc);
 		pthread_mutex_unlock(&reg->lock);
@@ -175,8 +178,6 @@ void tcp_start(struct tcp_worker *tw, int fd, struct svc *svc, const struct weft
 	c->mtls = mtls_ref(reg->mtls);
 	c->started = ev_now(tw->loop);
 	list_init(&c->link); /* not listed until it has a relay (the admin snapshot reads c->relay) */
-	reg->active++;
-	svc->stat->active++;
 	svc->stat->pending++;
 	pthread_mutex_unlock(&reg->lock);
 	memset(&opts, 0, sizeof(opts));
