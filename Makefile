@@ -159,8 +159,8 @@ fuzz: $(FUZZ_BINS)
 
 # End-to-end tests run against the ASan+UBSan weftd (WEFTD= to override).
 E2E_WEFTD ?= $(BUILD)/san/weftd
-e2e: $(E2E_WEFTD) $(BUILD)/weftctl
-	$(Q)WEFTD=$(abspath $(E2E_WEFTD)) WEFTCTL=$(abspath $(BUILD)/weftctl) \
+e2e: $(E2E_WEFTD) $(BUILD)/weftd $(BUILD)/weftctl
+	$(Q)WEFTD=$(abspath $(E2E_WEFTD)) WEFTD_PLAIN=$(abspath $(BUILD)/weftd) WEFTCTL=$(abspath $(BUILD)/weftctl) \
 		$(PYTHON) -m pytest -q -ra tests/e2e $(PYTEST_ARGS)
 
 test: format-check all san unit unit-san valgrind fuzz-regress e2e

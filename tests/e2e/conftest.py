@@ -38,6 +38,8 @@ def _binary(env_name, rel):
 class WeftEnv:
     def __init__(self):
         self.weftd = _binary("WEFTD", "build/weftd")
+        # the build without sanitizers, for tests that measure memory (ASan's shadow and quarantine would)
+        self.weftd_plain = _binary("WEFTD_PLAIN", "build/weftd")
         self.weftctl = _binary("WEFTCTL", "build/weftctl")
         self.cgroot = wh.cgroup2_mount()
 

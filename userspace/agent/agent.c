@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <errno.h>
 #include <ev.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <sys/resource.h>
@@ -30,6 +31,7 @@
 #include "admin/render.h"
 #include "admin/snapshot.h"
 #include "http/h1svc.h"
+#include "state/membudget.h"
 #include "state/service.h"
 #include "http/zipkin.h"
 
@@ -40,6 +42,7 @@
 #define HEARTBEAT_MAX_S 1.0
 #define AGENT_BACKSTOP_SCAN_S 10.0 /* full rescan period when inotify watches the tree */
 #define AGENT_MAX_MANUAL 256       /* cgroups enrolled by hand (weftctl enroll) */
+#define AGENT_TRIM_MIN (8u << 20)  /* bytes given back since the peak that make a malloc_trim worth it */
 
 struct agent {
 	struct ev_loop *loop;
@@ -50,6 +53,8 @@ struct agent {
 	struct kern *kern;
 	struct registry reg; /* services and endpoints, shared by every path */
 	bool reg_ok;
+	struct membudget mb; /* agent.buffer_memory_mb: buffered HTTP bytes, per workload */
+	bool mb_ok;
 	struct outbound *ob;
 	char cgmount[CG_PATH_MAX];
 	char self_cg[CG_PATH_MAX];
@@ -288,6 +293,9 @@ static void agent_on_beat(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	if (!agent_heartbeat(a))
 		return;
+	/* after a spike of buffered bytes (an attack, a burst), give the memory back to the kernel */
+	if (mb_trim_due(&a->mb, AGENT_TRIM_MIN))
+		malloc_trim(0);
 	if (a->mtls && !a->draining && mtls_files_changed(a->mtls))
 		agent_reload_tls(a);
 	/* with inotify, the scan is a backstop (watch limits, missed events) */
@@ -396,6 +404,7 @@ static int agent_reload(struct agent *a, struct buf *errout)
 	agent_heartbeat(a);
 	t[3] = ev_time();
 	kern_sync_services(a->kern, n);
+	mb_configure(&a->mb, (size_t)n->buffer_memory_mb << 20, n->buffer_memory_workload_pct);
 	a->reload_s[0] = t[1] - t[0];
 	a->reload_s[1] = t[3] - t[2];
 	a->reload_s[2] = a->reg.last_build_lock_s;
@@ -545,6 +554,25 @@ static void agent_metrics(struct agent *a, struct buf *out)
 			   "weft_config_reload_duration_seconds{phase=\"lock\"} %.6f\n"
 			   "weft_config_reload_duration_seconds{phase=\"kernel\"} %.6f\n",
 			   a->reload_s[0], a->reload_s[1], a->reload_s[2], a->reload_s[3]);
+	buf_printf(
+		out,
+		"# HELP weft_buffer_memory_bytes Bytes buffered for HTTP sessions now (agent.buffer_memory_mb budget).\n"
+		"# TYPE weft_buffer_memory_bytes gauge\nweft_buffer_memory_bytes %zu\n"
+		"# HELP weft_buffer_memory_limit_bytes The budget for buffered bytes.\n"
+		"# TYPE weft_buffer_memory_limit_bytes gauge\nweft_buffer_memory_limit_bytes %zu\n"
+		"# HELP weft_buffer_memory_workloads Workloads holding buffered bytes now.\n"
+		"# TYPE weft_buffer_memory_workloads gauge\nweft_buffer_memory_workloads %zu\n"
+		"# HELP weft_buffer_memory_refused_total Buffer growth refused by the budget (the session is shed), "
+		"by reason.\n# TYPE weft_buffer_memory_refused_total counter\n",
+		atomic_load(&a->mb.used), atomic_load(&a->mb.limit), atomic_load(&a->mb.active));
+	for (i = MB_SHARE; i < MB__MAX; i++)
+		buf_printf(out, "weft_buffer_memory_refused_total{reason=\"%s\"} %llu\n", mb_refusal_names[i],
+			   (unsigned long long)atomic_load(&a->mb.refused[i]));
+	buf_printf(out,
+		   "# HELP weft_buffer_memory_trims_total Times weftd gave freed memory back to the kernel "
+		   "(malloc_trim) after a spike.\n# TYPE weft_buffer_memory_trims_total counter\n"
+		   "weft_buffer_memory_trims_total %llu\n",
+		   (unsigned long long)atomic_load(&a->mb.trims));
 	if (kern_read_stats(a->kern, v) == 0) {
 		buf_puts(out, "# HELP weft_bpf_verdicts_total Decisions of the BPF programs, summed over CPUs.\n"
 			      "# TYPE weft_bpf_verdicts_total counter\n");
@@ -866,6 +894,23 @@ static void agent_on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	agent_begin_drain(a);
 }
 
+/*
+ * Every proxied connection costs two descriptors (and a splicing one two
+ * pipes more), far beyond the 1024 a shell or a container runtime often
+ * sets as the soft limit: take the hard limit, which an operator controls
+ * (LimitNOFILE=, the container runtime). Failing only costs headroom.
+ */
+static void agent_raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+		log_info("open file limit raised to %llu (the hard limit)", (unsigned long long)rl.rlim_max);
+}
+
 int agent_run(struct weft_config *cfg, const char *path, bool verbose)
 {
 	struct weft_agent_state st;
@@ -878,6 +923,7 @@ int agent_run(struct weft_config *cfg, const char *path, bool verbose)
 	a.verbose = verbose;
 	a.scan_loud = true;
 	signal(SIGPIPE, SIG_IGN);
+	agent_raise_nofile();
 
 	if (probe_kernel(cfg->bpf_pin_path, err, sizeof(err)) < 0) {
 		log_error("cannot start: %s", err);
@@ -946,7 +992,13 @@ int agent_run(struct weft_config *cfg, const char *path, bool verbose)
 		log_error("cannot start: out of memory");
 		goto out;
 	}
-	if (outbound_start(a.loop, a.kern, cfg, agent_workers(cfg), &a.reg, a.zipkin, &a.ob, err, sizeof(err)) < 0) {
+	if (mb_init(&a.mb, (size_t)cfg->buffer_memory_mb << 20, cfg->buffer_memory_workload_pct) < 0) {
+		log_error("cannot start: cannot initialise a mutex");
+		goto out;
+	}
+	a.mb_ok = true;
+	if (outbound_start(a.loop, a.kern, cfg, agent_workers(cfg), &a.reg, &a.mb, a.zipkin, &a.ob, err, sizeof(err)) <
+	    0) {
 		log_error("cannot start: %s", err);
 		goto out;
 	}
@@ -1002,6 +1054,8 @@ out:
 		outbound_free(a.ob);
 	if (a.reg_ok)
 		reg_destroy(&a.reg);
+	if (a.mb_ok)
+		mb_destroy(&a.mb);
 	zipkin_free(a.zipkin);
 	mtls_unref(a.mtls);
 	while (a.n_manual)

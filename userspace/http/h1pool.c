@@ -23,14 +23,17 @@
 #include "lib/blk.h"
 #include "lib/log.h"
 #include "lib/sock.h"
+#include "state/membudget.h"
 #include "state/service.h"
 
 #define READ_CHUNK (16u * 1024)
 #define UP_RBUF_MIN (16u * 1024)
 
-void h1_worker_init(struct h1_worker *w, struct ev_loop *loop, unsigned id, struct registry *reg, struct zipkin *zipkin)
+void h1_worker_init(struct h1_worker *w, struct ev_loop *loop, unsigned id, struct registry *reg, struct zipkin *zipkin,
+		    struct membudget *mb)
 {
 	w->loop = loop;
+	w->mb = mb;
 	w->id = id;
 	w->reg = reg;
 	w->zipkin = zipkin;
@@ -60,6 +63,8 @@ void h1up_close(struct h1up *u)
 	up_stop(u);
 	if (u->pooled)
 		pool_unlink(u);
+	if (u->acct)
+		mb_release(u->acct, u->rcap);
 	tls_conn_free(u->tls);
 	free(u->nl);
 	if (u->fd >= 0)
@@ -104,6 +109,9 @@ void h1up_put(struct h1up *u, const struct h1_svc *l)
 		h1up_close(u);
 		return;
 	}
+	if (u->acct)
+		mb_release(u->acct, u->rcap);
+	u->acct = NULL;
 	blk_put(u->rb, u->rcap);
 	u->rb = NULL;
 	u->rlen = u->rcap = 0;
@@ -203,6 +211,7 @@ struct h1up *h1up_get(struct h1_worker *w, const struct h1up_want *want, int *er
 		pthread_mutex_unlock(&w->reg->lock);
 	}
 	u->owner = want->owner;
+	u->acct = want->acct;
 	u->connected = u->reused;
 	if (!u->reused) {
 		/* the request is written as soon as the connect completes (the session adjusts from there) */
@@ -252,7 +261,7 @@ int h1up_secure_step(struct h1up *u)
  * *moved tells the caller that pointers into the old buffer are stale.
  */
 int h1_read_grow(int fd, struct tls_conn *tls, char **p, size_t *len, size_t *cap, size_t first, size_t limit,
-		 size_t slack, bool *eof, bool *moved)
+		 size_t slack, bool *eof, bool *moved, struct mb_acct *acct)
 {
 	ssize_t n;
 
@@ -263,9 +272,15 @@ int h1_read_grow(int fd, struct tls_conn *tls, char **p, size_t *len, size_t *ca
 
 		if (want > limit)
 			want = limit;
+		/* the budget first: a refused session holds no more than it had */
+		if (acct && mb_charge(acct, want - *cap) != MB_OK)
+			return -EDQUOT;
 		np = *p ? realloc(*p, want) : blk_get(want);
-		if (!np)
+		if (!np) {
+			if (acct)
+				mb_release(acct, want - *cap);
 			return -ENOMEM;
+		}
 		*moved = np != *p;
 		*p = np;
 		*cap = want;
@@ -299,7 +314,7 @@ int h1up_read(struct h1up *u, size_t cap)
 	 */
 	do {
 		n = h1_read_grow(u->fd, u->tls, &u->rb, &u->rlen, &u->rcap, UP_RBUF_MIN, cap, READ_CHUNK / 4, &u->eof,
-				 &moved);
+				 &moved, u->acct);
 		if (n == -EAGAIN && u->tls)
 			u->want = tls_want(u->tls);
 		if (n > 0)

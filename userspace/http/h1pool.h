@@ -32,6 +32,8 @@ struct svc_ep;
 struct h1_svc;
 struct nodelink;
 struct zipkin;
+struct membudget;
+struct mb_acct;
 
 /* The HTTP path's part of one worker loop. */
 struct h1_worker {
@@ -39,6 +41,7 @@ struct h1_worker {
 	unsigned id;
 	struct registry *reg;
 	struct zipkin *zipkin;     /* span exporter, or NULL (borrowed) */
+	struct membudget *mb;      /* agent.buffer_memory_mb: what buffers are charged to (borrowed) */
 	struct list_head sessions; /* struct h1s.link, under reg->lock */
 	struct list_head idle;     /* every idle pooled connection of this worker (struct h1up.wlink) */
 	bool draining;             /* stop accepting was asked: close keep-alive sessions */
@@ -49,8 +52,9 @@ struct h1up {
 	struct list_head link;  /* endpoint's idle list for this worker */
 	struct list_head wlink; /* worker's list of idle connections */
 	struct h1_worker *w;
-	struct svc_ep *ep; /* ref held */
-	void *owner;       /* the session using it; NULL while idle */
+	struct svc_ep *ep;    /* ref held */
+	void *owner;          /* the session using it; NULL while idle */
+	struct mb_acct *acct; /* the owner's memory account (rb is charged to it), NULL while idle */
 	int fd;
 	ev_io io;
 	ev_timer t;                  /* connect timeout, or idle timeout in the pool */
@@ -80,10 +84,11 @@ struct h1up_want {
 	void (*io_cb)(struct ev_loop *, ev_io *, int);
 	void (*timeout_cb)(struct ev_loop *, ev_timer *, int);
 	void *owner;
+	struct mb_acct *acct; /* the owner's memory account */
 };
 
-void h1_worker_init(struct h1_worker *w, struct ev_loop *loop, unsigned id, struct registry *reg,
-		    struct zipkin *zipkin);
+void h1_worker_init(struct h1_worker *w, struct ev_loop *loop, unsigned id, struct registry *reg, struct zipkin *zipkin,
+		    struct membudget *mb);
 /* Closes every idle pooled connection of the worker (its thread). */
 void h1_worker_close_idle(struct h1_worker *w);
 
@@ -110,9 +115,11 @@ void h1up_close(struct h1up *u);
  * first, up to limit) when less than slack bytes are free. Returns the
  * bytes read (0: EOF, *eof set), -EAGAIN, -ENOBUFS (full at the limit),
  * -ENOMEM or -errno. *moved: pointers into the old buffer are stale.
+ * acct (may be NULL): growth is charged to it first; -EDQUOT when the
+ * memory budget refuses (nothing read, the buffer unchanged).
  */
 int h1_read_grow(int fd, struct tls_conn *tls, char **p, size_t *len, size_t *cap, size_t first, size_t limit,
-		 size_t slack, bool *eof, bool *moved);
+		 size_t slack, bool *eof, bool *moved, struct mb_acct *acct);
 /* Reads the response bytes available (all a TLS layer holds), up to cap buffered. Like h1_read_grow. */
 int h1up_read(struct h1up *u, size_t cap);
 /* Writes what is pending towards the upstream. Like ob_flush. */

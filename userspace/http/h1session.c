@@ -48,6 +48,7 @@
 #include "lib/log.h"
 #include "lib/obuf.h"
 #include "lib/sock.h"
+#include "state/membudget.h"
 #include "state/service.h"
 #include "tls/mtls.h"
 #include "tls/tls.h"
@@ -99,7 +100,8 @@ struct h1s {
 	struct h1_svc *l7; /* svc->http */
 	struct weft_orig orig;
 	struct weft_sockaddr client;
-	struct mtls *mtls; /* TLS bundle for endpoints on other nodes (ref; NULL: none) */
+	struct mtls *mtls;  /* TLS bundle for endpoints on other nodes (ref; NULL: none) */
+	struct mb_acct mem; /* its buffers' share of agent.buffer_memory_mb */
 	int cfd;
 	ev_io cio;
 	ev_timer timer;  /* request deadline, or keep-alive idle */
@@ -218,6 +220,8 @@ static void sess_free(struct h1s *s)
 			close(s->cfd);
 	}
 	/* before the service reference goes: its settings size the header arrays */
+	mb_acct_close(&s->mem); /* every buffer it charged goes back below (the upstream's too) */
+	mb_release(&s->mem, s->icap);
 	blk_put(s->ib, s->icap);
 	blk_put(s->hdrs, hdrs_bytes(s->l7->max_headers));
 	blk_put(s->rhdrs, hdrs_bytes(s->l7->max_headers));
@@ -903,6 +907,7 @@ static void attempt_start(struct h1s *s)
 			.io_cb = sess_up_cb,
 			.timeout_cb = up_timeout_cb,
 			.owner = s,
+			.acct = &s->mem,
 		};
 
 		if (node) {
@@ -1218,11 +1223,43 @@ static void on_response_head(struct h1s *s)
 
 /* ---- I/O ---- */
 
+/*
+ * The memory budget refused this session more buffer (state/membudget: its
+ * workload is over its share, or the node's budget is full and it is among
+ * the biggest): it is shed. Before any response byte: a plain 503 and close
+ * (nothing more is read); after: a reset. The workload's other sessions and
+ * every other workload go on.
+ */
+static void shed_for_memory(struct h1s *s)
+{
+	static const char resp[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+				   "Content-Length: 31\r\nweft-error: overloaded\r\nConnection: close\r\n\r\n"
+				   "overloaded: buffer memory full\n";
+	char a[ADDR_STRLEN];
+
+	log_debug("service %s: client %s shed: agent.buffer_memory_mb budget (its workload's share or the "
+		  "node's) refused more buffer",
+		  s->svc->name, addr_format(&s->client, a, sizeof(a)));
+	if (s->up) {
+		h1up_close(s->up);
+		s->up = NULL;
+	}
+	if (s->resp_head_sent || ob_add(&s->ob, resp, sizeof(resp) - 1) < 0) {
+		s->reset_client = true;
+		s->dead = true;
+		return;
+	}
+	s->resp_head_sent = true;
+	s->close_after = true;
+	s->client_eof = true; /* read nothing more */
+	s->st = S_CLOSING;
+}
+
 static int client_read(struct h1s *s)
 {
 	bool moved;
-	int n = h1_read_grow(s->cfd, NULL, &s->ib, &s->ilen, &s->icap, 8192, s->l7->in_cap, 512, &s->client_eof,
-			     &moved);
+	int n = h1_read_grow(s->cfd, NULL, &s->ib, &s->ilen, &s->icap, 8192, s->l7->in_cap, 512, &s->client_eof, &moved,
+			     &s->mem);
 
 	/*
 	 * The parsed head's pointers (method, target, header fields) point into
@@ -1472,7 +1509,9 @@ static void sess_client_cb(struct ev_loop *loop, ev_io *io, int revents)
 				s->dead = true;
 		} else {
 			r = client_read(s);
-			if (r < 0 && r != -EAGAIN && r != -ENOBUFS) {
+			if (r == -EDQUOT) {
+				shed_for_memory(s);
+			} else if (r < 0 && r != -EAGAIN && r != -ENOBUFS) {
 				s->dead = true;
 				if (r == -ECONNRESET)
 					s->reset_client = true;
@@ -1549,6 +1588,11 @@ static void sess_up_cb(struct ev_loop *loop, ev_io *io, int revents)
 		r = h1up_read(u, s->x->resp.head_len || s->st != S_UPSTREAM
 					 ? (size_t)s->l7->buffer_size
 					 : (size_t)s->l7->buffer_size + s->l7->in_cap);
+		if (r == -EDQUOT) {
+			shed_for_memory(s);
+			sess_finish_cb(s);
+			return;
+		}
 		if (r < 0 && r != -EAGAIN && r != -ENOBUFS) {
 			if (s->st == S_UPSTREAM && !s->resp_head_sent && !u->rlen) {
 				attempt_failed(s, false, -r);
@@ -1673,6 +1717,7 @@ void h1_start(struct h1_worker *w, int fd, struct svc *svc, const struct weft_or
 	s->ep_i = -1;
 	s->started = ev_now(w->loop);
 	s->rng = trace_random_u64();
+	mb_acct_init(&s->mem, w->mb, orig->cgroup_id);
 	reset_request(s);
 	ev_io_init(&s->cio, sess_client_cb, fd, EV_READ);
 	s->cio.data = s;

@@ -72,6 +72,7 @@ struct outbound {
 	struct kern *kern;
 	struct registry *reg;
 	struct zipkin *zipkin;
+	struct membudget *mb;
 	struct ob_worker *workers;
 	unsigned nworkers;
 };
@@ -383,7 +384,7 @@ static int worker_init(struct outbound *ob, struct ob_worker *w, unsigned id, co
 		snprintf(err, errlen, "libev could not create an event loop for worker %u", id);
 		return -ENOMEM;
 	}
-	h1_worker_init(&w->http, w->loop, id, ob->reg, ob->zipkin);
+	h1_worker_init(&w->http, w->loop, id, ob->reg, ob->zipkin, ob->mb);
 	detector_init(&w->detect, w->loop, ob->reg, &w->tcp, &w->http);
 	if (tcp_worker_init(&w->tcp, w->loop, id, ob->reg, cfg->buffer_size) < 0) {
 		snprintf(err, errlen, "out of memory");
@@ -415,7 +416,8 @@ static int worker_init(struct outbound *ob, struct ob_worker *w, unsigned id, co
 }
 
 int outbound_start(struct ev_loop *loop, struct kern *k, const struct weft_config *cfg, unsigned nworkers,
-		   struct registry *reg, struct zipkin *zipkin, struct outbound **out, char *err, size_t errlen)
+		   struct registry *reg, struct membudget *mb, struct zipkin *zipkin, struct outbound **out, char *err,
+		   size_t errlen)
 {
 	struct outbound *ob;
 	unsigned i;
@@ -428,6 +430,7 @@ int outbound_start(struct ev_loop *loop, struct kern *k, const struct weft_confi
 	ob->kern = k;
 	ob->reg = reg;
 	ob->zipkin = zipkin;
+	ob->mb = mb;
 	ob->workers = calloc(nworkers ? nworkers : 1, sizeof(*ob->workers));
 	if (!ob->workers) {
 		r = -ENOMEM;

@@ -26,16 +26,18 @@ struct kern;
 struct registry;
 struct weft_config;
 struct zipkin;
+struct membudget;
 struct tcp_worker;
 struct h1_worker;
 
 /*
- * Binds the outbound listeners and starts accepting. zipkin: the span
- * exporter for HTTP requests, or NULL (borrowed: it must outlive the
- * outbound). 0 or -errno with err set.
+ * Binds the outbound listeners and starts accepting. reg, mb (the buffer
+ * memory budget) and zipkin (the span exporter for HTTP requests, or NULL)
+ * are borrowed: they must outlive the outbound. 0 or -errno with err set.
  */
 int outbound_start(struct ev_loop *loop, struct kern *k, const struct weft_config *cfg, unsigned nworkers,
-		   struct registry *reg, struct zipkin *zipkin, struct outbound **out, char *err, size_t errlen);
+		   struct registry *reg, struct membudget *mb, struct zipkin *zipkin, struct outbound **out, char *err,
+		   size_t errlen);
 
 /*
  * A worker thread whose loop has not turned for max_age seconds (stuck in a
