@@ -159,3 +159,28 @@ def test_incomplete_heads_cannot_oom_the_agent(weft_env, tmp_path):
         if mem:
             mem.remove()
     assert not errs, errs
+
+
+def test_idle_keepalive_holds_no_budget(weft):
+    """Accounting stays exact: requests on a keep-alive connection charge
+    their buffers and give them back; an idle connection holds nothing (a
+    leak here would slowly shed healthy traffic as 503s)."""
+    cg = weft.cgroup(tag="app")
+    a = wh.http_backend(weft, "ok", "A")
+    vip = vip_addr()
+    d = weft.weftd([cg], [service("web", [vip], [a.addr], protocol="http")])
+    req = "GET /x HTTP/1.1\r\nHost: w\r\n\r\n"
+    script = [{"send": req}, {"recv_until": "}"}] * 20 + [{"sleep": 2.0}]
+    out = {}
+    t = __import__("threading").Thread(target=lambda: out.update(wh.http_raw(vip, script, cgroup=cg)))
+    t.start()
+    try:
+        # while the connection sits idle after its 20 requests
+        assert wait_for(lambda: prom_get(metrics(d.admin), "weft_http_requests_total", service="web",
+                                         route="default", **{"class": "2xx"}) == [20.0], 10)
+        m = metrics(d.admin)
+        assert prom_get(m, "weft_buffer_memory_bytes") == [0.0]
+        assert prom_get(m, "weft_buffer_memory_workloads") == [0.0]
+    finally:
+        t.join(15)
+    assert out.get("rc", 0) == 0, out

@@ -221,7 +221,6 @@ static void sess_free(struct h1s *s)
 	}
 	/* before the service reference goes: its settings size the header arrays */
 	mb_acct_close(&s->mem); /* every buffer it charged goes back below (the upstream's too) */
-	mb_release(&s->mem, s->icap);
 	blk_put(s->ib, s->icap);
 	blk_put(s->hdrs, hdrs_bytes(s->l7->max_headers));
 	blk_put(s->rhdrs, hdrs_bytes(s->l7->max_headers));
@@ -1331,6 +1330,7 @@ static void sess_arm(struct h1s *s)
 	sock_io_want(loop, &s->cio, ce);
 	/* an idle keep-alive connection holds no buffers and no header arrays */
 	if (s->st == S_HEAD && !s->ilen) {
+		mb_release(&s->mem, s->icap);
 		blk_put(s->ib, s->icap);
 		s->ib = NULL;
 		s->icap = 0;
