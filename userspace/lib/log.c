@@ -9,10 +9,16 @@
 enum log_level log_threshold = LOG_LVL_INFO;
 
 static const char *const level_names[] = { "ERROR", "WARN", "INFO", "DEBUG" };
+static int log_fd = STDERR_FILENO;
 
 void log_set_level(enum log_level l)
 {
 	log_threshold = l;
+}
+
+void log_set_fd(int fd)
+{
+	log_fd = fd;
 }
 
 /* Formats the whole line first so concurrent writers never interleave mid-line. */
@@ -38,7 +44,7 @@ void log_emit(enum log_level l, const char *fmt, ...)
 	if (r > 0)
 		n += (size_t)r < sizeof(line) - n - 1 ? (size_t)r : sizeof(line) - n - 2;
 	line[n++] = '\n';
-	(void)!write(STDERR_FILENO, line, n);
+	(void)!write(log_fd, line, n);
 }
 
 void err_set(char *err, size_t errlen, const char *fmt, ...)

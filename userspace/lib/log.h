@@ -16,6 +16,8 @@ enum log_level { LOG_LVL_ERROR = 0, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 extern enum log_level log_threshold;
 
 void log_set_level(enum log_level l);
+/* Where lines go (default stderr); for tests. */
+void log_set_fd(int fd);
 
 /* Formats a user-facing error message into err (err NULL or errlen 0: nothing). */
 void err_set(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -15,6 +15,7 @@
 #include "tls/mtls.h"
 #include "codec/preamble.h"
 #include "lib/list.h"
+#include "lib/lpause.h"
 #include "lib/sock.h"
 #include "state/service.h"
 #include "tcp/relay.h"
@@ -59,6 +60,7 @@ struct inbound {
 	struct relay_pool *pool; /* this loop's relay buffers (inbound relays only) */
 	struct mtls *mtls;
 	ev_io lis;
+	struct lpause pause; /* lis, paused while accept lacks descriptors or memory */
 	bool listening;
 	uint32_t max_handshakes, timeout_ms;
 	unsigned handshaking;
@@ -313,8 +315,13 @@ static void in_on_accept(struct ev_loop *loop, ev_io *w, int revents)
 	for (i = 0; i < 64; i++) {
 		peer.len = sizeof(peer.ss);
 		fd = accept4(w->fd, &peer.sa, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0)
+		if (fd < 0) {
+			/* EMFILE and the like pause the listener (lib/lpause.h) */
+			if (lpause_accept_error(&in->pause, errno) == LPAUSE_NEXT)
+				continue;
 			return;
+		}
+		lpause_accepted(&in->pause);
 		if (in->handshaking >= in->max_handshakes) {
 			in->results[IN_OVERLOADED]++;
 			log_debug("inbound: tls.max_handshakes (%u) in progress; connection closed",
@@ -374,6 +381,7 @@ int inbound_start(struct ev_loop *loop, const struct weft_config *cfg, struct re
 	}
 	ev_io_init(&in->lis, in_on_accept, fd, EV_READ);
 	in->lis.data = in;
+	lpause_init(&in->pause, loop, &in->lis, 1, "the mTLS inbound listener (agent.inbound)");
 	ev_io_start(loop, &in->lis);
 	in->listening = true;
 	log_info("mTLS inbound listener on %s (identity %s)", addr_format(&cfg->inbound, as, sizeof(as)),
@@ -405,6 +413,7 @@ void inbound_stop_accepting(struct inbound *in)
 {
 	if (!in || !in->listening)
 		return;
+	lpause_stop(&in->pause);
 	ev_io_stop(in->loop, &in->lis);
 	close(in->lis.fd);
 	in->listening = false;
