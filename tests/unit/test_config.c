@@ -99,7 +99,7 @@ static const char full_config[] =
 	"  log_level = \"debug\";\n"
 	"  max_connections = 1048576;\n"
 	"  buffer_size = 4096L;\n" /* int64 literals are integers too */
-	"  drain_timeout_ms = 0;\n"
+	"  drain_timeout_ms = 0; log_rate_limit = 0;\n"
 	"};\n"
 	"intercept: {\n"
 	"  cgroups = [ \"/sys/fs/cgroup/system.slice/app.service\", \"system.slice/*.service\" ];\n"
@@ -186,6 +186,7 @@ static void test_full(void **state)
 	assert_int_equal(c->max_connections, 1048576);
 	assert_int_equal(c->buffer_size, 4096);
 	assert_int_equal(c->drain_timeout_ms, 0);
+	assert_int_equal(c->log_rate_limit, 0);
 
 	assert_int_equal(c->n_cgroups, 2);
 	assert_string_equal(c->cgroups[0], "/sys/fs/cgroup/system.slice/app.service");
@@ -268,6 +269,7 @@ static void check_defaults(const struct weft_config *c)
 	assert_int_equal(c->max_connections, 65536);
 	assert_int_equal(c->buffer_size, 65536);
 	assert_int_equal(c->drain_timeout_ms, 10000);
+	assert_int_equal(c->log_rate_limit, 10);
 	assert_int_equal(c->workers, 0);
 	assert_false(c->redirect_loopback);
 	assert_true(c->splice);
@@ -305,12 +307,13 @@ static void test_bounds_accepted(void **state)
 	struct weft_config *c;
 
 	c = load_ok("agent: { outbound_port = 1; heartbeat_stale_ms = 1000; mark = 1; max_connections = 1;\n"
-		    "  buffer_size = 4096; drain_timeout_ms = 600000; };\n"
+		    "  buffer_size = 4096; drain_timeout_ms = 600000; log_rate_limit = 100000; };\n"
 		    "services = ( { name = \"a\"; addresses = [ \"1.2.3.4:65535\" ];\n"
 		    "  endpoints = ( { address = \"5.6.7.8:1\"; weight = 1; } );\n"
 		    "  timeouts = { connect_ms = 1; idle_ms = 0; }; retry = { attempts = 1; }; } );\n");
 	assert_int_equal(c->outbound_port, 1);
 	assert_int_equal(c->drain_timeout_ms, 600000);
+	assert_int_equal(c->log_rate_limit, 100000);
 	assert_int_equal(c->services[0].connect_timeout_ms, 1);
 	assert_int_equal(c->services[0].retry_attempts, 1);
 	cfg_free(c);
@@ -739,6 +742,12 @@ static const struct fail_case fail_cases[] = {
 	  "agent: { heartbeat_stale_ms = 999; };\n",
 	  { "t.conf:1: agent.heartbeat_stale_ms: 999 is out of range (1000-60000)" } },
 	{ "mark zero", "agent: { mark = 0; };\n", { "t.conf:1: agent.mark: 0 is out of range (1-2147483647)" } },
+	{ "log rate limit",
+	  "agent: { log_rate_limit = 100001; };\n",
+	  { "t.conf:1: agent.log_rate_limit: 100001 is out of range (0-100000)" } },
+	{ "log rate limit negative",
+	  "agent: { log_rate_limit = -1; };\n",
+	  { "t.conf:1: agent.log_rate_limit: -1 is out of range (0-100000)" } },
 	{ "mark hex",
 	  "agent: { mark = 0x80000000; };\n",
 	  { "t.conf:1: agent.mark: 0x80000000 is out of range (0x1-0x7fffffff)" } },
@@ -984,7 +993,7 @@ static const struct fail_case fail_cases[] = {
 	/* user text is cut and kept on one line */
 	{ "long unknown key",
 	  "agent: { aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa = 1; };\n",
-	  { "t.conf:1: agent.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...: unknown key; valid keys are admin, outbound_port, inbound, bpf_pin_path, fail_mode, heartbeat_stale_ms, mark, log_level, max_connections, buffer_size, drain_timeout_ms, workers, redirect_loopback, splice, strict_inbound" } },
+	  { "t.conf:1: agent.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...: unknown key; valid keys are admin, outbound_port, inbound, bpf_pin_path, fail_mode, heartbeat_stale_ms, mark, log_level, max_connections, buffer_size, drain_timeout_ms, workers, redirect_loopback, splice, strict_inbound, log_rate_limit" } },
 	{ "newline in a value",
 	  "agent: { fail_mode = \"op\nen\"; };\n",
 	  { "t.conf:1: agent.fail_mode: unknown value 'op?en'; valid values are \"open\", \"closed\"" } },

@@ -265,6 +265,8 @@ static void agent_on_beat(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
+	/* counts of rate-limited log lines that no later line carried */
+	log_rl_flush(log_now_ms());
 	/*
 	 * A worker that stopped turning its loop cannot proxy: let the heartbeat go
 	 * stale so the kernel side fails open (or closed) instead of sending
@@ -382,6 +384,7 @@ static int agent_reload(struct agent *a, struct buf *errout)
 	cfg_free(a->cfg);
 	a->cfg = n;
 	log_set_level(a->verbose ? LOG_LVL_DEBUG : (enum log_level)n->log_level);
+	log_rl_set_limit(n->log_rate_limit);
 	agent_fill_state(a, &st, true);
 	kern_set_agent(a->kern, &st);
 	a->beat.repeat = agent_beat_period(n);
@@ -512,6 +515,10 @@ static void agent_metrics(struct agent *a, struct buf *out)
 		   WEFT_VERSION, a->ready ? 1 : 0, kern_enrolled_count(a->kern), (unsigned long long)a->reloads_ok,
 		   (unsigned long long)a->reloads_failed, (unsigned long long)(a->config_hash & ((1ull << 52) - 1)),
 		   a->config_loaded_at);
+	buf_printf(out,
+		   "# HELP weft_log_suppressed_total Log lines held back by the rate limit (agent.log_rate_limit).\n"
+		   "# TYPE weft_log_suppressed_total counter\nweft_log_suppressed_total %llu\n",
+		   (unsigned long long)log_suppressed_total());
 	if (kern_read_stats(a->kern, v) == 0) {
 		buf_puts(out, "# HELP weft_bpf_verdicts_total Decisions of the BPF programs, summed over CPUs.\n"
 			      "# TYPE weft_bpf_verdicts_total counter\n");

@@ -75,6 +75,7 @@ static const char *const agent_keys[] = {
 	"redirect_loopback",
 	"splice",
 	"strict_inbound",
+	"log_rate_limit",
 	NULL,
 };
 static const char *const intercept_keys[] = { "cgroups", NULL };
@@ -802,6 +803,7 @@ static void parse_agent(struct cfg_ctx *x, const config_setting_t *root)
 	get_bool(x, g, "agent", "redirect_loopback", &c->redirect_loopback);
 	get_bool(x, g, "agent", "splice", &c->splice);
 	get_bool(x, g, "agent", "strict_inbound", &c->strict_inbound);
+	get_int(x, g, "agent", "log_rate_limit", 0, 100000, &c->log_rate_limit);
 
 	/* Listeners that could not both bind: only worth saying when one of them was written here. */
 	if ((s_admin && !ok_admin) || (s_in && !ok_in))
@@ -2422,6 +2424,7 @@ static struct weft_config *cfg_new(const char *name)
 	c->heartbeat_stale_ms = 3000;
 	c->mark = 0x574546;
 	c->log_level = CFG_LOG_INFO;
+	c->log_rate_limit = 10; /* LOG_RL_DEFAULT */
 	c->max_connections = 65536;
 	c->buffer_size = 65536;
 	c->drain_timeout_ms = 10000;

@@ -161,6 +161,7 @@ struct weft_config {
 	uint32_t heartbeat_stale_ms;  /* agent.heartbeat_stale_ms, 3000 (1000..60000) */
 	uint32_t mark;                /* agent.mark, SO_MARK of agent sockets, 0x574546 ("WEF") */
 	enum cfg_log_level log_level; /* agent.log_level, "info" */
+	uint32_t log_rate_limit;      /* agent.log_rate_limit lines/s per message, 10 (0..100000; 0: no limit) */
 	uint32_t max_connections;     /* agent.max_connections, 65536 */
 	uint32_t buffer_size;         /* agent.buffer_size bytes per direction, 65536 (4096..4194304) */
 	uint32_t drain_timeout_ms;    /* agent.drain_timeout_ms, 10000 */

@@ -118,7 +118,7 @@ static void in_refuse(struct in_conn *c, enum in_result r, int status, const cha
 	uint8_t reply[PREAMBLE_REPLY_LEN];
 
 	c->in->results[r]++;
-	log_warn("inbound %s (%s): refused: %s", c->peer, c->tls ? tls_peer_id(c->tls) : "-", why);
+	log_warn_rl("inbound %s (%s): refused: %s", c->peer, c->tls ? tls_peer_id(c->tls) : "-", why);
 	if (status >= 0 && preamble_reply_encode(reply, sizeof(reply), (enum preamble_status)status) > 0)
 		(void)tls_write(c->tls, reply, sizeof(reply));
 	tls_shutdown(c->tls);
@@ -212,7 +212,7 @@ static void in_admit(struct in_conn *c, const struct preamble *p, size_t used)
 		in->relays++;
 	} else {
 		in->results[IN_OVERLOADED]++;
-		log_warn("inbound %s: cannot start a relay: %s", c->peer, strerror(errno));
+		log_warn_rl("inbound %s: cannot start a relay: %s", c->peer, strerror(errno));
 		free(a);
 	}
 	in_conn_free(c, false);
@@ -232,8 +232,8 @@ static void in_step(struct in_conn *c)
 		goto wait;
 	if (r < 0) {
 		in->handshakes[tls_conn_fail(c->tls)]++;
-		log_warn("inbound %s: TLS handshake failed: %s (%s)", c->peer, tls_fail_name(tls_conn_fail(c->tls)),
-			 tls_conn_detail(c->tls));
+		log_warn_rl("inbound %s: TLS handshake failed: %s (%s)", c->peer, tls_fail_name(tls_conn_fail(c->tls)),
+			    tls_conn_detail(c->tls));
 		in_conn_free(c, true);
 		return;
 	}
@@ -257,7 +257,7 @@ static void in_step(struct in_conn *c)
 		if (n == -EAGAIN)
 			break;
 		if (n <= 0) {
-			log_info("inbound %s (%s): closed before its preamble", c->peer, tls_peer_id(c->tls));
+			log_info_rl("inbound %s (%s): closed before its preamble", c->peer, tls_peer_id(c->tls));
 			in->results[IN_BAD_PREAMBLE]++;
 			in_conn_free(c, true);
 			return;
@@ -299,8 +299,8 @@ static void in_on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 		c->in->handshakes[TLS_FAIL_TIMEOUT]++;
 	else
 		c->in->results[IN_BAD_PREAMBLE]++;
-	log_warn("inbound %s: no %s within tls.handshake_timeout_ms (%u ms); closed", c->peer,
-		 c->started > 0 ? "TLS handshake" : "preamble", c->in->timeout_ms);
+	log_warn_rl("inbound %s: no %s within tls.handshake_timeout_ms (%u ms); closed", c->peer,
+		    c->started > 0 ? "TLS handshake" : "preamble", c->in->timeout_ms);
 	in_conn_free(c, true);
 }
 

@@ -107,7 +107,7 @@ static void ob_handle(struct ob_worker *w, int fd, const struct weft_sockaddr *p
 	memset(&key, 0, sizeof(key));
 	len = sizeof(cookie);
 	if (getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len) < 0) {
-		log_error("getsockopt(SO_NETNS_COOKIE): %s; weft needs Linux 5.14+", strerror(errno));
+		log_error_rl("getsockopt(SO_NETNS_COOKIE): %s; weft needs Linux 5.14+", strerror(errno));
 		goto reset_unlocked;
 	}
 	key.netns_cookie = cookie;
@@ -133,16 +133,16 @@ static void ob_handle(struct ob_worker *w, int fd, const struct weft_sockaddr *p
 		if (svc)
 			svc->stat->no_endpoint++;
 		addr_from_key(&orig.dst, &dst);
-		log_warn("connection to %s: %s; reset", addr_format(&dst, a, sizeof(a)),
-			 svc ? "service has no endpoints" : "no service has this address any more");
+		log_warn_rl("connection to %s: %s; reset", addr_format(&dst, a, sizeof(a)),
+			    svc ? "service has no endpoints" : "no service has this address any more");
 		goto reset;
 	}
 	switch (reg_admit_locked(reg, svc)) {
 	case SVC_ADMIT_OK:
 		break;
 	case SVC_ADMIT_AGENT_LIMIT:
-		log_warn("agent.max_connections (%u) reached; connection to service %s reset", reg->max_conns,
-			 svc->name);
+		log_warn_rl("agent.max_connections (%u) reached; connection to service %s reset", reg->max_conns,
+			    svc->name);
 		goto reset;
 	case SVC_ADMIT_SERVICE_LIMIT:
 		log_debug("service %s: limits.max_connections (%u) reached; connection reset", svc->name,
