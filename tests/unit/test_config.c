@@ -932,7 +932,7 @@ static const struct fail_case fail_cases[] = {
 	  "tls: {\n  ca = \"/x/ca.pem\";\n  cert = \"/\";\n  key = \"/dev/null\";\n};\n",
 	  { "t.conf:2: tls.ca: cannot read '/x/ca.pem': No such file or directory",
 	    "t.conf:3: tls.cert: cannot read '/': Is a directory",
-	    "t.conf:4: tls.key: cannot read '/dev/null': not a regular file" } },
+	    "t.conf:4: tls.key: cannot read '/dev/null': not a regular file (a character device); write the path of a PEM file" } },
 	{ "tls empty and wrong",
 	  "tls: { ca = \"\"; cert = 1; key = \"/x\"; wat = 1; };\n",
 	  { "t.conf:1: tls.wat: unknown key; valid keys are ca, cert, key, trust_domain, handshake_timeout_ms, max_handshakes, issuer_cert, issuer_key, cert_lifetime_s",
@@ -1521,7 +1521,30 @@ static void test_file_ok_with_tls(void **state)
 	assert_string_equal(c->tls_cert, cert);
 	assert_string_equal(c->tls_key, key);
 	assert_int_equal(c->n_services, 3);
+	/* the hash of the bytes parsed (weft_config_hash): FNV-1a 64 */
+	{
+		uint64_t h = 1469598103934665603ull;
+		const char *q;
+
+		for (q = text; *q; q++)
+			h = (h ^ (unsigned char)*q) * 1099511628211ull;
+		assert_true(c->text_hash == h);
+	}
 	cfg_free(c);
+
+	/* a certificate path that is a FIFO: refused without opening it */
+	unlink(cert);
+	assert_int_equal(mkfifo(cert, 0600), 0);
+	c = NULL;
+	assert_int_equal(cfg_load(conf, &c, &e), -EINVAL);
+	assert_null(c);
+	assert_int_equal(e.n, 1);
+	snprintf(text, sizeof(text),
+		 "%s:34: tls.cert: cannot read '%s': not a regular file (a FIFO); write the path of a PEM file", conf,
+		 cert);
+	assert_string_equal(e.msgs[0], text);
+	cfg_errors_free(&e);
+	unlink(cert);
 
 	/* errors name the file as given */
 	write_file(conf, "agent: {\n  mark = 0;\n};\n", 24);
@@ -1561,6 +1584,22 @@ static void test_file_errors(void **state)
 	assert_int_equal(e.n, 1);
 	snprintf(want, sizeof(want), "%s: cannot read: Is a directory", tmpdir);
 	assert_string_equal(e.msgs[0], want);
+	cfg_errors_free(&e);
+
+	/* a FIFO is refused at once, without opening it (an open would block until a writer came) */
+	snprintf(path, sizeof(path), "%s/fifo.conf", tmpdir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	assert_int_equal(cfg_load(path, &c, &e), -EINVAL);
+	assert_int_equal(e.n, 1);
+	snprintf(want, sizeof(want), "%s: not a regular file (a FIFO); point weftd -c at a regular file", path);
+	assert_string_equal(e.msgs[0], want);
+	cfg_errors_free(&e);
+	unlink(path);
+
+	assert_int_equal(cfg_load("/dev/null", &c, &e), -EINVAL);
+	assert_int_equal(e.n, 1);
+	assert_string_equal(e.msgs[0],
+			    "/dev/null: not a regular file (a character device); point weftd -c at a regular file");
 	cfg_errors_free(&e);
 
 	snprintf(path, sizeof(path), "%s/nul.conf", tmpdir);

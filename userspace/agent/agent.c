@@ -75,24 +75,6 @@ struct agent {
 	char cgname[CG_PATH_MAX]; /* scratch for agent_cgroup_name */
 };
 
-/* FNV-1a over the config file: weft_config_hash says which file is in force. */
-static uint64_t agent_hash_file(const char *path)
-{
-	uint64_t h = 1469598103934665603ull;
-	unsigned char b[4096];
-	size_t n, i;
-	FILE *f;
-
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	while ((n = fread(b, 1, sizeof(b), f)) > 0)
-		for (i = 0; i < n; i++)
-			h = (h ^ b[i]) * 1099511628211ull;
-	fclose(f);
-	return h;
-}
-
 /*
  * The heartbeat period: at most a second, and at most a third of the stale
  * window, so a live agent never looks stale between two beats (even with a
@@ -392,7 +374,7 @@ static int agent_reload(struct agent *a, struct buf *errout)
 	a->scan_loud = true;
 	agent_scan_cgroups(a);
 	a->reloads_ok++;
-	a->config_hash = agent_hash_file(a->path);
+	a->config_hash = n->text_hash;
 	a->config_loaded_at = ev_time();
 	log_info("reloaded: %zu services, %zu cgroups enrolled", n->n_services, kern_enrolled_count(a->kern));
 	return 0;
@@ -956,7 +938,7 @@ int agent_run(struct weft_config *cfg, const char *path, bool verbose)
 	a.beat.data = &a;
 	ev_timer_start(a.loop, &a.beat);
 	a.ready = true;
-	a.config_hash = agent_hash_file(path);
+	a.config_hash = cfg->text_hash;
 	a.config_loaded_at = ev_time();
 
 	log_info("ready: pid %d, %zu services, %zu cgroups enrolled, outbound port %u, pins in %s, "

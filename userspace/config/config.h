@@ -3,7 +3,7 @@
  * weftd's configuration: one libconfig file, parsed and validated completely
  * before anything uses it. A struct weft_config is immutable once returned;
  * reload builds a new one and swaps it in.
- * It may call: codec/http1, codec/identity, lib/addr, libconfig.
+ * It may call: codec/http1, codec/identity, lib/addr, lib/file, libconfig.
  */
 #ifndef WEFT_CONFIG_H
 #define WEFT_CONFIG_H
@@ -151,6 +151,7 @@ struct cfg_tracing {
 
 struct weft_config {
 	char *path;
+	uint64_t text_hash; /* FNV-1a of the text parsed: the metric weft_config_hash, with no second read */
 
 	/* agent: */
 	struct weft_sockaddr admin;   /* "127.0.0.1:9990" */
