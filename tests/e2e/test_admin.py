@@ -126,6 +126,7 @@ def test_config_effective_with_defaults(weft):
     assert ag["max_connections"] == 65536, ag
     assert ag["buffer_size"] == 65536, ag
     assert ag["drain_timeout_ms"] == 10000, ag
+    assert ag["log_rate_limit"] == 10, ag
     assert cfg["intercept"]["cgroups"] == [cg.path], cfg
     assert len(cfg["services"]) == 1, cfg
     s = cfg["services"][0]

@@ -33,6 +33,7 @@ DOCUMENTED = {
     "weft_config_reloads_total": ("counter", {"result"}),
     "weft_config_hash": ("gauge", set()),
     "weft_config_last_reload_success_timestamp_seconds": ("gauge", set()),
+    "weft_log_suppressed_total": ("counter", set()),
     "weft_build_info": ("gauge", {"version"}),
     "weft_ready": ("gauge", set()),
     "weft_enrolled_cgroups": ("gauge", set()),

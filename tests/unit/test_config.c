@@ -99,7 +99,7 @@ static const char full_config[] =
 	"  log_level = \"debug\";\n"
 	"  max_connections = 1048576;\n"
 	"  buffer_size = 4096L;\n" /* int64 literals are integers too */
-	"  drain_timeout_ms = 0;\n"
+	"  drain_timeout_ms = 0; log_rate_limit = 0;\n"
 	"};\n"
 	"intercept: {\n"
 	"  cgroups = [ \"/sys/fs/cgroup/system.slice/app.service\", \"system.slice/*.service\" ];\n"
@@ -187,6 +187,7 @@ static void test_full(void **state)
 	assert_int_equal(cfg_workload_cap(c), 1048576 / 4);
 	assert_int_equal(c->buffer_size, 4096);
 	assert_int_equal(c->drain_timeout_ms, 0);
+	assert_int_equal(c->log_rate_limit, 0);
 
 	assert_int_equal(c->n_cgroups, 2);
 	assert_string_equal(c->cgroups[0], "/sys/fs/cgroup/system.slice/app.service");
@@ -273,6 +274,7 @@ static void check_defaults(const struct weft_config *c)
 	assert_int_equal(c->buffer_memory_workload_pct, 25);
 	assert_int_equal(c->buffer_size, 65536);
 	assert_int_equal(c->drain_timeout_ms, 10000);
+	assert_int_equal(c->log_rate_limit, 10);
 	assert_int_equal(c->workers, 0);
 	assert_false(c->redirect_loopback);
 	assert_true(c->splice);
@@ -310,12 +312,13 @@ static void test_bounds_accepted(void **state)
 	struct weft_config *c;
 
 	c = load_ok("agent: { outbound_port = 1; heartbeat_stale_ms = 1000; mark = 1; max_connections = 1;\n"
-		    "  buffer_size = 4096; drain_timeout_ms = 600000; };\n"
+		    "  buffer_size = 4096; drain_timeout_ms = 600000; log_rate_limit = 100000; };\n"
 		    "services = ( { name = \"a\"; addresses = [ \"1.2.3.4:65535\" ];\n"
 		    "  endpoints = ( { address = \"5.6.7.8:1\"; weight = 1; } );\n"
 		    "  timeouts = { connect_ms = 1; idle_ms = 0; }; retry = { attempts = 1; }; } );\n");
 	assert_int_equal(c->outbound_port, 1);
 	assert_int_equal(c->drain_timeout_ms, 600000);
+	assert_int_equal(c->log_rate_limit, 100000);
 	assert_int_equal(c->services[0].connect_timeout_ms, 1);
 	assert_int_equal(c->services[0].retry_attempts, 1);
 	cfg_free(c);
@@ -744,6 +747,12 @@ static const struct fail_case fail_cases[] = {
 	  "agent: { heartbeat_stale_ms = 999; };\n",
 	  { "t.conf:1: agent.heartbeat_stale_ms: 999 is out of range (1000-60000)" } },
 	{ "mark zero", "agent: { mark = 0; };\n", { "t.conf:1: agent.mark: 0 is out of range (1-2147483647)" } },
+	{ "log rate limit",
+	  "agent: { log_rate_limit = 100001; };\n",
+	  { "t.conf:1: agent.log_rate_limit: 100001 is out of range (0-100000)" } },
+	{ "log rate limit negative",
+	  "agent: { log_rate_limit = -1; };\n",
+	  { "t.conf:1: agent.log_rate_limit: -1 is out of range (0-100000)" } },
 	{ "mark hex",
 	  "agent: { mark = 0x80000000; };\n",
 	  { "t.conf:1: agent.mark: 0x80000000 is out of range (0x1-0x7fffffff)" } },
@@ -937,7 +946,7 @@ static const struct fail_case fail_cases[] = {
 	  "tls: {\n  ca = \"/x/ca.pem\";\n  cert = \"/\";\n  key = \"/dev/null\";\n};\n",
 	  { "t.conf:2: tls.ca: cannot read '/x/ca.pem': No such file or directory",
 	    "t.conf:3: tls.cert: cannot read '/': Is a directory",
-	    "t.conf:4: tls.key: cannot read '/dev/null': not a regular file" } },
+	    "t.conf:4: tls.key: cannot read '/dev/null': not a regular file (a character device); write the path of a PEM file" } },
 	{ "tls empty and wrong",
 	  "tls: { ca = \"\"; cert = 1; key = \"/x\"; wat = 1; };\n",
 	  { "t.conf:1: tls.wat: unknown key; valid keys are ca, cert, key, trust_domain, handshake_timeout_ms, max_handshakes, issuer_cert, issuer_key, cert_lifetime_s",
@@ -998,7 +1007,7 @@ static const struct fail_case fail_cases[] = {
 	/* user text is cut and kept on one line */
 	{ "long unknown key",
 	  "agent: { aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa = 1; };\n",
-	  { "t.conf:1: agent.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...: unknown key; valid keys are admin, outbound_port, inbound, bpf_pin_path, fail_mode, heartbeat_stale_ms, mark, log_level, max_connections, max_connections_per_workload, buffer_memory_mb, buffer_memory_per_workload_pct, buffer_size, drain_timeout_ms, workers, redirect_loopback, splice, strict_inbound" } },
+	  { "t.conf:1: agent.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...: unknown key; valid keys are admin, outbound_port, inbound, bpf_pin_path, fail_mode, heartbeat_stale_ms, mark, log_level, max_connections, max_connections_per_workload, buffer_memory_mb, buffer_memory_per_workload_pct, buffer_size, drain_timeout_ms, workers, redirect_loopback, splice, strict_inbound, log_rate_limit" } },
 	{ "newline in a value",
 	  "agent: { fail_mode = \"op\nen\"; };\n",
 	  { "t.conf:1: agent.fail_mode: unknown value 'op?en'; valid values are \"open\", \"closed\"" } },
@@ -1526,7 +1535,30 @@ static void test_file_ok_with_tls(void **state)
 	assert_string_equal(c->tls_cert, cert);
 	assert_string_equal(c->tls_key, key);
 	assert_int_equal(c->n_services, 3);
+	/* the hash of the bytes parsed (weft_config_hash): FNV-1a 64 */
+	{
+		uint64_t h = 1469598103934665603ull;
+		const char *q;
+
+		for (q = text; *q; q++)
+			h = (h ^ (unsigned char)*q) * 1099511628211ull;
+		assert_true(c->text_hash == h);
+	}
 	cfg_free(c);
+
+	/* a certificate path that is a FIFO: refused without opening it */
+	unlink(cert);
+	assert_int_equal(mkfifo(cert, 0600), 0);
+	c = NULL;
+	assert_int_equal(cfg_load(conf, &c, &e), -EINVAL);
+	assert_null(c);
+	assert_int_equal(e.n, 1);
+	snprintf(text, sizeof(text),
+		 "%s:34: tls.cert: cannot read '%s': not a regular file (a FIFO); write the path of a PEM file", conf,
+		 cert);
+	assert_string_equal(e.msgs[0], text);
+	cfg_errors_free(&e);
+	unlink(cert);
 
 	/* errors name the file as given */
 	write_file(conf, "agent: {\n  mark = 0;\n};\n", 24);
@@ -1566,6 +1598,22 @@ static void test_file_errors(void **state)
 	assert_int_equal(e.n, 1);
 	snprintf(want, sizeof(want), "%s: cannot read: Is a directory", tmpdir);
 	assert_string_equal(e.msgs[0], want);
+	cfg_errors_free(&e);
+
+	/* a FIFO is refused at once, without opening it (an open would block until a writer came) */
+	snprintf(path, sizeof(path), "%s/fifo.conf", tmpdir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	assert_int_equal(cfg_load(path, &c, &e), -EINVAL);
+	assert_int_equal(e.n, 1);
+	snprintf(want, sizeof(want), "%s: not a regular file (a FIFO); point weftd -c at a regular file", path);
+	assert_string_equal(e.msgs[0], want);
+	cfg_errors_free(&e);
+	unlink(path);
+
+	assert_int_equal(cfg_load("/dev/null", &c, &e), -EINVAL);
+	assert_int_equal(e.n, 1);
+	assert_string_equal(e.msgs[0],
+			    "/dev/null: not a regular file (a character device); point weftd -c at a regular file");
 	cfg_errors_free(&e);
 
 	snprintf(path, sizeof(path), "%s/nul.conf", tmpdir);

@@ -14,6 +14,7 @@
 #include "lib/buf.h"
 #include "codec/http1.h"
 #include "lib/log.h"
+#include "lib/lpause.h"
 
 struct admin_conn {
 	struct admin *adm;
@@ -30,6 +31,7 @@ struct admin_conn {
 struct admin {
 	struct ev_loop *loop;
 	ev_io lis;
+	struct lpause pause; /* lis, paused while accept lacks descriptors or memory */
 	admin_handler_fn fn;
 	void *arg;
 	unsigned nconns;
@@ -198,8 +200,13 @@ static void admin_on_accept(struct ev_loop *loop, ev_io *w, int revents)
 	(void)revents;
 	for (i = 0; i < 16; i++) {
 		fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0)
+		if (fd < 0) {
+			/* EMFILE and the like pause the listener (lib/lpause.h) */
+			if (lpause_accept_error(&a->pause, errno) == LPAUSE_NEXT)
+				continue;
 			return;
+		}
+		lpause_accepted(&a->pause);
 		if (a->nconns >= ADMIN_MAX_CONNS) {
 			static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
 						   "Connection: close\r\n\r\n";
@@ -248,6 +255,7 @@ int admin_start(struct ev_loop *loop, const struct weft_sockaddr *addr, admin_ha
 	}
 	ev_io_init(&a->lis, admin_on_accept, fd, EV_READ);
 	a->lis.data = a;
+	lpause_init(&a->pause, loop, &a->lis, 1, "the admin listener (agent.admin)");
 	ev_io_start(loop, &a->lis);
 	*out = a;
 	log_info("admin API on http://%s", addr_format(addr, as, sizeof(as)));
@@ -266,6 +274,7 @@ void admin_free(struct admin *a)
 		return;
 	while (a->conns.next != &a->conns)
 		conn_free(a->conns.next);
+	lpause_stop(&a->pause);
 	ev_io_stop(a->loop, &a->lis);
 	close(a->lis.fd);
 	free(a);

@@ -81,24 +81,6 @@ struct agent {
 	char cgname[CG_PATH_MAX]; /* scratch for agent_cgroup_name */
 };
 
-/* FNV-1a over the config file: weft_config_hash says which file is in force. */
-static uint64_t agent_hash_file(const char *path)
-{
-	uint64_t h = 1469598103934665603ull;
-	unsigned char b[4096];
-	size_t n, i;
-	FILE *f;
-
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	while ((n = fread(b, 1, sizeof(b), f)) > 0)
-		for (i = 0; i < n; i++)
-			h = (h ^ b[i]) * 1099511628211ull;
-	fclose(f);
-	return h;
-}
-
 /*
  * The heartbeat period: at most a second, and at most a third of the stale
  * window, so a live agent never looks stale between two beats (even with a
@@ -291,6 +273,8 @@ static void agent_on_beat(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
+	/* counts of rate-limited log lines that no later line carried */
+	log_rl_flush(log_now_ms());
 	if (!agent_heartbeat(a))
 		return;
 	/* after a spike of buffered bytes (an attack, a burst), give the memory back to the kernel */
@@ -414,6 +398,7 @@ static int agent_reload(struct agent *a, struct buf *errout)
 	cfg_free(a->cfg);
 	a->cfg = n;
 	log_set_level(a->verbose ? LOG_LVL_DEBUG : (enum log_level)n->log_level);
+	log_rl_set_limit(n->log_rate_limit);
 	agent_fill_state(a, &st, true);
 	kern_set_agent(a->kern, &st);
 	a->beat.repeat = agent_beat_period(n);
@@ -421,7 +406,7 @@ static int agent_reload(struct agent *a, struct buf *errout)
 	a->scan_loud = true;
 	agent_scan_cgroups(a);
 	a->reloads_ok++;
-	a->config_hash = agent_hash_file(a->path);
+	a->config_hash = n->text_hash;
 	a->config_loaded_at = ev_time();
 	log_info("reloaded: %zu services, %zu cgroups enrolled", n->n_services, kern_enrolled_count(a->kern));
 	return 0;
@@ -573,6 +558,10 @@ static void agent_metrics(struct agent *a, struct buf *out)
 		   "(malloc_trim) after a spike.\n# TYPE weft_buffer_memory_trims_total counter\n"
 		   "weft_buffer_memory_trims_total %llu\n",
 		   (unsigned long long)atomic_load(&a->mb.trims));
+	buf_printf(out,
+		   "# HELP weft_log_suppressed_total Log lines held back by the rate limit (agent.log_rate_limit).\n"
+		   "# TYPE weft_log_suppressed_total counter\nweft_log_suppressed_total %llu\n",
+		   (unsigned long long)log_suppressed_total());
 	if (kern_read_stats(a->kern, v) == 0) {
 		buf_puts(out, "# HELP weft_bpf_verdicts_total Decisions of the BPF programs, summed over CPUs.\n"
 			      "# TYPE weft_bpf_verdicts_total counter\n");
@@ -1034,7 +1023,7 @@ int agent_run(struct weft_config *cfg, const char *path, bool verbose)
 	a.beat.data = &a;
 	ev_timer_start(a.loop, &a.beat);
 	a.ready = true;
-	a.config_hash = agent_hash_file(path);
+	a.config_hash = cfg->text_hash;
 	a.config_loaded_at = ev_time();
 
 	log_info("ready: pid %d, %zu services, %zu cgroups enrolled, outbound port %u, pins in %s, "

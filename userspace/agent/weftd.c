@@ -104,6 +104,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	log_set_level(verbose ? LOG_LVL_DEBUG : (enum log_level)cfg->log_level);
+	log_rl_set_limit(cfg->log_rate_limit);
 	r = agent_run(cfg, path, verbose);
 	return r;
 }

@@ -26,6 +26,7 @@
 
 #include "codec/http1.h"
 #include "codec/identity.h"
+#include "lib/file.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -78,6 +79,7 @@ static const char *const agent_keys[] = {
 	"redirect_loopback",
 	"splice",
 	"strict_inbound",
+	"log_rate_limit",
 	NULL,
 };
 static const char *const intercept_keys[] = { "cgroups", NULL };
@@ -808,6 +810,7 @@ static void parse_agent(struct cfg_ctx *x, const config_setting_t *root)
 	get_bool(x, g, "agent", "redirect_loopback", &c->redirect_loopback);
 	get_bool(x, g, "agent", "splice", &c->splice);
 	get_bool(x, g, "agent", "strict_inbound", &c->strict_inbound);
+	get_int(x, g, "agent", "log_rate_limit", 0, 100000, &c->log_rate_limit);
 
 	/* Listeners that could not both bind: only worth saying when one of them was written here. */
 	if ((s_admin && !ok_admin) || (s_in && !ok_in))
@@ -2030,23 +2033,20 @@ static void parse_tracing(struct cfg_ctx *x, const config_setting_t *root)
 /* --- tls ----------------------------------------------------------------------- */
 
 /*
- * Is path a readable regular file? Only regular files are opened: opening a
- * device node can have side effects, and a certificate is never one.
+ * Is path a readable regular file? Only regular files are opened (lib/file):
+ * opening a FIFO blocks, a device node can have side effects, and a
+ * certificate is never one. -EINVAL: another kind of file, named in *kind.
  */
-static int file_readable(const char *path)
+static int file_readable(const char *path, const char **kind)
 {
 	struct stat st;
 	int fd;
 
-	if (stat(path, &st))
-		return -errno;
-	if (S_ISDIR(st.st_mode))
-		return -EISDIR;
-	if (!S_ISREG(st.st_mode))
-		return -EINVAL;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	fd = file_open_regular(path, &st);
+	if (fd == -EINVAL)
+		*kind = file_kind(st.st_mode);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	close(fd);
 	return 0;
 }
@@ -2059,7 +2059,7 @@ static void parse_tls(struct cfg_ctx *x, const config_setting_t *root)
 	struct weft_config *c = x->c;
 	char **dst[3] = { &c->tls_ca, &c->tls_cert, &c->tls_key };
 	char eb[CFG_ECHO_BUF];
-	const char *v;
+	const char *v, *kind = NULL;
 	size_t i;
 	int r;
 
@@ -2080,10 +2080,11 @@ static void parse_tls(struct cfg_ctx *x, const config_setting_t *root)
 			cfg_err(x, line_of(s), "tls.%s: is empty; write the path of a PEM file", tls_keys[i]);
 			continue;
 		}
-		r = file_readable(v);
+		r = file_readable(v, &kind);
 		if (r == -EINVAL) {
-			cfg_err(x, line_of(s), "tls.%s: cannot read '%s': not a regular file", tls_keys[i],
-				echo(v, eb));
+			cfg_err(x, line_of(s),
+				"tls.%s: cannot read '%s': not a regular file (%s); write the path of a PEM file",
+				tls_keys[i], echo(v, eb), kind);
 			continue;
 		}
 		if (r) {
@@ -2125,7 +2126,7 @@ static char *get_file(struct cfg_ctx *x, const config_setting_t *grp, const char
 {
 	const config_setting_t *s;
 	char p[CFG_PATH_BUF], eb[CFG_ECHO_BUF];
-	const char *v = get_str(x, grp, path, key, &s);
+	const char *v = get_str(x, grp, path, key, &s), *kind = NULL;
 	char *dup;
 	int r;
 
@@ -2138,10 +2139,14 @@ static char *get_file(struct cfg_ctx *x, const config_setting_t *grp, const char
 	}
 	if (!v)
 		return NULL;
-	r = *v ? file_readable(v) : -ENOENT;
+	r = *v ? file_readable(v, &kind) : -ENOENT;
+	if (r == -EINVAL) {
+		cfg_err(x, line_of(s), "%s: cannot read '%s': not a regular file (%s); write the path of a PEM file", p,
+			echo(v, eb), kind);
+		return NULL;
+	}
 	if (r) {
-		cfg_err(x, line_of(s), "%s: cannot read '%s': %s", p, echo(v, eb),
-			r == -EINVAL ? "not a regular file" : strerror(-r));
+		cfg_err(x, line_of(s), "%s: cannot read '%s': %s", p, echo(v, eb), strerror(-r));
 		return NULL;
 	}
 	dup = strdup(v);
@@ -2428,6 +2433,7 @@ static struct weft_config *cfg_new(const char *name)
 	c->heartbeat_stale_ms = 3000;
 	c->mark = 0x574546;
 	c->log_level = CFG_LOG_INFO;
+	c->log_rate_limit = 10; /* LOG_RL_DEFAULT */
 	c->max_connections = 65536;
 	c->buffer_memory_mb = 64;
 	c->buffer_memory_workload_pct = 25;
@@ -2464,6 +2470,16 @@ static void report_syntax_error(struct cfg_ctx *x, const config_t *lc)
 			"syntax error: mismatched element type in array; the elements of [ ... ] must all have one type");
 	else
 		cfg_err(x, line, "syntax error: %s", text);
+}
+
+/* FNV-1a, 64 bits: says which text is in force (weft_config_hash), not a security check. */
+static uint64_t cfg_text_hash(const char *text)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (; *text; text++)
+		h = (h ^ (unsigned char)*text) * 1099511628211ull;
+	return h;
 }
 
 int cfg_load_string(const char *text, const char *name, struct weft_config **out, struct cfg_errors *errs)
@@ -2523,6 +2539,7 @@ int cfg_load_string(const char *text, const char *name, struct weft_config **out
 	else if (x.n_problems)
 		ret = -EINVAL;
 	if (!ret) {
+		c->text_hash = cfg_text_hash(text);
 		*out = c;
 		c = NULL;
 	}
@@ -2549,23 +2566,25 @@ int cfg_load(const char *path, struct weft_config **out, struct cfg_errors *errs
 
 	if (!errs)
 		errs = &local;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0) {
-		ret = -errno;
-		errs_addf(errs, "%s: cannot open: %s", path, strerror(-ret));
-		goto out;
-	}
-	if (fstat(fd, &st)) {
-		ret = -errno;
-		errs_addf(errs, "%s: cannot read: %s", path, strerror(-ret));
-		goto out;
-	}
-	if (S_ISDIR(st.st_mode)) {
-		ret = -EISDIR;
+	/* never blocks: a FIFO would stall reload, and with it the heartbeat */
+	fd = file_open_regular(path, &st);
+	if (fd == -EISDIR) {
+		ret = fd;
 		errs_addf(errs, "%s: cannot read: %s", path, strerror(EISDIR));
 		goto out;
 	}
-	/* Not trusting st_size: the file may be a pipe, or change under us. */
+	if (fd == -EINVAL) {
+		ret = fd;
+		errs_addf(errs, "%s: not a regular file (%s); point weftd -c at a regular file", path,
+			  file_kind(st.st_mode));
+		goto out;
+	}
+	if (fd < 0) {
+		ret = fd;
+		errs_addf(errs, "%s: cannot open: %s", path, strerror(-ret));
+		goto out;
+	}
+	/* Not trusting st_size: the file may change under us. */
 	for (;;) {
 		ssize_t r;
 

@@ -3,7 +3,7 @@
  * weftd's configuration: one libconfig file, parsed and validated completely
  * before anything uses it. A struct weft_config is immutable once returned;
  * reload builds a new one and swaps it in.
- * It may call: codec/http1, codec/identity, lib/addr, libconfig.
+ * It may call: codec/http1, codec/identity, lib/addr, lib/file, libconfig.
  */
 #ifndef WEFT_CONFIG_H
 #define WEFT_CONFIG_H
@@ -151,6 +151,7 @@ struct cfg_tracing {
 
 struct weft_config {
 	char *path;
+	uint64_t text_hash; /* FNV-1a of the text parsed: the metric weft_config_hash, with no second read */
 
 	/* agent: */
 	struct weft_sockaddr admin;   /* "127.0.0.1:9990" */
@@ -161,6 +162,7 @@ struct weft_config {
 	uint32_t heartbeat_stale_ms;  /* agent.heartbeat_stale_ms, 3000 (1000..60000) */
 	uint32_t mark;                /* agent.mark, SO_MARK of agent sockets, 0x574546 ("WEF") */
 	enum cfg_log_level log_level; /* agent.log_level, "info" */
+	uint32_t log_rate_limit;      /* agent.log_rate_limit lines/s per message, 10 (0..100000; 0: no limit) */
 	uint32_t max_connections;     /* agent.max_connections, 65536 */
 	/* agent.max_connections_per_workload: connections one cgroup may hold; 0 in the file = a quarter of max_connections */
 	uint32_t max_conns_per_workload;

@@ -82,13 +82,14 @@ void cfg_render_json(const struct weft_config *c, struct buf *out)
 	addr_json(out, &c->inbound);
 	buf_puts(out, ",\"bpf_pin_path\":");
 	buf_json_str(out, c->bpf_pin_path);
-	buf_printf(out,
-		   ",\"fail_mode\":\"%s\",\"heartbeat_stale_ms\":%u,\"mark\":%u,\"log_level\":\"%s\","
-		   "\"max_connections\":%u,\"max_connections_per_workload\":%u,\"buffer_memory_mb\":%u,"
-		   "\"buffer_memory_per_workload_pct\":%u,\"buffer_size\":%u,\"drain_timeout_ms\":%u}",
-		   cfg_fail_mode_name(c->fail_mode), c->heartbeat_stale_ms, c->mark, cfg_log_level_name(c->log_level),
-		   c->max_connections, cfg_workload_cap(c), c->buffer_memory_mb, c->buffer_memory_workload_pct,
-		   c->buffer_size, c->drain_timeout_ms);
+	buf_printf(
+		out,
+		",\"fail_mode\":\"%s\",\"heartbeat_stale_ms\":%u,\"mark\":%u,\"log_level\":\"%s\","
+		"\"max_connections\":%u,\"max_connections_per_workload\":%u,\"buffer_memory_mb\":%u,"
+		"\"buffer_memory_per_workload_pct\":%u,\"buffer_size\":%u,\"drain_timeout_ms\":%u,\"log_rate_limit\":%u}",
+		cfg_fail_mode_name(c->fail_mode), c->heartbeat_stale_ms, c->mark, cfg_log_level_name(c->log_level),
+		c->max_connections, cfg_workload_cap(c), c->buffer_memory_mb, c->buffer_memory_workload_pct,
+		c->buffer_size, c->drain_timeout_ms, c->log_rate_limit);
 	buf_puts(out, ",\"intercept\":{\"cgroups\":[");
 	for (i = 0; i < c->n_cgroups; i++) {
 		if (i)

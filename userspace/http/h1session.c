@@ -1620,8 +1620,8 @@ static void sess_up_cb(struct ev_loop *loop, ev_io *io, int revents)
 					break;
 				}
 				if (r < 0) {
-					log_info("service %s: endpoint %s sent an invalid response (%s); 502",
-						 s->bsvc->name, u->ep->addr_str, h1_error_reason(r));
+					log_info_rl("service %s: endpoint %s sent an invalid response (%s); 502",
+						    s->bsvc->name, u->ep->addr_str, h1_error_reason(r));
 					attempt_span_end(s, 0, "invalid response");
 					respond_error(s, 502, "bad response", true);
 					break;

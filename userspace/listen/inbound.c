@@ -15,6 +15,7 @@
 #include "tls/mtls.h"
 #include "codec/preamble.h"
 #include "lib/list.h"
+#include "lib/lpause.h"
 #include "lib/sock.h"
 #include "state/service.h"
 #include "tcp/relay.h"
@@ -59,6 +60,7 @@ struct inbound {
 	struct relay_pool *pool; /* this loop's relay buffers (inbound relays only) */
 	struct mtls *mtls;
 	ev_io lis;
+	struct lpause pause; /* lis, paused while accept lacks descriptors or memory */
 	bool listening;
 	uint32_t max_handshakes, timeout_ms;
 	unsigned handshaking;
@@ -116,7 +118,7 @@ static void in_refuse(struct in_conn *c, enum in_result r, int status, const cha
 	uint8_t reply[PREAMBLE_REPLY_LEN];
 
 	c->in->results[r]++;
-	log_warn("inbound %s (%s): refused: %s", c->peer, c->tls ? tls_peer_id(c->tls) : "-", why);
+	log_warn_rl("inbound %s (%s): refused: %s", c->peer, c->tls ? tls_peer_id(c->tls) : "-", why);
 	if (status >= 0 && preamble_reply_encode(reply, sizeof(reply), (enum preamble_status)status) > 0)
 		(void)tls_write(c->tls, reply, sizeof(reply));
 	tls_shutdown(c->tls);
@@ -210,7 +212,7 @@ static void in_admit(struct in_conn *c, const struct preamble *p, size_t used)
 		in->relays++;
 	} else {
 		in->results[IN_OVERLOADED]++;
-		log_warn("inbound %s: cannot start a relay: %s", c->peer, strerror(errno));
+		log_warn_rl("inbound %s: cannot start a relay: %s", c->peer, strerror(errno));
 		free(a);
 	}
 	in_conn_free(c, false);
@@ -230,8 +232,8 @@ static void in_step(struct in_conn *c)
 		goto wait;
 	if (r < 0) {
 		in->handshakes[tls_conn_fail(c->tls)]++;
-		log_warn("inbound %s: TLS handshake failed: %s (%s)", c->peer, tls_fail_name(tls_conn_fail(c->tls)),
-			 tls_conn_detail(c->tls));
+		log_warn_rl("inbound %s: TLS handshake failed: %s (%s)", c->peer, tls_fail_name(tls_conn_fail(c->tls)),
+			    tls_conn_detail(c->tls));
 		in_conn_free(c, true);
 		return;
 	}
@@ -255,7 +257,7 @@ static void in_step(struct in_conn *c)
 		if (n == -EAGAIN)
 			break;
 		if (n <= 0) {
-			log_info("inbound %s (%s): closed before its preamble", c->peer, tls_peer_id(c->tls));
+			log_info_rl("inbound %s (%s): closed before its preamble", c->peer, tls_peer_id(c->tls));
 			in->results[IN_BAD_PREAMBLE]++;
 			in_conn_free(c, true);
 			return;
@@ -297,8 +299,8 @@ static void in_on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 		c->in->handshakes[TLS_FAIL_TIMEOUT]++;
 	else
 		c->in->results[IN_BAD_PREAMBLE]++;
-	log_warn("inbound %s: no %s within tls.handshake_timeout_ms (%u ms); closed", c->peer,
-		 c->started > 0 ? "TLS handshake" : "preamble", c->in->timeout_ms);
+	log_warn_rl("inbound %s: no %s within tls.handshake_timeout_ms (%u ms); closed", c->peer,
+		    c->started > 0 ? "TLS handshake" : "preamble", c->in->timeout_ms);
 	in_conn_free(c, true);
 }
 
@@ -313,8 +315,13 @@ static void in_on_accept(struct ev_loop *loop, ev_io *w, int revents)
 	for (i = 0; i < 64; i++) {
 		peer.len = sizeof(peer.ss);
 		fd = accept4(w->fd, &peer.sa, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0)
+		if (fd < 0) {
+			/* EMFILE and the like pause the listener (lib/lpause.h) */
+			if (lpause_accept_error(&in->pause, errno) == LPAUSE_NEXT)
+				continue;
 			return;
+		}
+		lpause_accepted(&in->pause);
 		if (in->handshaking >= in->max_handshakes) {
 			in->results[IN_OVERLOADED]++;
 			log_debug("inbound: tls.max_handshakes (%u) in progress; connection closed",
@@ -374,6 +381,7 @@ int inbound_start(struct ev_loop *loop, const struct weft_config *cfg, struct re
 	}
 	ev_io_init(&in->lis, in_on_accept, fd, EV_READ);
 	in->lis.data = in;
+	lpause_init(&in->pause, loop, &in->lis, 1, "the mTLS inbound listener (agent.inbound)");
 	ev_io_start(loop, &in->lis);
 	in->listening = true;
 	log_info("mTLS inbound listener on %s (identity %s)", addr_format(&cfg->inbound, as, sizeof(as)),
@@ -405,6 +413,7 @@ void inbound_stop_accepting(struct inbound *in)
 {
 	if (!in || !in->listening)
 		return;
+	lpause_stop(&in->pause);
 	ev_io_stop(in->loop, &in->lis);
 	close(in->lis.fd);
 	in->listening = false;

@@ -11,7 +11,7 @@
  * counted; the caller gets a preamble reply saying why where it can.
  * Runs in the main loop.
  * It may call: codec/preamble, config/config, lib/buf, lib/list, lib/log,
- * lib/sock, state/service, tcp/relay, tls/mtls, tls/tls, libev.
+ * lib/lpause, lib/sock, state/service, tcp/relay, tls/mtls, tls/tls, libev.
  */
 #ifndef WEFT_INBOUND_H
 #define WEFT_INBOUND_H

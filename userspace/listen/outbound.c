@@ -23,6 +23,7 @@
 #include "kernel/kernel.h"
 #include "lib/blk.h"
 #include "lib/log.h"
+#include "lib/lpause.h"
 #include "lib/sock.h"
 #include "listen/detect.h"
 #include "state/service.h"
@@ -57,9 +58,8 @@ struct ob_worker {
 	struct detector detect;
 	ev_async wake; /* main -> worker: look at cmds */
 	atomic_uint cmds;
-	ev_timer tick;         /* proves the loop turns (stuck-worker detection) */
-	ev_timer accept_retry; /* listeners paused after EMFILE/ENFILE: resume later */
-	bool accept_paused;
+	ev_timer tick;       /* proves the loop turns (stuck-worker detection) */
+	struct lpause pause; /* the listeners, paused while accept lacks descriptors or memory */
 	_Atomic double last_tick;
 	uint64_t accepted; /* under registry.lock */
 	pthread_t thread;
@@ -108,7 +108,7 @@ static void ob_handle(struct ob_worker *w, int fd, const struct weft_sockaddr *p
 	memset(&key, 0, sizeof(key));
 	len = sizeof(cookie);
 	if (getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len) < 0) {
-		log_error("getsockopt(SO_NETNS_COOKIE): %s; weft needs Linux 5.14+", strerror(errno));
+		log_error_rl("getsockopt(SO_NETNS_COOKIE): %s; weft needs Linux 5.14+", strerror(errno));
 		goto reset_unlocked;
 	}
 	key.netns_cookie = cookie;
@@ -134,16 +134,16 @@ static void ob_handle(struct ob_worker *w, int fd, const struct weft_sockaddr *p
 		if (svc)
 			svc->stat->no_endpoint++;
 		addr_from_key(&orig.dst, &dst);
-		log_warn("connection to %s: %s; reset", addr_format(&dst, a, sizeof(a)),
-			 svc ? "service has no endpoints" : "no service has this address any more");
+		log_warn_rl("connection to %s: %s; reset", addr_format(&dst, a, sizeof(a)),
+			    svc ? "service has no endpoints" : "no service has this address any more");
 		goto reset;
 	}
 	switch (reg_admit_locked(reg, svc, orig.cgroup_id)) {
 	case SVC_ADMIT_OK:
 		break;
 	case SVC_ADMIT_AGENT_LIMIT:
-		log_warn("agent.max_connections (%u) reached; connection to service %s reset", reg->max_conns,
-			 svc->name);
+		log_warn_rl("agent.max_connections (%u) reached; connection to service %s reset", reg->max_conns,
+			    svc->name);
 		goto reset;
 	case SVC_ADMIT_WORKLOAD_LIMIT:
 		log_warn("agent.max_connections_per_workload (%u) reached by cgroup %llu; connection to service %s "
@@ -175,32 +175,6 @@ reset_unlocked:
 	sock_reset_close(fd);
 }
 
-static void worker_on_accept_retry(struct ev_loop *loop, ev_timer *t, int revents)
-{
-	struct ob_worker *w = t->data;
-	int i;
-
-	(void)revents;
-	w->accept_paused = false;
-	for (i = 0; i < w->nlis; i++)
-		ev_io_start(loop, &w->lis[i]);
-}
-
-static void worker_pause_accept(struct ob_worker *w, int err)
-{
-	int i;
-
-	if (w->accept_paused)
-		return;
-	w->accept_paused = true;
-	log_warn("worker %u: accept: %s; pausing the outbound listeners for 100 ms (raise RLIMIT_NOFILE "
-		 "or lower agent.max_connections)",
-		 w->id, strerror(err));
-	for (i = 0; i < w->nlis; i++)
-		ev_io_stop(w->loop, &w->lis[i]);
-	ev_timer_start(w->loop, &w->accept_retry);
-}
-
 static void ob_on_accept(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct ob_worker *wk = w->data;
@@ -213,16 +187,12 @@ static void ob_on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		peer.len = sizeof(peer.ss);
 		fd = accept4(w->fd, &peer.sa, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
-				return;
-			/*
-			 * EMFILE/ENFILE/ENOBUFS/ENOMEM: the connection waits in the backlog.
-			 * The listener is level-triggered: pause it for 100 ms instead of
-			 * spinning (and logging) until a descriptor frees up.
-			 */
-			worker_pause_accept(wk, errno);
+			/* EMFILE and the like pause this worker's listeners (lib/lpause.h) */
+			if (lpause_accept_error(&wk->pause, errno) == LPAUSE_NEXT)
+				continue;
 			return;
 		}
+		lpause_accepted(&wk->pause);
 		ob_handle(wk, fd, &peer);
 	}
 }
@@ -294,13 +264,14 @@ static void worker_stop_accepting(struct ob_worker *w)
 {
 	int i;
 
-	ev_timer_stop(w->loop, &w->accept_retry);
+	lpause_stop(&w->pause);
 	h1_worker_drain(&w->http);
 	for (i = 0; i < w->nlis; i++) {
 		ev_io_stop(w->loop, &w->lis[i]);
 		close(w->lis[i].fd);
 	}
 	w->nlis = 0;
+	lpause_set_ios(&w->pause, w->lis, 0);
 }
 
 /* Resets this worker's connections; must run in the worker's thread. */
@@ -374,6 +345,7 @@ static void *worker_main(void *arg)
 static int worker_init(struct outbound *ob, struct ob_worker *w, unsigned id, const struct weft_config *cfg, char *err,
 		       size_t errlen)
 {
+	char what[48];
 	int r;
 
 	w->ob = ob;
@@ -404,8 +376,8 @@ static int worker_init(struct outbound *ob, struct ob_worker *w, unsigned id, co
 	ev_async_init(&w->wake, worker_on_wake);
 	w->wake.data = w;
 	ev_timer_init(&w->tick, worker_on_tick, 0., 0.25);
-	ev_timer_init(&w->accept_retry, worker_on_accept_retry, 0.1, 0.);
-	w->accept_retry.data = w;
+	snprintf(what, sizeof(what), "worker %u: outbound listeners", id);
+	lpause_init(&w->pause, w->loop, w->lis, w->nlis, what);
 	w->tick.data = w;
 	atomic_store(&w->last_tick, ev_now(w->loop));
 	if (w->threaded) {

@@ -635,9 +635,9 @@ void svc_breaker(struct svc *s, int i, bool ok, double now, const char *why)
 		log_info("service %s: endpoint %s readmitted (probe succeeded)", s->name, ep->addr_str);
 		break;
 	case BAL_EV_SPARED:
-		log_warn("service %s: endpoint %s keeps failing but is not ejected: "
-			 "circuit_breaker.max_ejection_percent (%u%%) reached",
-			 s->name, ep->addr_str, s->bal.brk.max_ejection_percent);
+		log_warn_rl("service %s: endpoint %s keeps failing but is not ejected: "
+			    "circuit_breaker.max_ejection_percent (%u%%) reached",
+			    s->name, ep->addr_str, s->bal.brk.max_ejection_percent);
 		break;
 	default:
 		break;

@@ -127,8 +127,8 @@ static void conn_event(void *arg, struct relay *r, enum relay_event_kind kind, v
 		/* a remote agent's "denied" is about the caller, not the endpoint's health */
 		if (value != EACCES)
 			conn_breaker(c, false);
-		log_info("service %s: connect to endpoint %s failed: %s", c->svc->name, ep->addr_str,
-			 strerror((int)value));
+		log_info_rl("service %s: connect to endpoint %s failed: %s", c->svc->name, ep->addr_str,
+			    strerror((int)value));
 		break;
 	case RELAY_EV_CLOSED:
 		if (c->ep) {
@@ -139,8 +139,8 @@ static void conn_event(void *arg, struct relay *r, enum relay_event_kind kind, v
 			c->svc->stat->pending--;
 			reg->ctr.connect_failed++;
 			c->svc->stat->no_endpoint++;
-			log_warn("conn %s -> %s: no endpoint could be reached; client reset",
-				 addr_format(&c->client, a, sizeof(a)), c->svc->name);
+			log_warn_rl("conn %s -> %s: no endpoint could be reached; client reset",
+				    addr_format(&c->client, a, sizeof(a)), c->svc->name);
 		}
 		log_debug("conn %s -> %s: closed, %llu bytes in, %llu out (%s)", addr_format(&c->client, a, sizeof(a)),
 			  c->svc->name, (unsigned long long)(st ? st->bytes_in : 0),

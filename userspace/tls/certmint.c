@@ -8,6 +8,7 @@
  * basic constraints and the SAN, encoded here by hand as DER (one
  * GeneralName, [6] uniformResourceIdentifier).
  */
+#include "lib/file.h"
 #include "lib/log.h"
 #include "tls/certmint.h"
 
@@ -61,13 +62,19 @@ static int slurp(const char *what, const char *path, unsigned char **out, size_t
 	size_t got = 0;
 	int fd, e;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* never blocks (a FIFO would stall the main loop: reload, renewal) */
+	fd = file_open_regular(path, &sb);
+	if (fd == -EINVAL || fd == -EISDIR) {
+		err_set(err, errlen, "%s '%s': not a regular file (%s); point it at a PEM file", what, path,
+			file_kind(sb.st_mode));
+		return -EINVAL;
+	}
 	if (fd < 0) {
-		e = errno;
+		e = -fd;
 		err_set(err, errlen, "%s '%s': cannot open: %s", what, path, strerror(e));
 		return -e;
 	}
-	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size <= 0 || sb.st_size > CM_FILE_MAX) {
+	if (sb.st_size <= 0 || sb.st_size > CM_FILE_MAX) {
 		err_set(err, errlen, "%s '%s': not a regular file of 1 to %d bytes", what, path, CM_FILE_MAX);
 		close(fd);
 		return -EINVAL;

@@ -19,7 +19,7 @@
  * the old certificate are unaffected.
  *
  * Thread safety: an issuer holds one RNG; use it from one thread at a time.
- * It may call: codec/identity, lib/log, wolfSSL.
+ * It may call: codec/identity, lib/file, lib/log, wolfSSL.
  */
 #ifndef WEFT_CERTMINT_H
 #define WEFT_CERTMINT_H

@@ -20,6 +20,7 @@
  *   peer identity recorded by the verify callback is what tls_peer_identity
  *   returns. Nothing the peer sends later can change it.
  */
+#include "lib/file.h"
 #include "lib/log.h"
 #include "tls/tls.h"
 
@@ -609,21 +610,16 @@ static int read_file(const char *what, const char *path, unsigned char **out, si
 	size_t got = 0;
 	int fd, e;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* never blocks (a FIFO would stall the main loop: reload, rotation polling) */
+	fd = file_open_regular(path, &sb);
+	if (fd == -EINVAL || fd == -EISDIR) {
+		err_set(err, errlen, "%s '%s': not a regular file (%s); point it at a PEM file", what, path,
+			file_kind(sb.st_mode));
+		return -EINVAL;
+	}
 	if (fd < 0) {
-		e = errno;
-		err_set(err, errlen, "%s '%s': cannot open: %s", what, path, strerror(e));
-		return -e;
-	}
-	if (fstat(fd, &sb) < 0) {
-		e = errno;
-		err_set(err, errlen, "%s '%s': cannot stat: %s", what, path, strerror(e));
-		goto fail;
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		e = EINVAL;
-		err_set(err, errlen, "%s '%s': not a regular file", what, path);
-		goto fail;
+		err_set(err, errlen, "%s '%s': cannot open: %s", what, path, strerror(-fd));
+		return fd;
 	}
 	if (sb.st_size <= 0 || sb.st_size > TLS_FILE_MAX) {
 		e = EINVAL;

@@ -37,7 +37,7 @@
  * Memory: wolfSSL as Debian builds it takes about 57 KB per connection object
  * and about 90 KB once the handshake is done (record buffers, the peer's
  * chain). Bound concurrent handshakes and connections accordingly.
- * It may call: codec/identity, lib/log, wolfSSL.
+ * It may call: codec/identity, lib/file, lib/log, wolfSSL.
  */
 #ifndef WEFT_TLS_H
 #define WEFT_TLS_H
