@@ -16,6 +16,16 @@ MODE
   ws      an Upgrade request (Connection: upgrade + Upgrade: websocket) gets
           101 Switching Protocols, then every byte that arrives is echoed
           until EOF; other requests are answered as in "ok"
+  drop2   the 2nd request on each connection, and any request with the
+          header x-test-drop: 1, is read whole (and logged), then the
+          connection is closed without an answer (a server that crashed, or
+          closed a keep-alive connection, after receiving it); every other
+          request is answered as in "ok"
+  trickle answer 200 with a body sent slowly: the head at once (with
+          Content-Length), then x-test-chunks (20) chunks of
+          x-test-chunk-size (20480) bytes, one every x-test-interval (0.2)
+          seconds; with x-test-stall-after: K, nothing more after K chunks
+          until the peer closes. The body is bytes "a".."z" repeated
 
 Per-request overrides (request headers, for any mode):
   x-test-sleep: S      sleep S seconds before answering
@@ -272,6 +282,26 @@ def respond(c, status, body, keep, version="HTTP/1.1", chunked=False, head=False
         c.sendall(out + body)
 
 
+def trickle(c, rf, hd):
+    """trickle mode: a 200 whose body comes slowly (see the module doc)."""
+    chunks = int(hd.get("x-test-chunks", 20))
+    size = int(hd.get("x-test-chunk-size", 20480))
+    interval = float(hd.get("x-test-interval", 0.2))
+    stall = int(hd.get("x-test-stall-after", -1))
+    pattern = bytes(range(ord("a"), ord("z") + 1))
+    chunk = (pattern * (size // len(pattern) + 1))[:size]
+    c.sendall(("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+               "Content-Length: %d\r\n\r\n" % (chunks * size)).encode())
+    for i in range(chunks):
+        if i == stall:
+            while rf.read1(65536):      # hold the connection, send nothing, until the peer goes
+                pass
+            raise OSError("stalled until the peer closed")
+        if i:
+            time.sleep(interval)
+        c.sendall(chunk)
+
+
 def serve_conn(be, c, peer):
     args = be.args
     n = next(be.conn_seq)
@@ -331,6 +361,15 @@ def serve_conn(be, c, peer):
                     "body_len": body_len, "body_sha256": body_sha, "conn": n, "req": reqs,
                     "status": 101 if upgrade else status, "expect_continue": expect}
             be.log(dict(info, event="request", t=t_head))
+            if args.mode == "drop2" and (reqs == 2 or hd.get("x-test-drop") == "1"):
+                reason = "dropped"
+                break
+            if args.mode == "trickle" and not upgrade:
+                trickle(c, rf, hd)
+                if not keep:
+                    reason = "close"
+                    break
+                continue
             delay = float(hd.get("x-test-sleep", 0) or 0)
             if args.mode == "slow":
                 delay = max(delay, args.delay)
@@ -377,7 +416,7 @@ def serve_conn(be, c, peer):
 
 def main(argv):
     ap = argparse.ArgumentParser(prog="http_backend.py")
-    ap.add_argument("--mode", required=True, choices=["ok", "fail", "flaky", "slow", "ws"])
+    ap.add_argument("--mode", required=True, choices=["ok", "fail", "flaky", "slow", "ws", "drop2", "trickle"])
     ap.add_argument("--name", required=True)
     ap.add_argument("--listen", required=True)
     ap.add_argument("--log", default=None)

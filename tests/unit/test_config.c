@@ -135,11 +135,13 @@ static void check_http_defaults(const struct cfg_service *s)
 	assert_int_equal(s->max_request_line, 8192);
 	assert_int_equal(s->max_header_bytes, 65536);
 	assert_int_equal(s->max_headers, 100);
-	assert_int_equal(s->request_timeout_ms, 15000);
+	assert_int_equal(s->request_timeout_ms, 0); /* no total limit: stream_idle_ms bounds a stalled request */
 	assert_int_equal(s->max_retry_body, 65536);
 	assert_int_equal(s->pool_max_idle, 128);
 	assert_int_equal(s->pool_idle_timeout_ms, 30000);
 	assert_int_equal(s->head_timeout_ms, 10000);
+	assert_int_equal(s->keepalive_idle_ms, 60000);
+	assert_int_equal(s->stream_idle_ms, 300000);
 	assert_int_equal(s->n_retry_on_status, 3);
 	assert_int_equal(s->retry_on_status[0], 502);
 	assert_int_equal(s->retry_on_status[1], 503);
@@ -371,7 +373,7 @@ static const char http_config[] =
 	"    endpoints = ( { address = \"127.0.0.1:8081\"; } );\n"                      /* 3 */
 	"    limits = { max_requests = 1048576; };\n"                                   /* 4 */
 	"    http = { detect_timeout_ms = 1; max_request_line = 256; max_header_bytes = 1024; max_headers = 8;\n"
-	"             request_timeout_ms = 0; max_retry_body = 0; pool_max_idle = 0; pool_idle_timeout_ms = 100; head_timeout_ms = 0; };\n"
+	"             keepalive_idle_ms = 0; stream_idle_ms = 0; request_timeout_ms = 0; max_retry_body = 0; pool_max_idle = 0; pool_idle_timeout_ms = 100; head_timeout_ms = 0; };\n"
 	"    retry = { attempts = 2; on_status = [ 500, 503 ]; budget_ratio = 1; budget_min_per_s = 0;\n" /* 7 */
 	"              budget_window_s = 60; backoff_base_ms = 0; backoff_max_ms = 0; };\n"               /* 8 */
 	"    routes = (\n"                                                                                /* 9 */
@@ -413,6 +415,8 @@ static void test_http_routes(void **state)
 	assert_int_equal(s->pool_max_idle, 0);
 	assert_int_equal(s->pool_idle_timeout_ms, 100);
 	assert_int_equal(s->head_timeout_ms, 0);
+	assert_int_equal(s->keepalive_idle_ms, 0);
+	assert_int_equal(s->stream_idle_ms, 0);
 	assert_int_equal(s->retry_attempts, 2);
 	assert_int_equal(s->n_retry_on_status, 2);
 	assert_int_equal(s->retry_on_status[0], 500);
@@ -535,7 +539,8 @@ static void test_http_routes(void **state)
 	c = load_ok(
 		"services = ( { name = \"a\"; addresses = [ \"1.2.3.4:1\" ]; protocol = \"auto\";\n"
 		"  http = { detect_timeout_ms = 10000; max_request_line = 1048576; max_header_bytes = 1048576; max_headers = 1000;\n"
-		"    request_timeout_ms = 3600000; max_retry_body = 16777216; pool_max_idle = 10000; pool_idle_timeout_ms = 3600000; };\n"
+		"    request_timeout_ms = 3600000; max_retry_body = 16777216; pool_max_idle = 10000; pool_idle_timeout_ms = 3600000;\n"
+		"    keepalive_idle_ms = 86400000; stream_idle_ms = 86400000; };\n"
 		"  retry = { budget_ratio = 1000.0; budget_window_s = 1; on_status = ( 100, 599 ); }; limits = { max_requests = 1; }; } );\n");
 	s = &c->services[0];
 	assert_int_equal(s->detect_timeout_ms, 10000);
@@ -545,6 +550,8 @@ static void test_http_routes(void **state)
 	assert_int_equal(s->max_retry_body, 16777216);
 	assert_int_equal(s->pool_max_idle, 10000);
 	assert_int_equal(s->pool_idle_timeout_ms, 3600000);
+	assert_int_equal(s->keepalive_idle_ms, 86400000);
+	assert_int_equal(s->stream_idle_ms, 86400000);
 	assert_true(s->retry_budget_ratio == 1000.0);
 	assert_int_equal(s->retry_budget_window_s, 1);
 	assert_int_equal(s->n_retry_on_status, 2);
@@ -563,7 +570,8 @@ static void test_http_render(void **state)
 		"\"budget_window_s\":60,\"backoff_base_ms\":0,\"backoff_max_ms\":0},"
 		"\"limits\":{\"max_connections\":10000,\"max_pending\":1000,\"max_requests\":1048576},"
 		"\"http\":{\"detect_timeout_ms\":1,\"max_request_line\":256,\"max_header_bytes\":1024,\"max_headers\":8,"
-		"\"request_timeout_ms\":0,\"max_retry_body\":0,\"pool_max_idle\":0,\"pool_idle_timeout_ms\":100,\"head_timeout_ms\":0},\"routes\":["
+		"\"request_timeout_ms\":0,\"max_retry_body\":0,\"pool_max_idle\":0,\"pool_idle_timeout_ms\":100,\"head_timeout_ms\":0,"
+		"\"keepalive_idle_ms\":0,\"stream_idle_ms\":0},\"routes\":["
 		"{\"name\":\"canary\",\"match\":{\"method\":\"GET\",\"host\":\"api.example.com\",\"path\":null,\"path_prefix\":\"/api/\","
 		"\"headers\":[{\"name\":\"x-canary\",\"value\":\"1\"},{\"name\":\"x-present\",\"value\":null}]},"
 		"\"backends\":[{\"service\":\"web-v1\",\"weight\":90},{\"service\":\"web-v2\",\"weight\":10}],"
@@ -1041,6 +1049,11 @@ static const struct fail_case fail_cases[] = {
 	    "t.conf:4: services[0].http.pool_idle_timeout_ms: 99 is out of range (100-3600000)",
 	    "t.conf:5: services[0].http.head_timeout_ms: 3600001 is out of range (0-3600000)",
 	    "t.conf:6: services[0].limits.max_requests: 0 is out of range (1-1048576)" } },
+	{ "http idle bounds",
+	  SVC("    http = { keepalive_idle_ms = 86400001;\n"
+	      "      stream_idle_ms = -1; };\n"),
+	  { "t.conf:3: services[0].http.keepalive_idle_ms: 86400001 is out of range (0-86400000)",
+	    "t.conf:4: services[0].http.stream_idle_ms: -1 is out of range (0-86400000)" } },
 	{ "retry policy entries and bounds",
 	  SVC("    retry = { on_status = ( 502, \"503\", 99, 600, 502 );\n"
 	      "      budget_ratio = \"0.2\"; budget_min_per_s = 100001;\n"

@@ -353,6 +353,19 @@ static void render_http_metrics(const struct snapshot *snap, struct zipkin *zipk
 				   (unsigned long long)st->rejected[i]);
 		}
 	}
+	buf_puts(out, "# HELP weft_http_idle_closed_total HTTP client connections weft closed for sending nothing: "
+		      "state new (no request within http.head_timeout_ms of accept), keepalive (none within "
+		      "http.keepalive_idle_ms after a response).\n# TYPE weft_http_idle_closed_total counter\n");
+	for (k = 0; k < snap->n_stats; k++) {
+		st = &snap->stats[k];
+		if (!st->http)
+			continue;
+		for (i = 0; i < H1_IDLE__MAX; i++) {
+			metric_svc(out, "weft_http_idle_closed_total", st->name);
+			buf_printf(out, "\",state=\"%s\"} %llu\n", h1_idle_names[i],
+				   (unsigned long long)st->idle_closed[i]);
+		}
+	}
 	buf_puts(out, "# HELP weft_protocol_detected_total Connections to protocol \"auto\" services, by what their "
 		      "first bytes were.\n# TYPE weft_protocol_detected_total counter\n");
 	for (k = 0; k < snap->n_stats; k++) {

@@ -136,6 +136,7 @@ static int copy_stat(struct snapshot *s, struct snap_stat *o, const struct svc_s
 	o->budget_exhausted = st->http->budget_exhausted;
 	o->shed = st->http->shed;
 	memcpy(o->rejected, st->http->rejected, sizeof(o->rejected));
+	memcpy(o->idle_closed, st->http->idle_closed, sizeof(o->idle_closed));
 	for (r = st->http->routes; r; r = r->next)
 		n++;
 	o->routes = snap_alloc(s, n * sizeof(*o->routes));

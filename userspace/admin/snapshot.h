@@ -49,7 +49,7 @@ struct snap_stat {
 	uint64_t detected[SVC_DETECT__MAX];
 	bool http; /* proxied per request at some point */
 	uint32_t inflight;
-	uint64_t retries, budget_exhausted, shed, rejected[H1_REJECT__MAX];
+	uint64_t retries, budget_exhausted, shed, rejected[H1_REJECT__MAX], idle_closed[H1_IDLE__MAX];
 	struct snap_route *routes;
 	size_t n_routes;
 };

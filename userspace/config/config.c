@@ -98,8 +98,9 @@ static const char *const breaker_keys[] = {
 };
 static const char *const limits_keys[] = { "max_connections", "max_pending", "max_requests", NULL };
 static const char *const http_keys[] = {
-	"detect_timeout_ms", "max_request_line", "max_header_bytes",     "max_headers",     "request_timeout_ms",
-	"max_retry_body",    "pool_max_idle",    "pool_idle_timeout_ms", "head_timeout_ms", NULL,
+	"detect_timeout_ms",  "max_request_line",  "max_header_bytes", "max_headers",
+	"request_timeout_ms", "max_retry_body",    "pool_max_idle",    "pool_idle_timeout_ms",
+	"head_timeout_ms",    "keepalive_idle_ms", "stream_idle_ms",   NULL,
 };
 static const char *const route_keys[] = { "name",      "match",           "backends", "timeout_ms",
 					  "retryable", "request_headers", NULL };
@@ -1521,6 +1522,8 @@ static void parse_http(struct cfg_ctx *x, const config_setting_t *g, const char 
 	get_int(x, sub, p, "pool_max_idle", 0, 10000, &svc->pool_max_idle);
 	get_int(x, sub, p, "pool_idle_timeout_ms", 100, 3600000, &svc->pool_idle_timeout_ms);
 	get_int(x, sub, p, "head_timeout_ms", 0, 3600000, &svc->head_timeout_ms);
+	get_int(x, sub, p, "keepalive_idle_ms", 0, 86400000, &svc->keepalive_idle_ms);
+	get_int(x, sub, p, "stream_idle_ms", 0, 86400000, &svc->stream_idle_ms);
 }
 
 /* retry.on_status = [ 502, 503 ]: replaces the default list; [ ] never retries on a status. */
@@ -1716,11 +1719,13 @@ static void parse_service(struct cfg_ctx *x, const config_setting_t *g, size_t i
 	svc->max_request_line = 8192;
 	svc->max_header_bytes = 65536;
 	svc->max_headers = 100;
-	svc->request_timeout_ms = 15000;
+	svc->request_timeout_ms = 0; /* no total limit: long downloads and polls are bounded by stream_idle_ms */
 	svc->max_retry_body = 65536;
 	svc->pool_max_idle = 128;
 	svc->pool_idle_timeout_ms = 30000;
 	svc->head_timeout_ms = 10000;
+	svc->keepalive_idle_ms = 60000;
+	svc->stream_idle_ms = 300000;
 	svc->retry_on_status[0] = 502;
 	svc->retry_on_status[1] = 503;
 	svc->retry_on_status[2] = 504;

@@ -119,11 +119,13 @@ struct cfg_service {
 	uint32_t max_request_line;   /* http.max_request_line bytes, 8192 (256..1048576): 414 beyond */
 	uint32_t max_header_bytes;   /* http.max_header_bytes, 65536 (1024..1048576): 431 beyond */
 	uint32_t max_headers;        /* http.max_headers, 100 (8..1000): 431 beyond */
-	uint32_t request_timeout_ms; /* http.request_timeout_ms, 15000 (0 = none, ..3600000): default route timeout */
+	uint32_t request_timeout_ms; /* http.request_timeout_ms, 0 = none (..3600000): default route timeout */
 	uint32_t max_retry_body;     /* http.max_retry_body bytes buffered for retries, 65536 (0..16777216) */
 	uint32_t pool_max_idle; /* http.pool_max_idle keep-alive upstream connections per endpoint and worker, 128 (0..10000) */
 	uint32_t pool_idle_timeout_ms; /* http.pool_idle_timeout_ms, 30000 (100..3600000) */
-	uint32_t head_timeout_ms; /* http.head_timeout_ms, 10000 (0 = none, ..3600000): a started head must complete in it, else 408 */
+	uint32_t head_timeout_ms; /* http.head_timeout_ms, 10000 (0 = none, ..3600000): a head must complete in it, else 408 (first: from accept) */
+	uint32_t keepalive_idle_ms; /* http.keepalive_idle_ms, 60000 (0 = none, ..86400000): a client connection idle between requests closes */
+	uint32_t stream_idle_ms; /* http.stream_idle_ms, 300000 (0 = none, ..86400000): a request with no bytes moving gets 504 or a reset */
 	/* retry: (HTTP) */
 	uint32_t retry_on_status[CFG_MAX_RETRY_STATUS]; /* retry.on_status, default 502, 503, 504 */
 	size_t n_retry_on_status;

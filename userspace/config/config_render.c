@@ -138,10 +138,11 @@ void cfg_render_json(const struct weft_config *c, struct buf *out)
 		buf_printf(out,
 			   ",\"http\":{\"detect_timeout_ms\":%u,\"max_request_line\":%u,\"max_header_bytes\":%u,"
 			   "\"max_headers\":%u,\"request_timeout_ms\":%u,\"max_retry_body\":%u,\"pool_max_idle\":%u,"
-			   "\"pool_idle_timeout_ms\":%u,\"head_timeout_ms\":%u}",
+			   "\"pool_idle_timeout_ms\":%u,\"head_timeout_ms\":%u,\"keepalive_idle_ms\":%u,"
+			   "\"stream_idle_ms\":%u}",
 			   s->detect_timeout_ms, s->max_request_line, s->max_header_bytes, s->max_headers,
 			   s->request_timeout_ms, s->max_retry_body, s->pool_max_idle, s->pool_idle_timeout_ms,
-			   s->head_timeout_ms);
+			   s->head_timeout_ms, s->keepalive_idle_ms, s->stream_idle_ms);
 		buf_puts(out, ",\"routes\":[");
 		for (j = 0; j < s->n_routes; j++) {
 			if (j)

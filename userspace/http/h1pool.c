@@ -166,15 +166,36 @@ static int up_link_new(struct h1up *u, const struct h1up_want *want)
 	return 0;
 }
 
+/*
+ * Is an idle pooled connection still usable? The pool's read watcher closes
+ * one the server closed, but only once the loop runs it: a FIN that arrived
+ * since (the server's keep-alive timeout racing our reuse) shows only here.
+ * One recv(MSG_PEEK | MSG_DONTWAIT): EAGAIN is the only good answer; EOF, a
+ * byte (an idle server has nothing to say; over TLS, a close_notify) or an
+ * error mean the request would be written into a dead connection.
+ */
+static bool pool_alive(const struct h1up *u)
+{
+	char c;
+	ssize_t n = recv(u->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
 struct h1up *h1up_get(struct h1_worker *w, const struct h1up_want *want, int *err)
 {
 	const struct weft_sockaddr *dst = want->node ? want->node : &want->ep->addr;
 	struct h1up *u;
 	int fd = -1, r;
 
-	u = pool_find(w, want);
-	if (u) {
+	while ((u = pool_find(w, want))) {
 		pool_unlink(u);
+		if (!want->probe || pool_alive(u))
+			break;
+		log_debug("endpoint %s: pooled connection found closed before reuse", want->ep->addr_str);
+		h1up_close(u);
+	}
+	if (u) {
 		ev_timer_stop(w->loop, &u->t);
 		ev_set_cb(&u->io, want->io_cb);
 		u->reused = true;

@@ -85,6 +85,7 @@ struct h1up_want {
 	void (*timeout_cb)(struct ev_loop *, ev_timer *, int);
 	void *owner;
 	struct mb_acct *acct; /* the owner's memory account */
+	bool probe;           /* hand out a pooled connection only if a peek finds it open and silent */
 };
 
 void h1_worker_init(struct h1_worker *w, struct ev_loop *loop, unsigned id, struct registry *reg, struct zipkin *zipkin,
@@ -94,7 +95,9 @@ void h1_worker_close_idle(struct h1_worker *w);
 
 /*
  * A connection for want: a pooled one (same endpoint, same identity, same
- * agent), or a new non-blocking connect. The session's callbacks are armed;
+ * agent; with want->probe, one a non-blocking MSG_PEEK finds neither closed
+ * nor with bytes waiting: the others are closed), or a new non-blocking
+ * connect. The session's callbacks are armed;
  * for a new connection the first event is writability (connect done).
  * NULL + *err (an errno) when even the connect could not start.
  */

@@ -104,12 +104,15 @@ struct h1s {
 	struct mb_acct mem; /* its buffers' share of agent.buffer_memory_mb */
 	int cfd;
 	ev_io cio;
-	ev_timer timer;  /* request deadline, or keep-alive idle */
+	ev_timer timer;  /* request deadline; between requests: head timeout or keep-alive idle */
 	ev_timer btimer; /* retry back-off */
+	ev_timer itimer; /* stream idle (http.stream_idle_ms) while a request is in flight */
 	ev_tstamp started;
-	uint64_t bytes_in, bytes_out;
+	ev_tstamp last_io;            /* loop time bytes last moved either way (itimer's reference) */
+	uint64_t bytes_in, bytes_out; /* towards the upstream, towards the client */
 	bool dead, client_eof, reset_client;
-	bool head_timing; /* s->timer runs http.head_timeout_ms for a started head */
+	bool head_timing; /* s->timer runs http.head_timeout_ms for a head (the first one: from accept) */
+	bool served;      /* a request has begun on this connection */
 	enum h1s_state st;
 
 	struct h1x *x; /* the exchange in progress; NULL while idle */
@@ -131,7 +134,8 @@ struct h1s {
 	uint64_t tried;
 	int ep_i; /* index in bsvc of the attempt's endpoint, -1 none */
 	struct h1up *up;
-	char ep_str[ADDR_STRLEN];                     /* the attempt's endpoint, for /conns (written under reg->lock) */
+	uint64_t att_sent0;       /* bytes_in when the attempt began: what it wrote is bytes_in - att_sent0 */
+	char ep_str[ADDR_STRLEN]; /* the attempt's endpoint, for /conns (written under reg->lock) */
 	ev_tstamp req_start, attempt_start, deadline; /* deadline 0: none */
 	int64_t wall_start_us, deadline_ns;
 	bool had_grpc_timeout, had_l5d;
@@ -210,6 +214,7 @@ static void sess_free(struct h1s *s)
 	ev_io_stop(s->w->loop, &s->cio);
 	ev_timer_stop(s->w->loop, &s->timer);
 	ev_timer_stop(s->w->loop, &s->btimer);
+	ev_timer_stop(s->w->loop, &s->itimer);
 	if (s->up)
 		h1up_close(s->up);
 	s->up = NULL;
@@ -399,14 +404,39 @@ static void reset_request(struct h1s *s)
 	s->status = 0;
 }
 
-/* timeouts.idle_ms bounds a keep-alive connection waiting for (the rest of) its next head. */
-static void idle_arm(struct h1s *s)
+/* s->timer fires in ms (0: stopped). */
+static void timer_arm(struct h1s *s, uint32_t ms)
 {
 	ev_timer_stop(s->w->loop, &s->timer);
-	if (!s->l7->idle_timeout_ms)
+	if (!ms)
 		return;
-	ev_timer_set(&s->timer, s->l7->idle_timeout_ms / 1000.0, 0.);
+	ev_timer_set(&s->timer, ms / 1000.0, 0.);
 	ev_timer_start(s->w->loop, &s->timer);
+}
+
+/*
+ * Between requests, with nothing of the next one read: how long the client
+ * may stay silent. http.keepalive_idle_ms, tightened by timeouts.idle_ms when
+ * that is set (it bounded keep-alive idle before keepalive_idle_ms existed).
+ */
+static uint32_t keepalive_ms(const struct h1_svc *l)
+{
+	uint32_t a = l->keepalive_idle_ms, b = l->idle_timeout_ms;
+
+	return !a ? b : !b ? a : a < b ? a : b;
+}
+
+static void idle_arm(struct h1s *s)
+{
+	timer_arm(s, keepalive_ms(s->l7));
+}
+
+/* Counts a client connection closed for idling (state H1_IDLE_*). */
+static void idle_count(struct h1s *s, int k)
+{
+	pthread_mutex_lock(&s->reg->lock);
+	s->svc->stat->http->idle_closed[k]++;
+	pthread_mutex_unlock(&s->reg->lock);
 }
 
 /*
@@ -420,6 +450,7 @@ static void finish_exchange(struct h1s *s, bool up_reusable)
 
 	ev_timer_stop(s->w->loop, &s->timer);
 	ev_timer_stop(s->w->loop, &s->btimer);
+	ev_timer_stop(s->w->loop, &s->itimer);
 	if (s->up) {
 		if (up_reusable)
 			h1up_put(s->up, s->bsvc && s->bsvc->http ? s->bsvc->http : s->l7);
@@ -808,11 +839,21 @@ static void schedule_retry(struct h1s *s)
 	ev_timer_start(s->w->loop, &s->btimer);
 }
 
-/* An attempt failed before any response: retry it, or answer. */
+/*
+ * An attempt failed before any response: retry it, or answer.
+ *
+ * What may go again depends on whether the server may have received the
+ * request (RFC 9112 9.3.1: a non-idempotent request that may have been
+ * received is never retried automatically). Nothing of it was written (the
+ * connect failed, or the first write did): any method may go again. Some of
+ * it was written, even to a pooled connection that then turned out closed:
+ * only an idempotent method or a route with retryable = true.
+ */
 static void attempt_failed(struct h1s *s, bool connect_fail, int err)
 {
 	struct svc_ep *ep = s->up ? s->up->ep : NULL;
 	bool reused = s->up && s->up->reused;
+	bool sent = s->bytes_in != s->att_sent0;
 
 	attempt_span_end(s, 0, connect_fail ? "connect failed" : "upstream closed");
 	if (ep) {
@@ -827,14 +868,18 @@ static void attempt_failed(struct h1s *s, bool connect_fail, int err)
 		log_debug("service %s: endpoint %s: %s: %s", s->bsvc->name, ep->addr_str,
 			  connect_fail ? "connect failed" : "closed before responding", strerror(err));
 	}
-	/* a pooled connection the server closed while idle: the request never reached it */
-	if (reused && !s->body_dropped && (s->retry_method || !s->has_body)) {
+	/*
+	 * A pooled connection the server closed (usually while it sat idle, a
+	 * benign race): another connection, not counted as an attempt, when the
+	 * request could not have reached the server or may be sent twice.
+	 */
+	if (reused && !s->body_dropped && (!sent || s->retry_method)) {
 		attempt_drop(s);
 		s->attempt--;
 		attempt_start(s);
 		return;
 	}
-	if (retry_allowed(s, connect_fail)) {
+	if (retry_allowed(s, connect_fail || !sent)) {
 		schedule_retry(s);
 		return;
 	}
@@ -895,6 +940,8 @@ static void attempt_start(struct h1s *s)
 	h1_response_init(&s->x->resp);
 	s->attempt_span = trace_random_u64();
 	s->attempt_start = now_of(s);
+	s->last_io = s->attempt_start; /* a new attempt is progress (stream idle) */
+	s->att_sent0 = s->bytes_in;
 	s->attempt_wall_us = wall_us();
 	{
 		struct h1up_want want = {
@@ -907,6 +954,12 @@ static void attempt_start(struct h1s *s)
 			.timeout_cb = up_timeout_cb,
 			.owner = s,
 			.acct = &s->mem,
+			/*
+			 * a request that must not go twice takes a pooled connection only
+			 * after a peek shows it still open (one recv; idempotent ones are
+			 * retried instead when a reused connection fails)
+			 */
+			.probe = !s->retry_method || s->streaming,
 		};
 
 		if (node) {
@@ -941,6 +994,7 @@ static void begin_request(struct h1s *s)
 	size_t i;
 
 	s->req_start = now_of(s);
+	s->served = true;
 	s->wall_start_us = now_ns / 1000;
 	s->http10 = s->x->req.minor_version == 0;
 	copy_trunc(s->x->method, sizeof(s->x->method), s->x->req.method, s->x->req.method_len);
@@ -1016,6 +1070,15 @@ static void begin_request(struct h1s *s)
 		/* we answer 100 ourselves and strip Expect: the body is buffered for retries */
 		ob_str(&s->ob, "HTTP/1.1 100 Continue\r\n\r\n");
 		s->sent_continue = true;
+	}
+	/*
+	 * Stream idle: armed once per request and moved only when it fires
+	 * (libev's "last activity" pattern): I/O just stores s->last_io.
+	 */
+	s->last_io = now_of(s);
+	if (l->stream_idle_ms) {
+		ev_timer_set(&s->itimer, l->stream_idle_ms / 1000.0, 0.);
+		ev_timer_start(s->w->loop, &s->itimer);
 	}
 	s->st = S_BODY;
 }
@@ -1158,6 +1221,7 @@ static void start_tunnel(struct h1s *s)
 		ob_add(&s->ob, u->rb, u->rlen);
 	u->rlen = 0;
 	ev_timer_stop(s->w->loop, &s->timer);
+	ev_timer_stop(s->w->loop, &s->itimer); /* a tunnel is opaque bytes, not a request */
 	attempt_span_end(s, 101, NULL);
 	exchange_metrics(s);
 	s->st = S_TUNNEL;
@@ -1438,6 +1502,7 @@ static void sess_advance(struct h1s *s)
 /* Flushes both output buffers; false when the session died. */
 static bool sess_flush(struct h1s *s)
 {
+	uint64_t moved = s->bytes_in + s->bytes_out;
 	int r;
 
 	if (ob_pending(&s->ob)) {
@@ -1457,6 +1522,8 @@ static bool sess_flush(struct h1s *s)
 			return !s->dead;
 		}
 	}
+	if (s->bytes_in + s->bytes_out != moved)
+		s->last_io = now_of(s);
 	if (s->st == S_CLOSING && !ob_pending(&s->ob))
 		s->dead = true;
 	if (s->st == S_TUNNEL) {
@@ -1509,6 +1576,8 @@ static void sess_client_cb(struct ev_loop *loop, ev_io *io, int revents)
 				s->dead = true;
 		} else {
 			r = client_read(s);
+			if (r > 0)
+				s->last_io = ev_now(loop);
 			if (r == -EDQUOT) {
 				shed_for_memory(s);
 			} else if (r < 0 && r != -EAGAIN && r != -ENOBUFS) {
@@ -1588,6 +1657,8 @@ static void sess_up_cb(struct ev_loop *loop, ev_io *io, int revents)
 		r = h1up_read(u, s->x->resp.head_len || s->st != S_UPSTREAM
 					 ? (size_t)s->l7->buffer_size
 					 : (size_t)s->l7->buffer_size + s->l7->in_cap);
+		if (r > 0)
+			s->last_io = ev_now(loop);
 		if (r == -EDQUOT) {
 			shed_for_memory(s);
 			sess_finish_cb(s);
@@ -1650,17 +1721,32 @@ static void sess_up_cb(struct ev_loop *loop, ev_io *io, int revents)
 }
 
 /*
- * s->timer fired (or an attempt found the deadline passed): a stalled head
- * gets 408, an idle keep-alive connection ends, a request in flight gets 504.
+ * s->timer fired (or an attempt found the deadline passed): a connection
+ * that sent nothing of a request ends (counted, no answer: nginx does the
+ * same, and a client that sent nothing expects none), a started head gets
+ * 408, a request in flight gets 504.
  */
 static void timer_expired(struct h1s *s)
 {
-	if (s->st == S_HEAD && s->head_timing) {
+	if (s->st == S_HEAD && !s->ilen) {
+		/* a response still being written: idle counts from the last byte the client took */
+		ev_tstamp left = s->last_io + keepalive_ms(s->l7) / 1000.0 - now_of(s);
+
+		if (ob_pending(&s->ob) && left > 0.001) {
+			ev_timer_set(&s->timer, left, 0.);
+			ev_timer_start(s->w->loop, &s->timer);
+			return;
+		}
+		/* a new connection silent for http.head_timeout_ms, or keep-alive idle */
+		idle_count(s, s->served ? H1_IDLE_KEEPALIVE : H1_IDLE_NEW);
+		s->dead = true;
+	} else if (s->st == S_HEAD && s->head_timing) {
 		reject_count(s, 408);
 		s->body_done = false; /* forces Connection: close */
 		respond_error(s, 408, "request head timeout", true);
 	} else if (s->st == S_HEAD) {
-		/* keep-alive idle timeout */
+		/* bytes without head_timing: only with head_timeout_ms = 0, under the keep-alive bound */
+		idle_count(s, H1_IDLE_KEEPALIVE);
 		s->dead = true;
 	} else if (s->st != S_CLOSING && s->st != S_TUNNEL) {
 		pthread_mutex_lock(&s->reg->lock);
@@ -1670,6 +1756,45 @@ static void timer_expired(struct h1s *s)
 		attempt_span_end(s, 0, "timeout");
 		respond_error(s, 504, "timeout", false);
 	}
+}
+
+/*
+ * s->itimer: http.stream_idle_ms without a byte moving either way while a
+ * request is in flight. It fires stream_idle_ms after it was armed; if bytes
+ * moved since, it is set again for what is left from the last of them (a
+ * retry back-off counts as movement). Waiting for the client's body: 408.
+ * Otherwise the endpoint stalled: 504, or a reset once the response head
+ * went out.
+ */
+static void stream_idle_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct h1s *s = t->data;
+	ev_tstamp left = s->last_io + s->l7->stream_idle_ms / 1000.0 - ev_now(loop);
+
+	(void)revents;
+	if (s->st == S_BACKOFF) /* weft's own wait between attempts is not the peers' silence */
+		left = s->l7->stream_idle_ms / 1000.0;
+	if (left > 0.001) {
+		ev_timer_set(t, left, 0.);
+		ev_timer_start(loop, t);
+		return;
+	}
+	if (s->st == S_BODY || (s->st == S_UPSTREAM && s->streaming && !s->body_done && s->up &&
+				!ob_pending(&s->up->wb) && !s->x->resp.head_len)) {
+		/* waiting for the client's body, nothing of it held up by the endpoint */
+		reject_count(s, 408);
+		respond_error(s, 408, "request body timeout", true);
+	} else if (s->st == S_UPSTREAM || s->st == S_RESPONSE) {
+		pthread_mutex_lock(&s->reg->lock);
+		if (s->route)
+			s->route->stat->timeouts++;
+		pthread_mutex_unlock(&s->reg->lock);
+		log_debug("service %s: no bytes either way for %u ms; %s", s->svc->name, s->l7->stream_idle_ms,
+			  s->resp_head_sent ? "reset" : "504");
+		attempt_span_end(s, 0, "stream idle timeout");
+		respond_error(s, 504, "stream idle timeout", false);
+	}
+	sess_finish_cb(s);
 }
 
 static void deadline_cb(struct ev_loop *loop, ev_timer *t, int revents)
@@ -1725,6 +1850,8 @@ void h1_start(struct h1_worker *w, int fd, struct svc *svc, const struct weft_or
 	s->timer.data = s;
 	ev_timer_init(&s->btimer, backoff_cb, 1., 0.);
 	s->btimer.data = s;
+	ev_timer_init(&s->itimer, stream_idle_cb, 1., 0.);
+	s->itimer.data = s;
 	pthread_mutex_lock(&reg->lock);
 	if (reg_conn_begin_locked(reg, svc, orig->cgroup_id) < 0) {
 		svc_unref_locked(reg, svc);
@@ -1737,7 +1864,17 @@ void h1_start(struct h1_worker *w, int fd, struct svc *svc, const struct weft_or
 	sess_list(s);
 	pthread_mutex_unlock(&reg->lock);
 	ev_io_start(w->loop, &s->cio);
-	idle_arm(s);
+	/*
+	 * The first head must be complete within http.head_timeout_ms of accept
+	 * (a connection that sends nothing holds a slot like one that sends
+	 * slowly); without one, the keep-alive bound applies.
+	 */
+	if (s->l7->head_timeout_ms) {
+		s->head_timing = true;
+		timer_arm(s, s->l7->head_timeout_ms);
+	} else {
+		idle_arm(s);
+	}
 }
 
 /* ---- worker teardown and drain ---- */

@@ -9,6 +9,7 @@ const double h1_req_bounds[H1_REQ_BUCKETS] = {
 	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 };
 const char *const h1_reject_names[H1_REJECT__MAX] = { "400", "408", "414", "431", "501", "505" };
+const char *const h1_idle_names[H1_IDLE__MAX] = { "new", "keepalive" };
 
 static void h1_svc_free(struct h1_svc *l);
 
@@ -87,6 +88,8 @@ static struct h1_svc *h1_svc_new(const struct weft_config *cfg, const struct cfg
 	l->pool_max_idle = cs->pool_max_idle;
 	l->pool_idle_timeout_ms = cs->pool_idle_timeout_ms;
 	l->head_timeout_ms = cs->head_timeout_ms;
+	l->keepalive_idle_ms = cs->keepalive_idle_ms;
+	l->stream_idle_ms = cs->stream_idle_ms;
 	l->in_cap = (size_t)(cs->max_request_line ? cs->max_request_line : H1_DEFAULT_MAX_START_LINE) +
 		    (cs->max_header_bytes ? cs->max_header_bytes : H1_DEFAULT_MAX_HEADER_BYTES) + 16 +
 		    (cs->max_retry_body > H1_READ_CHUNK ? cs->max_retry_body : H1_READ_CHUNK);

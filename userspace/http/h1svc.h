@@ -31,6 +31,15 @@
 enum { H1_REJECT_400, H1_REJECT_408, H1_REJECT_414, H1_REJECT_431, H1_REJECT_501, H1_REJECT_505, H1_REJECT__MAX };
 extern const char *const h1_reject_names[H1_REJECT__MAX];
 
+/*
+ * Client connections weft closed for sitting idle (metric
+ * weft_http_idle_closed_total): NEW sent nothing of a first request within
+ * http.head_timeout_ms of accept; KEEPALIVE sent nothing of its next request
+ * within http.keepalive_idle_ms (or timeouts.idle_ms) of the last response.
+ */
+enum { H1_IDLE_NEW, H1_IDLE_KEEPALIVE, H1_IDLE__MAX };
+extern const char *const h1_idle_names[H1_IDLE__MAX];
+
 /* Request duration histogram upper bounds, seconds. */
 #define H1_REQ_BUCKETS 14
 extern const double h1_req_bounds[H1_REQ_BUCKETS];
@@ -55,7 +64,8 @@ struct h1_stat {
 	struct retry_budget budget;  /* shared by generations: a reload keeps the window */
 	uint32_t inflight;           /* HTTP requests in flight */
 	uint64_t retries, budget_exhausted, shed;
-	uint64_t rejected[H1_REJECT__MAX]; /* requests refused for their syntax, by status */
+	uint64_t rejected[H1_REJECT__MAX];  /* requests refused for their syntax, by status */
+	uint64_t idle_closed[H1_IDLE__MAX]; /* client connections closed for idling, by when */
 };
 
 /* svc_ep->http: created when the HTTP path first sends a request to the endpoint. */
@@ -75,7 +85,7 @@ struct h1_svc {
 	size_t max_headers;
 	size_t in_cap; /* request buffer limit: head limits + retry body */
 	uint32_t detect_timeout_ms, max_requests, max_retry_body, pool_max_idle, pool_idle_timeout_ms;
-	uint32_t head_timeout_ms;
+	uint32_t head_timeout_ms, keepalive_idle_ms, stream_idle_ms;
 	uint32_t attempts, backoff_base_ms, backoff_max_ms;
 	uint16_t on_status[CFG_MAX_RETRY_STATUS];
 	size_t n_on_status;
