@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +64,15 @@ static int setup(void **state)
 
 	if (fd < 0)
 		return -1;
+	/*
+	 * O_APPEND: a memfd is made without the file position lock regular files
+	 * get, so threads writing at one shared offset would overwrite each
+	 * other's lines (stderr is a pipe, a tty or an O_APPEND file in practice).
+	 */
+	if (fcntl(fd, F_SETFL, O_APPEND) < 0) {
+		close(fd);
+		return -1;
+	}
 	log_set_fd(fd);
 	log_set_level(LOG_LVL_INFO);
 	log_rl_set_clock(fake_clock);
