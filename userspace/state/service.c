@@ -387,56 +387,76 @@ err:
 	return NULL;
 }
 
-static void vip_tab_free(struct svc_vipent *tab)
+/* The addresses an index holds for a service: its VIPs, or its endpoints on this node. */
+enum addr_kind { ADDR_VIPS, ADDR_LOCAL_EPS };
+
+static size_t addr_count(const struct svc *s, enum addr_kind kind)
 {
-	free(tab);
+	size_t j, n = 0;
+
+	if (kind == ADDR_VIPS)
+		return s->n_vips;
+	for (j = 0; j < s->n_eps; j++)
+		n += !s->remote[j];
+	return n;
 }
 
 /*
- * The VIP index of a generation: one entry per (service, address), in one
- * allocation; buckets are the first cap pointers. The first service listing
- * an address wins, as the linear search did.
+ * An address index of a generation: one entry per (service, address), in one
+ * allocation whose first cap pointers are the buckets. The first service
+ * listing an address wins, as a linear search in config order would.
  */
-static int vip_tab_build(struct svc **svcs, size_t n, struct svc_vipent **out, size_t *capo)
+static int addr_index_build(struct svc **svcs, size_t n, enum addr_kind kind, struct addr_index *out)
 {
 	size_t total = 0, cap = 16, i, j, k = 0;
 	struct svc_vipent **heads, *ents;
-	void *mem;
 
 	for (i = 0; i < n; i++)
-		total += svcs[i]->n_vips;
+		total += addr_count(svcs[i], kind);
 	while (cap < total * 2)
 		cap *= 2;
-	mem = calloc(1, cap * sizeof(*heads) + (total ? total : 1) * sizeof(*ents));
-	if (!mem)
+	heads = calloc(1, cap * sizeof(*heads) + (total ? total : 1) * sizeof(*ents));
+	if (!heads)
 		return -ENOMEM;
-	heads = mem;
 	ents = (struct svc_vipent *)(heads + cap);
-	for (i = 0; i < n; i++)
-		for (j = 0; j < svcs[i]->n_vips; j++) {
-			struct svc_vipent *e = &ents[k++], **pp;
-			size_t b = hash_addr(&svcs[i]->vips[j], 0) & (cap - 1);
+	for (i = 0; i < n; i++) {
+		size_t m = kind == ADDR_VIPS ? svcs[i]->n_vips : svcs[i]->n_eps;
 
-			e->addr = svcs[i]->vips[j];
+		for (j = 0; j < m; j++) {
+			const struct weft_sockaddr *a;
+			struct svc_vipent *e, **pp;
+
+			if (kind == ADDR_LOCAL_EPS && svcs[i]->remote[j])
+				continue;
+			a = kind == ADDR_VIPS ? &svcs[i]->vips[j] : &svcs[i]->eps[j]->addr;
+			e = &ents[k++];
+			e->addr = *a;
 			e->svc = svcs[i];
 			/* append: the first listing stays first in its chain */
-			for (pp = &heads[b]; *pp; pp = &(*pp)->next)
+			for (pp = &heads[hash_addr(a, 0) & (cap - 1)]; *pp; pp = &(*pp)->next)
 				;
 			*pp = e;
 		}
-	*out = mem;
-	*capo = cap;
+	}
+	out->heads = heads;
+	out->cap = cap;
 	return 0;
 }
 
-static struct svc *vip_lookup(const struct registry *r, const struct weft_sockaddr *a)
+static void addr_index_free(struct addr_index *x)
 {
-	struct svc_vipent *const *heads = (struct svc_vipent *const *)r->vip_tab;
+	free(x->heads);
+	x->heads = NULL;
+	x->cap = 0;
+}
+
+static struct svc *addr_index_find(const struct addr_index *x, const struct weft_sockaddr *a)
+{
 	const struct svc_vipent *e;
 
-	if (!r->vip_tab)
+	if (!x->heads)
 		return NULL;
-	for (e = heads[hash_addr(a, 0) & (r->vip_cap - 1)]; e; e = e->next)
+	for (e = x->heads[hash_addr(a, 0) & (x->cap - 1)]; e; e = e->next)
 		if (addr_equal(&e->addr, a))
 			return e->svc;
 	return NULL;
@@ -459,7 +479,7 @@ struct svc *reg_find_svc_locked(struct registry *r, const struct weft_orig *o)
 	addr_from_key(&o->dst, &dst);
 	if (o->service_id < r->n_svcs && svc_has_vip(r->svcs[o->service_id], &dst))
 		return r->svcs[o->service_id];
-	return vip_lookup(r, &dst);
+	return addr_index_find(&r->vips, &dst);
 }
 
 struct svc *reg_find_name_locked(struct registry *r, const char *name, uint32_t hint)
@@ -484,9 +504,9 @@ static double mono_s(void)
 
 int reg_set_config(struct registry *r, const struct weft_config *cfg)
 {
-	struct svc_vipent *vt = NULL, *old_vt;
+	struct addr_index vips = { 0 }, local = { 0 }, old_vips, old_local;
 	struct svc **n;
-	size_t i, vcap = 0;
+	size_t i;
 	double t0;
 	int ret = 0;
 
@@ -501,23 +521,28 @@ int reg_set_config(struct registry *r, const struct weft_config *cfg)
 		if (!n[i])
 			goto nomem;
 	}
-	if (vip_tab_build(n, cfg->n_services, &vt, &vcap) < 0)
+	if (addr_index_build(n, cfg->n_services, ADDR_VIPS, &vips) < 0 ||
+	    addr_index_build(n, cfg->n_services, ADDR_LOCAL_EPS, &local) < 0) {
+		addr_index_free(&vips);
 		goto nomem;
+	}
 	for (i = 0; i < r->n_svcs; i++)
 		svc_unref_locked(r, r->svcs[i]);
 	free(r->svcs);
-	old_vt = r->vip_tab;
+	old_vips = r->vips;
+	old_local = r->local_eps;
 	r->svcs = n;
 	r->n_svcs = cfg->n_services;
-	r->vip_tab = vt;
-	r->vip_cap = vcap;
+	r->vips = vips;
+	r->local_eps = local;
 	r->max_conns = cfg->max_connections;
 	r->max_per_workload = cfg_workload_cap(cfg);
 	r->redirect = cfg->redirect_loopback;
 	r->splice = cfg->splice;
 	r->last_build_lock_s = mono_s() - t0;
 	pthread_mutex_unlock(&r->lock);
-	vip_tab_free(old_vt);
+	addr_index_free(&old_vips);
+	addr_index_free(&old_local);
 	return 0;
 nomem:
 	while (i--)
@@ -647,19 +672,13 @@ void svc_breaker(struct svc *s, int i, bool ok, double now, const char *why)
 int reg_inbound_admit(struct registry *r, const struct weft_sockaddr *target, const char *peer_id, char *svc_name,
 		      size_t len, struct svc_connopts *opts)
 {
-	struct svc *s = NULL;
+	struct svc *s;
 	enum id_verdict v;
-	size_t i, j;
 	int st = PREAMBLE_ST_UNKNOWN_TARGET;
 
 	pthread_mutex_lock(&r->lock);
-	/* only this node's own endpoints: the mesh is not an open proxy */
-	for (i = 0; i < r->n_svcs && !s; i++)
-		for (j = 0; j < r->svcs[i]->n_eps; j++)
-			if (!r->svcs[i]->remote[j] && addr_equal(&r->svcs[i]->eps[j]->addr, target)) {
-				s = r->svcs[i];
-				break;
-			}
+	/* only this node's own endpoints: the mesh is not an open proxy (O(1), an index of them) */
+	s = addr_index_find(&r->local_eps, target);
 	if (!s)
 		goto out;
 	snprintf(svc_name, len, "%s", s->name);
@@ -727,8 +746,8 @@ void reg_destroy(struct registry *r)
 	free(r->svcs);
 	r->svcs = NULL;
 	r->n_svcs = 0;
-	vip_tab_free(r->vip_tab);
-	r->vip_tab = NULL;
+	addr_index_free(&r->vips);
+	addr_index_free(&r->local_eps);
 	pthread_mutex_unlock(&r->lock);
 	mtls_unref(r->mtls);
 	free(r->ep_tab);

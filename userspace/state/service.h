@@ -18,8 +18,9 @@
  * drops an established connection. struct svc_ep and struct svc_stat are
  * shared by every generation that names the same (service, address) or
  * service, so balancer state and metrics survive reloads.
- * Cost: lookups by VIP, by (service, endpoint) and by name are O(1) hash
- * lookups; building a generation is O(services + endpoints).
+ * Cost: lookups by VIP, by local endpoint (inbound admission), by (service,
+ * endpoint) and by name are O(1) hash lookups; building a generation is
+ * O(services + endpoints).
  */
 #ifndef WEFT_SERVICE_H
 #define WEFT_SERVICE_H
@@ -152,6 +153,11 @@ struct svc_hooks {
 };
 
 struct svc_vipent;
+/* Address -> service of the generation in force (hash; built with it). */
+struct addr_index {
+	struct svc_vipent **heads;
+	size_t cap;
+};
 struct svc_workload;
 
 struct registry {
@@ -159,8 +165,8 @@ struct registry {
 	const struct svc_hooks *hooks;
 	struct svc **svcs; /* this generation, config order */
 	size_t n_svcs;
-	struct svc_vipent *vip_tab; /* VIP -> service of this generation */
-	size_t vip_cap;
+	struct addr_index vips;       /* VIP -> service */
+	struct addr_index local_eps;  /* this node's endpoint -> service (inbound admission) */
 	uint32_t max_conns;           /* agent.max_connections */
 	uint32_t max_per_workload;    /* agent.max_connections_per_workload in force */
 	struct svc_workload **wl_tab; /* cgroup id -> connections it holds (only cgroups holding some) */
