@@ -226,6 +226,8 @@ def test_conns_lists_open_connection_with_bytes(weft):
     r = c.recv(2500)
     assert r["got"] == 2500, r
 
+    # the worker counts a write just after the bytes left: the client can read them first
+    wait_for(lambda: (lambda c: c and c[0]["bytes_out"] == 2500)(admin_json(d.admin, "/conns")["conns"]), 2)
     doc = admin_json(d.admin, "/conns")
     assert set(doc) == {"conns"}, doc
     assert len(doc["conns"]) == 1, doc
