@@ -236,6 +236,15 @@ def test_emfile_outbound_listeners_pause(weft):
     # still paused (nothing was accepted meanwhile), still alive
     assert len(srv.conns()) == conns_before
     assert d.running()
+    # accepting nothing, weftd let its heartbeat go stale (as for a wedged agent): new connects
+    # follow fail_mode ("open": they go where they were going) instead of hanging in the backlog
+    assert wait_log(d, "not refreshing the heartbeat", timeout=5), d.log_tail(20)
+    age = (time.monotonic_ns() - int(read_agent_state(d.pin_path)["heartbeat_ns"])) / 1e9
+    assert age > 1.0, age
+    t0 = time.monotonic()
+    res = weft.client("connect", vip, cgroup=cg, timeout=5)
+    assert not res["ok"] and res["error"] == "ECONNREFUSED", res  # the VIP itself: nothing listens
+    assert time.monotonic() - t0 < 4, "the connect hung"
 
     hd.release()
     # the backlog drains: weftd accepts every connection that waited there (the first echo + 1000)
@@ -243,6 +252,8 @@ def test_emfile_outbound_listeners_pause(weft):
         st, _, body = admin_call(d.admin, "GET", "/metrics", timeout=2)
         return st == 200 and prom_get(parse_prom(body)[0], "weft_accepted_total")[0]
     assert wait_for(lambda: accepted() == 1001, 20), (accepted(), d.log_tail(20))
+    # accepting again: the heartbeat is fresh again, and new connects are proxied
+    assert wait_log(d, "the outbound listeners accept again", timeout=5), d.log_tail(20)
     res = weft.client("echo", vip, cgroup=cg, nbytes=1000)
     assert res["ok"] and res["echo_ok"], res
     assert d.running()

@@ -53,6 +53,7 @@ struct agent {
 	struct kern *kern;
 	struct registry reg; /* services and endpoints, shared by every path */
 	bool reg_ok;
+	bool starved;        /* the heartbeat is held back: no listener accepts */
 	struct membudget mb; /* agent.buffer_memory_mb: buffered HTTP bytes, per workload */
 	bool mb_ok;
 	struct outbound *ob;
@@ -262,6 +263,19 @@ static bool agent_heartbeat(struct agent *a)
 			  stuck, age, a->cfg->fail_mode == CFG_FAIL_CLOSED ? "closed" : "open");
 		return false;
 	}
+	/* accepting nothing (descriptors exhausted): new connects would hang in the backlog */
+	if (outbound_starved(a->ob, a->cfg->heartbeat_stale_ms / 2000.0, &age)) {
+		if (!a->starved)
+			log_error("the outbound listeners have not accepted for %.1f s (descriptors or memory "
+				  "exhausted); not refreshing the heartbeat: fail_mode %s applies to new connections "
+				  "until they accept again",
+				  age, a->cfg->fail_mode == CFG_FAIL_CLOSED ? "closed" : "open");
+		a->starved = true;
+		return false;
+	}
+	if (a->starved)
+		log_info("the outbound listeners accept again; heartbeat refreshed");
+	a->starved = false;
 	if (kern_heartbeat(a->kern) < 0)
 		log_error("cannot refresh the heartbeat in weft_agent: %s", strerror(errno));
 	return true;

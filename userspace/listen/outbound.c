@@ -58,8 +58,9 @@ struct ob_worker {
 	struct detector detect;
 	ev_async wake; /* main -> worker: look at cmds */
 	atomic_uint cmds;
-	ev_timer tick;       /* proves the loop turns (stuck-worker detection) */
-	struct lpause pause; /* the listeners, paused while accept lacks descriptors or memory */
+	ev_timer tick;                /* proves the loop turns (stuck-worker detection) */
+	struct lpause pause;          /* the listeners, paused while accept lacks descriptors or memory */
+	_Atomic double starved_since; /* ev_time() of the first failed accept with none working since, or 0 */
 	_Atomic double last_tick;
 	uint64_t accepted; /* under registry.lock */
 	pthread_t thread;
@@ -188,11 +189,17 @@ static void ob_on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		fd = accept4(w->fd, &peer.sa, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			/* EMFILE and the like pause this worker's listeners (lib/lpause.h) */
-			if (lpause_accept_error(&wk->pause, errno) == LPAUSE_NEXT)
+			enum lpause_verdict v = lpause_accept_error(&wk->pause, errno);
+
+			if (v == LPAUSE_NEXT)
 				continue;
+			if (v == LPAUSE_PAUSED && atomic_load_explicit(&wk->starved_since, memory_order_relaxed) == 0)
+				atomic_store(&wk->starved_since, ev_time());
 			return;
 		}
 		lpause_accepted(&wk->pause);
+		if (atomic_load_explicit(&wk->starved_since, memory_order_relaxed) != 0)
+			atomic_store(&wk->starved_since, 0.);
 		ob_handle(wk, fd, &peer);
 	}
 }
@@ -448,6 +455,25 @@ void outbound_stop_accepting(struct outbound *ob)
 void outbound_abort_all(struct outbound *ob)
 {
 	ob_command(ob, WCMD_ABORT);
+}
+
+bool outbound_starved(struct outbound *ob, double max_age, double *age)
+{
+	double now = ev_time(), oldest = now;
+	unsigned i;
+
+	for (i = 0; i < ob->nworkers; i++) {
+		double t = atomic_load(&ob->workers[i].starved_since);
+
+		if (!ob->workers[i].loop)
+			continue;
+		if (t == 0 || now - t <= max_age)
+			return false; /* this worker still accepts (or only just stopped) */
+		if (t < oldest)
+			oldest = t;
+	}
+	*age = now - oldest;
+	return ob->nworkers > 0;
 }
 
 int outbound_stuck_worker(struct outbound *ob, double max_age, double *age)

@@ -45,6 +45,15 @@ int outbound_start(struct ev_loop *loop, struct kern *k, const struct weft_confi
  */
 int outbound_stuck_worker(struct outbound *ob, double max_age, double *age);
 
+/*
+ * Every worker's listeners have failed to accept (descriptors or memory
+ * exhausted: lib/lpause) for more than max_age seconds, with no accept
+ * working since: new connections only pile up in the backlogs. true and
+ * *age set. The agent then lets the heartbeat go stale, as for a stuck
+ * worker, so new connects follow agent.fail_mode instead of hanging.
+ */
+bool outbound_starved(struct outbound *ob, double max_age, double *age);
+
 /* Closes the listeners of every worker (drain); asynchronous for worker threads. */
 void outbound_stop_accepting(struct outbound *ob);
 /* Resets every active connection (each worker its own; asynchronous for threads). */
