@@ -272,6 +272,34 @@ static void metric_route(struct buf *out, const char *metric, const char *svc, c
 	buf_prom_label(out, route);
 }
 
+static const uint64_t *rejected_of(const struct snap_stat *st)
+{
+	return st->rejected;
+}
+
+static const uint64_t *idle_closed_of(const struct snap_stat *st)
+{
+	return st->idle_closed;
+}
+
+/* One sample per HTTP service and name: metric{service="..",label="names[i]"} vals(st)[i]. */
+static void svc_counters(struct buf *out, const struct snapshot *snap, const char *metric, const char *label,
+			 const char *const *names, size_t n, const uint64_t *(*vals)(const struct snap_stat *))
+{
+	size_t k, i;
+
+	for (k = 0; k < snap->n_stats; k++) {
+		const struct snap_stat *st = &snap->stats[k];
+
+		if (!st->http)
+			continue;
+		for (i = 0; i < n; i++) {
+			metric_svc(out, metric, st->name);
+			buf_printf(out, "\",%s=\"%s\"} %llu\n", label, names[i], (unsigned long long)vals(st)[i]);
+		}
+	}
+}
+
 static void render_http_metrics(const struct snapshot *snap, struct zipkin *zipkin, struct buf *out)
 {
 	static const char *const cls[] = { "", "1xx", "2xx", "3xx", "4xx", "5xx" };
@@ -343,29 +371,11 @@ static void render_http_metrics(const struct snapshot *snap, struct zipkin *zipk
 	}
 	buf_puts(out, "# HELP weft_http_rejected_total Malformed or unsupported HTTP requests refused by weft, by "
 		      "status.\n# TYPE weft_http_rejected_total counter\n");
-	for (k = 0; k < snap->n_stats; k++) {
-		st = &snap->stats[k];
-		if (!st->http)
-			continue;
-		for (i = 0; i < H1_REJECT__MAX; i++) {
-			metric_svc(out, "weft_http_rejected_total", st->name);
-			buf_printf(out, "\",status=\"%s\"} %llu\n", h1_reject_names[i],
-				   (unsigned long long)st->rejected[i]);
-		}
-	}
+	svc_counters(out, snap, "weft_http_rejected_total", "status", h1_reject_names, H1_REJECT__MAX, rejected_of);
 	buf_puts(out, "# HELP weft_http_idle_closed_total HTTP client connections weft closed for sending nothing: "
 		      "state new (no request within http.head_timeout_ms of accept), keepalive (none within "
 		      "http.keepalive_idle_ms after a response).\n# TYPE weft_http_idle_closed_total counter\n");
-	for (k = 0; k < snap->n_stats; k++) {
-		st = &snap->stats[k];
-		if (!st->http)
-			continue;
-		for (i = 0; i < H1_IDLE__MAX; i++) {
-			metric_svc(out, "weft_http_idle_closed_total", st->name);
-			buf_printf(out, "\",state=\"%s\"} %llu\n", h1_idle_names[i],
-				   (unsigned long long)st->idle_closed[i]);
-		}
-	}
+	svc_counters(out, snap, "weft_http_idle_closed_total", "state", h1_idle_names, H1_IDLE__MAX, idle_closed_of);
 	buf_puts(out, "# HELP weft_protocol_detected_total Connections to protocol \"auto\" services, by what their "
 		      "first bytes were.\n# TYPE weft_protocol_detected_total counter\n");
 	for (k = 0; k < snap->n_stats; k++) {
