@@ -497,27 +497,22 @@ void render_metrics(const struct snapshot *snap, struct zipkin *zipkin, struct b
 	buf_puts(out, "# HELP weft_connections_failed_total Client connections reset before reaching an "
 		      "endpoint, by reason.\n# TYPE weft_connections_failed_total counter\n");
 	for (k = 0; k < snap->n_stats; k++) {
+		static const char *const reasons[] = { "no_endpoint", "agent_max_connections", "max_connections",
+						       "max_pending", "workload_max_connections" };
+		uint64_t v[sizeof(reasons) / sizeof(reasons[0])];
+
 		st = &snap->stats[k];
-		buf_puts(out, "weft_connections_failed_total{service=\"");
-		buf_prom_label(out, st->name);
-		buf_printf(out, "\",direction=\"outbound\",reason=\"no_endpoint\"} %llu\n",
-			   (unsigned long long)st->no_endpoint);
-		buf_puts(out, "weft_connections_failed_total{service=\"");
-		buf_prom_label(out, st->name);
-		buf_printf(out, "\",direction=\"outbound\",reason=\"agent_max_connections\"} %llu\n",
-			   (unsigned long long)st->over_limit);
-		buf_puts(out, "weft_connections_failed_total{service=\"");
-		buf_prom_label(out, st->name);
-		buf_printf(out, "\",direction=\"outbound\",reason=\"max_connections\"} %llu\n",
-			   (unsigned long long)st->over_service_limit);
-		buf_puts(out, "weft_connections_failed_total{service=\"");
-		buf_prom_label(out, st->name);
-		buf_printf(out, "\",direction=\"outbound\",reason=\"max_pending\"} %llu\n",
-			   (unsigned long long)st->over_pending);
-		buf_puts(out, "weft_connections_failed_total{service=\"");
-		buf_prom_label(out, st->name);
-		buf_printf(out, "\",direction=\"outbound\",reason=\"workload_max_connections\"} %llu\n",
-			   (unsigned long long)st->over_workload);
+		v[0] = st->no_endpoint;
+		v[1] = st->over_limit;
+		v[2] = st->over_service_limit;
+		v[3] = st->over_pending;
+		v[4] = st->over_workload;
+		for (i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++) {
+			buf_puts(out, "weft_connections_failed_total{service=\"");
+			buf_prom_label(out, st->name);
+			buf_printf(out, "\",direction=\"outbound\",reason=\"%s\"} %llu\n", reasons[i],
+				   (unsigned long long)v[i]);
+		}
 	}
 	buf_puts(out, "# HELP weft_endpoint_ejections_total Times an endpoint was ejected by failure accrual.\n"
 		      "# TYPE weft_endpoint_ejections_total counter\n");

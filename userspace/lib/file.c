@@ -3,7 +3,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
+
+#include "lib/log.h"
 
 const char *file_kind(mode_t mode)
 {
@@ -57,4 +61,60 @@ int file_open_regular(const char *path, struct stat *st)
 		return r;
 	}
 	return fd;
+}
+
+int file_read_regular(const char *what, const char *path, size_t max, unsigned char **out, size_t *len, struct stat *st,
+		      char *err, size_t errlen)
+{
+	unsigned char *buf = NULL;
+	size_t got = 0;
+	int fd, e;
+
+	/* never blocks: a FIFO would stall the main loop (reload, rotation, renewal) */
+	fd = file_open_regular(path, st);
+	if (fd == -EINVAL || fd == -EISDIR) {
+		err_set(err, errlen, "%s '%s': not a regular file (%s); point it at a PEM file", what, path,
+			file_kind(st->st_mode));
+		return -EINVAL;
+	}
+	if (fd < 0) {
+		err_set(err, errlen, "%s '%s': cannot open: %s", what, path, strerror(-fd));
+		return fd;
+	}
+	if (st->st_size <= 0 || (size_t)st->st_size > max) {
+		e = EINVAL;
+		err_set(err, errlen, "%s '%s': size %lld is not between 1 and %zu bytes", what, path,
+			(long long)st->st_size, max);
+		goto fail;
+	}
+	buf = malloc((size_t)st->st_size + 1);
+	if (!buf) {
+		e = ENOMEM;
+		err_set(err, errlen, "%s '%s': out of memory", what, path);
+		goto fail;
+	}
+	while (got < (size_t)st->st_size) {
+		ssize_t n = read(fd, buf + got, (size_t)st->st_size - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			e = n < 0 ? errno : EIO;
+			err_set(err, errlen, "%s '%s': read failed: %s", what, path,
+				n < 0 ? strerror(e) : "file shrank");
+			goto fail;
+		}
+		got += (size_t)n;
+	}
+	close(fd);
+	buf[got] = '\0';
+	*out = buf;
+	*len = got;
+	return 0;
+fail:
+	if (buf)
+		explicit_bzero(buf, got);
+	free(buf);
+	close(fd);
+	return -e;
 }

@@ -54,59 +54,6 @@ static const char *wc_err(int e)
 	return wc_GetErrorString(e);
 }
 
-/* Whole regular file, NUL-terminated, at most CM_FILE_MAX bytes. */
-static int slurp(const char *what, const char *path, unsigned char **out, size_t *len, char *err, size_t errlen)
-{
-	struct stat sb;
-	unsigned char *buf;
-	size_t got = 0;
-	int fd, e;
-
-	/* never blocks (a FIFO would stall the main loop: reload, renewal) */
-	fd = file_open_regular(path, &sb);
-	if (fd == -EINVAL || fd == -EISDIR) {
-		err_set(err, errlen, "%s '%s': not a regular file (%s); point it at a PEM file", what, path,
-			file_kind(sb.st_mode));
-		return -EINVAL;
-	}
-	if (fd < 0) {
-		e = -fd;
-		err_set(err, errlen, "%s '%s': cannot open: %s", what, path, strerror(e));
-		return -e;
-	}
-	if (sb.st_size <= 0 || sb.st_size > CM_FILE_MAX) {
-		err_set(err, errlen, "%s '%s': not a regular file of 1 to %d bytes", what, path, CM_FILE_MAX);
-		close(fd);
-		return -EINVAL;
-	}
-	buf = malloc((size_t)sb.st_size + 1);
-	if (!buf) {
-		close(fd);
-		err_set(err, errlen, "%s '%s': out of memory", what, path);
-		return -ENOMEM;
-	}
-	while (got < (size_t)sb.st_size) {
-		ssize_t n = read(fd, buf + got, (size_t)sb.st_size - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			err_set(err, errlen, "%s '%s': read failed: %s", what, path,
-				n < 0 ? strerror(errno) : "file shrank");
-			explicit_bzero(buf, got);
-			free(buf);
-			close(fd);
-			return -EIO;
-		}
-		got += (size_t)n;
-	}
-	close(fd);
-	buf[got] = '\0';
-	*out = buf;
-	*len = got;
-	return 0;
-}
-
 /*
  * PEM EC private key (SEC1 "EC PRIVATE KEY" or PKCS#8 "PRIVATE KEY") into
  * key, with its public point. 0 or -EINVAL.
@@ -164,6 +111,7 @@ int certmint_issuer_load(const char *cert_file, const char *key_file, struct cer
 	struct certmint_issuer *iss;
 	unsigned char *pem = NULL, *keypem = NULL, spki[512], a[160], b[160];
 	size_t pemlen = 0, keylen = 0;
+	struct stat sb;
 	word32 alen = sizeof(a), blen = sizeof(b), idx = 0;
 	int spkilen = (int)sizeof(spki), ret, csize;
 	WOLFSSL_X509 *x = NULL;
@@ -188,10 +136,10 @@ int certmint_issuer_load(const char *cert_file, const char *key_file, struct cer
 		err_set(err, errlen, "issuer: cannot initialise wolfCrypt's RNG");
 		return -EIO;
 	}
-	ret = slurp("issuer certificate", cert_file, &pem, &pemlen, err, errlen);
+	ret = file_read_regular("issuer certificate", cert_file, CM_FILE_MAX, &pem, &pemlen, &sb, err, errlen);
 	if (ret)
 		goto fail;
-	ret = slurp("issuer key", key_file, &keypem, &keylen, err, errlen);
+	ret = file_read_regular("issuer key", key_file, CM_FILE_MAX, &keypem, &keylen, &sb, err, errlen);
 	if (ret)
 		goto fail;
 	ret = -EINVAL;

@@ -606,52 +606,16 @@ static int read_file(const char *what, const char *path, unsigned char **out, si
 		     char *err, size_t errlen)
 {
 	struct stat sb;
-	unsigned char *buf = NULL;
-	size_t got = 0;
-	int fd, e;
+	int r;
 
-	/* never blocks (a FIFO would stall the main loop: reload, rotation polling) */
-	fd = file_open_regular(path, &sb);
-	if (fd == -EINVAL || fd == -EISDIR) {
-		err_set(err, errlen, "%s '%s': not a regular file (%s); point it at a PEM file", what, path,
-			file_kind(sb.st_mode));
-		return -EINVAL;
-	}
-	if (fd < 0) {
-		err_set(err, errlen, "%s '%s': cannot open: %s", what, path, strerror(-fd));
-		return fd;
-	}
-	if (sb.st_size <= 0 || sb.st_size > TLS_FILE_MAX) {
-		e = EINVAL;
-		err_set(err, errlen, "%s '%s': size %lld is not between 1 and %d bytes", what, path,
-			(long long)sb.st_size, TLS_FILE_MAX);
-		goto fail;
-	}
-	buf = malloc((size_t)sb.st_size + 1);
-	if (!buf) {
-		e = ENOMEM;
-		err_set(err, errlen, "%s '%s': out of memory", what, path);
-		goto fail;
-	}
-	while (got < (size_t)sb.st_size) {
-		ssize_t n = read(fd, buf + got, (size_t)sb.st_size - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			e = n < 0 ? errno : EIO;
-			err_set(err, errlen, "%s '%s': read failed: %s", what, path,
-				n < 0 ? strerror(e) : "file shrank");
-			goto fail;
-		}
-		got += (size_t)n;
-	}
-	buf[got] = '\0';
-	close(fd);
+	r = file_read_regular(what, path, TLS_FILE_MAX, out, outlen, &sb, err, errlen);
+	if (r < 0)
+		return r;
 	st->path = strdup(path);
 	if (!st->path) {
-		explicit_bzero(buf, got);
-		free(buf);
+		explicit_bzero(*out, *outlen);
+		free(*out);
+		*out = NULL;
 		err_set(err, errlen, "%s '%s': out of memory", what, path);
 		return -ENOMEM;
 	}
@@ -660,15 +624,7 @@ static int read_file(const char *what, const char *path, unsigned char **out, si
 	st->size = sb.st_size;
 	st->mtime = sb.st_mtim;
 	st->ctime = sb.st_ctim;
-	*out = buf;
-	*outlen = got;
 	return 0;
-fail:
-	if (buf)
-		explicit_bzero(buf, got);
-	free(buf);
-	close(fd);
-	return -e;
 }
 
 /* The file or the buffer of one input; the bytes in *buf are owned when *owned. */
