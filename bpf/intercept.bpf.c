@@ -15,6 +15,9 @@
  *   agent's own socket (mark/cgroup)  -> untouched                 (SKIPPED_OWN)
  *   agent state missing/disabled/stale-> fail_mode open: untouched (SKIPPED_STALE)
  *                                        fail_mode closed: ECONNREFUSED (REFUSED_STALE)
+ *   no agent listener in the app's    -> fail_mode open: untouched (SKIPPED_NO_LISTENER)
+ *   network namespace (a pod weftd has   fail_mode closed: ECONNREFUSED (REFUSED_NO_LISTENER)
+ *   not set up yet, or weftd gone)
  *   cannot store the record           -> untouched, fail-open      (ERROR)
  *   otherwise                         -> redirected                (REDIRECTED)
  * A connect hook must return 1 to let connect() proceed; on refusal it returns
@@ -66,6 +69,13 @@ struct {
 } weft_sockhash SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, WEFT_MAX_LISTENERS);
+	__type(key, struct weft_listener_key);
+	__type(value, __u64); /* the listener; bpftool shows its socket cookie */
+} weft_listeners SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
@@ -86,10 +96,11 @@ static __always_inline enum connect_action connect_decide(struct bpf_sock_addr *
 							  struct weft_agent_state **agp, struct weft_orig **origp)
 {
 	struct weft_service_key skey = {};
+	struct weft_listener_key lkey = {};
 	struct weft_service_val *svc;
 	struct weft_agent_state *ag;
 	struct weft_orig *orig;
-	struct bpf_sock *sk;
+	struct bpf_sock *sk, *lsk;
 	__u32 zero = 0;
 	__u64 cgid;
 
@@ -132,6 +143,22 @@ static __always_inline enum connect_action connect_decide(struct bpf_sock_addr *
 		stats_inc(&weft_stats, WEFT_V_SKIPPED_STALE);
 		return ACT_PASS;
 	}
+	/*
+	 * Redirect only into a namespace where weftd listens: a pod's listeners
+	 * appear shortly after its first process, and vanish with weftd.
+	 */
+	lkey.netns_cookie = bpf_get_netns_cookie(ctx);
+	lkey.family = dst->family;
+	lsk = bpf_map_lookup_elem(&weft_listeners, &lkey);
+	if (!lsk) {
+		if (ag->fail_mode == WEFT_FAIL_CLOSED) {
+			stats_inc(&weft_stats, WEFT_V_REFUSED_NO_LISTENER);
+			return ACT_REFUSE;
+		}
+		stats_inc(&weft_stats, WEFT_V_SKIPPED_NO_LISTENER);
+		return ACT_PASS;
+	}
+	bpf_sk_release(lsk);
 	orig = bpf_sk_storage_get(&weft_sock_orig, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!orig) {
 		stats_inc(&weft_stats, WEFT_V_ERROR);

@@ -22,6 +22,7 @@
 #define WEFT_MAX_SERVICE_ADDRS 65536 /* weft_services: VIP:port entries */
 #define WEFT_MAX_ORIGDST 65536       /* weft_origdst: in-flight handoffs (LRU) */
 #define WEFT_MAX_SOCKHASH 131072     /* weft_sockhash: both ends of each redirected app<->agent pair */
+#define WEFT_MAX_LISTENERS 32768     /* weft_listeners: (network namespace, family) pairs served */
 
 struct weft_addr {
 	__u8 ip[16];  /* network byte order; IPv4 in ip[0..3] */
@@ -72,6 +73,22 @@ struct weft_sock_key {
 	__u32 pad; /* explicit, zero */
 };
 
+/*
+ * weft_listeners: SOCKHASH, (netns cookie, family) -> one of weftd's outbound
+ * listening sockets in that network namespace (the host's, and each pod's).
+ * connect4/6 redirect only when the connecting socket's namespace has an
+ * entry for the destination's family; elsewhere fail_mode applies, as for a
+ * stale agent. The kernel drops an entry when its socket closes, so a weftd
+ * that exits, drains or dies (even by SIGKILL) never leaves a namespace
+ * pointing at a port where nothing listens. `bpftool map dump` shows the key
+ * fields and the socket cookie of each listener.
+ */
+struct weft_listener_key {
+	__u64 netns_cookie; /* SO_NETNS_COOKIE of the namespace the listener was made in */
+	__u16 family;       /* WEFT_AF_INET or WEFT_AF_INET6: the family of the dialled address */
+	__u16 pad[3];       /* explicit, zero */
+};
+
 /* weft_agent: ARRAY[1], written by weftd; read by every hook. */
 enum weft_fail_mode {
 	WEFT_FAIL_OPEN = 0,   /* agent stale: leave the connect alone (go direct) */
@@ -105,6 +122,8 @@ enum weft_verdict {
 	WEFT_V_MSG_REDIRECTED, /* sk_msg: a send went straight to the peer socket */
 	WEFT_V_MSG_PASSED,     /* sk_msg: no peer in weft_sockhash, normal path */
 	WEFT_V_STRICT_DROPPED, /* strict inbound: a SYN that did not come through the agent, dropped */
+	WEFT_V_SKIPPED_NO_LISTENER, /* no agent listener in the app's netns yet, fail_mode open: untouched */
+	WEFT_V_REFUSED_NO_LISTENER, /* no agent listener in the app's netns yet, fail_mode closed: refused */
 	WEFT_V__MAX,
 };
 

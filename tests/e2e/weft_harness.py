@@ -58,7 +58,8 @@ NETNS_DIR = "/run/netns"
 # weft_stats indices (include/weft/maps.h, enum weft_verdict).
 VERDICTS = ["redirected", "not_service", "skipped_own", "skipped_stale",
             "refused_stale", "error", "handoff", "handoff_error", "peername",
-            "msg_redirected", "msg_passed", "strict_inbound_dropped"]
+            "msg_redirected", "msg_passed", "strict_inbound_dropped",
+            "skipped_no_listener", "refused_no_listener"]
 
 
 # --------------------------------------------------------------------------

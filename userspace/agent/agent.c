@@ -462,6 +462,8 @@ static const char *const verdict_names[] = {
 	[WEFT_V_MSG_REDIRECTED] = "msg_redirected",
 	[WEFT_V_MSG_PASSED] = "msg_passed",
 	[WEFT_V_STRICT_DROPPED] = "strict_inbound_dropped",
+	[WEFT_V_SKIPPED_NO_LISTENER] = "skipped_no_listener",
+	[WEFT_V_REFUSED_NO_LISTENER] = "refused_no_listener",
 };
 _Static_assert(sizeof(verdict_names) / sizeof(verdict_names[0]) == WEFT_V__MAX, "every verdict needs a metric label");
 

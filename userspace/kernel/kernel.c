@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -507,6 +508,45 @@ int kern_sockhash_add(struct kern *k, int fd, const struct weft_sock_key *key)
 	if (bpf_map_update_elem(bpf_map__fd(k->skel->maps.weft_sockhash), key, &v, BPF_NOEXIST) < 0)
 		return -errno;
 	return 0;
+}
+
+int kern_listener_add(struct kern *k, int fd, uint64_t netns_cookie, int family)
+{
+	struct weft_listener_key key;
+	__u64 v = (__u64)fd;
+
+	memset(&key, 0, sizeof(key));
+	key.netns_cookie = netns_cookie;
+	key.family = (__u16)(family == AF_INET6 ? WEFT_AF_INET6 : WEFT_AF_INET);
+	if (bpf_map_update_elem(bpf_map__fd(k->skel->maps.weft_listeners), &key, &v, BPF_ANY) < 0)
+		return -errno;
+	return 0;
+}
+
+int kern_listener_del(struct kern *k, uint64_t netns_cookie, int family)
+{
+	struct weft_listener_key key;
+
+	memset(&key, 0, sizeof(key));
+	key.netns_cookie = netns_cookie;
+	key.family = (__u16)(family == AF_INET6 ? WEFT_AF_INET6 : WEFT_AF_INET);
+	if (bpf_map_delete_elem(bpf_map__fd(k->skel->maps.weft_listeners), &key) < 0)
+		return -errno;
+	return 0;
+}
+
+size_t kern_listener_count(struct kern *k)
+{
+	int fd = bpf_map__fd(k->skel->maps.weft_listeners);
+	struct weft_listener_key key, next, *prev = NULL;
+	size_t n = 0;
+
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		n++;
+		key = next;
+		prev = &key;
+	}
+	return n;
 }
 
 int kern_read_stats(struct kern *k, uint64_t *out)

@@ -68,6 +68,18 @@ int kern_take_orig(struct kern *k, const struct weft_conn_key *key, struct weft_
  */
 int kern_sockhash_add(struct kern *k, int fd, const struct weft_sock_key *key);
 
+/*
+ * weft_listeners: fd (a listening socket made in the namespace whose cookie
+ * is netns_cookie) becomes the one connect4/6 check for that namespace and
+ * family (AF_INET/AF_INET6), replacing any earlier one. The kernel removes
+ * the entry when the socket closes; kern_listener_del removes it before.
+ * 0 or -errno. Any thread (map syscalls).
+ */
+int kern_listener_add(struct kern *k, int fd, uint64_t netns_cookie, int family);
+int kern_listener_del(struct kern *k, uint64_t netns_cookie, int family);
+/* Entries in weft_listeners (walks the map: for tests and metrics, not the data path). */
+size_t kern_listener_count(struct kern *k);
+
 /* Sums weft_stats over CPUs into out[WEFT_V__MAX]. */
 int kern_read_stats(struct kern *k, uint64_t *out);
 

@@ -267,6 +267,38 @@ err:
 	return r;
 }
 
+/*
+ * Puts one listener per family of worker w into weft_listeners under the
+ * namespace they were made in. Until then connect4/6 apply fail_mode to that
+ * namespace; once a listener closes, the kernel drops its entry by itself.
+ */
+static int ob_publish(struct outbound *ob, struct ob_worker *w, char *err, size_t errlen)
+{
+	uint64_t cookie;
+	socklen_t len;
+	int i, r;
+
+	for (i = 0; i < w->nlis; i++) {
+		struct weft_sockaddr a;
+
+		len = sizeof(cookie);
+		a.len = sizeof(a.ss);
+		if (getsockopt(w->lis[i].fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len) < 0 ||
+		    getsockname(w->lis[i].fd, &a.sa, &a.len) < 0) {
+			r = -errno;
+			snprintf(err, errlen, "getsockopt(SO_NETNS_COOKIE) on the outbound listener: %s; weft needs "
+				 "Linux 5.14 or later", strerror(errno));
+			return r;
+		}
+		r = kern_listener_add(ob->kern, w->lis[i].fd, cookie, a.sa.sa_family);
+		if (r < 0) {
+			snprintf(err, errlen, "cannot add the outbound listener to weft_listeners: %s", strerror(-r));
+			return r;
+		}
+	}
+	return 0;
+}
+
 static void worker_stop_accepting(struct ob_worker *w)
 {
 	int i;
@@ -439,6 +471,10 @@ int outbound_start(struct ev_loop *loop, struct kern *k, const struct weft_confi
 			w->started = true;
 		}
 	}
+	/* the host's namespace is served from here on: connect4/6 may redirect into it */
+	r = ob_publish(ob, &ob->workers[0], err, errlen);
+	if (r < 0)
+		goto err;
 	log_info("%u worker%s moving bytes", ob->nworkers, ob->nworkers == 1 ? "" : "s");
 	*out = ob;
 	return 0;
