@@ -22,6 +22,7 @@
 #include "link/nodelink.h"
 #include "lib/blk.h"
 #include "lib/log.h"
+#include "lib/netns.h"
 #include "lib/sock.h"
 #include "state/membudget.h"
 #include "state/service.h"
@@ -210,15 +211,12 @@ struct h1up *h1up_get(struct h1_worker *w, const struct h1up_want *want, int *er
 			*err = -r;
 			goto fail;
 		}
-		fd = socket(dst->sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+		/* in a pod's namespace when dst is a pod here; the mark keeps it out of the BPF redirect */
+		fd = netns_upstream_socket(&dst->sa, want->mark);
 		if (fd < 0) {
-			*err = errno;
+			*err = -fd;
 			goto fail;
 		}
-		/* the mark keeps our own connection out of the BPF redirect */
-		if (want->mark)
-			(void)setsockopt(fd, SOL_SOCKET, SO_MARK, &want->mark, sizeof(want->mark));
-		sock_set_nodelay(fd);
 		if (connect(fd, &dst->sa, dst->len) < 0 && errno != EINPROGRESS) {
 			*err = errno;
 			close(fd);

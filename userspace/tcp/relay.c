@@ -73,6 +73,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "lib/netns.h"
 #include "lib/sock.h"
 #include "codec/preamble.h"
 #include "link/nodelink.h"
@@ -534,15 +535,10 @@ static int relay_connect(struct relay *r, const struct weft_sockaddr *a)
 
 	r->last_tls_fail = TLS_FAIL_NONE;
 	r->last_reply = -1;
-	fd = socket(a->sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+	/* in a pod's namespace when a is a pod here; the mark keeps it out of the BPF redirect */
+	fd = netns_upstream_socket(&a->sa, r->opts.mark);
 	if (fd < 0)
-		return -errno;
-	/* The mark is what keeps our own connection out of the BPF redirect. */
-	if (r->opts.mark && setsockopt(fd, SOL_SOCKET, SO_MARK, &r->opts.mark, sizeof(r->opts.mark)) < 0) {
-		err = -errno;
-		goto err;
-	}
-	sock_set_nodelay(fd);
+		return fd;
 	err = relay_secure(r, fd);
 	if (err)
 		goto err;
