@@ -11,7 +11,9 @@
 #include <string.h>
 
 #include "admin/snapshot.h"
+#include "codec/kubepath.h"
 #include "http/zipkin.h"
+#include "listen/pods.h"
 #include "lib/buf.h"
 #include "lib/table.h"
 
@@ -161,6 +163,7 @@ void render_services_text(const struct snapshot *snap, struct buf *out)
 
 void render_conns(const struct snapshot *snap, struct buf *out, render_cgroup_fn cgroup_name, void *arg)
 {
+	struct kube_pod kp;
 	struct weft_sockaddr dst;
 	char a[ADDR_STRLEN], c[ADDR_STRLEN];
 	size_t i;
@@ -175,6 +178,8 @@ void render_conns(const struct snapshot *snap, struct buf *out, render_cgroup_fn
 			buf_json_str(out, cg);
 		else
 			buf_puts(out, "null");
+		if (cg && kube_pod_from_cgroup(cg, &kp) == 0)
+			buf_printf(out, ",\"pod_uid\":\"%s\"", kp.uid);
 		addr_from_key(&cn->orig.dst, &dst);
 		if (!cn->http) {
 			buf_printf(out, ",\"cgroup_id\":%llu,\"pid\":%u,\"client\":\"%s\"",
@@ -211,14 +216,15 @@ void render_conns(const struct snapshot *snap, struct buf *out, render_cgroup_fn
 
 void render_conns_text(const struct snapshot *snap, struct buf *out, render_cgroup_fn cgroup_name, void *arg)
 {
-	static const char *const hdr[] = { "CGROUP",   "PID",      "CLIENT",    "ORIG_DST", "SERVICE",
-					   "ENDPOINT", "BYTES_IN", "BYTES_OUT", "AGE_S" };
+	static const char *const hdr[] = { "CGROUP",  "POD",      "PID",      "CLIENT",    "ORIG_DST",
+					   "SERVICE", "ENDPOINT", "BYTES_IN", "BYTES_OUT", "AGE_S" };
+	struct kube_pod kp;
 	char pid[16], cl[ADDR_STRLEN], od[ADDR_STRLEN], bi[24], bo[24], age[24], cgid[32];
 	struct weft_sockaddr dst;
 	struct table t;
 	size_t i;
 
-	table_init(&t, 9, hdr);
+	table_init(&t, 10, hdr);
 	for (i = 0; i < snap->n_conns; i++) {
 		const struct snap_conn *cn = &snap->conns[i];
 		const char *cg = cgroup_name ? cgroup_name(arg, cn->orig.cgroup_id) : NULL;
@@ -240,7 +246,8 @@ void render_conns_text(const struct snapshot *snap, struct buf *out, render_cgro
 		else
 			ep = strcmp(cn->state, "idle") == 0 ? "(idle)" : cn->endpoint[0] ? cn->endpoint : "(routing)";
 		{
-			const char *row[] = { cg, pid, cl, od, cn->svc, ep, bi, bo, age };
+			const char *pod = kube_pod_from_cgroup(cg, &kp) == 0 ? kp.uid : "-";
+			const char *row[] = { cg, pod, pid, cl, od, cn->svc, ep, bi, bo, age };
 
 			table_row(&t, row);
 		}
@@ -555,4 +562,64 @@ void render_metrics(const struct snapshot *snap, struct zipkin *zipkin, struct b
 		buf_printf(out, "weft_worker_accepted_total{worker=\"%zu\"} %llu\n", i,
 			   (unsigned long long)snap->worker_accepted[i]);
 	render_http_metrics(snap, zipkin, out);
+}
+
+void render_pods(const struct pod_info *v, size_t n, struct buf *out)
+{
+	size_t i;
+	int j;
+
+	buf_puts(out, "{\"pods\":[");
+	for (i = 0; i < n; i++) {
+		const struct pod_info *p = &v[i];
+
+		buf_puts(out, i ? ",{\"uid\":" : "{\"uid\":");
+		if (p->uid[0])
+			buf_json_str(out, p->uid);
+		else
+			buf_puts(out, "null");
+		buf_puts(out, ",\"cgroup\":");
+		buf_json_str(out, p->cgroup);
+		buf_printf(out, ",\"netns\":%llu,\"netns_cookie\":%llu,\"ips\":[", (unsigned long long)p->netns_ino,
+			   (unsigned long long)p->netns_cookie);
+		for (j = 0; j < p->nips; j++)
+			buf_printf(out, "%s\"%s\"", j ? "," : "", p->ips[j]);
+		buf_printf(out, "],\"listeners\":%d,\"state\":\"%s\"", p->listeners,
+			   p->failed_err ? "failed" : "serving");
+		if (p->failed_err) {
+			buf_puts(out, ",\"error\":");
+			buf_json_str(out, strerror(p->failed_err));
+		}
+		buf_printf(out, ",\"age_s\":%.3f}", p->age_s);
+	}
+	buf_puts(out, "]}\n");
+}
+
+void render_pods_text(const struct pod_info *v, size_t n, struct buf *out)
+{
+	static const char *const hdr[] = { "POD", "NETNS", "IPS", "LISTENERS", "STATE", "AGE_S", "CGROUP" };
+	char ns[24], ips[POD_MAX_IPS * 48], lis[16], age[24];
+	struct table t;
+	size_t i;
+	int j;
+
+	table_init(&t, 7, hdr);
+	for (i = 0; i < n; i++) {
+		const struct pod_info *p = &v[i];
+		size_t off = 0;
+
+		snprintf(ns, sizeof(ns), "%llu", (unsigned long long)p->netns_ino);
+		ips[0] = '\0';
+		for (j = 0; j < p->nips && off < sizeof(ips); j++)
+			off += (size_t)snprintf(ips + off, sizeof(ips) - off, "%s%s", j ? "," : "", p->ips[j]);
+		snprintf(lis, sizeof(lis), "%d", p->listeners);
+		snprintf(age, sizeof(age), "%.1f", p->age_s);
+		{
+			const char *row[] = { p->uid[0] ? p->uid : "-", ns, p->nips ? ips : "-", lis,
+					      p->failed_err ? strerror(p->failed_err) : "serving", age, p->cgroup };
+
+			table_row(&t, row);
+		}
+	}
+	table_render(&t, out);
 }

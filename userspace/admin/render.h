@@ -3,16 +3,19 @@
  * render: the data path's admin pages, formatted from a snapshot (no lock
  * held): GET /services and GET /conns as JSON (docs/operations.md) or as
  * weftctl's text tables, and the data path's part of GET /metrics.
- * It may call: admin/snapshot, http/zipkin (its counters), lib/. Main thread.
+ * It may call: admin/snapshot, http/zipkin (its counters), listen/pods (its
+ * snapshot type), codec/kubepath, lib/. Main thread.
  */
 #ifndef WEFT_RENDER_H
 #define WEFT_RENDER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct buf;
 struct snapshot;
 struct zipkin;
+struct pod_info;
 
 /* Maps a cgroup id to a path (NULL: unknown). */
 typedef const char *(*render_cgroup_fn)(void *arg, uint64_t id);
@@ -21,6 +24,9 @@ void render_services(const struct snapshot *s, struct buf *out);
 void render_services_text(const struct snapshot *s, struct buf *out);
 void render_conns(const struct snapshot *s, struct buf *out, render_cgroup_fn cgroup_name, void *arg);
 void render_conns_text(const struct snapshot *s, struct buf *out, render_cgroup_fn cgroup_name, void *arg);
+/* GET /pods: the pods' network namespaces weftd serves (listen/pods snapshot). */
+void render_pods(const struct pod_info *v, size_t n, struct buf *out);
+void render_pods_text(const struct pod_info *v, size_t n, struct buf *out);
 /* zipkin: the span exporter, or NULL. */
 void render_metrics(const struct snapshot *s, struct zipkin *zipkin, struct buf *out);
 

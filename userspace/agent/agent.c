@@ -28,6 +28,7 @@
 #include "lib/log.h"
 #include "kernel/probe.h"
 #include "listen/outbound.h"
+#include "listen/pods.h"
 #include "admin/render.h"
 #include "admin/snapshot.h"
 #include "http/h1svc.h"
@@ -57,6 +58,7 @@ struct agent {
 	struct membudget mb; /* agent.buffer_memory_mb: buffered HTTP bytes, per workload */
 	bool mb_ok;
 	struct outbound *ob;
+	struct pods *pods; /* pods' network namespaces (listen/pods) */
 	char cgmount[CG_PATH_MAX];
 	char self_cg[CG_PATH_MAX];
 	uint64_t self_cgid;
@@ -179,6 +181,16 @@ static void agent_scan_cgroups(struct agent *a)
 	kern_enroll_end(a->kern);
 	if (a->cgw)
 		cgw_sync(a->cgw, a->cgmount, entries, n);
+	if (a->pods) {
+		const char *dirs[CFG_MAX_CGROUPS + AGENT_MAX_MANUAL];
+		const char *p;
+		uint64_t cid;
+		size_t k = 0;
+
+		for (i = 0; k < sizeof(dirs) / sizeof(dirs[0]) && (p = kern_enrolled_path(a->kern, i, &cid)); i++)
+			dirs[k++] = p;
+		pods_set_cgroups(a->pods, dirs, k);
+	}
 	a->scan_loud = false;
 	a->last_scan = ev_now(a->loop);
 }
@@ -297,8 +309,11 @@ static void agent_on_beat(struct ev_loop *loop, ev_timer *w, int revents)
 	if (a->mtls && !a->draining && mtls_files_changed(a->mtls))
 		agent_reload_tls(a);
 	/* with inotify, the scan is a backstop (watch limits, missed events) */
-	if (!a->draining && (!a->cgw || ev_now(a->loop) - a->last_scan >= AGENT_BACKSTOP_SCAN_S))
+	if (!a->draining && (!a->cgw || ev_now(a->loop) - a->last_scan >= AGENT_BACKSTOP_SCAN_S)) {
 		agent_scan_cgroups(a);
+		if (a->pods)
+			pods_rescan(a->pods);
+	}
 }
 
 /*
@@ -594,6 +609,8 @@ static void agent_metrics(struct agent *a, struct buf *out)
 	}
 	if (a->inbound)
 		inbound_render_metrics(a->inbound, out);
+	if (a->pods)
+		pods_metrics(a->pods, out);
 	if (a->mtls)
 		buf_printf(out,
 			   "# HELP weft_tls_cert_expiry_timestamp_seconds Earliest notAfter of the "
@@ -759,6 +776,24 @@ static void h_conns(void *arg, const char *query, struct admin_response *r)
 	agent_page(arg, false, query, r);
 }
 
+static void h_pods(void *arg, const char *query, struct admin_response *r)
+{
+	struct agent *a = arg;
+	struct pod_info *v = NULL;
+	char fmt[16] = "";
+	size_t n;
+
+	admin_query_get(query, "format", fmt, sizeof(fmt));
+	n = a->pods ? pods_snapshot(a->pods, &v) : 0;
+	if (strcmp(fmt, "text") == 0) {
+		r->ctype = "text/plain; charset=utf-8";
+		render_pods_text(v, n, r->body);
+	} else {
+		render_pods(v, n, r->body);
+	}
+	free(v);
+}
+
 static void h_config(void *arg, const char *query, struct admin_response *r)
 {
 	struct agent *a = arg;
@@ -804,7 +839,8 @@ static void h_unenroll(void *arg, const char *query, struct admin_response *r)
 static const struct admin_route agent_routes[] = {
 	{ "/metrics", "GET", h_metrics },   { "/ready", "GET", h_ready },    { "/live", "GET", h_live },
 	{ "/services", "GET", h_services }, { "/conns", "GET", h_conns },    { "/config", "GET", h_config },
-	{ "/reload", "POST", h_reload },    { "/enroll", "POST", h_enroll }, { "/unenroll", "POST", h_unenroll },
+	{ "/pods", "GET", h_pods },         { "/reload", "POST", h_reload }, { "/enroll", "POST", h_enroll },
+	{ "/unenroll", "POST", h_unenroll },
 };
 
 static void agent_admin(void *arg, const char *method, const char *path, const char *query, struct admin_response *r)
@@ -869,6 +905,7 @@ static void agent_begin_drain(struct agent *a)
 	/* New connects stop coming to us first, then the listeners go. */
 	agent_fill_state(a, &st, false);
 	kern_set_agent(a->kern, &st);
+	pods_stop(a->pods);
 	outbound_stop_accepting(a->ob);
 	inbound_stop_accepting(a->inbound);
 	if (agent_in_flight(a) == 0) {
@@ -1007,6 +1044,10 @@ int agent_run(struct weft_config *cfg, const char *path, bool verbose)
 		log_error("cannot start: %s", err);
 		goto out;
 	}
+	if (pods_start(a.ob, a.kern, cfg->outbound_port, &a.pods, err, sizeof(err)) < 0) {
+		log_error("cannot start: %s", err);
+		goto out;
+	}
 	if (a.mtls) {
 		if (inbound_start(a.loop, cfg, &a.reg, a.mtls, &a.inbound, err, sizeof(err)) < 0) {
 			log_error("cannot start: %s", err);
@@ -1055,6 +1096,7 @@ out:
 	if (a.admin)
 		admin_free(a.admin);
 	inbound_free(a.inbound);
+	pods_free(a.pods); /* before the workers go: they own the pods' listeners */
 	if (a.ob)
 		outbound_free(a.ob);
 	if (a.reg_ok)

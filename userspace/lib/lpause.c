@@ -17,6 +17,8 @@ static void lpause_on_timer(struct ev_loop *loop, ev_timer *t, int revents)
 	p->retrying = true;
 	for (i = 0; i < p->nios; i++)
 		ev_io_start(loop, &p->ios[i]);
+	if (p->hook)
+		p->hook(p->hook_arg, true);
 }
 
 void lpause_init(struct lpause *p, struct ev_loop *loop, ev_io *ios, int nios, const char *what)
@@ -34,6 +36,12 @@ void lpause_set_ios(struct lpause *p, ev_io *ios, int nios)
 {
 	p->ios = ios;
 	p->nios = nios;
+}
+
+void lpause_set_hook(struct lpause *p, void (*hook)(void *arg, bool run), void *arg)
+{
+	p->hook = hook;
+	p->hook_arg = arg;
 }
 
 /* Errors accept(2) passes on from one pending connection (man 2 accept, "Error handling"). */
@@ -110,6 +118,8 @@ enum lpause_verdict lpause_accept_error(struct lpause *p, int err)
 	p->pauses++;
 	for (i = 0; i < p->nios; i++)
 		ev_io_stop(p->loop, &p->ios[i]);
+	if (p->hook)
+		p->hook(p->hook_arg, false);
 	p->paused = true;
 	/* a one-shot timer is re-armed with its delay each time, or it would fire at once */
 	ev_timer_stop(p->loop, &p->timer);

@@ -46,6 +46,8 @@ struct lpause {
 	ev_io *ios; /* the listener's watchers (stopped and restarted together) */
 	int nios;
 	ev_timer timer;
+	void (*hook)(void *arg, bool run); /* more watchers of the same listener set (NULL: none) */
+	void *hook_arg;
 	char what[64];    /* "worker 1: outbound listeners", for the log */
 	double delay;     /* length of the current (or last) pause */
 	double first_err; /* when the trouble started (ev_now) */
@@ -66,6 +68,16 @@ struct lpause {
 void lpause_init(struct lpause *p, struct ev_loop *loop, ev_io *ios, int nios, const char *what);
 /* Points the pauser at the listener's watchers again (their number changed). */
 void lpause_set_ios(struct lpause *p, ev_io *ios, int nios);
+/*
+ * Watchers not in ios that pause with them (e.g. a changing set of pods'
+ * listeners): hook(arg, false) when they must stop, (arg, true) when they may
+ * run again. The caller also asks lpause_paused() before starting new ones.
+ */
+void lpause_set_hook(struct lpause *p, void (*hook)(void *arg, bool run), void *arg);
+static inline bool lpause_paused(const struct lpause *p)
+{
+	return p->paused;
+}
 /* accept() failed with err: what the caller does next (see enum lpause_verdict). */
 enum lpause_verdict lpause_accept_error(struct lpause *p, int err);
 void lpause_recovered(struct lpause *p);

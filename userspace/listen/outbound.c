@@ -22,6 +22,7 @@
 #include "http/h1session.h"
 #include "kernel/kernel.h"
 #include "lib/blk.h"
+#include "lib/list.h"
 #include "lib/log.h"
 #include "lib/lpause.h"
 #include "lib/sock.h"
@@ -40,6 +41,20 @@
 #define WCMD_STOP_ACCEPT 0x1
 #define WCMD_ABORT 0x2
 #define WCMD_EXIT 0x4
+#define WCMD_PODS 0x8 /* look at podq */
+
+/*
+ * One worker's listeners in one pod's network namespace (or, queued in podq,
+ * a command: del = close the listeners of pod). Owned by the worker thread
+ * once taken off the queue.
+ */
+struct ob_plis {
+	struct list_head link;
+	uint64_t pod;
+	bool del;
+	int n;
+	ev_io io[2];
+};
 
 /*
  * One event loop moving bytes. Worker 0 runs in the main loop (admin,
@@ -53,6 +68,10 @@ struct ob_worker {
 	struct ev_loop *loop;
 	ev_io lis[2];
 	int nlis;
+	struct list_head pods;  /* struct ob_plis: listeners in pods' namespaces (worker thread only) */
+	pthread_mutex_t qlock;  /* guards podq */
+	struct list_head podq;  /* struct ob_plis from the pod manager, not yet taken */
+	bool accepting;         /* until drain: pod listeners handed over later are started */
 	struct tcp_worker tcp;
 	struct h1_worker http;
 	struct detector detect;
@@ -204,11 +223,18 @@ static void ob_on_accept(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
-static int ob_listen(struct ob_worker *w, const char *ip, uint16_t port, char *err, size_t errlen)
+/*
+ * A listening socket on ip:port, non-blocking, with SO_REUSEPORT so every
+ * worker has its own. With probe, a socket without SO_REUSEPORT is bound
+ * first: another process (or weftd) holding the port then shows as
+ * EADDRINUSE instead of silently sharing our connections. Made in the
+ * calling thread's network namespace. The fd, or -errno with err set.
+ */
+static int ob_make_listener(const char *ip, uint16_t port, bool probe, char *err, size_t errlen)
 {
 	struct weft_sockaddr a;
 	char spec[64];
-	int fd, one = 1, r;
+	int fd = -1, one = 1, r;
 
 	if (strchr(ip, ':'))
 		snprintf(spec, sizeof(spec), "[%s]:%u", ip, port);
@@ -223,26 +249,21 @@ static int ob_listen(struct ob_worker *w, const char *ip, uint16_t port, char *e
 		goto err;
 	if (a.sa.sa_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
 		goto err;
-	if (w->id == 0) {
-		/*
-		 * SO_REUSEPORT would let a second agent configured with the same port
-		 * silently share (and break) our connections: bind once without it
-		 * first, so that case fails with EADDRINUSE as it should.
-		 */
-		int probe = socket(a.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (probe) {
+		int pfd = socket(a.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-		if (probe < 0)
+		if (pfd < 0)
 			goto err;
 		if (a.sa.sa_family == AF_INET6)
-			setsockopt(probe, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-		setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(probe, &a.sa, a.len) < 0) {
+			setsockopt(pfd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+		setsockopt(pfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(pfd, &a.sa, a.len) < 0) {
 			r = errno;
-			close(probe);
+			close(pfd);
 			errno = r;
 			goto err;
 		}
-		close(probe);
+		close(pfd);
 	}
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
 		goto err;
@@ -250,12 +271,7 @@ static int ob_listen(struct ob_worker *w, const char *ip, uint16_t port, char *e
 		goto err;
 	if (listen(fd, 4096) < 0)
 		goto err;
-	ev_io_init(&w->lis[w->nlis], ob_on_accept, fd, EV_READ);
-	w->lis[w->nlis].data = w;
-	w->nlis++;
-	if (w->id == 0)
-		log_info("outbound listener on %s", spec);
-	return 0;
+	return fd;
 err:
 	r = -errno;
 	snprintf(err, errlen, "cannot listen on %s (agent.outbound_port): %s%s", spec, strerror(errno),
@@ -265,6 +281,21 @@ err:
 	if (fd >= 0)
 		close(fd);
 	return r;
+}
+
+static int ob_listen(struct ob_worker *w, const char *ip, uint16_t port, char *err, size_t errlen)
+{
+	int fd = ob_make_listener(ip, port, w->id == 0, err, errlen);
+
+	if (fd < 0)
+		return fd;
+	ev_io_init(&w->lis[w->nlis], ob_on_accept, fd, EV_READ);
+	w->lis[w->nlis].data = w;
+	w->nlis++;
+	if (w->id == 0)
+		log_info("outbound listener on %s%s%s:%u", strchr(ip, ':') ? "[" : "", ip, strchr(ip, ':') ? "]" : "",
+			 port);
+	return 0;
 }
 
 /*
@@ -299,10 +330,83 @@ static int ob_publish(struct outbound *ob, struct ob_worker *w, char *err, size_
 	return 0;
 }
 
-static void worker_stop_accepting(struct ob_worker *w)
+static void plis_close(struct ob_worker *w, struct ob_plis *pl)
 {
 	int i;
 
+	for (i = 0; i < pl->n; i++) {
+		ev_io_stop(w->loop, &pl->io[i]);
+		close(pl->io[i].fd);
+	}
+	list_del(&pl->link);
+	free(pl);
+}
+
+/* lpause's hook: the pods' listeners pause and resume with the host's. */
+static void worker_pods_run(void *arg, bool run)
+{
+	struct ob_worker *w = arg;
+	struct ob_plis *pl;
+	int i;
+
+	list_for_each_entry(pl, &w->pods, link)
+		for (i = 0; i < pl->n; i++) {
+			if (run)
+				ev_io_start(w->loop, &pl->io[i]);
+			else
+				ev_io_stop(w->loop, &pl->io[i]);
+		}
+}
+
+/* Takes the pod manager's commands: new pods' listeners start, gone pods' close. Worker thread. */
+static void worker_take_pods(struct ob_worker *w)
+{
+	struct list_head q;
+	struct ob_plis *pl, *tmp, *have, *htmp;
+	int i;
+
+	list_init(&q);
+	pthread_mutex_lock(&w->qlock);
+	if (!list_empty(&w->podq)) {
+		q.next = w->podq.next;
+		q.prev = w->podq.prev;
+		q.next->prev = &q;
+		q.prev->next = &q;
+		list_init(&w->podq);
+	}
+	pthread_mutex_unlock(&w->qlock);
+	list_for_each_entry_safe(pl, tmp, &q, link) {
+		if (pl->del) {
+			list_for_each_entry_safe(have, htmp, &w->pods, link)
+				if (have->pod == pl->pod)
+					plis_close(w, have);
+			list_del(&pl->link);
+			free(pl);
+			continue;
+		}
+		list_del(&pl->link);
+		list_add_tail(&pl->link, &w->pods);
+		for (i = 0; i < pl->n; i++) {
+			pl->io[i].data = w;
+			if (w->accepting && !lpause_paused(&w->pause))
+				ev_io_start(w->loop, &pl->io[i]);
+		}
+		if (!w->accepting) {
+			/* handed over during a drain: nothing will accept them */
+			plis_close(w, pl);
+		}
+	}
+}
+
+static void worker_stop_accepting(struct ob_worker *w)
+{
+	struct ob_plis *pl, *tmp;
+	int i;
+
+	w->accepting = false;
+	worker_take_pods(w);
+	list_for_each_entry_safe(pl, tmp, &w->pods, link)
+		plis_close(w, pl);
 	lpause_stop(&w->pause);
 	h1_worker_drain(&w->http);
 	for (i = 0; i < w->nlis; i++) {
@@ -327,6 +431,8 @@ static void worker_on_wake(struct ev_loop *loop, ev_async *a, int revents)
 	unsigned cmds = atomic_exchange(&w->cmds, 0);
 
 	(void)revents;
+	if (cmds & WCMD_PODS)
+		worker_take_pods(w);
 	if (cmds & (WCMD_STOP_ACCEPT | WCMD_EXIT))
 		worker_stop_accepting(w);
 	if (cmds & (WCMD_ABORT | WCMD_EXIT))
@@ -389,6 +495,10 @@ static int worker_init(struct outbound *ob, struct ob_worker *w, unsigned id, co
 
 	w->ob = ob;
 	w->id = id;
+	list_init(&w->pods);
+	list_init(&w->podq);
+	pthread_mutex_init(&w->qlock, NULL);
+	w->accepting = true;
 	w->threaded = id > 0;
 	w->loop = id == 0 ? ob->loop : ev_loop_new(EVFLAG_AUTO);
 	if (!w->loop) {
@@ -417,12 +527,13 @@ static int worker_init(struct outbound *ob, struct ob_worker *w, unsigned id, co
 	ev_timer_init(&w->tick, worker_on_tick, 0., 0.25);
 	snprintf(what, sizeof(what), "worker %u: outbound listeners", id);
 	lpause_init(&w->pause, w->loop, w->lis, w->nlis, what);
+	lpause_set_hook(&w->pause, worker_pods_run, w);
 	w->tick.data = w;
 	atomic_store(&w->last_tick, ev_now(w->loop));
-	if (w->threaded) {
-		ev_async_start(w->loop, &w->wake);
+	/* worker 0's wake serves the pod manager's commands (from its thread) */
+	ev_async_start(w->loop, &w->wake);
+	if (w->threaded)
 		ev_timer_start(w->loop, &w->tick);
-	}
 	return 0;
 }
 
@@ -559,6 +670,9 @@ void outbound_free(struct outbound *ob)
 			worker_abort_all(w);
 		}
 		tcp_worker_free(&w->tcp);
+		if (!w->threaded)
+			ev_async_stop(w->loop, &w->wake);
+		pthread_mutex_destroy(&w->qlock);
 		if (w->loop != ob->loop)
 			ev_loop_destroy(w->loop);
 	}
@@ -583,3 +697,95 @@ bool outbound_worker_view(struct outbound *ob, unsigned i, struct outbound_worke
 	v->http = &w->http;
 	return true;
 }
+
+int outbound_pod_listen(struct outbound *ob, uint16_t port, int *fds, char *err, size_t errlen)
+{
+	unsigned i;
+	int r;
+
+	for (i = 0; i < 2 * ob->nworkers; i++)
+		fds[i] = -1;
+	for (i = 0; i < ob->nworkers; i++) {
+		r = ob_make_listener("127.0.0.1", port, i == 0, err, errlen);
+		if (r < 0)
+			goto err;
+		fds[2 * i] = r;
+		r = ob_make_listener("::1", port, i == 0, err, errlen);
+		if (r == -EADDRNOTAVAIL || r == -EAFNOSUPPORT) {
+			err[0] = '\0'; /* no IPv6 in this namespace: IPv4 only */
+			continue;
+		}
+		if (r < 0)
+			goto err;
+		fds[2 * i + 1] = r;
+	}
+	return 0;
+err:
+	for (i = 0; i < 2 * ob->nworkers; i++)
+		if (fds[i] >= 0) {
+			close(fds[i]);
+			fds[i] = -1;
+		}
+	return r;
+}
+
+static void ob_pod_post(struct ob_worker *w, struct ob_plis *pl)
+{
+	pthread_mutex_lock(&w->qlock);
+	list_add_tail(&pl->link, &w->podq);
+	pthread_mutex_unlock(&w->qlock);
+	atomic_fetch_or(&w->cmds, WCMD_PODS);
+	ev_async_send(w->loop, &w->wake);
+}
+
+int outbound_pod_attach(struct outbound *ob, uint64_t pod, const int *fds)
+{
+	struct ob_plis *pl[OB_MAX_WORKERS];
+	unsigned i;
+	int j;
+
+	if (ob->nworkers > OB_MAX_WORKERS)
+		return -EINVAL;
+	for (i = 0; i < ob->nworkers; i++) {
+		pl[i] = calloc(1, sizeof(*pl[i]));
+		if (!pl[i]) {
+			while (i--)
+				free(pl[i]);
+			return -ENOMEM;
+		}
+	}
+	for (i = 0; i < ob->nworkers; i++) {
+		pl[i]->pod = pod;
+		for (j = 0; j < 2; j++)
+			if (fds[2 * i + j] >= 0) {
+				ev_io_init(&pl[i]->io[pl[i]->n], ob_on_accept, fds[2 * i + j], EV_READ);
+				pl[i]->n++;
+			}
+		ob_pod_post(&ob->workers[i], pl[i]);
+	}
+	return 0;
+}
+
+int outbound_pod_detach(struct outbound *ob, uint64_t pod)
+{
+	struct ob_plis *pl[OB_MAX_WORKERS];
+	unsigned i;
+
+	if (ob->nworkers > OB_MAX_WORKERS)
+		return -EINVAL;
+	for (i = 0; i < ob->nworkers; i++) {
+		pl[i] = calloc(1, sizeof(*pl[i]));
+		if (!pl[i]) {
+			while (i--)
+				free(pl[i]);
+			return -ENOMEM;
+		}
+	}
+	for (i = 0; i < ob->nworkers; i++) {
+		pl[i]->pod = pod;
+		pl[i]->del = true;
+		ob_pod_post(&ob->workers[i], pl[i]);
+	}
+	return 0;
+}
+_Static_assert(OB_MAX_WORKERS >= CFG_MAX_WORKERS, "a pod needs listener slots for every worker");

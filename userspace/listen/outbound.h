@@ -61,6 +61,23 @@ void outbound_abort_all(struct outbound *ob);
 /* Frees everything; active connections are aborted first. */
 void outbound_free(struct outbound *ob);
 
+/*
+ * Pods (listen/pods): the outbound listeners of a pod's network namespace.
+ * outbound_pod_listen runs on the pod manager's thread while it is inside the
+ * pod's namespace: it makes worker i's listeners fds[2i] (127.0.0.1) and
+ * fds[2i+1] (::1, or -1 when the namespace has no IPv6 loopback) on port;
+ * fds has 2 * outbound_nworkers() slots. 0, or -errno with err set (then
+ * nothing is left open: e.g. EADDRINUSE when the pod's own app holds the
+ * port). outbound_pod_attach hands them to the workers, who own and close
+ * them from then on (asynchronously: each worker takes them in its loop);
+ * outbound_pod_detach makes each worker close the listeners of pod. Both
+ * 0 or -ENOMEM (then nothing was handed over). Any thread.
+ */
+#define OB_MAX_WORKERS 64
+int outbound_pod_listen(struct outbound *ob, uint16_t port, int *fds, char *err, size_t errlen);
+int outbound_pod_attach(struct outbound *ob, uint64_t pod, const int *fds);
+int outbound_pod_detach(struct outbound *ob, uint64_t pod);
+
 /* For the admin snapshot: what each worker holds (registry.lock held while it is read). */
 struct outbound_worker_view {
 	uint64_t accepted;
