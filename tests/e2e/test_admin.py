@@ -257,7 +257,7 @@ def test_conns_lists_open_connection_with_bytes(weft):
     st, hdr, text = admin_call(d.admin, "GET", "/conns?format=text")
     assert st == 200 and hdr.get("content-type", "").startswith("text/plain"), (st, hdr)
     names, rows = table_columns(text)
-    assert names == ["CGROUP", "PID", "CLIENT", "ORIG_DST", "SERVICE", "ENDPOINT",
+    assert names == ["CGROUP", "POD", "PID", "CLIENT", "ORIG_DST", "SERVICE", "ENDPOINT",
                      "BYTES_IN", "BYTES_OUT", "AGE_S"], text
     assert len(rows) == 1, text
     row = rows[0]

@@ -14,7 +14,7 @@ from weft_harness import (dead_addr, scripted_client, service, table_columns,
 
 SERVICES_HDR = ["SERVICE", "PROTOCOL", "ADDRESSES", "ENDPOINT", "STATE", "WEIGHT", "EWMA_MS",
                 "ACTIVE", "CONNS", "ERRORS", "REQUESTS"]
-CONNS_HDR = ["CGROUP", "PID", "CLIENT", "ORIG_DST", "SERVICE", "ENDPOINT", "BYTES_IN",
+CONNS_HDR = ["CGROUP", "POD", "PID", "CLIENT", "ORIG_DST", "SERVICE", "ENDPOINT", "BYTES_IN",
              "BYTES_OUT", "AGE_S"]
 
 
@@ -119,6 +119,7 @@ def test_conns(agent):
                 row["BYTES_IN"], row["BYTES_OUT"]) == \
             (agent.cg.path, str(c.pid), c.hello["sockname"], agent.vip, "echo", "300", "300"), out
         assert row["ENDPOINT"] in (agent.a.addr, agent.b.addr), out
+        assert row["POD"] == "-", out   # not a kubelet pod's cgroup
         assert float(row["AGE_S"]) >= 0, out
 
         doc = json.loads(ok(ctl(agent, "--json", "conns")))

@@ -30,7 +30,8 @@ static void usage(FILE *f)
 	fprintf(f, "usage: weftctl [-a ADDR] [--json] COMMAND\n"
 		   "  status              is the agent ready; services and cgroups at a glance\n"
 		   "  services            services and the live state of their endpoints\n"
-		   "  conns               active proxied connections\n"
+		   "  conns               active proxied connections (POD: the kubelet pod UID)\n"
+		   "  pods                network namespaces weftd serves (pods): addresses, listeners, state\n"
 		   "  metrics             the Prometheus metrics, as scraped\n"
 		   "  config              the effective config (JSON)\n"
 		   "  reload              re-read the config file (errors are printed; the old config stays)\n"
@@ -213,7 +214,7 @@ int main(int argc, char **argv)
 		}
 		if (!strcmp(cmd, "status"))
 			snprintf(target, sizeof(target), "/ready");
-		else if (!strcmp(cmd, "services") || !strcmp(cmd, "conns"))
+		else if (!strcmp(cmd, "services") || !strcmp(cmd, "conns") || !strcmp(cmd, "pods"))
 			snprintf(target, sizeof(target), "/%s%s", cmd, json ? "" : "?format=text");
 		else if (!strcmp(cmd, "metrics") || !strcmp(cmd, "config"))
 			snprintf(target, sizeof(target), "/%s", cmd);
