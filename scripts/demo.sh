@@ -22,11 +22,29 @@ SLICE="$CG2/weft-demo.slice"
 CG="$SLICE/client"
 LOG=$(mktemp /tmp/weft-demo.XXXXXX.log)
 pids=()
+# A Kubernetes-shaped pod: its own network namespace, cgroups as the kubelet
+# (systemd driver) and containerd make them.
+POD_NS="weft-demo-pod-$$"
+POD_UID=$(cat /proc/sys/kernel/random/uuid)
+POD_CG="$SLICE/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${POD_UID//-/_}.slice"
+rand_id() { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+PAUSE_CG="$POD_CG/cri-containerd-$(rand_id).scope"
+APP_CG="$POD_CG/cri-containerd-$(rand_id).scope"
 
 cleanup() {
 	set +e
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+	for d in "$APP_CG" "$PAUSE_CG"; do
+		[ -d "$d" ] || continue
+		while read -r p; do kill -9 "$p" 2>/dev/null; done < "$d/cgroup.procs"
+		for _ in $(seq 50); do [ -s "$d/cgroup.procs" ] || break; sleep 0.1; done
+		rmdir "$d" 2>/dev/null
+	done
+	for d in "$POD_CG" "$SLICE/kubepods.slice/kubepods-besteffort.slice" "$SLICE/kubepods.slice"; do
+		rmdir "$d" 2>/dev/null
+	done
+	ip netns delete "$POD_NS" 2>/dev/null
 	if [ -d "$CG" ]; then
 		while read -r p; do echo "$p" > "$CG2/cgroup.procs"; done < "$CG/cgroup.procs" 2>/dev/null
 		rmdir "$CG" 2>/dev/null
@@ -101,12 +119,35 @@ build/weftctl metrics | grep '^weft_http_requests_total' | grep -v ' 0$' | sed '
 say "The same curl outside the cgroup is not intercepted: nothing listens on 127.10.0.1:80"
 printf '  '; curl -sS --max-time 3 http://127.10.0.1/ 2>&1 || true
 
+say "A pod: its own network namespace ($POD_NS) and kubelet-shaped cgroups"
+ip netns add "$POD_NS"
+ip -n "$POD_NS" link set lo up
+mkdir -p "$PAUSE_CG" "$APP_CG"
+echo "  ${POD_CG#"$CG2"/}"
+echo "    pause container: ${PAUSE_CG##*/}"
+echo "    app container:   ${APP_CG##*/}"
+echo "  its sandbox (pause) process joins the pod's cgroup and network namespace, as a runtime does:"
+sh -c 'echo $$ > "$1/cgroup.procs"; exec ip netns exec "$2" sleep 3600' sh "$PAUSE_CG" "$POD_NS" &
+pids+=($!)
+for _ in $(seq 50); do grep -q "pod $POD_UID: serving" "$LOG" && break; sleep 0.1; done
+grep "pod $POD_UID: serving" "$LOG" | sed 's/^/    /'
+show build/weftctl pods
+
+say "An unmodified curl in the pod's app container dials http://127.10.0.1/ (inside the pod)"
+for i in 1 2; do
+	printf '  curl #%d: ' "$i"
+	sh -c 'echo $$ > "$1/cgroup.procs"; exec ip netns exec "$2" curl -sS --max-time 3 http://127.10.0.1/' sh "$APP_CG" "$POD_NS"
+done
+echo "  ${D}(the pod's connect went to weftd's listener inside the pod's namespace; weftd proxied it from the host)${N}"
+
 say "What weftd knows (weftctl, the admin API's CLI)"
 show build/weftctl services
 
 say "What the kernel holds (bpftool)"
 show bpftool cgroup tree "$SLICE"
 show bpftool map dump pinned "$PIN/weft_services"
+echo "  weft_listeners: the network namespaces (host and pod) where weftd listens, by netns cookie and family:"
+bpftool map dump pinned "$PIN/weft_listeners" | sed 's/^/    /'
 echo "  the BPF verdict counters (weft_stats), summed over CPUs by weftd's admin API:"
 build/weftctl metrics | grep '^weft_bpf_verdicts_total' | grep -v ' 0$' | sed 's/^/    /'
 show ls "$PIN" "$PIN/links"
