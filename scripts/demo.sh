@@ -87,10 +87,11 @@ show grep -v '^[[:space:]]*#' "$CONF" | sed '/^[[:space:]]*$/d'
 
 say "Start weftd (the agent) with $CONF"
 $WEFTD -c "$CONF" 2> "$LOG" &
-pids+=($!)
+WPID=$!
+pids+=($WPID)
 for _ in $(seq 100); do
 	grep -q 'ready:' "$LOG" && break
-	kill -0 "${pids[-1]}" 2>/dev/null || { cat "$LOG"; echo "weftd exited" >&2; exit 1; }
+	kill -0 "$WPID" 2>/dev/null || { cat "$LOG"; echo "weftd exited" >&2; exit 1; }
 	sleep 0.1
 done
 grep -q 'ready:' "$LOG" || { cat "$LOG"; echo "weftd did not become ready" >&2; exit 1; }
@@ -153,8 +154,7 @@ build/weftctl metrics | grep '^weft_bpf_verdicts_total' | grep -v ' 0$' | sed 's
 show ls "$PIN" "$PIN/links"
 
 say "Stop weftd (SIGTERM): it drains, detaches and removes its pins"
-kill -TERM "${pids[-1]}"; wait "${pids[-1]}" || true
-unset 'pids[-1]'
+kill -TERM "$WPID"; wait "$WPID" || true
 tail -n 3 "$LOG" | sed 's/^/    /'
 if [ -e "$PIN" ]; then echo "  pins still present at $PIN" >&2; exit 1; fi
 echo "  $PIN is gone; 'bpftool cgroup tree' shows nothing of weft's."
