@@ -110,18 +110,18 @@ struct weft_agent_state {
 
 /* weft_stats: PERCPU_ARRAY indexed by verdict; userspace sums the CPUs. */
 enum weft_verdict {
-	WEFT_V_REDIRECTED = 0, /* connect rewritten to the agent */
-	WEFT_V_NOT_SERVICE,    /* destination not in weft_services: untouched */
-	WEFT_V_SKIPPED_OWN,    /* agent's own socket (mark or cgroup): untouched */
-	WEFT_V_SKIPPED_STALE,  /* agent heartbeat stale, fail_mode open: untouched */
-	WEFT_V_REFUSED_STALE,  /* agent heartbeat stale, fail_mode closed: refused */
-	WEFT_V_ERROR,          /* internal failure (storage full...): untouched (fail-open) */
-	WEFT_V_HANDOFF,        /* sockops moved the record into weft_origdst */
-	WEFT_V_HANDOFF_ERROR,  /* sockops could not store the record (map full) */
-	WEFT_V_PEERNAME,       /* getpeername answered with the original destination */
-	WEFT_V_MSG_REDIRECTED, /* sk_msg: a send went straight to the peer socket */
-	WEFT_V_MSG_PASSED,     /* sk_msg: no peer in weft_sockhash, normal path */
-	WEFT_V_STRICT_DROPPED, /* strict inbound: a SYN that did not come through the agent, dropped */
+	WEFT_V_REDIRECTED = 0,      /* connect rewritten to the agent */
+	WEFT_V_NOT_SERVICE,         /* destination not in weft_services: untouched */
+	WEFT_V_SKIPPED_OWN,         /* agent's own socket (mark or cgroup): untouched */
+	WEFT_V_SKIPPED_STALE,       /* agent heartbeat stale, fail_mode open: untouched */
+	WEFT_V_REFUSED_STALE,       /* agent heartbeat stale, fail_mode closed: refused */
+	WEFT_V_ERROR,               /* internal failure (storage full...): untouched (fail-open) */
+	WEFT_V_HANDOFF,             /* sockops moved the record into weft_origdst */
+	WEFT_V_HANDOFF_ERROR,       /* sockops could not store the record (map full) */
+	WEFT_V_PEERNAME,            /* getpeername answered with the original destination */
+	WEFT_V_MSG_REDIRECTED,      /* sk_msg: a send went straight to the peer socket */
+	WEFT_V_MSG_PASSED,          /* sk_msg: no peer in weft_sockhash, normal path */
+	WEFT_V_STRICT_DROPPED,      /* strict inbound: a SYN that did not come through the agent, dropped */
 	WEFT_V_SKIPPED_NO_LISTENER, /* no agent listener in the app's netns yet, fail_mode open: untouched */
 	WEFT_V_REFUSED_NO_LISTENER, /* no agent listener in the app's netns yet, fail_mode closed: refused */
 	WEFT_V__MAX,

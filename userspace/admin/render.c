@@ -615,8 +615,13 @@ void render_pods_text(const struct pod_info *v, size_t n, struct buf *out)
 		snprintf(lis, sizeof(lis), "%d", p->listeners);
 		snprintf(age, sizeof(age), "%.1f", p->age_s);
 		{
-			const char *row[] = { p->uid[0] ? p->uid : "-", ns, p->nips ? ips : "-", lis,
-					      p->failed_err ? strerror(p->failed_err) : "serving", age, p->cgroup };
+			const char *row[] = { p->uid[0] ? p->uid : "-",
+					      ns,
+					      p->nips ? ips : "-",
+					      lis,
+					      p->failed_err ? strerror(p->failed_err) : "serving",
+					      age,
+					      p->cgroup };
 
 			table_row(&t, row);
 		}

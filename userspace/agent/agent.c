@@ -837,9 +837,9 @@ static void h_unenroll(void *arg, const char *query, struct admin_response *r)
 
 /* The admin API (docs/operations.md), in the order a 404 lists it. */
 static const struct admin_route agent_routes[] = {
-	{ "/metrics", "GET", h_metrics },   { "/ready", "GET", h_ready },    { "/live", "GET", h_live },
-	{ "/services", "GET", h_services }, { "/conns", "GET", h_conns },    { "/config", "GET", h_config },
-	{ "/pods", "GET", h_pods },         { "/reload", "POST", h_reload }, { "/enroll", "POST", h_enroll },
+	{ "/metrics", "GET", h_metrics },    { "/ready", "GET", h_ready },    { "/live", "GET", h_live },
+	{ "/services", "GET", h_services },  { "/conns", "GET", h_conns },    { "/config", "GET", h_config },
+	{ "/pods", "GET", h_pods },          { "/reload", "POST", h_reload }, { "/enroll", "POST", h_enroll },
 	{ "/unenroll", "POST", h_unenroll },
 };
 

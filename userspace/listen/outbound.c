@@ -68,10 +68,10 @@ struct ob_worker {
 	struct ev_loop *loop;
 	ev_io lis[2];
 	int nlis;
-	struct list_head pods;  /* struct ob_plis: listeners in pods' namespaces (worker thread only) */
-	pthread_mutex_t qlock;  /* guards podq */
-	struct list_head podq;  /* struct ob_plis from the pod manager, not yet taken */
-	bool accepting;         /* until drain: pod listeners handed over later are started */
+	struct list_head pods; /* struct ob_plis: listeners in pods' namespaces (worker thread only) */
+	pthread_mutex_t qlock; /* guards podq */
+	struct list_head podq; /* struct ob_plis from the pod manager, not yet taken */
+	bool accepting;        /* until drain: pod listeners handed over later are started */
 	struct tcp_worker tcp;
 	struct h1_worker http;
 	struct detector detect;
@@ -317,8 +317,10 @@ static int ob_publish(struct outbound *ob, struct ob_worker *w, char *err, size_
 		if (getsockopt(w->lis[i].fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len) < 0 ||
 		    getsockname(w->lis[i].fd, &a.sa, &a.len) < 0) {
 			r = -errno;
-			snprintf(err, errlen, "getsockopt(SO_NETNS_COOKIE) on the outbound listener: %s; weft needs "
-				 "Linux 5.14 or later", strerror(errno));
+			snprintf(err, errlen,
+				 "getsockopt(SO_NETNS_COOKIE) on the outbound listener: %s; weft needs "
+				 "Linux 5.14 or later",
+				 strerror(errno));
 			return r;
 		}
 		r = kern_listener_add(ob->kern, w->lis[i].fd, cookie, a.sa.sa_family);

@@ -777,8 +777,7 @@ static void *pods_main(void *arg)
 
 /* ---- API ------------------------------------------------------------------ */
 
-int pods_start(struct outbound *ob, struct kern *k, uint16_t outbound_port, struct pods **out, char *err,
-	       size_t errlen)
+int pods_start(struct outbound *ob, struct kern *k, uint16_t outbound_port, struct pods **out, char *err, size_t errlen)
 {
 	struct pods *p;
 	int r, home;

@@ -49,7 +49,7 @@ struct kern;
 struct buf;
 
 #define POD_MAX_IPS 4
-#define POD_ADDR_POLL_S 0.25   /* a pod without an address yet: looked at this often */
+#define POD_ADDR_POLL_S 0.25    /* a pod without an address yet: looked at this often */
 #define POD_ADDR_POLL_MAX_S 120 /* for at most this long after it appeared */
 #define POD_RETRY_S 10.         /* a pod whose listeners could not be made: tried again after this */
 
@@ -73,8 +73,8 @@ void pods_free(struct pods *p);
 
 /* What the admin API shows of one pod. */
 struct pod_info {
-	char uid[37]; /* pod UID; "" when the cgroup is not a kubelet pod's */
-	char cgroup[512];           /* the cgroup the namespace was found through */
+	char uid[37];     /* pod UID; "" when the cgroup is not a kubelet pod's */
+	char cgroup[512]; /* the cgroup the namespace was found through */
 	uint64_t netns_ino;
 	uint64_t netns_cookie;
 	char ips[POD_MAX_IPS][48];
