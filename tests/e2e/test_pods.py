@@ -19,7 +19,7 @@ import pytest
 import podnet
 from podnet import fallback_server, make_pod, pod_glob, wait_netns_count
 from weft_harness import (PYTHON, SCRIPT, CertAuthority, bpftool_json, free_port, http_get,
-                          netns_argv, node_weftd, ns_admin_call, ns_server, service, two_nodes, vip_addr,
+                          netns_argv, node_weftd, ns_admin_call, ns_server, service, two_nodes, vip_addr, vip6_addr,
                           wait_for)
 
 
@@ -210,6 +210,18 @@ def test_two_pods_reach_their_services_and_see_the_vip(weft):
     assert conns[0]["pod_uid"] == pa.uid, conns
     assert conns[0]["cgroup"].startswith(pa.cgroup + "/"), conns
     p.communicate(timeout=20)
+
+
+def test_pod_dials_an_ipv6_service(weft):
+    root = weft.cgroup(tag="k8s")
+    backend = weft.server("http", "b6")
+    vip6 = vip6_addr()
+    d = mesh(weft, root, [service("v6", [vip6], [backend.addr])])
+    pod = make_pod(weft, root, driver="cgroupfs", qos="guaranteed")
+    wait_serving(d, pod)
+    res = pod_client(pod, "http", vip6)
+    assert res["ok"] and server_of(res) == "b6" and res["peername"] == vip6, res
+    assert res["sockname"].startswith("[::1]:"), res     # the pod's own ::1
 
 
 def test_new_pod_is_served_from_its_first_connect(weft):
