@@ -91,6 +91,11 @@ struct pods {
 	int ifd;
 	double retry_delay; /* 0: no retry pending */
 
+	/* main thread only: what it last handed over (hashes of the paths) */
+	uint64_t *main_hash;
+	size_t n_main;
+	bool main_dirs_valid;
+
 	/* main -> pod thread (under mlock) */
 	pthread_mutex_t mlock;
 	char **dirs;
@@ -98,6 +103,8 @@ struct pods {
 	bool dirs_changed, full_scan, exit;
 
 	/* pod thread only */
+	char **sdirs; /* the enrolled directories the scans walk (taken from dirs) */
+	size_t nsdirs;
 	uint64_t gen;
 	struct watch *watches[POD_HASH];
 	size_t nwatched;
@@ -470,13 +477,18 @@ static void pod_remove(struct pods *p, struct pod *d, const char *why)
 
 /* ---- scanning ------------------------------------------------------------- */
 
-static size_t hash_str(const char *s)
+static uint64_t fnv64(const char *s)
 {
 	uint64_t h = 1469598103934665603ull;
 
 	while (*s)
 		h = (h ^ (uint8_t)*s++) * 1099511628211ull;
-	return (size_t)(h % POD_HASH);
+	return h;
+}
+
+static size_t hash_str(const char *s)
+{
+	return (size_t)(fnv64(s) % POD_HASH);
 }
 
 static void watch_dir(struct pods *p, const char *path)
@@ -652,21 +664,19 @@ static void scan_all(struct pods *p, bool refresh_addrs)
 	p->gen++;
 	p->scans++;
 	p->transient = false;
-	pthread_mutex_lock(&p->mlock);
-	for (i = 0; i < p->ndirs; i++) {
-		size_t len = strlen(p->dirs[i]);
+	for (i = 0; i < p->nsdirs; i++) {
+		size_t len = strlen(p->sdirs[i]);
 		int dfd;
 
 		if (len >= sizeof(path))
 			continue;
-		dfd = open(p->dirs[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		dfd = open(p->sdirs[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (dfd < 0)
 			continue;
-		memcpy(path, p->dirs[i], len + 1);
+		memcpy(path, p->sdirs[i], len + 1);
 		scan_tree(p, dfd, path, len, 0);
 		close(dfd);
 	}
-	pthread_mutex_unlock(&p->mlock);
 	for (h = 0; h < POD_HASH; h++) {
 		struct pod *d = p->tab[h], *next;
 
@@ -737,14 +747,32 @@ static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
 	}
 }
 
+static void free_dirs(char **dirs, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(dirs[i]);
+	free(dirs);
+}
+
 static void on_wake(struct ev_loop *loop, ev_async *a, int revents)
 {
 	struct pods *p = a->data;
-	bool full, ex;
+	bool scan, refresh, ex;
 
 	(void)revents;
 	pthread_mutex_lock(&p->mlock);
-	full = p->full_scan || p->dirs_changed;
+	refresh = p->full_scan;
+	scan = p->full_scan || p->dirs_changed;
+	if (p->dirs_changed) {
+		/* take the new list: scans then walk it without the lock */
+		free_dirs(p->sdirs, p->nsdirs);
+		p->sdirs = p->dirs;
+		p->nsdirs = p->ndirs;
+		p->dirs = NULL;
+		p->ndirs = 0;
+	}
 	ex = p->exit;
 	p->full_scan = p->dirs_changed = false;
 	pthread_mutex_unlock(&p->mlock);
@@ -757,10 +785,10 @@ static void on_wake(struct ev_loop *loop, ev_async *a, int revents)
 		ev_break(loop, EVBREAK_ALL);
 		return;
 	}
-	if (full) {
+	if (scan) {
 		p->retry_delay = 0;
 		ev_timer_stop(loop, &p->scan_timer);
-		scan_all(p, true);
+		scan_all(p, refresh);
 		if (p->transient)
 			schedule_scan(p, p->retry_delay = SCAN_RETRY_FIRST_S);
 	}
@@ -838,9 +866,17 @@ err:
 
 void pods_set_cgroups(struct pods *p, const char *const *dirs, size_t n)
 {
-	char **copy = calloc(n ? n : 1, sizeof(*copy));
+	char **copy;
 	size_t i;
 
+	/* the same list as last time (the agent's periodic scan): nothing to do */
+	if (p->main_dirs_valid && n == p->n_main) {
+		for (i = 0; i < n && p->main_hash[i] == fnv64(dirs[i]); i++)
+			;
+		if (i == n)
+			return;
+	}
+	copy = calloc(n ? n : 1, sizeof(*copy));
 	if (!copy)
 		return;
 	for (i = 0; i < n; i++) {
@@ -852,10 +888,14 @@ void pods_set_cgroups(struct pods *p, const char *const *dirs, size_t n)
 			return;
 		}
 	}
+	free(p->main_hash);
+	p->main_hash = malloc(sizeof(*p->main_hash) * (n ? n : 1));
+	p->main_dirs_valid = p->main_hash != NULL;
+	for (i = 0; p->main_dirs_valid && i < n; i++)
+		p->main_hash[i] = fnv64(dirs[i]);
+	p->n_main = n;
 	pthread_mutex_lock(&p->mlock);
-	for (i = 0; i < p->ndirs; i++)
-		free(p->dirs[i]);
-	free(p->dirs);
+	free_dirs(p->dirs, p->ndirs);
 	p->dirs = copy;
 	p->ndirs = n;
 	p->dirs_changed = true;
@@ -891,7 +931,7 @@ void pods_stop(struct pods *p)
 
 void pods_free(struct pods *p)
 {
-	size_t i, h;
+	size_t h;
 
 	if (!p)
 		return;
@@ -916,9 +956,9 @@ void pods_free(struct pods *p)
 		close(p->ifd);
 	if (p->loop)
 		ev_loop_destroy(p->loop);
-	for (i = 0; i < p->ndirs; i++)
-		free(p->dirs[i]);
-	free(p->dirs);
+	free_dirs(p->dirs, p->ndirs);
+	free_dirs(p->sdirs, p->nsdirs);
+	free(p->main_hash);
 	pthread_mutex_destroy(&p->mlock);
 	pthread_rwlock_destroy(&p->lock);
 	free(p);
