@@ -366,21 +366,32 @@ def test_weftd_restart_with_pods_running(weft):
     for p in pods:
         fallback_server(p, vip, cgroup=outside)
         wait_serving(d, p)
-    loops = [loop_client(p, vip, 4.0) for p in pods]
-    time.sleep(0.7)
-    t0 = time.monotonic()
-    d.terminate()
-    d.start()
-    for p in pods:
-        wait_serving(d, p)
-    took = time.monotonic() - t0
-    for lp in loops:
-        res = loop_result(lp, 4.0)
-        errors = [r for r in res if r[1].startswith("error") or r[1] == "empty"]
-        assert not errors, "connects failed across the restart: %r" % errors[:5]
-        who = [r[1] for r in res]
-        assert who[0] == "meshed" and who[-1] == "meshed", who
-    assert took * 1000 < d.stale_ms + 5000, took
+    # a clean restart (SIGTERM), then a crash (SIGKILL) and a start: the pods'
+    # connects never fail; between the agents they go where they were going
+    for stop in (d.terminate, d.kill9):
+        loops = [loop_client(p, vip, 4.0) for p in pods]
+        time.sleep(0.7)
+        stop()
+        d.start()          # returns once weftd says ready
+        t_ready = time.monotonic()
+        for p in pods:
+            wait_serving(d, p, timeout=d.stale_ms / 1000.0)
+        print("%s: pods served again %.0f ms after ready"
+              % (stop.__name__, (time.monotonic() - t_ready) * 1000))
+        for lp in loops:
+            res = loop_result(lp, 4.0)
+            errors = [r for r in res if r[1].startswith("error") or r[1] == "empty"]
+            # SIGKILL may cut the one request in flight at that instant; a
+            # connect is never refused, and nothing else fails
+            cut = [r for r in errors if "reset" in r[1].lower() or r[1] == "empty"]
+            assert len(cut) <= (1 if stop == d.kill9 else 0), \
+                "across %s: %r" % (stop.__name__, errors[:5])
+            assert not [r for r in errors if r not in cut], \
+                "connects failed across %s: %r" % (stop.__name__, errors[:5])
+            res = [r for r in res if r not in cut]
+            who = [r[1] for r in res]
+            assert who[0] == "meshed" and who[-1] == "meshed", who
+            assert "direct" in who, "the restart went unnoticed? %r" % who
 
 
 # --------------------------------------------------------------------------
