@@ -18,6 +18,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -215,6 +216,42 @@ static void test_upstream_socket(void **state)
 	netns_set_placer(NULL, NULL);
 }
 
+/* With every descriptor taken, the reserve makes one more upstream socket, and is then spent. */
+static void test_reserve(void **state)
+{
+	struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = htons(80) };
+	struct rlimit old, lim;
+	int fills[64], n = 0, s1, s2, i;
+
+	(void)state;
+	dst.sin_addr.s_addr = htonl(0x7f000001);
+	assert_int_equal(netns_reserve_init(), 0);
+	assert_false(netns_reserve_spent());
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	lim = old;
+	lim.rlim_cur = (rlim_t)dup(0) + 8; /* a few above the highest descriptor now */
+	close((int)lim.rlim_cur - 8);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &lim), 0);
+	while (n < 64 && (fills[n] = dup(0)) >= 0)
+		n++;
+	assert_int_equal(errno, EMFILE);
+	s1 = netns_upstream_socket((struct sockaddr *)&dst, 0);
+	assert_true(s1 >= 0); /* the reserve gave its slot */
+	assert_true(netns_reserve_spent());
+	s2 = netns_upstream_socket((struct sockaddr *)&dst, 0);
+	assert_int_equal(s2, -EMFILE); /* no second reserve */
+	assert_int_equal(netns_reserve_restore(), -EMFILE);
+	assert_true(netns_reserve_spent());
+	close(fills[--n]);
+	assert_int_equal(netns_reserve_restore(), 0);
+	assert_false(netns_reserve_spent());
+	close(s1);
+	for (i = 0; i < n; i++)
+		close(fills[i]);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	netns_reserve_free();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -222,6 +259,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_socket_in_other_ns_and_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_enter_failure_leaves_thread_home, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upstream_socket, setup, teardown),
+		cmocka_unit_test(test_reserve),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

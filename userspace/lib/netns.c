@@ -102,15 +102,64 @@ void netns_leave(void)
 	}
 }
 
+static _Thread_local int reserve_fd = -1;
+static _Thread_local bool reserve_spent;
+
+int netns_reserve_init(void)
+{
+	if (reserve_fd >= 0)
+		return 0;
+	reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (reserve_fd < 0)
+		return -errno;
+	reserve_spent = false;
+	return 0;
+}
+
+bool netns_reserve_spent(void)
+{
+	return reserve_spent;
+}
+
+int netns_reserve_restore(void)
+{
+	int r = netns_reserve_init();
+
+	if (r == 0)
+		reserve_spent = false;
+	return r;
+}
+
+void netns_reserve_free(void)
+{
+	if (reserve_fd >= 0)
+		close(reserve_fd);
+	reserve_fd = -1;
+	reserve_spent = false;
+}
+
+/* socket() that may spend the thread's reserve descriptor once (see netns.h). */
+static int socket_or_reserve(int domain, int type, int proto)
+{
+	int fd = socket(domain, type, proto);
+
+	if (fd < 0 && (errno == EMFILE || errno == ENFILE) && reserve_fd >= 0) {
+		close(reserve_fd);
+		reserve_fd = -1;
+		reserve_spent = true;
+		fd = socket(domain, type, proto);
+	}
+	return fd < 0 ? -errno : fd;
+}
+
 int netns_socket(int nsfd, int domain, int type, int proto)
 {
-	int fd, r;
+	int r;
 
 	r = netns_enter(nsfd);
 	if (r < 0)
 		return r;
-	fd = socket(domain, type, proto);
-	r = fd < 0 ? -errno : fd;
+	r = socket_or_reserve(domain, type, proto);
 	netns_leave();
 	return r;
 }
@@ -133,9 +182,9 @@ int netns_upstream_socket(const struct sockaddr *dst, uint32_t mark)
 	if (fn)
 		fd = fn(atomic_load(&placer_arg), dst, type, IPPROTO_TCP);
 	if (fd == -ENOENT) {
-		fd = socket(dst->sa_family, type, IPPROTO_TCP);
+		fd = socket_or_reserve(dst->sa_family, type, IPPROTO_TCP);
 		if (fd < 0)
-			return -errno;
+			return fd;
 	} else if (fd < 0) {
 		return fd;
 	}

@@ -23,6 +23,7 @@
 #ifndef WEFT_NETNS_H
 #define WEFT_NETNS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -61,5 +62,21 @@ void netns_set_placer(netns_place_fn fn, void *arg);
  * agent's own connections stay out of the BPF redirect). fd or -errno.
  */
 int netns_upstream_socket(const struct sockaddr *dst, uint32_t mark);
+
+/*
+ * The reserve descriptor, one per thread that makes upstream sockets. With
+ * one descriptor left, accept() works and the upstream socket() then fails:
+ * the connection taken from the backlog would be reset, and the next one,
+ * and so on (issue 18's EMFILE case, one step later). So each such thread
+ * holds one spare descriptor: when socket() fails with EMFILE or ENFILE,
+ * netns_upstream_socket() gives the spare back and tries once more, and
+ * the connection goes on. The listener then sees netns_reserve_spent() and
+ * pauses (lib/lpause) until netns_reserve_restore() can take a spare again.
+ * netns_reserve_init: 0 or -errno; netns_reserve_free at thread exit.
+ */
+int netns_reserve_init(void);
+bool netns_reserve_spent(void);
+int netns_reserve_restore(void);
+void netns_reserve_free(void);
 
 #endif

@@ -25,6 +25,7 @@
 #include "lib/list.h"
 #include "lib/log.h"
 #include "lib/lpause.h"
+#include "lib/netns.h"
 #include "lib/sock.h"
 #include "listen/detect.h"
 #include "state/service.h"
@@ -220,6 +221,13 @@ static void ob_on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		if (atomic_load_explicit(&wk->starved_since, memory_order_relaxed) != 0)
 			atomic_store(&wk->starved_since, 0.);
 		ob_handle(wk, fd, &peer);
+		/* its upstream socket took the reserve descriptor: take no more for now */
+		if (netns_reserve_spent()) {
+			if (lpause_accept_error(&wk->pause, EMFILE) == LPAUSE_PAUSED &&
+			    atomic_load_explicit(&wk->starved_since, memory_order_relaxed) == 0)
+				atomic_store(&wk->starved_since, ev_time());
+			return;
+		}
 	}
 }
 
@@ -344,12 +352,21 @@ static void plis_close(struct ob_worker *w, struct ob_plis *pl)
 	free(pl);
 }
 
-/* lpause's hook: the pods' listeners pause and resume with the host's. */
+/*
+ * lpause's hook: the pods' listeners pause and resume with the host's. A
+ * pause that began with the reserve descriptor spent ends only once a spare
+ * can be taken again (else accept would work and connect fail).
+ */
 static void worker_pods_run(void *arg, bool run)
 {
 	struct ob_worker *w = arg;
 	struct ob_plis *pl;
-	int i;
+	int i, r;
+
+	if (run && netns_reserve_spent() && (r = netns_reserve_restore()) < 0) {
+		(void)lpause_accept_error(&w->pause, -r);
+		return;
+	}
 
 	list_for_each_entry(pl, &w->pods, link)
 		for (i = 0; i < pl->n; i++) {
@@ -483,7 +500,10 @@ static void *worker_main(void *arg)
 
 	snprintf(name, sizeof(name), "weftd-w%u", w->id);
 	pthread_setname_np(pthread_self(), name);
+	if (netns_reserve_init() < 0)
+		log_warn("worker %u: no reserve descriptor: %s", w->id, strerror(errno));
 	ev_run(w->loop, 0);
+	netns_reserve_free();
 	blk_thread_cleanup();
 	tls_thread_cleanup();
 	return NULL;
@@ -530,6 +550,8 @@ static int worker_init(struct outbound *ob, struct ob_worker *w, unsigned id, co
 	snprintf(what, sizeof(what), "worker %u: outbound listeners", id);
 	lpause_init(&w->pause, w->loop, w->lis, w->nlis, what);
 	lpause_set_hook(&w->pause, worker_pods_run, w);
+	if (!w->threaded && netns_reserve_init() < 0)
+		log_warn("worker 0: no reserve descriptor: %s", strerror(errno));
 	w->tick.data = w;
 	atomic_store(&w->last_tick, ev_now(w->loop));
 	/* worker 0's wake serves the pod manager's commands (from its thread) */
@@ -680,6 +702,7 @@ void outbound_free(struct outbound *ob)
 	}
 	free(ob->workers);
 	blk_thread_cleanup(); /* worker 0's, on this thread */
+	netns_reserve_free();
 	free(ob);
 }
 

@@ -124,8 +124,11 @@ static void conn_event(void *arg, struct relay *r, enum relay_event_kind kind, v
 		ep->connect_errors[svc_err_of((int)value)]++;
 		ep->bal.active--;
 		c->trying = NULL;
-		/* a remote agent's "denied" is about the caller, not the endpoint's health */
-		if (value != EACCES)
+		/*
+		 * a remote agent's "denied" is about the caller, not the endpoint's
+		 * health; nor is our own lack of descriptors
+		 */
+		if (value != EACCES && value != EMFILE && value != ENFILE)
 			conn_breaker(c, false);
 		log_info_rl("service %s: connect to endpoint %s failed: %s", c->svc->name, ep->addr_str,
 			    strerror((int)value));
