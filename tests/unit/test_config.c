@@ -584,7 +584,10 @@ static void test_http_render(void **state)
 		"\"retry\":{\"attempts\":3,\"on_status\":[502,503,504],\"budget_ratio\":0.2,\"budget_min_per_s\":10,"
 		"\"budget_window_s\":10,\"backoff_base_ms\":25,\"backoff_max_ms\":250}",
 		"\"tracing\":{\"enabled\":true,\"collector\":\"127.0.0.1:9411\",\"path\":\"/x\",\"service_name\":\"My svc 1\","
-		"\"sample_rate\":0.25,\"queue_size\":1,\"batch_size\":10000,\"flush_ms\":10}}\n",
+		"\"sample_rate\":0.25,\"queue_size\":1,\"batch_size\":10000,\"flush_ms\":10},",
+		"\"kubernetes\":{\"enabled\":false,\"api\":null,\"token_file\":"
+		"\"/var/run/secrets/kubernetes.io/serviceaccount/token\",\"ca_file\":"
+		"\"/var/run/secrets/kubernetes.io/serviceaccount/ca.crt\",\"node_name\":null,\"namespaces\":[]}}\n",
 	};
 	size_t i;
 
@@ -602,7 +605,7 @@ static void test_http_render(void **state)
 	buf_add(&b, "", 1);
 	if (!strstr(b.p,
 		    "\"tracing\":{\"enabled\":false,\"collector\":null,\"path\":\"/api/v2/spans\",\"service_name\":\"weft\","
-		    "\"sample_rate\":1,\"queue_size\":4096,\"batch_size\":100,\"flush_ms\":1000}}\n"))
+		    "\"sample_rate\":1,\"queue_size\":4096,\"batch_size\":100,\"flush_ms\":1000},\"kubernetes\":"))
 		fail_msg("default tracing not rendered: %s", b.p);
 	buf_free(&b);
 	cfg_free(c);
@@ -651,7 +654,7 @@ static const struct fail_case fail_cases[] = {
 	  { "t.conf:2: agent.outbnd_port: unknown key; did you mean 'outbound_port'?" } },
 	{ "unknown top-level key",
 	  "\nfrobnicate = 1;\n",
-	  { "t.conf:2: frobnicate: unknown key; valid keys are agent, intercept, services, tls, identities, tracing" } },
+	  { "t.conf:2: frobnicate: unknown key; valid keys are agent, intercept, services, tls, identities, tracing, kubernetes" } },
 	{ "typo at top level", "service = ( );\n", { "t.conf:1: service: unknown key; did you mean 'services'?" } },
 	{ "wrong case", "Agent: { };\n", { "t.conf:1: Agent: unknown key; did you mean 'agent'?" } },
 	{ "unknown in intercept",
@@ -1521,6 +1524,81 @@ static void write_file(const char *path, const void *data, size_t len)
 	close(fd);
 }
 
+/* kubernetes: explicit keys, defaults from the environment, and each refusal. */
+static void test_kubernetes(void **state)
+{
+	struct weft_config *c;
+
+	(void)state;
+	unsetenv("KUBERNETES_SERVICE_HOST");
+	unsetenv("KUBERNETES_SERVICE_PORT");
+	unsetenv("NODE_NAME");
+	c = load_ok("agent = { };\n");
+	assert_false(c->kubernetes.enabled);
+	cfg_free(c);
+
+	c = load_ok("kubernetes = { api = \"https://[fd00::1]:6443\"; node_name = \"node-a.example\";\n"
+		    "  token_file = \"/t\"; ca_file = \"/c\"; namespaces = [ \"default\", \"shop-1\" ]; };\n");
+	assert_true(c->kubernetes.enabled);
+	assert_string_equal(c->kubernetes.api, "https://[fd00::1]:6443");
+	assert_string_equal(fmt_addr(&c->kubernetes.api_addr), "[fd00::1]:6443");
+	assert_string_equal(c->kubernetes.node_name, "node-a.example");
+	assert_string_equal(c->kubernetes.token_file, "/t");
+	assert_string_equal(c->kubernetes.ca_file, "/c");
+	assert_int_equal(c->kubernetes.n_namespaces, 2);
+	assert_string_equal(c->kubernetes.namespaces[1], "shop-1");
+	cfg_free(c);
+
+	/* in a pod: the API and the node name come from the environment */
+	setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1", 1);
+	setenv("KUBERNETES_SERVICE_PORT", "443", 1);
+	setenv("NODE_NAME", "worker-3", 1);
+	c = load_ok("kubernetes = { };\n");
+	assert_string_equal(c->kubernetes.api, "https://10.96.0.1:443");
+	assert_string_equal(c->kubernetes.node_name, "worker-3");
+	assert_string_equal(c->kubernetes.token_file, CFG_K8S_DEFAULT_TOKEN);
+	assert_string_equal(c->kubernetes.ca_file, CFG_K8S_DEFAULT_CA);
+	assert_int_equal(c->kubernetes.n_namespaces, 0);
+	cfg_free(c);
+	setenv("KUBERNETES_SERVICE_HOST", "fd00::10", 1);
+	unsetenv("KUBERNETES_SERVICE_PORT");
+	c = load_ok("kubernetes = { };\n");
+	assert_string_equal(c->kubernetes.api, "https://[fd00::10]:443");
+	cfg_free(c);
+	unsetenv("KUBERNETES_SERVICE_HOST");
+	unsetenv("NODE_NAME");
+
+	expect_errors("outside a pod", "kubernetes = { };\n",
+		      (const char *const[]){
+			      "t.conf:1: kubernetes.api: not set and $KUBERNETES_SERVICE_HOST is empty (weftd is not "
+			      "in a pod); write api = \"https://IP:PORT\";",
+			      "t.conf:1: kubernetes.node_name: not set and $NODE_NAME is empty; set it (a DaemonSet "
+			      "passes it with the downward API: fieldRef spec.nodeName)",
+			      NULL });
+	expect_errors("bad values",
+		      "kubernetes = { api = \"http://10.0.0.1:80\"; node_name = \"Node_A\";\n"
+		      "  token_file = \"\"; namespaces = ( \"ok\", \"-bad\", 7 ); kubeconfig = \"x\"; };\n",
+		      (const char *const[]){
+			      "t.conf:1: kubernetes.api: 'http://10.0.0.1:80' must start with https:// (the API is "
+			      "only spoken over TLS)",
+			      "t.conf:1: kubernetes.node_name: 'Node_A' is not a DNS-1123 name (lower-case letters, "
+			      "digits, '-' and '.')",
+			      "t.conf:2: kubernetes.kubeconfig: unknown key; valid keys are api, token_file, ca_file, "
+			      "node_name, namespaces",
+			      "t.conf:2: kubernetes.token_file: is empty",
+			      "t.conf:2: kubernetes.namespaces[1]: '-bad' is not a DNS-1123 label (lower-case letters, "
+			      "digits and '-')",
+			      "t.conf:2: kubernetes.namespaces[2]: expected a string (a namespace), got an integer",
+			      NULL });
+	expect_errors(
+		"a name, not an IP",
+		"kubernetes = { api = \"https://kubernetes.default.svc:443\"; node_name = \"n\"; };\n",
+		(const char *const[]){ "t.conf:1: kubernetes.api: 'https://kubernetes.default.svc:443' is not "
+				       "https://IP:PORT: weftd resolves no names (it never blocks on a resolver); "
+				       "write the API's IP, as $KUBERNETES_SERVICE_HOST gives it",
+				       NULL });
+}
+
 static void test_file_ok_with_tls(void **state)
 {
 	char conf[128], ca[128], cert[128], key[128], text[4096];
@@ -1751,6 +1829,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_file_ok_with_tls, files_setup, files_teardown),
 		cmocka_unit_test_setup_teardown(test_file_errors, files_setup, files_teardown),
 		cmocka_unit_test(test_shipped_configs),
+		cmocka_unit_test(test_kubernetes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

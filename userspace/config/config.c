@@ -59,7 +59,8 @@ static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
 
-static const char *const root_keys[] = { "agent", "intercept", "services", "tls", "identities", "tracing", NULL };
+static const char *const root_keys[] = { "agent",      "intercept", "services",   "tls",
+					 "identities", "tracing",   "kubernetes", NULL };
 static const char *const agent_keys[] = {
 	"admin",
 	"outbound_port",
@@ -111,6 +112,7 @@ static const char *const req_headers_keys[] = { "add", "remove", NULL };
 static const char *const tracing_keys[] = {
 	"collector", "path", "service_name", "sample_rate", "queue_size", "batch_size", "flush_ms", NULL,
 };
+static const char *const kubernetes_keys[] = { "api", "token_file", "ca_file", "node_name", "namespaces", NULL };
 static const char *const tls_keys[] = { "ca",
 					"cert",
 					"key",
@@ -2035,6 +2037,160 @@ static void parse_tracing(struct cfg_ctx *x, const config_setting_t *root)
 	get_int(x, g, "tracing", "flush_ms", 10, 60000, &tr->flush_ms);
 }
 
+/* --- kubernetes ---------------------------------------------------------------- */
+
+/* A DNS-1123 subdomain (max 253) or, with label, a DNS-1123 label (max 63): what is wrong, or NULL. */
+static const char *k8s_name_problem(const char *v, bool label)
+{
+	size_t n = strlen(v), i;
+
+	if (!n)
+		return "is empty";
+	if (n > (label ? 63u : 253u))
+		return label ? "is longer than 63 characters" : "is longer than 253 characters";
+	for (i = 0; i < n; i++) {
+		char ch = v[i];
+		bool alnum = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9');
+
+		if (alnum)
+			continue;
+		if (ch == '-' && i && i + 1 < n)
+			continue;
+		if (ch == '.' && !label && i && i + 1 < n && v[i - 1] != '.')
+			continue;
+		return label ? "is not a DNS-1123 label (lower-case letters, digits and '-')"
+			     : "is not a DNS-1123 name (lower-case letters, digits, '-' and '.')";
+	}
+	return NULL;
+}
+
+/*
+ * kubernetes.api: "https://IP:PORT" (IPv6 in brackets). Only IP literals:
+ * weftd never blocks on a resolver, and in a cluster the API's address comes
+ * as one ($KUBERNETES_SERVICE_HOST). 0, or -EINVAL with why set.
+ */
+static int k8s_api_parse(const char *v, struct weft_sockaddr *out, char *why, size_t whylen)
+{
+	char err[128];
+
+	if (strncmp(v, "https://", 8) != 0) {
+		snprintf(why, whylen, "must start with https:// (the API is only spoken over TLS)");
+		return -EINVAL;
+	}
+	v += 8;
+	if (strchr(v, '/')) {
+		snprintf(why, whylen, "must be https://IP:PORT with no path");
+		return -EINVAL;
+	}
+	if (addr_parse(v, false, out, err, sizeof(err)) < 0) {
+		snprintf(why, whylen,
+			 "is not https://IP:PORT: weftd resolves no names (it never blocks on a "
+			 "resolver); write the API's IP, as $KUBERNETES_SERVICE_HOST gives it");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * kubernetes = { ... }: discovery from the API. Every key is optional; api and
+ * node_name default to the environment a DaemonSet pod gets
+ * ($KUBERNETES_SERVICE_HOST/_PORT, $NODE_NAME from the downward API), and
+ * are errors when neither the config nor the environment has them.
+ */
+static void parse_kubernetes(struct cfg_ctx *x, const config_setting_t *root)
+{
+	const config_setting_t *g = get_group(x, root, "", "kubernetes"), *s, *l;
+	struct cfg_kubernetes *k = &x->c->kubernetes;
+	char eb[CFG_ECHO_BUF], why[256], p[CFG_PATH_BUF], url[128];
+	const char *v, *problem;
+	size_t i, n;
+
+	if (!g)
+		return;
+	k->enabled = true;
+	check_keys(x, g, "kubernetes", kubernetes_keys);
+	v = get_str(x, g, "kubernetes", "api", &s);
+	if (!s) {
+		const char *host = getenv("KUBERNETES_SERVICE_HOST"), *port = getenv("KUBERNETES_SERVICE_PORT");
+
+		if (!host || !*host) {
+			cfg_err(x, line_of(g),
+				"kubernetes.api: not set and $KUBERNETES_SERVICE_HOST is empty (weftd is not in a pod); "
+				"write api = \"https://IP:PORT\";");
+		} else {
+			snprintf(url, sizeof(url), strchr(host, ':') ? "https://[%s]:%s" : "https://%s:%s", host,
+				 port && *port ? port : "443");
+			v = url;
+		}
+	}
+	if (v) {
+		if (k8s_api_parse(v, &k->api_addr, why, sizeof(why)) < 0)
+			cfg_err(x, s ? line_of(s) : line_of(g), "kubernetes.api: '%s' %s", echo(v, eb), why);
+		else
+			set_str(x, &k->api, v);
+	}
+	v = get_str(x, g, "kubernetes", "token_file", &s);
+	if (v && !*v)
+		cfg_err(x, line_of(s), "kubernetes.token_file: is empty");
+	else if (v)
+		set_str(x, &k->token_file, v);
+	v = get_str(x, g, "kubernetes", "ca_file", &s);
+	if (v && !*v)
+		cfg_err(x, line_of(s), "kubernetes.ca_file: is empty");
+	else if (v)
+		set_str(x, &k->ca_file, v);
+	v = get_str(x, g, "kubernetes", "node_name", &s);
+	if (!s) {
+		v = getenv("NODE_NAME");
+		if (!v || !*v) {
+			cfg_err(x, line_of(g),
+				"kubernetes.node_name: not set and $NODE_NAME is empty; set it (a DaemonSet passes it "
+				"with the downward API: fieldRef spec.nodeName)");
+			v = NULL;
+		}
+	}
+	if (v && (problem = k8s_name_problem(v, false)))
+		cfg_err(x, s ? line_of(s) : line_of(g), "kubernetes.node_name: '%s' %s", echo(v, eb), problem);
+	else if (v)
+		set_str(x, &k->node_name, v);
+	l = get_seq(x, g, "kubernetes", "namespaces", "[ \"default\", \"shop\" ]");
+	if (!l)
+		return;
+	n = (size_t)config_setting_length(l);
+	if (n > CFG_K8S_MAX_NAMESPACES) {
+		cfg_err(x, line_of(l), "kubernetes.namespaces: %zu entries; at most %d (leave it empty for all)", n,
+			CFG_K8S_MAX_NAMESPACES);
+		return;
+	}
+	if (!n)
+		return;
+	k->namespaces = calloc(n, sizeof(*k->namespaces));
+	if (!k->namespaces) {
+		x->oom = true;
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(l, (unsigned)i);
+
+		join_idx(p, sizeof(p), "kubernetes", "namespaces", i);
+		if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+			cfg_err(x, line_of(e), "%s: expected a string (a namespace), got %s", p, type_name(e));
+			continue;
+		}
+		v = config_setting_get_string(e);
+		if ((problem = k8s_name_problem(v, true))) {
+			cfg_err(x, line_of(e), "%s: '%s' %s", p, echo(v, eb), problem);
+			continue;
+		}
+		k->namespaces[k->n_namespaces] = strdup(v);
+		if (!k->namespaces[k->n_namespaces]) {
+			x->oom = true;
+			return;
+		}
+		k->n_namespaces++;
+	}
+}
+
 /* --- tls ----------------------------------------------------------------------- */
 
 /*
@@ -2426,8 +2582,11 @@ static struct weft_config *cfg_new(const char *name)
 	c->path = strdup(name);
 	c->bpf_pin_path = strdup("/sys/fs/bpf/weft");
 	c->tracing.path = strdup("/api/v2/spans");
+	c->kubernetes.token_file = strdup(CFG_K8S_DEFAULT_TOKEN);
+	c->kubernetes.ca_file = strdup(CFG_K8S_DEFAULT_CA);
 	c->tracing.service_name = strdup("weft");
-	if (!c->path || !c->bpf_pin_path || !c->tracing.path || !c->tracing.service_name) {
+	if (!c->path || !c->bpf_pin_path || !c->tracing.path || !c->tracing.service_name || !c->kubernetes.token_file ||
+	    !c->kubernetes.ca_file) {
 		cfg_free(c);
 		return NULL;
 	}
@@ -2536,6 +2695,8 @@ int cfg_load_string(const char *text, const char *name, struct weft_config **out
 		parse_tls(&x, root);
 	if (!x.oom)
 		parse_identities(&x, root);
+	if (!x.oom)
+		parse_kubernetes(&x, root);
 	if (!x.oom)
 		check_node_endpoints(&x);
 
@@ -2709,6 +2870,13 @@ void cfg_free(struct weft_config *c)
 	free(c->tls_issuer_key);
 	free(c->tracing.path);
 	free(c->tracing.service_name);
+	free(c->kubernetes.api);
+	free(c->kubernetes.token_file);
+	free(c->kubernetes.ca_file);
+	free(c->kubernetes.node_name);
+	for (i = 0; i < c->kubernetes.n_namespaces; i++)
+		free(c->kubernetes.namespaces[i]);
+	free(c->kubernetes.namespaces);
 	for (i = 0; i < c->n_identities; i++) {
 		free(c->identities[i].cgroup);
 		free(c->identities[i].identity);

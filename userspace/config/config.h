@@ -151,6 +151,21 @@ struct cfg_tracing {
 	uint32_t flush_ms;              /* tracing.flush_ms, 1000 (10..60000) */
 };
 
+/* kubernetes: (top level; present = discover Services and EndpointSlices from the API) */
+#define CFG_K8S_DEFAULT_TOKEN "/var/run/secrets/kubernetes.io/serviceaccount/token"
+#define CFG_K8S_DEFAULT_CA "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
+#define CFG_K8S_MAX_NAMESPACES 256
+struct cfg_kubernetes {
+	bool enabled; /* the group is there */
+	char *api;    /* kubernetes.api "https://IP:PORT"; default from $KUBERNETES_SERVICE_HOST/_PORT */
+	struct weft_sockaddr api_addr; /* its address (IP literals only: resolving would block) */
+	char *token_file;              /* kubernetes.token_file, re-read at each request (rotation) */
+	char *ca_file;                 /* kubernetes.ca_file: the API server's CA */
+	char *node_name;               /* kubernetes.node_name, default $NODE_NAME */
+	char **namespaces;             /* kubernetes.namespaces; none: all */
+	size_t n_namespaces;
+};
+
 struct weft_config {
 	char *path;
 	uint64_t text_hash; /* FNV-1a of the text parsed: the metric weft_config_hash, with no second read */
@@ -193,6 +208,7 @@ struct weft_config {
 	uint32_t tls_cert_lifetime_s;           /* tls.cert_lifetime_s of minted certificates, 86400 (300..31622400) */
 
 	struct cfg_tracing tracing;
+	struct cfg_kubernetes kubernetes;
 
 	/* identities: which workload identity a cgroup has (first match wins) */
 	struct cfg_identity *identities;

@@ -166,6 +166,21 @@ void cfg_render_json(const struct weft_config *c, struct buf *out)
 	str_or_null(out, c->tracing.path);
 	buf_puts(out, ",\"service_name\":");
 	str_or_null(out, c->tracing.service_name);
-	buf_printf(out, ",\"sample_rate\":%g,\"queue_size\":%u,\"batch_size\":%u,\"flush_ms\":%u}}\n",
+	buf_printf(out, ",\"sample_rate\":%g,\"queue_size\":%u,\"batch_size\":%u,\"flush_ms\":%u}",
 		   c->tracing.sample_rate, c->tracing.queue_size, c->tracing.batch_size, c->tracing.flush_ms);
+	buf_printf(out, ",\"kubernetes\":{\"enabled\":%s,\"api\":", c->kubernetes.enabled ? "true" : "false");
+	str_or_null(out, c->kubernetes.api);
+	buf_puts(out, ",\"token_file\":");
+	str_or_null(out, c->kubernetes.token_file);
+	buf_puts(out, ",\"ca_file\":");
+	str_or_null(out, c->kubernetes.ca_file);
+	buf_puts(out, ",\"node_name\":");
+	str_or_null(out, c->kubernetes.node_name);
+	buf_puts(out, ",\"namespaces\":[");
+	for (i = 0; i < c->kubernetes.n_namespaces; i++) {
+		if (i)
+			buf_puts(out, ",");
+		buf_json_str(out, c->kubernetes.namespaces[i]);
+	}
+	buf_puts(out, "]}}\n");
 }
