@@ -299,6 +299,13 @@ def test_200_pods_created_and_deleted_leak_nothing(weft):
         if r == 0:
             assert server_of(pod_client(pods[0], "http", vip)) == "b"
             assert listener_entries(d) == 2 + 2 * batch
+            # a pod costs weftd its listeners (two per worker) and no other
+            # descriptor: the enrolled cgroups' links are held by their pins
+            listeners = sum(e["listeners"] for e in pods_doc(d))
+            now = [v for k, v in fd_list(d.pid).items() if base_list.get(k) != v
+                   and not v.startswith("pipe:")]
+            assert len(now) == listeners, now
+            assert all(e["listeners"] <= 2 * os.cpu_count() for e in pods_doc(d))
         for p in pods:
             p.delete()
         assert wait_for(lambda: not pods_doc(d), 10, 0.05), pods_doc(d)

@@ -1687,24 +1687,9 @@ static void resolve_backends(struct cfg_ctx *x, const struct svc_tables *t)
 	}
 }
 
-static void parse_service(struct cfg_ctx *x, const config_setting_t *g, size_t i, struct svc_tables *t)
+/* Every per-service default (docs/config.md): for parsed and discovered services alike. */
+void cfg_service_defaults(struct cfg_service *svc)
 {
-	struct weft_config *c = x->c;
-	struct cfg_service *svc = &c->services[i];
-	const config_setting_t *s, *sub;
-	struct seen eps = { .kind = SEEN_ADDR };
-	char path[CFG_PATH_BUF], p[CFG_PATH_BUF], eb[CFG_ECHO_BUF], ab[ADDR_STRLEN], lb[CFG_ECHO_BUF + 16];
-	const char *name;
-	size_t j, n;
-	int e;
-
-	join_idx(path, sizeof(path), "services", "", i);
-	if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
-		cfg_err(x, line_of(g), "%s: expected a group { name = \"...\"; addresses = [ ... ]; }, got %s", path,
-			type_name(g));
-		return;
-	}
-	svc->line = (int)line_of(g);
 	svc->protocol = CFG_PROTO_TCP;
 	svc->balancer = CFG_BAL_EWMA;
 	svc->connect_timeout_ms = 1000;
@@ -1737,6 +1722,27 @@ static void parse_service(struct cfg_ctx *x, const config_setting_t *g, size_t i
 	svc->retry_budget_window_s = 10;
 	svc->retry_backoff_base_ms = 25;
 	svc->retry_backoff_max_ms = 250;
+}
+
+static void parse_service(struct cfg_ctx *x, const config_setting_t *g, size_t i, struct svc_tables *t)
+{
+	struct weft_config *c = x->c;
+	struct cfg_service *svc = &c->services[i];
+	const config_setting_t *s, *sub;
+	struct seen eps = { .kind = SEEN_ADDR };
+	char path[CFG_PATH_BUF], p[CFG_PATH_BUF], eb[CFG_ECHO_BUF], ab[ADDR_STRLEN], lb[CFG_ECHO_BUF + 16];
+	const char *name;
+	size_t j, n;
+	int e;
+
+	join_idx(path, sizeof(path), "services", "", i);
+	if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
+		cfg_err(x, line_of(g), "%s: expected a group { name = \"...\"; addresses = [ ... ]; }, got %s", path,
+			type_name(g));
+		return;
+	}
+	svc->line = (int)line_of(g);
+	cfg_service_defaults(svc);
 	check_keys(x, g, path, service_keys);
 
 	name = get_str(x, g, path, "name", &s);

@@ -236,6 +236,8 @@ int cfg_load(const char *path, struct weft_config **out, struct cfg_errors *errs
 /* Same, from an in-memory buffer (tests, fuzzing); name is used in messages. */
 int cfg_load_string(const char *text, const char *name, struct weft_config **out, struct cfg_errors *errs);
 void cfg_free(struct weft_config *c);
+/* Sets every per-service default (what a service without that key gets); name, addresses and endpoints untouched. */
+void cfg_service_defaults(struct cfg_service *svc);
 
 /*
  * agent.max_connections_per_workload in force: as written, or (0, the

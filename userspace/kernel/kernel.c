@@ -23,11 +23,16 @@
 
 #define KERN_NPROGS 6
 
+/*
+ * An enrolled cgroup. Its links are held by their pins only (no descriptor
+ * per link: a node with hundreds of pods enrolled one by one would otherwise
+ * hold six descriptors per pod); releasing is removing the pins.
+ */
 struct kern_cg {
 	char *path;
 	uint64_t cgid;
 	bool marked;
-	struct bpf_link *links[KERN_NPROGS];
+	int npinned; /* links pinned so far, in program order */
 };
 
 struct kern {
@@ -246,20 +251,24 @@ err:
 	return r < 0 ? r : -EINVAL;
 }
 
+static void kern_link_path(struct kern *k, uint64_t cgid, int prog, char *path, size_t len)
+{
+	snprintf(path, len, "%s/links/%llu_%s", k->pin, (unsigned long long)cgid,
+		 bpf_program__name(kern_prog(k, prog)));
+}
+
+/* With unpin, the links go (removing a link's last reference detaches it); else they stay attached through their pins. */
 static void kern_cg_release(struct kern *k, struct kern_cg *c, bool unpin)
 {
+	char path[700];
 	int i;
 
-	for (i = 0; i < KERN_NPROGS; i++) {
-		if (!c->links[i])
-			continue;
-		if (unpin)
-			bpf_link__unpin(c->links[i]);
-		else
-			bpf_link__disconnect(c->links[i]); /* keep it attached through its pin */
-		bpf_link__destroy(c->links[i]);
-		c->links[i] = NULL;
+	for (i = 0; unpin && i < c->npinned; i++) {
+		kern_link_path(k, c->cgid, i, path, sizeof(path));
+		if (unlink(path) < 0 && errno != ENOENT)
+			log_warn("cannot remove the link pin %s: %s", path, strerror(errno));
 	}
+	c->npinned = 0;
 	free(c->path);
 	c->path = NULL;
 }
@@ -332,21 +341,26 @@ int kern_enroll(struct kern *k, const char *dir, char *err, size_t errlen)
 	}
 	for (i = 0; i < KERN_NPROGS; i++) {
 		struct bpf_program *p = kern_prog(k, i);
+		struct bpf_link *l = bpf_program__attach_cgroup(p, fd);
 
-		nc.links[i] = bpf_program__attach_cgroup(p, fd);
-		if (!nc.links[i]) {
+		if (!l) {
 			r = -errno;
 			snprintf(err, errlen, "cannot attach %s to cgroup '%s': %s", bpf_program__name(p), dir,
 				 strerror(errno));
 			goto err;
 		}
-		snprintf(path, sizeof(path), "%s/links/%llu_%s", k->pin, (unsigned long long)cgid,
-			 bpf_program__name(p));
-		r = bpf_link__pin(nc.links[i], path);
+		kern_link_path(k, cgid, i, path, sizeof(path));
+		r = bpf_link__pin(l, path);
+		/*
+		 * Closing a link's descriptor detaches it only when nothing else
+		 * holds it: pinned, it stays attached, and our descriptor goes.
+		 */
+		bpf_link__destroy(l);
 		if (r < 0) {
 			snprintf(err, errlen, "cannot pin link %s: %s", path, strerror(-r));
 			goto err;
 		}
+		nc.npinned = i + 1;
 	}
 	if (k->n_cgs == k->cap_cgs) {
 		size_t cap = k->cap_cgs ? k->cap_cgs * 2 : 8;
