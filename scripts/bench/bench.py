@@ -16,27 +16,41 @@ six ways to reach it:
   haproxy-tcp      client -> HAProxy (mode tcp, nbthread 1) -> nginx
   haproxy-http     client -> HAProxy (mode http, nbthread 1) -> nginx
 
+and, from inside a Kubernetes-shaped pod (its own network namespace joined to
+the host by a veth, kubelet-layout cgroups under the benchmark's, a pause
+process; the benchmark's weftd enrols it and listens inside it):
+
+  direct-pod       client in the pod -> veth -> nginx on the host side of the veth
+  weft-http-pod    client in the pod -> VIP -> weftd's listener in the pod -> nginx
+
 and, for raw TCP latency, a sockperf server reached directly, through weftd and
 through HAProxy mode tcp. Per target and round: wrk requests/s (and the proxy's
 CPU time per 100k requests), open-loop HTTP latency at a fixed rate
 (build/bench/weft-loadgen rate), sockperf ping-pong one-way latency at a fixed
 message rate. Once per proxy target, on a freshly started proxy: resident
-memory idle and with N idle connections held open through it. Results:
+memory idle and with N idle connections held open through it. At the end, the
+per-pod cost: weftd's descriptors and RSS before and after BENCH_PODS more pods
+(network namespace, cgroups, a pause process each) are served. Results:
 build/bench/results.md and results.json; configs and logs in build/bench/logs/.
 
 Every object is named weft-bench-<run id>: the cgroup tree under the cgroup2
-mount, the bpffs pin directories (weft-bench-<id> and weft-bench-<id>-nofast),
-the temp directory. All traffic stays on
-127.0.0.0/8. Knobs (environment): see ENV below and docs/benchmarks.md.
+mount (the pods' cgroups are inside it), the bpffs pin directories
+(weft-bench-<id> and weft-bench-<id>-nofast), the network namespaces
+weft-bench-<id>-*, the pod's veth wbench<id> (host side), the temp directory.
+All traffic stays on 127.0.0.0/8 and on the pod's veth (a free /30 of
+198.18.254.0/24; the pod has no route beyond it). Knobs (environment): see ENV
+below and docs/benchmarks.md.
 """
 
 import argparse
 import datetime
+import ipaddress
 import json
 import os
 import random
 import re
 import resource
+import secrets
 import shutil
 import signal
 import socket
@@ -45,12 +59,19 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 BPFFS = "/sys/fs/bpf"
 PREFIX = "weft-bench-"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 NCPU = os.cpu_count() or 1
+NETNS_DIR = "/run/netns"
+# The bench pod's veth gets a free /30 of this (host side .1, pod side .2). The
+# e2e tests' pods take /30s of 198.18.128.0/17 but never a 198.18.X.0/30, and
+# this one is tried first; every candidate is checked against the addresses
+# and routes already on the host.
+POD_NET = "198.18.254.0/24"
 
 L7_NOTE = ("this weftd shows no per-request metrics for the weft-http service "
            '(protocol = "http"), so it relayed the bytes as opaque TCP, like weft-tcp: the row '
@@ -74,6 +95,8 @@ ENV = {
     "BENCH_CLIENT_CPU": (NCPU - 1, int, "CPU of the load generators when pinning"),
     "BENCH_BODY_BYTES": (100, int, "size of the static file nginx serves"),
     "BENCH_QUIET_WAIT": (15, int, "seconds to wait, at most, for other load on the machine to drop below 15% of a CPU before starting"),
+    "BENCH_POD": (1, int, "1: measure direct and weft HTTP from inside a pod too; 0: skip"),
+    "BENCH_PODS": (200, int, "pods made for the per-pod cost of weftd (0: skip)"),
     "BENCH_NICE": (-10, int, "nice value of the benchmark's own scheduling group (all its processes alike); "
                    "negative favours the benchmark over other work on a shared machine"),
 }
@@ -153,6 +176,126 @@ def proc_fds(pid):
         return -1
 
 
+def ip_cmd(*args, check=True):
+    argv = ["ip"] + [str(a) for a in args]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    if check and r.returncode != 0:
+        raise Failure("%s: rc %d: %s" % (" ".join(argv), r.returncode, r.stderr.strip()))
+    return r
+
+
+def ip_batch(lines, force=False):
+    """One `ip -batch` for many commands (netns add/delete for 200 pods in a
+    fraction of a second). force: go on past a failing line."""
+    argv = ["ip"] + (["-force"] if force else []) + ["-batch", "-"]
+    return subprocess.run(argv, input="".join(l + "\n" for l in lines), capture_output=True,
+                          text=True, timeout=300)
+
+
+def link_exists(name):
+    return ip_cmd("link", "show", "dev", name, check=False).returncode == 0
+
+
+def free_pod_subnet():
+    """A /30 of POD_NET that no address or route on the host overlaps."""
+    used = []
+    for link in json.loads(ip_cmd("-j", "addr", "show").stdout or "[]"):
+        for a in link.get("addr_info", []):
+            if a.get("family") == "inet":
+                used.append(ipaddress.ip_interface("%s/%s" % (a["local"], a["prefixlen"])).network)
+    for r in json.loads(ip_cmd("-j", "-4", "route", "show", "table", "all").stdout or "[]"):
+        dst = r.get("dst")
+        if dst and dst != "default":
+            try:
+                used.append(ipaddress.ip_network(dst, strict=False))
+            except ValueError:
+                pass
+    for net in ipaddress.ip_network(POD_NET).subnets(new_prefix=30):
+        if not any(net.overlaps(u) for u in used):
+            return net
+    raise Failure("no free /30 left in %s for the pod's veth" % POD_NET)
+
+
+def cgroup_populated(path):
+    try:
+        with open(os.path.join(path, "cgroup.events")) as f:
+            for line in f:
+                k, _, v = line.partition(" ")
+                if k == "populated":
+                    return v.strip() != "0"
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def netns_inode(path):
+    return os.stat(path).st_ino
+
+
+def proc_in_netns(pid, comm, ino):
+    """Is pid running comm (exec done) inside the network namespace ino?"""
+    try:
+        with open("/proc/%d/comm" % pid) as f:
+            if f.read().strip() != comm:
+                return False
+        return os.stat("/proc/%d/ns/net" % pid).st_ino == ino
+    except OSError:
+        return False
+
+
+class Pod:
+    """A pod as a kubelet and containerd make it, minus the runtime: network
+    namespace <run name>-<tag>, cgroups in the kubelet's systemd layout under
+    the benchmark's cgroup, containers as cri-containerd-<64 hex>.scope."""
+
+    def __init__(self, bench, tag, qos="besteffort"):
+        self.name = "%s-%s" % (bench.name, tag)
+        self.netns_path = os.path.join(NETNS_DIR, self.name)
+        self.uid = str(uuid.uuid4())
+        u = self.uid.replace("-", "_")
+        self.rel = os.path.join("kubepods.slice", "kubepods-%s.slice" % qos,
+                                "kubepods-%s-pod%s.slice" % (qos, u))
+        self.base = bench.cg
+        self.cgroup = os.path.join(bench.cg, self.rel)
+        self.ip = self.host_ip = None
+        self.proc = None
+        self.containers = []
+
+    def make_cgroup(self):
+        os.makedirs(self.cgroup)
+
+    def container(self):
+        """A new container cgroup of the pod (made): its path relative to the bench cgroup."""
+        rel = os.path.join(self.rel, "cri-containerd-%s.scope" % secrets.token_hex(32))
+        os.mkdir(os.path.join(self.base, rel))
+        self.containers.append(rel)
+        return rel
+
+    def nsenter(self, argv):
+        return ["nsenter", "--net=%s" % self.netns_path, "--"] + list(argv)
+
+
+def fd_kinds(pid):
+    """Open descriptors of pid by kind: socket, bpf_link, other."""
+    out = {"socket": 0, "bpf_link": 0, "other": 0}
+    try:
+        fds = os.listdir("/proc/%d/fd" % pid)
+    except OSError:
+        return out
+    for fd in fds:
+        try:
+            t = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if t.startswith("socket:"):
+            out["socket"] += 1
+        elif t == "anon_inode:bpf_link":
+            out["bpf_link"] += 1
+        else:
+            out["other"] += 1
+    return out
+
+
 def busy_ticks():
     """(user+nice+system, steal) ticks of the whole machine. irq/softirq time
     is left out on both sides: with IRQ time accounting it is charged to no task."""
@@ -227,6 +370,12 @@ class Bench:
         self.weft_fast_switches = False
         self.weft_workers = None
         self.weftds = {}
+        self.pod = None            # the pod the pod case runs in (Pod)
+        self.pod_entry = None      # its /pods entry, last seen
+        self.cost_pods = []        # the pods of the per-pod cost (Pod)
+        self.veth = "wbench%s" % run_id        # host side of the pod's veth (run.sh knows the name)
+        if len(self.veth) > 15:
+            raise Failure("run id %s too long for an interface name" % run_id)
         self.apply_nice()
 
     def apply_nice(self):
@@ -258,6 +407,75 @@ class Bench:
         os.mkdir(self.cg)
         for leaf in ("nginx", "sockperf", "haproxy", "weftd", "client", "mesh", "mesh-nofast"):
             os.mkdir(os.path.join(self.cg, leaf))
+        if self.k["BENCH_POD"] or self.k["BENCH_PODS"] > 0:
+            # the kubelet's shared parents: the pods' cgroups come and go below
+            os.makedirs(os.path.join(self.cg, "kubepods.slice", "kubepods-besteffort.slice"))
+
+    def pod_glob(self):
+        """What the benchmark's weftd enrols for the pods: the kubelet's
+        systemd-driver glob (docs/config.md), under the benchmark's cgroup."""
+        return os.path.join(self.cg, "kubepods.slice", "*", "*pod*.slice")
+
+    def make_bench_pod(self):
+        """The pod of the pod case: netns + lo up, a veth to the host (a free
+        /30 of POD_NET, no other route in the pod), cgroups, a pause process
+        in a container of its own, and a second container for the clients."""
+        pod = Pod(self, "pod")
+        if os.path.lexists(pod.netns_path):
+            raise Failure("%s already exists" % pod.netns_path)
+        if link_exists(self.veth):
+            raise Failure("an interface %s already exists" % self.veth)
+        net = free_pod_subnet()
+        hosts = list(net.hosts())
+        pod.subnet, pod.host_ip, pod.ip = str(net), str(hosts[0]), str(hosts[1])
+        self.pod = pod
+        ip_cmd("netns", "add", pod.name)
+        ip_cmd("-n", pod.name, "link", "set", "lo", "up")
+        ip_cmd("link", "add", self.veth, "type", "veth", "peer", "name", "eth0", "netns", pod.name)
+        ip_cmd("link", "set", "dev", self.veth, "alias", pod.name)
+        ip_cmd("addr", "add", "%s/30" % pod.host_ip, "dev", self.veth)
+        ip_cmd("link", "set", "dev", self.veth, "up")
+        ip_cmd("-n", pod.name, "addr", "add", "%s/30" % pod.ip, "dev", "eth0")
+        ip_cmd("-n", pod.name, "link", "set", "dev", "eth0", "up")
+        pod.make_cgroup()
+        pause = pod.container()
+        pod.app = pod.container()
+        p = self.start("pod-pause", pause, pod.nsenter(["sleep", "infinity"]))
+        ino = netns_inode(pod.netns_path)
+        deadline = time.monotonic() + 10
+        while not proc_in_netns(p.pid, "sleep", ino):
+            if p.poll() is not None or time.monotonic() > deadline:
+                raise Failure("the pod's pause process did not start:\n%s" % self.tail("pod-pause"))
+            time.sleep(0.01)
+        log("pod %s: uid %s, %s (host side %s on %s), cgroup %s"
+            % (pod.name, pod.uid, pod.ip, pod.host_ip, self.veth, pod.cgroup))
+
+    def admin_json(self, name, path, timeout=5):
+        with urllib.request.urlopen("http://%s%s" % (self.weftds[name]["admin"], path), timeout=timeout) as r:
+            return json.loads(r.read().decode())
+
+    def pods_doc(self, name="weftd"):
+        return self.admin_json(name, "/pods")["pods"]
+
+    def wait_pod_serving(self, name, pod, timeout=15.0):
+        deadline = time.monotonic() + timeout
+        last = None
+        while True:
+            try:
+                last = self.pods_doc(name)
+                e = next((x for x in last if x.get("uid") == pod.uid), None)
+                if e and e.get("state") == "serving":
+                    return e
+            except (OSError, ValueError) as ex:
+                last = repr(ex)
+            if self.procs[name].poll() is not None or time.monotonic() > deadline:
+                raise Failure("%s does not serve pod %s within %.0f s; /pods: %s\n%s"
+                              % (name, pod.uid, timeout, last, self.tail(name)))
+            time.sleep(0.05)
+
+    def pods_serving(self, name="weftd"):
+        m = re.search(r'^weft_pods\{state="serving"\}\s+(\d+)', self.weftd_metrics(name), re.M)
+        return int(m.group(1)) if m else None
 
     def wrap(self, cg, argv, role):
         """argv started inside cgroup leaf cg, pinned according to role."""
@@ -293,8 +511,11 @@ class Bench:
             if p.poll() is not None:
                 raise Failure("%s exited (status %s) during the run:\n%s" % (name, p.returncode, self.tail(name)))
 
-    def client(self, argv, cg, timeout, **kw):
-        """Run a client to completion in cgroup leaf cg; returns CompletedProcess."""
+    def client(self, argv, cg, timeout, netns=None, **kw):
+        """Run a client to completion in cgroup leaf cg (and in network
+        namespace netns, a path, if given); returns CompletedProcess."""
+        if netns:
+            argv = ["nsenter", "--net=%s" % netns, "--"] + list(argv)
         return subprocess.run(self.wrap(cg, argv, "client"), capture_output=True, text=True,
                               timeout=timeout, stdin=subprocess.DEVNULL, cwd=self.tmp, **kw)
 
@@ -339,6 +560,8 @@ class Bench:
                 "(and cannot be raised without CAP_SYS_RESOURCE); a proxy needs two descriptors "
                 "per connection." % (self.hold_n, want, hard))
         self.make_cgroups()
+        if self.k["BENCH_POD"]:
+            self.make_bench_pod()
 
         # nginx: one process, keep-alive, no access log, a small static file.
         www = os.path.join(self.tmp, "www")
@@ -350,6 +573,11 @@ class Bench:
             f.write(body)
         self.path = "/bench.txt"
         self.nginx_addr = "127.0.0.1:%d" % free_port()
+        # The pod reaches nginx directly on the host side of its veth, same port.
+        listen_pod = ""
+        if self.pod:
+            self.nginx_pod_addr = "%s:%s" % (self.pod.host_ip, self.nginx_addr.rpartition(":")[2])
+            listen_pod = "\n        listen %s backlog=4096;" % self.nginx_pod_addr
         nt = os.path.join(self.tmp, "nginx-tmp")
         conf = """daemon off;
 master_process off;
@@ -371,17 +599,20 @@ http {
     uwsgi_temp_path %(nt)s/uwsgi;
     scgi_temp_path %(nt)s/scgi;
     server {
-        listen %(addr)s backlog=4096;
+        listen %(addr)s backlog=4096;%(listen_pod)s
         root %(www)s;
     }
 }
-""" % {"tmp": self.tmp, "fd": hard, "wc": hard - 100, "nt": nt, "addr": self.nginx_addr, "www": www}
+""" % {"tmp": self.tmp, "fd": hard, "wc": hard - 100, "nt": nt, "addr": self.nginx_addr, "www": www,
+       "listen_pod": listen_pod}
         nconf = os.path.join(self.tmp, "nginx.conf")
         with open(nconf, "w") as f:
             f.write(conf)
         self.start("nginx", "nginx", ["nginx", "-p", self.tmp, "-c", nconf,
                                       "-e", os.path.join(self.tmp, "nginx-error.log")],
                    self.nginx_addr)
+        if self.pod and not wait_port(self.nginx_pod_addr, 5, self.procs["nginx"]):
+            raise Failure("nginx is not listening on %s:\n%s" % (self.nginx_pod_addr, self.tail("nginx")))
 
         if self.have_sockperf:
             self.sockperf_addr = "127.0.0.1:%d" % free_port()
@@ -414,6 +645,21 @@ http {
             dict(key="haproxy-http", label="HAProxy mode http", http=self.hap["http"], tcp=None,
                  cg="client", proxy="haproxy", mode="http"),
         ]
+        if self.pod:
+            # From inside the pod (a container of its own, in the pod's netns);
+            # compared with direct from the same pod.
+            T += [
+                dict(key="direct-pod", label="direct (pod)", http=self.nginx_pod_addr, tcp=None,
+                     cg=self.pod.app, netns=self.pod.netns_path, proxy=None, mode=None,
+                     pod=True, base="direct-pod"),
+                dict(key="weft-http-pod", label="weft HTTP (pod)", http=self.weftds["weftd"]["vip"]["http"],
+                     tcp=None, cg=self.pod.app, netns=self.pod.netns_path, proxy="weftd", mode="http",
+                     pod=True, base="direct-pod"),
+            ]
+        for t in T:
+            t.setdefault("pod", False)
+            t.setdefault("base", "direct")
+            t.setdefault("netns", None)
         self.targets = T
 
     def start_haproxy(self, hard):
@@ -479,10 +725,10 @@ http {
         return ('agent: {\n  admin = "%s";\n  outbound_port = %d;\n  inbound = "%s";\n'
                 '  bpf_pin_path = "%s";\n  fail_mode = "open";\n  log_level = "warn";\n'
                 '  drain_timeout_ms = 1000;\n%s};\n'
-                'intercept: { cgroups = [ "%s" ]; };\n'
+                'intercept: { cgroups = [ %s ]; };\n'
                 'services = (\n%s\n);\n'
                 % (w["admin"], w["outbound"], w["inbound"], w["pin"], extra,
-                   os.path.join(self.cg, w["cg"]), ",\n".join(svc)))
+                   ", ".join('"%s"' % c for c in w["cgroups"]), ",\n".join(svc)))
 
     def weftd_check(self, w, workers, fast):
         with open(w["conf"], "w") as f:
@@ -501,7 +747,7 @@ http {
         def variant(name, cg, pin, keys):
             if os.path.lexists(pin):
                 raise Failure("%s already exists" % pin)
-            w = {"name": name, "cg": cg, "pin": pin,
+            w = {"name": name, "cg": cg, "pin": pin, "cgroups": [os.path.join(self.cg, cg)],
                  "vip": {k: "%s:%d" % (host, free_port(host)) for k in keys},
                  "admin": "127.0.0.1:%d" % free_port(), "outbound": free_port(),
                  "inbound": "127.0.0.1:%d" % free_port(),
@@ -510,6 +756,8 @@ http {
                 w["vip"].pop("sockperf", None)
             return w
         fastw = variant("weftd", "mesh", self.pin_path, ("tcp", "http", "sockperf"))
+        if self.k["BENCH_POD"] or self.k["BENCH_PODS"] > 0:
+            fastw["cgroups"].append(self.pod_glob())      # this weftd serves the pods
         slow = variant("weftd-nofast", "mesh-nofast", self.pin_path + "-nofast", ("tcp", "sockperf"))
         threads = self.k["BENCH_THREADS"]
         # Same thread count as HAProxy (agent.workers), if this weftd has the setting.
@@ -552,6 +800,8 @@ http {
             if time.monotonic() > deadline:
                 raise Failure("%s not ready within 15 s:\n%s" % (name, self.tail(name)))
             time.sleep(0.1)
+        if name == "weftd" and self.pod:
+            self.pod_entry = self.wait_pod_serving(name, self.pod)
 
     def weftd_metrics(self, name):
         try:
@@ -591,7 +841,7 @@ http {
         p0 = proc_cpu_ticks(pp) if pp else None
         n0 = proc_cpu_ticks(ng)
         c0, tc0 = self.our_cpu_usec(t["cg"]), time.monotonic()
-        r = self.client(argv, t["cg"], timeout=seconds + 30)
+        r = self.client(argv, t["cg"], timeout=seconds + 30, netns=t.get("netns"))
         c1, tc1 = self.our_cpu_usec(t["cg"]), time.monotonic()
         p1 = proc_cpu_ticks(pp) if pp else None
         n1 = proc_cpu_ticks(ng)
@@ -631,7 +881,7 @@ http {
                 "--duration", str(self.k["BENCH_LAT_SECONDS"]), "--warmup", "0.5",
                 "--spin", "1" if self.pin == "split" else "0"]
         fb = self.foreign_begin()
-        r = self.client(argv, t["cg"], timeout=self.k["BENCH_LAT_SECONDS"] + 60)
+        r = self.client(argv, t["cg"], timeout=self.k["BENCH_LAT_SECONDS"] + 60, netns=t.get("netns"))
         foreign = self.foreign_end(fb)
         try:
             d = json.loads(r.stdout.strip().splitlines()[-1])
@@ -753,7 +1003,7 @@ http {
         R["hold"] = {}
         used = set()
         for t in self.targets:
-            if not t["proxy"]:
+            if not t["proxy"] or t["pod"]:
                 continue
             if t["proxy"] in used:
                 self.restart(t["proxy"])
@@ -796,7 +1046,158 @@ http {
                 m.group(1): float(m.group(2)) for m in re.finditer(
                     r'^weft_bpf_verdicts_total\{[^}]*verdict="([^"]+)"[^}]*\}\s+([\d.e+]+)',
                     self.weftd_metrics(name), re.M)}
+        if self.pod:
+            R["pod"] = {"name": self.pod.name, "uid": self.pod.uid, "cgroup": self.pod.cgroup,
+                        "subnet": self.pod.subnet, "ip": self.pod.ip, "host_ip": self.pod.host_ip,
+                        "veth": self.veth, "pods_entry": self.pod_entry}
+        if self.k["BENCH_PODS"] > 0:
+            log("per-pod cost: %d pods on a freshly started weftd" % self.k["BENCH_PODS"])
+            R["pod_cost"] = self.run_pod_cost(self.k["BENCH_PODS"])
         self.elapsed = time.monotonic() - t_start
+
+    def run_pod_cost(self, n):
+        """weftd's descriptors and RSS before, with n more pods served, and
+        after they are deleted. On a freshly started weftd (a process that has
+        run traffic has freed heap that the pods' allocations would reuse, so
+        they would look cheaper than they are); the bench pod, if any, is
+        served throughout (the first pod's one-time allocations are in the
+        baseline). Pods: netns + lo up, kubelet-shaped cgroups, a pause
+        process each; no veth (so no address: weftd looks for one every
+        250 ms, its documented behaviour for a pod the CNI has not set up)."""
+        self.restart("weftd")
+        pid = self.procs["weftd"].pid
+        workers = self.weft_workers or 1
+        base_pods = 1 if self.pod else 0
+        # The admin calls used below, once, so that their buffers are in the baseline.
+        self.pods_doc()
+        if self.pods_serving() != base_pods:
+            raise Failure("weftd serves %s pods before the per-pod run, expected %d"
+                          % (self.pods_serving(), base_pods))
+        time.sleep(1.0)
+        fds0, mem0, cpu0, kinds0 = proc_fds(pid), proc_mem(pid), proc_cpu_ticks(pid), fd_kinds(pid)
+        pods = [Pod(self, "p%03d" % i) for i in range(n)]
+        self.cost_pods = pods
+        t0 = time.monotonic()
+        r = ip_batch(["netns add %s" % p.name for p in pods])
+        if r.returncode != 0:
+            raise Failure("ip -batch netns add: %s" % r.stderr.strip())
+        r = ip_batch(["netns exec %s ip link set lo up" % p.name for p in pods])
+        if r.returncode != 0:
+            raise Failure("ip -batch netns exec ... lo up: %s" % r.stderr.strip())
+        for p in pods:
+            p.make_cgroup()
+            p.pause = p.container()
+        t_made = time.monotonic()
+        errlog = open(os.path.join(self.tmp, "pods-pause.log"), "ab")
+        try:
+            # The pause process enters the pod's netns, then joins its
+            # container cgroup, then becomes `sleep infinity`.
+            for p in pods:
+                p.proc = subprocess.Popen(
+                    p.nsenter(["/bin/sh", "-c", 'echo $$ > "$0" && exec sleep infinity',
+                               os.path.join(self.cg, p.pause, "cgroup.procs")]),
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errlog, cwd=self.tmp)
+        finally:
+            errlog.close()
+        for p in pods:
+            ino = netns_inode(p.netns_path)
+            deadline = time.monotonic() + 10
+            while not proc_in_netns(p.proc.pid, "sleep", ino):
+                if p.proc.poll() is not None or time.monotonic() > deadline:
+                    raise Failure("pause of %s did not start (rc %s)" % (p.name, p.proc.poll()))
+                time.sleep(0.005)
+        t_started = time.monotonic()
+        deadline = time.monotonic() + 120
+        while self.pods_serving() != base_pods + n:
+            self.check_alive()
+            if time.monotonic() > deadline:
+                raise Failure("weftd serves %s pods 120 s after %d were started (expected %d)"
+                              % (self.pods_serving(), n, base_pods + n))
+            time.sleep(0.05)
+        t_served = time.monotonic()
+        cpu1 = proc_cpu_ticks(pid)
+        # Wait for the descriptor count to stay put for a second (the listeners
+        # are handed to the workers after the pod is published).
+        last, since = proc_fds(pid), time.monotonic()
+        while time.monotonic() - since < 1.0 and time.monotonic() - t_served < 15:
+            time.sleep(0.1)
+            f = proc_fds(pid)
+            if f != last:
+                last, since = f, time.monotonic()
+        fds1, mem1, kinds1 = proc_fds(pid), proc_mem(pid), fd_kinds(pid)
+        # Then what /pods says (after the measurement: its answer for 200
+        # pods is a large buffer, which is not what a pod costs).
+        doc = self.pods_doc()
+        mem_listed = proc_mem(pid)
+        ours = {p.uid for p in pods}
+        listed = [e for e in doc if e.get("uid") in ours]
+        serving = [e for e in listed if e.get("state") == "serving"]
+        listeners = sorted({e.get("listeners") for e in serving})
+        # Delete them all, the way a kubelet would: kill the pod's processes,
+        # remove its cgroups, then its network namespace.
+        t_del = time.monotonic()
+        for p in pods:
+            with open(os.path.join(p.cgroup, "cgroup.kill"), "w") as f:
+                f.write("1\n")
+        for p in pods:
+            try:
+                p.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                raise Failure("pause of %s did not die" % p.name)
+            deadline = time.monotonic() + 10
+            while cgroup_populated(p.cgroup):
+                if time.monotonic() > deadline:
+                    raise Failure("cgroup %s still populated" % p.cgroup)
+                time.sleep(0.01)
+            for c in p.containers:
+                os.rmdir(os.path.join(self.cg, c))
+            os.rmdir(p.cgroup)
+        r = ip_batch(["netns delete %s" % p.name for p in pods], force=True)
+        if r.returncode != 0:
+            raise Failure("ip -batch netns delete: %s" % r.stderr.strip())
+        t_deleted = time.monotonic()
+        deadline = time.monotonic() + 60
+        while self.pods_serving() != base_pods:
+            self.check_alive()
+            if time.monotonic() > deadline:
+                raise Failure("weftd still serves %s pods 60 s after %d were deleted (expected %d)"
+                              % (self.pods_serving(), n, base_pods))
+            time.sleep(0.05)
+        t_gone = time.monotonic()
+        deadline = time.monotonic() + 30
+        while proc_fds(pid) != fds0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        fds2, mem2, cpu2 = proc_fds(pid), proc_mem(pid), proc_cpu_ticks(pid)
+        self.cost_pods = []
+        res = {"pods": n, "workers": workers, "base_pods": base_pods,
+               "fds_before": fds0, "fds_with_pods": fds1, "fds_after": fds2,
+               "rss_before_kb": mem0["rss_kb"], "rss_with_pods_kb": mem1["rss_kb"],
+               "rss_after_kb": mem2["rss_kb"], "rss_listed_kb": mem_listed["rss_kb"],
+               "anon_before_kb": mem0.get("anon_kb"),
+               "anon_with_pods_kb": mem1.get("anon_kb"), "anon_after_kb": mem2.get("anon_kb"),
+               "listed": len(listed), "listed_serving": len(serving), "listeners_per_pod": listeners,
+               "make_s": round(t_made - t0, 3), "start_pause_s": round(t_started - t_made, 3),
+               "serve_s": round(t_served - t_started, 3), "delete_s": round(t_deleted - t_del, 3),
+               "let_go_s": round(t_gone - t_deleted, 3),
+               "weftd_cpu_s_setup": (cpu1 - cpu0) / CLK_TCK, "weftd_cpu_s_total": (cpu2 - cpu0) / CLK_TCK}
+        res["fds_per_pod"] = (fds1 - fds0) / n
+        res["fds_per_pod_per_worker"] = res["fds_per_pod"] / workers
+        # what they are: the pod's listeners (sockets), and the cgroup program
+        # attachments of each enrolled cgroup (bpf_link: the glob enrols every
+        # pod's cgroup on its own)
+        res["fd_kinds_before"], res["fd_kinds_with_pods"] = kinds0, kinds1
+        res["fds_per_pod_by_kind"] = {k: (kinds1[k] - kinds0[k]) / n for k in kinds0}
+        res["kib_per_pod"] = (mem1["rss_kb"] - mem0["rss_kb"]) / n
+        res["anon_kib_per_pod"] = ((mem1["anon_kb"] - mem0["anon_kb"]) / n
+                                   if "anon_kb" in mem0 and "anon_kb" in mem1 else None)
+        res["fds_back"] = fds2 == fds0
+        if len(serving) != n:
+            raise Failure("/pods lists %d of the %d pods as serving (%d listed)" % (len(serving), n, len(listed)))
+        log("per-pod cost: fds %d -> %d -> %d, RSS %d -> %d -> %d KiB: %.2f fds/pod, %.2f KiB/pod"
+            % (fds0, fds1, fds2, mem0["rss_kb"], mem1["rss_kb"], mem2["rss_kb"],
+               res["fds_per_pod"], res["kib_per_pod"]))
+        return res
 
     def describe(self):
         cpu = "?"
@@ -871,6 +1272,13 @@ http {
                     f.write("1\n")
             except OSError:
                 pass
+            # the pods' pause processes are ours to reap
+            for pod in self.cost_pods:
+                if pod.proc is not None:
+                    try:
+                        pod.proc.wait(10)
+                    except subprocess.TimeoutExpired:
+                        errs.append("pause process %d of %s did not die" % (pod.proc.pid, pod.name))
             deadline = time.monotonic() + 10
             while os.path.isdir(self.cg):
                 for d, _, _ in sorted(os.walk(self.cg), key=lambda x: -len(x[0])):
@@ -883,6 +1291,25 @@ http {
                     break
                 if os.path.isdir(self.cg):
                     time.sleep(0.1)
+        # The bench pod's veth (it would go with its netns, but the kernel
+        # dismantles namespaces asynchronously), then the pods' network
+        # namespaces (the processes in them are gone with the cgroups).
+        try:
+            if link_exists(self.veth):
+                ip_cmd("link", "del", "dev", self.veth, check=False)
+                if link_exists(self.veth):
+                    errs.append("could not delete interface %s" % self.veth)
+        except (Failure, OSError, subprocess.SubprocessError) as e:
+            errs.append("interface %s: %s" % (self.veth, e))
+        try:
+            nss = sorted(n for n in os.listdir(NETNS_DIR) if n.startswith(self.name + "-"))
+        except FileNotFoundError:
+            nss = []
+        if nss:
+            ip_batch(["netns delete %s" % n for n in nss], force=True)
+            left = [n for n in nss if os.path.lexists(os.path.join(NETNS_DIR, n))]
+            if left:
+                errs.append("could not delete network namespaces %s" % " ".join(left))
         for pin in (self.pin_path, self.pin_path + "-nofast"):
             if os.path.lexists(pin):
                 shutil.rmtree(pin, ignore_errors=True)
@@ -960,8 +1387,9 @@ def summarize(b):
 
 def render(b, cleanup_errs):
     R, S, k = b.results, summarize(b), b.k
-    med = lambda k_, f: q(S[k_][f], "median")
-    d_rps = med("direct", "rps")
+    med = lambda k_, f: q(S[k_][f], "median") if k_ in S else None
+    base_of = {t["key"]: t["base"] for t in b.targets}
+    pod_rows = any(t["pod"] for t in b.targets)
     peer = {"weft-tcp": "haproxy-tcp", "weft-tcp-nofast": "haproxy-tcp", "weft-http": "haproxy-http",
             "haproxy-tcp": "haproxy-tcp", "haproxy-http": "haproxy-http"}
     L = []
@@ -999,23 +1427,37 @@ def render(b, cleanup_errs):
     fast = ("with its defaults for the kernel fast paths (agent.redirect_loopback and agent.splice "
             "on), and a second weftd with both off" if b.weft_fast_switches else "(no kernel fast paths)")
     L.append("Setup: nginx (1 process, keep-alive, access_log off) serving a %d-byte file on "
-             "127.0.0.1; HAProxy nbthread %d; weftd with %s, %s; %s%s. All traffic on 127.0.0.0/8.\n"
-             % (k["BENCH_BODY_BYTES"], k["BENCH_THREADS"],
+             "127.0.0.1%s; HAProxy nbthread %d; weftd with %s, %s; %s%s. All traffic on 127.0.0.0/8%s.\n"
+             % (k["BENCH_BODY_BYTES"], (" and on %s (the host side of the pod's veth)" % b.pod.host_ip)
+                if b.pod else "", k["BENCH_THREADS"],
                 ("agent.workers = %d" % b.weft_workers) if b.weft_workers else "one event loop (no agent.workers)",
-                fast, pin, "; %s for the benchmark's processes" % b.nice_how if b.nice_how else ""))
+                fast, pin, "; %s for the benchmark's processes" % b.nice_how if b.nice_how else "",
+                (" and on the pod's veth (%s)" % b.pod.subnet) if b.pod else ""))
+    if b.pod:
+        L.append("Pod rows: the client (wrk, weft-loadgen) runs inside a pod: network namespace %s "
+                 "(lo, and a veth %s <-> %s to the host, no other route), kubelet-shaped cgroups "
+                 "(`kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod<uid>.slice/"
+                 "cri-containerd-<id>.scope`, one container for a `sleep` pause process, one for the "
+                 "clients), enrolled in the fast weftd by the glob `kubepods.slice/*/*pod*.slice`. "
+                 "*direct (pod)* goes over the veth to nginx on %s; *weft HTTP (pod)* dials the same "
+                 "HTTP VIP as *weft HTTP*, which weftd's listener inside the pod takes. Pod rows are "
+                 "compared with *direct (pod)*, host rows with *direct*.\n"
+                 % (b.pod.name, b.pod.ip, b.pod.host_ip, b.nginx_pod_addr))
 
     # throughput
     L.append("## Throughput and proxy CPU\n")
-    L.append("wrk -t%d -c%d -d%ds, keep-alive, GET of the %d-byte file. *vs HAProxy* compares "
+    L.append("wrk -t%d -c%d -d%ds, keep-alive, GET of the %d-byte file.%s *vs HAProxy* compares "
              "with HAProxy in the same mode (tcp for weft TCP, http for weft HTTP). CPU: "
              "utime+stime of the proxy (and of nginx) from /proc/PID/stat over the wrk run, "
              "per 100k requests.\n"
-             % (k["BENCH_WRK_THREADS"], k["BENCH_WRK_CONNS"], k["BENCH_WRK_SECONDS"], k["BENCH_BODY_BYTES"]))
+             % (k["BENCH_WRK_THREADS"], k["BENCH_WRK_CONNS"], k["BENCH_WRK_SECONDS"], k["BENCH_BODY_BYTES"],
+                " *vs direct* is against direct (pod) for the pod rows." if pod_rows else ""))
     L.append("| target | req/s | min-max | vs direct | vs HAProxy | proxy CPU s/100k req | nginx CPU s/100k req |")
     L.append("|---|---:|---:|---:|---:|---:|---:|")
     for t in b.targets:
         key = t["key"]
         rps = med(key, "rps")
+        d_rps = med(t["base"], "rps")
         vs_h = None
         if key in peer:
             h = med(peer[key], "rps")
@@ -1031,13 +1473,15 @@ def render(b, cleanup_errs):
     L.append("HTTP: weft-loadgen, open loop at %d req/s over %d keep-alive connections for %.0f s "
              "(after 0.5 s warm-up); each request's latency runs from when it was due to its last "
              "byte, so a stall is charged to every request it delays (no coordinated omission). "
-             "Round trip, microseconds. *added* = p50 minus direct's p50.\n"
-             % (k["BENCH_HTTP_RATE"], k["BENCH_HTTP_CONNS"], k["BENCH_LAT_SECONDS"]))
+             "Round trip, microseconds. *added* = p50 minus direct's p50%s.\n"
+             % (k["BENCH_HTTP_RATE"], k["BENCH_HTTP_CONNS"], k["BENCH_LAT_SECONDS"],
+                " (for pod rows: minus direct (pod)'s)" if pod_rows else ""))
     L.append("| target | p50 us | p50 min-max | p99 us | p99.9 us | added p50 us | added p50 vs HAProxy's |")
     L.append("|---|---:|---:|---:|---:|---:|---:|")
-    d50 = med("direct", "http_p50")
-    added = {key: (med(key, "http_p50") - d50) if d50 is not None and med(key, "http_p50") is not None else None
-             for key in S}
+    added = {}
+    for key in S:
+        d50 = med(base_of[key], "http_p50")
+        added[key] = (med(key, "http_p50") - d50) if d50 is not None and med(key, "http_p50") is not None else None
     for t in b.targets:
         key = t["key"]
         ratio = "-"
@@ -1047,7 +1491,7 @@ def render(b, cleanup_errs):
         L.append("| %s | %s | %s | %s | %s | %s | %s |" % (
             t["label"], fmt_f(med(key, "http_p50")), spread(S[key]["http_p50"], fmt_f),
             fmt_f(med(key, "http_p99")), fmt_f(med(key, "http_p99.9")),
-            fmt_f(added[key]) if key != "direct" else "-", ratio))
+            fmt_f(added[key]) if key != t["base"] else "-", ratio))
     L.append("")
     if b.have_sockperf:
         L.append("TCP: sockperf ping-pong, %d-byte messages at %d msg/s for %d s (its first 400 ms are "
@@ -1086,7 +1530,7 @@ def render(b, cleanup_errs):
     L.append("| target | idle MiB | before hold MiB | held MiB | per connection | after runs MiB |")
     L.append("|---|---:|---:|---:|---:|---:|")
     for t in b.targets:
-        if not t["proxy"]:
+        if not t["proxy"] or t["pod"]:
             continue
         h = R["hold"][t["key"]]
         L.append("| %s | %.2f | %.2f | %.2f | %s B | %.2f |" % (
@@ -1121,7 +1565,77 @@ def render(b, cleanup_errs):
     goal("weftd idle RSS <= 4 MB", idle, idle <= 4.0, "%.2f MiB" % idle)
     pc = R["hold"]["weft-tcp"]["bytes_per_conn"]
     goal("<= 4 KB per idle proxied connection", pc, pc is not None and pc <= 4096, "%s B" % fmt_int(pc))
+    C = R.get("pod_cost")
+    if C:
+        v = C["fds_per_pod_per_worker"]
+        bk = C.get("fds_per_pod_by_kind", {})
+        goal("pods (issue 12): <= 2 fds per worker per pod", v, v <= 2.0,
+             "%s per pod, %d worker(s): %s (listener sockets %s, bpf_link %s, other %s per pod)"
+             % (fmt_f(C["fds_per_pod"], 2), C["workers"], fmt_f(v, 2), fmt_f(bk.get("socket"), 2),
+                fmt_f(bk.get("bpf_link"), 2), fmt_f(bk.get("other"), 2)))
+        v = C["kib_per_pod"]
+        goal("pods (issue 12): <= 4 KiB of weftd RSS per pod", v, v <= 4.0, "%s KiB" % fmt_f(v, 2))
     L.append("")
+
+    if b.pod or C:
+        L.append("## Pods\n")
+    if b.pod:
+        pe = b.pod_entry or {}
+        L.append("The pod case (rows marked *(pod)* above): pod %s, uid %s, served by weftd with %s "
+                 "listeners in its namespace (/pods: state %s, ips %s). Throughput and latency against "
+                 "*direct (pod)*: weft HTTP (pod) does %s of its req/s (weft HTTP from the host: %s of "
+                 "direct) and adds %s us at p50 (from the host: %s us).\n"
+                 % (b.pod.name, b.pod.uid, pe.get("listeners"), pe.get("state"), pe.get("ips"),
+                    fmt_x(med("weft-http-pod", "rps") / med("direct-pod", "rps"))
+                    if med("direct-pod", "rps") else "n/a",
+                    fmt_x(med("weft-http", "rps") / med("direct", "rps")) if med("direct", "rps") else "n/a",
+                    fmt_f(added.get("weft-http-pod")), fmt_f(added.get("weft-http"))))
+    if C:
+        L.append("Per-pod cost: on a freshly restarted weftd (agent.workers = %d) serving %d pod(s), "
+                 "%d more pods were made (`ip -batch` netns add, lo up, kubelet-shaped cgroups, then a "
+                 "`sleep` pause process in each, entering the netns before its cgroup), and weftd's "
+                 "open descriptors (/proc/PID/fd) and VmRSS were read before, once `weft_pods{state="
+                 "\"serving\"}` counted them all and the descriptor count had stayed put for 1 s, "
+                 "and again after the pods were deleted (cgroup.kill, rmdir, netns delete). The pods "
+                 "have no veth and so no address (weftd rereads their addresses every 250 ms, as for a "
+                 "pod the CNI has not finished).\n" % (C["workers"], C["base_pods"], C["pods"]))
+        L.append("| weftd | before | with %d pods | after deleting them | per pod |" % C["pods"])
+        L.append("|---|---:|---:|---:|---:|")
+        L.append("| open fds | %d | %d | %d | %s (%s per worker) |" % (
+            C["fds_before"], C["fds_with_pods"], C["fds_after"], fmt_f(C["fds_per_pod"], 2),
+            fmt_f(C["fds_per_pod_per_worker"], 2)))
+        L.append("| VmRSS KiB | %s | %s | %s | %s KiB |" % (
+            fmt_int(C["rss_before_kb"]), fmt_int(C["rss_with_pods_kb"]), fmt_int(C["rss_after_kb"]),
+            fmt_f(C["kib_per_pod"], 2)))
+        bk = C.get("fds_per_pod_by_kind")
+        if bk:
+            kb, kp = C["fd_kinds_before"], C["fd_kinds_with_pods"]
+            for kind, what in (("socket", "of which sockets"), ("bpf_link", "of which bpf_link"),
+                               ("other", "of which other")):
+                L.append("| %s | %d | %d | - | %s |" % (what, kb[kind], kp[kind], fmt_f(bk[kind], 2)))
+        if C.get("anon_kib_per_pod") is not None:
+            L.append("| RssAnon KiB | %s | %s | %s | %s KiB |" % (
+                fmt_int(C["anon_before_kb"]), fmt_int(C["anon_with_pods_kb"]), fmt_int(C["anon_after_kb"]),
+                fmt_f(C["anon_kib_per_pod"], 2)))
+        L.append("")
+        L.append("*after deleting them* includes what weftd's heap kept from answering /pods for all "
+                 "of them once, just after the measurement (VmRSS %s KiB right after that answer): "
+                 "freed memory stays in the process.\n" % fmt_int(C.get("rss_listed_kb")))
+        L.append("/pods listed %d of them, %d serving, with %s listeners each. Making the namespaces and "
+                 "cgroups took %.2f s, starting the pause processes %.2f s; weftd served the last one "
+                 "%.2f s after the last pause process was in its namespace (%.2f s of weftd CPU from "
+                 "the first netns to the last pod served). Deleting them took %.2f s; weftd had let "
+                 "the last one go %.2f s later (polled every 50 ms). Descriptors back to where they "
+                 "started: %s.\n"
+                 % (C["listed"], C["listed_serving"], "/".join(str(x) for x in C["listeners_per_pod"]),
+                    C["make_s"], C["start_pause_s"], C["serve_s"], C["weftd_cpu_s_setup"], C["delete_s"],
+                    C["let_go_s"], "yes" if C["fds_back"] else "**no** (%d, started at %d)"
+                    % (C["fds_after"], C["fds_before"])))
+        if bk and bk.get("bpf_link"):
+            L.append("The bpf_link descriptors are not the pod listeners: weftd attaches its cgroup "
+                     "programs to every cgroup it enrols, and the kubelet glob enrols each pod's cgroup "
+                     "on its own (%s links per pod). Enrolling the parent (`kubepods.slice`) instead "
+                     "attaches once for all pods (docs/config.md).\n" % fmt_f(bk["bpf_link"], 0))
 
     L.append("## Notes\n")
     notes = [] if b.weft_l7 else [L7_NOTE]

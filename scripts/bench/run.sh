@@ -10,8 +10,10 @@
 # 3. runs scripts/bench/bench.py, which measures direct / weft / HAProxy and
 #    writes build/bench/results.md and results.json (docs/benchmarks.md),
 # 4. on every exit path (normal, error, Ctrl-C, SIGTERM) sweeps away whatever
-#    this run made: cgroups weft-bench-<pid>* under the cgroup2 mount, the pin
-#    directory /sys/fs/bpf/weft-bench-<pid>, the temp dir, and processes.
+#    this run made: cgroups weft-bench-<pid>* under the cgroup2 mount (the
+#    pods' cgroups are inside), the pin directory /sys/fs/bpf/weft-bench-<pid>,
+#    the network namespaces weft-bench-<pid>-* (the pods'), the pod's veth
+#    wbench<pid>, the temp dir, and processes.
 #
 # Knobs are environment variables (BENCH_ROUNDS=3, BENCH_WRK_SECONDS=4, ...):
 # see docs/benchmarks.md or the ENV table in scripts/bench/bench.py.
@@ -83,7 +85,7 @@ if [ ${#need[@]} -gt 0 ]; then
 			echo "bench: sockperf not available: TCP ping-pong latency will be skipped" >&2
 	fi
 fi
-for t in wrk haproxy nginx taskset; do
+for t in wrk haproxy nginx taskset ip nsenter; do
 	have "$t" || die "$t not found after install"
 done
 
@@ -134,6 +136,15 @@ sweep() {
 		done
 		[ ! -d "$CG2/$NAME" ] || echo "bench: could not remove $CG2/$NAME" >&2
 	fi
+	# The pod's veth (named by bench.py: wbench<run id>), then the pods'
+	# network namespaces (their processes died with the cgroups above).
+	if ip link show dev "wbench$RUN_ID" >/dev/null 2>&1; then
+		ip link del dev "wbench$RUN_ID" 2>/dev/null || echo "bench: could not remove interface wbench$RUN_ID" >&2
+	fi
+	for f in "/run/netns/$NAME-"*; do
+		[ -e "$f" ] || continue
+		ip netns delete "${f##*/}" 2>/dev/null || echo "bench: could not remove netns ${f##*/}" >&2
+	done
 	for f in "/sys/fs/bpf/$NAME" "/sys/fs/bpf/$NAME-"*; do
 		[ -e "$f" ] || continue
 		rm -rf "$f" || echo "bench: could not remove $f" >&2
@@ -146,7 +157,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
 
-echo "bench: run $NAME (about 3-4 minutes; results in build/bench/results.md)" >&2
+echo "bench: run $NAME (about 5-6 minutes; results in build/bench/results.md)" >&2
 # A session of its own: one scheduling autogroup for the whole benchmark (BENCH_NICE).
 setsid "$PY" scripts/bench/bench.py --run-id "$RUN_ID" --tmp "$TMP" &
 PYPID=$!
