@@ -308,13 +308,25 @@ static void test_reply(void **state)
 	assert_int_equal(preamble_reply_decode("WEFT\x01\x00\x00\x01", 8, &st), -EINVAL);
 }
 
+static void test_service_name_ok(void **state)
+{
+	(void)state;
+	assert_true(preamble_service_name_ok("web"));
+	assert_true(preamble_service_name_ok("web-v2.internal_1"));
+	assert_false(preamble_service_name_ok(""));
+	assert_false(preamble_service_name_ok("shop/cart:8080")); /* a discovered name: left out */
+	assert_false(preamble_service_name_ok("-web"));
+	assert_false(preamble_service_name_ok("Web"));
+	assert_false(preamble_service_name_ok("a234567890123456789012345678901234567890123456789012345678901234"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_golden),      cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_v4_mapped),   cmocka_unit_test(test_decode_fail),
 		cmocka_unit_test(test_encode_fail), cmocka_unit_test(test_err_names),
-		cmocka_unit_test(test_reply),
+		cmocka_unit_test(test_reply),       cmocka_unit_test(test_service_name_ok),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

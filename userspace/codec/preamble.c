@@ -414,3 +414,10 @@ int preamble_reply_decode(const void *buf, size_t len, enum preamble_status *st)
 	*st = (enum preamble_status)b[5];
 	return PREAMBLE_REPLY_LEN;
 }
+
+bool preamble_service_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n >= 1 && n <= PREAMBLE_SERVICE_MAX && service_ok((const uint8_t *)s, n);
+}

@@ -37,6 +37,7 @@
 #ifndef WEFT_PREAMBLE_H
 #define WEFT_PREAMBLE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -99,6 +100,12 @@ const char *preamble_err_name(enum preamble_err e);
  * service name, ...).
  */
 int preamble_encode(void *buf, size_t len, const struct preamble *p);
+/*
+ * Can s travel as the service name (1..63 of [a-z0-9][a-z0-9._-]*)? A name
+ * that cannot (a discovered "<namespace>/<name>:<port>") is left out: the
+ * receiver then checks the target against all of its local endpoints.
+ */
+bool preamble_service_name_ok(const char *s);
 
 /*
  * Decodes a preamble from the first len bytes the peer sent (all of them so

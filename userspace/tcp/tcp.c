@@ -65,7 +65,8 @@ static int conn_secure(void *arg, void *tag, struct tls_ctx **ctx, uint8_t *pref
 	memset(&pre, 0, sizeof(pre));
 	pre.target = ep->addr;
 	pre.proto = PREAMBLE_PROTO_TCP;
-	snprintf(pre.service, sizeof(pre.service), "%s", c->svc->name);
+	if (preamble_service_name_ok(c->svc->name))
+		snprintf(pre.service, sizeof(pre.service), "%s", c->svc->name);
 	n = preamble_encode(prefix, cap, &pre);
 	if (n < 0)
 		return n;
