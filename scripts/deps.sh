@@ -2,22 +2,39 @@
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 # Installs the Debian packages weft needs to build, test (unit, fuzz, e2e) and
 # demo. Quick when everything is there: dpkg-query first, apt only for what is
-# missing. Usage: scripts/deps.sh   (as root, or with everything installed)
+# missing.
+# Usage: scripts/deps.sh           everything (as root, or with everything installed)
+#        scripts/deps.sh --build   only what `make` needs (deploy/Containerfile's build stage)
 set -euo pipefail
 
-PKGS=(
-	# build (clang-format: make format, make format-check)
-	build-essential clang llvm pkg-config clang-format
+BUILD_PKGS=(
+	build-essential clang llvm pkg-config
 	libbpf-dev bpftool libelf-dev zlib1g-dev
 	libev-dev libconfig-dev libwolfssl-dev libnl-3-dev libnl-route-3-dev libnl-idiag-3-dev
+)
+PKGS=(
+	"${BUILD_PKGS[@]}"
+	# make format, make format-check
+	clang-format
 	# tests: unit (cmocka), sanitizer + libFuzzer runtime, valgrind, e2e (pytest, clients)
 	libcmocka-dev libclang-rt-14-dev valgrind
 	python3 python3-pytest curl iproute2 wrk
+	# e2e: tests/e2e/test_deploy.py (the manifests: python3-yaml; weftd.service:
+	# systemd-analyze verify), test_bpffs.py (unshare, mountpoint: util-linux)
+	python3-yaml systemd util-linux
 	# e2e: promtool check metrics, and a real Prometheus scraping weftd
 	prometheus
 	# mTLS: scripts/weft-ca (openssl), testssl.sh against the inbound listener
 	openssl testssl.sh
 )
+case "${1:-}" in
+"") ;;
+--build) PKGS=("${BUILD_PKGS[@]}") ;;
+*)
+	echo "usage: $0 [--build]" >&2
+	exit 2
+	;;
+esac
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -531,18 +531,21 @@ class Weftd:
     def __repr__(self):
         return "Weftd(%s)" % self.name
 
-    def start(self, cgroup=None, wait=True, timeout=10.0):
-        """Start (again) with the same config; wait for 'ready:' in the log."""
+    def start(self, cgroup=None, wait=True, timeout=10.0, wrap=None):
+        """Start (again) with the same config; wait for 'ready:' in the log.
+        wrap: argv words put before weftd's own (e.g. unshare ... sh -c
+        'SCRIPT; exec "$@"' sh); they must exec weftd, so that the pid is weftd's."""
         if self.proc is not None and self.proc.poll() is None:
             raise RuntimeError("%s already running" % self.name)
         self.runs += 1
         self._log_offset = self._log_size()
         logf = open(self.log_path, "ab")
-        logf.write(b"==== run %d: %s -c %s -v%s\n" % (
-            self.runs, self.binary.encode(), self.conf_path.encode(),
+        logf.write(b"==== run %d: %s%s -c %s -v%s\n" % (
+            self.runs, " ".join(wrap or []).encode() + (b" " if wrap else b""),
+            self.binary.encode(), self.conf_path.encode(),
             (b" (in cgroup %s)" % str(getattr(cgroup, "path", cgroup)).encode()) if cgroup else b""))
         logf.flush()
-        argv = in_cgroup_argv(cgroup, [self.binary, "-c", self.conf_path, "-v"])
+        argv = in_cgroup_argv(cgroup, list(wrap or []) + [self.binary, "-c", self.conf_path, "-v"])
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
         self.proc = spawn(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,

@@ -3,7 +3,9 @@
  * Kernel feature probe run before anything is loaded, so a missing feature is
  * reported by name ("kernel has no BTF (/sys/kernel/btf/vmlinux missing):
  * build the kernel with CONFIG_DEBUG_INFO_BTF=y") instead of a libbpf errno.
- * It may call: kernel/cgroup, libbpf.
+ * The one thing it changes: when nothing is mounted at /sys/fs/bpf and the pin
+ * path is under it, it mounts bpffs there (and logs it), as the contract says.
+ * It may call: kernel/cgroup, lib/log, libbpf.
  */
 #ifndef WEFT_PROBE_H
 #define WEFT_PROBE_H
