@@ -380,6 +380,9 @@ int weft_strict_in(struct __sk_buff *skb)
 		return 1;
 	if (ag->mark && skb->mark == ag->mark)
 		return 1;
+	/* the agent's own listeners (admin, inbound, outbound), should its cgroup be enrolled (a pod glob) */
+	if (bpf_skb_cgroup_id(skb) == ag->agent_cgroup_id)
+		return 1;
 	if ((!ag->enabled || (__s64)(bpf_ktime_get_ns() - ag->heartbeat_ns) > (__s64)ag->stale_after_ns) &&
 	    ag->fail_mode != WEFT_FAIL_CLOSED)
 		return 1;

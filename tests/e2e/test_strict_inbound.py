@@ -47,3 +47,20 @@ def test_permissive_by_default(weft):
     d = weft.weftd([srv_cg], [service("web", [vip_addr()], [backend.addr])])
     assert direct_connect(backend.addr) == "connected"
     assert d.stats()["strict_inbound_dropped"] == 0
+
+
+def test_agent_in_an_enrolled_cgroup_keeps_its_own_listeners(weft):
+    """On Kubernetes the pod globs enrol weftd's own pod too: strict inbound
+    must not drop connections to weftd itself (admin API, outbound port)."""
+    parent = weft.cgroup(tag="pods")
+    agent_cg = weft.cgroup(parent=parent, tag="agent")
+    cli_cg = weft.cgroup(parent=parent, tag="cli")
+    backend = weft.server("http", "B")
+    vip = vip_addr()
+    d = weft.weftd([parent], [service("web", [vip], [backend.addr])],
+                   extra_agent="  strict_inbound = true;\n", start=False)
+    d.start(cgroup=agent_cg)
+    assert direct_connect(d.admin) == "connected"
+    res = weft.client("http", vip, cgroup=cli_cg)
+    assert res["ok"] and res["reply"]["server"] == "B", res
+    assert d.stats()["strict_inbound_dropped"] == 0, d.stats()
