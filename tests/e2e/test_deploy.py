@@ -248,18 +248,29 @@ def test_configmap_weft_conf_checks(weft_binaries, weft_conf, tmp_path):
 
 
 def test_configmap_kubernetes_group_is_one_line_away(weft_binaries, weft_conf, tmp_path):
-    """The commented kubernetes group: uncommented it is valid syntax, and the
-    only complaint today is that weftd does not know the group yet."""
+    """The commented kubernetes group: uncommented, it passes weftd --check in
+    the environment a DaemonSet pod has (the API's address from the service
+    links, NODE_NAME from the downward API), and outside it the only
+    complaints are exactly those two missing values."""
     lines = [l for l in weft_conf.splitlines() if l.startswith("# kubernetes:")]
     assert len(lines) == 1, lines
     for key in ("api", "token_file", "ca_file", "node_name", "namespaces"):
         assert re.search(r"^#\s+%s\s+=" % key, weft_conf, re.M), "key %s not shown" % key
     path = tmp_path / "weft.conf"
     path.write_text(weft_conf.replace("# kubernetes:", "kubernetes:", 1))
-    r = subprocess.run([weft_binaries.weftd, "-c", str(path), "--check"], capture_output=True, text=True)
-    if r.returncode != 0:
-        errs = [l for l in (r.stdout + r.stderr).splitlines() if l.strip()]
-        assert errs and all(re.search(r":\d+: kubernetes: unknown key", l) for l in errs), errs
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "NODE_NAME")}
+    pod_env = dict(env, KUBERNETES_SERVICE_HOST="10.96.0.1", KUBERNETES_SERVICE_PORT="443",
+                   NODE_NAME="node-a")
+    r = subprocess.run([weft_binaries.weftd, "-c", str(path), "--check"], capture_output=True, text=True,
+                       env=pod_env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = subprocess.run([weft_binaries.weftd, "-c", str(path), "--check"], capture_output=True, text=True,
+                       env=env)
+    errs = [l for l in (r.stdout + r.stderr).splitlines() if l.strip()]
+    assert r.returncode == 2 and len(errs) == 2, errs
+    assert "kubernetes.api: not set and $KUBERNETES_SERVICE_HOST is empty" in errs[0], errs
+    assert "kubernetes.node_name: not set and $NODE_NAME is empty" in errs[1], errs
 
 
 def _glob_match(glob_, path):
