@@ -10,6 +10,8 @@ PKGS=(
 	build-essential clang llvm pkg-config clang-format
 	libbpf-dev bpftool libelf-dev zlib1g-dev
 	libev-dev libconfig-dev libwolfssl-dev libnl-3-dev libnl-route-3-dev libnl-idiag-3-dev
+	# Kubernetes API objects (codec/k8s): JSON with jansson
+	libjansson-dev
 	# tests: unit (cmocka), sanitizer + libFuzzer runtime, valgrind, e2e (pytest, clients)
 	libcmocka-dev libclang-rt-14-dev valgrind
 	python3 python3-pytest curl iproute2 wrk
