@@ -38,7 +38,7 @@ WARN     := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wformat=2 -Wvl
 CFLAGS   ?= -O2 -g
 CPPFLAGS := -D_GNU_SOURCE -Iinclude -Iuserspace -I$(BUILD)
 BASE_CFLAGS := -std=c11 $(WARN) -fno-strict-aliasing $(CFLAGS)
-LIBS     := -lbpf -lelf -lz -lev -lconfig -lwolfssl -lm
+LIBS     := -lbpf -lelf -lz -lev -lconfig -lwolfssl -ljansson -lm
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 BPF_SRCS  := $(wildcard bpf/*.bpf.c)
@@ -134,7 +134,7 @@ $(BUILD)/san/tests/%: tests/unit/%.c $(SAN_OBJS) $(wildcard tests/common/*.h) | 
 FUZZ_CFLAGS := -std=c11 -g -O1 $(CPPFLAGS) -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(CORE_SRCS) $(HDRS) $(wildcard tests/common/*.h) | $(BUILD)/fuzz
 	$(call msg,FUZZ,$@)
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(call modules_of,$<) -o $@ -lconfig -lev
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(call modules_of,$<) -o $@ -lconfig -lev -ljansson
 
 unit: $(UNIT_BINS)
 	$(Q)set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done

@@ -11,6 +11,8 @@ BUILD_PKGS=(
 	build-essential clang llvm pkg-config
 	libbpf-dev bpftool libelf-dev zlib1g-dev
 	libev-dev libconfig-dev libwolfssl-dev libnl-3-dev libnl-route-3-dev libnl-idiag-3-dev
+	# Kubernetes API objects (codec/k8s): JSON with jansson
+	libjansson-dev
 )
 PKGS=(
 	"${BUILD_PKGS[@]}"
