@@ -24,6 +24,7 @@
 #include "lib/log.h"
 #include "tls/tls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -57,6 +58,11 @@
 /* AEAD only. The library also knows CCM-8 and integrity-only suites (Debian
  * builds HAVE_NULL_CIPHER): naming the list keeps them out. */
 #define TLS_CIPHERS "TLS13-AES128-GCM-SHA256:TLS13-AES256-GCM-SHA384:TLS13-CHACHA20-POLY1305-SHA256"
+/* HTTPS client: the same TLS 1.3 suites, and for TLS 1.2 servers (API servers
+ * speak both) ECDHE with AEAD only: forward secrecy, no CBC, no static RSA. */
+#define TLS_HTTPS_CIPHERS                                                                                      \
+	TLS_CIPHERS ":ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384" \
+		    ":ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 /* Largest file read as a CA bundle, certificate chain or key. */
 #define TLS_FILE_MAX (1024 * 1024)
 /* One TLS record of plaintext: the most tls_write takes per call. */
@@ -66,6 +72,8 @@
 /* GeneralName tag [6] uniformResourceIdentifier (GEN_URI of the OpenSSL
  * compatibility headers, which would bring their macros in with it). */
 #define TLS_GEN_URI 6
+#define TLS_GEN_DNS 2
+#define TLS_GEN_IPADD 7
 
 struct tls_stamp {
 	char *path; /* NULL: loaded from a buffer */
@@ -77,6 +85,7 @@ struct tls_stamp {
 
 struct tls_ctx {
 	atomic_int refs;
+	bool https; /* an HTTPS client context (tls_https_ctx_load): cli only, no certificate */
 	WOLFSSL_CTX *srv, *cli;
 	char id[TLS_ID_MAX];
 	char td[SPIFFE_TD_MAX + 1];
@@ -97,6 +106,10 @@ struct tls_conn {
 	enum tls_fail vfail; /* first failure seen by the verify callback */
 	char *peer_id;       /* set by the verify callback when the leaf passes */
 	char detail[TLS_DETAIL_MAX];
+	/* HTTPS client: the address the server's certificate must name */
+	unsigned char server_ip[16];
+	size_t server_ip_len; /* 4 or 16 */
+	char server_ip_str[INET6_ADDRSTRLEN];
 };
 
 static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
@@ -558,6 +571,72 @@ static enum tls_fail check_leaf(struct tls_conn *c, WOLFSSL_X509 *x)
 	return TLS_FAIL_NONE;
 }
 
+/*
+ * HTTPS client: the server's leaf must carry the address we connected to as
+ * an iPAddress subjectAltName (RFC 9525 6.2.1: IP addresses are matched in
+ * iPAddress SANs only). wolfSSL_X509_check_ip_asc is not used: in Debian's
+ * 5.5.4 it also accepts a DNS SAN spelling the address and, with no SAN at
+ * all, a CN equal to it, and it never matches an IPv6 address (tested).
+ * The octets are compared, so "::1" and "0:0::1" are the same address.
+ */
+static enum tls_fail check_server_ip(struct tls_conn *c, WOLFSSL_X509 *x)
+{
+	WOLFSSL_GENERAL_NAMES *names;
+	char seen[160] = "", subj[128];
+	size_t slen = 0;
+	int i, n;
+
+	if (!x) {
+		snprintf(c->detail, sizeof(c->detail), "no server certificate to check");
+		return TLS_FAIL_BAD_CERT;
+	}
+	names = wolfSSL_X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	n = names ? wolfSSL_sk_GENERAL_NAME_num(names) : 0;
+	for (i = 0; i < n; i++) {
+		WOLFSSL_GENERAL_NAME *gn = wolfSSL_sk_GENERAL_NAME_value(names, i);
+		const unsigned char *d;
+		char ip[INET6_ADDRSTRLEN];
+		int len;
+
+		if (!gn)
+			continue;
+		if (gn->type == TLS_GEN_IPADD && gn->d.iPAddress) {
+			d = wolfSSL_ASN1_STRING_data(gn->d.iPAddress);
+			len = wolfSSL_ASN1_STRING_length(gn->d.iPAddress);
+			if (d && len > 0 && (size_t)len == c->server_ip_len &&
+			    memcmp(d, c->server_ip, (size_t)len) == 0) {
+				wolfSSL_GENERAL_NAMES_free(names);
+				free(c->peer_id);
+				c->peer_id = strdup(c->server_ip_str);
+				if (!c->peer_id) {
+					snprintf(c->detail, sizeof(c->detail), "out of memory");
+					return TLS_FAIL_INTERNAL;
+				}
+				return TLS_FAIL_NONE;
+			}
+			if (!d || (len != 4 && len != 16) ||
+			    !inet_ntop(len == 4 ? AF_INET : AF_INET6, d, ip, sizeof(ip)))
+				snprintf(ip, sizeof(ip), "?");
+			if (slen < sizeof(seen))
+				slen += (size_t)snprintf(seen + slen, sizeof(seen) - slen, "%sIP %s", slen ? ", " : "",
+							 ip);
+		} else if (gn->type == TLS_GEN_DNS && gn->d.dNSName) {
+			d = wolfSSL_ASN1_STRING_data(gn->d.dNSName);
+			len = wolfSSL_ASN1_STRING_length(gn->d.dNSName);
+			if (slen < sizeof(seen))
+				slen += (size_t)snprintf(seen + slen, sizeof(seen) - slen, "%sDNS %.*s",
+							 slen ? ", " : "", d && len > 0 ? (len > 64 ? 64 : len) : 1,
+							 d && len > 0 ? (const char *)d : "?");
+		}
+	}
+	wolfSSL_GENERAL_NAMES_free(names);
+	x509_subject(x, subj, sizeof(subj));
+	snprintf(c->detail, sizeof(c->detail),
+		 "server certificate '%.80s' does not name IP %s in its subjectAltName (%s%.150s)", subj,
+		 c->server_ip_str, n ? "it names: " : "it has none", seen);
+	return TLS_FAIL_BAD_IDENTITY;
+}
+
 static int verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *store)
 {
 	struct tls_conn *c = store ? store->userCtx : NULL;
@@ -591,7 +670,7 @@ static int verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *store)
 	}
 	if (store->error_depth != 0)
 		return 1; /* an intermediate that verified: the leaf decides */
-	f = check_leaf(c, store->current_cert);
+	f = c->ctx->https ? check_server_ip(c, store->current_cert) : check_leaf(c, store->current_cert);
 	if (f != TLS_FAIL_NONE) {
 		c->vfail = f;
 		return 0;
@@ -834,6 +913,67 @@ fail:
 	return NULL;
 }
 
+struct tls_ctx *tls_https_ctx_load(const char *ca_file, char *err, size_t errlen)
+{
+	int groups[] = { WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1, WOLFSSL_ECC_SECP384R1 };
+	unsigned char *ca = NULL;
+	size_t calen = 0;
+	struct tls_ctx *t;
+	char es[80];
+	int r;
+
+	pthread_once(&tls_once, tls_global_init);
+	if (tls_init_rc) {
+		err_set(err, errlen, "tls: wolfSSL_Init failed");
+		return NULL;
+	}
+	if (!ca_file || !*ca_file) {
+		err_set(err, errlen, "no CA file to verify the server with");
+		return NULL;
+	}
+	t = calloc(1, sizeof(*t));
+	if (!t) {
+		err_set(err, errlen, "tls: out of memory");
+		return NULL;
+	}
+	atomic_init(&t->refs, 1);
+	t->https = true;
+	if (read_file("CA file", ca_file, &ca, &calen, &t->stamps[0], err, errlen))
+		goto fail;
+	/* any version the library has, then at least 1.2: the server picks 1.3 when it can */
+	t->cli = wolfSSL_CTX_new(wolfSSLv23_client_method());
+	if (!t->cli) {
+		err_set(err, errlen, "tls: cannot create a wolfSSL context (out of memory?)");
+		goto fail;
+	}
+	if (wolfSSL_CTX_SetMinVersion(t->cli, WOLFSSL_TLSV1_2) != WOLFSSL_SUCCESS) {
+		err_set(err, errlen, "tls: wolfSSL refused TLS 1.2 as the lowest version");
+		goto fail;
+	}
+	if (wolfSSL_CTX_set_cipher_list(t->cli, TLS_HTTPS_CIPHERS) != WOLFSSL_SUCCESS) {
+		err_set(err, errlen, "tls: wolfSSL refused the cipher suites %s", TLS_HTTPS_CIPHERS);
+		goto fail;
+	}
+	if (wolfSSL_CTX_set_groups(t->cli, groups, (int)(sizeof(groups) / sizeof(groups[0]))) != WOLFSSL_SUCCESS) {
+		err_set(err, errlen, "tls: wolfSSL refused the key exchange groups X25519, P-256, P-384");
+		goto fail;
+	}
+	r = wolfSSL_CTX_load_verify_buffer(t->cli, ca, (long)calen, WOLFSSL_FILETYPE_PEM);
+	if (r != WOLFSSL_SUCCESS) {
+		err_set(err, errlen, "CA file '%s': no usable PEM CA certificate (%s)", ca_file,
+			wolf_strerror(r, es, sizeof(es)));
+		goto fail;
+	}
+	wolfSSL_CTX_set_verify(t->cli, WOLFSSL_VERIFY_PEER, verify_cb);
+	wolfSSL_CTX_set_session_cache_mode(t->cli, WOLFSSL_SESS_CACHE_OFF);
+	free(ca);
+	return t;
+fail:
+	free(ca);
+	ctx_free(t);
+	return NULL;
+}
+
 struct tls_ctx *tls_ctx_ref(struct tls_ctx *t)
 {
 	atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
@@ -888,7 +1028,8 @@ bool tls_ctx_files_changed(const struct tls_ctx *t)
 
 /* --- connections ---------------------------------------------------------------- */
 
-struct tls_conn *tls_conn_new(struct tls_ctx *t, int fd, bool is_server)
+/* A connection of either kind; the caller adds what its policy needs. */
+static struct tls_conn *conn_new(struct tls_ctx *t, int fd, bool is_server)
 {
 	struct tls_conn *c = calloc(1, sizeof(*c));
 
@@ -908,11 +1049,55 @@ struct tls_conn *tls_conn_new(struct tls_ctx *t, int fd, bool is_server)
 	wolfSSL_SetIOReadCtx(c->ssl, c);
 	wolfSSL_SetIOWriteCtx(c->ssl, c);
 	wolfSSL_SetCertCbCtx(c->ssl, c);
+	return c;
+}
+
+struct tls_conn *tls_conn_new(struct tls_ctx *t, int fd, bool is_server)
+{
+	struct tls_conn *c;
+
+	if (t->https) {
+		errno = EINVAL; /* an HTTPS client context: tls_https_conn_new */
+		return NULL;
+	}
+	c = conn_new(t, fd, is_server);
+	if (!c)
+		return NULL;
 	if (wolfSSL_UseALPN(c->ssl, (char *)TLS_ALPN, sizeof(TLS_ALPN) - 1, WOLFSSL_ALPN_FAILED_ON_MISMATCH) !=
 	    WOLFSSL_SUCCESS) {
 		tls_conn_free(c);
 		return NULL;
 	}
+	return c;
+}
+
+struct tls_conn *tls_https_conn_new(struct tls_ctx *t, int fd, const char *server_ip)
+{
+	unsigned char ip[16];
+	size_t iplen;
+	struct tls_conn *c;
+
+	if (!t->https || !server_ip) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (inet_pton(AF_INET, server_ip, ip) == 1) {
+		iplen = 4;
+	} else if (inet_pton(AF_INET6, server_ip, ip) == 1) {
+		iplen = 16;
+	} else {
+		errno = EINVAL;
+		return NULL;
+	}
+	c = conn_new(t, fd, false);
+	if (!c) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	memcpy(c->server_ip, ip, iplen);
+	c->server_ip_len = iplen;
+	/* the canonical text, for messages and tls_peer_id */
+	inet_ntop(iplen == 4 ? AF_INET : AF_INET6, ip, c->server_ip_str, sizeof(c->server_ip_str));
 	return c;
 }
 
@@ -970,8 +1155,10 @@ static int conn_fail(struct tls_conn *c, int e, const char *when)
 		snprintf(c->detail, sizeof(c->detail), "peer refused us %s with alert %d (%s)", when, c->alert,
 			 alert_name(c->alert));
 	else
-		snprintf(c->detail, sizeof(c->detail), "%s, %s (wolfSSL %d: %s)", fail_text(c->fail), when, e,
-			 wolf_strerror(e, es, sizeof(es)));
+		snprintf(c->detail, sizeof(c->detail), "%s, %s (wolfSSL %d: %s)",
+			 c->ctx->https && c->fail == TLS_FAIL_VERSION ? "server speaks neither TLS 1.2 nor TLS 1.3"
+								      : fail_text(c->fail),
+			 when, e, wolf_strerror(e, es, sizeof(es)));
 	return c->ret;
 }
 
@@ -990,6 +1177,22 @@ static int handshake_checks(struct tls_conn *c)
 {
 	char *proto = NULL;
 	unsigned short plen = 0;
+
+	if (c->ctx->https) {
+		int v = wolfSSL_version(c->ssl);
+
+		if (v != TLS1_3_VERSION && v != TLS1_2_VERSION) {
+			snprintf(c->detail, sizeof(c->detail), "negotiated %s, not TLS 1.2 or 1.3",
+				 wolfSSL_get_version(c->ssl));
+			return conn_fail_local(c, TLS_FAIL_VERSION);
+		}
+		if (!c->peer_id) {
+			/* unreachable with WOLFSSL_ALWAYS_VERIFY_CB; never accept a server unchecked */
+			snprintf(c->detail, sizeof(c->detail), "the server certificate was not checked");
+			return conn_fail_local(c, TLS_FAIL_BAD_IDENTITY);
+		}
+		return 0;
+	}
 
 	if (wolfSSL_version(c->ssl) != TLS1_3_VERSION) {
 		snprintf(c->detail, sizeof(c->detail), "negotiated %s, not TLS 1.3", wolfSSL_get_version(c->ssl));

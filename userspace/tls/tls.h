@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * tls: mutual TLS between weft agents (wolfSSL), for non-blocking sockets
- * driven by a libev loop.
+ * driven by a libev loop; and, with its own constructors and policy, the
+ * client side of HTTPS to a server that is not an agent (the Kubernetes API:
+ * see "HTTPS client" below). The two share the connection code (I/O
+ * callbacks, failure reasons, read/write), never a policy.
  *
- * Policy, fixed here and not configurable (docs/security.md):
+ * Agent-to-agent policy, fixed here and not configurable (docs/security.md):
  * - TLS 1.3 only; AEAD suites only (AES-128-GCM, AES-256-GCM,
  *   ChaCha20-Poly1305); groups X25519, P-256, P-384.
  * - Both sides present a certificate; a peer without one fails the handshake.
@@ -108,7 +111,7 @@ enum tls_fail {
 	TLS_FAIL_NOT_YET_VALID, /* ... or is not valid yet */
 	TLS_FAIL_BAD_CERT,      /* bad signature, bad encoding, CA as leaf, other checks */
 	TLS_FAIL_NO_CERT,       /* the peer presented no certificate */
-	TLS_FAIL_BAD_IDENTITY,  /* leaf has no, several, or an invalid SPIFFE URI SAN */
+	TLS_FAIL_BAD_IDENTITY,  /* leaf has no, several, or an invalid SPIFFE URI SAN; HTTPS: not the server IP */
 	TLS_FAIL_TRUST_DOMAIN,  /* valid SPIFFE ID, foreign trust domain */
 	TLS_FAIL_ALPN,          /* peer offered no or another application protocol */
 	TLS_FAIL_VERSION,       /* peer does not speak TLS 1.3 */
@@ -128,9 +131,42 @@ enum tls_want { TLS_WANT_NONE = 0, TLS_WANT_READ, TLS_WANT_WRITE };
 /*
  * A connection over a connected, non-blocking socket fd (not owned: the
  * caller closes it after tls_conn_free). Takes a reference on ctx.
- * is_server selects the side. NULL on allocation failure.
+ * is_server selects the side. NULL on allocation failure, or (errno EINVAL)
+ * for an HTTPS client context (tls_https_conn_new).
  */
 struct tls_conn *tls_conn_new(struct tls_ctx *ctx, int fd, bool is_server);
+
+/*
+ * HTTPS client (kube/kapi: the Kubernetes API). Policy, fixed here:
+ * - TLS 1.3 or TLS 1.2 (API servers speak both); 1.3 with the suites above,
+ *   1.2 with ECDHE and AEAD only (AES-GCM, ChaCha20-Poly1305; ECDSA or RSA
+ *   server keys); groups X25519, P-256, P-384.
+ * - The server's chain must lead to a CA in ca_file; dates are checked.
+ * - The server's leaf must carry the IP address we connected to in an
+ *   iPAddress subjectAltName: octets compared, no CN fallback, a DNS SAN
+ *   that spells the address does not count (RFC 9525). Only IP literals:
+ *   weft connects to the in-cluster API address and resolves no names.
+ *   (wolfSSL_X509_check_ip_asc is not used: in Debian's 5.5.4 it accepts a
+ *   DNS SAN or CN spelling the address, and never matches IPv6.)
+ * - No client certificate (the client authenticates in HTTP, with a bearer
+ *   token), no ALPN (HTTP/1.1), no SNI (RFC 6066 allows no IP address
+ *   there), no session resumption.
+ * A failed check is TLS_FAIL_UNKNOWN_CA, _EXPIRED, _NOT_YET_VALID,
+ * _BAD_CERT, or _BAD_IDENTITY (the address is not in the certificate), with
+ * tls_conn_detail saying what the certificate holds; a server with no
+ * suite or version in common fails the handshake (an alert, or _VERSION).
+ *
+ * tls_https_ctx_load: a context trusting the PEM bundle ca_file (read once;
+ * tls_ctx_files_changed says when to load it again). NULL with err set
+ * ("CA file '/x': cannot open: ...") on failure. tls_ctx_identity is "".
+ * tls_https_conn_new: the client side over fd, for the server at server_ip
+ * (an IPv4 or IPv6 literal, no brackets). NULL with errno EINVAL (not an
+ * HTTPS context, not an IP literal) or ENOMEM. Then as any connection:
+ * tls_handshake, tls_read, tls_write; tls_peer_id gives the verified
+ * address.
+ */
+struct tls_ctx *tls_https_ctx_load(const char *ca_file, char *err, size_t errlen);
+struct tls_conn *tls_https_conn_new(struct tls_ctx *ctx, int fd, const char *server_ip);
 /* Frees the connection (no close_notify: see tls_shutdown). NULL is fine. */
 void tls_conn_free(struct tls_conn *c);
 
