@@ -29,6 +29,8 @@
 #include "kernel/probe.h"
 #include "listen/outbound.h"
 #include "listen/pods.h"
+#include "kube/kdisc.h"
+#include "kube/kmodel.h"
 #include "admin/render.h"
 #include "admin/snapshot.h"
 #include "http/h1svc.h"
@@ -58,7 +60,9 @@ struct agent {
 	struct membudget mb; /* agent.buffer_memory_mb: buffered HTTP bytes, per workload */
 	bool mb_ok;
 	struct outbound *ob;
-	struct pods *pods; /* pods' network namespaces (listen/pods) */
+	struct pods *pods;   /* pods' network namespaces (listen/pods) */
+	struct kdisc *kdisc; /* services from the Kubernetes API (kube/kdisc), NULL: none */
+	size_t n_discovered; /* discovered services in force */
 	char cgmount[CG_PATH_MAX];
 	char self_cg[CG_PATH_MAX];
 	uint64_t self_cgid;
@@ -228,6 +232,83 @@ static bool tracing_export_changed(const struct cfg_tracing *n, const struct cfg
 
 static int agent_reload(struct agent *a, struct buf *errout);
 
+/* Does a discovered service use an address a service of the file has? (the file's wins) */
+static bool vip_taken(const struct weft_config *file, const struct cfg_service *d)
+{
+	size_t i, j, k;
+
+	for (i = 0; i < file->n_services; i++)
+		for (j = 0; j < file->services[i].n_addrs; j++)
+			for (k = 0; k < d->n_addrs; k++)
+				if (addr_equal(&file->services[i].addrs[j], &d->addrs[k]))
+					return true;
+	return false;
+}
+
+/*
+ * The services in force: the file's, plus, with kubernetes discovery, the
+ * discovered ones (a discovered service whose ClusterIP:port a file service
+ * has is left out, with a warning). Into the registry (established
+ * connections keep theirs; endpoint state survives by address) and the
+ * kernel's weft_services. 0 or -ENOMEM (then nothing changed).
+ */
+static int agent_apply_services(struct agent *a, const struct weft_config *file)
+{
+	struct weft_config merged;
+	struct cfg_service *disc = NULL;
+	size_t nd = 0, i;
+	int r;
+
+	if (!a->kdisc) {
+		if (reg_set_config(&a->reg, file) < 0)
+			return -ENOMEM;
+		kern_sync_services(a->kern, file);
+		return 0;
+	}
+	if (kmodel_services(kdisc_model(a->kdisc), &disc, &nd) < 0)
+		return -ENOMEM;
+	merged = *file;
+	merged.services = calloc(file->n_services + nd + 1, sizeof(*merged.services));
+	if (!merged.services) {
+		kmodel_services_free(disc, nd);
+		return -ENOMEM;
+	}
+	memcpy(merged.services, file->services, file->n_services * sizeof(*merged.services));
+	merged.n_services = file->n_services;
+	for (i = 0; i < nd; i++) {
+		if (vip_taken(file, &disc[i])) {
+			log_warn_rl("kubernetes: service %s: its ClusterIP is an address of a service in %s; that one "
+				    "is used",
+				    disc[i].name, file->path);
+			continue;
+		}
+		merged.services[merged.n_services++] = disc[i];
+	}
+	r = reg_set_config(&a->reg, &merged);
+	if (r == 0) {
+		kern_sync_services(a->kern, &merged);
+		a->n_discovered = merged.n_services - file->n_services;
+	}
+	free(merged.services);
+	kmodel_services_free(disc, nd);
+	return r < 0 ? -ENOMEM : 0;
+}
+
+/* The API said something changed (coalesced): apply it. */
+static void agent_on_discovery(void *arg)
+{
+	struct agent *a = arg;
+	double t0 = ev_time();
+
+	if (a->draining)
+		return;
+	if (agent_apply_services(a, a->cfg) < 0) {
+		log_error("kubernetes: out of memory applying discovered services; the previous ones stay");
+		return;
+	}
+	log_debug("kubernetes: %zu discovered services applied in %.3f s", a->n_discovered, ev_time() - t0);
+}
+
 /*
  * Certificate or key files changed (rotation), or a minted certificate is due
  * for renewal: rebuild only the TLS bundle from the config in force, so
@@ -362,6 +443,12 @@ static int agent_reload(struct agent *a, struct buf *errout)
 		why = "agent.inbound";
 	else if (a->inbound && !n->tls_ca)
 		why = "the tls group (removing it ends mTLS connections in flight)";
+	else if (n->kubernetes.enabled != a->cfg->kubernetes.enabled ||
+		 (n->kubernetes.enabled && (strcmp(n->kubernetes.api, a->cfg->kubernetes.api) ||
+					    strcmp(n->kubernetes.node_name, a->cfg->kubernetes.node_name) ||
+					    strcmp(n->kubernetes.token_file, a->cfg->kubernetes.token_file) ||
+					    strcmp(n->kubernetes.ca_file, a->cfg->kubernetes.ca_file))))
+		why = "the kubernetes group";
 	else if (tracing_export_changed(&n->tracing, &a->cfg->tracing))
 		why = "tracing export (collector, path, service_name, queue_size, batch_size, flush_ms; "
 		      "sample_rate can change)";
@@ -408,7 +495,7 @@ static int agent_reload(struct agent *a, struct buf *errout)
 		a->mtls = nm;
 	}
 	t[2] = ev_time();
-	if (reg_set_config(&a->reg, n) < 0) {
+	if (agent_apply_services(a, n) < 0) {
 		log_error("reload rejected: out of memory");
 		if (errout)
 			buf_puts(errout, "out of memory\n");
@@ -416,7 +503,6 @@ static int agent_reload(struct agent *a, struct buf *errout)
 	}
 	agent_heartbeat(a);
 	t[3] = ev_time();
-	kern_sync_services(a->kern, n);
 	mb_configure(&a->mb, (size_t)n->buffer_memory_mb << 20, n->buffer_memory_workload_pct);
 	a->reload_s[0] = t[1] - t[0];
 	a->reload_s[1] = t[3] - t[2];
@@ -611,6 +697,8 @@ static void agent_metrics(struct agent *a, struct buf *out)
 		inbound_render_metrics(a->inbound, out);
 	if (a->pods)
 		pods_metrics(a->pods, out);
+	if (a->kdisc)
+		kdisc_metrics(a->kdisc, out);
 	if (a->mtls)
 		buf_printf(out,
 			   "# HELP weft_tls_cert_expiry_timestamp_seconds Earliest notAfter of the "
@@ -1062,6 +1150,11 @@ int agent_run(struct weft_config *cfg, const char *path, bool verbose)
 		log_error("cannot start: cannot fill weft_services");
 		goto out;
 	}
+	if (cfg->kubernetes.enabled && kdisc_start(a.loop, &cfg->kubernetes, addr_port(&cfg->inbound), cfg->mark,
+						   agent_on_discovery, &a, &a.kdisc, err, sizeof(err)) < 0) {
+		log_error("cannot start: kubernetes: %s", err);
+		goto out;
+	}
 	agent_scan_cgroups(&a);
 	agent_fill_state(&a, &st, true);
 	if (kern_set_agent(a.kern, &st) < 0) {
@@ -1096,6 +1189,7 @@ out:
 	if (a.admin)
 		admin_free(a.admin);
 	inbound_free(a.inbound);
+	kdisc_free(a.kdisc);
 	pods_free(a.pods); /* before the workers go: they own the pods' listeners */
 	if (a.ob)
 		outbound_free(a.ob);

@@ -1,0 +1,161 @@
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+"""Kubernetes discovery (issue 13): weftd lists and watches Services,
+EndpointSlices, this node's Pods and Nodes from an API server (kubeapi.py, the
+real wire format over TLS with a bearer token) and serves each Service port as
+a weft service: a client in a pod dials the ClusterIP and reaches pod
+endpoints. Scaling is followed within a second; the API going away, a token
+rotation and a 410 relist keep traffic flowing."""
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+import podnet
+from kubeapi import KubeAPI
+from podnet import make_pod, pod_glob
+from weft_harness import PYTHON, SCRIPT, free_port, http_get, vip_host, wait_for
+
+NODE = "node-a"
+
+
+@pytest.fixture(autouse=True)
+def _pods_possible(weft_env):
+    probs = podnet.problems()
+    if probs:
+        if os.environ.get("WEFT_REQUIRE_PRIV") == "1":
+            pytest.fail("pods cannot be made here: %s" % "; ".join(probs))
+        pytest.skip("pods cannot be made here: %s" % "; ".join(probs))
+
+
+class Cluster:
+    """One node: a weftd discovering from api, pods under root."""
+
+
+def cluster(weft):
+    c = Cluster()
+    c.api = KubeAPI(weft)
+    c.api.start()
+    c.root = weft.cgroup(tag="k8s")
+    c.api.upsert(c.api.node(NODE, ["127.0.0.1"]))
+    kube = ('kubernetes: { api = "%s"; token_file = "%s"; ca_file = "%s"; node_name = "%s"; };\n'
+            % (c.api.url.rstrip("/"), c.api.token_file, c.api.ca_file, NODE))
+    c.d = weft.weftd(pod_glob(c.root, "systemd"), [], extra_root=kube)
+    return c
+
+
+def services_doc(d):
+    st, body = http_get(d.admin, "/services")
+    assert st == 200
+    return {s["name"]: s for s in json.loads(body)["services"]}
+
+
+def server_pod(weft, c, name):
+    """A pod on this node running an HTTP server that says its name."""
+    p = make_pod(weft, c.root)
+    port = free_port()
+    p.run([PYTHON, SCRIPT, "serve", "--mode", "http", "--name", name, "--listen",
+           "%s:%d" % (p.ip, port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert wait_for(lambda: subprocess.run(
+        ["nsenter", "--net=/run/netns/%s" % p.netns, "ss", "-Htln", "sport = :%d" % port],
+        capture_output=True, text=True).stdout.strip(), 5, 0.05)
+    p.port = port
+    return p
+
+
+def who(pod, vip):
+    r = pod.exec([PYTHON, SCRIPT, "client", "--mode", "http", "--connect", vip, "--timeout", "5"],
+                 timeout=15)
+    res = json.loads(r.stdout)
+    return (res.get("reply") or {}).get("server") if res["ok"] else "error:%s" % res["error"]
+
+
+def slice_for(api, name, pods, ready=None):
+    ready = ready or {}
+    return api.endpointslice("shop", name + "-x1", name, "IPv4", [("http", pods[0].port, "http")],
+                             [{"addresses": [p.ip], "ready": ready.get(p.ip, True), "nodeName": NODE}
+                              for p in pods])
+
+
+def test_clusterip_to_pod_endpoints_and_scaling(weft):
+    c = cluster(weft)
+    vip = vip_host()
+    a, b = server_pod(weft, c, "cart-a"), server_pod(weft, c, "cart-b")
+    client = make_pod(weft, c.root)
+    c.api.upsert(c.api.service("shop", "cart", [vip], [("http", 80, "http")]))
+    # both servers listen on their own port; one slice per port keeps the example honest
+    c.api.upsert(c.api.endpointslice("shop", "cart-a", "cart", "IPv4", [("http", a.port, "http")],
+                                     [{"addresses": [a.ip], "nodeName": NODE}]))
+    name = "shop/cart:80"
+    assert wait_for(lambda: name in services_doc(c.d), 5, 0.05), services_doc(c.d)
+    svc = services_doc(c.d)[name]
+    assert svc["addresses"] == ["%s:80" % vip], svc
+    assert [e["address"] for e in svc["endpoints"]] == ["%s:%d" % (a.ip, a.port)], svc
+    assert who(client, "%s:80" % vip) == "cart-a"
+
+    # scale up: a second slice (another pod, ready) is used within a second
+    t0 = time.monotonic()
+    c.api.upsert(c.api.endpointslice("shop", "cart-b", "cart", "IPv4", [("http", b.port, "http")],
+                                     [{"addresses": [b.ip], "nodeName": NODE}]))
+    assert wait_for(lambda: len(services_doc(c.d)[name]["endpoints"]) == 2, 1.0, 0.02), \
+        services_doc(c.d)[name]
+    print("scale up seen in %.0f ms" % ((time.monotonic() - t0) * 1000))
+    seen = {who(client, "%s:80" % vip) for _ in range(8)}
+    assert seen == {"cart-a", "cart-b"}, seen
+
+    # not ready: out within a second
+    t0 = time.monotonic()
+    c.api.upsert(c.api.endpointslice("shop", "cart-a", "cart", "IPv4", [("http", a.port, "http")],
+                                     [{"addresses": [a.ip], "nodeName": NODE, "ready": False}]))
+    assert wait_for(lambda: len(services_doc(c.d)[name]["endpoints"]) == 1, 1.0, 0.02)
+    assert {who(client, "%s:80" % vip) for _ in range(4)} == {"cart-b"}
+    # scale down: the slice goes
+    c.api.delete("EndpointSlice", "shop", "cart-b")
+    assert wait_for(lambda: len(services_doc(c.d)[name]["endpoints"]) == 0, 1.0, 0.02)
+    # the Service goes
+    c.api.delete("Service", "shop", "cart")
+    assert wait_for(lambda: name not in services_doc(c.d), 1.0, 0.02)
+
+
+def test_api_away_token_rotation_and_410(weft):
+    c = cluster(weft)
+    vip = vip_host()
+    a = server_pod(weft, c, "cart-a")
+    client = make_pod(weft, c.root)
+    c.api.upsert(c.api.service("shop", "cart", [vip], [("http", 80, "http")]))
+    c.api.upsert(c.api.endpointslice("shop", "cart-a", "cart", "IPv4", [("http", a.port, "http")],
+                                     [{"addresses": [a.ip], "nodeName": NODE}]))
+    name = "shop/cart:80"
+    assert wait_for(lambda: name in services_doc(c.d) and services_doc(c.d)[name]["endpoints"], 5, 0.05)
+    assert who(client, "%s:80" % vip) == "cart-a"
+
+    # the API goes away: traffic keeps flowing on the last known state
+    c.api.stop()
+    for _ in range(3):
+        assert who(client, "%s:80" % vip) == "cart-a"
+        time.sleep(0.3)
+    assert c.d.running()
+    c.api.start()
+    assert c.api.wait_watchers(lambda n: n >= 4, timeout=40), c.api.watchers()
+
+    # a token rotation: the next requests carry the new token
+    since = len(c.api.requests)
+    c.api.rotate_token()
+    c.api.cut_streams()
+    assert c.api.wait_watchers(lambda n: n >= 4, timeout=40), c.api.watchers()
+    later = c.api.requests[since:]
+    assert later and all(r["auth_valid"] for r in later if r["verb"] == "watch"), later[-5:]
+
+    # 410: the watched version is compacted away; weftd relists and follows changes made meanwhile
+    since = len(c.api.requests)
+    c.api.delete("EndpointSlice", "shop", "cart-a")
+    c.api.compact(end_watches=True)
+    c.api.upsert(c.api.endpointslice("shop", "cart-a2", "cart", "IPv4", [("http", a.port, "http")],
+                                     [{"addresses": [a.ip], "nodeName": NODE}]))
+    assert wait_for(lambda: any(r["verb"] == "list" for r in c.api.requests[since:]), 10, 0.05)
+    assert wait_for(lambda: len(services_doc(c.d)[name]["endpoints"]) == 1, 5, 0.05)
+    assert who(client, "%s:80" % vip) == "cart-a"
+    st, body = http_get(c.d.admin, "/metrics")
+    assert 'weft_kubernetes_relists_total{kind="endpointslices"}' in body

@@ -1,0 +1,423 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* kdisc: list/watch reflectors over the Kubernetes API (kdisc.h). */
+#include "kube/kdisc.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec/k8s.h"
+#include "config/config.h"
+#include "kube/kapi.h"
+#include "kube/kmodel.h"
+#include "lib/buf.h"
+#include "lib/log.h"
+
+#define KDISC_KINDS 4
+
+enum refl_state { R_IDLE, R_LISTING, R_WATCHING, R_WAITING };
+
+struct reflector {
+	struct kdisc *d;
+	enum k8s_kind kind;
+	const char *name; /* "services", for logs and metrics */
+	char path[512];   /* the collection, with the fixed query (fieldSelector) */
+	char rv[K8S_RV_MAX + 1];
+	enum refl_state state;
+	struct kapi_req *req;
+	ev_timer retry;
+	double backoff;
+	bool relist;    /* the watch said 410: list again */
+	bool synced;    /* listed at least once */
+	bool got_event; /* this watch delivered something: the back-off resets */
+	uint64_t lists, watches, events, relists_410, errors, bookmarks;
+	char last_error[160];
+};
+
+struct kdisc {
+	struct ev_loop *loop;
+	struct kapi *api;
+	struct kmodel *model;
+	struct reflector r[KDISC_KINDS];
+	void (*changed)(void *arg);
+	void *arg;
+	ev_timer coalesce;
+};
+
+static const char *const kind_names[KDISC_KINDS] = { "services", "endpointslices", "pods", "nodes" };
+
+static void refl_list(struct reflector *r);
+static void refl_watch(struct reflector *r);
+
+static void kd_changed(struct kdisc *d)
+{
+	if (!ev_is_active(&d->coalesce))
+		ev_timer_start(d->loop, &d->coalesce);
+}
+
+static void on_coalesce(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct kdisc *d = t->data;
+
+	(void)loop;
+	(void)revents;
+	d->changed(d->arg);
+}
+
+/* Retry after the back-off (jittered: 50..100% of it), doubling it for next time. */
+static void refl_later(struct reflector *r, const char *why)
+{
+	double delay = r->backoff * (0.5 + 0.5 * ((double)rand() / RAND_MAX));
+
+	r->errors++;
+	snprintf(r->last_error, sizeof(r->last_error), "%s", why);
+	log_warn_rl("kubernetes: %s: %s; retrying in %.1f s (the last known state keeps serving)", r->name, why, delay);
+	r->state = R_WAITING;
+	ev_timer_set(&r->retry, delay, 0.);
+	ev_timer_start(r->d->loop, &r->retry);
+	r->backoff = r->backoff * 2 > KDISC_BACKOFF_MAX_S ? KDISC_BACKOFF_MAX_S : r->backoff * 2;
+}
+
+static void on_retry(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct reflector *r = t->data;
+
+	(void)loop;
+	(void)revents;
+	if (r->relist || !r->synced)
+		refl_list(r);
+	else
+		refl_watch(r);
+}
+
+/* An answer other than 2xx: what the Status says. */
+static void refl_status(struct reflector *r, int status, const char *body, size_t len)
+{
+	char reason[64] = "", msg[256] = "", why[400];
+	int code = status;
+
+	k8s_decode_status(body, len, &code, reason, sizeof(reason), msg, sizeof(msg));
+	if (status == 410 || code == 410) {
+		r->relist = true;
+		r->relists_410++;
+		return;
+	}
+	snprintf(why, sizeof(why), "HTTP %d %s%s%s%s", status, reason, msg[0] ? ": " : "", msg,
+		 status == 401   ? " (the token in kubernetes.token_file is not accepted)"
+		 : status == 403 ? " (RBAC: the ClusterRole must allow get, list and watch on it)"
+				 : "");
+	refl_later(r, why);
+}
+
+/* ---- list ------------------------------------------------------------------ */
+
+static int list_item(void *arg, const struct k8s_object *o)
+{
+	struct reflector *r = arg;
+
+	return kmodel_apply(r->d->model, K8S_EV_ADDED, o) < 0 ? -ENOMEM : 0;
+}
+
+static void list_body(void *arg, int status, const char *body, size_t len)
+{
+	struct reflector *r = arg;
+	char err[256] = "", rv[K8S_RV_MAX + 1] = "";
+	int rc;
+
+	if (status / 100 != 2) {
+		r->req = NULL; /* on_done follows; the retry is set from here */
+		refl_status(r, status, body, len);
+		if (r->relist)
+			refl_later(r, "the list itself answered 410 Gone");
+		return;
+	}
+	kmodel_resync_begin(r->d->model, r->kind);
+	rc = k8s_decode_list(r->kind, body, len, list_item, r, rv, sizeof(rv), err, sizeof(err));
+	if (rc < 0) {
+		/* keep what was there: a bad list is not "everything was deleted" */
+		char why[320];
+
+		snprintf(why, sizeof(why), "the list does not decode: %s", err);
+		r->state = R_IDLE;
+		refl_later(r, why);
+		return;
+	}
+	kmodel_resync_end(r->d->model, r->kind);
+	snprintf(r->rv, sizeof(r->rv), "%s", rv);
+	r->lists++;
+	r->relist = false;
+	r->backoff = KDISC_BACKOFF_MIN_S;
+	if (!r->synced)
+		log_info("kubernetes: %s listed (resourceVersion %s)", r->name, r->rv);
+	r->synced = true;
+	kd_changed(r->d);
+	r->state = R_LISTING; /* on_done starts the watch */
+}
+
+static void list_done(void *arg, int err, const char *detail)
+{
+	struct reflector *r = arg;
+	char why[320];
+
+	r->req = NULL;
+	if (r->state == R_WAITING)
+		return; /* list_body already decided */
+	if (err == 0 && r->synced && r->state == R_LISTING) {
+		refl_watch(r);
+		return;
+	}
+	snprintf(why, sizeof(why), "list failed: %s%s%s", err ? strerror(-err) : "no answer", detail ? ": " : "",
+		 detail ? detail : "");
+	refl_later(r, why);
+}
+
+static const struct kapi_ops list_ops = { .on_body = list_body, .on_line = NULL, .on_done = list_done };
+
+static void refl_list(struct reflector *r)
+{
+	r->state = R_LISTING;
+	r->relist = false;
+	r->req = kapi_get(r->d->api, r->path, KAPI_WHOLE, &list_ops, r);
+	if (!r->req)
+		refl_later(r, "cannot start the list request (out of memory or descriptors)");
+}
+
+/* ---- watch ----------------------------------------------------------------- */
+
+static void watch_line(void *arg, const char *line, size_t len)
+{
+	struct reflector *r = arg;
+	struct k8s_event ev;
+	char err[256];
+	int rc;
+
+	memset(&ev, 0, sizeof(ev));
+	if (k8s_decode_event(r->kind, line, len, &ev, err, sizeof(err)) < 0) {
+		log_warn_rl("kubernetes: %s: a watch event does not decode (%s); relisting", r->name, err);
+		r->relist = true;
+		kapi_cancel(r->req);
+		r->req = NULL;
+		refl_list(r);
+		return;
+	}
+	r->got_event = true;
+	switch (ev.type) {
+	case K8S_EV_ADDED:
+	case K8S_EV_MODIFIED:
+	case K8S_EV_DELETED:
+		r->events++;
+		rc = kmodel_apply(r->d->model, ev.type, &ev.obj);
+		if (rc < 0)
+			log_error("kubernetes: %s: out of memory applying an event", r->name);
+		else if (rc > 0)
+			kd_changed(r->d);
+		if (ev.obj.meta.resource_version[0])
+			snprintf(r->rv, sizeof(r->rv), "%s", ev.obj.meta.resource_version);
+		break;
+	case K8S_EV_BOOKMARK:
+		r->bookmarks++;
+		if (ev.obj.meta.resource_version[0])
+			snprintf(r->rv, sizeof(r->rv), "%s", ev.obj.meta.resource_version);
+		break;
+	case K8S_EV_ERROR:
+		if (ev.status_code == 410) {
+			r->relists_410++;
+			log_info("kubernetes: %s: resourceVersion %s is too old (410 %s); relisting", r->name, r->rv,
+				 ev.status_reason);
+			k8s_object_free(&ev.obj);
+			kapi_cancel(r->req);
+			r->req = NULL;
+			refl_list(r);
+			return;
+		} else {
+			log_warn_rl("kubernetes: %s: the watch reported an error: %d %s: %s", r->name, ev.status_code,
+				    ev.status_reason, ev.message);
+		}
+		break;
+	}
+	k8s_object_free(&ev.obj);
+}
+
+static void watch_body(void *arg, int status, const char *body, size_t len)
+{
+	struct reflector *r = arg;
+
+	r->state = R_WAITING; /* watch_done must not restart it: decided here */
+	refl_status(r, status, body, len);
+	if (r->relist) {
+		r->state = R_IDLE;
+		r->errors++;
+	}
+}
+
+static void watch_done(void *arg, int err, const char *detail)
+{
+	struct reflector *r = arg;
+	char why[320];
+
+	r->req = NULL;
+	if (r->relist) {
+		refl_list(r);
+		return;
+	}
+	if (r->state == R_WAITING)
+		return;
+	if (err == 0) {
+		/* timeoutSeconds ran out, or the server ended it: resume from the last version */
+		refl_watch(r);
+		return;
+	}
+	if (r->got_event)
+		r->backoff = KDISC_BACKOFF_MIN_S;
+	snprintf(why, sizeof(why), "watch ended: %s%s%s", strerror(-err), detail ? ": " : "", detail ? detail : "");
+	refl_later(r, why);
+}
+
+static const struct kapi_ops watch_ops = { .on_body = watch_body, .on_line = watch_line, .on_done = watch_done };
+
+static void refl_watch(struct reflector *r)
+{
+	char path[700];
+
+	snprintf(path, sizeof(path), "%s%swatch=1&allowWatchBookmarks=true&timeoutSeconds=%d&resourceVersion=%s",
+		 r->path, strchr(r->path, '?') ? "&" : "?", KDISC_WATCH_TIMEOUT_S, r->rv);
+	r->state = R_WATCHING;
+	r->got_event = false;
+	r->watches++;
+	r->req = kapi_get(r->d->api, path, KAPI_LINES, &watch_ops, r);
+	if (!r->req)
+		refl_later(r, "cannot start the watch request (out of memory or descriptors)");
+}
+
+/* ---- API ------------------------------------------------------------------- */
+
+int kdisc_start(struct ev_loop *loop, const struct cfg_kubernetes *kc, uint16_t inbound_port, uint32_t mark,
+		void (*changed)(void *arg), void *arg, struct kdisc **out, char *err, size_t errlen)
+{
+	struct kapi_opts o;
+	struct kdisc *d;
+	int i, r;
+
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->loop = loop;
+	d->changed = changed;
+	d->arg = arg;
+	d->model = kmodel_new(kc->node_name, inbound_port);
+	if (!d->model) {
+		free(d);
+		return -ENOMEM;
+	}
+	memset(&o, 0, sizeof(o));
+	o.url = kc->api;
+	o.ca_file = kc->ca_file;
+	o.token_file = kc->token_file;
+	o.mark = mark;
+	r = kapi_new(loop, &o, &d->api, err, errlen);
+	if (r < 0) {
+		kmodel_free(d->model);
+		free(d);
+		return r;
+	}
+	ev_timer_init(&d->coalesce, on_coalesce, KDISC_COALESCE_S, 0.);
+	d->coalesce.data = d;
+	for (i = 0; i < KDISC_KINDS; i++) {
+		struct reflector *rf = &d->r[i];
+
+		rf->d = d;
+		rf->kind = (enum k8s_kind)i;
+		rf->name = kind_names[i];
+		rf->backoff = KDISC_BACKOFF_MIN_S;
+		ev_timer_init(&rf->retry, on_retry, 0., 0.);
+		rf->retry.data = rf;
+	}
+	snprintf(d->r[K8S_SERVICE].path, sizeof(d->r[0].path), "/api/v1/services");
+	snprintf(d->r[K8S_ENDPOINTSLICE].path, sizeof(d->r[0].path), "/apis/discovery.k8s.io/v1/endpointslices");
+	snprintf(d->r[K8S_POD].path, sizeof(d->r[0].path), "/api/v1/pods?fieldSelector=spec.nodeName%%3D%s",
+		 kc->node_name);
+	snprintf(d->r[K8S_NODE].path, sizeof(d->r[0].path), "/api/v1/nodes");
+	for (i = 0; i < KDISC_KINDS; i++)
+		refl_list(&d->r[i]);
+	log_info("kubernetes: discovering from %s as node %s", kc->api, kc->node_name);
+	*out = d;
+	return 0;
+}
+
+void kdisc_free(struct kdisc *d)
+{
+	int i;
+
+	if (!d)
+		return;
+	for (i = 0; i < KDISC_KINDS; i++) {
+		ev_timer_stop(d->loop, &d->r[i].retry);
+		if (d->r[i].req)
+			kapi_cancel(d->r[i].req);
+	}
+	ev_timer_stop(d->loop, &d->coalesce);
+	kapi_free(d->api);
+	kmodel_free(d->model);
+	free(d);
+}
+
+const struct kmodel *kdisc_model(const struct kdisc *d)
+{
+	return d->model;
+}
+
+bool kdisc_synced(const struct kdisc *d)
+{
+	int i;
+
+	for (i = 0; i < KDISC_KINDS; i++)
+		if (!d->r[i].synced)
+			return false;
+	return true;
+}
+
+void kdisc_metrics(struct kdisc *d, struct buf *out)
+{
+	struct kmodel_stats st;
+	int i;
+
+	kmodel_stats(d->model, &st);
+	buf_puts(out, "# HELP weft_kubernetes_synced 1 once the kind was listed from the API.\n"
+		      "# TYPE weft_kubernetes_synced gauge\n");
+	for (i = 0; i < KDISC_KINDS; i++)
+		buf_printf(out, "weft_kubernetes_synced{kind=\"%s\"} %d\n", d->r[i].name, d->r[i].synced ? 1 : 0);
+	buf_puts(out, "# HELP weft_kubernetes_requests_total List and watch requests started, by kind.\n"
+		      "# TYPE weft_kubernetes_requests_total counter\n");
+	for (i = 0; i < KDISC_KINDS; i++)
+		buf_printf(out,
+			   "weft_kubernetes_requests_total{kind=\"%s\",verb=\"list\"} %llu\n"
+			   "weft_kubernetes_requests_total{kind=\"%s\",verb=\"watch\"} %llu\n",
+			   d->r[i].name, (unsigned long long)d->r[i].lists, d->r[i].name,
+			   (unsigned long long)d->r[i].watches);
+	buf_puts(out, "# HELP weft_kubernetes_events_total Watch events applied (bookmarks apart), by kind.\n"
+		      "# TYPE weft_kubernetes_events_total counter\n");
+	for (i = 0; i < KDISC_KINDS; i++)
+		buf_printf(out, "weft_kubernetes_events_total{kind=\"%s\"} %llu\n", d->r[i].name,
+			   (unsigned long long)d->r[i].events);
+	buf_puts(out, "# HELP weft_kubernetes_relists_total Relists because the version watched was too old (410).\n"
+		      "# TYPE weft_kubernetes_relists_total counter\n");
+	for (i = 0; i < KDISC_KINDS; i++)
+		buf_printf(out, "weft_kubernetes_relists_total{kind=\"%s\"} %llu\n", d->r[i].name,
+			   (unsigned long long)d->r[i].relists_410);
+	buf_puts(out, "# HELP weft_kubernetes_errors_total Failed lists and watches (each retried after a back-off).\n"
+		      "# TYPE weft_kubernetes_errors_total counter\n");
+	for (i = 0; i < KDISC_KINDS; i++)
+		buf_printf(out, "weft_kubernetes_errors_total{kind=\"%s\"} %llu\n", d->r[i].name,
+			   (unsigned long long)d->r[i].errors);
+	buf_printf(out,
+		   "# HELP weft_kubernetes_objects Objects held, by kind.\n# TYPE weft_kubernetes_objects gauge\n"
+		   "weft_kubernetes_objects{kind=\"services\"} %zu\nweft_kubernetes_objects{kind=\"endpointslices\"} "
+		   "%zu\nweft_kubernetes_objects{kind=\"pods\"} %zu\nweft_kubernetes_objects{kind=\"nodes\"} %zu\n"
+		   "# HELP weft_kubernetes_endpoints Endpoints of discovered services, by state.\n"
+		   "# TYPE weft_kubernetes_endpoints gauge\nweft_kubernetes_endpoints{state=\"ready\"} %zu\n"
+		   "weft_kubernetes_endpoints{state=\"not_ready\"} %zu\nweft_kubernetes_endpoints{state=\"no_node\"} "
+		   "%zu\n",
+		   st.services, st.slices, st.pods, st.nodes, st.endpoints, st.endpoints_not_ready,
+		   st.endpoints_no_node);
+}

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * kdisc: service discovery from the Kubernetes API. One reflector per kind
+ * (Services, EndpointSlices, this node's Pods, Nodes), each the way the API
+ * defines it: list, then watch from the list's resourceVersion with
+ * bookmarks; a watch that ends cleanly (timeoutSeconds) is resumed from the
+ * last version seen; "410 Gone" (an ERROR event or an answer) means relist;
+ * any other failure retries with jittered exponential back-off
+ * (KDISC_BACKOFF_MIN_S doubling to KDISC_BACKOFF_MAX_S), never a busy loop.
+ * While the API is away, the last known state keeps serving.
+ *
+ * What the objects mean for weft is kube/kmodel's; kdisc calls changed()
+ * (coalesced: at most once per KDISC_COALESCE_S) when the services may have
+ * changed, and the agent then asks kmodel_services() and applies them.
+ * Main loop only.
+ * It may call: kube/kapi, kube/kmodel, codec/k8s, config/config, lib/log,
+ * lib/buf, libev.
+ */
+#ifndef WEFT_KDISC_H
+#define WEFT_KDISC_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define KDISC_BACKOFF_MIN_S 0.5
+#define KDISC_BACKOFF_MAX_S 30.0
+#define KDISC_COALESCE_S 0.02
+#define KDISC_WATCH_TIMEOUT_S 300 /* timeoutSeconds asked of each watch (the API ends it cleanly) */
+
+struct kdisc;
+struct kmodel;
+struct cfg_kubernetes;
+struct buf;
+
+/*
+ * Starts the reflectors. inbound_port: agent.inbound's port (how other
+ * nodes' agents are reached); mark: SO_MARK for the API connections. 0, or
+ * -errno with err set (a bad URL or CA file: what to fix).
+ */
+int kdisc_start(struct ev_loop *loop, const struct cfg_kubernetes *kc, uint16_t inbound_port, uint32_t mark,
+		void (*changed)(void *arg), void *arg, struct kdisc **out, char *err, size_t errlen);
+void kdisc_free(struct kdisc *d);
+const struct kmodel *kdisc_model(const struct kdisc *d);
+/* Every kind listed at least once (until then the services are partial). */
+bool kdisc_synced(const struct kdisc *d);
+/* weft_kubernetes_* metrics. */
+void kdisc_metrics(struct kdisc *d, struct buf *out);
+
+#endif
