@@ -276,6 +276,11 @@ static int agent_apply_services(struct agent *a, const struct weft_config *file)
 	memcpy(merged.services, file->services, file->n_services * sizeof(*merged.services));
 	merged.n_services = file->n_services;
 	for (i = 0; i < nd; i++) {
+		size_t j;
+
+		/* without node-to-node mTLS, other nodes' pods are reached directly (the pod network routes them) */
+		for (j = 0; !a->mtls && j < disc[i].n_endpoints; j++)
+			disc[i].endpoints[j].has_node = false;
 		if (vip_taken(file, &disc[i])) {
 			log_warn_rl("kubernetes: service %s: its ClusterIP is an address of a service in %s; that one "
 				    "is used",
