@@ -239,7 +239,10 @@ def test_rollout_and_shutdown(ds, pod, weftd_ctr, weft_conf):
 def test_configmap_weft_conf_checks(weft_binaries, weft_conf, tmp_path):
     path = tmp_path / "weft.conf"
     path.write_text(weft_conf)
-    r = subprocess.run([weft_binaries.weftd, "-c", str(path), "--check"], capture_output=True, text=True)
+    pod_env = dict(os.environ, KUBERNETES_SERVICE_HOST="10.96.0.1", KUBERNETES_SERVICE_PORT="443",
+                   NODE_NAME="node-a")
+    r = subprocess.run([weft_binaries.weftd, "-c", str(path), "--check"], capture_output=True, text=True,
+                       env=pod_env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "OK (0 services, 4 cgroups)" in r.stdout, r.stdout
     assert conf_value(weft_conf, "fail_mode") == "open"
@@ -247,17 +250,16 @@ def test_configmap_weft_conf_checks(weft_binaries, weft_conf, tmp_path):
     assert re.search(r"^services = \( \);", weft_conf, re.M)
 
 
-def test_configmap_kubernetes_group_is_one_line_away(weft_binaries, weft_conf, tmp_path):
-    """The commented kubernetes group: uncommented, it passes weftd --check in
-    the environment a DaemonSet pod has (the API's address from the service
-    links, NODE_NAME from the downward API), and outside it the only
-    complaints are exactly those two missing values."""
-    lines = [l for l in weft_conf.splitlines() if l.startswith("# kubernetes:")]
-    assert len(lines) == 1, lines
+def test_configmap_discovers_from_the_api(weft_binaries, weft_conf, tmp_path):
+    """The ConfigMap turns discovery on: it passes weftd --check in the
+    environment a DaemonSet pod has (the API's address from the service
+    links, NODE_NAME from the downward API); outside it the only complaints
+    are exactly those two missing values."""
+    assert re.search(r"^\s*kubernetes:\s*\{\s*\};", weft_conf, re.M), weft_conf
     for key in ("api", "token_file", "ca_file", "node_name", "namespaces"):
-        assert re.search(r"^#\s+%s\s+=" % key, weft_conf, re.M), "key %s not shown" % key
+        assert re.search(r"^\s*#\s+%s\s+=" % key, weft_conf, re.M), "key %s not shown" % key
     path = tmp_path / "weft.conf"
-    path.write_text(weft_conf.replace("# kubernetes:", "kubernetes:", 1))
+    path.write_text(weft_conf)
     env = {k: v for k, v in os.environ.items()
            if k not in ("KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "NODE_NAME")}
     pod_env = dict(env, KUBERNETES_SERVICE_HOST="10.96.0.1", KUBERNETES_SERVICE_PORT="443",

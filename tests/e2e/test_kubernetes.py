@@ -34,14 +34,14 @@ class Cluster:
     """One node: a weftd discovering from api, pods under root."""
 
 
-def cluster(weft):
+def cluster(weft, extra=""):
     c = Cluster()
     c.api = KubeAPI(weft)
     c.api.start()
     c.root = weft.cgroup(tag="k8s")
     c.api.upsert(c.api.node(NODE, ["127.0.0.1"]))
-    kube = ('kubernetes: { api = "%s"; token_file = "%s"; ca_file = "%s"; node_name = "%s"; };\n'
-            % (c.api.url.rstrip("/"), c.api.token_file, c.api.ca_file, NODE))
+    kube = ('kubernetes: { api = "%s"; token_file = "%s"; ca_file = "%s"; node_name = "%s"; %s };\n'
+            % (c.api.url.rstrip("/"), c.api.token_file, c.api.ca_file, NODE, extra))
     c.d = weft.weftd(pod_glob(c.root, "systemd"), [], extra_root=kube)
     return c
 
@@ -159,3 +159,15 @@ def test_api_away_token_rotation_and_410(weft):
     assert who(client, "%s:80" % vip) == "cart-a"
     st, body = http_get(c.d.admin, "/metrics")
     assert 'weft_kubernetes_relists_total{kind="endpointslices"}' in body
+
+
+def test_namespaces_limit_what_is_served(weft):
+    c = cluster(weft, extra='namespaces = [ "shop" ];')
+    vip1, vip2 = vip_host(), vip_host()
+    c.api.upsert(c.api.service("shop", "cart", [vip1], [("http", 80, "http")]))
+    c.api.upsert(c.api.service("other", "cart", [vip2], [("http", 80, "http")]))
+    assert wait_for(lambda: "shop/cart:80" in services_doc(c.d), 5, 0.05), services_doc(c.d)
+    time.sleep(0.3)
+    assert "other/cart:80" not in services_doc(c.d)
+    st, body = http_get(c.d.admin, "/metrics")
+    assert 'weft_kubernetes_synced{kind="services"} 1' in body

@@ -43,7 +43,22 @@ struct kdisc {
 	void (*changed)(void *arg);
 	void *arg;
 	ev_timer coalesce;
+	char **namespaces; /* kubernetes.namespaces: Services and slices of these only (none: all) */
+	size_t n_namespaces;
 };
+
+/* Is o in a namespace weft follows? (Nodes and pods: always) */
+static bool kd_wanted(const struct kdisc *d, const struct k8s_object *o)
+{
+	size_t i;
+
+	if (!d->n_namespaces || (o->kind != K8S_SERVICE && o->kind != K8S_ENDPOINTSLICE))
+		return true;
+	for (i = 0; i < d->n_namespaces; i++)
+		if (!strcmp(d->namespaces[i], o->meta.ns))
+			return true;
+	return false;
+}
 
 static const char *const kind_names[KDISC_KINDS] = { "services", "endpointslices", "pods", "nodes" };
 
@@ -116,6 +131,8 @@ static int list_item(void *arg, const struct k8s_object *o)
 {
 	struct reflector *r = arg;
 
+	if (!kd_wanted(r->d, o))
+		return 0;
 	return kmodel_apply(r->d->model, K8S_EV_ADDED, o) < 0 ? -ENOMEM : 0;
 }
 
@@ -207,7 +224,7 @@ static void watch_line(void *arg, const char *line, size_t len)
 	case K8S_EV_MODIFIED:
 	case K8S_EV_DELETED:
 		r->events++;
-		rc = kmodel_apply(r->d->model, ev.type, &ev.obj);
+		rc = kd_wanted(r->d, &ev.obj) ? kmodel_apply(r->d->model, ev.type, &ev.obj) : 0;
 		if (rc < 0)
 			log_error("kubernetes: %s: out of memory applying an event", r->name);
 		else if (rc > 0)
@@ -305,9 +322,21 @@ int kdisc_start(struct ev_loop *loop, const struct cfg_kubernetes *kc, uint16_t 
 	d->loop = loop;
 	d->changed = changed;
 	d->arg = arg;
+	if (kc->n_namespaces) {
+		d->namespaces = calloc(kc->n_namespaces, sizeof(*d->namespaces));
+		if (!d->namespaces) {
+			free(d);
+			return -ENOMEM;
+		}
+		for (i = 0; i < (int)kc->n_namespaces; i++)
+			if (!(d->namespaces[d->n_namespaces] = strdup(kc->namespaces[i])))
+				break;
+			else
+				d->n_namespaces++;
+	}
 	d->model = kmodel_new(kc->node_name, inbound_port);
 	if (!d->model) {
-		free(d);
+		kdisc_free(d);
 		return -ENOMEM;
 	}
 	memset(&o, 0, sizeof(o));
@@ -317,8 +346,7 @@ int kdisc_start(struct ev_loop *loop, const struct cfg_kubernetes *kc, uint16_t 
 	o.mark = mark;
 	r = kapi_new(loop, &o, &d->api, err, errlen);
 	if (r < 0) {
-		kmodel_free(d->model);
-		free(d);
+		kdisc_free(d);
 		return r;
 	}
 	ev_timer_init(&d->coalesce, on_coalesce, KDISC_COALESCE_S, 0.);
@@ -359,6 +387,9 @@ void kdisc_free(struct kdisc *d)
 	ev_timer_stop(d->loop, &d->coalesce);
 	kapi_free(d->api);
 	kmodel_free(d->model);
+	while (d->n_namespaces)
+		free(d->namespaces[--d->n_namespaces]);
+	free(d->namespaces);
 	free(d);
 }
 
