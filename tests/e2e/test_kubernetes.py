@@ -92,6 +92,7 @@ def test_clusterip_to_pod_endpoints_and_scaling(weft):
     assert wait_for(lambda: name in services_doc(c.d), 5, 0.05), services_doc(c.d)
     svc = services_doc(c.d)[name]
     assert svc["addresses"] == ["%s:80" % vip], svc
+    assert svc["source"] == "kubernetes" and svc["protocol"] == "http", svc
     assert [e["address"] for e in svc["endpoints"]] == ["%s:%d" % (a.ip, a.port)], svc
     assert who(client, "%s:80" % vip) == "cart-a"
 
