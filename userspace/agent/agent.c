@@ -273,7 +273,8 @@ static int agent_apply_services(struct agent *a, const struct weft_config *file)
 		kmodel_services_free(disc, nd);
 		return -ENOMEM;
 	}
-	memcpy(merged.services, file->services, file->n_services * sizeof(*merged.services));
+	if (file->n_services)
+		memcpy(merged.services, file->services, file->n_services * sizeof(*merged.services));
 	merged.n_services = file->n_services;
 	for (i = 0; i < nd; i++) {
 		size_t j;

@@ -43,7 +43,9 @@ struct kern {
 	size_t n_cgs, cap_cgs;
 	struct weft_agent_state agent;
 	int ncpus;
-	bool owner; /* holds the pin directory's lock: only then may it remove pins */
+	bool owner;            /* holds the pin directory's lock: only then may it remove pins */
+	struct kern_vip *vips; /* weft_services as last written, sorted by key */
+	size_t n_vips;
 };
 
 static struct bpf_program *kern_prog(struct kern *k, int i)
@@ -283,6 +285,7 @@ void kern_close(struct kern *k, bool unpin)
 	for (i = 0; i < k->n_cgs; i++)
 		kern_cg_release(k, &k->cgs[i], unpin);
 	free(k->cgs);
+	free(k->vips);
 	if (k->skel) {
 		if (unpin) {
 			bpf_object__unpin_programs(k->skel->obj, k->pin);
@@ -435,60 +438,78 @@ const char *kern_enrolled_path(const struct kern *k, size_t i, uint64_t *cgid)
 	return k->cgs[i].path;
 }
 
-static bool cfg_has_vip(const struct weft_config *cfg, const struct weft_service_key *key)
-{
-	struct weft_service_key k2;
-	size_t i, j;
+/* One weft_services entry as last written: what the next sync compares with. */
+struct kern_vip {
+	struct weft_service_key key;
+	uint32_t id;
+};
 
-	for (i = 0; i < cfg->n_services; i++) {
-		for (j = 0; j < cfg->services[i].n_addrs; j++) {
-			memset(&k2, 0, sizeof(k2));
-			addr_to_key(&cfg->services[i].addrs[j], &k2.vip);
-			if (memcmp(&k2, key, sizeof(k2)) == 0)
-				return true;
-		}
-	}
-	return false;
+static int vip_cmp(const void *a, const void *b)
+{
+	return memcmp(&((const struct kern_vip *)a)->key, &((const struct kern_vip *)b)->key,
+		      sizeof(struct weft_service_key));
 }
 
 /*
- * Adds/updates every configured VIP first and only then deletes the stale
- * ones, so a VIP present in both generations is never missing. O(V^2) in the
- * number of VIPs for the sweep; V is small (hundreds) for a node agent.
+ * Makes weft_services hold exactly cfg's VIPs, touching only what changed:
+ * the new set is sorted and merged with the one last written (kept sorted),
+ * so a reload or a discovery change with 10k VIPs costs O(V log V) and one
+ * syscall per VIP that changed, not per VIP. Adds and updates go first and
+ * deletes last, so a VIP present in both generations is never missing.
  */
 int kern_sync_services(struct kern *k, const struct weft_config *cfg)
 {
 	int fd = bpf_map__fd(k->skel->maps.weft_services);
-	struct weft_service_key key, next, *prev = NULL;
 	struct weft_service_val val;
-	size_t i, j;
+	struct kern_vip *nv;
+	size_t i, j, n = 0, total = 0, a, b;
 	int r;
 
-	for (i = 0; i < cfg->n_services; i++) {
+	for (i = 0; i < cfg->n_services; i++)
+		total += cfg->services[i].n_addrs;
+	nv = calloc(total ? total : 1, sizeof(*nv));
+	if (!nv)
+		return -ENOMEM;
+	for (i = 0; i < cfg->n_services; i++)
 		for (j = 0; j < cfg->services[i].n_addrs; j++) {
-			memset(&key, 0, sizeof(key));
-			memset(&val, 0, sizeof(val));
-			addr_to_key(&cfg->services[i].addrs[j], &key.vip);
-			val.service_id = (uint32_t)i;
-			if (bpf_map_update_elem(fd, &key, &val, BPF_ANY) < 0) {
-				r = -errno;
-				log_error("cannot add service '%s' to weft_services: %s", cfg->services[i].name,
-					  strerror(errno));
-				return r;
-			}
+			addr_to_key(&cfg->services[i].addrs[j], &nv[n].key.vip);
+			nv[n++].id = (uint32_t)i;
+		}
+	qsort(nv, n, sizeof(*nv), vip_cmp);
+	for (a = 0, b = 0; a < n; a++) {
+		int c = 1;
+
+		while (b < k->n_vips && (c = vip_cmp(&k->vips[b], &nv[a])) < 0)
+			b++;
+		if (b < k->n_vips && c == 0 && k->vips[b].id == nv[a].id)
+			continue; /* unchanged */
+		memset(&val, 0, sizeof(val));
+		val.service_id = nv[a].id;
+		if (bpf_map_update_elem(fd, &nv[a].key, &val, BPF_ANY) < 0) {
+			r = -errno;
+			log_error("cannot add service '%s' to weft_services: %s", cfg->services[nv[a].id].name,
+				  strerror(errno));
+			/* what was written is unknown now: the next sync writes everything */
+			free(k->vips);
+			k->vips = NULL;
+			k->n_vips = 0;
+			free(nv);
+			return r;
 		}
 	}
-	for (;;) {
-		if (bpf_map_get_next_key(fd, prev, &next) < 0)
-			break;
-		if (!cfg_has_vip(cfg, &next) && bpf_map_delete_elem(fd, &next) == 0) {
-			/* restart: the deleted key cannot anchor the iteration */
-			prev = NULL;
+	for (a = 0, b = 0; b < k->n_vips; b++) {
+		int c = 1;
+
+		while (a < n && (c = vip_cmp(&nv[a], &k->vips[b])) < 0)
+			a++;
+		if (a < n && c == 0)
 			continue;
-		}
-		key = next;
-		prev = &key;
+		if (bpf_map_delete_elem(fd, &k->vips[b].key) < 0 && errno != ENOENT)
+			log_warn("cannot remove a stale address from weft_services: %s", strerror(errno));
 	}
+	free(k->vips);
+	k->vips = nv;
+	k->n_vips = n;
 	return 0;
 }
 
