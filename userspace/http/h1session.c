@@ -1826,6 +1826,7 @@ void h1_start(struct h1_worker *w, int fd, struct svc *svc, const struct weft_or
 
 	if (!s) {
 		pthread_mutex_lock(&reg->lock);
+		reg_conn_end_locked(reg, svc, orig->cgroup_id);
 		svc_unref_locked(reg, svc);
 		pthread_mutex_unlock(&reg->lock);
 		sock_reset_close(fd);
@@ -1853,13 +1854,6 @@ void h1_start(struct h1_worker *w, int fd, struct svc *svc, const struct weft_or
 	ev_timer_init(&s->itimer, stream_idle_cb, 1., 0.);
 	s->itimer.data = s;
 	pthread_mutex_lock(&reg->lock);
-	if (reg_conn_begin_locked(reg, svc, orig->cgroup_id) < 0) {
-		svc_unref_locked(reg, svc);
-		pthread_mutex_unlock(&reg->lock);
-		sock_reset_close(fd);
-		free(s);
-		return;
-	}
 	s->mtls = mtls_ref(reg->mtls);
 	sess_list(s);
 	pthread_mutex_unlock(&reg->lock);

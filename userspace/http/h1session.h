@@ -30,9 +30,9 @@
 struct svc;
 
 /*
- * An admitted client connection of an HTTP service: takes over fd and the
- * caller's svc reference (registry.lock not held). It counts in
- * registry.active and the service's active connections until it ends.
+ * An admitted client connection of an HTTP service: takes over fd, the
+ * caller's svc reference and its admission (counted by reg_conn_begin_locked
+ * when it was admitted; ended here, on every path). registry.lock not held.
  */
 void h1_start(struct h1_worker *w, int fd, struct svc *svc, const struct weft_orig *orig,
 	      const struct weft_sockaddr *peer);

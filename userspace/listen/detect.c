@@ -116,7 +116,10 @@ void detect_start(struct detector *dt, int fd, struct svc *svc, const struct wef
 	struct detection *d = calloc(1, sizeof(*d));
 
 	if (!d) {
-		svc_unref(dt->reg, svc);
+		pthread_mutex_lock(&dt->reg->lock);
+		reg_conn_end_locked(dt->reg, svc, orig->cgroup_id);
+		svc_unref_locked(dt->reg, svc);
+		pthread_mutex_unlock(&dt->reg->lock);
 		sock_reset_close(fd);
 		return;
 	}
@@ -152,7 +155,10 @@ void detector_abort(struct detector *dt)
 		struct detection *d = list_first_entry(&dt->list, struct detection, link);
 
 		detect_stop(d);
-		svc_unref(dt->reg, d->svc);
+		pthread_mutex_lock(&dt->reg->lock);
+		reg_conn_end_locked(dt->reg, d->svc, d->orig.cgroup_id);
+		svc_unref_locked(dt->reg, d->svc);
+		pthread_mutex_unlock(&dt->reg->lock);
 		sock_reset_close(d->fd);
 		free(d);
 	}

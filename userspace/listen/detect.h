@@ -32,7 +32,11 @@ struct detector {
 
 void detector_init(struct detector *dt, struct ev_loop *loop, struct registry *reg, struct tcp_worker *tcp,
 		   struct h1_worker *http);
-/* Takes over fd and the caller's reference on svc (an "auto" service with HTTP settings). */
+/*
+ * Takes over fd, the caller's reference on svc (an "auto" service with HTTP
+ * settings) and its admission (reg_conn_begin_locked), handed on to the path
+ * chosen or ended here.
+ */
 void detect_start(struct detector *dt, int fd, struct svc *svc, const struct weft_orig *orig,
 		  const struct weft_sockaddr *peer);
 /* Resets every connection still being classified (worker teardown). */

@@ -180,9 +180,18 @@ static void ob_handle(struct ob_worker *w, int fd, const struct weft_sockaddr *p
 			  svc->max_pending);
 		goto reset;
 	}
+	/*
+	 * Counted now, under the lock that admitted it: two workers admitting at
+	 * once must not both see the last free slot (they did: one workload got
+	 * max_connections_per_workload + 1).
+	 */
+	if (reg_conn_begin_locked(reg, svc, orig.cgroup_id) < 0) {
+		log_warn_rl("out of memory admitting a connection to service %s; reset", svc->name);
+		goto reset;
+	}
 	svc_ref_locked(svc);
 	pthread_mutex_unlock(&reg->lock);
-	/* dispatch: each path takes over fd and the reference */
+	/* dispatch: each path takes over fd, the reference and the count */
 	if (svc->protocol == CFG_PROTO_HTTP && svc->http)
 		h1_start(&w->http, fd, svc, &orig, peer);
 	else if (svc->protocol == CFG_PROTO_AUTO && svc->http)

@@ -165,11 +165,8 @@ void tcp_start(struct tcp_worker *tw, int fd, struct svc *svc, const struct weft
 
 	c = calloc(1, sizeof(*c));
 	pthread_mutex_lock(&reg->lock);
-	if (c && reg_conn_begin_locked(reg, svc, orig->cgroup_id) < 0) {
-		free(c);
-		c = NULL;
-	}
 	if (!c) {
+		reg_conn_end_locked(reg, svc, orig->cgroup_id);
 		svc_unref_locked(reg, svc);
 		pthread_mutex_unlock(&reg->lock);
 		sock_reset_close(fd);

@@ -61,9 +61,9 @@ void tcp_worker_abort(struct tcp_worker *tw);
 void tcp_worker_free(struct tcp_worker *tw);
 
 /*
- * Relays an admitted connection: takes over fd and the caller's reference on
- * svc (registry.lock not held). It counts in registry.active and the
- * service's active and pending connections until it ends.
+ * Relays an admitted connection: takes over fd, the caller's reference on
+ * svc and its admission (counted by reg_conn_begin_locked in the same locked
+ * step that admitted it; ended here, on every path). registry.lock not held.
  */
 void tcp_start(struct tcp_worker *tw, int fd, struct svc *svc, const struct weft_orig *orig,
 	       const struct weft_sockaddr *peer);
