@@ -784,3 +784,15 @@ def pod_leftovers(found=None):
         if pat.match(link.get("ifalias", "") or ""):
             out["links"].append(link["ifname"])
     return out
+
+
+def require_pods():
+    """In a test (or autouse fixture): skip when pods cannot be made here,
+    with the reasons; under WEFT_REQUIRE_PRIV=1 (CI) fail instead."""
+    import pytest
+    probs = problems()
+    if probs:
+        msg = "pods cannot be made here: %s" % "; ".join(probs)
+        if os.environ.get("WEFT_REQUIRE_PRIV") == "1":
+            pytest.fail(msg)
+        pytest.skip(msg)

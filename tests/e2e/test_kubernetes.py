@@ -23,11 +23,7 @@ NODE = "node-a"
 
 @pytest.fixture(autouse=True)
 def _pods_possible(weft_env):
-    probs = podnet.problems()
-    if probs:
-        if os.environ.get("WEFT_REQUIRE_PRIV") == "1":
-            pytest.fail("pods cannot be made here: %s" % "; ".join(probs))
-        pytest.skip("pods cannot be made here: %s" % "; ".join(probs))
+    podnet.require_pods()
 
 
 class Cluster:

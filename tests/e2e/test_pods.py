@@ -25,11 +25,7 @@ from weft_harness import (PYTHON, SCRIPT, CertAuthority, bpftool_json, free_port
 
 @pytest.fixture(autouse=True)
 def _pods_possible(weft_env):
-    probs = podnet.problems()
-    if probs:
-        if os.environ.get("WEFT_REQUIRE_PRIV") == "1":
-            pytest.fail("pods cannot be made here: %s" % "; ".join(probs))
-        pytest.skip("pods cannot be made here: %s" % "; ".join(probs))
+    podnet.require_pods()
 
 
 # --------------------------------------------------------------------------

@@ -772,7 +772,11 @@ static void ob_pod_post(struct ob_worker *w, struct ob_plis *pl)
 	ev_async_send(w->loop, &w->wake);
 }
 
-int outbound_pod_attach(struct outbound *ob, uint64_t pod, const int *fds)
+/*
+ * One command per worker about pod (fds: its listeners, 2 per worker; NULL:
+ * close them), allocated first so that either every worker gets it or none.
+ */
+static int ob_pod_command(struct outbound *ob, uint64_t pod, const int *fds)
 {
 	struct ob_plis *pl[OB_MAX_WORKERS];
 	unsigned i;
@@ -790,7 +794,8 @@ int outbound_pod_attach(struct outbound *ob, uint64_t pod, const int *fds)
 	}
 	for (i = 0; i < ob->nworkers; i++) {
 		pl[i]->pod = pod;
-		for (j = 0; j < 2; j++)
+		pl[i]->del = !fds;
+		for (j = 0; fds && j < 2; j++)
 			if (fds[2 * i + j] >= 0) {
 				ev_io_init(&pl[i]->io[pl[i]->n], ob_on_accept, fds[2 * i + j], EV_READ);
 				pl[i]->n++;
@@ -800,26 +805,14 @@ int outbound_pod_attach(struct outbound *ob, uint64_t pod, const int *fds)
 	return 0;
 }
 
+int outbound_pod_attach(struct outbound *ob, uint64_t pod, const int *fds)
+{
+	return ob_pod_command(ob, pod, fds);
+}
+
 int outbound_pod_detach(struct outbound *ob, uint64_t pod)
 {
-	struct ob_plis *pl[OB_MAX_WORKERS];
-	unsigned i;
-
-	if (ob->nworkers > OB_MAX_WORKERS)
-		return -EINVAL;
-	for (i = 0; i < ob->nworkers; i++) {
-		pl[i] = calloc(1, sizeof(*pl[i]));
-		if (!pl[i]) {
-			while (i--)
-				free(pl[i]);
-			return -ENOMEM;
-		}
-	}
-	for (i = 0; i < ob->nworkers; i++) {
-		pl[i]->pod = pod;
-		pl[i]->del = true;
-		ob_pod_post(&ob->workers[i], pl[i]);
-	}
-	return 0;
+	return ob_pod_command(ob, pod, NULL);
 }
+
 _Static_assert(OB_MAX_WORKERS >= CFG_MAX_WORKERS, "a pod needs listener slots for every worker");
