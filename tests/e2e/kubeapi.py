@@ -17,9 +17,9 @@ over HTTPS/HTTP/1.1, enough of it for a list-then-watch client:
 Query parameters: watch=true|1, resourceVersion, allowWatchBookmarks,
 timeoutSeconds, fieldSelector (metadata.name, metadata.namespace, and per
 resource e.g. spec.nodeName for pods; =, ==, !=), labelSelector (=, ==, !=,
-in, notin, exists, !exists), sendInitialEvents; limit/continue are accepted and
-ignored (the whole list is answered, with no continue token, as the watch cache
-does for resourceVersion=0).
+in, notin, exists, !exists), sendInitialEvents; limit/continue page a list as the
+real server does from etcd (each page at the first page's resourceVersion; a
+continue token older than the last compact() is a 410).
 
 Semantics that follow the real server (k8s.io/apiserver's watch cache):
   * one resourceVersion counter for every resource (etcd's revision);
@@ -825,7 +825,7 @@ class Handler(BaseHTTPRequestHandler):
         elif watch:
             self._watch(entry, res, flt, q)
         else:
-            self._list(entry, res, flt)
+            self._list(entry, res, flt, q)
 
     def _get_one(self, entry, res, ns, name):
         with self.api._lock:
@@ -840,15 +840,47 @@ class Handler(BaseHTTPRequestHandler):
         entry["status"] = 200
         self._body(200, with_type(res, obj))
 
-    def _list(self, entry, res, flt):
+    def _list(self, entry, res, flt, q=None):
+        """A list, paged as the real server pages from etcd when asked
+        (limit=N): every page at the first page's resourceVersion, the
+        continue token an opaque base64 string (here: that version and the
+        next item's key); a token whose version was compacted away is a 410."""
+        q = q or {}
+        try:
+            limit = int(q.get("limit") or 0)
+        except ValueError:
+            limit = 0
+        cont = q.get("continue", "")
+        after = None
         with self.api._lock:
             rv = self.api._rv
-            items = [without_type(copy.deepcopy(o)) for k, o in sorted(self.api._store.items())
-                     if k[0] == res.plural and flt.match(o)]
+            if cont:
+                try:
+                    tok = json.loads(base64.b64decode(cont).decode())
+                    rv, after = int(tok["rv"]), tuple(tok["after"])
+                except (ValueError, KeyError, TypeError):
+                    entry["status"] = self._status(status_object(400, "invalid continue token", "BadRequest"))
+                    return
+                if rv < self.api._compacted:
+                    entry["status"] = self._status(status_object(
+                        410, "The provided continue parameter is too old to display a consistent list "
+                        "result. You can start a new list without the continue parameter.", "Expired"))
+                    return
+            keyed = [(k, o) for k, o in sorted(self.api._store.items())
+                     if k[0] == res.plural and flt.match(o) and (after is None or k > after)]
+        more = ""
+        if limit > 0 and len(keyed) > limit:
+            keyed = keyed[:limit]
+            more = base64.b64encode(json.dumps({"rv": rv, "after": list(keyed[-1][0])}).encode()).decode()
+        items = [without_type(copy.deepcopy(o)) for _, o in keyed]
+        md = {"resourceVersion": str(rv)}
+        if more:
+            md["continue"] = more
         entry["status"] = 200
         entry["list_rv"] = rv
+        entry["continue"] = bool(cont)
         self._body(200, {"kind": res.kind + "List", "apiVersion": res.api_version,
-                         "metadata": {"resourceVersion": str(rv)}, "items": items})
+                         "metadata": md, "items": items})
 
     def _watch(self, entry, res, flt, q):
         api = self.api

@@ -168,3 +168,27 @@ def test_namespaces_limit_what_is_served(weft):
     assert "other/cart:80" not in services_doc(c.d)
     st, body = http_get(c.d.admin, "/metrics")
     assert 'weft_kubernetes_synced{kind="services"} 1' in body
+
+
+def test_big_lists_are_read_in_pages(weft):
+    """A list bigger than a page (500) is read with limit/continue, every page
+    applied, nothing lost; a continue token that expired mid-list restarts it."""
+    c = cluster(weft)
+    base = [int(x) for x in vip_host().split(".")[:2]]
+    for i in range(1200):
+        c.api.upsert(c.api.service("load", "svc-%d" % i,
+                                   ["%d.%d.%d.%d" % (base[0], base[1] or 10, 100 + i // 250, i % 250 + 1)],
+                                   [("tcp", 80, None)]))
+    assert wait_for(lambda: sum(1 for n in services_doc(c.d) if n.startswith("load/")) == 1200, 20, 0.2), \
+        len(services_doc(c.d))
+    # a relist (the watched version compacted away) reads the 1200 in pages of 500
+    since = len(c.api.requests)
+    c.api.delete("Service", "load", "svc-7")
+    c.api.compact(end_watches=True)
+    assert wait_for(lambda: sum(1 for r in c.api.requests[since:] if r.get("verb") == "list"
+                                and "services" in r["path"] and r.get("continue")) >= 2, 20, 0.1)
+    assert wait_for(lambda: sum(1 for n in services_doc(c.d) if n.startswith("load/")) == 1199, 20, 0.2)
+    assert "load/svc-7:80" not in services_doc(c.d)
+    pages = [r for r in c.api.requests[since:] if r.get("verb") == "list" and "services" in r["path"]
+             and r.get("status") == 200]
+    assert sum(1 for r in pages if r.get("continue")) >= 2, [(r["path"], r.get("query")) for r in pages]

@@ -15,6 +15,7 @@
 #include "lib/log.h"
 
 #define KDISC_KINDS 4
+#define KDISC_PAGE 500 /* items per list page: memory follows a page, not the cluster */
 
 enum refl_state { R_IDLE, R_LISTING, R_WATCHING, R_WAITING };
 
@@ -24,6 +25,8 @@ struct reflector {
 	const char *name; /* "services", for logs and metrics */
 	char path[512];   /* the collection, with the fixed query (fieldSelector) */
 	char rv[K8S_RV_MAX + 1];
+	char cont[K8S_CONTINUE_MAX + 1]; /* the next page's token while a paged list is read */
+	bool paging;                     /* a list is between its pages (resync begun) */
 	enum refl_state state;
 	struct kapi_req *req;
 	ev_timer retry;
@@ -63,6 +66,7 @@ static bool kd_wanted(const struct kdisc *d, const struct k8s_object *o)
 static const char *const kind_names[KDISC_KINDS] = { "services", "endpointslices", "pods", "nodes" };
 
 static void refl_list(struct reflector *r);
+static void refl_list_page(struct reflector *r);
 static void refl_watch(struct reflector *r);
 
 static void kd_changed(struct kdisc *d)
@@ -139,29 +143,41 @@ static int list_item(void *arg, const struct k8s_object *o)
 static void list_body(void *arg, int status, const char *body, size_t len)
 {
 	struct reflector *r = arg;
-	char err[256] = "", rv[K8S_RV_MAX + 1] = "";
+	struct k8s_list_meta lm;
+	char err[256] = "";
 	int rc;
 
 	if (status / 100 != 2) {
-		r->req = NULL; /* on_done follows; the retry is set from here */
+		r->req = NULL;     /* on_done follows; the retry is set from here */
+		r->paging = false; /* a 410 on a continue token too: the list starts again */
 		refl_status(r, status, body, len);
 		if (r->relist)
-			refl_later(r, "the list itself answered 410 Gone");
+			refl_later(r, "the list answered 410 Gone");
 		return;
 	}
-	kmodel_resync_begin(r->d->model, r->kind);
-	rc = k8s_decode_list(r->kind, body, len, list_item, r, rv, sizeof(rv), err, sizeof(err));
+	if (!r->paging) {
+		kmodel_resync_begin(r->d->model, r->kind);
+		r->paging = true;
+	}
+	memset(&lm, 0, sizeof(lm));
+	rc = k8s_decode_list_page(r->kind, body, len, list_item, r, &lm, err, sizeof(err));
 	if (rc < 0) {
 		/* keep what was there: a bad list is not "everything was deleted" */
 		char why[320];
 
 		snprintf(why, sizeof(why), "the list does not decode: %s", err);
+		r->paging = false;
 		r->state = R_IDLE;
 		refl_later(r, why);
 		return;
 	}
+	snprintf(r->cont, sizeof(r->cont), "%s", lm.cont);
+	snprintf(r->rv, sizeof(r->rv), "%s", lm.resource_version);
+	r->state = R_LISTING; /* on_done asks for the next page, or starts the watch */
+	if (r->cont[0])
+		return;
 	kmodel_resync_end(r->d->model, r->kind);
-	snprintf(r->rv, sizeof(r->rv), "%s", rv);
+	r->paging = false;
 	r->lists++;
 	r->relist = false;
 	r->backoff = KDISC_BACKOFF_MIN_S;
@@ -169,7 +185,6 @@ static void list_body(void *arg, int status, const char *body, size_t len)
 		log_info("kubernetes: %s listed (resourceVersion %s)", r->name, r->rv);
 	r->synced = true;
 	kd_changed(r->d);
-	r->state = R_LISTING; /* on_done starts the watch */
 }
 
 static void list_done(void *arg, int err, const char *detail)
@@ -180,10 +195,15 @@ static void list_done(void *arg, int err, const char *detail)
 	r->req = NULL;
 	if (r->state == R_WAITING)
 		return; /* list_body already decided */
-	if (err == 0 && r->synced && r->state == R_LISTING) {
+	if (err == 0 && r->state == R_LISTING && r->paging && r->cont[0]) {
+		refl_list_page(r);
+		return;
+	}
+	if (err == 0 && r->synced && r->state == R_LISTING && !r->paging) {
 		refl_watch(r);
 		return;
 	}
+	r->paging = false;
 	snprintf(why, sizeof(why), "list failed: %s%s%s", err ? strerror(-err) : "no answer", detail ? ": " : "",
 		 detail ? detail : "");
 	refl_later(r, why);
@@ -191,13 +211,45 @@ static void list_done(void *arg, int err, const char *detail)
 
 static const struct kapi_ops list_ops = { .on_body = list_body, .on_line = NULL, .on_done = list_done };
 
+/* Appends the query separator and limit (and continue) to the collection's path. */
+static void list_path(struct reflector *r, char *out, size_t len)
+{
+	size_t n = (size_t)snprintf(out, len, "%s%slimit=%d", r->path, strchr(r->path, '?') ? "&" : "?", KDISC_PAGE);
+	const char *c;
+
+	if (!r->cont[0] || n + 10 >= len)
+		return;
+	n += (size_t)snprintf(out + n, len - n, "&continue=");
+	/* the token is base64: '+', '/' and '=' need escaping in a query */
+	for (c = r->cont; *c && n + 4 < len; c++) {
+		if ((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-' ||
+		    *c == '_' || *c == '.')
+			out[n++] = *c;
+		else
+			n += (size_t)snprintf(out + n, len - n, "%%%02X", (unsigned char)*c);
+	}
+	out[n] = '\0';
+}
+
+static void refl_list_page(struct reflector *r)
+{
+	char path[4 * K8S_CONTINUE_MAX + 1024];
+
+	list_path(r, path, sizeof(path));
+	r->state = R_LISTING;
+	r->req = kapi_get(r->d->api, path, KAPI_WHOLE, &list_ops, r);
+	if (!r->req) {
+		r->paging = false;
+		refl_later(r, "cannot start the list request (out of memory or descriptors)");
+	}
+}
+
 static void refl_list(struct reflector *r)
 {
-	r->state = R_LISTING;
 	r->relist = false;
-	r->req = kapi_get(r->d->api, r->path, KAPI_WHOLE, &list_ops, r);
-	if (!r->req)
-		refl_later(r, "cannot start the list request (out of memory or descriptors)");
+	r->paging = false;
+	r->cont[0] = '\0';
+	refl_list_page(r);
 }
 
 /* ---- watch ----------------------------------------------------------------- */

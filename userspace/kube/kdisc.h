@@ -2,7 +2,9 @@
 /*
  * kdisc: service discovery from the Kubernetes API. One reflector per kind
  * (Services, EndpointSlices, this node's Pods, Nodes), each the way the API
- * defines it: list, then watch from the list's resourceVersion with
+ * defines it: list (in pages of KDISC_PAGE items with limit/continue, so
+ * memory follows a page, not the cluster; an expired continue token
+ * restarts the list), then watch from the list's resourceVersion with
  * bookmarks; a watch that ends cleanly (timeoutSeconds) is resumed from the
  * last version seen; "410 Gone" (an ERROR event or an answer) means relist;
  * any other failure retries with jittered exponential back-off
