@@ -85,7 +85,8 @@ def test_clusterip_to_pod_endpoints_and_scaling(weft):
     c.api.upsert(c.api.endpointslice("shop", "cart-a", "cart", "IPv4", [("http", a.port, "http")],
                                      [{"addresses": [a.ip], "nodeName": NODE}]))
     name = "shop/cart:80"
-    assert wait_for(lambda: name in services_doc(c.d), 5, 0.05), services_doc(c.d)
+    # Services and slices come on separate watches: wait for both
+    assert wait_for(lambda: (services_doc(c.d).get(name) or {}).get("endpoints"), 5, 0.05), services_doc(c.d)
     svc = services_doc(c.d)[name]
     assert svc["addresses"] == ["%s:80" % vip], svc
     assert svc["source"] == "kubernetes" and svc["protocol"] == "http", svc
