@@ -78,14 +78,7 @@ def server_of(res):
 
 
 def socket_fds(pid):
-    n = 0
-    for fd in os.listdir("/proc/%d/fd" % pid):
-        try:
-            if os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith("socket:"):
-                n += 1
-        except OSError:
-            pass
-    return n
+    return sum(1 for v in fd_list(pid).values() if v.startswith("socket:"))
 
 
 def fd_list(pid):

@@ -227,7 +227,7 @@ static void km_key(char *key, const struct k8s_meta *meta)
 /* A new entry for o (not yet in a table): NULL on out of memory. */
 static struct km_head *km_build(struct kmodel *m, const struct k8s_object *o)
 {
-	size_t i, j;
+	size_t i;
 
 	switch (o->kind) {
 	case K8S_SERVICE: {
@@ -300,7 +300,6 @@ static struct km_head *km_build(struct kmodel *m, const struct k8s_object *o)
 			n++;
 		}
 		s->n_eps = n;
-		(void)j;
 		return &s->h;
 	}
 	case K8S_NODE: {

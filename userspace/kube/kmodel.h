@@ -9,8 +9,8 @@
  *   ClusterIP:port for every ClusterIP (dual stack: both);
  * - its endpoints are the ready endpoints of the EndpointSlices labelled
  *   kubernetes.io/service-name = <name> in that namespace, on the slice port
- *   whose name matches the Service port's name (and of the ClusterIP's
- *   family: an IPv4 VIP gets the IPv4 slices);
+ *   whose name matches the Service port's name (every family's slices: a
+ *   dual-stack Service's VIPs share one endpoint set);
  * - an endpoint on this node (nodeName = node_name, or none) is connected
  *   directly; one on another node through that node's agent: the node's
  *   InternalIP of the endpoint's family (else any) and agent.inbound's port,
