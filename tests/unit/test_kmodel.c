@@ -263,28 +263,54 @@ static void test_resync(void **state)
 	kmodel_free(m);
 }
 
+struct pod_seen {
+	char uid[64], ns[64], sa[64];
+	size_t n;
+};
+
+static void pod_seen(void *arg, const char *uid, const char *ns, const char *sa)
+{
+	struct pod_seen *p = arg;
+
+	p->n++;
+	snprintf(p->uid, sizeof(p->uid), "%s", uid);
+	snprintf(p->ns, sizeof(p->ns), "%s", ns);
+	snprintf(p->sa, sizeof(p->sa), "%s", sa);
+}
+
 static void test_pods(void **state)
 {
 	struct kmodel *m = kmodel_new("node-a", 4143);
+	struct pod_seen seen = { 0 };
 	struct k8s_object o;
-	const char *ns, *sa;
 
 	(void)state;
 	meta(&o, K8S_POD, "shop", "cart-1", "0f3c9a52-7d1e-4b8a-9c2f-5e6d7a8b9c0d");
 	snprintf(o.pod.node_name, sizeof(o.pod.node_name), "node-a");
 	snprintf(o.pod.service_account, sizeof(o.pod.service_account), "cart");
 	assert_int_equal(kmodel_apply(m, K8S_EV_ADDED, &o), 0); /* pods do not change services */
-	assert_true(kmodel_pod(m, "0f3c9a52-7d1e-4b8a-9c2f-5e6d7a8b9c0d", &ns, &sa));
-	assert_string_equal(ns, "shop");
-	assert_string_equal(sa, "cart");
+	assert_int_equal(kmodel_pods_each(m, pod_seen, &seen), 1);
+	assert_string_equal(seen.uid, "0f3c9a52-7d1e-4b8a-9c2f-5e6d7a8b9c0d");
+	assert_string_equal(seen.ns, "shop");
+	assert_string_equal(seen.sa, "cart");
 	/* another node's pod is not kept */
 	meta(&o, K8S_POD, "shop", "cart-2", "11111111-7d1e-4b8a-9c2f-5e6d7a8b9c0d");
 	snprintf(o.pod.node_name, sizeof(o.pod.node_name), "node-b");
 	kmodel_apply(m, K8S_EV_ADDED, &o);
-	assert_false(kmodel_pod(m, "11111111-7d1e-4b8a-9c2f-5e6d7a8b9c0d", &ns, &sa));
+	memset(&seen, 0, sizeof(seen));
+	assert_int_equal(kmodel_pods_each(m, pod_seen, &seen), 1);
+	assert_string_equal(seen.uid, "0f3c9a52-7d1e-4b8a-9c2f-5e6d7a8b9c0d");
+	/* no serviceAccountName: "default", as the API server would fill in */
 	meta(&o, K8S_POD, "shop", "cart-1", "0f3c9a52-7d1e-4b8a-9c2f-5e6d7a8b9c0d");
+	snprintf(o.pod.node_name, sizeof(o.pod.node_name), "node-a");
+	o.pod.service_account[0] = '\0';
+	kmodel_apply(m, K8S_EV_MODIFIED, &o);
+	memset(&seen, 0, sizeof(seen));
+	assert_int_equal(kmodel_pods_each(m, pod_seen, &seen), 1);
+	assert_string_equal(seen.sa, "default");
 	kmodel_apply(m, K8S_EV_DELETED, &o);
-	assert_false(kmodel_pod(m, "0f3c9a52-7d1e-4b8a-9c2f-5e6d7a8b9c0d", &ns, &sa));
+	memset(&seen, 0, sizeof(seen));
+	assert_int_equal(kmodel_pods_each(m, pod_seen, &seen), 0);
 	kmodel_free(m);
 }
 

@@ -87,6 +87,8 @@ void render_services(const struct snapshot *snap, struct buf *out)
 				   j ? "," : "", ep->addr, ep_state(ep), ep->bal.weight, ep->bal.ewma_us / 1000.0,
 				   ep->bal.active, (unsigned long long)ep->opened, (unsigned long long)ep_errors(ep),
 				   ep->bal.consecutive, (unsigned long long)ep->bal.ejections);
+			if (ep->node[0])
+				buf_printf(out, ",\"node\":\"%s\"", ep->node);
 			if (ep->bal.state != BAL_READY) {
 				buf_printf(out, ",\"ejected_for_s\":%.3f,\"reason\":",
 					   ep->bal.state == BAL_EJECTED && ep->bal.ejected_until > snap->now

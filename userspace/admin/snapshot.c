@@ -89,9 +89,13 @@ static int copy_svc(struct snapshot *s, struct snap_svc *o, const struct svc *sv
 	o->over_service_limit = sv->stat->over_service_limit;
 	o->over_pending = sv->stat->over_pending;
 	o->over_workload = sv->stat->over_workload;
-	for (j = 0; j < sv->n_eps; j++)
+	for (j = 0; j < sv->n_eps; j++) {
 		if (copy_ep(s, &o->eps[j], sv->eps[j]) < 0)
 			return -ENOMEM;
+		o->eps[j].node[0] = '\0';
+		if (sv->remote[j])
+			addr_format(&sv->nodes[j], o->eps[j].node, sizeof(o->eps[j].node));
+	}
 	o->n_eps = sv->n_eps;
 	if (sv->http && sv->stat->http) {
 		const struct h1_stat *hs = sv->stat->http;

@@ -27,6 +27,7 @@ struct outbound;
 struct snap_ep {
 	const char *svc; /* the service's name */
 	char addr[ADDR_STRLEN];
+	char node[ADDR_STRLEN]; /* the agent it is reached through (mTLS); "" when direct */
 	struct bal_endpoint bal;
 	const char *eject_reason; /* static string, or NULL */
 	uint64_t opened, connect_errors[SVC_ERR__MAX];

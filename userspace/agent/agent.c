@@ -30,6 +30,7 @@
 #include "listen/outbound.h"
 #include "listen/pods.h"
 #include "kube/kdisc.h"
+#include "kube/kident.h"
 #include "kube/kmodel.h"
 #include "admin/render.h"
 #include "admin/snapshot.h"
@@ -60,9 +61,10 @@ struct agent {
 	struct membudget mb; /* agent.buffer_memory_mb: buffered HTTP bytes, per workload */
 	bool mb_ok;
 	struct outbound *ob;
-	struct pods *pods;   /* pods' network namespaces (listen/pods) */
-	struct kdisc *kdisc; /* services from the Kubernetes API (kube/kdisc), NULL: none */
-	size_t n_discovered; /* discovered services in force */
+	struct pods *pods;     /* pods' network namespaces (listen/pods) */
+	struct kdisc *kdisc;   /* services from the Kubernetes API (kube/kdisc), NULL: none */
+	struct kident *kident; /* this node's pods' identities (kdisc fills it, workers read it); NULL: no kubernetes */
+	size_t n_discovered;   /* discovered services in force */
 	char cgmount[CG_PATH_MAX];
 	char self_cg[CG_PATH_MAX];
 	uint64_t self_cgid;
@@ -232,6 +234,21 @@ static bool tracing_export_changed(const struct cfg_tracing *n, const struct cfg
 
 static int agent_reload(struct agent *a, struct buf *errout);
 
+static bool agent_pod_identity(void *arg, const char *cgroup_path, const char *td, char *id, size_t len)
+{
+	return kident_of_cgroup(arg, cgroup_path, td, id, len);
+}
+
+/* mtls_load, with pods' identities (from the Pods watch) wired in when there is discovery. */
+static int agent_mtls_load(struct agent *a, const struct weft_config *cfg, struct mtls **out, char *err, size_t errlen)
+{
+	int r = mtls_load(cfg, a->cgmount, out, err, errlen);
+
+	if (r == 0 && *out && a->kident)
+		mtls_set_workload_identity(*out, agent_pod_identity, a->kident);
+	return r;
+}
+
 /* Does a discovered service use an address a service of the file has? (the file's wins) */
 static bool vip_taken(const struct weft_config *file, const struct cfg_service *d)
 {
@@ -326,7 +343,7 @@ static void agent_reload_tls(struct agent *a)
 	struct mtls *nm = NULL;
 	char err[768];
 
-	if (mtls_load(a->cfg, a->cgmount, &nm, err, sizeof(err)) < 0 || !nm) {
+	if (agent_mtls_load(a, a->cfg, &nm, err, sizeof(err)) < 0 || !nm) {
 		/* keep the old bundle; say so once per change, not every beat */
 		if (!a->tls_reload_failed)
 			log_error("certificate files changed but cannot be loaded (%s); the previous ones stay "
@@ -477,7 +494,7 @@ static int agent_reload(struct agent *a, struct buf *errout)
 		struct mtls *nm = NULL;
 		char e2[768];
 
-		if (mtls_load(n, a->cgmount, &nm, e2, sizeof(e2)) < 0) {
+		if (agent_mtls_load(a, n, &nm, e2, sizeof(e2)) < 0) {
 			log_error("reload rejected: %s", e2);
 			if (errout)
 				buf_printf(errout, "%s\n", e2);
@@ -711,6 +728,22 @@ static void agent_metrics(struct agent *a, struct buf *out)
 			   "certificates in use.\n# TYPE weft_tls_cert_expiry_timestamp_seconds gauge\n"
 			   "weft_tls_cert_expiry_timestamp_seconds %lld\n",
 			   (long long)mtls_earliest_expiry(a->mtls));
+	if (a->mtls) {
+		struct mtls_stats ms;
+
+		mtls_stats(a->mtls, &ms);
+		buf_printf(out,
+			   "# HELP weft_tls_workload_identities Client identities of workloads: from identities "
+			   "rules (config) or minted for pods found at run time (pod).\n"
+			   "# TYPE weft_tls_workload_identities gauge\n"
+			   "weft_tls_workload_identities{source=\"config\"} %zu\n"
+			   "weft_tls_workload_identities{source=\"pod\"} %zu\n"
+			   "# HELP weft_tls_identity_fallbacks_total Cross-node connections of a workload with a known "
+			   "identity that used the node identity (no issuer, minting failed, too many).\n"
+			   "# TYPE weft_tls_identity_fallbacks_total counter\n"
+			   "weft_tls_identity_fallbacks_total %llu\n",
+			   ms.configured, ms.minted, (unsigned long long)ms.fallbacks);
+	}
 	agent_process_metrics(out);
 }
 
@@ -1096,7 +1129,11 @@ int agent_run(struct weft_config *cfg, const char *path, bool verbose)
 	r = cgw_new(a.loop, agent_on_cgroup_event, &a, &a.cgw);
 	if (r < 0)
 		log_warn("inotify unavailable (%s): new cgroups are found by the periodic scan only", strerror(-r));
-	if (mtls_load(cfg, a.cgmount, &a.mtls, err, sizeof(err)) < 0) {
+	if (cfg->kubernetes.enabled && !(a.kident = kident_new())) {
+		log_error("cannot start: out of memory");
+		goto out;
+	}
+	if (agent_mtls_load(&a, cfg, &a.mtls, err, sizeof(err)) < 0) {
 		log_error("cannot start: %s", err);
 		goto out;
 	}
@@ -1157,7 +1194,7 @@ int agent_run(struct weft_config *cfg, const char *path, bool verbose)
 		goto out;
 	}
 	if (cfg->kubernetes.enabled && kdisc_start(a.loop, &cfg->kubernetes, addr_port(&cfg->inbound), cfg->mark,
-						   agent_on_discovery, &a, &a.kdisc, err, sizeof(err)) < 0) {
+						   a.kident, agent_on_discovery, &a, &a.kdisc, err, sizeof(err)) < 0) {
 		log_error("cannot start: kubernetes: %s", err);
 		goto out;
 	}
@@ -1205,6 +1242,7 @@ out:
 		mb_destroy(&a.mb);
 	zipkin_free(a.zipkin);
 	mtls_unref(a.mtls);
+	kident_free(a.kident); /* after the workers: they read it */
 	while (a.n_manual)
 		free(a.manual[--a.n_manual]);
 	if (a.kern)

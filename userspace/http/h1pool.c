@@ -154,7 +154,9 @@ static int up_link_new(struct h1up *u, const struct h1up_want *want)
 	memset(&pre, 0, sizeof(pre));
 	pre.target = want->ep->addr;
 	pre.proto = PREAMBLE_PROTO_HTTP1;
-	snprintf(pre.service, sizeof(pre.service), "%s", want->svc_name);
+	/* a name the preamble cannot carry (a discovered "<ns>/<name>:<port>") stays out: the far side finds the service by target */
+	if (preamble_service_name_ok(want->svc_name))
+		snprintf(pre.service, sizeof(pre.service), "%s", want->svc_name);
 	/* encoded in place: nodelink_init accepts its own buffer as the prefix */
 	n = preamble_encode(u->nl->prefix, sizeof(u->nl->prefix), &pre);
 	if (n >= 0)

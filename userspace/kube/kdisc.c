@@ -10,6 +10,7 @@
 #include "codec/k8s.h"
 #include "config/config.h"
 #include "kube/kapi.h"
+#include "kube/kident.h"
 #include "kube/kmodel.h"
 #include "lib/buf.h"
 #include "lib/log.h"
@@ -46,7 +47,9 @@ struct kdisc {
 	void (*changed)(void *arg);
 	void *arg;
 	ev_timer coalesce;
-	char **namespaces; /* kubernetes.namespaces: Services and slices of these only (none: all) */
+	bool svcs_dirty, pods_dirty; /* what the coalesce timer has to apply */
+	struct kident *ident;        /* this node's pods' identities (borrowed; may be NULL) */
+	char **namespaces;           /* kubernetes.namespaces: Services and slices of these only (none: all) */
 	size_t n_namespaces;
 };
 
@@ -69,10 +72,42 @@ static void refl_list(struct reflector *r);
 static void refl_list_page(struct reflector *r);
 static void refl_watch(struct reflector *r);
 
-static void kd_changed(struct kdisc *d)
+/* What a change of kind means: services rebuilt, or (Pods) the identity table. */
+static void kd_changed(struct kdisc *d, enum k8s_kind kind)
 {
+	if (kind == K8S_POD)
+		d->pods_dirty = true;
+	else
+		d->svcs_dirty = true;
 	if (!ev_is_active(&d->coalesce))
 		ev_timer_start(d->loop, &d->coalesce);
+}
+
+struct pods_acc {
+	struct kident_pod *v;
+	size_t n;
+};
+
+static void pods_acc_add(void *arg, const char *uid, const char *ns, const char *sa)
+{
+	struct pods_acc *acc = arg;
+
+	acc->v[acc->n++] = (struct kident_pod){ .uid = uid, .ns = ns, .sa = sa };
+}
+
+/* This node's pods into the identity table the workers read. O(pods on the node). */
+static void kd_publish_pods(struct kdisc *d)
+{
+	struct kmodel_stats st;
+	struct pods_acc acc = { 0 };
+
+	kmodel_stats(d->model, &st);
+	acc.v = calloc(st.pods ? st.pods : 1, sizeof(*acc.v));
+	if (!acc.v || (kmodel_pods_each(d->model, pods_acc_add, &acc), kident_replace(d->ident, acc.v, acc.n) < 0)) {
+		log_error("kubernetes: out of memory updating pod identities; trying again at the next change");
+		d->pods_dirty = true;
+	}
+	free(acc.v);
 }
 
 static void on_coalesce(struct ev_loop *loop, ev_timer *t, int revents)
@@ -81,7 +116,14 @@ static void on_coalesce(struct ev_loop *loop, ev_timer *t, int revents)
 
 	(void)loop;
 	(void)revents;
-	d->changed(d->arg);
+	if (d->pods_dirty && d->ident) {
+		d->pods_dirty = false;
+		kd_publish_pods(d);
+	}
+	if (d->svcs_dirty) {
+		d->svcs_dirty = false;
+		d->changed(d->arg);
+	}
 }
 
 /* Retry after the back-off (jittered: 50..100% of it), doubling it for next time. */
@@ -184,7 +226,7 @@ static void list_body(void *arg, int status, const char *body, size_t len)
 	if (!r->synced)
 		log_info("kubernetes: %s listed (resourceVersion %s)", r->name, r->rv);
 	r->synced = true;
-	kd_changed(r->d);
+	kd_changed(r->d, r->kind);
 }
 
 static void list_done(void *arg, int err, const char *detail)
@@ -279,8 +321,8 @@ static void watch_line(void *arg, const char *line, size_t len)
 		rc = kd_wanted(r->d, &ev.obj) ? kmodel_apply(r->d->model, ev.type, &ev.obj) : 0;
 		if (rc < 0)
 			log_error("kubernetes: %s: out of memory applying an event", r->name);
-		else if (rc > 0)
-			kd_changed(r->d);
+		else if (rc > 0 || r->kind == K8S_POD)
+			kd_changed(r->d, r->kind);
 		if (ev.obj.meta.resource_version[0])
 			snprintf(r->rv, sizeof(r->rv), "%s", ev.obj.meta.resource_version);
 		break;
@@ -362,7 +404,8 @@ static void refl_watch(struct reflector *r)
 /* ---- API ------------------------------------------------------------------- */
 
 int kdisc_start(struct ev_loop *loop, const struct cfg_kubernetes *kc, uint16_t inbound_port, uint32_t mark,
-		void (*changed)(void *arg), void *arg, struct kdisc **out, char *err, size_t errlen)
+		struct kident *ident, void (*changed)(void *arg), void *arg, struct kdisc **out, char *err,
+		size_t errlen)
 {
 	struct kapi_opts o;
 	struct kdisc *d;
@@ -374,6 +417,7 @@ int kdisc_start(struct ev_loop *loop, const struct cfg_kubernetes *kc, uint16_t 
 	d->loop = loop;
 	d->changed = changed;
 	d->arg = arg;
+	d->ident = ident;
 	if (kc->n_namespaces) {
 		d->namespaces = calloc(kc->n_namespaces, sizeof(*d->namespaces));
 		if (!d->namespaces) {
@@ -503,4 +547,10 @@ void kdisc_metrics(struct kdisc *d, struct buf *out)
 		   "%zu\n",
 		   st.services, st.slices, st.pods, st.nodes, st.endpoints, st.endpoints_not_ready,
 		   st.endpoints_no_node);
+	if (d->ident)
+		buf_printf(out,
+			   "# HELP weft_kubernetes_pod_identities Pods of this node whose identity (namespace, "
+			   "service account) the workers can use.\n# TYPE weft_kubernetes_pod_identities gauge\n"
+			   "weft_kubernetes_pod_identities %zu\n",
+			   kident_count(d->ident));
 }

@@ -14,8 +14,10 @@
  * What the objects mean for weft is kube/kmodel's; kdisc calls changed()
  * (coalesced: at most once per KDISC_COALESCE_S) when the services may have
  * changed, and the agent then asks kmodel_services() and applies them.
+ * Changes to this node's Pods do not rebuild services: they replace the
+ * pod identity table (kube/kident) instead.
  * Main loop only.
- * It may call: kube/kapi, kube/kmodel, codec/k8s, config/config, lib/log,
+ * It may call: kube/kapi, kube/kident, kube/kmodel, codec/k8s, config/config, lib/log,
  * lib/buf, libev.
  */
 #ifndef WEFT_KDISC_H
@@ -32,16 +34,20 @@
 
 struct kdisc;
 struct kmodel;
+struct kident;
 struct cfg_kubernetes;
 struct buf;
 
 /*
- * Starts the reflectors. inbound_port: agent.inbound's port (how other
+ * Starts the reflectors. ident (may be NULL): the table of this node's pods'
+ * identities that kdisc keeps current from the Pods watch (it must outlive
+ * kdisc; the workers read it). inbound_port: agent.inbound's port (how other
  * nodes' agents are reached); mark: SO_MARK for the API connections. 0, or
  * -errno with err set (a bad URL or CA file: what to fix).
  */
 int kdisc_start(struct ev_loop *loop, const struct cfg_kubernetes *kc, uint16_t inbound_port, uint32_t mark,
-		void (*changed)(void *arg), void *arg, struct kdisc **out, char *err, size_t errlen);
+		struct kident *ident, void (*changed)(void *arg), void *arg, struct kdisc **out, char *err,
+		size_t errlen);
 void kdisc_free(struct kdisc *d);
 const struct kmodel *kdisc_model(const struct kdisc *d);
 /* Every kind listed at least once (until then the services are partial). */

@@ -556,13 +556,14 @@ void kmodel_stats(const struct kmodel *m, struct kmodel_stats *st)
 	st->endpoints_not_ready = m->last_not_ready;
 }
 
-bool kmodel_pod(const struct kmodel *m, const char *uid, const char **ns, const char **sa)
+size_t kmodel_pods_each(const struct kmodel *m, void (*fn)(void *arg, const char *uid, const char *ns, const char *sa),
+			void *arg)
 {
-	const struct km_pod *p = (const struct km_pod *)km_find(&m->pods, uid);
+	const struct km_head *e;
+	size_t b, n = 0;
 
-	if (!p)
-		return false;
-	*ns = p->ns;
-	*sa = p->sa;
-	return true;
+	for (b = 0; b < KM_BUCKETS; b++)
+		for (e = m->pods.b[b]; e; e = e->next, n++)
+			fn(arg, e->key, ((const struct km_pod *)e)->ns, ((const struct km_pod *)e)->sa);
+	return n;
 }

@@ -66,7 +66,11 @@ struct kmodel_stats {
 };
 void kmodel_stats(const struct kmodel *m, struct kmodel_stats *st);
 
-/* A pod of this node by UID: its namespace and service account (identity). false: unknown. */
-bool kmodel_pod(const struct kmodel *m, const char *uid, const char **ns, const char **sa);
+/*
+ * Calls fn for every pod of this node (any order) with its UID, namespace and
+ * service account ("default" when the pod names none); returns how many.
+ */
+size_t kmodel_pods_each(const struct kmodel *m, void (*fn)(void *arg, const char *uid, const char *ns, const char *sa),
+			void *arg);
 
 #endif

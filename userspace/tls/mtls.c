@@ -2,6 +2,7 @@
 #include "tls/mtls.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include "kernel/cgroup.h"
 #include "config/config.h"
 #include "codec/identity.h"
+#include "lib/log.h"
 #include "tls/tls.h"
 
 struct mtls {
@@ -22,6 +24,21 @@ struct mtls {
 	struct id_map *map;
 	time_t renew_at; /* earliest 2/3-of-lifetime point of a minted certificate; 0: none */
 	char cgmount[CG_PATH_MAX];
+
+	/* workload identities found at run time (mtls_set_workload_identity), minted on first use */
+	mtls_identity_fn wid;
+	void *wid_arg;
+	struct certmint_issuer *iss; /* tls.issuer_*; NULL: none configured */
+	uint32_t lifetime_s;
+	char *ca_file;
+	pthread_mutex_t mint_lock; /* guards everything below, iss's RNG and renew_at */
+	struct mtls_minted {
+		char *id;
+		struct tls_ctx *ctx;
+	} * minted;
+	size_t n_minted, cap_minted;
+	bool mint_failed_logged, full_logged;
+	atomic_ullong n_mint_fail, n_fallback;
 };
 
 static void mtls_free(struct mtls *m)
@@ -32,6 +49,14 @@ static void mtls_free(struct mtls *m)
 		tls_ctx_unref(m->ids[i]);
 		free(m->id_names[i]);
 	}
+	for (i = 0; i < m->n_minted; i++) {
+		tls_ctx_unref(m->minted[i].ctx);
+		free(m->minted[i].id);
+	}
+	free(m->minted);
+	certmint_issuer_free(m->iss);
+	free(m->ca_file);
+	pthread_mutex_destroy(&m->mint_lock);
 	free(m->ids);
 	free(m->id_names);
 	tls_ctx_unref(m->node);
@@ -54,6 +79,17 @@ int mtls_load(const struct weft_config *cfg, const char *cgmount, struct mtls **
 	if (!m)
 		return -ENOMEM;
 	atomic_init(&m->refs, 1);
+	if (pthread_mutex_init(&m->mint_lock, NULL) != 0) {
+		free(m);
+		return -ENOMEM;
+	}
+	m->lifetime_s = cfg->tls_cert_lifetime_s;
+	m->ca_file = strdup(cfg->tls_ca);
+	if (!m->ca_file) {
+		pthread_mutex_destroy(&m->mint_lock);
+		free(m);
+		return -ENOMEM;
+	}
 	snprintf(m->cgmount, sizeof(m->cgmount), "%s", cgmount);
 	memset(&o, 0, sizeof(o));
 	o.ca_file = cfg->tls_ca;
@@ -126,7 +162,7 @@ int mtls_load(const struct weft_config *cfg, const char *cgmount, struct mtls **
 			goto err;
 		}
 	}
-	certmint_issuer_free(iss);
+	m->iss = iss; /* kept: workload identities found at run time are minted with it */
 	*out = m;
 	return 0;
 err:
@@ -158,28 +194,141 @@ const char *mtls_trust_domain(const struct mtls *m)
 	return tls_ctx_trust_domain(m->node);
 }
 
-struct tls_ctx *mtls_client_ctx(const struct mtls *m, uint64_t cgroup_id)
+void mtls_set_workload_identity(struct mtls *m, mtls_identity_fn fn, void *arg)
 {
-	char path[CG_PATH_MAX];
+	m->wid = fn;
+	m->wid_arg = arg;
+}
+
+/*
+ * The context for a workload identity found at run time: the one minted
+ * before, or a new one (a fresh key and certificate from the node issuer:
+ * about a millisecond, once per identity and bundle). NULL when it cannot be
+ * had (no issuer, minting failed, MTLS_MAX_MINTED reached): the caller uses
+ * the node's. Takes mint_lock.
+ */
+static struct tls_ctx *mtls_minted_ctx(struct mtls *m, const char *id)
+{
+	struct certmint_req req = { .identity = id, .lifetime_s = m->lifetime_s };
+	struct certmint_out mo = { 0 };
+	struct tls_ctx_opts o;
+	struct tls_ctx *ctx = NULL;
+	char e2[512];
+	size_t i;
+
+	pthread_mutex_lock(&m->mint_lock);
+	for (i = 0; i < m->n_minted; i++)
+		if (strcmp(m->minted[i].id, id) == 0) {
+			ctx = m->minted[i].ctx;
+			goto out;
+		}
+	if (!m->iss) {
+		if (!m->mint_failed_logged)
+			log_warn("workload %s: no tls.issuer_cert/issuer_key to mint its certificate; its cross-node "
+				 "connections use the node identity %s",
+				 id, tls_ctx_identity(m->node));
+		m->mint_failed_logged = true;
+		goto out;
+	}
+	if (m->n_minted >= MTLS_MAX_MINTED) {
+		if (!m->full_logged)
+			log_warn("more than %d workload identities on this node; %s and later ones use the node "
+				 "identity",
+				 MTLS_MAX_MINTED, id);
+		m->full_logged = true;
+		goto out;
+	}
+	if (m->n_minted == m->cap_minted) {
+		size_t cap = m->cap_minted ? m->cap_minted * 2 : 16;
+		struct mtls_minted *v = realloc(m->minted, cap * sizeof(*v));
+
+		if (!v)
+			goto out;
+		m->minted = v;
+		m->cap_minted = cap;
+	}
+	if (certmint_issue(m->iss, &req, &mo, e2, sizeof(e2)) < 0) {
+		log_error_rl("workload %s: cannot mint a certificate (%s); using the node identity", id, e2);
+		goto out;
+	}
+	memset(&o, 0, sizeof(o));
+	o.trust_domain = tls_ctx_trust_domain(m->node);
+	o.ca_file = m->ca_file;
+	o.cert_pem = mo.cert;
+	o.cert_pem_len = mo.cert_len;
+	o.key_pem = mo.key;
+	o.key_pem_len = mo.key_len;
+	ctx = tls_ctx_load(&o, e2, sizeof(e2));
+	if (ctx) {
+		time_t ra = certmint_renew_at(mo.not_before, mo.not_after);
+		char *dup = strdup(id);
+
+		if (!dup) {
+			tls_ctx_unref(ctx);
+			ctx = NULL;
+		} else {
+			m->minted[m->n_minted].id = dup;
+			m->minted[m->n_minted].ctx = ctx;
+			m->n_minted++;
+			if (!m->renew_at || ra < m->renew_at)
+				m->renew_at = ra;
+			log_info("workload identity %s: certificate minted (valid until %lld)", id,
+				 (long long)mo.not_after);
+		}
+	} else {
+		log_error_rl("workload %s: the minted certificate does not load (%s); using the node identity", id, e2);
+	}
+	certmint_out_free(&mo);
+out:
+	pthread_mutex_unlock(&m->mint_lock);
+	if (!ctx)
+		atomic_fetch_add(&m->n_mint_fail, 1);
+	return ctx;
+}
+
+struct tls_ctx *mtls_client_ctx(struct mtls *m, uint64_t cgroup_id)
+{
+	char path[CG_PATH_MAX], wid[SPIFFE_ID_MAX + 1];
+	struct tls_ctx *ctx;
 	const char *id;
 	size_t i;
 
-	if (!m->n_ids || cg_path_of(m->cgmount, cgroup_id, path, sizeof(path)) < 0)
+	if ((!m->n_ids && !m->wid) || cg_path_of(m->cgmount, cgroup_id, path, sizeof(path)) < 0)
 		return m->node;
-	id = id_map_lookup(m->map, path);
-	if (!id)
+	id = m->n_ids ? id_map_lookup(m->map, path) : NULL;
+	if (id) {
+		for (i = 0; i < m->n_ids; i++)
+			if (strcmp(m->id_names[i], id) == 0)
+				return m->ids[i];
 		return m->node;
-	for (i = 0; i < m->n_ids; i++)
-		if (strcmp(m->id_names[i], id) == 0)
-			return m->ids[i];
-	return m->node;
+	}
+	if (!m->wid || !m->wid(m->wid_arg, path, tls_ctx_trust_domain(m->node), wid, sizeof(wid)))
+		return m->node;
+	ctx = mtls_minted_ctx(m, wid);
+	if (!ctx)
+		atomic_fetch_add(&m->n_fallback, 1);
+	return ctx ? ctx : m->node;
 }
 
-bool mtls_files_changed(const struct mtls *m)
+void mtls_stats(struct mtls *m, struct mtls_stats *st)
 {
+	pthread_mutex_lock(&m->mint_lock);
+	st->minted = m->n_minted;
+	pthread_mutex_unlock(&m->mint_lock);
+	st->configured = m->n_ids;
+	st->mint_failures = atomic_load(&m->n_mint_fail);
+	st->fallbacks = atomic_load(&m->n_fallback);
+}
+
+bool mtls_files_changed(struct mtls *m)
+{
+	time_t renew_at;
 	size_t i;
 
-	if (m->renew_at && time(NULL) >= m->renew_at)
+	pthread_mutex_lock(&m->mint_lock);
+	renew_at = m->renew_at;
+	pthread_mutex_unlock(&m->mint_lock);
+	if (renew_at && time(NULL) >= renew_at)
 		return true; /* a minted certificate reached 2/3 of its lifetime: mint again */
 	if (tls_ctx_files_changed(m->node))
 		return true;
@@ -189,7 +338,7 @@ bool mtls_files_changed(const struct mtls *m)
 	return false;
 }
 
-time_t mtls_earliest_expiry(const struct mtls *m)
+time_t mtls_earliest_expiry(struct mtls *m)
 {
 	time_t t = tls_cert_not_after(m->node);
 	size_t i;
@@ -197,5 +346,10 @@ time_t mtls_earliest_expiry(const struct mtls *m)
 	for (i = 0; i < m->n_ids; i++)
 		if (tls_cert_not_after(m->ids[i]) < t)
 			t = tls_cert_not_after(m->ids[i]);
+	pthread_mutex_lock(&m->mint_lock);
+	for (i = 0; i < m->n_minted; i++)
+		if (tls_cert_not_after(m->minted[i].ctx) < t)
+			t = tls_cert_not_after(m->minted[i].ctx);
+	pthread_mutex_unlock(&m->mint_lock);
 	return t;
 }
