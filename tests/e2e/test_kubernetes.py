@@ -17,8 +17,8 @@ import pytest
 import podnet
 from kubeapi import KubeAPI
 from podnet import make_pod, pod_glob
-from weft_harness import (PYTHON, SCRIPT, CertAuthority, free_port, http_get, node_weftd, ns_server,
-                          service, tls_conf, vip_addr, vip_host, wait_for)
+from weft_harness import (PYTHON, SCRIPT, CertAuthority, admin_call, free_port, http_get, node_weftd,
+                          ns_server, rewrite_config, service, tls_conf, vip_addr, vip_host, wait_for)
 
 NODE = "node-a"
 
@@ -32,7 +32,8 @@ class Cluster:
     """One node: a weftd discovering from api, pods under root."""
 
 
-def cluster(weft, extra="", extra_root=""):
+def cluster(weft, extra="", extra_root="", services_text=None):
+    """services_text: the config's services list, verbatim (default: none)."""
     c = Cluster()
     c.api = KubeAPI(weft)
     c.api.start()
@@ -40,7 +41,12 @@ def cluster(weft, extra="", extra_root=""):
     c.api.upsert(c.api.node(NODE, ["127.0.0.1"]))
     kube = ('kubernetes: { api = "%s"; token_file = "%s"; ca_file = "%s"; node_name = "%s"; %s };\n'
             % (c.api.url.rstrip("/"), c.api.token_file, c.api.ca_file, NODE, extra))
-    c.d = weft.weftd(pod_glob(c.root, "systemd"), [], extra_root=kube + extra_root)
+    c.d = weft.weftd(pod_glob(c.root, "systemd"), [], extra_root=kube + extra_root, start=False)
+    if services_text is not None:
+        c.d.config_text = c.d.config_text.split("services = (", 1)[0] + services_text
+        with open(c.d.conf_path, "w") as f:
+            f.write(c.d.config_text)
+    c.d.start()
     return c
 
 
@@ -275,3 +281,64 @@ def test_pod_identity_across_nodes(weft, tmp_path):
                     5, 0.05)
     st, _ = call(good)
     assert " 503 " in st, st
+
+
+OVERRIDES = """services = (
+  { name = "shop/cart:80"; protocol = "http";
+    routes = ( { name = "v2"; match = { path_prefix = "/v2/"; };
+                 backends = ( { service = "shop/cart-v2:80"; } ); } ); },
+  { name = "shop/cart-v2:80"; }
+);
+"""
+
+
+def test_config_sets_the_policy_of_a_discovered_service(weft):
+    """A config entry named like a discovered service sets its policy (here
+    protocol and a route to another discovered service); the API gives the
+    addresses and endpoints. Before the Service exists the entry waits with
+    no address; a reload that drops the route takes effect."""
+    c = cluster(weft, services_text=OVERRIDES)
+    svcs = services_doc(c.d)
+    assert svcs["shop/cart:80"]["source"] == "kubernetes+config" and svcs["shop/cart:80"]["addresses"] == [], svcs
+    vip = vip_host()
+    a, b = server_pod(weft, c, "cart-a"), server_pod(weft, c, "cart-b")
+    client = make_pod(weft, c.root)
+    # no appProtocol: discovery alone would make both "auto"
+    c.api.upsert(c.api.service("shop", "cart", [vip], [("web", 80, None)]))
+    c.api.upsert(c.api.service("shop", "cart-v2", [vip_host()], [("web", 80, None)]))
+    c.api.upsert(c.api.endpointslice("shop", "cart-a", "cart", "IPv4", [("web", a.port, None)],
+                                     [{"addresses": [a.ip], "nodeName": NODE}]))
+    c.api.upsert(c.api.endpointslice("shop", "cart-v2-b", "cart-v2", "IPv4", [("web", b.port, None)],
+                                     [{"addresses": [b.ip], "nodeName": NODE}]))
+    assert wait_for(lambda: all((services_doc(c.d).get(n) or {}).get("endpoints")
+                                for n in ("shop/cart:80", "shop/cart-v2:80")), 5, 0.05), services_doc(c.d)
+    svcs = services_doc(c.d)
+    cart, v2 = svcs["shop/cart:80"], svcs["shop/cart-v2:80"]
+    assert cart["addresses"] == ["%s:80" % vip] and cart["protocol"] == "http", cart
+    assert [r if isinstance(r, str) else r["name"] for r in cart["http"]["routes"]] == ["v2"], cart["http"]
+    assert v2["source"] == "kubernetes+config" and v2["protocol"] == "auto", v2  # not set: from the API
+    assert len([n for n in svcs if n.startswith("shop/")]) == 2, svcs  # no duplicate entries
+
+    def get(path):
+        r = client.exec(["curl", "-sS", "--max-time", "5", "http://%s:80%s" % (vip, path)], timeout=15)
+        return json.loads(r.stdout)["server"] if r.returncode == 0 else "curl: %s" % r.stderr
+
+    assert get("/") == "cart-a"
+    assert get("/v2/items") == "cart-b"
+    # endpoints change under the override: followed as for any discovered service
+    c.api.upsert(c.api.endpointslice("shop", "cart-a", "cart", "IPv4", [("web", a.port, None)],
+                                     [{"addresses": [a.ip], "nodeName": NODE, "ready": False}]))
+    assert wait_for(lambda: not services_doc(c.d)["shop/cart:80"]["endpoints"], 1.0, 0.02)
+    # a reload without the route: /v2/ goes to the service's own endpoints again
+    c.api.upsert(c.api.endpointslice("shop", "cart-a", "cart", "IPv4", [("web", a.port, None)],
+                                     [{"addresses": [a.ip], "nodeName": NODE}]))
+    text = c.d.config_text.split("services = (", 1)[0] + 'services = ( { name = "shop/cart:80"; } );\n'
+    rewrite_config(c.d, text=text)
+    st, _, body = admin_call(c.d.admin, "POST", "/reload")
+    assert st == 200, body
+    assert wait_for(lambda: services_doc(c.d)["shop/cart:80"]["endpoints"], 2, 0.05)
+    svc = services_doc(c.d)["shop/cart:80"]
+    assert svc["protocol"] == "auto" and not (svc.get("http") or {}).get("routes"), svc
+    assert get("/v2/items") == "cart-a"
+    assert "shop/cart-v2:80" in services_doc(c.d)  # discovered still, without the file's entry
+    assert services_doc(c.d)["shop/cart-v2:80"]["source"] == "kubernetes"

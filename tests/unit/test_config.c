@@ -1599,6 +1599,82 @@ static void test_kubernetes(void **state)
 				       NULL });
 }
 
+/* A "<namespace>/<service>:<port>" entry: the policy of a discovered service, nothing more. */
+static void test_kubernetes_overrides(void **state)
+{
+	struct weft_config *c;
+
+	(void)state;
+	c = load_ok("kubernetes = { api = \"https://10.0.0.1:443\"; node_name = \"n\"; };\n"
+		    "services = (\n"
+		    "  { name = \"shop/cart:80\"; retry = { attempts = 2; };\n"
+		    "    routes = ( { name = \"v2\"; match = { path_prefix = \"/v2\"; };\n"
+		    "                 backends = ( { service = \"shop/cart-v2:8080\"; } ); } ); },\n"
+		    "  { name = \"shop/cart-v2:8080\"; protocol = \"http\"; },\n"
+		    "  { name = \"web\"; addresses = [ \"127.10.0.1:80\" ]; }\n"
+		    ");\n");
+	assert_int_equal(c->n_services, 3);
+	assert_int_equal(c->services[0].source, CFG_SRC_OVERRIDE);
+	assert_int_equal(c->services[0].n_addrs, 0);
+	assert_int_equal(c->services[0].n_endpoints, 0);
+	assert_false(c->services[0].protocol_set);
+	assert_int_equal(c->services[0].retry_attempts, 2);
+	assert_int_equal(c->services[0].routes[0].backends[0].index, 1);
+	assert_int_equal(c->services[1].source, CFG_SRC_OVERRIDE);
+	assert_true(c->services[1].protocol_set);
+	assert_int_equal(c->services[1].protocol, CFG_PROTO_HTTP);
+	assert_int_equal(c->services[2].source, CFG_SRC_FILE);
+	assert_string_equal(cfg_source_name(c->services[0].source), "kubernetes+config");
+	cfg_free(c);
+
+	expect_errors("addresses and endpoints come from the API",
+		      "kubernetes = { api = \"https://10.0.0.1:443\"; node_name = \"n\"; };\n"
+		      "services = ( { name = \"shop/cart:80\"; addresses = [ \"127.10.0.1:80\" ];\n"
+		      "  endpoints = ( { address = \"127.0.0.1:8080\"; } ); } );\n",
+		      (const char *const[]){
+			      "t.conf:2: services[0].addresses: 'shop/cart:80' is a service discovered from "
+			      "Kubernetes; its addresses come from the API (the Service and its EndpointSlices). "
+			      "Remove addresses here: this entry sets only its policy (timeouts, retry, routes, "
+			      "limits, ...)",
+			      "t.conf:3: services[0].endpoints: 'shop/cart:80' is a service discovered from "
+			      "Kubernetes; its endpoints come from the API (the Service and its EndpointSlices). "
+			      "Remove endpoints here: this entry sets only its policy (timeouts, retry, routes, "
+			      "limits, ...)",
+			      NULL });
+	expect_errors("not a discovered name",
+		      "kubernetes = { api = \"https://10.0.0.1:443\"; node_name = \"n\"; };\n"
+		      "services = ( { name = \"Shop/cart:80\"; }, { name = \"shop/cart\"; },\n"
+		      "  { name = \"shop/cart:0\"; }, { name = \"shop/cart:65536\"; }, { name = \"shop/9cart:80\"; },\n"
+		      "  { name = \"shop/a/b:80\"; } );\n",
+		      (const char *const[]){
+			      "t.conf:2: services[0].name: 'Shop/cart:80' is not the name of a discovered service; "
+			      "to set the policy of one, write \"<namespace>/<service>:<port>\" as weftctl services "
+			      "shows it, e.g. \"shop/cart:80\"",
+			      "t.conf:2: services[1].name: 'shop/cart' is not the name of a discovered service; to "
+			      "set the policy of one, write \"<namespace>/<service>:<port>\" as weftctl services "
+			      "shows it, e.g. \"shop/cart:80\"",
+			      "t.conf:3: services[2].name: 'shop/cart:0' is not the name of a discovered service; to "
+			      "set the policy of one, write \"<namespace>/<service>:<port>\" as weftctl services "
+			      "shows it, e.g. \"shop/cart:80\"",
+			      "t.conf:3: services[3].name: 'shop/cart:65536' is not the name of a discovered service; "
+			      "to set the policy of one, write \"<namespace>/<service>:<port>\" as weftctl services "
+			      "shows it, e.g. \"shop/cart:80\"",
+			      "t.conf:3: services[4].name: 'shop/9cart:80' is not the name of a discovered service; "
+			      "to set the policy of one, write \"<namespace>/<service>:<port>\" as weftctl services "
+			      "shows it, e.g. \"shop/cart:80\"",
+			      "t.conf:4: services[5].name: 'shop/a/b:80' is not the name of a discovered service; "
+			      "to set the policy of one, write \"<namespace>/<service>:<port>\" as weftctl services "
+			      "shows it, e.g. \"shop/cart:80\"",
+			      NULL });
+	expect_errors("without discovery", "services = ( { name = \"shop/cart:80\"; } );\n",
+		      (const char *const[]){
+			      "t.conf:1: services[0].name: 'shop/cart:80' names a service discovered from "
+			      "Kubernetes, but there is no kubernetes group; add kubernetes: { }; "
+			      "(docs/kubernetes.md) or give the service a name without '/' and its addresses and "
+			      "endpoints",
+			      NULL });
+}
+
 static void test_file_ok_with_tls(void **state)
 {
 	char conf[128], ca[128], cert[128], key[128], text[4096];
@@ -1830,6 +1906,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_file_errors, files_setup, files_teardown),
 		cmocka_unit_test(test_shipped_configs),
 		cmocka_unit_test(test_kubernetes),
+		cmocka_unit_test(test_kubernetes_overrides),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

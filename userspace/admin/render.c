@@ -63,8 +63,7 @@ void render_services(const struct snapshot *snap, struct buf *out)
 
 		buf_puts(out, i ? ",{\"name\":" : "{\"name\":");
 		buf_json_str(out, s->name);
-		/* a config name cannot hold '/': discovered ones are "<namespace>/<name>:<port>" */
-		buf_printf(out, ",\"source\":\"%s\"", strchr(s->name, '/') ? "kubernetes" : "config");
+		buf_printf(out, ",\"source\":\"%s\"", cfg_source_name(s->source));
 		buf_printf(out, ",\"protocol\":\"%s\",\"addresses\":[", cfg_protocol_name(s->protocol));
 		for (j = 0; j < s->n_vips; j++)
 			buf_printf(out, "%s\"%s\"", j ? "," : "", addr_format(&s->vips[j], a, sizeof(a)));

@@ -77,6 +77,7 @@ static int copy_svc(struct snapshot *s, struct snap_svc *o, const struct svc *sv
 	if (!o->name || !o->vips || !o->eps)
 		return -ENOMEM;
 	o->protocol = sv->protocol;
+	o->source = sv->source;
 	memcpy(o->vips, sv->vips, sv->n_vips * sizeof(*o->vips));
 	o->n_vips = sv->n_vips;
 	o->balancer = sv->balancer;

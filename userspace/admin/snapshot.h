@@ -59,6 +59,7 @@ struct snap_stat {
 struct snap_svc {
 	const char *name;
 	enum cfg_protocol protocol;
+	enum cfg_source source;
 	struct weft_sockaddr *vips;
 	size_t n_vips;
 	enum cfg_balancer balancer;

@@ -262,12 +262,28 @@ static bool vip_taken(const struct weft_config *file, const struct cfg_service *
 	return false;
 }
 
+/* The file's entry that sets the policy of discovered service d ("<ns>/<name>:<port>"), or -1. */
+static ssize_t override_of(const struct weft_config *file, const struct cfg_service *d)
+{
+	size_t i;
+
+	for (i = 0; i < file->n_services; i++)
+		if (file->services[i].source == CFG_SRC_OVERRIDE && !strcmp(file->services[i].name, d->name))
+			return (ssize_t)i;
+	return -1;
+}
+
 /*
  * The services in force: the file's, plus, with kubernetes discovery, the
- * discovered ones (a discovered service whose ClusterIP:port a file service
- * has is left out, with a warning). Into the registry (established
- * connections keep theirs; endpoint state survives by address) and the
- * kernel's weft_services. 0 or -ENOMEM (then nothing changed).
+ * discovered ones. A file entry named like a discovered service sets its
+ * policy: it takes the discovered addresses, endpoints and (unless the entry
+ * names one) protocol, in the file's slot, so route backends keep their
+ * indices; an entry whose service is not discovered (yet) has no address and
+ * no endpoint. A discovered service whose ClusterIP:port a file service has
+ * is left out, with a warning. Into the registry (established connections
+ * keep theirs; endpoint state survives by address) and the kernel's
+ * weft_services. O(discovered x overrides). 0 or -ENOMEM (then nothing
+ * changed).
  */
 static int agent_apply_services(struct agent *a, const struct weft_config *file)
 {
@@ -294,6 +310,7 @@ static int agent_apply_services(struct agent *a, const struct weft_config *file)
 		memcpy(merged.services, file->services, file->n_services * sizeof(*merged.services));
 	merged.n_services = file->n_services;
 	for (i = 0; i < nd; i++) {
+		ssize_t o;
 		size_t j;
 
 		/* without node-to-node mTLS, other nodes' pods are reached directly (the pod network routes them) */
@@ -303,6 +320,18 @@ static int agent_apply_services(struct agent *a, const struct weft_config *file)
 			log_warn_rl("kubernetes: service %s: its ClusterIP is an address of a service in %s; that one "
 				    "is used",
 				    disc[i].name, file->path);
+			continue;
+		}
+		o = override_of(file, &disc[i]);
+		if (o >= 0) {
+			struct cfg_service *m = &merged.services[o];
+
+			m->addrs = disc[i].addrs;
+			m->n_addrs = disc[i].n_addrs;
+			m->endpoints = disc[i].endpoints;
+			m->n_endpoints = disc[i].n_endpoints;
+			if (!m->protocol_set)
+				m->protocol = disc[i].protocol;
 			continue;
 		}
 		merged.services[merged.n_services++] = disc[i];

@@ -131,6 +131,13 @@ const char *cfg_protocol_name(enum cfg_protocol p)
 	return (unsigned)p < N_ELEMS(proto_names) ? proto_names[p] : "?";
 }
 
+const char *cfg_source_name(enum cfg_source src)
+{
+	static const char *const names[] = { "config", "kubernetes", "kubernetes+config" };
+
+	return (unsigned)src < N_ELEMS(names) ? names[src] : "?";
+}
+
 const char *cfg_balancer_name(enum cfg_balancer b)
 {
 	return (unsigned)b < N_ELEMS(bal_names) ? bal_names[b] : "?";
@@ -927,6 +934,39 @@ static bool valid_service_name(const char *s)
 			return false;
 	}
 	return true;
+}
+
+/* An RFC 1123 label (namespaces) or, dns1035, an RFC 1035 one (Service names): 1-63 of [a-z0-9-]. */
+static bool dns_label(const char *s, size_t n, bool dns1035)
+{
+	size_t i;
+
+	if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-' || (dns1035 && !(s[0] >= 'a' && s[0] <= 'z')))
+		return false;
+	for (i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+			return false;
+	return true;
+}
+
+/* "<namespace>/<service>:<port>", as kube/kmodel names a discovered service. */
+static bool valid_discovered_name(const char *s)
+{
+	const char *slash = strchr(s, '/'), *colon = strrchr(s, ':');
+	unsigned long port = 0;
+	const char *p;
+
+	if (!slash || !colon || colon < slash || !dns_label(s, (size_t)(slash - s), false) ||
+	    !dns_label(slash + 1, (size_t)(colon - slash - 1), true))
+		return false;
+	if (colon[1] < '1' || colon[1] > '9')
+		return false;
+	for (p = colon + 1; *p; p++) {
+		if (*p < '0' || *p > '9' || p - colon > 5)
+			return false;
+		port = port * 10 + (unsigned long)(*p - '0');
+	}
+	return port >= 1 && port <= 65535;
 }
 
 /* "service 'web'" or, for a service without a usable name, "services[3]". */
@@ -1746,11 +1786,18 @@ static void parse_service(struct cfg_ctx *x, const config_setting_t *g, size_t i
 	check_keys(x, g, path, service_keys);
 
 	name = get_str(x, g, path, "name", &s);
+	if (name && strchr(name, '/'))
+		svc->source = CFG_SRC_OVERRIDE; /* even a bad name: say what is wrong with it, not more */
 	if (!s) {
 		cfg_err(x, line_of(g),
 			"%s: missing required key 'name'; write name = \"web\"; (each service needs a unique name)",
 			path);
-	} else if (name && !valid_service_name(name)) {
+	} else if (name && strchr(name, '/') && !valid_discovered_name(name)) {
+		cfg_err(x, line_of(s),
+			"%s.name: '%s' is not the name of a discovered service; to set the policy of one, write "
+			"\"<namespace>/<service>:<port>\" as weftctl services shows it, e.g. \"shop/cart:80\"",
+			path, echo(name, eb));
+	} else if (name && !strchr(name, '/') && !valid_service_name(name)) {
 		cfg_err(x, line_of(s),
 			"%s.name: '%s' is not a valid name; use 1-63 characters from a-z, 0-9, '.', '_', '-', starting with a letter or digit",
 			path, echo(name, eb));
@@ -1769,6 +1816,19 @@ static void parse_service(struct cfg_ctx *x, const config_setting_t *g, size_t i
 				path, svc->name, old->owner, old->line);
 	}
 
+	if (svc->source == CFG_SRC_OVERRIDE) {
+		/* the API gives a discovered service its addresses and endpoints; the entry is policy only */
+		static const char *const from_api[] = { "addresses", "endpoints" };
+
+		for (j = 0; j < N_ELEMS(from_api); j++)
+			if ((s = config_setting_get_member(g, from_api[j])))
+				cfg_err(x, line_of(s),
+					"%s.%s: '%s' is a service discovered from Kubernetes; its %s come from the "
+					"API (the Service and its EndpointSlices). Remove %s here: this entry sets "
+					"only its policy (timeouts, retry, routes, limits, ...)",
+					path, from_api[j], svc->name, from_api[j], from_api[j]);
+		goto policy;
+	}
 	s = get_seq(x, g, path, "addresses", "[ \"127.10.0.1:80\" ]");
 	if (!s && !config_setting_get_member(g, "addresses")) {
 		cfg_err(x, line_of(g),
@@ -1813,14 +1873,16 @@ static void parse_service(struct cfg_ctx *x, const config_setting_t *g, size_t i
 		}
 	}
 
+policy:
 	e = (int)svc->protocol;
+	svc->protocol_set = config_setting_get_member(g, "protocol") != NULL;
 	get_enum(x, g, path, "protocol", proto_names, N_ELEMS(proto_names), &e);
 	svc->protocol = (enum cfg_protocol)e;
 	e = (int)svc->balancer;
 	get_enum(x, g, path, "balancer", bal_names, N_ELEMS(bal_names), &e);
 	svc->balancer = (enum cfg_balancer)e;
 
-	s = config_setting_get_member(g, "endpoints");
+	s = svc->source == CFG_SRC_OVERRIDE ? NULL : config_setting_get_member(g, "endpoints");
 	if (s && config_setting_type(s) != CONFIG_TYPE_LIST) {
 		cfg_err(x, line_of(s), "%s.endpoints: expected a list ( { address = \"ip:port\"; }, ... ), got %s",
 			path, type_name(s));
@@ -2044,6 +2106,20 @@ static void parse_tracing(struct cfg_ctx *x, const config_setting_t *root)
 }
 
 /* --- kubernetes ---------------------------------------------------------------- */
+
+/* A "<namespace>/<service>:<port>" entry sets a discovered service's policy: only with discovery. */
+static void check_overrides(struct cfg_ctx *x)
+{
+	size_t i;
+
+	for (i = 0; i < x->c->n_services; i++)
+		if (x->c->services[i].source == CFG_SRC_OVERRIDE && x->c->services[i].name && !x->c->kubernetes.enabled)
+			cfg_err(x, (unsigned)x->c->services[i].line,
+				"services[%zu].name: '%s' names a service discovered from Kubernetes, but there is "
+				"no kubernetes group; add kubernetes: { }; (docs/kubernetes.md) or give the service "
+				"a name without '/' and its addresses and endpoints",
+				i, x->c->services[i].name);
+}
 
 /* A DNS-1123 subdomain (max 253) or, with label, a DNS-1123 label (max 63): what is wrong, or NULL. */
 static const char *k8s_name_problem(const char *v, bool label)
@@ -2703,6 +2779,8 @@ int cfg_load_string(const char *text, const char *name, struct weft_config **out
 		parse_identities(&x, root);
 	if (!x.oom)
 		parse_kubernetes(&x, root);
+	if (!x.oom)
+		check_overrides(&x);
 	if (!x.oom)
 		check_node_endpoints(&x);
 

@@ -91,8 +91,18 @@ struct cfg_route {
 	int line;
 };
 
+/*
+ * Where a service comes from: the config file; the Kubernetes API
+ * (kube/kmodel); or both: a config entry named like a discovered service
+ * ("<namespace>/<service>:<port>") that sets its policy, the API giving its
+ * addresses, endpoints and (unless the entry says) protocol.
+ */
+enum cfg_source { CFG_SRC_FILE = 0, CFG_SRC_KUBERNETES, CFG_SRC_OVERRIDE };
+
 struct cfg_service {
-	char *name;                  /* unique, [a-z0-9][a-z0-9._-]{0,62} */
+	char *name; /* unique, [a-z0-9][a-z0-9._-]{0,62}; or "<ns>/<service>:<port>" (source not FILE) */
+	enum cfg_source source;
+	bool protocol_set;           /* the entry has a protocol key (an override keeps it) */
 	struct weft_sockaddr *addrs; /* VIPs apps dial; each unique across all services */
 	size_t n_addrs;
 	enum cfg_protocol protocol; /* default tcp */
@@ -251,6 +261,8 @@ static inline uint32_t cfg_workload_cap(const struct weft_config *c)
 	return c->max_connections / 4 ? c->max_connections / 4 : 1;
 }
 
+/* "config", "kubernetes", "kubernetes+config": /services' source. */
+const char *cfg_source_name(enum cfg_source s);
 const char *cfg_protocol_name(enum cfg_protocol p);
 const char *cfg_balancer_name(enum cfg_balancer b);
 const char *cfg_fail_mode_name(enum cfg_fail_mode m);

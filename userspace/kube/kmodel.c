@@ -479,6 +479,7 @@ int kmodel_services(const struct kmodel *mc, struct cfg_service **out, size_t *n
 				memset(cs, 0, sizeof(*cs));
 				cfg_service_defaults(cs);
 				cs->protocol = sp->http ? CFG_PROTO_HTTP : CFG_PROTO_AUTO;
+				cs->source = CFG_SRC_KUBERNETES;
 				snprintf(name, sizeof(name), "%s:%u", sv->h.key, sp->port);
 				cs->name = strdup(name);
 				cs->addrs = calloc(sv->n_ips, sizeof(*cs->addrs));

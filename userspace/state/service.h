@@ -133,6 +133,7 @@ struct svc {
 	struct bal bal;
 	struct svc_connopts opts;
 	enum cfg_protocol protocol;
+	enum cfg_source source; /* /services' "source" */
 	enum cfg_balancer balancer;
 	uint32_t max_conns, max_pending;
 	struct id_policy *policy; /* authorization.allow, for mTLS callers; NULL without tls */
