@@ -342,3 +342,61 @@ def test_config_sets_the_policy_of_a_discovered_service(weft):
     assert get("/v2/items") == "cart-a"
     assert "shop/cart-v2:80" in services_doc(c.d)  # discovered still, without the file's entry
     assert services_doc(c.d)["shop/cart-v2:80"]["source"] == "kubernetes"
+
+
+def test_refusals_cut_and_slow_streams(weft):
+    """RBAC refusing one kind (403) and a rejected token (401) are logged with
+    what to do, counted, retried with back-off, and do not stop the other
+    kinds; a stream cut in the middle of an event loses nothing (the watch
+    resumes from the last version seen); a slow API is followed."""
+    c = cluster(weft)
+    vip = vip_host()
+    a = server_pod(weft, c, "cart-a")
+    client = make_pod(weft, c.root)
+    name = "shop/cart:80"
+    assert c.api.wait_watchers(lambda n: n >= 4, timeout=10), c.api.watchers()
+
+    # 403 on pods: the other kinds keep serving; the log names RBAC
+    since_log = len(c.d.log())
+    c.api.forbid("pods")
+    c.api.cut_streams()
+    c.api.upsert(c.api.service("shop", "cart", [vip], [("http", 80, "http")]))
+    c.api.upsert(c.api.endpointslice("shop", "cart-a", "cart", "IPv4", [("http", a.port, "http")],
+                                     [{"addresses": [a.ip], "nodeName": NODE}]))
+    assert wait_for(lambda: (services_doc(c.d).get(name) or {}).get("endpoints"), 10, 0.05), services_doc(c.d)
+    assert who(client, "%s:80" % vip) == "cart-a"
+    assert wait_for(lambda: "HTTP 403" in c.d.log()[since_log:] and "RBAC" in c.d.log()[since_log:], 10, 0.1), \
+        c.d.log_tail(20)
+    errs = lambda: sum(int(l.rsplit(" ", 1)[1]) for l in http_get(c.d.admin, "/metrics")[1].splitlines()
+                       if l.startswith('weft_kubernetes_errors_total{kind="pods"}'))
+    n0 = errs()
+    assert n0 >= 1
+    time.sleep(1.0)
+    assert errs() - n0 <= 3, "retried too often while forbidden: %d in 1 s" % (errs() - n0)  # back-off
+    c.api.allow("pods")
+
+    # 401: the token is refused; the log says which file
+    since_log = len(c.d.log())
+    c.api.fail("*", 401, times=2)
+    c.api.cut_streams()
+    assert wait_for(lambda: "HTTP 401" in c.d.log()[since_log:] and "token" in c.d.log()[since_log:], 10, 0.1), \
+        c.d.log_tail(20)
+    assert c.api.wait_watchers(lambda n: n >= 4, timeout=40), c.api.watchers()
+    assert who(client, "%s:80" % vip) == "cart-a"
+
+    # a cut in the middle of the next event: that event comes again on the resumed watch
+    since = len(c.api.requests)
+    c.api.cut_streams(at_next_event=True)
+    c.api.upsert(c.api.endpointslice("shop", "cart-a", "cart", "IPv4", [("http", a.port, "http")],
+                                     [{"addresses": [a.ip], "nodeName": NODE, "ready": False}]))
+    assert wait_for(lambda: not services_doc(c.d)[name]["endpoints"], 10, 0.05), services_doc(c.d)[name]
+    assert not any(r["verb"] == "list" for r in c.api.requests[since:]), "a cut stream needs no relist"
+
+    # slow: every write of the API delayed; changes still arrive
+    c.api.slow(0.2)
+    c.api.upsert(c.api.endpointslice("shop", "cart-a", "cart", "IPv4", [("http", a.port, "http")],
+                                     [{"addresses": [a.ip], "nodeName": NODE}]))
+    assert wait_for(lambda: services_doc(c.d)[name]["endpoints"], 10, 0.05)
+    c.api.slow(0)
+    assert who(client, "%s:80" % vip) == "cart-a"
+    assert c.d.running()
