@@ -254,7 +254,7 @@ def test_conns_lists_open_connection_with_bytes(weft):
     assert age2 > age1, (age1, age2)
 
     # the text table
-    st, hdr, text = admin_call(d.admin, "GET", "/conns?format=text")
+    st, hdr, text = admin_call(d.admin, "GET", "/conns?format=text&wide=1")
     assert st == 200 and hdr.get("content-type", "").startswith("text/plain"), (st, hdr)
     names, rows = table_columns(text)
     assert names == ["CGROUP", "POD", "PID", "CLIENT", "ORIG_DST", "SERVICE", "ENDPOINT",
@@ -269,7 +269,7 @@ def test_conns_lists_open_connection_with_bytes(weft):
     assert r["event"] == "closed" and r["recv"] == 2500, r
     assert wait_for(lambda: admin_json(d.admin, "/conns")["conns"] == [], 5), \
         admin_json(d.admin, "/conns")
-    st, _, text = admin_call(d.admin, "GET", "/conns?format=text")
+    st, _, text = admin_call(d.admin, "GET", "/conns?format=text&wide=1")
     assert st == 200 and len(text.splitlines()) == 1 and text.split()[0] == "CGROUP", text
 
 
@@ -282,7 +282,7 @@ def test_services_text_table(weft):
                           service("db", [vip2], [b.addr])])
     for _ in range(3):
         assert weft.client("echo", vip, cgroup=cg, nbytes=100)["ok"]
-    st, hdr, text = admin_call(d.admin, "GET", "/services?format=text")
+    st, hdr, text = admin_call(d.admin, "GET", "/services?format=text&wide=1")
     assert st == 200 and hdr.get("content-type", "").startswith("text/plain"), (st, hdr, text)
     names, rows = table_columns(text)
     assert names == ["SERVICE", "PROTOCOL", "ADDRESSES", "ENDPOINT", "STATE", "WEIGHT",

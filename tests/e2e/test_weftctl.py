@@ -63,7 +63,7 @@ def ok(r):
 # read-only commands
 
 def test_status(agent):
-    out = ok(ctl(agent, "status"))
+    out = ok(ctl(agent, "-o", "wide", "status"))
     first, _, rest = out.partition("\n")
     assert first == "weftd at %s: ready" % agent.d.admin, out
     names, rows = table_columns(rest)
@@ -78,7 +78,7 @@ def test_status(agent):
 
 
 def test_services(agent):
-    out = ok(ctl(agent, "services"))
+    out = ok(ctl(agent, "services", "-o", "wide"))
     names, rows = table_columns(out)
     assert names == SERVICES_HDR, out
     assert len(rows) == 2, out
@@ -103,7 +103,7 @@ def test_services(agent):
 
 def test_conns(agent):
     h = agent.h
-    out = ok(ctl(agent, "conns"))
+    out = ok(ctl(agent, "-o", "wide", "conns"))
     assert out.split() == CONNS_HDR, out
     assert json.loads(ok(ctl(agent, "--json", "conns"))) == {"conns": []}
 
@@ -111,9 +111,15 @@ def test_conns(agent):
     try:
         assert c.connected, c.hello
         assert c.send(300)["sent"] == 300 and c.recv(300)["got"] == 300
-        out = ok(ctl(agent, "conns"))
+        out = ok(ctl(agent, "-o", "wide", "conns"))
         names, rows = table_columns(out)
         assert names == CONNS_HDR and len(rows) == 1, out
+        # without -o wide: 80 columns, the less important ones left out
+        narrow = ok(ctl(agent, "conns"))
+        assert all(len(l) < 80 for l in narrow.splitlines()), narrow
+        nnames, nrows = table_columns(narrow)
+        assert {"SERVICE", "ENDPOINT", "BYTES_IN", "BYTES_OUT"} <= set(nnames), narrow
+        assert nrows[0]["SERVICE"] == "echo", narrow
         row = rows[0]
         assert (row["CGROUP"], row["PID"], row["CLIENT"], row["ORIG_DST"], row["SERVICE"],
                 row["BYTES_IN"], row["BYTES_OUT"]) == \
@@ -309,3 +315,17 @@ def test_weft_admin_env(agent):
     r = ctl(agent, "services", env={"WEFT_ADMIN": dead}, admin=False)
     assert r.returncode == 3 and dead in r.stderr and "cannot reach weftd" in r.stderr, \
         (r.stdout, r.stderr)
+
+
+def test_tables_fit_80_columns(agent):
+    """Without -o wide, tables fit an 80-column terminal (columns left out
+    in a fixed order, long names cut with '~' keeping their tail); with it,
+    every column. No escape sequences off a terminal."""
+    for cmd in ("status", "services", "conns", "pods"):
+        out = ok(ctl(agent, cmd))
+        assert "\x1b" not in out, (cmd, out)
+        assert all(len(l) < 80 for l in out.splitlines()), (cmd, out)
+    names, rows = table_columns(ok(ctl(agent, "services")))
+    assert names[0] == "SERVICE" and "ENDPOINT" in names and "STATE" in names, names
+    assert {r["ENDPOINT"] for r in rows} == {agent.a.addr, agent.b.addr}, rows
+    assert len(ok(ctl(agent, "services", "-o", "wide")).splitlines()[0]) > 80

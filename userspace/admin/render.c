@@ -107,8 +107,10 @@ void render_services(const struct snapshot *snap, struct buf *out)
 	buf_puts(out, "]}\n");
 }
 
-void render_services_text(const struct snapshot *snap, struct buf *out)
+void render_services_text(const struct snapshot *snap, struct buf *out, bool wide)
 {
+	/* narrow: ADDRESSES, WEIGHT, PROTOCOL, ACTIVE, REQUESTS go first; long service names are cut */
+	static const int drop[] = { 2, 5, 1, 7, 10, -1 };
 	static const char *const hdr[] = { "SERVICE", "PROTOCOL", "ADDRESSES", "ENDPOINT", "STATE",   "WEIGHT",
 					   "EWMA_MS", "ACTIVE",   "CONNS",     "ERRORS",   "REQUESTS" };
 	char addrs[256], a[ADDR_STRLEN], w[16], ewma[32], act[16], conns[24], errs[24], reqs[24];
@@ -161,6 +163,8 @@ void render_services_text(const struct snapshot *snap, struct buf *out)
 			}
 		}
 	}
+	if (!wide)
+		table_fit(&t, TABLE_WIDTH, drop, 0);
 	table_render(&t, out);
 }
 
@@ -217,10 +221,12 @@ void render_conns(const struct snapshot *snap, struct buf *out, render_cgroup_fn
 	buf_puts(out, "]}\n");
 }
 
-void render_conns_text(const struct snapshot *snap, struct buf *out, render_cgroup_fn cgroup_name, void *arg)
+void render_conns_text(const struct snapshot *snap, struct buf *out, render_cgroup_fn cgroup_name, void *arg, bool wide)
 {
 	static const char *const hdr[] = { "CGROUP",  "POD",      "PID",      "CLIENT",    "ORIG_DST",
 					   "SERVICE", "ENDPOINT", "BYTES_IN", "BYTES_OUT", "AGE_S" };
+	/* narrow: PID, CLIENT, ORIG_DST, CGROUP, POD go first; long service names are cut */
+	static const int drop[] = { 2, 3, 4, 0, 1, -1 };
 	struct kube_pod kp;
 	char pid[16], cl[ADDR_STRLEN], od[ADDR_STRLEN], bi[24], bo[24], age[24], cgid[32];
 	struct weft_sockaddr dst;
@@ -255,6 +261,8 @@ void render_conns_text(const struct snapshot *snap, struct buf *out, render_cgro
 			table_row(&t, row);
 		}
 	}
+	if (!wide)
+		table_fit(&t, TABLE_WIDTH, drop, 5);
 	table_render(&t, out);
 }
 
@@ -598,9 +606,11 @@ void render_pods(const struct pod_info *v, size_t n, struct buf *out)
 	buf_puts(out, "]}\n");
 }
 
-void render_pods_text(const struct pod_info *v, size_t n, struct buf *out)
+void render_pods_text(const struct pod_info *v, size_t n, struct buf *out, bool wide)
 {
 	static const char *const hdr[] = { "POD", "NETNS", "IPS", "LISTENERS", "STATE", "AGE_S", "CGROUP" };
+	/* narrow: CGROUP, NETNS, LISTENERS go first; then the addresses are cut */
+	static const int drop[] = { 6, 1, 3, -1 };
 	char ns[24], ips[POD_MAX_IPS * 48], lis[16], age[24];
 	struct table t;
 	size_t i;
@@ -629,5 +639,7 @@ void render_pods_text(const struct pod_info *v, size_t n, struct buf *out)
 			table_row(&t, row);
 		}
 	}
+	if (!wide)
+		table_fit(&t, TABLE_WIDTH, drop, 2);
 	table_render(&t, out);
 }

@@ -9,6 +9,7 @@
 #ifndef WEFT_RENDER_H
 #define WEFT_RENDER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,12 +22,13 @@ struct pod_info;
 typedef const char *(*render_cgroup_fn)(void *arg, uint64_t id);
 
 void render_services(const struct snapshot *s, struct buf *out);
-void render_services_text(const struct snapshot *s, struct buf *out);
+/* Text tables fit TABLE_WIDTH columns (less important columns left out, long names cut) unless wide. */
+void render_services_text(const struct snapshot *s, struct buf *out, bool wide);
 void render_conns(const struct snapshot *s, struct buf *out, render_cgroup_fn cgroup_name, void *arg);
-void render_conns_text(const struct snapshot *s, struct buf *out, render_cgroup_fn cgroup_name, void *arg);
+void render_conns_text(const struct snapshot *s, struct buf *out, render_cgroup_fn cgroup_name, void *arg, bool wide);
 /* GET /pods: the pods' network namespaces weftd serves (listen/pods snapshot). */
 void render_pods(const struct pod_info *v, size_t n, struct buf *out);
-void render_pods_text(const struct pod_info *v, size_t n, struct buf *out);
+void render_pods_text(const struct pod_info *v, size_t n, struct buf *out, bool wide);
 /* zipkin: the span exporter, or NULL. */
 void render_metrics(const struct snapshot *s, struct zipkin *zipkin, struct buf *out);
 

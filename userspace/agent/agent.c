@@ -34,6 +34,7 @@
 #include "kube/kmodel.h"
 #include "admin/render.h"
 #include "admin/snapshot.h"
+#include "admin/statwin.h"
 #include "http/h1svc.h"
 #include "state/membudget.h"
 #include "state/service.h"
@@ -75,8 +76,10 @@ struct agent {
 	struct inbound *inbound; /* agent.inbound, when mtls */
 	bool tls_reload_failed;
 	double drain_deadline;
-	struct cgw *cgw; /* inotify on the cgroup tree; NULL: periodic scan only */
-	ev_timer rescan; /* coalesces bursts of cgroup events into one scan */
+	struct cgw *cgw;         /* inotify on the cgroup tree; NULL: periodic scan only */
+	ev_timer rescan;         /* coalesces bursts of cgroup events into one scan */
+	ev_timer stat_tick;      /* statwin's sampling */
+	struct statwin *statwin; /* GET /stat: golden signals over recent windows */
 	double last_scan;
 	bool ready;
 	bool draining;
@@ -899,23 +902,25 @@ static void h_ready(void *arg, const char *query, struct admin_response *r)
 /* GET /services and /conns: copied under the lock, formatted without it (no worker waits on a page). */
 static void agent_page(struct agent *a, bool svcs, const char *query, struct admin_response *r)
 {
-	char fmt[16] = "";
+	char fmt[16] = "", wide[8] = "";
 	struct snapshot snap;
-	bool text;
+	bool text, w;
 
 	admin_query_get(query, "format", fmt, sizeof(fmt));
+	admin_query_get(query, "wide", wide, sizeof(wide));
 	text = strcmp(fmt, "text") == 0;
+	w = wide[0] && strcmp(wide, "0");
 	if (snapshot_take(&snap, &a->reg, a->ob, svcs ? SNAP_SERVICES : SNAP_CONNS, ev_now(a->loop)) < 0) {
 		admin_resp_text(r, 503, "out of memory");
 	} else {
 		if (text)
 			r->ctype = "text/plain; charset=utf-8";
 		if (svcs && text)
-			render_services_text(&snap, r->body);
+			render_services_text(&snap, r->body, w);
 		else if (svcs)
 			render_services(&snap, r->body);
 		else if (text)
-			render_conns_text(&snap, r->body, agent_cgroup_name, a);
+			render_conns_text(&snap, r->body, agent_cgroup_name, a, w);
 		else
 			render_conns(&snap, r->body, agent_cgroup_name, a);
 	}
@@ -932,18 +937,64 @@ static void h_conns(void *arg, const char *query, struct admin_response *r)
 	agent_page(arg, false, query, r);
 }
 
+/* Every STATWIN_PERIOD_S: one sample of the counters for GET /stat. */
+static void agent_on_stat_tick(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct agent *a = t->data;
+	struct snapshot snap;
+
+	(void)revents;
+	if (snapshot_take(&snap, &a->reg, a->ob, SNAP_SERVICES | SNAP_METRICS, ev_now(loop)) == 0 &&
+	    statwin_sample(a->statwin, &snap) < 0)
+		log_warn_rl("stat: out of memory sampling the counters; weftctl stat may show gaps");
+	snapshot_free(&snap);
+}
+
+/* GET /stat?service=NAME&wide=1&window=10|60&format=text */
+static void h_stat(void *arg, const char *query, struct admin_response *r)
+{
+	struct agent *a = arg;
+	char fmt[16] = "", svc[256] = "", wide[8] = "", win[16] = "";
+	struct statwin_opts o = { 0 };
+	struct snapshot snap;
+	bool text;
+
+	admin_query_get(query, "format", fmt, sizeof(fmt));
+	admin_query_get(query, "service", svc, sizeof(svc));
+	admin_query_get(query, "wide", wide, sizeof(wide));
+	admin_query_get(query, "window", win, sizeof(win));
+	text = strcmp(fmt, "text") == 0;
+	o.service = svc[0] ? svc : NULL;
+	o.wide = wide[0] && strcmp(wide, "0");
+	o.window_s = atof(win);
+	if (win[0] && o.window_s != 10 && o.window_s != 60) {
+		admin_resp_text(r, 400, "window=%s: the windows are 10 and 60 (seconds)", win);
+		return;
+	}
+	if (snapshot_take(&snap, &a->reg, a->ob, SNAP_SERVICES, ev_now(a->loop)) < 0) {
+		admin_resp_text(r, 503, "out of memory");
+	} else {
+		if (text)
+			r->ctype = "text/plain; charset=utf-8";
+		if (!statwin_render(a->statwin, &snap, &o, text, r->body))
+			admin_resp_text(r, 404, "no service '%s' (weftctl services lists them)", svc);
+	}
+	snapshot_free(&snap);
+}
+
 static void h_pods(void *arg, const char *query, struct admin_response *r)
 {
 	struct agent *a = arg;
 	struct pod_info *v = NULL;
-	char fmt[16] = "";
+	char fmt[16] = "", wide[8] = "";
 	size_t n;
 
 	admin_query_get(query, "format", fmt, sizeof(fmt));
+	admin_query_get(query, "wide", wide, sizeof(wide));
 	n = a->pods ? pods_snapshot(a->pods, &v) : 0;
 	if (strcmp(fmt, "text") == 0) {
 		r->ctype = "text/plain; charset=utf-8";
-		render_pods_text(v, n, r->body);
+		render_pods_text(v, n, r->body, wide[0] && strcmp(wide, "0"));
 	} else {
 		render_pods(v, n, r->body);
 	}
@@ -996,7 +1047,7 @@ static const struct admin_route agent_routes[] = {
 	{ "/metrics", "GET", h_metrics },    { "/ready", "GET", h_ready },    { "/live", "GET", h_live },
 	{ "/services", "GET", h_services },  { "/conns", "GET", h_conns },    { "/config", "GET", h_config },
 	{ "/pods", "GET", h_pods },          { "/reload", "POST", h_reload }, { "/enroll", "POST", h_enroll },
-	{ "/unenroll", "POST", h_unenroll },
+	{ "/unenroll", "POST", h_unenroll }, { "/stat", "GET", h_stat },
 };
 
 static void agent_admin(void *arg, const char *method, const char *path, const char *query, struct admin_response *r)
@@ -1241,6 +1292,14 @@ int agent_run(struct weft_config *cfg, const char *path, bool verbose)
 	ev_signal_start(a.loop, &a.sig_term);
 	ev_signal_start(a.loop, &a.sig_int);
 	ev_signal_start(a.loop, &a.sig_hup);
+	a.statwin = statwin_new();
+	if (!a.statwin) {
+		log_error("cannot start: out of memory");
+		goto out;
+	}
+	ev_timer_init(&a.stat_tick, agent_on_stat_tick, 0., STATWIN_PERIOD_S);
+	a.stat_tick.data = &a;
+	ev_timer_start(a.loop, &a.stat_tick);
 	ev_timer_init(&a.beat, agent_on_beat, agent_beat_period(cfg), agent_beat_period(cfg));
 	a.beat.data = &a;
 	ev_timer_start(a.loop, &a.beat);
@@ -1255,8 +1314,11 @@ int agent_run(struct weft_config *cfg, const char *path, bool verbose)
 	ev_run(a.loop, 0);
 	code = 0;
 out:
-	if (a.loop)
+	if (a.loop) {
 		ev_timer_stop(a.loop, &a.rescan);
+		ev_timer_stop(a.loop, &a.stat_tick);
+	}
+	statwin_free(a.statwin);
 	cgw_free(a.cgw);
 	if (a.admin)
 		admin_free(a.admin);

@@ -32,6 +32,8 @@ static void usage(FILE *f)
 		   "  services            services and the live state of their endpoints\n"
 		   "  conns               active proxied connections (POD: the kubelet pod UID)\n"
 		   "  pods                network namespaces weftd serves (pods): addresses, listeners, state\n"
+		   "  stat [SERVICE]      success rate, requests/s, p50/p95/p99 per service over the last\n"
+		   "                      10 s (--window 1m: the last minute); -o wide: per endpoint\n"
 		   "  metrics             the Prometheus metrics, as scraped\n"
 		   "  config              the effective config (JSON)\n"
 		   "  reload              re-read the config file (errors are printed; the old config stays)\n"
@@ -40,6 +42,9 @@ static void usage(FILE *f)
 		   "options:\n"
 		   "  -a, --admin ADDR    the agent's admin address (default $WEFT_ADMIN or 127.0.0.1:9990)\n"
 		   "  -j, --json          JSON output for scripts\n"
+		   "  -o wide             every column (tables fit 80 columns without it); stat: endpoints\n"
+		   "  -w, --watch         stat: redraw every 2 s until interrupted\n"
+		   "      --window 10s|1m stat: the window shown (default 10s)\n"
 		   "exit codes: 0 ok, 1 the agent reported an error, 2 usage, 3 agent unreachable\n");
 }
 
@@ -157,11 +162,46 @@ static void url_encode(const char *s, char *out, size_t len)
 	out[o] = '\0';
 }
 
+/*
+ * weftctl stat --watch: the table again every STAT_WATCH_S until interrupted
+ * (or the agent goes away: exit 3). The screen is cleared only on a terminal.
+ */
+#define STAT_WATCH_S 2
+static int stat_watch(const struct weft_sockaddr *addr, const char *target)
+{
+	bool tty = isatty(STDOUT_FILENO);
+	char as[ADDR_STRLEN];
+
+	for (;;) {
+		struct buf body = { 0 };
+		int status = 0, r = http_call(addr, "GET", target, &status, &body);
+
+		if (r < 0) {
+			fprintf(stderr, "weftctl: cannot reach weftd at %s: %s\n", addr_format(addr, as, sizeof(as)),
+				strerror(-r));
+			buf_free(&body);
+			return 3;
+		}
+		if (tty)
+			fputs("\033[H\033[2J", stdout);
+		if (body.p)
+			fputs(body.p, status == 200 ? stdout : stderr);
+		fflush(stdout);
+		buf_free(&body);
+		if (status != 200)
+			return 1;
+		sleep(STAT_WATCH_S);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "admin", required_argument, NULL, 'a' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "watch", no_argument, NULL, 'w' },
+		{ "window", required_argument, NULL, 'W' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -169,13 +209,34 @@ int main(int argc, char **argv)
 	char target[8192], enc[6000], err[256], as[ADDR_STRLEN];
 	struct weft_sockaddr addr;
 	struct buf body = { 0 };
-	bool json = false;
+	bool json = false, wide = false, watch = false;
+	const char *window = "10";
 	int c, status = 0, r, code;
 
 	if (!admin || !*admin)
 		admin = "127.0.0.1:9990";
-	while ((c = getopt_long(argc, argv, "a:jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "a:jho:w", opts, NULL)) != -1) {
 		switch (c) {
+		case 'o':
+			if (strcmp(optarg, "wide") != 0) {
+				fprintf(stderr, "weftctl: -o %s: the only output is 'wide'\n", optarg);
+				return 2;
+			}
+			wide = true;
+			break;
+		case 'w':
+			watch = true;
+			break;
+		case 'W':
+			if (!strcmp(optarg, "10s") || !strcmp(optarg, "10"))
+				window = "10";
+			else if (!strcmp(optarg, "1m") || !strcmp(optarg, "60s") || !strcmp(optarg, "60"))
+				window = "60";
+			else {
+				fprintf(stderr, "weftctl: --window %s: the windows are 10s and 1m\n", optarg);
+				return 2;
+			}
+			break;
 		case 'a':
 			admin = optarg;
 			break;
@@ -207,6 +268,18 @@ int main(int argc, char **argv)
 		url_encode(argv[optind], enc, sizeof(enc));
 		snprintf(target, sizeof(target), "/%s?cgroup=%s", cmd, enc);
 		method = "POST";
+	} else if (!strcmp(cmd, "stat")) {
+		if (optind < argc - 1) {
+			fprintf(stderr, "weftctl: stat takes at most one SERVICE\n");
+			return 2;
+		}
+		enc[0] = '\0';
+		if (optind == argc - 1)
+			url_encode(argv[optind], enc, sizeof(enc));
+		snprintf(target, sizeof(target), "/stat?window=%s%s%s%s%s", window, wide ? "&wide=1" : "",
+			 json ? "" : "&format=text", enc[0] ? "&service=" : "", enc);
+		if (watch && !json)
+			return stat_watch(&addr, target);
 	} else {
 		if (optind != argc) {
 			fprintf(stderr, "weftctl: %s takes no arguments\n", cmd);
@@ -215,7 +288,8 @@ int main(int argc, char **argv)
 		if (!strcmp(cmd, "status"))
 			snprintf(target, sizeof(target), "/ready");
 		else if (!strcmp(cmd, "services") || !strcmp(cmd, "conns") || !strcmp(cmd, "pods"))
-			snprintf(target, sizeof(target), "/%s%s", cmd, json ? "" : "?format=text");
+			snprintf(target, sizeof(target), "/%s%s%s", cmd, json ? "" : "?format=text",
+				 json || !wide ? "" : "&wide=1");
 		else if (!strcmp(cmd, "metrics") || !strcmp(cmd, "config"))
 			snprintf(target, sizeof(target), "/%s", cmd);
 		else if (!strcmp(cmd, "reload")) {
@@ -248,7 +322,9 @@ int main(int argc, char **argv)
 			       (int)strcspn(state, "\n"), state, addr_format(&addr, as, sizeof(as)));
 		} else {
 			printf("weftd at %s: %s", addr_format(&addr, as, sizeof(as)), state);
-			if (http_call(&addr, "GET", "/services?format=text", &st2, &svc) == 0 && st2 == 200 && svc.p)
+			if (http_call(&addr, "GET", wide ? "/services?format=text&wide=1" : "/services?format=text",
+				      &st2, &svc) == 0 &&
+			    st2 == 200 && svc.p)
 				printf("\n%s", svc.p);
 		}
 		buf_free(&svc);
