@@ -25,8 +25,14 @@ struct admin_conn {
 	struct buf out; /* response */
 	size_t sent;
 	bool writing;
+	/* a stream (admin_resp_stream): the connection is the stream */
+	bool streaming, ending;
+	void (*on_close)(void *arg);
+	void *close_arg;
 	char req[ADMIN_MAX_REQUEST + 1];
 };
+
+/* struct admin_stream is never defined: a stream is its connection (the cast is the whole of it). */
 
 struct admin {
 	struct ev_loop *loop;
@@ -42,6 +48,8 @@ static void conn_free(struct admin_conn *c)
 {
 	struct admin *a = c->adm;
 
+	if (c->streaming && !c->ending && c->on_close)
+		c->on_close(c->close_arg); /* the owner forgets the stream */
 	ev_io_stop(a->loop, &c->io);
 	ev_timer_stop(a->loop, &c->timer);
 	close(c->io.fd);
@@ -121,6 +129,119 @@ static void conn_error(struct admin_conn *c, int status)
 	buf_free(&b);
 }
 
+/* ---- streams ------------------------------------------------------------------ */
+
+/* Watch for the client going away, and for room to write when something is pending. */
+static void conn_stream_arm(struct admin_conn *c)
+{
+	int ev = (c->ending ? 0 : EV_READ) | (c->sent < c->out.len ? EV_WRITE : 0);
+
+	if ((c->io.events & (EV_READ | EV_WRITE)) == ev && ev_is_active(&c->io))
+		return;
+	ev_io_stop(c->adm->loop, &c->io);
+	ev_io_set(&c->io, c->io.fd, ev);
+	ev_io_start(c->adm->loop, &c->io);
+}
+
+static void conn_stream_flush(struct admin_conn *c)
+{
+	ssize_t n;
+
+	while (c->sent < c->out.len) {
+		n = send(c->io.fd, c->out.p + c->sent, c->out.len - c->sent, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				break;
+			conn_free(c);
+			return;
+		}
+		c->sent += (size_t)n;
+	}
+	if (c->sent == c->out.len) {
+		c->out.len = c->sent = 0;
+		if (c->ending) {
+			conn_free(c);
+			return;
+		}
+	} else if (c->sent > (64u << 10)) {
+		memmove(c->out.p, c->out.p + c->sent, c->out.len - c->sent);
+		c->out.len -= c->sent;
+		c->sent = 0;
+	}
+	conn_stream_arm(c);
+}
+
+static void conn_stream_io(struct admin_conn *c, int revents)
+{
+	char sink[512];
+	ssize_t n;
+
+	if ((revents & EV_READ) && !c->ending) {
+		/* a stream takes no more input: anything read is discarded; EOF or an error ends it */
+		n = recv(c->io.fd, sink, sizeof(sink), 0);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+			conn_free(c);
+			return;
+		}
+	}
+	if (revents & EV_WRITE)
+		conn_stream_flush(c);
+}
+
+static void conn_stream_start(struct admin_conn *c, const char *ctype, struct buf *body)
+{
+	char head[256];
+	int n;
+
+	n = snprintf(head, sizeof(head),
+		     "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nCache-Control: no-store\r\n"
+		     "Connection: close\r\n\r\n",
+		     ctype);
+	buf_add(&c->out, head, (size_t)n);
+	if (body->len)
+		buf_add(&c->out, body->p, body->len);
+	ev_timer_stop(c->adm->loop, &c->timer); /* a stream lasts as long as its reader */
+	conn_stream_flush(c);
+}
+
+struct admin_stream *admin_resp_stream(struct admin_response *r, void (*on_close)(void *arg), void *arg)
+{
+	struct admin_conn *c = r->conn;
+
+	c->streaming = true;
+	c->on_close = on_close;
+	c->close_arg = arg;
+	r->stream = (struct admin_stream *)(void *)c;
+	return r->stream;
+}
+
+/* Buffered; the loop sends it (never from here: the owner may be walking its streams). */
+int admin_stream_write(struct admin_stream *s, const void *p, size_t n)
+{
+	struct admin_conn *c = (struct admin_conn *)(void *)s;
+
+	if (c->ending)
+		return -EPIPE;
+	if (c->out.len - c->sent + n > ADMIN_STREAM_MAX_PENDING)
+		return -ENOBUFS;
+	buf_add(&c->out, p, n);
+	if (buf_failed(&c->out))
+		return -ENOMEM;
+	conn_stream_arm(c);
+	return 0;
+}
+
+void admin_stream_end(struct admin_stream *s)
+{
+	struct admin_conn *c = (struct admin_conn *)(void *)s;
+
+	c->ending = true;
+	/* the next write event sends what is pending, then closes */
+	ev_io_stop(c->adm->loop, &c->io);
+	ev_io_set(&c->io, c->io.fd, EV_WRITE);
+	ev_io_start(c->adm->loop, &c->io);
+}
+
 static void conn_on_io(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct admin_conn *c = w->data;
@@ -130,7 +251,10 @@ static void conn_on_io(struct ev_loop *loop, ev_io *w, int revents)
 	int r;
 
 	(void)loop;
-	(void)revents;
+	if (c->streaming) {
+		conn_stream_io(c, revents);
+		return;
+	}
 	if (c->writing) {
 		if (buf_failed(&c->out)) {
 			conn_free(c);
@@ -170,8 +294,11 @@ static void conn_on_io(struct ev_loop *loop, ev_io *w, int revents)
 		struct buf body = { 0 };
 		struct admin_response resp = { .status = 200, .ctype = "application/json", .body = &body };
 
+		resp.conn = c;
 		a->fn(a->arg, method, path, query, &resp);
-		if (buf_failed(&body))
+		if (resp.stream && resp.status == 200 && !buf_failed(&body))
+			conn_stream_start(c, resp.ctype, &body);
+		else if (buf_failed(&body))
 			conn_error(c, 500);
 		else
 			conn_respond(c, resp.status, resp.ctype, &body);

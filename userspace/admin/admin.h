@@ -27,7 +27,26 @@ struct admin_response {
 	int status;        /* 200 unless set */
 	const char *ctype; /* "application/json" unless set */
 	struct buf *body;  /* empty buffer to fill */
+	/* admin_resp_stream's (private) */
+	struct admin_conn *conn;
+	struct admin_stream *stream;
 };
+
+/*
+ * A streamed answer (GET /tap): the handler calls admin_resp_stream; the
+ * head goes out with no Content-Length (the body ends when the connection
+ * closes), then whatever the owner writes, for as long as it likes. The
+ * client closing (or resetting) the connection calls on_close, once, after
+ * which the stream is gone. At most ADMIN_STREAM_MAX_PENDING bytes wait
+ * for a slow reader: a write beyond that is refused (-ENOBUFS), never
+ * queued, so the owner drops and counts instead of growing.
+ */
+#define ADMIN_STREAM_MAX_PENDING (256u << 10)
+struct admin_stream;
+struct admin_stream *admin_resp_stream(struct admin_response *r, void (*on_close)(void *arg), void *arg);
+int admin_stream_write(struct admin_stream *s, const void *p, size_t n);
+/* The owner ends it: what is pending is sent, then the connection closes; no on_close. */
+void admin_stream_end(struct admin_stream *s);
 
 /*
  * Called once per complete request. method and path are NUL-terminated;

@@ -31,10 +31,12 @@
 #include "listen/pods.h"
 #include "kube/kdisc.h"
 #include "kube/kident.h"
+#include "state/tap.h"
 #include "kube/kmodel.h"
 #include "admin/render.h"
 #include "admin/snapshot.h"
 #include "admin/statwin.h"
+#include "admin/tapfeed.h"
 #include "http/h1svc.h"
 #include "state/membudget.h"
 #include "state/service.h"
@@ -80,6 +82,9 @@ struct agent {
 	ev_timer rescan;         /* coalesces bursts of cgroup events into one scan */
 	ev_timer stat_tick;      /* statwin's sampling */
 	struct statwin *statwin; /* GET /stat: golden signals over recent windows */
+	struct tap tap;          /* the live request feed (workers offer, tapfeed reads) */
+	bool tap_ok;
+	struct tapfeed *tapfeed; /* GET /tap's readers */
 	double last_scan;
 	bool ready;
 	bool draining;
@@ -754,6 +759,8 @@ static void agent_metrics(struct agent *a, struct buf *out)
 		pods_metrics(a->pods, out);
 	if (a->kdisc)
 		kdisc_metrics(a->kdisc, out);
+	if (a->tapfeed)
+		tapfeed_metrics(a->tapfeed, out);
 	if (a->mtls)
 		buf_printf(out,
 			   "# HELP weft_tls_cert_expiry_timestamp_seconds Earliest notAfter of the "
@@ -950,6 +957,17 @@ static void agent_on_stat_tick(struct ev_loop *loop, ev_timer *t, int revents)
 	snapshot_free(&snap);
 }
 
+/* GET /tap: a stream of the requests proxied (admin/tapfeed) */
+static void h_tap(void *arg, const char *query, struct admin_response *r)
+{
+	struct agent *a = arg;
+
+	if (a->draining)
+		admin_resp_text(r, 503, "weftd is shutting down");
+	else
+		tapfeed_attach(a->tapfeed, query, r);
+}
+
 /* GET /stat?service=NAME&wide=1&window=10|60&format=text */
 static void h_stat(void *arg, const char *query, struct admin_response *r)
 {
@@ -1047,7 +1065,7 @@ static const struct admin_route agent_routes[] = {
 	{ "/metrics", "GET", h_metrics },    { "/ready", "GET", h_ready },    { "/live", "GET", h_live },
 	{ "/services", "GET", h_services },  { "/conns", "GET", h_conns },    { "/config", "GET", h_config },
 	{ "/pods", "GET", h_pods },          { "/reload", "POST", h_reload }, { "/enroll", "POST", h_enroll },
-	{ "/unenroll", "POST", h_unenroll }, { "/stat", "GET", h_stat },
+	{ "/unenroll", "POST", h_unenroll }, { "/stat", "GET", h_stat },      { "/tap", "GET", h_tap },
 };
 
 static void agent_admin(void *arg, const char *method, const char *path, const char *query, struct admin_response *r)
@@ -1239,6 +1257,12 @@ int agent_run(struct weft_config *cfg, const char *path, bool verbose)
 		goto out;
 	}
 	a.reg_ok = true;
+	if (tap_init(&a.tap) < 0) {
+		log_error("cannot start: cannot initialise a mutex");
+		goto out;
+	}
+	a.tap_ok = true;
+	a.reg.tap = &a.tap;
 	/* the TLS bundle first: services are built with their authorization policies */
 	reg_set_mtls(&a.reg, a.mtls);
 	if (reg_set_config(&a.reg, cfg) < 0) {
@@ -1293,7 +1317,8 @@ int agent_run(struct weft_config *cfg, const char *path, bool verbose)
 	ev_signal_start(a.loop, &a.sig_int);
 	ev_signal_start(a.loop, &a.sig_hup);
 	a.statwin = statwin_new();
-	if (!a.statwin) {
+	a.tapfeed = tapfeed_new(a.loop, &a.tap, agent_cgroup_name, &a);
+	if (!a.statwin || !a.tapfeed) {
 		log_error("cannot start: out of memory");
 		goto out;
 	}
@@ -1320,6 +1345,7 @@ out:
 	}
 	statwin_free(a.statwin);
 	cgw_free(a.cgw);
+	tapfeed_free(a.tapfeed); /* its streams are admin connections: before the admin goes */
 	if (a.admin)
 		admin_free(a.admin);
 	inbound_free(a.inbound);
@@ -1329,6 +1355,8 @@ out:
 		outbound_free(a.ob);
 	if (a.reg_ok)
 		reg_destroy(&a.reg);
+	if (a.tap_ok)
+		tap_destroy(&a.tap); /* after the workers: they offer to it */
 	if (a.mb_ok)
 		mb_destroy(&a.mb);
 	zipkin_free(a.zipkin);

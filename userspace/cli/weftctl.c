@@ -34,6 +34,8 @@ static void usage(FILE *f)
 		   "  pods                network namespaces weftd serves (pods): addresses, listeners, state\n"
 		   "  stat [SERVICE]      success rate, requests/s, p50/p95/p99 per service over the last\n"
 		   "                      10 s (--window 1m: the last minute); -o wide: per endpoint\n"
+		   "  tap [SERVICE]       HTTP requests as they end, live (--path PREFIX, --status 503|5xx,\n"
+		   "                      --headers: values too, never secrets; -o wide: endpoint, pod)\n"
 		   "  metrics             the Prometheus metrics, as scraped\n"
 		   "  config              the effective config (JSON)\n"
 		   "  reload              re-read the config file (errors are printed; the old config stays)\n"
@@ -163,6 +165,63 @@ static void url_encode(const char *s, char *out, size_t len)
 }
 
 /*
+ * weftctl tap: prints the stream as it comes, until the agent ends it (0) or
+ * the user interrupts. A refusal (400, 503) is printed on stderr (1).
+ */
+static int tap_stream(const struct weft_sockaddr *a, const char *target)
+{
+	char req[8192 + 64], chunk[16384], as[ADDR_STRLEN];
+	struct buf head = { 0 };
+	bool in_body = false;
+	int fd, len, status = 0, r = 0;
+	ssize_t n;
+
+	fd = socket(a->sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, &a->sa, a->len) < 0) {
+		fprintf(stderr, "weftctl: cannot reach weftd at %s: %s\n", addr_format(a, as, sizeof(as)),
+			strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return 3;
+	}
+	len = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: weftd\r\nUser-Agent: weftctl\r\n\r\n", target);
+	if (len < 0 || (size_t)len >= sizeof(req) || send(fd, req, (size_t)len, MSG_NOSIGNAL) != len) {
+		close(fd);
+		return 3;
+	}
+	while ((n = recv(fd, chunk, sizeof(chunk), 0)) > 0) {
+		if (in_body) {
+			fwrite(chunk, 1, (size_t)n, status == 200 ? stdout : stderr);
+			fflush(status == 200 ? stdout : stderr);
+			continue;
+		}
+		buf_add(&head, chunk, (size_t)n);
+		if (buf_failed(&head) || head.len > 65536) {
+			r = 3;
+			break;
+		}
+		{
+			char *sep = memmem(head.p, head.len, "\r\n\r\n", 4);
+
+			if (!sep)
+				continue;
+			if (sscanf(head.p, "HTTP/1.%*d %d", &status) != 1) {
+				r = 3;
+				break;
+			}
+			in_body = true;
+			fwrite(sep + 4, 1, head.len - (size_t)(sep + 4 - head.p), status == 200 ? stdout : stderr);
+			fflush(status == 200 ? stdout : stderr);
+		}
+	}
+	buf_free(&head);
+	close(fd);
+	if (r)
+		return r;
+	return status == 200 ? 0 : status ? 1 : 3;
+}
+
+/*
  * weftctl stat --watch: the table again every STAT_WATCH_S until interrupted
  * (or the agent goes away: exit 3). The screen is cleared only on a terminal.
  */
@@ -197,20 +256,19 @@ static int stat_watch(const struct weft_sockaddr *addr, const char *target)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "admin", required_argument, NULL, 'a' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "output", required_argument, NULL, 'o' },
-		{ "watch", no_argument, NULL, 'w' },
-		{ "window", required_argument, NULL, 'W' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
+		{ "admin", required_argument, NULL, 'a' },  { "json", no_argument, NULL, 'j' },
+		{ "output", required_argument, NULL, 'o' }, { "watch", no_argument, NULL, 'w' },
+		{ "window", required_argument, NULL, 'W' }, { "path", required_argument, NULL, 'P' },
+		{ "status", required_argument, NULL, 'S' }, { "headers", no_argument, NULL, 'H' },
+		{ "help", no_argument, NULL, 'h' },         { 0 },
 	};
 	const char *admin = getenv("WEFT_ADMIN"), *cmd, *method = "GET";
 	char target[8192], enc[6000], err[256], as[ADDR_STRLEN];
 	struct weft_sockaddr addr;
 	struct buf body = { 0 };
 	bool json = false, wide = false, watch = false;
-	const char *window = "10";
+	const char *window = "10", *tpath = NULL, *tstatus = NULL;
+	bool theaders = false;
 	int c, status = 0, r, code;
 
 	if (!admin || !*admin)
@@ -226,6 +284,15 @@ int main(int argc, char **argv)
 			break;
 		case 'w':
 			watch = true;
+			break;
+		case 'P':
+			tpath = optarg;
+			break;
+		case 'S':
+			tstatus = optarg;
+			break;
+		case 'H':
+			theaders = true;
 			break;
 		case 'W':
 			if (!strcmp(optarg, "10s") || !strcmp(optarg, "10"))
@@ -268,6 +335,29 @@ int main(int argc, char **argv)
 		url_encode(argv[optind], enc, sizeof(enc));
 		snprintf(target, sizeof(target), "/%s?cgroup=%s", cmd, enc);
 		method = "POST";
+	} else if (!strcmp(cmd, "tap")) {
+		char e2[1024], e3[64];
+		size_t n;
+
+		if (optind < argc - 1) {
+			fprintf(stderr, "weftctl: tap takes at most one SERVICE\n");
+			return 2;
+		}
+		n = (size_t)snprintf(target, sizeof(target), "/tap?%s%s%s", json ? "" : "format=text",
+				     wide ? "&wide=1" : "", theaders ? "&headers=1" : "");
+		if (optind == argc - 1) {
+			url_encode(argv[optind], enc, sizeof(enc));
+			n += (size_t)snprintf(target + n, sizeof(target) - n, "&service=%s", enc);
+		}
+		if (tpath && n < sizeof(target)) {
+			url_encode(tpath, e2, sizeof(e2));
+			n += (size_t)snprintf(target + n, sizeof(target) - n, "&path=%s", e2);
+		}
+		if (tstatus && n < sizeof(target)) {
+			url_encode(tstatus, e3, sizeof(e3));
+			snprintf(target + n, sizeof(target) - n, "&status=%s", e3);
+		}
+		return tap_stream(&addr, target);
 	} else if (!strcmp(cmd, "stat")) {
 		if (optind < argc - 1) {
 			fprintf(stderr, "weftctl: stat takes at most one SERVICE\n");

@@ -50,6 +50,7 @@
 #include "lib/sock.h"
 #include "state/membudget.h"
 #include "state/service.h"
+#include "state/tap.h"
 #include "tls/mtls.h"
 #include "tls/tls.h"
 
@@ -354,6 +355,37 @@ static void attempt_span_end(struct h1s *s, int status, const char *err)
 	s->attempt_span = 0;
 }
 
+/* One finished request for weftctl tap (only while somebody taps: state/tap). */
+static void exchange_tap(struct h1s *s, double d)
+{
+	const struct h1_request *q = &s->x->req;
+	struct tap_event ev;
+	size_t i;
+
+	memset(&ev, 0, offsetof(struct tap_event, headers));
+	ev.wall = (double)s->wall_start_us / 1e6;
+	ev.cgroup_id = s->orig.cgroup_id;
+	ev.pid = s->orig.pid;
+	ev.latency_us = d < 0 ? 0 : d > 4e3 ? UINT32_MAX : (uint32_t)(d * 1e6);
+	ev.status = s->status > 0 && s->status < 1000 ? (uint16_t)s->status : 0;
+	ev.attempts = (uint16_t)(s->attempt > UINT16_MAX ? UINT16_MAX : s->attempt);
+	snprintf(ev.service, sizeof(ev.service), "%s", s->svc->name);
+	snprintf(ev.method, sizeof(ev.method), "%s", s->x->method);
+	snprintf(ev.endpoint, sizeof(ev.endpoint), "%s", s->ep_str);
+	/* the head is still in ib: the exchange ends before the next one is read */
+	if (s->ib && q->host)
+		copy_trunc(ev.authority, sizeof(ev.authority), q->host, q->host_len);
+	if (s->ib && q->path && q->path_len)
+		copy_trunc(ev.path, sizeof(ev.path), q->path, q->path_len);
+	else
+		snprintf(ev.path, sizeof(ev.path), "%s", s->x->path);
+	if (tap_want_headers(s->reg->tap) && s->ib && q->headers)
+		for (i = 0; i < q->n_headers; i++)
+			tap_add_header(&ev, q->headers[i].name, q->headers[i].name_len, q->headers[i].value,
+				       q->headers[i].value_len);
+	tap_offer(s->reg->tap, &ev);
+}
+
 static void exchange_metrics(struct h1s *s)
 {
 	struct h1_routestat *rs = s->route ? s->route->stat : NULL;
@@ -371,6 +403,8 @@ static void exchange_metrics(struct h1s *s)
 	rs->count++;
 	rs->sum += d;
 	pthread_mutex_unlock(&s->reg->lock);
+	if (tap_active(s->reg->tap))
+		exchange_tap(s, d);
 }
 
 /* ---- the exchange ---- */

@@ -8,7 +8,7 @@
  * service's budget, enforce timeouts and deadlines, shed load, propagate
  * trace context and export spans. docs/http1.md ("The proxy") describes the
  * behaviour. It may call: http/h1pool, http/h1svc, http/zipkin,
- * state/service, state/retry, codec/ (http1, h1route, deadline, trace),
+ * state/service, state/retry, state/tap, codec/ (http1, h1route, deadline, trace),
  * tls/mtls, lib/. It never calls the TCP path.
  *
  * Threading: every session and pooled connection belongs to one worker loop

@@ -161,6 +161,8 @@ struct addr_index {
 };
 struct svc_workload;
 
+struct tap;
+
 struct registry {
 	pthread_mutex_t lock;
 	const struct svc_hooks *hooks;
@@ -184,6 +186,7 @@ struct registry {
 	struct svc_stat **stat_tab; /* hash of stats by name */
 	size_t stat_cap, n_stat;
 	double last_build_lock_s; /* how long the last reg_set_config held the lock (seconds) */
+	struct tap *tap;          /* the live request feed (state/tap), or NULL; set before workers start */
 };
 
 int reg_init(struct registry *r, const struct svc_hooks *hooks);
