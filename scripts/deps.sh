@@ -24,7 +24,8 @@ PKGS=(
 	# e2e: tests/e2e/test_deploy.py (the manifests: python3-yaml; weftd.service:
 	# systemd-analyze verify), test_bpffs.py (unshare, mountpoint: util-linux)
 	python3-yaml systemd util-linux
-	# e2e: promtool check metrics, and a real Prometheus scraping weftd
+	# e2e: promtool check metrics and check rules (the Grafana dashboard), and a real
+	# Prometheus scraping weftd
 	prometheus
 	# mTLS: scripts/weft-ca (openssl), testssl.sh against the inbound listener
 	openssl testssl.sh
