@@ -109,9 +109,12 @@ $(BUILD)/weftd: $(BUILD)/obj/agent/weftd.o $(CORE_OBJS)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(BASE_CFLAGS) $^ -o $@ $(LIBS)
 
+# weftctl links only the libraries its modules use (check: libbpf, libconfig,
+# libev, wolfSSL, jansson; the admin commands: none of them).
+CTL_LDFLAGS := -Wl,--as-needed
 $(BUILD)/weftctl: $(CTL_OBJS)
 	$(call msg,LD,$@)
-	$(Q)$(CC) $(BASE_CFLAGS) $^ -o $@
+	$(Q)$(CC) $(BASE_CFLAGS) $(CTL_LDFLAGS) $^ -o $@ $(LIBS)
 
 san: $(BUILD)/san/weftd $(BUILD)/san/weftctl
 $(BUILD)/san/weftd: $(BUILD)/san/obj/agent/weftd.o $(SAN_OBJS)
@@ -119,7 +122,7 @@ $(BUILD)/san/weftd: $(BUILD)/san/obj/agent/weftd.o $(SAN_OBJS)
 	$(Q)$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) $^ -o $@ $(LIBS)
 $(BUILD)/san/weftctl: $(CTL_SAN_OBJS)
 	$(call msg,LD-SAN,$@)
-	$(Q)$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) $^ -o $@
+	$(Q)$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) $(CTL_LDFLAGS) $^ -o $@ $(LIBS)
 
 # --- tests ------------------------------------------------------------------
 $(BUILD)/tests/%: tests/unit/%.c $(CORE_OBJS) $(wildcard tests/common/*.h) | $(BUILD)/tests

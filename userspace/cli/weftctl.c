@@ -4,23 +4,28 @@
  * people come from the agent (?format=text) so weftctl and the API cannot
  * disagree; --json prints the API's JSON unchanged for scripts.
  *
- * Exit codes: 0 success; 1 the agent answered with an error (message printed);
- * 2 usage error; 3 the agent could not be reached.
+ * `weftctl check` is the exception: it does not talk to weftd but looks at
+ * this node (agent/nodefacts, judged by agent/nodecheck), so an operator can
+ * run it before installing weft or when weftd will not start.
+ *
+ * Exit codes: 0 success; 1 the agent answered with an error (message printed),
+ * or check found something missing; 2 usage error; 3 the agent could not be
+ * reached.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
-#include <poll.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
+#include "agent/nodecheck.h"
+#include "agent/nodefacts.h"
 #include "lib/addr.h"
 #include "lib/buf.h"
+#include "lib/httpcall.h"
+#include "lib/log.h"
 
 #define CTL_TIMEOUT_MS 5000
 #define CTL_MAX_RESPONSE (64u << 20)
@@ -28,6 +33,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: weftctl [-a ADDR] [--json] COMMAND\n"
+		   "       weftctl check [-c FILE] [--json]\n"
 		   "  status              is the agent ready; services and cgroups at a glance\n"
 		   "  services            services and the live state of their endpoints\n"
 		   "  conns               active proxied connections (POD: the kubelet pod UID)\n"
@@ -41,107 +47,16 @@ static void usage(FILE *f)
 		   "  reload              re-read the config file (errors are printed; the old config stays)\n"
 		   "  enroll CGROUP       intercept a cgroup now (path, or relative to the cgroup2 mount)\n"
 		   "  unenroll CGROUP     stop intercepting a cgroup enrolled with 'enroll'\n"
+		   "  check               what this node lacks for weftd (no weftd needed; changes nothing)\n"
 		   "options:\n"
 		   "  -a, --admin ADDR    the agent's admin address (default $WEFT_ADMIN or 127.0.0.1:9990)\n"
+		   "  -c, --config FILE   check: weftd's config file (default " NC_DEFAULT_CONFIG ")\n"
 		   "  -j, --json          JSON output for scripts\n"
 		   "  -o wide             every column (tables fit 80 columns without it); stat: endpoints\n"
 		   "  -w, --watch         stat: redraw every 2 s until interrupted\n"
 		   "      --window 10s|1m stat: the window shown (default 10s)\n"
-		   "exit codes: 0 ok, 1 the agent reported an error, 2 usage, 3 agent unreachable\n");
-}
-
-static int wait_fd(int fd, short ev, int deadline_ms)
-{
-	struct pollfd p = { .fd = fd, .events = ev };
-	int r;
-
-	do
-		r = poll(&p, 1, deadline_ms);
-	while (r < 0 && errno == EINTR);
-	if (r == 0)
-		return -ETIMEDOUT;
-	return r < 0 ? -errno : 0;
-}
-
-/* One request, Connection: close. Fills status and body. 0, or -errno (unreachable). */
-static int http_call(const struct weft_sockaddr *a, const char *method, const char *target, int *status,
-		     struct buf *body)
-{
-	char req[8192 + 64];
-	struct buf in = { 0 };
-	char chunk[16384];
-	size_t off = 0;
-	ssize_t n;
-	char *sep;
-	int fd, r, len, err;
-	socklen_t elen = sizeof(err);
-
-	fd = socket(a->sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, &a->sa, a->len) < 0 && errno != EINPROGRESS) {
-		r = -errno;
-		goto out;
-	}
-	r = wait_fd(fd, POLLOUT, CTL_TIMEOUT_MS);
-	if (r < 0)
-		goto out;
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0 || err) {
-		r = err ? -err : -errno;
-		goto out;
-	}
-	len = snprintf(req, sizeof(req),
-		       "%s %s HTTP/1.1\r\nHost: weftd\r\nUser-Agent: weftctl\r\n"
-		       "Content-Length: 0\r\nConnection: close\r\n\r\n",
-		       method, target);
-	if (len < 0 || (size_t)len >= sizeof(req)) {
-		r = -E2BIG;
-		goto out;
-	}
-	while (off < (size_t)len) {
-		n = send(fd, req + off, (size_t)len - off, MSG_NOSIGNAL);
-		if (n < 0 && errno == EAGAIN) {
-			r = wait_fd(fd, POLLOUT, CTL_TIMEOUT_MS);
-			if (r < 0)
-				goto out;
-			continue;
-		}
-		if (n < 0) {
-			r = -errno;
-			goto out;
-		}
-		off += (size_t)n;
-	}
-	for (;;) {
-		n = recv(fd, chunk, sizeof(chunk), 0);
-		if (n < 0 && errno == EAGAIN) {
-			r = wait_fd(fd, POLLIN, CTL_TIMEOUT_MS);
-			if (r < 0)
-				goto out;
-			continue;
-		}
-		if (n < 0) {
-			r = -errno;
-			goto out;
-		}
-		if (n == 0)
-			break;
-		buf_add(&in, chunk, (size_t)n);
-		if (in.len > CTL_MAX_RESPONSE || buf_failed(&in)) {
-			r = -EFBIG;
-			goto out;
-		}
-	}
-	if (!in.p || sscanf(in.p, "HTTP/1.%*d %d", status) != 1 || !(sep = strstr(in.p, "\r\n\r\n"))) {
-		r = -EPROTO;
-		goto out;
-	}
-	buf_add(body, sep + 4, in.len - (size_t)(sep + 4 - in.p));
-	r = 0;
-out:
-	buf_free(&in);
-	close(fd);
-	return r;
+		   "exit codes: 0 ok, 1 the agent reported an error (check: something FAILed), 2 usage,\n"
+		   "3 agent unreachable\n");
 }
 
 /* Percent-encodes s for a query value. */
@@ -233,7 +148,7 @@ static int stat_watch(const struct weft_sockaddr *addr, const char *target)
 
 	for (;;) {
 		struct buf body = { 0 };
-		int status = 0, r = http_call(addr, "GET", target, &status, &body);
+		int status = 0, r = hcall(addr, "GET", target, CTL_TIMEOUT_MS, CTL_MAX_RESPONSE, &status, &body);
 
 		if (r < 0) {
 			fprintf(stderr, "weftctl: cannot reach weftd at %s: %s\n", addr_format(addr, as, sizeof(as)),
@@ -253,16 +168,49 @@ static int stat_watch(const struct weft_sockaddr *addr, const char *target)
 	}
 }
 
+/* weftctl check: gather, judge, print; 0 when nothing FAILed, else 1. */
+static int cmd_check(const char *config, bool json)
+{
+	struct nc_report rep = { 0 };
+	struct buf out = { 0 };
+	struct nf_data d;
+	int code;
+
+	signal(SIGPIPE, SIG_IGN);
+	log_set_level(LOG_LVL_ERROR); /* the report says it all; no log lines from the modules it uses */
+	nf_gather(config, NF_API_TIMEOUT_MS, &d);
+	nc_judge(&d.f, &rep);
+	if (json)
+		nc_render_json(&rep, &out);
+	else
+		nc_render_text(&rep, NC_WIDTH, &out);
+	code = nc_worst(&rep) == NC_FAIL || buf_failed(&out) ? 1 : 0;
+	if (out.p)
+		fputs(out.p, stdout);
+	if (buf_failed(&out))
+		fprintf(stderr, "weftctl: check: out of memory\n");
+	buf_free(&out);
+	nc_report_free(&rep);
+	nf_free(&d);
+	return code;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "admin", required_argument, NULL, 'a' },  { "json", no_argument, NULL, 'j' },
-		{ "output", required_argument, NULL, 'o' }, { "watch", no_argument, NULL, 'w' },
-		{ "window", required_argument, NULL, 'W' }, { "path", required_argument, NULL, 'P' },
-		{ "status", required_argument, NULL, 'S' }, { "headers", no_argument, NULL, 'H' },
-		{ "help", no_argument, NULL, 'h' },         { 0 },
+		{ "admin", required_argument, NULL, 'a' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "watch", no_argument, NULL, 'w' },
+		{ "window", required_argument, NULL, 'W' },
+		{ "path", required_argument, NULL, 'P' },
+		{ "status", required_argument, NULL, 'S' },
+		{ "headers", no_argument, NULL, 'H' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
 	};
-	const char *admin = getenv("WEFT_ADMIN"), *cmd, *method = "GET";
+	const char *admin = getenv("WEFT_ADMIN"), *cmd, *method = "GET", *config = NULL;
 	char target[8192], enc[6000], err[256], as[ADDR_STRLEN];
 	struct weft_sockaddr addr;
 	struct buf body = { 0 };
@@ -273,7 +221,7 @@ int main(int argc, char **argv)
 
 	if (!admin || !*admin)
 		admin = "127.0.0.1:9990";
-	while ((c = getopt_long(argc, argv, "a:jho:w", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "a:c:jho:w", opts, NULL)) != -1) {
 		switch (c) {
 		case 'o':
 			if (strcmp(optarg, "wide") != 0) {
@@ -307,6 +255,9 @@ int main(int argc, char **argv)
 		case 'a':
 			admin = optarg;
 			break;
+		case 'c':
+			config = optarg;
+			break;
 		case 'j':
 			json = true;
 			break;
@@ -323,6 +274,17 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	cmd = argv[optind++];
+	if (!strcmp(cmd, "check")) {
+		if (optind != argc) {
+			fprintf(stderr, "weftctl: check takes no arguments (the config file is -c FILE)\n");
+			return 2;
+		}
+		return cmd_check(config ? config : NC_DEFAULT_CONFIG, json);
+	}
+	if (config) {
+		fprintf(stderr, "weftctl: -c FILE is for 'check' only (%s asks the agent at -a ADDR)\n", cmd);
+		return 2;
+	}
 	if (addr_parse(admin, false, &addr, err, sizeof(err)) < 0) {
 		fprintf(stderr, "weftctl: -a %s: %s\n", admin, err);
 		return 2;
@@ -391,7 +353,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	r = http_call(&addr, method, target, &status, &body);
+	r = hcall(&addr, method, target, CTL_TIMEOUT_MS, CTL_MAX_RESPONSE, &status, &body);
 	if (r < 0) {
 		fprintf(stderr,
 			"weftctl: cannot reach weftd at %s: %s (is weftd running? is agent.admin "
@@ -412,8 +374,8 @@ int main(int argc, char **argv)
 			       (int)strcspn(state, "\n"), state, addr_format(&addr, as, sizeof(as)));
 		} else {
 			printf("weftd at %s: %s", addr_format(&addr, as, sizeof(as)), state);
-			if (http_call(&addr, "GET", wide ? "/services?format=text&wide=1" : "/services?format=text",
-				      &st2, &svc) == 0 &&
+			if (hcall(&addr, "GET", wide ? "/services?format=text&wide=1" : "/services?format=text",
+				  CTL_TIMEOUT_MS, CTL_MAX_RESPONSE, &st2, &svc) == 0 &&
 			    st2 == 200 && svc.p)
 				printf("\n%s", svc.p);
 		}

@@ -13,12 +13,55 @@
 
 /*
  * mountinfo lines: "36 25 0:30 / /sys/fs/cgroup rw,... shared:9 - cgroup2 cgroup2 rw".
- * The filesystem type is the first field after the " - " separator; the mount
- * point is field 5. Octal escapes (\040) in the mount point are decoded.
+ * The filesystem type is the first field after the " - " separator (the
+ * optional fields before it vary in number); the mount point is field 5.
+ * Octal escapes (\040) in the mount point are decoded in place.
  */
+int cg_mountinfo_line(char *line, char **fstype, char **mnt)
+{
+	char *sep = strstr(line, " - ");
+	char *p, *o, *end;
+	int field;
+
+	if (!sep)
+		return -EINVAL;
+	*sep = '\0';
+	p = sep + 3;
+	end = p + strcspn(p, " \n");
+	if (end == p)
+		return -EINVAL;
+	*end = '\0';
+	*fstype = p;
+	/* field 5 (1-based) is the mount point */
+	p = line;
+	for (field = 1; field < 5 && p; field++) {
+		p = strchr(p, ' ');
+		if (p)
+			p++;
+	}
+	if (!p || !*p)
+		return -EINVAL;
+	*mnt = p;
+	p = strchr(p, ' ');
+	if (p)
+		*p = '\0';
+	/* decode \ooo escapes in place */
+	for (p = *mnt, o = *mnt; *p; o++) {
+		if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' && p[3] >= '0' &&
+		    p[3] <= '7') {
+			*o = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
+			p += 4;
+		} else {
+			*o = *p++;
+		}
+	}
+	*o = '\0';
+	return 0;
+}
+
 int cg_mount(char *buf, size_t len)
 {
-	char line[4096];
+	char line[4096], *fstype, *mnt;
 	int ret = -ENOENT;
 	FILE *f;
 
@@ -26,37 +69,8 @@ int cg_mount(char *buf, size_t len)
 	if (!f)
 		return -errno;
 	while (fgets(line, sizeof(line), f)) {
-		char *sep = strstr(line, " - ");
-		char *mnt, *p, *o;
-		int field;
-
-		if (!sep || strncmp(sep + 3, "cgroup2 ", 8) != 0)
+		if (cg_mountinfo_line(line, &fstype, &mnt) < 0 || strcmp(fstype, "cgroup2") != 0)
 			continue;
-		/* field 5 (1-based) is the mount point */
-		p = line;
-		for (field = 1; field < 5 && p; field++) {
-			p = strchr(p, ' ');
-			if (p)
-				p++;
-		}
-		if (!p)
-			continue;
-		mnt = p;
-		p = strchr(mnt, ' ');
-		if (!p)
-			continue;
-		*p = '\0';
-		/* decode \ooo escapes in place */
-		for (p = mnt, o = mnt; *p; o++) {
-			if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' && p[3] >= '0' &&
-			    p[3] <= '7') {
-				*o = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
-				p += 4;
-			} else {
-				*o = *p++;
-			}
-		}
-		*o = '\0';
 		if (strlen(mnt) + 1 > len) {
 			ret = -ENAMETOOLONG;
 			break;

@@ -14,6 +14,13 @@
 
 #define CG_PATH_MAX 4096
 
+/*
+ * One line of /proc/self/mountinfo, parsed in place: *fstype ("cgroup2",
+ * "bpf", ...) and *mnt (the mount point, \ooo escapes decoded) point into
+ * line. 0, or -EINVAL for a line that is not one. Pure (no I/O).
+ */
+int cg_mountinfo_line(char *line, char **fstype, char **mnt);
+
 /* Mount point of the cgroup2 hierarchy from /proc/self/mountinfo; 0 or -ENOENT. */
 int cg_mount(char *buf, size_t len);
 
