@@ -13,6 +13,8 @@ BUILD_PKGS=(
 	libev-dev libconfig-dev libwolfssl-dev libnl-3-dev libnl-route-3-dev libnl-idiag-3-dev
 	# Kubernetes API objects (codec/k8s): JSON with jansson
 	libjansson-dev
+	# HTTP/2 and gRPC at layer 7 (http/h2*)
+	libnghttp2-dev
 )
 PKGS=(
 	"${BUILD_PKGS[@]}"
@@ -29,6 +31,8 @@ PKGS=(
 	prometheus
 	# mTLS: scripts/weft-ca (openssl), testssl.sh against the inbound listener
 	openssl testssl.sh
+	# HTTP/2 and gRPC: h2load and nghttp (nghttp2-client), python gRPC clients and servers
+	nghttp2-client python3-grpcio
 )
 case "${1:-}" in
 "") ;;

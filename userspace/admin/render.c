@@ -362,6 +362,20 @@ static void render_http_metrics(const struct snapshot *snap, struct zipkin *zipk
 			metric_route(out, "weft_http_timeouts_total", st->name, st->routes[n].name);
 			buf_printf(out, "\"} %llu\n", (unsigned long long)st->routes[n].timeouts);
 		}
+	buf_puts(out, "# HELP weft_grpc_requests_total gRPC calls through HTTP/2 services by status code (grpc-status "
+		      "from the endpoint, or the one weft answered).\n# TYPE weft_grpc_requests_total counter\n");
+	for (k = 0; k < snap->n_stats; k++) {
+		int c;
+
+		st = &snap->stats[k];
+		for (c = 0; c <= GRPC_CODES; c++) {
+			if (!st->grpc[c])
+				continue;
+			metric_svc(out, "weft_grpc_requests_total", st->name);
+			buf_printf(out, "\",code=\"%s\"} %llu\n", c < GRPC_CODES ? grpc_code_name(c) : "OTHER",
+				   (unsigned long long)st->grpc[c]);
+		}
+	}
 #define SVC_COUNTER(metric, help, field)                                                  \
 	do {                                                                              \
 		buf_puts(out, "# HELP " metric " " help "\n# TYPE " metric " counter\n"); \

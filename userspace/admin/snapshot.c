@@ -142,6 +142,7 @@ static int copy_stat(struct snapshot *s, struct snap_stat *o, const struct svc_s
 	o->shed = st->http->shed;
 	memcpy(o->rejected, st->http->rejected, sizeof(o->rejected));
 	memcpy(o->idle_closed, st->http->idle_closed, sizeof(o->idle_closed));
+	memcpy(o->grpc, st->http->grpc, sizeof(o->grpc));
 	for (r = st->http->routes; r; r = r->next)
 		n++;
 	o->routes = snap_alloc(s, n * sizeof(*o->routes));

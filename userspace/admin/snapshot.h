@@ -51,6 +51,7 @@ struct snap_stat {
 	bool http; /* proxied per request at some point */
 	uint32_t inflight;
 	uint64_t retries, budget_exhausted, shed, rejected[H1_REJECT__MAX], idle_closed[H1_IDLE__MAX];
+	uint64_t grpc[GRPC_CODES + 1]; /* gRPC calls by status (HTTP/2) */
 	struct snap_route *routes;
 	size_t n_routes;
 };

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "codec/grpc.h"
 #include "codec/h1route.h"
 #include "codec/http1.h"
 #include "config/config.h"
@@ -66,6 +67,7 @@ struct h1_stat {
 	uint64_t retries, budget_exhausted, shed;
 	uint64_t rejected[H1_REJECT__MAX];  /* requests refused for their syntax, by status */
 	uint64_t idle_closed[H1_IDLE__MAX]; /* client connections closed for idling, by when */
+	uint64_t grpc[GRPC_CODES + 1];      /* HTTP/2 gRPC calls by grpc-status ([GRPC_CODES]: other codes) */
 };
 
 /* svc_ep->http: created when the HTTP path first sends a request to the endpoint. */

@@ -13,6 +13,7 @@
 
 #include "codec/h1route.h"
 #include "http/h1session.h"
+#include "http/h2session.h"
 #include "http/h1svc.h"
 #include "lib/sock.h"
 #include "state/service.h"
@@ -56,6 +57,8 @@ static void detect_end(struct detection *d, int kind)
 	pthread_mutex_unlock(&reg->lock);
 	if (kind == SVC_DETECT_HTTP1)
 		h1_start(dt->http, d->fd, d->svc, &d->orig, &d->peer);
+	else if (kind == SVC_DETECT_HTTP2 && dt->h2)
+		h2_start(dt->h2, d->fd, d->svc, &d->orig, &d->peer);
 	else
 		tcp_start(dt->tcp, d->fd, d->svc, &d->orig, &d->peer);
 	free(d);
@@ -140,12 +143,13 @@ void detect_start(struct detector *dt, int fd, struct svc *svc, const struct wef
 }
 
 void detector_init(struct detector *dt, struct ev_loop *loop, struct registry *reg, struct tcp_worker *tcp,
-		   struct h1_worker *http)
+		   struct h1_worker *http, struct h2_worker *h2)
 {
 	dt->loop = loop;
 	dt->reg = reg;
 	dt->tcp = tcp;
 	dt->http = http;
+	dt->h2 = h2;
 	list_init(&dt->list);
 }
 

@@ -28,6 +28,7 @@
 #include "lib/netns.h"
 #include "lib/sock.h"
 #include "listen/detect.h"
+#include "http/h2session.h"
 #include "state/service.h"
 #include "tcp/tcp.h"
 #include "tls/tls.h"
@@ -75,6 +76,7 @@ struct ob_worker {
 	bool accepting;        /* until drain: pod listeners handed over later are started */
 	struct tcp_worker tcp;
 	struct h1_worker http;
+	struct h2_worker h2;
 	struct detector detect;
 	ev_async wake; /* main -> worker: look at cmds */
 	atomic_uint cmds;
@@ -194,6 +196,8 @@ static void ob_handle(struct ob_worker *w, int fd, const struct weft_sockaddr *p
 	/* dispatch: each path takes over fd, the reference and the count */
 	if (svc->protocol == CFG_PROTO_HTTP && svc->http)
 		h1_start(&w->http, fd, svc, &orig, peer);
+	else if (svc->protocol == CFG_PROTO_HTTP2 && svc->http)
+		h2_start(&w->h2, fd, svc, &orig, peer);
 	else if (svc->protocol == CFG_PROTO_AUTO && svc->http)
 		detect_start(&w->detect, fd, svc, &orig, peer);
 	else
@@ -437,6 +441,7 @@ static void worker_stop_accepting(struct ob_worker *w)
 		plis_close(w, pl);
 	lpause_stop(&w->pause);
 	h1_worker_drain(&w->http);
+	h2_worker_drain(&w->h2);
 	for (i = 0; i < w->nlis; i++) {
 		ev_io_stop(w->loop, &w->lis[i]);
 		close(w->lis[i].fd);
@@ -451,6 +456,7 @@ static void worker_abort_all(struct ob_worker *w)
 	tcp_worker_abort(&w->tcp);
 	detector_abort(&w->detect);
 	h1_worker_abort(&w->http);
+	h2_worker_abort(&w->h2);
 }
 
 static void worker_on_wake(struct ev_loop *loop, ev_async *a, int revents)
@@ -537,7 +543,8 @@ static int worker_init(struct outbound *ob, struct ob_worker *w, unsigned id, co
 		return -ENOMEM;
 	}
 	h1_worker_init(&w->http, w->loop, id, ob->reg, ob->zipkin, ob->mb);
-	detector_init(&w->detect, w->loop, ob->reg, &w->tcp, &w->http);
+	h2_worker_init(&w->h2, w->loop, id, ob->reg);
+	detector_init(&w->detect, w->loop, ob->reg, &w->tcp, &w->http, &w->h2);
 	if (tcp_worker_init(&w->tcp, w->loop, id, ob->reg, cfg->buffer_size) < 0) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;

@@ -357,7 +357,8 @@ static struct svc *svc_new_locked(struct registry *r, const struct weft_config *
 	s->protocol = cs->protocol;
 	s->source = cs->source;
 	s->balancer = cs->balancer;
-	if ((cs->protocol == CFG_PROTO_HTTP || cs->protocol == CFG_PROTO_AUTO) && r->hooks && r->hooks->svc_new) {
+	if ((cs->protocol == CFG_PROTO_HTTP || cs->protocol == CFG_PROTO_HTTP2 || cs->protocol == CFG_PROTO_AUTO) &&
+	    r->hooks && r->hooks->svc_new) {
 		s->http = r->hooks->svc_new(cfg, cs, s);
 		if (!s->http)
 			goto err;

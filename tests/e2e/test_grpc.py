@@ -1,0 +1,87 @@
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+"""HTTP/2 and gRPC at layer 7 (issue 14), with Debian's python gRPC on both
+sides (tests/e2e/grpc_peer.py): one client channel (one HTTP/2 connection)
+through weft is balanced per call over the endpoints; status codes come
+through and are counted; weft's own answers are gRPC statuses
+(UNAVAILABLE, DEADLINE_EXCEEDED); streams flow both ways."""
+
+import json
+import os
+import subprocess
+import threading
+
+import pytest
+
+from weft_harness import (PYTHON, dead_addr, free_port, in_cgroup_argv, metrics, prom_get, service, spawn,
+                          stop_process, vip_addr, wait_for)
+
+PEER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "grpc_peer.py")
+
+
+class GrpcServer:
+    def __init__(self, weft, name):
+        self.addr = "127.0.0.1:%d" % free_port()
+        self.p = spawn([PYTHON, PEER, "serve", "--listen", self.addr, "--name", name],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        weft._push("grpc server %s" % name, lambda: stop_process(self.p, 3.0))
+        line = self.p.stdout.readline()
+        assert '"listening"' in line, (line, self.p.stderr.read() if self.p.poll() is not None else "")
+
+
+def call(cg, target, method="Who", payload="", n=1, timeout=5.0):
+    r = subprocess.run(in_cgroup_argv(cg, [PYTHON, PEER, "call", "--connect", target, "--method", method,
+                                           "--payload", payload, "--n", str(n), "--timeout", str(timeout)]),
+                       capture_output=True, text=True, timeout=60 + n * timeout / 10)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    return json.loads(r.stdout)
+
+
+@pytest.fixture
+def mesh(weft):
+    m = type("Mesh", (), {})()
+    m.cg = weft.cgroup(tag="grpc")
+    m.a, m.b = GrpcServer(weft, "a"), GrpcServer(weft, "b")
+    m.vip, m.vip_auto, m.vip_none = vip_addr(), vip_addr(), vip_addr()
+    m.d = weft.weftd([m.cg], [
+        service("grpc", [m.vip], [m.a.addr, m.b.addr], protocol="http2", balancer="round-robin"),
+        service("grpc-auto", [m.vip_auto], [m.a.addr, m.b.addr], protocol="auto", balancer="ewma"),
+        service("grpc-none", [m.vip_none], [dead_addr()], protocol="http2", attempts=2),
+    ])
+    return m
+
+
+def test_one_channel_is_balanced_per_call(weft, mesh):
+    m = mesh
+    r = call(m.cg, m.vip, n=300)
+    assert r["ok"] == 300, r
+    assert set(r["replies"]) == {"a", "b"} and min(r["replies"].values()) >= 140, r
+    # "auto": the HTTP/2 preface is detected, and P2C on peak-EWMA uses both too
+    r = call(m.cg, m.vip_auto, n=300)
+    assert r["ok"] == 300 and set(r["replies"]) == {"a", "b"} and min(r["replies"].values()) >= 30, r
+    ms = metrics(m.d.admin)
+    assert sum(prom_get(ms, "weft_grpc_requests_total", service="grpc", code="OK")) == 300
+    assert sum(prom_get(ms, "weft_protocol_detected_total", service="grpc-auto", protocol="http2")) >= 1, \
+        [x for x in ms if x[0] == "weft_protocol_detected_total"]
+
+
+def test_status_codes_and_weft_s_own_answers(weft, mesh):
+    m = mesh
+    r = call(m.cg, m.vip, method="Fail", payload="NOT_FOUND", n=4)
+    assert r["codes"] == {"NOT_FOUND": 4}, r
+    # the only endpoint refuses connections: weft answers UNAVAILABLE itself (after its retry)
+    r = call(m.cg, m.vip_none, n=3)
+    assert r["codes"] == {"UNAVAILABLE": 3}, r
+    assert all("refused" in e.lower() for e in r["errors"]), r  # weft's grpc-message says why
+    r = call(m.cg, m.vip, method="Sleep", payload="2", timeout=0.5)
+    assert r["codes"] == {"DEADLINE_EXCEEDED": 1}, r
+    ms = metrics(m.d.admin)
+    assert sum(prom_get(ms, "weft_grpc_requests_total", service="grpc", code="NOT_FOUND")) == 4
+    assert sum(prom_get(ms, "weft_grpc_requests_total", service="grpc-none", code="UNAVAILABLE")) == 3
+
+
+def test_streams_both_ways(weft, mesh):
+    m = mesh
+    r = call(m.cg, m.vip, method="Stream", payload="20000", n=1, timeout=30)
+    assert r["ok"] == 1 and r["messages"] == 20000, r
+    r = call(m.cg, m.vip, method="Upload", payload="5000", n=2, timeout=30)
+    assert r["ok"] == 2 and r["replies"] == {"5000000": 2}, r

@@ -1,0 +1,1430 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* h2session: HTTP/2 and gRPC at layer 7 (h2session.h). */
+#include "http/h2session.h"
+
+#include <errno.h>
+#include <nghttp2/nghttp2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "codec/deadline.h"
+#include "codec/grpc.h"
+#include "codec/h1route.h"
+#include "codec/http1.h"
+#include "http/h1svc.h"
+#include "lib/log.h"
+#include "lib/netns.h"
+#include "lib/obuf.h"
+#include "lib/sock.h"
+#include "state/retry.h"
+#include "state/service.h"
+
+#define H2_MAX_HEADERS 128 /* fields per header block */
+#define H2_READ 16384
+
+/* What both kinds of connection share: the worker's "flush me" list. */
+struct h2conn {
+	struct list_head dirty; /* w->dirty while a flush is due */
+	bool is_up;
+};
+
+struct h2st;
+
+/* A client connection (weft is the server). */
+struct h2s {
+	struct h2conn c;
+	struct list_head link;
+	struct h2_worker *w;
+	struct registry *reg;
+	struct svc *svc; /* ref */
+	struct h1_svc *l7;
+	struct weft_orig orig;
+	struct weft_sockaddr client;
+	int fd;
+	ev_io io;
+	nghttp2_session *ng;
+	struct obuf ob;
+	struct list_head streams; /* struct h2st.slink */
+	bool dead, goaway_sent;
+};
+
+/* An upstream connection (weft is the client) to one endpoint. */
+struct h2up {
+	struct h2conn c;
+	struct list_head link; /* w->ups */
+	struct h2_worker *w;
+	struct svc_ep *ep; /* ref */
+	int fd;
+	ev_io io;
+	ev_timer ct; /* connect timeout */
+	double t0;   /* connect started */
+	nghttp2_session *ng;
+	struct obuf ob;
+	struct list_head streams; /* struct h2st.ulink */
+	unsigned active;
+	uint32_t max_streams;
+	bool connected, dead, goaway;
+};
+
+/* A byte queue: pending bytes are p[off..len). */
+struct bq {
+	char *p;
+	size_t off, len, cap;
+};
+
+/* One request: its client stream and, while an attempt runs, its upstream stream. */
+struct h2st {
+	struct list_head slink, ulink;
+	struct h2s *s;
+	int32_t id;  /* client stream */
+	int32_t uid; /* upstream stream; 0: none */
+	struct h2up *up;
+	bool cli_open, up_open;
+	/* request head: "name\0value\0" pairs in hb, indexed in hv */
+	char *hb;
+	size_t hlen, hcap;
+	struct h1_header hv[H2_MAX_HEADERS];
+	size_t nh;
+	const char *method, *path, *authority, *scheme;
+	size_t method_len, path_len, authority_len, scheme_len;
+	bool too_big, grpc, head_done, req_end, started;
+	/* request body: kept whole while a retry may need it */
+	struct bq req;
+	size_t req_sent, req_consumed;
+	bool retryable;
+	/* routing and the attempt */
+	struct h1r_route *route;
+	struct svc *bsvc; /* ref */
+	int ep_i;
+	uint64_t tried;
+	unsigned attempt;
+	bool counted;
+	double start, attempt_start;
+	ev_timer deadline;
+	int64_t deadline_ns;
+	/* response */
+	int status, grpc_status;
+	bool resp_head_sent, resp_end, errored;
+	char *rh; /* response or trailer fields "name\0value\0" */
+	size_t rhlen, rhcap;
+	nghttp2_nv rnv[H2_MAX_HEADERS];
+	size_t nrnv;
+	bool trailers; /* rh holds trailers to send once the body is through */
+	struct bq resp;
+};
+
+static struct {
+	nghttp2_session_callbacks *srv, *cli;
+	nghttp2_option *srv_opt, *cli_opt;
+	int ok; /* 1 ready, -1 failed */
+} h2g;
+
+static inline double now_of(const struct h2_worker *w)
+{
+	return ev_now(w->loop);
+}
+
+static int64_t wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- byte queues ---------------------------------------------------------- */
+
+static size_t bq_len(const struct bq *q)
+{
+	return q->len - q->off;
+}
+
+static int bq_add(struct bq *q, const void *d, size_t n)
+{
+	if (q->len + n > q->cap) {
+		size_t cap;
+		char *p;
+
+		if (q->off) {
+			memmove(q->p, q->p + q->off, q->len - q->off);
+			q->len -= q->off;
+			q->off = 0;
+		}
+		for (cap = q->cap ? q->cap : 4096; cap < q->len + n; cap *= 2)
+			;
+		if (cap != q->cap) {
+			p = realloc(q->p, cap);
+			if (!p)
+				return -ENOMEM;
+			q->p = p;
+			q->cap = cap;
+		}
+	}
+	memcpy(q->p + q->len, d, n);
+	q->len += n;
+	return 0;
+}
+
+static void bq_free(struct bq *q)
+{
+	free(q->p);
+	memset(q, 0, sizeof(*q));
+}
+
+/* ---- flushing ----------------------------------------------------------------- */
+
+/* Frames are produced inside callbacks of the other session: flushed once the event is handled. */
+static void mark_dirty(struct h2_worker *w, struct h2conn *c)
+{
+	if (list_empty(&c->dirty))
+		list_add_tail(&c->dirty, &w->dirty_list);
+}
+
+static void s_flush(struct h2s *s);
+static void up_flush(struct h2up *u);
+
+/* Every connection that has frames due, until none has. */
+static void w_run(struct h2_worker *w)
+{
+	while (!list_empty(&w->dirty_list)) {
+		struct h2conn *c = list_first_entry(&w->dirty_list, struct h2conn, dirty);
+
+		list_del(&c->dirty);
+		if (c->is_up)
+			up_flush(list_entry(c, struct h2up, c));
+		else
+			s_flush(list_entry(c, struct h2s, c));
+	}
+}
+
+/* nghttp2's output into ob, then the socket. 0, or -1 when the connection is done with. */
+static int ng_flush(nghttp2_session *ng, struct obuf *ob, int fd)
+{
+	for (;;) {
+		const uint8_t *data;
+		ssize_t n;
+		int r;
+
+		if (ob_pending(ob)) {
+			r = ob_flush(ob, fd, NULL);
+			if (r < 0)
+				return -1;
+			if (r > 0)
+				return 0; /* EAGAIN: wait for EV_WRITE */
+		}
+		n = nghttp2_session_mem_send(ng, &data);
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			return 0;
+		if (ob_add(ob, data, (size_t)n) < 0)
+			return -1;
+	}
+}
+
+static void io_arm(struct ev_loop *loop, ev_io *io, int events)
+{
+	if ((io->events & (EV_READ | EV_WRITE)) == events && ev_is_active(io))
+		return;
+	ev_io_stop(loop, io);
+	if (!events)
+		return;
+	ev_io_set(io, io->fd, events);
+	ev_io_start(loop, io);
+}
+
+/* ---- streams ---------------------------------------------------------------------- */
+
+static void st_release_locked(struct h2st *st)
+{
+	struct registry *reg = st->s->reg;
+
+	if (st->ep_i >= 0 && st->bsvc) {
+		st->bsvc->eps[st->ep_i]->bal.active--;
+		st->ep_i = -1;
+	}
+	if (st->counted) {
+		st->s->svc->stat->http->inflight--;
+		st->counted = false;
+	}
+	if (st->bsvc) {
+		svc_unref_locked(reg, st->bsvc);
+		st->bsvc = NULL;
+	}
+}
+
+static void st_detach_up(struct h2st *st)
+{
+	if (!st->up)
+		return;
+	list_del(&st->ulink);
+	st->up->active--;
+	st->up = NULL;
+	st->uid = 0;
+	st->up_open = false;
+}
+
+/* Both sides are done: the stream goes. */
+static void st_maybe_free(struct h2st *st)
+{
+	struct registry *reg;
+
+	if (st->cli_open || st->up_open)
+		return;
+	reg = st->s->reg;
+	ev_timer_stop(st->s->w->loop, &st->deadline);
+	pthread_mutex_lock(&reg->lock);
+	st_release_locked(st);
+	pthread_mutex_unlock(&reg->lock);
+	list_del(&st->slink);
+	free(st->hb);
+	free(st->rh);
+	bq_free(&st->req);
+	bq_free(&st->resp);
+	free(st);
+}
+
+/* Metrics of a finished request: route counters (status class, duration), gRPC code. */
+static void st_account(struct h2st *st)
+{
+	struct h2s *s = st->s;
+	struct h1_routestat *rs = st->route ? st->route->stat : NULL;
+	double d = now_of(s->w) - st->start;
+	size_t i;
+
+	if (!st->started)
+		return;
+	pthread_mutex_lock(&s->reg->lock);
+	if (rs) {
+		if (st->status >= 100 && st->status <= 599)
+			rs->by_class[st->status / 100]++;
+		for (i = 0; i < H1_REQ_BUCKETS; i++)
+			if (d <= h1_req_bounds[i])
+				rs->buckets[i]++;
+		rs->count++;
+		rs->sum += d;
+	}
+	if (st->grpc) {
+		int code = st->grpc_status >= 0 ? st->grpc_status
+			   : st->status && st->status != 200 ? grpc_code_of_http(st->status)
+							     : GRPC_UNKNOWN;
+
+		s->svc->stat->http->grpc[code >= 0 && code < GRPC_CODES ? code : GRPC_CODES]++;
+	}
+	pthread_mutex_unlock(&s->reg->lock);
+	st->started = false;
+}
+
+/* ---- answers weft makes itself --------------------------------------------------------- */
+
+static nghttp2_nv mknv(const char *name, const char *value)
+{
+	return (nghttp2_nv){ (uint8_t *)(uintptr_t)name, (uint8_t *)(uintptr_t)value, strlen(name), strlen(value),
+			     NGHTTP2_NV_FLAG_NONE };
+}
+
+static ssize_t resp_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length, uint32_t *flags,
+			 nghttp2_data_source *src, void *arg);
+
+/*
+ * An error answer before any response head went out: for gRPC a
+ * trailers-only response (HTTP 200, grpc-status code), else the HTTP status
+ * with a one-line body. Either way the upstream attempt, if any, is gone.
+ */
+static void st_fail(struct h2st *st, int http_status, int grpc_code, const char *msg)
+{
+	struct h2s *s = st->s;
+	char st_s[8], code_s[8], gm[256], len_s[24];
+
+	if (st->resp_head_sent || !st->cli_open) {
+		if (st->cli_open)
+			nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+		mark_dirty(s->w, &s->c);
+		return;
+	}
+	st->errored = true;
+	st->resp_head_sent = true;
+	st->resp_end = true;
+	if (st->grpc) {
+		nghttp2_nv nv[4];
+
+		st->status = 200;
+		st->grpc_status = grpc_code;
+		snprintf(code_s, sizeof(code_s), "%d", grpc_code);
+		grpc_message_encode(msg, gm, sizeof(gm));
+		nv[0] = mknv(":status", "200");
+		nv[1] = mknv("content-type", "application/grpc");
+		nv[2] = mknv("grpc-status", code_s);
+		nv[3] = mknv("grpc-message", gm);
+		nghttp2_submit_response(s->ng, st->id, nv, 4, NULL);
+	} else {
+		nghttp2_data_provider dp = { .source.ptr = st, .read_callback = resp_read };
+		nghttp2_nv nv[3];
+
+		st->status = http_status;
+		snprintf(st_s, sizeof(st_s), "%d", http_status);
+		bq_free(&st->resp);
+		bq_add(&st->resp, msg, strlen(msg));
+		bq_add(&st->resp, "\n", 1);
+		snprintf(len_s, sizeof(len_s), "%zu", bq_len(&st->resp));
+		nv[0] = mknv(":status", st_s);
+		nv[1] = mknv("content-type", "text/plain; charset=utf-8");
+		nv[2] = mknv("content-length", len_s);
+		nghttp2_submit_response(s->ng, st->id, nv, 3, &dp);
+	}
+	mark_dirty(s->w, &s->c);
+}
+
+/* ---- the upstream side ------------------------------------------------------------------ */
+
+static void attempt_start(struct h2st *st);
+
+/* Can the attempt go again? Only before a response byte, with the body whole, within budget. */
+static bool retry_ok(struct h2st *st)
+{
+	struct h2s *s = st->s;
+	bool ok;
+
+	if (!st->retryable || st->resp_head_sent || st->attempt >= s->l7->attempts || !st->cli_open)
+		return false;
+	pthread_mutex_lock(&s->reg->lock);
+	ok = retry_budget_try(&s->svc->stat->http->budget, now_of(s->w));
+	if (ok)
+		s->svc->stat->http->retries++;
+	else
+		s->svc->stat->http->budget_exhausted++;
+	pthread_mutex_unlock(&s->reg->lock);
+	return ok;
+}
+
+/* The attempt failed before a response head (connect, refused stream, GOAWAY, reset). */
+static void attempt_failed(struct h2st *st, bool connect_fail, const char *why)
+{
+	struct h2s *s = st->s;
+
+	pthread_mutex_lock(&s->reg->lock);
+	if (st->ep_i >= 0 && st->bsvc) {
+		struct svc_ep *ep = st->bsvc->eps[st->ep_i];
+
+		if (connect_fail)
+			ep->connect_errors[SVC_ERR_OTHER]++;
+		svc_breaker(st->bsvc, st->ep_i, false, now_of(s->w), "consecutive failures");
+		ep->bal.active--;
+		st->ep_i = -1;
+	}
+	pthread_mutex_unlock(&s->reg->lock);
+	log_debug("service %s: stream %d: attempt %u failed: %s", s->svc->name, st->id, st->attempt, why);
+	if (retry_ok(st)) {
+		st->req_sent = 0;
+		attempt_start(st);
+		return;
+	}
+	st_fail(st, 503, GRPC_UNAVAILABLE, why);
+}
+
+static void up_free(struct h2up *u);
+
+/* The connection is gone: every stream on it fails (or is retried). */
+static void up_dead(struct h2up *u, const char *why)
+{
+	if (u->dead)
+		return;
+	u->dead = true;
+	while (!list_empty(&u->streams)) {
+		struct h2st *st = list_first_entry(&u->streams, struct h2st, ulink);
+		bool before = !st->resp_head_sent;
+
+		st_detach_up(st);
+		if (before)
+			attempt_failed(st, !u->connected, why);
+		else if (!st->resp_end)
+			st_fail(st, 502, GRPC_UNAVAILABLE, why);
+		st_maybe_free(st);
+	}
+	ev_io_stop(u->w->loop, &u->io);
+	ev_timer_stop(u->w->loop, &u->ct);
+	up_free(u);
+}
+
+static void up_free(struct h2up *u)
+{
+	ev_io_stop(u->w->loop, &u->io);
+	ev_timer_stop(u->w->loop, &u->ct);
+	if (!list_empty(&u->c.dirty))
+		list_del(&u->c.dirty);
+	list_del(&u->link);
+	if (u->fd >= 0)
+		close(u->fd);
+	nghttp2_session_del(u->ng);
+	ob_free(&u->ob);
+	svc_ep_unref(u->w->reg, u->ep);
+	free(u);
+}
+
+static void up_flush(struct h2up *u)
+{
+	int ev = 0;
+
+	if (u->dead)
+		return;
+	if (!u->connected) {
+		io_arm(u->w->loop, &u->io, EV_WRITE);
+		return;
+	}
+	if (ng_flush(u->ng, &u->ob, u->fd) < 0) {
+		up_dead(u, "the connection to the endpoint failed");
+		return;
+	}
+	if (nghttp2_session_want_read(u->ng))
+		ev |= EV_READ;
+	if (ob_pending(&u->ob))
+		ev |= EV_WRITE;
+	if (!ev || (list_empty(&u->streams) && (u->goaway || u->w->draining))) {
+		up_dead(u, "closed");
+		return;
+	}
+	io_arm(u->w->loop, &u->io, ev);
+}
+
+static void up_io_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct h2up *u = io->data;
+	struct h2_worker *w = u->w;
+	char buf[H2_READ];
+	ssize_t n;
+
+	(void)loop;
+	if (!u->connected && (revents & EV_WRITE)) {
+		int err = 0;
+		socklen_t el = sizeof(err);
+
+		if (getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err) {
+			up_dead(u, err ? strerror(err) : "connect failed");
+			w_run(w);
+			return;
+		}
+		u->connected = true;
+		ev_timer_stop(loop, &u->ct);
+		pthread_mutex_lock(&w->reg->lock);
+		svc_ep_observe_connect(u->ep, ev_now(loop) - u->t0);
+		u->ep->opened++;
+		pthread_mutex_unlock(&w->reg->lock);
+		up_flush(u);
+		w_run(w);
+		return;
+	}
+	if (revents & EV_READ) {
+		n = recv(u->fd, buf, sizeof(buf), 0);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+			up_dead(u, n == 0 ? "the endpoint closed the connection" : strerror(errno));
+			w_run(w);
+			return;
+		}
+		if (n > 0 && nghttp2_session_mem_recv(u->ng, (const uint8_t *)buf, (size_t)n) < 0) {
+			up_dead(u, "the endpoint broke HTTP/2");
+			w_run(w);
+			return;
+		}
+	}
+	up_flush(u);
+	w_run(w);
+}
+
+static void up_ct_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct h2up *u = t->data;
+	struct h2_worker *w = u->w;
+
+	(void)loop;
+	(void)revents;
+	up_dead(u, "connect timed out");
+	w_run(w);
+}
+
+/* Upstream response fields of stream st, as they come (response head, then trailers). */
+static int cli_on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name, size_t nlen,
+			 const uint8_t *value, size_t vlen, uint8_t flags, void *arg)
+{
+	struct h2st *st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
+	size_t need = nlen + vlen + 2;
+
+	(void)flags;
+	(void)arg;
+	if (!st || f->hd.type != NGHTTP2_HEADERS)
+		return 0;
+	if (nlen == 7 && !memcmp(name, ":status", 7)) {
+		st->status = 0;
+		for (size_t i = 0; i < vlen && i < 3; i++)
+			st->status = st->status * 10 + (value[i] - '0');
+		return 0;
+	}
+	if (nlen == 11 && !memcmp(name, "grpc-status", 11))
+		st->grpc_status = grpc_status_parse((const char *)value, vlen);
+	/* hop-by-hop fields do not exist in HTTP/2; nghttp2 refuses them already */
+	if (st->nrnv >= H2_MAX_HEADERS || st->rhlen + need > 65536)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	if (st->rhlen + need > st->rhcap) {
+		size_t cap = st->rhcap ? st->rhcap * 2 : 1024;
+		char *p;
+
+		while (cap < st->rhlen + need)
+			cap *= 2;
+		p = realloc(st->rh, cap);
+		if (!p)
+			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+		/* the nv array points into rh: rebase it */
+		for (size_t i = 0; i < st->nrnv; i++) {
+			st->rnv[i].name = (uint8_t *)p + (st->rnv[i].name - (uint8_t *)st->rh);
+			st->rnv[i].value = (uint8_t *)p + (st->rnv[i].value - (uint8_t *)st->rh);
+		}
+		st->rh = p;
+		st->rhcap = cap;
+	}
+	memcpy(st->rh + st->rhlen, name, nlen);
+	st->rh[st->rhlen + nlen] = '\0';
+	memcpy(st->rh + st->rhlen + nlen + 1, value, vlen);
+	st->rh[st->rhlen + nlen + 1 + vlen] = '\0';
+	st->rnv[st->nrnv++] = (nghttp2_nv){ (uint8_t *)st->rh + st->rhlen, (uint8_t *)st->rh + st->rhlen + nlen + 1,
+					    nlen, vlen, NGHTTP2_NV_FLAG_NONE };
+	st->rhlen += need;
+	return 0;
+}
+
+/* The response head goes to the client (with a body to follow unless it ended the stream). */
+static void send_response_head(struct h2st *st, bool end)
+{
+	struct h2s *s = st->s;
+	nghttp2_data_provider dp = { .source.ptr = st, .read_callback = resp_read };
+	nghttp2_nv nv[H2_MAX_HEADERS + 1];
+	char code[8];
+	double lat = now_of(s->w) - st->attempt_start;
+	bool fail5 = st->status >= 500;
+
+	snprintf(code, sizeof(code), "%d", st->status);
+	nv[0] = mknv(":status", code);
+	memcpy(nv + 1, st->rnv, st->nrnv * sizeof(nv[0]));
+	pthread_mutex_lock(&s->reg->lock);
+	if (st->ep_i >= 0 && st->bsvc) {
+		struct svc_ep *ep = st->bsvc->eps[st->ep_i];
+
+		bal_observe(&ep->bal, lat * 1e6, now_of(s->w));
+		if (fail5 && ep->http)
+			ep->http->responses_5xx++;
+		svc_breaker(st->bsvc, st->ep_i, !fail5, now_of(s->w), "consecutive 5xx responses or failures");
+	}
+	pthread_mutex_unlock(&s->reg->lock);
+	st->resp_head_sent = true;
+	if (st->cli_open)
+		nghttp2_submit_response(s->ng, st->id, nv, st->nrnv + 1, end ? NULL : &dp);
+	/* the fields are out: the block takes the trailers next */
+	st->nrnv = 0;
+	st->rhlen = 0;
+	mark_dirty(s->w, &s->c);
+}
+
+static int cli_on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *arg)
+{
+	struct h2up *u = arg;
+	struct h2st *st;
+
+	if (f->hd.type == NGHTTP2_GOAWAY) {
+		u->goaway = true; /* streams above last_stream_id are closed by nghttp2 as refused */
+		return 0;
+	}
+	if (f->hd.type == NGHTTP2_SETTINGS && !(f->hd.flags & NGHTTP2_FLAG_ACK)) {
+		u->max_streams = nghttp2_session_get_remote_settings(ng, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+		return 0;
+	}
+	st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
+	if (!st)
+		return 0;
+	if (f->hd.type == NGHTTP2_HEADERS) {
+		bool end = f->hd.flags & NGHTTP2_FLAG_END_STREAM;
+
+		if (f->headers.cat == NGHTTP2_HCAT_RESPONSE) {
+			if (st->status >= 100 && st->status < 200) {
+				st->nrnv = st->rhlen = 0; /* interim: not forwarded */
+				return 0;
+			}
+			send_response_head(st, end);
+			if (end)
+				st->resp_end = true;
+		} else if (end) {
+			/* trailers: after the body */
+			st->trailers = st->nrnv > 0;
+			st->resp_end = true;
+			if (st->cli_open)
+				nghttp2_session_resume_data(st->s->ng, st->id);
+		}
+		mark_dirty(st->s->w, &st->s->c);
+	} else if (f->hd.type == NGHTTP2_DATA && (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+		st->resp_end = true;
+		if (st->cli_open)
+			nghttp2_session_resume_data(st->s->ng, st->id);
+		mark_dirty(st->s->w, &st->s->c);
+	}
+	return 0;
+}
+
+static int cli_on_data(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data, size_t len, void *arg)
+{
+	struct h2st *st = nghttp2_session_get_stream_user_data(ng, id);
+	struct h2up *u = arg;
+
+	(void)flags;
+	if (!st || !st->cli_open) {
+		nghttp2_session_consume(u->ng, id, len); /* nobody to give it to */
+		return 0;
+	}
+	if (bq_add(&st->resp, data, len) < 0)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	nghttp2_session_resume_data(st->s->ng, st->id);
+	mark_dirty(st->s->w, &st->s->c);
+	return 0;
+}
+
+static int cli_on_stream_close(nghttp2_session *ng, int32_t id, uint32_t err, void *arg)
+{
+	struct h2st *st = nghttp2_session_get_stream_user_data(ng, id);
+
+	(void)arg;
+	if (!st)
+		return 0;
+	st_detach_up(st);
+	if (!st->resp_head_sent) {
+		attempt_failed(st, false,
+			       err == NGHTTP2_REFUSED_STREAM ? "the endpoint refused the stream"
+							     : "the endpoint reset the stream before answering");
+	} else if (!st->resp_end) {
+		/* cut mid-response: the client's stream is reset too */
+		if (st->cli_open)
+			nghttp2_submit_rst_stream(st->s->ng, NGHTTP2_FLAG_NONE, st->id,
+						  err ? err : NGHTTP2_INTERNAL_ERROR);
+		mark_dirty(st->s->w, &st->s->c);
+	}
+	st_maybe_free(st);
+	return 0;
+}
+
+/* Request body towards the endpoint: what the client sent, as the window allows. */
+static ssize_t req_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length, uint32_t *flags,
+			nghttp2_data_source *src, void *arg)
+{
+	struct h2st *st = src->ptr;
+	struct h2s *s = st->s;
+	size_t avail = bq_len(&st->req) - st->req_sent, n = avail < length ? avail : length;
+
+	(void)ng;
+	(void)id;
+	(void)arg;
+	if (n) {
+		memcpy(buf, st->req.p + st->req.off + st->req_sent, n);
+		st->req_sent += n;
+		/* the client may send as much again (once, however many attempts) */
+		if (st->req_sent > st->req_consumed && st->cli_open) {
+			nghttp2_session_consume(s->ng, st->id, st->req_sent - st->req_consumed);
+			st->req_consumed = st->req_sent;
+			mark_dirty(s->w, &s->c);
+		}
+		/* past what a retry may resend: drop what is sent */
+		if (!st->retryable && st->req_sent == bq_len(&st->req)) {
+			st->req.off = st->req.len = 0;
+			st->req_sent = 0;
+			st->req_consumed = 0;
+		}
+		return (ssize_t)n;
+	}
+	if (st->req_end) {
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+		return 0;
+	}
+	return NGHTTP2_ERR_DEFERRED;
+}
+
+static struct h2up *up_new(struct h2_worker *w, struct svc_ep *ep, uint32_t mark, uint32_t connect_ms)
+{
+	nghttp2_settings_entry iv[] = {
+		{ NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },
+		{ NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_STREAM_WINDOW },
+	};
+	struct h2up *u = calloc(1, sizeof(*u));
+	int fd;
+
+	if (!u)
+		return NULL;
+	u->c.is_up = true;
+	list_init(&u->c.dirty);
+	list_init(&u->streams);
+	u->w = w;
+	u->fd = -1;
+	u->max_streams = H2_MAX_UPSTREAM_STREAMS;
+	if (nghttp2_session_client_new2(&u->ng, h2g.cli, u, h2g.cli_opt) != 0) {
+		free(u);
+		return NULL;
+	}
+	nghttp2_submit_settings(u->ng, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
+	nghttp2_session_set_local_window_size(u->ng, NGHTTP2_FLAG_NONE, 0, H2_CONN_WINDOW);
+	fd = netns_upstream_socket(&ep->addr.sa, mark);
+	if (fd < 0 || (connect(fd, &ep->addr.sa, ep->addr.len) < 0 && errno != EINPROGRESS)) {
+		if (fd >= 0)
+			close(fd);
+		nghttp2_session_del(u->ng);
+		free(u);
+		return NULL;
+	}
+	sock_set_nodelay(fd);
+	u->fd = fd;
+	pthread_mutex_lock(&w->reg->lock);
+	u->ep = svc_ep_ref_locked(ep);
+	pthread_mutex_unlock(&w->reg->lock);
+	ev_io_init(&u->io, up_io_cb, fd, EV_WRITE);
+	u->io.data = u;
+	ev_io_start(w->loop, &u->io);
+	u->t0 = ev_now(w->loop);
+	ev_timer_init(&u->ct, up_ct_cb, connect_ms ? connect_ms / 1000.0 : 10.0, 0.);
+	u->ct.data = u;
+	ev_timer_start(w->loop, &u->ct);
+	list_add(&u->link, &w->ups);
+	return u;
+}
+
+/* A connection to ep with room for one more stream, or a new one. */
+static struct h2up *up_get(struct h2_worker *w, struct svc_ep *ep, uint32_t mark, uint32_t connect_ms)
+{
+	struct h2up *u;
+
+	list_for_each_entry(u, &w->ups, link)
+		if (u->ep == ep && !u->dead && !u->goaway && u->active < u->max_streams)
+			return u;
+	return up_new(w, ep, mark, connect_ms);
+}
+
+/* The request's fields for the endpoint: pseudo-fields first, then the client's, with grpc-timeout renewed. */
+static size_t build_request_nv(struct h2st *st, nghttp2_nv *nv, size_t cap, char *tbuf, size_t tcap)
+{
+	size_t n = 0, i;
+
+	nv[n++] = (nghttp2_nv){ (uint8_t *)":method", (uint8_t *)(uintptr_t)st->method, 7, st->method_len, 0 };
+	nv[n++] = (nghttp2_nv){ (uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0 };
+	if (st->authority)
+		nv[n++] = (nghttp2_nv){ (uint8_t *)":authority", (uint8_t *)(uintptr_t)st->authority, 10,
+					st->authority_len, 0 };
+	nv[n++] = (nghttp2_nv){ (uint8_t *)":path", (uint8_t *)(uintptr_t)st->path, 5, st->path_len, 0 };
+	for (i = 0; i < st->nh && n + 1 < cap; i++) {
+		const struct h1_header *h = &st->hv[i];
+
+		if (h->name_len == 12 && !memcmp(h->name, "grpc-timeout", 12))
+			continue; /* renewed below with what is left */
+		nv[n++] = (nghttp2_nv){ (uint8_t *)(uintptr_t)h->name, (uint8_t *)(uintptr_t)h->value, h->name_len,
+					h->value_len, NGHTTP2_NV_FLAG_NONE };
+	}
+	if (st->deadline_ns && st->grpc && n < cap) {
+		int64_t left = st->deadline_ns - wall_ns();
+
+		if (deadline_format_grpc_timeout(tbuf, tcap, left > 0 ? left : 0) > 0)
+			nv[n++] = mknv("grpc-timeout", tbuf);
+	}
+	return n;
+}
+
+static void attempt_start(struct h2st *st)
+{
+	struct h2s *s = st->s;
+	struct registry *reg = s->reg;
+	struct svc *b = st->bsvc;
+	struct svc_ep *ep = NULL;
+	bool remote = false;
+	nghttp2_nv nv[H2_MAX_HEADERS + 8];
+	nghttp2_data_provider dp = { .source.ptr = st, .read_callback = req_read };
+	char tbuf[32];
+	struct h2up *u;
+	int32_t uid;
+	size_t n;
+	int i;
+
+	st->attempt++;
+	st->attempt_start = now_of(s->w);
+	st->status = 0;
+	st->grpc_status = -1;
+	st->nrnv = st->rhlen = 0;
+	pthread_mutex_lock(&reg->lock);
+	i = bal_pick(&b->bal, st->tried, now_of(s->w));
+	if (i < 0 && st->tried) {
+		st->tried = 0;
+		i = bal_pick(&b->bal, 0, now_of(s->w));
+	}
+	if (i >= 0 && !h1_ep_get_locked(b->eps[i]))
+		i = -1;
+	if (i >= 0) {
+		if (i < 64)
+			st->tried |= 1ull << i;
+		ep = b->eps[i];
+		ep->bal.active++;
+		ep->http->requests++;
+		st->ep_i = i;
+		remote = b->remote[i];
+	}
+	pthread_mutex_unlock(&reg->lock);
+	if (!ep) {
+		st_fail(st, 503, GRPC_UNAVAILABLE, "no endpoint available");
+		return;
+	}
+	if (remote) {
+		/* the node link speaks HTTP/1.1 or opaque bytes today */
+		attempt_failed(st, true, "HTTP/2 to an endpoint on another node is not supported yet");
+		return;
+	}
+	u = up_get(s->w, ep, s->l7->mark, s->l7->connect_timeout_ms);
+	if (!u) {
+		attempt_failed(st, true, "cannot open a connection to the endpoint");
+		return;
+	}
+	n = build_request_nv(st, nv, sizeof(nv) / sizeof(nv[0]), tbuf, sizeof(tbuf));
+	uid = nghttp2_submit_request(u->ng, NULL, nv, n, st->req_end && !bq_len(&st->req) ? NULL : &dp, st);
+	if (uid < 0) {
+		attempt_failed(st, false, nghttp2_strerror(uid));
+		return;
+	}
+	st->up = u;
+	st->uid = uid;
+	st->up_open = true;
+	u->active++;
+	list_add_tail(&st->ulink, &u->streams);
+	mark_dirty(s->w, &u->c);
+}
+
+static void deadline_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct h2st *st = t->data;
+	struct h2s *s = st->s;
+
+	(void)loop;
+	(void)revents;
+	pthread_mutex_lock(&s->reg->lock);
+	if (st->route)
+		st->route->stat->timeouts++;
+	pthread_mutex_unlock(&s->reg->lock);
+	if (st->up) {
+		nghttp2_submit_rst_stream(st->up->ng, NGHTTP2_FLAG_NONE, st->uid, NGHTTP2_CANCEL);
+		mark_dirty(s->w, &st->up->c);
+		nghttp2_session_set_stream_user_data(st->up->ng, st->uid, NULL);
+		st_detach_up(st);
+	}
+	if (!st->resp_head_sent)
+		st_fail(st, 504, GRPC_DEADLINE_EXCEEDED, "deadline exceeded");
+	else if (st->cli_open) {
+		nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+		mark_dirty(s->w, &s->c);
+	}
+	st_maybe_free(st);
+	w_run(s->w);
+}
+
+/* ---- the client side ---------------------------------------------------------------------- */
+
+static ssize_t resp_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length, uint32_t *flags,
+			 nghttp2_data_source *src, void *arg)
+{
+	struct h2st *st = src->ptr;
+	size_t avail = bq_len(&st->resp), n = avail < length ? avail : length;
+
+	(void)arg;
+	if (n) {
+		memcpy(buf, st->resp.p + st->resp.off, n);
+		st->resp.off += n;
+		if (st->resp.off == st->resp.len)
+			st->resp.off = st->resp.len = 0;
+		if (st->up) {
+			nghttp2_session_consume(st->up->ng, st->uid, n);
+			mark_dirty(st->s->w, &st->up->c);
+		}
+		return (ssize_t)n;
+	}
+	if (!st->resp_end)
+		return NGHTTP2_ERR_DEFERRED;
+	*flags |= NGHTTP2_DATA_FLAG_EOF;
+	if (st->trailers && st->nrnv) {
+		*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+		nghttp2_submit_trailer(ng, id, st->rnv, st->nrnv);
+		st->trailers = false;
+	}
+	return 0;
+}
+
+static const char *field_of(struct h2st *st, const char *lc, size_t *len)
+{
+	size_t i, n = strlen(lc);
+
+	for (i = 0; i < st->nh; i++)
+		if (st->hv[i].name_len == n && !memcmp(st->hv[i].name, lc, n)) {
+			*len = st->hv[i].value_len;
+			return st->hv[i].value;
+		}
+	return NULL;
+}
+
+/* A complete request head: route, admission, deadline, first attempt. */
+static void request_begin(struct h2st *st)
+{
+	struct h2s *s = st->s;
+	struct h1_svc *l = s->l7;
+	struct h1_request q;
+	const char *v;
+	size_t vl, i;
+	bool shed;
+
+	st->start = now_of(s->w);
+	st->started = true;
+	if (!st->method || !st->path || !st->scheme) {
+		if (st->method && st->method_len == 7 && !memcmp(st->method, "CONNECT", 7))
+			st_fail(st, 405, GRPC_UNIMPLEMENTED, "CONNECT is not proxied by an HTTP/2 service");
+		else
+			st_fail(st, 400, GRPC_INTERNAL, "a request needs :method, :scheme and :path");
+		return;
+	}
+	v = field_of(st, "content-type", &vl);
+	st->grpc = v && grpc_is_content_type(v, vl);
+	memset(&q, 0, sizeof(q));
+	q.method = st->method;
+	q.method_len = st->method_len;
+	q.path = st->path;
+	q.path_len = st->path_len;
+	q.host = st->authority;
+	q.host_len = st->authority_len;
+	q.headers = st->hv;
+	q.n_headers = st->nh;
+	st->route = &l->def;
+	for (i = 0; i < l->n_routes; i++)
+		if (h1r_route_matches(&l->routes[i], &q)) {
+			st->route = &l->routes[i];
+			break;
+		}
+	/* a retry resends the body: only while it is whole (gRPC calls are retried like idempotent ones) */
+	st->retryable = true;
+	pthread_mutex_lock(&s->reg->lock);
+	shed = s->svc->stat->http->inflight >= l->max_requests;
+	if (shed) {
+		s->svc->stat->http->shed++;
+	} else {
+		struct h1r_route *r = st->route;
+
+		s->svc->stat->http->inflight++;
+		st->counted = true;
+		retry_budget_request(&s->svc->stat->http->budget, now_of(s->w));
+		if (!r->n_be) {
+			st->bsvc = s->svc;
+		} else {
+			int k = h1r_backend_pick(r);
+
+			st->bsvc = k < 0 ? NULL : reg_find_name_locked(s->reg, r->be[k].service, (uint32_t)r->be[k].index);
+		}
+		if (st->bsvc)
+			st->bsvc->refs++;
+	}
+	pthread_mutex_unlock(&s->reg->lock);
+	if (shed) {
+		st_fail(st, 503, GRPC_UNAVAILABLE, "overloaded (limits.max_requests)");
+		return;
+	}
+	if (!st->bsvc) {
+		st_fail(st, 503, GRPC_UNAVAILABLE, "no backend service");
+		return;
+	}
+	/* deadline: the route's timeout, tightened by grpc-timeout */
+	{
+		int64_t now = wall_ns(), t = 0, g;
+
+		if (st->route->timeout_ms)
+			t = now + (int64_t)st->route->timeout_ms * 1000000;
+		v = field_of(st, "grpc-timeout", &vl);
+		if (v && deadline_parse_grpc_timeout(v, vl, &g) == 0 && (!t || now + g < t))
+			t = now + g;
+		if (t) {
+			double left = (double)(t - now) / 1e9;
+
+			st->deadline_ns = t;
+			ev_timer_set(&st->deadline, left > 0 ? left : 0., 0.);
+			ev_timer_start(s->w->loop, &st->deadline);
+		}
+	}
+	attempt_start(st);
+}
+
+static int srv_on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *arg)
+{
+	struct h2s *s = arg;
+	struct h2st *st;
+
+	if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+		return 0;
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	st->s = s;
+	st->id = f->hd.stream_id;
+	st->cli_open = true;
+	st->ep_i = -1;
+	st->grpc_status = -1;
+	list_init(&st->ulink);
+	ev_timer_init(&st->deadline, deadline_cb, 1., 0.);
+	st->deadline.data = st;
+	list_add_tail(&st->slink, &s->streams);
+	nghttp2_session_set_stream_user_data(ng, st->id, st);
+	return 0;
+}
+
+static int srv_on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name, size_t nlen,
+			 const uint8_t *value, size_t vlen, uint8_t flags, void *arg)
+{
+	struct h2s *s = arg;
+	struct h2st *st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
+	size_t need = nlen + vlen + 2;
+
+	(void)flags;
+	if (!st || st->head_done)
+		return 0; /* request trailers: not forwarded yet */
+	if (st->too_big)
+		return 0;
+	if (st->hlen + need > s->l7->lim.max_header_bytes || st->nh >= H2_MAX_HEADERS) {
+		st->too_big = true; /* an HPACK bomb or just too much: 431 once the block is in */
+		return 0;
+	}
+	if (st->hlen + need > st->hcap) {
+		size_t cap = st->hcap ? st->hcap * 2 : 2048;
+
+		while (cap < st->hlen + need)
+			cap *= 2;
+		/* fields are indexed once the block is complete: no pointers into hb yet */
+		{
+			char *p = realloc(st->hb, cap);
+
+			if (!p)
+				return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+			st->hb = p;
+			st->hcap = cap;
+		}
+	}
+	memcpy(st->hb + st->hlen, name, nlen);
+	st->hb[st->hlen + nlen] = '\0';
+	memcpy(st->hb + st->hlen + nlen + 1, value, vlen);
+	st->hb[st->hlen + nlen + 1 + vlen] = '\0';
+	st->hlen += need;
+	return 0;
+}
+
+/* The header block is complete: index it (pseudo-fields apart). */
+static void index_head(struct h2st *st)
+{
+	size_t off = 0;
+
+	while (off < st->hlen) {
+		const char *n = st->hb + off, *v;
+		size_t nl = strlen(n), vl;
+
+		v = n + nl + 1;
+		vl = strlen(v);
+		off += nl + vl + 2;
+		if (nl == 7 && !memcmp(n, ":method", 7))
+			st->method = v, st->method_len = vl;
+		else if (nl == 5 && !memcmp(n, ":path", 5))
+			st->path = v, st->path_len = vl;
+		else if (nl == 10 && !memcmp(n, ":authority", 10))
+			st->authority = v, st->authority_len = vl;
+		else if (nl == 7 && !memcmp(n, ":scheme", 7))
+			st->scheme = v, st->scheme_len = vl;
+		else if (n[0] != ':' && st->nh < H2_MAX_HEADERS)
+			st->hv[st->nh++] = (struct h1_header){ n, nl, v, vl };
+	}
+	if (!st->authority) {
+		size_t hl;
+		const char *h = field_of(st, "host", &hl);
+
+		if (h)
+			st->authority = h, st->authority_len = hl;
+	}
+}
+
+static int srv_on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *arg)
+{
+	struct h2s *s = arg;
+	struct h2st *st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
+
+	if (!st)
+		return 0;
+	if (f->hd.type == NGHTTP2_HEADERS && !st->head_done) {
+		st->head_done = true;
+		if (f->hd.flags & NGHTTP2_FLAG_END_STREAM)
+			st->req_end = true;
+		if (st->too_big) {
+			pthread_mutex_lock(&s->reg->lock);
+			s->svc->stat->http->rejected[H1_REJECT_431]++;
+			pthread_mutex_unlock(&s->reg->lock);
+			st->start = now_of(s->w);
+			st_fail(st, 431, GRPC_RESOURCE_EXHAUSTED, "request header fields too large");
+			return 0;
+		}
+		index_head(st);
+		request_begin(st);
+		return 0;
+	}
+	if ((f->hd.type == NGHTTP2_DATA || f->hd.type == NGHTTP2_HEADERS) && (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+		st->req_end = true;
+		if (st->up) {
+			nghttp2_session_resume_data(st->up->ng, st->uid);
+			mark_dirty(s->w, &st->up->c);
+		}
+	}
+	return 0;
+}
+
+static int srv_on_data(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data, size_t len, void *arg)
+{
+	struct h2s *s = arg;
+	struct h2st *st = nghttp2_session_get_stream_user_data(ng, id);
+
+	(void)flags;
+	if (!st || st->errored || !st->head_done) {
+		nghttp2_session_consume(ng, id, len);
+		return 0;
+	}
+	if (bq_add(&st->req, data, len) < 0)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	if (st->retryable && bq_len(&st->req) > s->l7->max_retry_body)
+		st->retryable = false; /* too big to keep for a retry */
+	if (st->up) {
+		nghttp2_session_resume_data(st->up->ng, st->uid);
+		mark_dirty(s->w, &st->up->c);
+	}
+	return 0;
+}
+
+static int srv_on_stream_close(nghttp2_session *ng, int32_t id, uint32_t err, void *arg)
+{
+	struct h2st *st = nghttp2_session_get_stream_user_data(ng, id);
+
+	(void)err;
+	(void)arg;
+	if (!st)
+		return 0;
+	st->cli_open = false;
+	st_account(st);
+	if (st->up) {
+		/* the client is gone (or done): the upstream stream ends too */
+		if (!st->resp_end)
+			nghttp2_submit_rst_stream(st->up->ng, NGHTTP2_FLAG_NONE, st->uid, NGHTTP2_CANCEL);
+		nghttp2_session_set_stream_user_data(st->up->ng, st->uid, NULL);
+		mark_dirty(st->s->w, &st->up->c);
+		st_detach_up(st);
+	}
+	st_maybe_free(st);
+	return 0;
+}
+
+static void s_free(struct h2s *s)
+{
+	struct registry *reg = s->reg;
+
+	while (!list_empty(&s->streams)) {
+		struct h2st *st = list_first_entry(&s->streams, struct h2st, slink);
+
+		st->cli_open = false;
+		st_account(st);
+		if (st->up) {
+			nghttp2_submit_rst_stream(st->up->ng, NGHTTP2_FLAG_NONE, st->uid, NGHTTP2_CANCEL);
+			nghttp2_session_set_stream_user_data(st->up->ng, st->uid, NULL);
+			mark_dirty(s->w, &st->up->c);
+			st_detach_up(st);
+		}
+		st_maybe_free(st);
+	}
+	if (!list_empty(&s->c.dirty))
+		list_del(&s->c.dirty);
+	ev_io_stop(s->w->loop, &s->io);
+	list_del(&s->link);
+	close(s->fd);
+	nghttp2_session_del(s->ng);
+	ob_free(&s->ob);
+	pthread_mutex_lock(&reg->lock);
+	reg_conn_end_locked(reg, s->svc, s->orig.cgroup_id);
+	reg->ctr.completed++;
+	svc_unref_locked(reg, s->svc);
+	pthread_mutex_unlock(&reg->lock);
+	free(s);
+}
+
+static void s_flush(struct h2s *s)
+{
+	int ev = 0;
+
+	if (s->dead)
+		return;
+	if (ng_flush(s->ng, &s->ob, s->fd) < 0) {
+		s->dead = true;
+		s_free(s);
+		return;
+	}
+	if (nghttp2_session_want_read(s->ng))
+		ev |= EV_READ;
+	if (ob_pending(&s->ob) || nghttp2_session_want_write(s->ng))
+		ev |= EV_WRITE;
+	if (!ev || (s->goaway_sent && list_empty(&s->streams) && !ob_pending(&s->ob))) {
+		s->dead = true;
+		s_free(s);
+		return;
+	}
+	io_arm(s->w->loop, &s->io, ev);
+}
+
+static void s_io_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct h2s *s = io->data;
+	struct h2_worker *w = s->w;
+	char buf[H2_READ];
+	ssize_t n;
+
+	(void)loop;
+	if (revents & EV_READ) {
+		n = recv(s->fd, buf, sizeof(buf), 0);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+			s->dead = true;
+			s_free(s);
+			w_run(w);
+			return;
+		}
+		if (n > 0 && nghttp2_session_mem_recv(s->ng, (const uint8_t *)buf, (size_t)n) < 0) {
+			/* a protocol error: nghttp2 queued a GOAWAY; send it and close */
+			ng_flush(s->ng, &s->ob, s->fd);
+			s->dead = true;
+			s_free(s);
+			w_run(w);
+			return;
+		}
+	}
+	mark_dirty(w, &s->c);
+	w_run(w);
+}
+
+/* ---- setup ------------------------------------------------------------------------------------------ */
+
+static int h2_global_init(void)
+{
+	if (h2g.ok)
+		return h2g.ok > 0 ? 0 : -1;
+	h2g.ok = -1;
+	if (nghttp2_session_callbacks_new(&h2g.srv) || nghttp2_session_callbacks_new(&h2g.cli) ||
+	    nghttp2_option_new(&h2g.srv_opt) || nghttp2_option_new(&h2g.cli_opt))
+		return -1;
+	nghttp2_session_callbacks_set_on_begin_headers_callback(h2g.srv, srv_on_begin_headers);
+	nghttp2_session_callbacks_set_on_header_callback(h2g.srv, srv_on_header);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(h2g.srv, srv_on_frame_recv);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(h2g.srv, srv_on_data);
+	nghttp2_session_callbacks_set_on_stream_close_callback(h2g.srv, srv_on_stream_close);
+	nghttp2_session_callbacks_set_on_header_callback(h2g.cli, cli_on_header);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(h2g.cli, cli_on_frame_recv);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(h2g.cli, cli_on_data);
+	nghttp2_session_callbacks_set_on_stream_close_callback(h2g.cli, cli_on_stream_close);
+	nghttp2_option_set_no_auto_window_update(h2g.srv_opt, 1);
+	nghttp2_option_set_no_auto_window_update(h2g.cli_opt, 1);
+	nghttp2_option_set_stream_reset_rate_limit(h2g.srv_opt, H2_RST_BURST, H2_RST_RATE);
+	nghttp2_option_set_max_continuations(h2g.srv_opt, H2_MAX_CONTINUATIONS);
+	nghttp2_option_set_max_continuations(h2g.cli_opt, H2_MAX_CONTINUATIONS);
+	h2g.ok = 1;
+	return 0;
+}
+
+void h2_worker_init(struct h2_worker *w, struct ev_loop *loop, unsigned id, struct registry *reg)
+{
+	memset(w, 0, sizeof(*w));
+	w->loop = loop;
+	w->id = id;
+	w->reg = reg;
+	list_init(&w->sessions);
+	list_init(&w->ups);
+	list_init(&w->dirty_list);
+}
+
+void h2_start(struct h2_worker *w, int fd, struct svc *svc, const struct weft_orig *orig,
+	      const struct weft_sockaddr *peer)
+{
+	struct registry *reg = w->reg;
+	struct h2s *s = NULL;
+	nghttp2_settings_entry iv[3];
+
+	if (h2_global_init() == 0)
+		s = calloc(1, sizeof(*s));
+	if (!s) {
+		pthread_mutex_lock(&reg->lock);
+		reg_conn_end_locked(reg, svc, orig->cgroup_id);
+		svc_unref_locked(reg, svc);
+		pthread_mutex_unlock(&reg->lock);
+		sock_reset_close(fd);
+		return;
+	}
+	s->w = w;
+	s->reg = reg;
+	s->svc = svc;
+	s->l7 = svc->http;
+	s->orig = *orig;
+	s->client = *peer;
+	s->fd = fd;
+	list_init(&s->c.dirty);
+	list_init(&s->streams);
+	if (nghttp2_session_server_new2(&s->ng, h2g.srv, s, h2g.srv_opt) != 0) {
+		pthread_mutex_lock(&reg->lock);
+		reg_conn_end_locked(reg, svc, orig->cgroup_id);
+		svc_unref_locked(reg, svc);
+		pthread_mutex_unlock(&reg->lock);
+		sock_reset_close(fd);
+		free(s);
+		return;
+	}
+	sock_set_nodelay(fd);
+	iv[0] = (nghttp2_settings_entry){ NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, H2_MAX_STREAMS };
+	iv[1] = (nghttp2_settings_entry){ NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_STREAM_WINDOW };
+	iv[2] = (nghttp2_settings_entry){ NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)s->l7->lim.max_header_bytes };
+	nghttp2_submit_settings(s->ng, NGHTTP2_FLAG_NONE, iv, 3);
+	nghttp2_session_set_local_window_size(s->ng, NGHTTP2_FLAG_NONE, 0, H2_CONN_WINDOW);
+	list_add(&s->link, &w->sessions);
+	ev_io_init(&s->io, s_io_cb, fd, EV_READ);
+	s->io.data = s;
+	ev_io_start(w->loop, &s->io);
+	if (w->draining) {
+		nghttp2_submit_goaway(s->ng, NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR, NULL, 0);
+		s->goaway_sent = true;
+	}
+	mark_dirty(w, &s->c);
+	w_run(w);
+}
+
+void h2_worker_drain(struct h2_worker *w)
+{
+	struct h2s *s;
+
+	w->draining = true;
+	list_for_each_entry(s, &w->sessions, link)
+		if (!s->goaway_sent) {
+			nghttp2_submit_goaway(s->ng, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(s->ng),
+					      NGHTTP2_NO_ERROR, NULL, 0);
+			s->goaway_sent = true;
+			mark_dirty(w, &s->c);
+		}
+	w_run(w);
+}
+
+void h2_worker_abort(struct h2_worker *w)
+{
+	while (!list_empty(&w->sessions)) {
+		struct h2s *s = list_first_entry(&w->sessions, struct h2s, link);
+
+		s->dead = true;
+		s_free(s);
+	}
+	while (!list_empty(&w->ups))
+		up_dead(list_first_entry(&w->ups, struct h2up, link), "weftd is stopping");
+	list_init(&w->dirty_list);
+}
