@@ -787,15 +787,24 @@ def test_auto_detection(weft):
     assert res["elapsed"] < 1.0, "banner took %.2fs through auto" % res["elapsed"]
     assert det("auto-banner", "timeout") == 1
 
-    # TLS ClientHello, HTTP/2 preface, other bytes: relayed opaquely, byte-exact
-    h2 = (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
-          + os.urandom(64))
+    # TLS ClientHello, other bytes: relayed opaquely, byte-exact
     other = b"\x00\x01\x02 not http at all \xff\xfe" + os.urandom(100)
-    for proto, payload in (("tls", client_hello()), ("http2", h2), ("opaque", other)):
+    for proto, payload in (("tls", client_hello()), ("opaque", other)):
         r = http_raw(vip_echo, echo_script(payload), cgroup=cg)
         assert r["ok"] and r["eof"], (proto, r)
         assert r["data"].encode("latin-1") == payload, (proto, "not echoed byte-exact", r)
         assert det("auto-echo", proto) == 1, (proto, metrics(d.admin))
+    # the HTTP/2 preface goes to weft's HTTP/2 path (docs/http2.md): its SETTINGS answer, then
+    # a GOAWAY for the garbage after the client's SETTINGS, and the connection closes
+    h2 = (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+          + b"\x00\x00\x08\x07\x00\x00\x00\x00\x01" + os.urandom(64))
+    r = http_raw(vip_echo, [{"send": h2.decode("latin-1")}, {"shut_wr": True}, {"recv_eof": True}], cgroup=cg)
+    data, types, off = r["data"].encode("latin-1"), [], 0
+    while off + 9 <= len(data):
+        types.append(data[off + 3])
+        off += 9 + int.from_bytes(data[off:off + 3], "big")
+    assert types[:1] == [4] and 7 in types and r["eof"], ("want SETTINGS ... GOAWAY", types, data[:64])
+    assert det("auto-echo", "http2") == 1, metrics(d.admin)
     assert not a.bad_requests()
 
 

@@ -37,6 +37,7 @@
 #include "admin/snapshot.h"
 #include "admin/statwin.h"
 #include "admin/tapfeed.h"
+#include "http/h2session.h"
 #include "http/h1svc.h"
 #include "state/membudget.h"
 #include "state/service.h"
@@ -761,6 +762,7 @@ static void agent_metrics(struct agent *a, struct buf *out)
 		kdisc_metrics(a->kdisc, out);
 	if (a->tapfeed)
 		tapfeed_metrics(a->tapfeed, out);
+	h2_metrics(out);
 	if (a->mtls)
 		buf_printf(out,
 			   "# HELP weft_tls_cert_expiry_timestamp_seconds Earliest notAfter of the "

@@ -33,10 +33,10 @@ int grpc_status_parse(const char *v, size_t len)
 const char *grpc_code_name(int code)
 {
 	static const char *const names[GRPC_CODES] = {
-		"OK",		  "CANCELLED",	     "UNKNOWN",		"INVALID_ARGUMENT",  "DEADLINE_EXCEEDED",
-		"NOT_FOUND",	  "ALREADY_EXISTS",  "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-		"ABORTED",	  "OUT_OF_RANGE",    "UNIMPLEMENTED",	"INTERNAL",	     "UNAVAILABLE",
-		"DATA_LOSS",	  "UNAUTHENTICATED",
+		"OK",        "CANCELLED",       "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+		"NOT_FOUND", "ALREADY_EXISTS",  "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+		"ABORTED",   "OUT_OF_RANGE",    "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
+		"DATA_LOSS", "UNAUTHENTICATED",
 	};
 
 	return code >= 0 && code < GRPC_CODES ? names[code] : "UNKNOWN_CODE";

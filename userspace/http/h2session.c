@@ -3,6 +3,7 @@
 #include "http/h2session.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <nghttp2/nghttp2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include "codec/h1route.h"
 #include "codec/http1.h"
 #include "http/h1svc.h"
+#include "lib/buf.h"
 #include "lib/log.h"
 #include "lib/netns.h"
 #include "lib/obuf.h"
@@ -117,6 +119,11 @@ struct h2st {
 	bool trailers; /* rh holds trailers to send once the body is through */
 	struct bq resp;
 };
+
+/* GOAWAYs weft sent to clients, by error code (0..NGHTTP2_HTTP_1_1_REQUIRED; the rest last). */
+#define H2_ERR_CODES 14
+static atomic_ullong h2_goaways[H2_ERR_CODES];
+static atomic_ullong h2_conns_total, h2_streams_total;
 
 static struct {
 	nghttp2_session_callbacks *srv, *cli;
@@ -310,7 +317,7 @@ static void st_account(struct h2st *st)
 		rs->sum += d;
 	}
 	if (st->grpc) {
-		int code = st->grpc_status >= 0 ? st->grpc_status
+		int code = st->grpc_status >= 0              ? st->grpc_status
 			   : st->status && st->status != 200 ? grpc_code_of_http(st->status)
 							     : GRPC_UNKNOWN;
 
@@ -804,6 +811,20 @@ static struct h2up *up_get(struct h2_worker *w, struct svc_ep *ep, uint32_t mark
 	return up_new(w, ep, mark, connect_ms);
 }
 
+/* Does the route remove this field, or set it (HTTP/2 names are lower-case already)? */
+static bool route_edits(const struct h1r_route *r, const char *name, size_t len)
+{
+	size_t i;
+
+	for (i = 0; r && i < r->n_rm; i++)
+		if (r->rm[i].nlen == len && !memcmp(r->rm[i].name, name, len))
+			return true;
+	for (i = 0; r && i < r->n_add; i++)
+		if (r->add[i].nlen == len && !memcmp(r->add[i].name, name, len))
+			return true;
+	return false;
+}
+
 /* The request's fields for the endpoint: pseudo-fields first, then the client's, with grpc-timeout renewed. */
 static size_t build_request_nv(struct h2st *st, nghttp2_nv *nv, size_t cap, char *tbuf, size_t tcap)
 {
@@ -820,8 +841,16 @@ static size_t build_request_nv(struct h2st *st, nghttp2_nv *nv, size_t cap, char
 
 		if (h->name_len == 12 && !memcmp(h->name, "grpc-timeout", 12))
 			continue; /* renewed below with what is left */
+		if (route_edits(st->route, h->name, h->name_len))
+			continue; /* the route removes it, or sets its own value */
 		nv[n++] = (nghttp2_nv){ (uint8_t *)(uintptr_t)h->name, (uint8_t *)(uintptr_t)h->value, h->name_len,
 					h->value_len, NGHTTP2_NV_FLAG_NONE };
+	}
+	for (i = 0; st->route && i < st->route->n_add && n + 1 < cap; i++) {
+		const struct h1r_kv *kv = &st->route->add[i];
+
+		nv[n++] = (nghttp2_nv){ (uint8_t *)kv->name, (uint8_t *)kv->value, kv->nlen, kv->vlen,
+					NGHTTP2_NV_FLAG_NONE };
 	}
 	if (st->deadline_ns && st->grpc && n < cap) {
 		int64_t left = st->deadline_ns - wall_ns();
@@ -1021,7 +1050,8 @@ static void request_begin(struct h2st *st)
 		} else {
 			int k = h1r_backend_pick(r);
 
-			st->bsvc = k < 0 ? NULL : reg_find_name_locked(s->reg, r->be[k].service, (uint32_t)r->be[k].index);
+			st->bsvc = k < 0 ? NULL
+					 : reg_find_name_locked(s->reg, r->be[k].service, (uint32_t)r->be[k].index);
 		}
 		if (st->bsvc)
 			st->bsvc->refs++;
@@ -1069,6 +1099,7 @@ static int srv_on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, voi
 	st->id = f->hd.stream_id;
 	st->cli_open = true;
 	st->ep_i = -1;
+	atomic_fetch_add_explicit(&h2_streams_total, 1, memory_order_relaxed);
 	st->grpc_status = -1;
 	list_init(&st->ulink);
 	ev_timer_init(&st->deadline, deadline_cb, 1., 0.);
@@ -1203,6 +1234,27 @@ static int srv_on_data(nghttp2_session *ng, uint8_t flags, int32_t id, const uin
 	return 0;
 }
 
+static int srv_on_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *arg)
+{
+	struct h2s *s = arg;
+
+	(void)ng;
+	if (f->hd.type == NGHTTP2_GOAWAY) {
+		uint32_t e = f->goaway.error_code;
+
+		atomic_fetch_add(&h2_goaways[e < H2_ERR_CODES ? e : H2_ERR_CODES - 1], 1);
+		if (e != NGHTTP2_NO_ERROR)
+			log_info_rl("service %s: HTTP/2 client (pid %u): GOAWAY %s (%s)", s->svc->name, s->orig.pid,
+				    nghttp2_http2_strerror(e),
+				    e == NGHTTP2_INTERNAL_ERROR
+					    ? "a flood of stream resets (CVE-2023-44487) or frames, or "
+					      "weft could not go on"
+					    : "a protocol error");
+		s->goaway_sent = true;
+	}
+	return 0;
+}
+
 static int srv_on_stream_close(nghttp2_session *ng, int32_t id, uint32_t err, void *arg)
 {
 	struct h2st *st = nghttp2_session_get_stream_user_data(ng, id);
@@ -1285,7 +1337,7 @@ static void s_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 	struct h2s *s = io->data;
 	struct h2_worker *w = s->w;
 	char buf[H2_READ];
-	ssize_t n;
+	ssize_t n, r;
 
 	(void)loop;
 	if (revents & EV_READ) {
@@ -1296,8 +1348,12 @@ static void s_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 			w_run(w);
 			return;
 		}
-		if (n > 0 && nghttp2_session_mem_recv(s->ng, (const uint8_t *)buf, (size_t)n) < 0) {
-			/* a protocol error: nghttp2 queued a GOAWAY; send it and close */
+		if (n > 0 && (r = nghttp2_session_mem_recv(s->ng, (const uint8_t *)buf, (size_t)n)) < 0) {
+			/* fatal (a flood, a broken frame): say so in a GOAWAY, send what is queued, close */
+			nghttp2_session_terminate_session(s->ng, r == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS ||
+										 r == NGHTTP2_ERR_FLOODED
+									 ? NGHTTP2_ENHANCE_YOUR_CALM
+									 : NGHTTP2_PROTOCOL_ERROR);
 			ng_flush(s->ng, &s->ob, s->fd);
 			s->dead = true;
 			s_free(s);
@@ -1324,6 +1380,7 @@ static int h2_global_init(void)
 	nghttp2_session_callbacks_set_on_frame_recv_callback(h2g.srv, srv_on_frame_recv);
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(h2g.srv, srv_on_data);
 	nghttp2_session_callbacks_set_on_stream_close_callback(h2g.srv, srv_on_stream_close);
+	nghttp2_session_callbacks_set_on_frame_send_callback(h2g.srv, srv_on_frame_send);
 	nghttp2_session_callbacks_set_on_header_callback(h2g.cli, cli_on_header);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(h2g.cli, cli_on_frame_recv);
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(h2g.cli, cli_on_data);
@@ -1384,9 +1441,11 @@ void h2_start(struct h2_worker *w, int fd, struct svc *svc, const struct weft_or
 		return;
 	}
 	sock_set_nodelay(fd);
+	atomic_fetch_add_explicit(&h2_conns_total, 1, memory_order_relaxed);
 	iv[0] = (nghttp2_settings_entry){ NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, H2_MAX_STREAMS };
 	iv[1] = (nghttp2_settings_entry){ NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_STREAM_WINDOW };
-	iv[2] = (nghttp2_settings_entry){ NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)s->l7->lim.max_header_bytes };
+	iv[2] = (nghttp2_settings_entry){ NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
+					  (uint32_t)s->l7->lim.max_header_bytes };
 	nghttp2_submit_settings(s->ng, NGHTTP2_FLAG_NONE, iv, 3);
 	nghttp2_session_set_local_window_size(s->ng, NGHTTP2_FLAG_NONE, 0, H2_CONN_WINDOW);
 	list_add(&s->link, &w->sessions);
@@ -1427,4 +1486,38 @@ void h2_worker_abort(struct h2_worker *w)
 	while (!list_empty(&w->ups))
 		up_dead(list_first_entry(&w->ups, struct h2up, link), "weftd is stopping");
 	list_init(&w->dirty_list);
+}
+
+void h2_metrics(struct buf *out)
+{
+	static const char *const names[H2_ERR_CODES] = {
+		"no_error",
+		"protocol_error",
+		"internal_error",
+		"flow_control_error",
+		"settings_timeout",
+		"stream_closed",
+		"frame_size_error",
+		"refused_stream",
+		"cancel",
+		"compression_error",
+		"connect_error",
+		"enhance_your_calm",
+		"inadequate_security",
+		"other",
+	};
+	int i;
+
+	buf_printf(out,
+		   "# HELP weft_http2_connections_total HTTP/2 client connections accepted.\n"
+		   "# TYPE weft_http2_connections_total counter\nweft_http2_connections_total %llu\n"
+		   "# HELP weft_http2_streams_total HTTP/2 streams (requests) clients opened.\n"
+		   "# TYPE weft_http2_streams_total counter\nweft_http2_streams_total %llu\n"
+		   "# HELP weft_http2_goaways_total GOAWAY frames weft sent to HTTP/2 clients, by error code "
+		   "(enhance_your_calm: stream reset or frame floods).\n# TYPE weft_http2_goaways_total counter\n",
+		   (unsigned long long)atomic_load(&h2_conns_total),
+		   (unsigned long long)atomic_load(&h2_streams_total));
+	for (i = 0; i < H2_ERR_CODES; i++)
+		buf_printf(out, "weft_http2_goaways_total{code=\"%s\"} %llu\n", names[i],
+			   (unsigned long long)atomic_load(&h2_goaways[i]));
 }

@@ -39,8 +39,8 @@
  * second, then GOAWAY); CONTINUATION floods are cut at H2_MAX_CONTINUATIONS.
  *
  * Not yet (docs/http2.md): endpoints on other nodes (HTTP/2 through the
- * node link), request trailers from the client, per-route header edits on
- * HTTP/2, /conns rows for HTTP/2 sessions.
+ * node link), request trailers from the client, /conns rows and tap events
+ * for HTTP/2 sessions, tracing spans.
  *
  * It may call: state/service, state/retry, http/h1svc (the settings and
  * counters it shares with HTTP/1.1), codec/ (h1route, http1, deadline,
@@ -58,13 +58,13 @@
 #include "lib/list.h"
 #include "weft/maps.h"
 
-#define H2_MAX_STREAMS 100             /* concurrent streams a client may open */
-#define H2_STREAM_WINDOW (256u << 10)  /* per stream, each way */
-#define H2_CONN_WINDOW (1u << 20)      /* per connection, each way */
-#define H2_RST_BURST 1000              /* client resets before the rate applies */
-#define H2_RST_RATE 33                 /* resets per second after the burst; beyond: GOAWAY */
-#define H2_MAX_CONTINUATIONS 8         /* CONTINUATION frames per header block */
-#define H2_MAX_UPSTREAM_STREAMS 100    /* until the endpoint's SETTINGS say otherwise */
+#define H2_MAX_STREAMS 100            /* concurrent streams a client may open */
+#define H2_STREAM_WINDOW (256u << 10) /* per stream, each way */
+#define H2_CONN_WINDOW (1u << 20)     /* per connection, each way */
+#define H2_RST_BURST 1000             /* client resets before the rate applies */
+#define H2_RST_RATE 33                /* resets per second after the burst; beyond: GOAWAY */
+#define H2_MAX_CONTINUATIONS 8        /* CONTINUATION frames per header block */
+#define H2_MAX_UPSTREAM_STREAMS 100   /* until the endpoint's SETTINGS say otherwise */
 
 struct registry;
 struct svc;
@@ -74,8 +74,8 @@ struct h2_worker {
 	struct ev_loop *loop;
 	unsigned id;
 	struct registry *reg;
-	struct list_head sessions; /* struct h2s.link (this thread only) */
-	struct list_head ups;      /* struct h2up.link: upstream connections */
+	struct list_head sessions;   /* struct h2s.link (this thread only) */
+	struct list_head ups;        /* struct h2up.link: upstream connections */
 	struct list_head dirty_list; /* connections with frames to send once the event is handled */
 	bool draining;
 };
@@ -94,5 +94,9 @@ void h2_start(struct h2_worker *w, int fd, struct svc *svc, const struct weft_or
 void h2_worker_drain(struct h2_worker *w);
 /* Teardown (its thread): everything closes now. */
 void h2_worker_abort(struct h2_worker *w);
+
+struct buf;
+/* weft_http2_* metrics (process-wide counters). */
+void h2_metrics(struct buf *out);
 
 #endif
