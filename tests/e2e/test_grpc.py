@@ -85,3 +85,32 @@ def test_streams_both_ways(weft, mesh):
     assert r["ok"] == 1 and r["messages"] == 20000, r
     r = call(m.cg, m.vip, method="Upload", payload="5000", n=2, timeout=30)
     assert r["ok"] == 2 and r["replies"] == {"5000000": 2}, r
+
+
+def test_conns_tap_and_stat_see_grpc(weft, mesh):
+    m = mesh
+    import time
+    from weft_harness import admin_json, spawn as _spawn
+    tap = _spawn([weft.env.weftctl, "-a", m.d.admin, "--json", "tap", "grpc"], stdout=subprocess.PIPE,
+                 stderr=subprocess.PIPE, text=True)
+    weft._push("weftctl tap", lambda: stop_process(tap, 3.0))
+    lines = []
+    threading.Thread(target=lambda: [lines.append(l) for l in tap.stdout], daemon=True).start()
+    assert wait_for(lambda: sum(prom_get(metrics(m.d.admin), "weft_tap_readers")) == 1, 5)
+    # a slow call keeps its HTTP/2 connection in /conns with one stream open
+    slow = _spawn(in_cgroup_argv(m.cg, [PYTHON, PEER, "call", "--connect", m.vip, "--method", "Sleep",
+                                        "--payload", "1.5"]), stdout=subprocess.PIPE, text=True)
+    weft._push("slow call", lambda: stop_process(slow, 3.0))
+    conns = wait_for(lambda: [c for c in admin_json(m.d.admin, "/conns")["conns"]
+                              if c.get("protocol") == "http2" and c.get("streams") == 1], 5)
+    assert conns and conns[0]["service"] == "grpc" and conns[0]["endpoint"] in (m.a.addr, m.b.addr), conns
+    assert json.loads(slow.communicate(timeout=20)[0])["ok"] == 1
+    call(m.cg, m.vip, method="Fail", payload="PERMISSION_DENIED", n=2)
+    evs = lambda: [json.loads(l) for l in lines if '"time"' in l]
+    assert wait_for(lambda: len([e for e in evs() if e.get("grpc_status") == "PERMISSION_DENIED"]) == 2, 5), lines
+    e = [e for e in evs() if e.get("grpc_status") == "PERMISSION_DENIED"][0]
+    assert e["path"] == "/weft.Echo/Fail" and e["method"] == "POST" and e["status"] == 200, e
+    time.sleep(2.2)
+    st = json.loads(subprocess.run([weft.env.weftctl, "-a", m.d.admin, "--json", "stat", "grpc"],
+                                   capture_output=True, text=True).stdout)["services"][0]
+    assert round(st["windows"]["1m"]["requests_per_s"] * st["windows"]["1m"]["seconds"]) >= 3, st

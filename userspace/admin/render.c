@@ -212,10 +212,11 @@ void render_conns(const struct snapshot *snap, struct buf *out, render_cgroup_fn
 			buf_json_str(out, cn->endpoint);
 		else
 			buf_puts(out, "null");
-		buf_printf(out,
-			   ",\"state\":\"%s\",\"protocol\":\"http\",\"bytes_in\":%llu,\"bytes_out\":%llu,"
-			   "\"age_s\":%.3f}",
-			   cn->state, (unsigned long long)cn->bytes_in, (unsigned long long)cn->bytes_out,
+		buf_printf(out, ",\"state\":\"%s\",\"protocol\":\"%s\"", cn->state, cn->http2 ? "http2" : "http");
+		if (cn->http2)
+			buf_printf(out, ",\"streams\":%u", cn->streams);
+		buf_printf(out, ",\"bytes_in\":%llu,\"bytes_out\":%llu,\"age_s\":%.3f}",
+			   (unsigned long long)cn->bytes_in, (unsigned long long)cn->bytes_out,
 			   snap->wall - cn->started);
 	}
 	buf_puts(out, "]}\n");
@@ -253,7 +254,9 @@ void render_conns_text(const struct snapshot *snap, struct buf *out, render_cgro
 		if (!cn->http)
 			ep = cn->endpoint[0] ? cn->endpoint : "(connecting)";
 		else
-			ep = strcmp(cn->state, "idle") == 0 ? "(idle)" : cn->endpoint[0] ? cn->endpoint : "(routing)";
+			ep = strcmp(cn->state, "idle") == 0 || strcmp(cn->state, "http2-idle") == 0 ? "(idle)"
+			     : cn->endpoint[0]                                                      ? cn->endpoint
+												    : "(routing)";
 		{
 			const char *pod = kube_pod_from_cgroup(cg, &kp) == 0 ? kp.uid : "-";
 			const char *row[] = { cg, pod, pid, cl, od, cn->svc, ep, bi, bo, age };

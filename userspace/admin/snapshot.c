@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "http/h1session.h"
+#include "http/h2session.h"
 #include "listen/outbound.h"
 #include "tcp/relay.h"
 #include "tcp/tcp.h"
@@ -205,6 +206,30 @@ static void copy_h1_conn(void *arg, const struct h1_conn_view *v)
 	c->started = v->started;
 }
 
+static void copy_h2_conn(void *arg, const struct h2_conn_view *v)
+{
+	struct h1_copy *hc = arg;
+	struct snap_conn *c;
+
+	if (hc->err)
+		return;
+	c = conn_slot(hc->s, hc->cap);
+	if (!c || !(c->svc = snap_str(hc->s, v->svc_name))) {
+		hc->err = -ENOMEM;
+		return;
+	}
+	c->orig = *v->orig;
+	c->client = *v->client;
+	memcpy(c->endpoint, v->endpoint, sizeof(c->endpoint));
+	c->state = v->streams ? "http2" : "http2-idle";
+	c->http = true;
+	c->http2 = true;
+	c->streams = v->streams;
+	c->bytes_in = v->bytes_in;
+	c->bytes_out = v->bytes_out;
+	c->started = v->started;
+}
+
 static int copy_conns(struct snapshot *s, struct outbound *ob, unsigned what)
 {
 	struct outbound_worker_view wv;
@@ -249,6 +274,8 @@ static int copy_conns(struct snapshot *s, struct outbound *ob, unsigned what)
 		if (!outbound_worker_view(ob, i, &wv))
 			continue;
 		h1_worker_foreach(wv.http, copy_h1_conn, &hc);
+		if (!hc.err)
+			h2_worker_foreach(wv.h2, copy_h2_conn, &hc);
 		if (hc.err)
 			return hc.err;
 	}

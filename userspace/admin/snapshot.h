@@ -82,8 +82,9 @@ struct snap_conn {
 	struct weft_sockaddr client;
 	const char *svc;
 	char endpoint[ADDR_STRLEN]; /* "" when none (yet) */
-	const char *state;          /* static: established, connecting, idle, request, tunnel */
-	bool http;
+	const char *state;          /* static: established, connecting, idle, request, tunnel, http2, http2-idle */
+	bool http, http2;
+	unsigned streams; /* http2: streams open */
 	uint64_t bytes_in, bytes_out;
 	ev_tstamp started;
 };

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "admin/admin.h"
+#include "codec/grpc.h"
 #include "codec/kubepath.h"
 #include "lib/buf.h"
 #include "lib/log.h"
@@ -94,6 +95,8 @@ static void json_line(struct tapfeed *f, const struct reader *r, const struct ta
 		buf_printf(b, ",\"status\":%u", e->status);
 	else
 		buf_puts(b, ",\"status\":null");
+	if (e->grpc >= 0)
+		buf_printf(b, ",\"grpc_status\":\"%s\"", grpc_code_name(e->grpc));
 	buf_printf(b, ",\"latency_ms\":%.3f,\"endpoint\":", e->latency_us / 1000.0);
 	if (e->endpoint[0])
 		buf_json_str(b, e->endpoint);
@@ -139,7 +142,9 @@ static void text_line(struct tapfeed *f, const struct reader *r, const struct ta
 		 (int)((e->wall - (double)sec) * 1000) % 1000);
 	snprintf(target, sizeof(target), "%s%s", e->authority, e->path);
 	tl = strlen(target);
-	if (e->status)
+	if (e->grpc >= 0)
+		snprintf(st, sizeof(st), "g%d", e->grpc); /* gRPC status code: g0 OK, g14 UNAVAILABLE, ... */
+	else if (e->status)
 		snprintf(st, sizeof(st), "%u", e->status);
 	else
 		snprintf(st, sizeof(st), "---");

@@ -369,6 +369,7 @@ static void exchange_tap(struct h1s *s, double d)
 	ev.latency_us = d < 0 ? 0 : d > 4e3 ? UINT32_MAX : (uint32_t)(d * 1e6);
 	ev.status = s->status > 0 && s->status < 1000 ? (uint16_t)s->status : 0;
 	ev.attempts = (uint16_t)(s->attempt > UINT16_MAX ? UINT16_MAX : s->attempt);
+	ev.grpc = -1;
 	snprintf(ev.service, sizeof(ev.service), "%s", s->svc->name);
 	snprintf(ev.method, sizeof(ev.method), "%s", s->x->method);
 	snprintf(ev.endpoint, sizeof(ev.endpoint), "%s", s->ep_str);

@@ -25,6 +25,7 @@
 #include "lib/sock.h"
 #include "state/retry.h"
 #include "state/service.h"
+#include "state/tap.h"
 
 #define H2_MAX_HEADERS 128 /* fields per header block */
 #define H2_READ 16384
@@ -52,7 +53,11 @@ struct h2s {
 	nghttp2_session *ng;
 	struct obuf ob;
 	struct list_head streams; /* struct h2st.slink */
+	unsigned n_streams;
 	bool dead, goaway_sent;
+	uint64_t bytes_in, bytes_out; /* from the client, to the client */
+	ev_tstamp started;
+	char ep_str[ADDR_STRLEN]; /* the last stream's endpoint (written under registry.lock) */
 };
 
 /* An upstream connection (weft is the client) to one endpoint. */
@@ -210,7 +215,7 @@ static void w_run(struct h2_worker *w)
 }
 
 /* nghttp2's output into ob, then the socket. 0, or -1 when the connection is done with. */
-static int ng_flush(nghttp2_session *ng, struct obuf *ob, int fd)
+static int ng_flush(nghttp2_session *ng, struct obuf *ob, int fd, uint64_t *written)
 {
 	for (;;) {
 		const uint8_t *data;
@@ -218,7 +223,7 @@ static int ng_flush(nghttp2_session *ng, struct obuf *ob, int fd)
 		int r;
 
 		if (ob_pending(ob)) {
-			r = ob_flush(ob, fd, NULL);
+			r = ob_flush(ob, fd, written);
 			if (r < 0)
 				return -1;
 			if (r > 0)
@@ -289,11 +294,40 @@ static void st_maybe_free(struct h2st *st)
 	st_release_locked(st);
 	pthread_mutex_unlock(&reg->lock);
 	list_del(&st->slink);
+	st->s->n_streams--;
 	free(st->hb);
 	free(st->rh);
 	bq_free(&st->req);
 	bq_free(&st->resp);
 	free(st);
+}
+
+/* One finished stream for weftctl tap (only while somebody taps). */
+static void st_tap(struct h2st *st, double d)
+{
+	struct h2s *s = st->s;
+	struct tap_event ev;
+	size_t i;
+
+	memset(&ev, 0, offsetof(struct tap_event, headers));
+	ev.wall = (double)wall_ns() / 1e9 - d;
+	ev.cgroup_id = s->orig.cgroup_id;
+	ev.pid = s->orig.pid;
+	ev.latency_us = d < 0 ? 0 : d > 4e3 ? UINT32_MAX : (uint32_t)(d * 1e6);
+	ev.status = st->status > 0 && st->status < 1000 ? (uint16_t)st->status : 0;
+	ev.attempts = (uint16_t)st->attempt;
+	ev.grpc = (int16_t)(!st->grpc ? -1 : st->grpc_status >= 0 ? st->grpc_status : GRPC_UNKNOWN);
+	snprintf(ev.service, sizeof(ev.service), "%s", s->svc->name);
+	snprintf(ev.method, sizeof(ev.method), "%.*s", (int)st->method_len, st->method ? st->method : "");
+	snprintf(ev.authority, sizeof(ev.authority), "%.*s", (int)st->authority_len,
+		 st->authority ? st->authority : "");
+	snprintf(ev.path, sizeof(ev.path), "%.*s", (int)st->path_len, st->path ? st->path : "");
+	if (st->ep_i >= 0 && st->bsvc)
+		snprintf(ev.endpoint, sizeof(ev.endpoint), "%s", st->bsvc->eps[st->ep_i]->addr_str);
+	if (tap_want_headers(s->reg->tap))
+		for (i = 0; i < st->nh; i++)
+			tap_add_header(&ev, st->hv[i].name, st->hv[i].name_len, st->hv[i].value, st->hv[i].value_len);
+	tap_offer(s->reg->tap, &ev);
 }
 
 /* Metrics of a finished request: route counters (status class, duration), gRPC code. */
@@ -324,6 +358,8 @@ static void st_account(struct h2st *st)
 		s->svc->stat->http->grpc[code >= 0 && code < GRPC_CODES ? code : GRPC_CODES]++;
 	}
 	pthread_mutex_unlock(&s->reg->lock);
+	if (tap_active(s->reg->tap))
+		st_tap(st, d);
 	st->started = false;
 }
 
@@ -483,7 +519,7 @@ static void up_flush(struct h2up *u)
 		io_arm(u->w->loop, &u->io, EV_WRITE);
 		return;
 	}
-	if (ng_flush(u->ng, &u->ob, u->fd) < 0) {
+	if (ng_flush(u->ng, &u->ob, u->fd, NULL) < 0) {
 		up_dead(u, "the connection to the endpoint failed");
 		return;
 	}
@@ -897,6 +933,7 @@ static void attempt_start(struct h2st *st)
 		ep->http->requests++;
 		st->ep_i = i;
 		remote = b->remote[i];
+		memcpy(s->ep_str, ep->addr_str, sizeof(s->ep_str));
 	}
 	pthread_mutex_unlock(&reg->lock);
 	if (!ep) {
@@ -1105,6 +1142,7 @@ static int srv_on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, voi
 	ev_timer_init(&st->deadline, deadline_cb, 1., 0.);
 	st->deadline.data = st;
 	list_add_tail(&st->slink, &s->streams);
+	s->n_streams++;
 	nghttp2_session_set_stream_user_data(ng, st->id, st);
 	return 0;
 }
@@ -1297,11 +1335,11 @@ static void s_free(struct h2s *s)
 	if (!list_empty(&s->c.dirty))
 		list_del(&s->c.dirty);
 	ev_io_stop(s->w->loop, &s->io);
-	list_del(&s->link);
 	close(s->fd);
 	nghttp2_session_del(s->ng);
 	ob_free(&s->ob);
 	pthread_mutex_lock(&reg->lock);
+	list_del(&s->link);
 	reg_conn_end_locked(reg, s->svc, s->orig.cgroup_id);
 	reg->ctr.completed++;
 	svc_unref_locked(reg, s->svc);
@@ -1315,7 +1353,7 @@ static void s_flush(struct h2s *s)
 
 	if (s->dead)
 		return;
-	if (ng_flush(s->ng, &s->ob, s->fd) < 0) {
+	if (ng_flush(s->ng, &s->ob, s->fd, &s->bytes_out) < 0) {
 		s->dead = true;
 		s_free(s);
 		return;
@@ -1348,13 +1386,15 @@ static void s_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 			w_run(w);
 			return;
 		}
+		if (n > 0)
+			s->bytes_in += (uint64_t)n;
 		if (n > 0 && (r = nghttp2_session_mem_recv(s->ng, (const uint8_t *)buf, (size_t)n)) < 0) {
 			/* fatal (a flood, a broken frame): say so in a GOAWAY, send what is queued, close */
 			nghttp2_session_terminate_session(s->ng, r == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS ||
 										 r == NGHTTP2_ERR_FLOODED
 									 ? NGHTTP2_ENHANCE_YOUR_CALM
 									 : NGHTTP2_PROTOCOL_ERROR);
-			ng_flush(s->ng, &s->ob, s->fd);
+			ng_flush(s->ng, &s->ob, s->fd, &s->bytes_out);
 			s->dead = true;
 			s_free(s);
 			w_run(w);
@@ -1448,7 +1488,10 @@ void h2_start(struct h2_worker *w, int fd, struct svc *svc, const struct weft_or
 					  (uint32_t)s->l7->lim.max_header_bytes };
 	nghttp2_submit_settings(s->ng, NGHTTP2_FLAG_NONE, iv, 3);
 	nghttp2_session_set_local_window_size(s->ng, NGHTTP2_FLAG_NONE, 0, H2_CONN_WINDOW);
+	s->started = ev_time();
+	pthread_mutex_lock(&reg->lock);
 	list_add(&s->link, &w->sessions);
+	pthread_mutex_unlock(&reg->lock);
 	ev_io_init(&s->io, s_io_cb, fd, EV_READ);
 	s->io.data = s;
 	ev_io_start(w->loop, &s->io);
@@ -1520,4 +1563,22 @@ void h2_metrics(struct buf *out)
 	for (i = 0; i < H2_ERR_CODES; i++)
 		buf_printf(out, "weft_http2_goaways_total{code=\"%s\"} %llu\n", names[i],
 			   (unsigned long long)atomic_load(&h2_goaways[i]));
+}
+
+void h2_worker_foreach(struct h2_worker *w, void (*fn)(void *arg, const struct h2_conn_view *v), void *arg)
+{
+	struct h2_conn_view v;
+	struct h2s *s;
+
+	list_for_each_entry(s, &w->sessions, link) {
+		v.orig = &s->orig;
+		v.client = &s->client;
+		v.svc_name = s->svc->name;
+		v.endpoint = s->ep_str;
+		v.streams = s->n_streams;
+		v.bytes_in = s->bytes_in;
+		v.bytes_out = s->bytes_out;
+		v.started = s->started;
+		fn(arg, &v);
+	}
 }

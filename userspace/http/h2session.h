@@ -74,7 +74,7 @@ struct h2_worker {
 	struct ev_loop *loop;
 	unsigned id;
 	struct registry *reg;
-	struct list_head sessions;   /* struct h2s.link (this thread only) */
+	struct list_head sessions;   /* struct h2s.link (linked under registry.lock, for /conns) */
 	struct list_head ups;        /* struct h2up.link: upstream connections */
 	struct list_head dirty_list; /* connections with frames to send once the event is handled */
 	bool draining;
@@ -89,6 +89,19 @@ void h2_worker_init(struct h2_worker *w, struct ev_loop *loop, unsigned id, stru
  */
 void h2_start(struct h2_worker *w, int fd, struct svc *svc, const struct weft_orig *orig,
 	      const struct weft_sockaddr *peer);
+
+/* What /conns shows of one HTTP/2 client connection (valid while registry.lock is held). */
+struct h2_conn_view {
+	const struct weft_orig *orig;
+	const struct weft_sockaddr *client;
+	const char *svc_name;
+	const char *endpoint; /* the last stream's endpoint, "" before the first */
+	unsigned streams;     /* open now */
+	uint64_t bytes_in, bytes_out;
+	ev_tstamp started;
+};
+/* Calls fn for every HTTP/2 session of w (registry.lock held: sessions are linked under it). */
+void h2_worker_foreach(struct h2_worker *w, void (*fn)(void *arg, const struct h2_conn_view *v), void *arg);
 
 /* Drain (its thread): GOAWAY to every client; each closes once its streams are done. */
 void h2_worker_drain(struct h2_worker *w);

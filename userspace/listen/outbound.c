@@ -736,6 +736,7 @@ bool outbound_worker_view(struct outbound *ob, unsigned i, struct outbound_worke
 	v->accepted = w->accepted;
 	v->tcp = &w->tcp;
 	v->http = &w->http;
+	v->h2 = &w->h2;
 	return true;
 }
 

@@ -83,6 +83,7 @@ struct outbound_worker_view {
 	uint64_t accepted;
 	struct tcp_worker *tcp;
 	struct h1_worker *http;
+	struct h2_worker *h2;
 };
 unsigned outbound_nworkers(const struct outbound *ob);
 /* false: worker i never started (nothing to show). */

@@ -34,6 +34,7 @@ struct tap_event {
 	uint32_t latency_us;
 	uint16_t status; /* 0: no response (the client went away) */
 	uint16_t attempts;
+	int16_t grpc; /* gRPC status code; -1: not gRPC */
 	char service[136], method[16], authority[96], path[192], endpoint[64];
 	uint16_t headers_len;
 	char headers[TAP_HEADERS_MAX];
