@@ -114,3 +114,18 @@ def test_conns_tap_and_stat_see_grpc(weft, mesh):
     st = json.loads(subprocess.run([weft.env.weftctl, "-a", m.d.admin, "--json", "stat", "grpc"],
                                    capture_output=True, text=True).stdout)["services"][0]
     assert round(st["windows"]["1m"]["requests_per_s"] * st["windows"]["1m"]["seconds"]) >= 3, st
+
+
+def test_a_dead_endpoint_costs_no_failed_call(weft):
+    """One endpoint of two refuses connections: every call still succeeds
+    (the attempt goes to the other one), and the dead one is ejected."""
+    cg = weft.cgroup(tag="grpc-dead")
+    a = GrpcServer(weft, "a")
+    vip = vip_addr()
+    d = weft.weftd([cg], [service("grpc", [vip], [dead_addr(), a.addr], protocol="http2",
+                                  balancer="round-robin", attempts=3)])
+    r = call(cg, vip, n=100)
+    assert r["ok"] == 100 and r["replies"] == {"a": 100}, r
+    svc = [s for s in __import__("weft_harness").admin_json(d.admin, "/services")["services"]
+           if s["name"] == "grpc"][0]
+    assert any(e["state"] != "ready" for e in svc["endpoints"]), svc

@@ -188,3 +188,4 @@ def test_oversized_header_list_gets_431_and_the_connection_lives(weft, mesh):
     assert 3 in heads, ("stream 3 got no answer on the same connection", fs)
     assert not any(f[0] == GOAWAY for f in fs), fs
     assert m.d.running()
+
