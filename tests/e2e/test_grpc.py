@@ -129,3 +129,30 @@ def test_a_dead_endpoint_costs_no_failed_call(weft):
     svc = [s for s in __import__("weft_harness").admin_json(d.admin, "/services")["services"]
            if s["name"] == "grpc"][0]
     assert any(e["state"] != "ready" for e in svc["endpoints"]), svc
+
+
+def test_stalled_streams_and_idle_connections_time_out(weft):
+    """http.stream_idle_ms: a call on which nothing moves is answered
+    DEADLINE_EXCEEDED ("stalled"); http.keepalive_idle_ms: a client
+    connection without streams gets a GOAWAY and closes."""
+    cg = weft.cgroup(tag="grpc-idle")
+    a = GrpcServer(weft, "a")
+    vip = vip_addr()
+    d = weft.weftd([cg], [service("grpc", [vip], [a.addr], protocol="http2",
+                                  extra=" http = { stream_idle_ms = 1000; keepalive_idle_ms = 1500; };")])
+    r = call(cg, vip, method="Sleep", payload="3", timeout=10)
+    assert r["codes"] == {"DEADLINE_EXCEEDED": 1} and "stalled" in r["errors"][0], r
+    from weft_harness import admin_json
+    import time
+    # a channel that stays open but idle: weft closes it after keepalive_idle_ms
+    p = spawn(in_cgroup_argv(cg, [PYTHON, "-c",
+                                  "import grpc,time,sys\n"
+                                  "ch=grpc.insecure_channel(sys.argv[1],options=[('grpc.enable_http_proxy',0)])\n"
+                                  "print(ch.unary_unary('/weft.Echo/Who')(b'',timeout=5).decode(),flush=True)\n"
+                                  "time.sleep(6)\n", vip]), stdout=subprocess.PIPE, text=True)
+    weft._push("idle channel", lambda: stop_process(p, 3.0))
+    assert p.stdout.readline().strip() == "a"
+    assert wait_for(lambda: any(c.get("protocol") == "http2" for c in admin_json(d.admin, "/conns")["conns"]), 3)
+    assert wait_for(lambda: not any(c.get("protocol") == "http2" for c in admin_json(d.admin, "/conns")["conns"]),
+                    5), admin_json(d.admin, "/conns")
+    assert sum(prom_get(metrics(d.admin), "weft_http_idle_closed_total", service="grpc", state="keepalive")) >= 1

@@ -57,6 +57,7 @@ struct h2s {
 	bool dead, goaway_sent;
 	uint64_t bytes_in, bytes_out; /* from the client, to the client */
 	ev_tstamp started;
+	ev_tstamp idle_since;     /* no stream open since (0: streams are open) */
 	char ep_str[ADDR_STRLEN]; /* the last stream's endpoint (written under registry.lock) */
 };
 
@@ -75,6 +76,8 @@ struct h2up {
 	struct list_head streams; /* struct h2st.ulink */
 	unsigned active;
 	uint32_t max_streams;
+	uint32_t idle_timeout_ms; /* http.pool_idle_timeout_ms of the service that opened it */
+	ev_tstamp idle_since;     /* no stream since (0: streams are open) */
 	bool connected, dead, goaway;
 };
 
@@ -111,7 +114,7 @@ struct h2st {
 	uint64_t tried;
 	unsigned attempt;
 	bool counted;
-	double start, attempt_start;
+	double start, attempt_start, last_io;
 	ev_timer deadline;
 	int64_t deadline_ns;
 	/* response */
@@ -198,6 +201,7 @@ static void mark_dirty(struct h2_worker *w, struct h2conn *c)
 }
 
 static void s_flush(struct h2s *s);
+static void h2_tick_arm(struct h2_worker *w);
 static void up_flush(struct h2up *u);
 
 /* Every connection that has frames due, until none has. */
@@ -275,7 +279,8 @@ static void st_detach_up(struct h2st *st)
 	if (!st->up)
 		return;
 	list_del(&st->ulink);
-	st->up->active--;
+	if (!--st->up->active)
+		st->up->idle_since = now_of(st->up->w);
 	st->up = NULL;
 	st->uid = 0;
 	st->up_open = false;
@@ -294,7 +299,8 @@ static void st_maybe_free(struct h2st *st)
 	st_release_locked(st);
 	pthread_mutex_unlock(&reg->lock);
 	list_del(&st->slink);
-	st->s->n_streams--;
+	if (!--st->s->n_streams)
+		st->s->idle_since = now_of(st->s->w);
 	free(st->hb);
 	free(st->rh);
 	bq_free(&st->req);
@@ -726,6 +732,7 @@ static int cli_on_data(nghttp2_session *ng, uint8_t flags, int32_t id, const uin
 	}
 	if (bq_add(&st->resp, data, len) < 0)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	st->last_io = now_of(st->s->w);
 	nghttp2_session_resume_data(st->s->ng, st->id);
 	mark_dirty(st->s->w, &st->s->c);
 	return 0;
@@ -766,6 +773,7 @@ static ssize_t req_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t le
 	(void)id;
 	(void)arg;
 	if (n) {
+		st->last_io = now_of(s->w);
 		memcpy(buf, st->req.p + st->req.off + st->req_sent, n);
 		st->req_sent += n;
 		/* the client may send as much again (once, however many attempts) */
@@ -789,7 +797,7 @@ static ssize_t req_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t le
 	return NGHTTP2_ERR_DEFERRED;
 }
 
-static struct h2up *up_new(struct h2_worker *w, struct svc_ep *ep, uint32_t mark, uint32_t connect_ms)
+static struct h2up *up_new(struct h2_worker *w, struct svc_ep *ep, uint32_t mark, uint32_t connect_ms, uint32_t idle_ms)
 {
 	nghttp2_settings_entry iv[] = {
 		{ NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },
@@ -801,11 +809,13 @@ static struct h2up *up_new(struct h2_worker *w, struct svc_ep *ep, uint32_t mark
 	if (!u)
 		return NULL;
 	u->c.is_up = true;
+	u->idle_timeout_ms = idle_ms;
 	list_init(&u->c.dirty);
 	list_init(&u->streams);
 	u->w = w;
 	u->fd = -1;
 	u->max_streams = H2_MAX_UPSTREAM_STREAMS;
+	u->idle_since = ev_now(w->loop);
 	if (nghttp2_session_client_new2(&u->ng, h2g.cli, u, h2g.cli_opt) != 0) {
 		free(u);
 		return NULL;
@@ -833,18 +843,19 @@ static struct h2up *up_new(struct h2_worker *w, struct svc_ep *ep, uint32_t mark
 	u->ct.data = u;
 	ev_timer_start(w->loop, &u->ct);
 	list_add(&u->link, &w->ups);
+	h2_tick_arm(w);
 	return u;
 }
 
 /* A connection to ep with room for one more stream, or a new one. */
-static struct h2up *up_get(struct h2_worker *w, struct svc_ep *ep, uint32_t mark, uint32_t connect_ms)
+static struct h2up *up_get(struct h2_worker *w, struct svc_ep *ep, uint32_t mark, uint32_t connect_ms, uint32_t idle_ms)
 {
 	struct h2up *u;
 
 	list_for_each_entry(u, &w->ups, link)
 		if (u->ep == ep && !u->dead && !u->goaway && u->active < u->max_streams)
 			return u;
-	return up_new(w, ep, mark, connect_ms);
+	return up_new(w, ep, mark, connect_ms, idle_ms);
 }
 
 /* Does the route remove this field, or set it (HTTP/2 names are lower-case already)? */
@@ -945,7 +956,7 @@ static void attempt_start(struct h2st *st)
 		attempt_failed(st, true, "HTTP/2 to an endpoint on another node is not supported yet");
 		return;
 	}
-	u = up_get(s->w, ep, s->l7->mark, s->l7->connect_timeout_ms);
+	u = up_get(s->w, ep, s->l7->mark, s->l7->connect_timeout_ms, s->l7->pool_idle_timeout_ms);
 	if (!u) {
 		attempt_failed(st, true, "cannot open a connection to the endpoint");
 		return;
@@ -960,6 +971,7 @@ static void attempt_start(struct h2st *st)
 	st->uid = uid;
 	st->up_open = true;
 	u->active++;
+	u->idle_since = 0;
 	list_add_tail(&st->ulink, &u->streams);
 	mark_dirty(s->w, &u->c);
 }
@@ -1001,6 +1013,7 @@ static ssize_t resp_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
 
 	(void)arg;
 	if (n) {
+		st->last_io = now_of(st->s->w);
 		memcpy(buf, st->resp.p + st->resp.off, n);
 		st->resp.off += n;
 		if (st->resp.off == st->resp.len)
@@ -1044,7 +1057,7 @@ static void request_begin(struct h2st *st)
 	size_t vl, i;
 	bool shed;
 
-	st->start = now_of(s->w);
+	st->start = st->last_io = now_of(s->w);
 	st->started = true;
 	if (!st->method || !st->path || !st->scheme) {
 		if (st->method && st->method_len == 7 && !memcmp(st->method, "CONNECT", 7))
@@ -1143,6 +1156,7 @@ static int srv_on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, voi
 	st->deadline.data = st;
 	list_add_tail(&st->slink, &s->streams);
 	s->n_streams++;
+	s->idle_since = 0;
 	nghttp2_session_set_stream_user_data(ng, st->id, st);
 	return 0;
 }
@@ -1263,6 +1277,7 @@ static int srv_on_data(nghttp2_session *ng, uint8_t flags, int32_t id, const uin
 	}
 	if (bq_add(&st->req, data, len) < 0)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	st->last_io = now_of(s->w);
 	if (st->retryable && bq_len(&st->req) > s->l7->max_retry_body)
 		st->retryable = false; /* too big to keep for a retry */
 	if (st->up) {
@@ -1405,6 +1420,64 @@ static void s_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 	w_run(w);
 }
 
+/* ---- timeouts ----------------------------------------------------------------------------------------- */
+
+static void h2_tick_arm(struct h2_worker *w)
+{
+	if (!ev_is_active(&w->tick) && (!list_empty(&w->sessions) || !list_empty(&w->ups)))
+		ev_timer_start(w->loop, &w->tick);
+}
+
+/* Stalled streams, idle client connections, idle upstream connections. O(streams + connections). */
+static void h2_tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct h2_worker *w = t->data;
+	double now = ev_now(loop);
+	struct h2s *s, *sn;
+	struct h2up *u, *un;
+
+	(void)revents;
+	list_for_each_entry_safe(s, sn, &w->sessions, link) {
+		struct h2st *st, *stn;
+		double ka = s->l7->keepalive_idle_ms / 1000.0, si = s->l7->stream_idle_ms / 1000.0;
+
+		list_for_each_entry_safe(st, stn, &s->streams, slink) {
+			if (!si || !st->started || !st->cli_open || now - st->last_io < si)
+				continue;
+			log_debug("service %s: HTTP/2 stream %d: nothing moved for %.0f s (http.stream_idle_ms)",
+				  s->svc->name, st->id, now - st->last_io);
+			if (st->up) {
+				nghttp2_submit_rst_stream(st->up->ng, NGHTTP2_FLAG_NONE, st->uid, NGHTTP2_CANCEL);
+				nghttp2_session_set_stream_user_data(st->up->ng, st->uid, NULL);
+				mark_dirty(w, &st->up->c);
+				st_detach_up(st);
+			}
+			if (!st->resp_head_sent)
+				st_fail(st, 504, GRPC_DEADLINE_EXCEEDED, "the stream stalled (http.stream_idle_ms)");
+			else
+				nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+			st->last_io = now;
+			mark_dirty(w, &s->c);
+		}
+		if (ka && !s->n_streams && s->idle_since && now - s->idle_since >= ka && !s->goaway_sent) {
+			nghttp2_submit_goaway(s->ng, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(s->ng),
+					      NGHTTP2_NO_ERROR, NULL, 0);
+			s->goaway_sent = true;
+			pthread_mutex_lock(&w->reg->lock);
+			s->svc->stat->http->idle_closed[H1_IDLE_KEEPALIVE]++;
+			pthread_mutex_unlock(&w->reg->lock);
+			mark_dirty(w, &s->c);
+		}
+	}
+	list_for_each_entry_safe(u, un, &w->ups, link)
+		if (!u->active && u->idle_since && u->idle_timeout_ms &&
+		    now - u->idle_since >= u->idle_timeout_ms / 1000.0)
+			up_dead(u, "idle (http.pool_idle_timeout_ms)");
+	w_run(w);
+	if (list_empty(&w->sessions) && list_empty(&w->ups))
+		ev_timer_stop(loop, t);
+}
+
 /* ---- setup ------------------------------------------------------------------------------------------ */
 
 static int h2_global_init(void)
@@ -1443,6 +1516,8 @@ void h2_worker_init(struct h2_worker *w, struct ev_loop *loop, unsigned id, stru
 	list_init(&w->sessions);
 	list_init(&w->ups);
 	list_init(&w->dirty_list);
+	ev_timer_init(&w->tick, h2_tick_cb, H2_TICK_S, H2_TICK_S);
+	w->tick.data = w;
 }
 
 void h2_start(struct h2_worker *w, int fd, struct svc *svc, const struct weft_orig *orig,
@@ -1495,6 +1570,8 @@ void h2_start(struct h2_worker *w, int fd, struct svc *svc, const struct weft_or
 	ev_io_init(&s->io, s_io_cb, fd, EV_READ);
 	s->io.data = s;
 	ev_io_start(w->loop, &s->io);
+	s->idle_since = ev_now(w->loop);
+	h2_tick_arm(w);
 	if (w->draining) {
 		nghttp2_submit_goaway(s->ng, NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR, NULL, 0);
 		s->goaway_sent = true;
@@ -1529,6 +1606,7 @@ void h2_worker_abort(struct h2_worker *w)
 	while (!list_empty(&w->ups))
 		up_dead(list_first_entry(&w->ups, struct h2up, link), "weftd is stopping");
 	list_init(&w->dirty_list);
+	ev_timer_stop(w->loop, &w->tick);
 }
 
 void h2_metrics(struct buf *out)

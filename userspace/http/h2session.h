@@ -31,6 +31,12 @@
  * refused (REFUSED_STREAM, or beyond a GOAWAY's last stream) before any
  * response byte, goes to another endpoint while its request body is still
  * whole in memory (http.max_retry_body) and the retry budget allows.
+ * * Timeouts (checked every H2_TICK_S): a stream with no byte moving either
+ * way for http.stream_idle_ms (a zero-window stall included) is reset, or
+ * answered 504 / DEADLINE_EXCEEDED before its response; a client
+ * connection with no stream for http.keepalive_idle_ms gets a GOAWAY and
+ * closes; an upstream connection with no stream for
+ * http.pool_idle_timeout_ms closes.
  *
  * Defences: SETTINGS_MAX_CONCURRENT_STREAMS H2_MAX_STREAMS per client
  * connection; header lists beyond http.max_header_bytes are refused (HPACK
@@ -65,6 +71,7 @@
 #define H2_RST_RATE 33                /* resets per second after the burst; beyond: GOAWAY */
 #define H2_MAX_CONTINUATIONS 8        /* CONTINUATION frames per header block */
 #define H2_MAX_UPSTREAM_STREAMS 100   /* until the endpoint's SETTINGS say otherwise */
+#define H2_TICK_S 1.0                 /* how often idle connections and stalled streams are looked for */
 
 struct registry;
 struct svc;
@@ -77,6 +84,7 @@ struct h2_worker {
 	struct list_head sessions;   /* struct h2s.link (linked under registry.lock, for /conns) */
 	struct list_head ups;        /* struct h2up.link: upstream connections */
 	struct list_head dirty_list; /* connections with frames to send once the event is handled */
+	ev_timer tick;               /* idle and stall checks, every H2_TICK_S while anything is open */
 	bool draining;
 };
 
