@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-"""Balancing and failure handling for TCP services, through the real kernel.
+"""Balancing and failure handling for TCP services (and the ewma balancer on
+an HTTP service), through the real kernel.
 
 Each dialogue runs one weftd, real backends, and a client inside an enrolled
-cgroup. Many-connection runs use one client process (LOOP below) that makes N
-sequential HTTP requests to the VIP and reports which backend answered each.
+cgroup. Many-connection runs use client processes (LOOP below) that each make
+N sequential HTTP requests to the VIP, one connection each, and report which
+backend answered each; loops() runs several at once.
 """
 
 import collections
@@ -14,8 +16,8 @@ import subprocess
 import threading
 import time
 
-from weft_harness import (free_port, http_get, in_cgroup_argv, service, spawn, stop_process,
-                          vip_addr, wait_for)
+from weft_harness import (free_port, http_backend, http_get, http_requests, in_cgroup_argv, service,
+                          spawn, stop_process, vip_addr, wait_for)
 
 PY = "/usr/bin/python3"
 
@@ -136,13 +138,22 @@ def test_max_ejection_percent_keeps_serving(weft):
     assert srv.conns()
 
 
+# An HTTP/1.1 server answering {"server": NAME} (argv[3], default SLOW) after
+# argv[2] seconds: a number, or a file holding one (read at each request, so a
+# test can make it recover).
 SLOW = r'''
-import socket, sys, threading, time
+import json, socket, sys, threading, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 host, port = sys.argv[1].rsplit(":", 1); s.bind((host, int(port))); s.listen(256)
+body = json.dumps({"server": sys.argv[3] if len(sys.argv) > 3 else "SLOW"}).encode()
+def delay():
+    if sys.argv[2].startswith("/"):
+        with open(sys.argv[2]) as f:
+            return float(f.read())
+    return float(sys.argv[2])
 def serve(c):
-    c.recv(65536); time.sleep(float(sys.argv[2]))
-    c.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 17\r\nConnection: close\r\n\r\n{"server":"SLOW"}')
+    c.recv(65536); time.sleep(delay())
+    c.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n' % len(body) + body)
     c.close()
 print("listening", flush=True)
 while True:
@@ -150,23 +161,109 @@ while True:
 '''
 
 
-def test_slow_endpoint_gets_fewer_under_ewma(weft):
+def slow_server(delay, name="SLOW"):
+    # (process, address); the caller stops the process
+    addr = "127.0.0.1:%d" % free_port()
+    p = spawn([PY, "-c", SLOW, addr, str(delay), name], stdout=subprocess.PIPE)
+    assert p.stdout.readline().strip() == b"listening"
+    return p, addr
+
+
+def loops(cg, vip, clients, n, timeout=120):
+    # `clients` LOOP clients at once, n connections each: merged counts
+    ps = [subprocess.Popen(in_cgroup_argv(cg, [PY, "-c", LOOP, vip, str(n)]), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE) for _ in range(clients)]
+    servers, errors = collections.Counter(), collections.Counter()
+    for p in ps:
+        out, err = p.communicate(timeout=timeout)
+        assert p.returncode == 0, err.decode()
+        res = json.loads(out.decode().strip().splitlines()[-1])
+        servers.update(res["servers"])
+        errors.update(res["errors"])
+    return {"servers": dict(servers), "errors": dict(errors)}
+
+
+def test_slow_endpoint_starved_under_ewma(weft):
+    # The issue's shape: three endpoints of an opaque TCP service, one answering
+    # after 100 ms (hundreds of times the others), 8 clients at once making
+    # connections. The latency sample of a TCP connection is connect time plus
+    # the wait for the first byte back, and the slow endpoint loses every pair
+    # it is drawn into: after a warm-up it only gets its latency probes (0.25 s,
+    # 0.5 s, 1 s, ... apart): 1 of 320 measured. Target under 5%; the old
+    # balancer (draws with replacement, a soft choice) gave it 12.5%.
     cg = weft.cgroup(tag="app")
     a, b = weft.server("http", "A"), weft.server("http", "B")
-    slow = "127.0.0.1:%d" % free_port()
-    p = spawn([PY, "-c", SLOW, slow, "0.05"], stdout=subprocess.PIPE)
+    p, slow = slow_server(0.1)
     try:
-        assert p.stdout.readline().strip() == b"listening"
         vip = vip_addr()
         d = weft.weftd([cg], [service("web", [vip], [a.addr, b.addr, slow], balancer="ewma")])
-        res = loop(cg, vip, 300)
+        warm = loop(cg, vip, 40)
+        assert warm["errors"] == {}, warm
+        res = loops(cg, vip, 8, 40)
         assert res["errors"] == {}, res
         got = res["servers"]
-        # P2C over peak-EWMA: the 50 ms endpoint only wins when drawn twice (~1/9),
-        # round-robin would give it 100.
-        assert got.get("SLOW", 0) < 60, got
-        assert got["A"] > 90 and got["B"] > 90, got
-        assert endpoint(d, "web", slow)["ewma_ms"] > 20, services_of(d)
+        assert sum(got.values()) == 320, got
+        assert got.get("SLOW", 0) < 16, got
+        assert got["A"] > 100 and got["B"] > 100, got
+        assert endpoint(d, "web", slow)["ewma_ms"] > 50, services_of(d)
+    finally:
+        stop_process(p)
+
+
+def test_slow_endpoint_starved_under_ewma_http(weft):
+    # The same per request: an HTTP service over keep-alive connections, one of
+    # three backends answering after 100 ms, 8 clients at once. The sample is
+    # the time to the response head. Counted at the backends, after a warm-up:
+    # 0 of 400 measured (the old balancer: 11%).
+    cg = weft.cgroup(tag="app")
+    a, b = http_backend(weft, "ok", "A"), http_backend(weft, "ok", "B")
+    s = http_backend(weft, "slow", "S", delay=0.1)
+    vip = vip_addr()
+    d = weft.weftd([cg], [service("web", [vip], [a.addr, b.addr, s.addr], protocol="http",
+                                  balancer="ewma")])
+    warm = http_requests(vip, cg, n=40, concurrency=8, keepalive=True, timeout=10)
+    assert warm["statuses"] == {"200": 40}, warm
+    before = {x.name: len(x.requests()) for x in (a, b, s)}
+    res = http_requests(vip, cg, n=400, concurrency=8, keepalive=True, timeout=10)
+    assert res["statuses"] == {"200": 400}, res
+    got = {x.name: len(x.requests()) - before[x.name] for x in (a, b, s)}
+    assert got == {k: res["servers"].get(k, 0) for k in got}, (got, res["servers"])
+    assert got["S"] < 20, got
+    assert got["A"] > 150 and got["B"] > 150, got
+    assert endpoint(d, "web", s.addr)["ewma_ms"] > 50, services_of(d)
+
+
+def test_recovered_endpoint_gets_traffic_back_ewma(weft, tmp_path):
+    # Starved while slow; once it answers at once again its next latency probe
+    # (at most 10 s later; here, early in its back-off, within a second or so)
+    # brings it back to its share.
+    cg = weft.cgroup(tag="app")
+    a, b = weft.server("http", "A"), weft.server("http", "B")
+    delay = tmp_path / "delay"
+
+    def set_delay(v):
+        # atomically: the server reads the file at each request
+        (tmp_path / "delay.new").write_text(v)
+        os.replace(tmp_path / "delay.new", delay)
+    set_delay("0.1")
+    p, slow = slow_server(str(delay))
+    try:
+        vip = vip_addr()
+        d = weft.weftd([cg], [service("web", [vip], [a.addr, b.addr, slow], balancer="ewma")])
+        res = loop(cg, vip, 100)
+        assert res["errors"] == {} and res["servers"].get("SLOW", 0) < 5, res
+        set_delay("0")
+        seen = collections.Counter()
+
+        def back():
+            seen.update(loop(cg, vip, 30)["servers"])
+            return seen["SLOW"] > 0
+        assert wait_for(back, timeout=15, interval=0.1), (seen, endpoint(d, "web", slow))
+        res = loop(cg, vip, 600)
+        assert res["errors"] == {}, res
+        # a third would be 200; ~190 measured, a loaded host's outliers cost some
+        assert res["servers"].get("SLOW", 0) > 60, res
+        assert endpoint(d, "web", slow)["ewma_ms"] < 20, services_of(d)
     finally:
         stop_process(p)
 
@@ -204,13 +301,29 @@ def test_weights_least_conn(weft):
 
 
 def test_weights_ewma(weft):
-    # ewma is load-aware: the endpoint with 3x the traffic more often still
-    # holds the previous (closing) connection when the next pick happens, which
-    # doubles its cost for that pick, so 3:1 comes out near 2.2-3:1 here. Without
-    # weights it would be 1:1. The exact property (equal cost -> exactly the
-    # weight share) is the unit test test_p2c_weights.
-    got = weighted_run(weft, "ewma", 1200)
-    assert 1.8 <= got["A"] / got["B"] <= 4.5, got
+    # Equal endpoints get their weight share: of the two candidates of a pick the
+    # first, drawn by weight, keeps it unless the other is clearly (1.5x) cheaper,
+    # and load counts per unit of weight (3 connections in flight on the weight-3
+    # endpoint cost what 1 does on the other). "Equal" needs backends that stay
+    # equal under the test's load: each answers after 5 ms, so a Python server
+    # busier with 3x the connections (slower by a millisecond or two on this VM,
+    # which a latency-aware balancer rightly holds against it) does not count.
+    # 8 clients at once, after a warm-up: 3:1 within 10% (0.675-0.825).
+    cg = weft.cgroup(tag="app")
+    pa, a = slow_server(0.005, "A")
+    pb, b = slow_server(0.005, "B")
+    try:
+        vip = vip_addr()
+        weft.weftd([cg], [service("web", [vip], [(a, 3), (b, 1)], balancer="ewma")])
+        warm = loops(cg, vip, 8, 10)
+        assert warm["errors"] == {}, warm
+        res = loops(cg, vip, 8, 200)
+        assert res["errors"] == {}, res
+        got = res["servers"]
+        assert 0.675 <= got["A"] / 1600 <= 0.825, got
+    finally:
+        stop_process(pa)
+        stop_process(pb)
 
 
 def test_connection_limit_refuses_excess_at_once(weft):

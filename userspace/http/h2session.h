@@ -9,7 +9,7 @@
  * gRPC client's one long-lived connection is balanced per call, not per
  * connection: every stream is routed (method, authority, path, headers, as
  * HTTP/1.1: codec/h1route), its backend service picked by weight and its
- * endpoint by the service's balancer (P2C on the peak-EWMA of response
+ * endpoint by the service's balancer (P2C on the EWMA of response
  * latency by default).
  *
  * Flow control end to end: neither session sends WINDOW_UPDATE by itself

@@ -3,11 +3,41 @@
  * balancer: endpoint choice and failure accrual for one service.
  *
  * Modes:
- * - "ewma" (default): power of two choices over peak-EWMA cost (Finagle,
- *   linkerd2-proxy): two candidates drawn by weight; cost is
- *   max(latency, floor) * (active + 1) and each of the two wins in inverse
- *   proportion to its cost. Equal endpoints get traffic in proportion to
- *   their weights; slow or loaded ones lose most draws.
+ * - "ewma" (default): power of two choices (P2C) over a moving average of
+ *   response latency, the model of Finagle and linkerd2-proxy. A pick:
+ *   1. draws x by weight, then y by weight among the other candidates (two
+ *      distinct candidates);
+ *   2. costs each: latency * (active / weight + 1), the latency its average
+ *      (bal_observe) decayed towards 0 since its last sample, at least
+ *      BAL_EWMA_FLOOR_US;
+ *   3. gives it to y if y costs less than x / BAL_COST_TIE (2.25), else to x.
+ *   An endpoint whose latency is unknown (no sample yet, or none for
+ *   BAL_LAT_PROBE_S: 0.25 s, doubling while its probes keep it out, up to
+ *   BAL_EWMA_DECAY_S) costs the floor, so the next pick that draws it first
+ *   is a latency probe; the probe's answer replaces its estimate, and until it
+ *   comes the endpoint costs BAL_UNKNOWN_US (one probe in flight, no burst).
+ *   What follows, and is tested (tests/unit/test_balancer.c, fake clock):
+ *   - An endpoint clearly slower than all its peers loses every pair it is
+ *     drawn into, so all it gets is its probes: one request per
+ *     BAL_EWMA_DECAY_S once the back-off has grown. A 50x slower one of
+ *     three gets 0.001-0.01% of the picks (one at a time, or 8 in flight).
+ *     The old rule drew with replacement and let each of two candidates win
+ *     in inverse proportion to its cost: the slow one won whenever drawn
+ *     twice (1/9) and 2% of its mixed pairs, 11.4% in all.
+ *   - Equal endpoints share by weight: x alone is drawn by weight and keeps
+ *     the pick unless y is clearly cheaper; a slow endpoint's share goes to
+ *     the others in proportion to their weights. Load counts per unit of
+ *     weight, so this holds with requests in flight too (3:1 comes out
+ *     between 73:27 and 77:23 from 1 to 16 in flight). The band is what
+ *     lets weights through: a strict "cheaper wins" would let a 10% latency
+ *     difference, or one request in flight against none, decide every pick.
+ *     It sits above 2 because that ratio is the commonest load step (an idle
+ *     weight-1 endpoint against one with a request in flight).
+ *   - An endpoint that recovers gets its share back within BAL_EWMA_DECAY_S
+ *     (its next probe), at once when the back-off is short.
+ *   - A new endpoint takes one request before its first answer says how fast
+ *     it is (Finagle's penalty for pending requests on an endpoint with no
+ *     estimate; linkerd2-proxy starts it at a default latency instead).
  * - "round-robin": smooth weighted round-robin (nginx): each pick adds every
  *   candidate's weight to its score, takes the highest and subtracts the total
  *   from it. Weights 3:1 give A A B A, never bursts.
@@ -37,13 +67,16 @@
 enum bal_state { BAL_READY = 0, BAL_EJECTED, BAL_PROBING };
 
 struct bal_endpoint {
-	uint32_t weight;   /* >= 1 (0 counts as 1) */
-	int64_t current;   /* smooth WRR score */
-	uint32_t active;   /* open connections (the caller maintains it) */
-	uint64_t total;    /* times picked */
-	uint64_t failures; /* failed connects */
-	double ewma_us;    /* peak-EWMA of connect latency, microseconds */
-	double ewma_at;    /* when ewma_us was last updated, seconds */
+	uint32_t weight;      /* >= 1 (0 counts as 1) */
+	int64_t current;      /* smooth WRR score */
+	uint32_t active;      /* open connections (the caller maintains it) */
+	uint64_t total;       /* times picked */
+	uint64_t failures;    /* failed connects */
+	double ewma_us;       /* moving average of response latency, microseconds */
+	double ewma_at;       /* when ewma_us was last updated, seconds (0: never) */
+	double lat_probe_at;  /* last latency probe (a pick while the latency was unknown), seconds */
+	uint32_t lat_probes;  /* latency probes since it was last picked on its estimate */
+	uint32_t lat_samples; /* samples averaged in ewma_us since it was last replaced */
 	enum bal_state state;
 	uint32_t consecutive;   /* failed connects in a row */
 	uint32_t backoff_level; /* ejections since the last successful probe */
@@ -52,16 +85,42 @@ struct bal_endpoint {
 	uint64_t ejections;     /* times ejected */
 };
 
-/* Decay time of the peak-EWMA, seconds (Finagle and linkerd2-proxy use 10 s). */
+/*
+ * Time constant of the latency average, seconds (Finagle and linkerd2-proxy
+ * use 10 s): between samples an estimate decays by e in this time; it is
+ * also the longest a starved endpoint waits for its next latency probe.
+ */
 #define BAL_EWMA_DECAY_S 10.0
+/*
+ * The least weight one sample has in the average: it spans about the last
+ * 100 answers (fewer when they are far apart in time). Small enough that one
+ * outlier does not starve an endpoint (a 20x answer moves its estimate by a
+ * fifth), large enough that an endpoint turning 50x slower is past the tie
+ * band at its third answer; a new or stale one is judged on its first.
+ */
+#define BAL_EWMA_ALPHA 0.01
+/*
+ * An estimate not refreshed for this long is stale, and the endpoint is
+ * probed; doubled for each probe in a row that did not bring it back (the
+ * first after one that answered twice as fast as before restarts at this),
+ * up to BAL_EWMA_DECAY_S.
+ */
+#define BAL_LAT_PROBE_S 0.25
 /* Latencies below this are treated as equal (noise on a LAN or loopback). */
 #define BAL_EWMA_FLOOR_US 500.0
+/* Of two candidates, the second wins only when it costs less than the first over this. */
+#define BAL_COST_TIE 2.25
+/* Latency assumed for an endpoint whose latency probe has not answered yet (1000 s). */
+#define BAL_UNKNOWN_US 1e9
 /* A probe whose result never came (connection aborted) frees the slot after this. */
 #define BAL_PROBE_TIMEOUT_S 30.0
 
 /*
- * Feeds one latency sample (usec) observed at time now (seconds): a sample
- * above the average replaces it at once (peak), lower ones decay into it.
+ * Feeds one latency sample (usec) observed at time now (seconds). The first,
+ * and the answer to a latency probe (or any sample while the estimate is
+ * stale), replaces the estimate; later ones are averaged in with weight
+ * max(1/k for the k-th since then, 1 - (1 - BAL_EWMA_ALPHA) e^(-dt /
+ * BAL_EWMA_DECAY_S)), dt the time since the previous sample.
  */
 void bal_observe(struct bal_endpoint *e, double sample_us, double now);
 

@@ -113,13 +113,23 @@ static void conn_event(void *arg, struct relay *r, enum relay_event_kind kind, v
 		c->svc->stat->pending--;
 		conn_breaker(c, true);
 		svc_ep_observe_connect(ep, (double)value / 1e6);
-		bal_observe(&ep->bal, (double)value, ev_now(c->tw->loop));
+		c->connect_us = value; /* the latency sample waits for the first byte back */
 		log_debug("conn %s -> %s: connected to %s in %lld us", addr_format(&c->client, a, sizeof(a)),
 			  c->svc->name, ep->addr_str, (long long)value);
 		break;
 	case RELAY_EV_FIRST_BYTE:
-		/* peak-EWMA keeps the larger of connect and response latency */
-		bal_observe(&ep->bal, (double)value, ev_now(c->tw->loop));
+		/*
+		 * One latency sample per connection: connect plus the wait for the
+		 * first byte back (after the client's first bytes went up, or
+		 * after connect when the server speaks first), what the client
+		 * waits for its first answer. Connect time alone is no sample: the
+		 * kernel accepts for a server however slow it is to answer, and
+		 * it would make a new endpoint look fast before its first answer.
+		 */
+		bal_observe(&ep->bal, (double)(c->connect_us + value), ev_now(c->tw->loop));
+		log_debug("conn %s -> %s: first byte from %s after %lld us (connect %lld us)",
+			  addr_format(&c->client, a, sizeof(a)), c->svc->name, ep->addr_str, (long long)value,
+			  (long long)c->connect_us);
 		break;
 	case RELAY_EV_CONNECT_FAIL:
 		ep->connect_errors[svc_err_of((int)value)]++;

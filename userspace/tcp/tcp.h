@@ -50,6 +50,7 @@ struct tcp_conn {
 	int cur;           /* index in svc of the endpoint being tried */
 	struct mtls *mtls; /* TLS bundle this connection may use (ref held) */
 	ev_tstamp started;
+	int64_t connect_us; /* connect time of the connected attempt, usec */
 };
 
 /* 0, or -ENOMEM. buffer_size: agent.buffer_size (the relay pool's). */
