@@ -559,6 +559,13 @@ static void up_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 		}
 		u->connected = true;
 		ev_timer_stop(loop, &u->ct);
+		/* the latency the balancer learns is the endpoint's, not the connect's (fed separately) */
+		{
+			struct h2st *st;
+
+			list_for_each_entry(st, &u->streams, ulink)
+				st->attempt_start = ev_now(loop);
+		}
 		pthread_mutex_lock(&w->reg->lock);
 		svc_ep_observe_connect(u->ep, ev_now(loop) - u->t0);
 		u->ep->opened++;
