@@ -30,15 +30,21 @@ CPU time per 100k requests), open-loop HTTP latency at a fixed rate
 message rate. Once per proxy target, on a freshly started proxy: resident
 memory idle and with N idle connections held open through it. At the end, the
 per-pod cost: weftd's descriptors and RSS before and after BENCH_PODS more pods
-(network namespace, cgroups, a pause process each) are served. Results:
+(network namespace, cgroups, a pause process each) are served. Last, the
+Kubernetes discovery phase (run_kube; alone with BENCH_ONLY=kube): a third
+weftd discovering 10k Services / 100k endpoints from the e2e tests' API server
+(tests/e2e/kubeapi.py, run in this process): initial sync, full relists after
+a 410, single watch events, with weftd's CPU and peak RSS. Results:
 build/bench/results.md and results.json; configs and logs in build/bench/logs/.
 
 Every object is named weft-bench-<run id>: the cgroup tree under the cgroup2
 mount (the pods' cgroups are inside it), the bpffs pin directories
-(weft-bench-<id> and weft-bench-<id>-nofast), the network namespaces
+(weft-bench-<id>, weft-bench-<id>-nofast, weft-bench-<id>-kube), the network namespaces
 weft-bench-<id>-*, the pod's veth wbench<id> (host side), the temp directory.
 All traffic stays on 127.0.0.0/8 and on the pod's veth (a free /30 of
-198.18.254.0/24; the pod has no route beyond it). Knobs (environment): see ENV
+198.18.254.0/24; the pod has no route beyond it); the discovery phase's
+ClusterIPs (127.13.0.0/16) and endpoints (198.18.0.0/15) are only written to
+its weftd's state, never dialled. Knobs (environment): see ENV
 below and docs/benchmarks.md.
 """
 
@@ -1314,7 +1320,7 @@ http {
         in 198.18.0.0/15 and never dialled. Every fifth endpoint is on the
         other node (the cross-node path of kmodel; without node-to-node mTLS
         weftd reaches it directly, as the DaemonSet's default does).
-        -> (slices: [(namespace, name)], bytes of JSON as stored)."""
+        -> the slices as [(namespace, name)], slice i for Service i."""
         import kubeapi
         node, other = KUBE_NODE, KUBE_OTHER_NODE
         api.upsert(kubeapi.node(node, ["127.0.0.1"]))
@@ -1437,7 +1443,11 @@ http {
         first = {}
 
         def at_first_request():
-            first.update(t=time.time(), cpu_ns=proc_cpu_ns(self.procs["weftd-kube"].pid))
+            # in a server thread, before the request is served
+            try:
+                first.update(t=time.time(), cpu_ns=proc_cpu_ns(self.procs["weftd-kube"].pid))
+            except (OSError, KeyError):
+                pass    # weftd is gone: the wait below says so
         api.on_request = at_first_request
         pc0 = time.process_time()
         t_exec = time.time()
@@ -1447,6 +1457,8 @@ http {
         kinds = ("services", "endpointslices", "pods", "nodes")
         ts, count, apply_s, _ = self.kube_wait_applied(fol, "listed", kinds, 120 + n / 100.0, "the initial sync")
         cpu = proc_cpu_ns(pid)
+        if "t" not in first:
+            raise Failure("weftd-kube synced without a request seen by the test API server")
         mem = proc_mem(pid)
         if count != n:
             raise Failure("weftd-kube applied %d discovered services after the initial sync, expected %d:\n%s"
@@ -1491,6 +1503,8 @@ http {
                                                            "relist %d" % (i + 1))
             cpu = proc_cpu_ns(pid)
             mem = proc_mem(pid)
+            if "t" not in first:
+                raise Failure("weftd-kube relisted without a request seen by the test API server")
             if count != n - len(victims):
                 raise Failure("weftd-kube applied %d discovered services after relist %d, expected %d"
                               % (count, i + 1, n - len(victims)))
