@@ -7,7 +7,8 @@
 # 1. installs the benchmark's own tools if they are missing (wrk, haproxy,
 #    nginx-light, sockperf; Debian packages, not needed by `make test`),
 # 2. builds the open-loop load generator build/bench/weft-loadgen,
-# 3. runs scripts/bench/bench.py, which measures direct / weft / HAProxy and
+# 3. runs scripts/bench/bench.py, which measures direct / weft / HAProxy,
+#    then weftd's Kubernetes discovery against the test API server, and
 #    writes build/bench/results.md and results.json (docs/benchmarks.md),
 # 4. on every exit path (normal, error, Ctrl-C, SIGTERM) sweeps away whatever
 #    this run made: cgroups weft-bench-<pid>* under the cgroup2 mount (the
@@ -17,6 +18,7 @@
 #
 # Knobs are environment variables (BENCH_ROUNDS=3, BENCH_WRK_SECONDS=4, ...):
 # see docs/benchmarks.md or the ENV table in scripts/bench/bench.py.
+# BENCH_ONLY=kube runs the discovery phase alone (steps 1 and 2 skipped).
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -63,36 +65,42 @@ install_pkgs() {
 
 have() { command -v "$1" >/dev/null 2>&1; }
 
-need=()
-have wrk || need+=(wrk)
-have haproxy || need+=(haproxy)
-have nginx || need+=(nginx-light)
-have sockperf || need+=(sockperf)
-if [ ${#need[@]} -gt 0 ]; then
-	if ! install_pkgs "${need[@]}"; then
-		# nginx-light is gone from newer Debian releases: plain nginx then.
-		# sockperf is optional (no TCP ping-pong latency without it).
-		retry=()
-		for p in "${need[@]}"; do
-			case $p in
-			nginx-light) retry+=(nginx) ;;
-			sockperf) ;;
-			*) retry+=("$p") ;;
-			esac
-		done
-		[ ${#retry[@]} -eq 0 ] || install_pkgs "${retry[@]}" || die "could not install ${retry[*]}"
-		have sockperf || install_pkgs sockperf ||
-			echo "bench: sockperf not available: TCP ping-pong latency will be skipped" >&2
+ONLY=${BENCH_ONLY:-}
+install_tools() {
+	local need=() retry=() p
+	have wrk || need+=(wrk)
+	have haproxy || need+=(haproxy)
+	have nginx || need+=(nginx-light)
+	have sockperf || need+=(sockperf)
+	if [ ${#need[@]} -gt 0 ]; then
+		if ! install_pkgs "${need[@]}"; then
+			# nginx-light is gone from newer Debian releases: plain nginx then.
+			# sockperf is optional (no TCP ping-pong latency without it).
+			for p in "${need[@]}"; do
+				case $p in
+				nginx-light) retry+=(nginx) ;;
+				sockperf) ;;
+				*) retry+=("$p") ;;
+				esac
+			done
+			[ ${#retry[@]} -eq 0 ] || install_pkgs "${retry[@]}" || die "could not install ${retry[*]}"
+			have sockperf || install_pkgs sockperf ||
+				echo "bench: sockperf not available: TCP ping-pong latency will be skipped" >&2
+		fi
 	fi
-fi
-for t in wrk haproxy nginx taskset ip nsenter; do
-	have "$t" || die "$t not found after install"
-done
+	for p in wrk haproxy nginx ip nsenter; do
+		have "$p" || die "$p not found after install"
+	done
+}
+# The discovery phase alone (BENCH_ONLY=kube) needs weftd, Python and openssl only.
+[ "$ONLY" = kube ] || install_tools
+have taskset || die "taskset not found (util-linux)"
+have openssl || die "openssl not found (the test API server makes its certificates with it)"
 
 # --- load generator --------------------------------------------------------
 mkdir -p build/bench
 LOADGEN=build/bench/weft-loadgen
-if [ ! -x "$LOADGEN" ] || [ scripts/bench/loadgen.c -nt "$LOADGEN" ]; then
+if [ "$ONLY" != kube ] && { [ ! -x "$LOADGEN" ] || [ scripts/bench/loadgen.c -nt "$LOADGEN" ]; }; then
 	echo "bench: CC $LOADGEN" >&2
 	${CC:-cc} -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow \
 		-o "$LOADGEN" scripts/bench/loadgen.c -lm
@@ -157,7 +165,11 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
 
-echo "bench: run $NAME (about 5-6 minutes; results in build/bench/results.md)" >&2
+if [ "$ONLY" = kube ]; then
+	echo "bench: run $NAME, the Kubernetes discovery phase alone (about a minute; results in build/bench/results.md)" >&2
+else
+	echo "bench: run $NAME (about 6-7 minutes; results in build/bench/results.md)" >&2
+fi
 # A session of its own: one scheduling autogroup for the whole benchmark (BENCH_NICE).
 setsid "$PY" scripts/bench/bench.py --run-id "$RUN_ID" --tmp "$TMP" &
 PYPID=$!

@@ -866,21 +866,35 @@ class Handler(BaseHTTPRequestHandler):
                         410, "The provided continue parameter is too old to display a consistent list "
                         "result. You can start a new list without the continue parameter.", "Expired"))
                     return
-            keyed = [(k, o) for k, o in sorted(self.api._store.items())
-                     if k[0] == res.plural and flt.match(o) and (after is None or k > after)]
+            # filter, then sort: a page of a 20k-object store costs what the
+            # kind holds past the token, not the whole store
+            keyed = sorted(((k, o) for k, o in self.api._store.items()
+                            if k[0] == res.plural and (after is None or k > after) and flt.match(o)),
+                           key=lambda kv: kv[0])
         more = ""
         if limit > 0 and len(keyed) > limit:
             keyed = keyed[:limit]
             more = base64.b64encode(json.dumps({"rv": rv, "after": list(keyed[-1][0])}).encode()).decode()
-        items = [without_type(copy.deepcopy(o)) for _, o in keyed]
         md = {"resourceVersion": str(rv)}
         if more:
             md["continue"] = more
         entry["status"] = 200
         entry["list_rv"] = rv
         entry["continue"] = bool(cont)
-        self._body(200, {"kind": res.kind + "List", "apiVersion": res.api_version,
-                         "metadata": md, "items": items})
+        # the same bytes as dumps() of the whole list, each item's JSON made
+        # once per stored version (a 10k-object relist lists the same objects
+        # again). No copy: a stored object is never changed in place (upsert
+        # stores a new one), so it is read after the lock is let go.
+        cache = self.api._item_json
+        items = []
+        for k, o in keyed:
+            got = cache.get(k)
+            if got is None or got[0] is not o:
+                got = cache[k] = (o, dumps(without_type(o)).encode())
+            items.append(got[1])
+        self._body(200, b"".join((dumps({"kind": res.kind + "List", "apiVersion": res.api_version,
+                                         "metadata": md})[:-1].encode(),
+                                  b',"items":[', b",".join(items), b"]}")))
 
     def _watch(self, entry, res, flt, q):
         api = self.api
@@ -1047,6 +1061,7 @@ class KubeAPI:
         self._lock = threading.RLock()
         self._lock_cond = threading.Condition(self._lock)
         self._store = {}            # (plural, ns, name) -> obj (no kind/apiVersion)
+        self._item_json = {}        # (plural, ns, name) -> (obj, its JSON as a list item)
         self._history = []          # Events after the compaction point
         self._rv = 1000             # as a fresh cluster's revision is not 0
         self._compacted = 0

@@ -18,7 +18,7 @@
 
 static void check_equal(const struct preamble *a, const struct preamble *b)
 {
-	if (a->target.len != b->target.len || memcmp(&a->target.ss, &b->target.ss, a->target.len) != 0 ||
+	if (a->target.len != b->target.len || memcmp(&a->target.sa, &b->target.sa, a->target.len) != 0 ||
 	    a->proto != b->proto || strcmp(a->service, b->service) != 0 || strcmp(a->claimed_id, b->claimed_id) != 0 ||
 	    a->flags != b->flags)
 		abort();

@@ -18,6 +18,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +32,82 @@
  * buffer of a stream that once carried a 4 MiB object does not stay 4 MiB. */
 #define LINES_KEEP (64u << 10)
 #define LINES_MIN_CAP 4096u
+
+/* --- jansson's memory: one arena per document ------------------------------------ */
+
+/*
+ * A page of 500 EndpointSlices is about 10^5 small jansson allocations.
+ * Given back one by one (json_decref walks the tree), they were a quarter of
+ * weftd's CPU in a relist of 10k Services (perf): the frees, then glibc merging
+ * them at its next large request, and they were scattered among the model's
+ * long-lived blocks. So from parse() to doc_end() jansson allocates from
+ * chunks that doc_end() drops at once, and its frees do nothing. jansson's
+ * allocator is process-wide: this module is weftd's only jansson user, and
+ * a decode runs start to end on one thread with no decode inside another.
+ * Memory: what jansson asked for during the document (about what it would
+ * hold at its peak, since it frees little before the end), then one chunk
+ * kept for the next document.
+ */
+#define ARENA_CHUNK (256u << 10)
+
+struct arena_chunk {
+	struct arena_chunk *next;
+	size_t used, cap;
+	max_align_t data[];
+};
+
+static struct arena_chunk *arena, *arena_spare;
+
+static void *arena_alloc(size_t n)
+{
+	const size_t al = _Alignof(max_align_t);
+	struct arena_chunk *c = arena;
+	void *p;
+
+	if (n > SIZE_MAX / 2)
+		return NULL;
+	n = (n + al - 1) & ~(al - 1);
+	if (!c || c->cap - c->used < n) {
+		size_t cap = n > ARENA_CHUNK ? n : ARENA_CHUNK;
+
+		if (arena_spare && arena_spare->cap >= cap) {
+			c = arena_spare;
+			arena_spare = NULL;
+		} else {
+			c = malloc(sizeof(*c) + cap);
+			if (!c)
+				return NULL;
+			c->cap = cap;
+		}
+		c->used = 0;
+		c->next = arena;
+		arena = c;
+	}
+	p = (char *)c->data + c->used;
+	c->used += n;
+	return p;
+}
+
+static void arena_nofree(void *p)
+{
+	(void)p;
+}
+
+/* Every jansson value of the document is gone after this (no tree walk). */
+static void doc_end(void)
+{
+	json_set_alloc_funcs(malloc, free);
+	while (arena) {
+		struct arena_chunk *c = arena;
+
+		arena = c->next;
+		if (!arena_spare && c->cap == ARENA_CHUNK) {
+			arena_spare = c;
+			continue;
+		}
+		free(c);
+	}
+}
 
 struct dec {
 	char *err;
@@ -1105,16 +1183,19 @@ static json_t *parse(struct dec *d, const char *buf, size_t len)
 		fail(d, NULL, "invalid JSON at byte %zu: a NUL byte", (size_t)(nul - buf));
 		return NULL;
 	}
-	/* the document must be one object, each key once, nothing after it */
+	/* the document must be one object, each key once, nothing after it;
+	 * its values live until doc_end() */
+	json_set_alloc_funcs(arena_alloc, arena_nofree);
 	root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
 	if (!root) {
+		doc_end();
 		fail(d, NULL, "invalid JSON at byte %d (line %d, column %d): %s", je.position, je.line, je.column,
 		     je.text);
 		return NULL;
 	}
 	if (!json_is_object(root)) {
 		fail(d, NULL, "expected a JSON object, got %s", type_name(root));
-		json_decref(root);
+		doc_end();
 		return NULL;
 	}
 	return root;
@@ -1201,7 +1282,7 @@ int k8s_decode_event(enum k8s_kind kind, const char *line, size_t len, struct k8
 	}
 	pop(&d, old);
 out:
-	json_decref(root);
+	doc_end();
 	if (rc < 0) {
 		k8s_object_free(&ev->obj);
 		memset(ev, 0, sizeof(*ev));
@@ -1261,7 +1342,7 @@ static int decode_list(enum k8s_kind kind, const char *body, size_t len,
 			goto out;
 	}
 out:
-	json_decref(root);
+	doc_end();
 	return rc;
 }
 
@@ -1313,7 +1394,7 @@ int k8s_decode_status(const char *body, size_t len, int *code, char *reason, siz
 		rc = -EINVAL;
 	else
 		rc = decode_status_obj(&d, root, code, reason, rlen, msg, mlen);
-	json_decref(root);
+	doc_end();
 	if (rc) {
 		if (code)
 			*code = 0;

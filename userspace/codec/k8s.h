@@ -50,7 +50,8 @@
  * Memory: jansson builds the whole document before we read it: about 7
  * times the input for real objects (a 250 KB, 1000-endpoint slice peaks at
  * 1.8 MB), 40 to 70 times for adversarial shapes (a line of empty objects or
- * arrays), freed before decode returns. Page big lists (?limit=500,
+ * arrays), freed at once before decode returns (an arena: no tree walk; one
+ * 256 KiB chunk stays for the next document). Page big lists (?limit=500,
  * k8s_decode_list_page) rather than raising K8S_MAX_BODY. The decoded object
  * is fixed-size (1 KB) except the arrays: 456 bytes a Service port, 784 bytes an
  * endpoint, 20 bytes an address.
@@ -67,8 +68,10 @@
  * Status reason and message are free text: control characters become '?',
  * and they are cut (at a UTF-8 boundary) rather than refused when too long.
  *
- * Not thread-shared: every function works on its arguments only; a
- * k8s_lines instance belongs to the one thread that reads its stream.
+ * One thread decodes: jansson's allocator is process-wide, and the decode
+ * functions point it at this module's arena while they run (k8s.c; weftd
+ * decodes on its main loop only). A k8s_lines instance belongs to the one
+ * thread that reads its stream.
  */
 #ifndef WEFT_K8S_H
 #define WEFT_K8S_H

@@ -49,6 +49,7 @@ struct kdisc {
 	ev_timer coalesce;
 	bool svcs_dirty, pods_dirty; /* what the coalesce timer has to apply */
 	struct kident *ident;        /* this node's pods' identities (borrowed; may be NULL) */
+	double held_since;           /* when an apply was first put off for a list being read (0: none) */
 	char **namespaces;           /* kubernetes.namespaces: Services and slices of these only (none: all) */
 	size_t n_namespaces;
 };
@@ -79,8 +80,23 @@ static void kd_changed(struct kdisc *d, enum k8s_kind kind)
 		d->pods_dirty = true;
 	else
 		d->svcs_dirty = true;
-	if (!ev_is_active(&d->coalesce))
-		ev_timer_start(d->loop, &d->coalesce);
+	if (ev_is_active(&d->coalesce))
+		return;
+	/* libev leaves an expired one-shot timer with what was left of it (<= 0): without
+	 * the set, every change after the first apply was applied at once, not coalesced */
+	ev_timer_set(&d->coalesce, KDISC_COALESCE_S, 0.);
+	ev_timer_start(d->loop, &d->coalesce);
+}
+
+/* Is a list (or a page of one) being read? */
+static bool kd_listing(const struct kdisc *d)
+{
+	int i;
+
+	for (i = 0; i < KDISC_KINDS; i++)
+		if (d->r[i].state == R_LISTING)
+			return true;
+	return false;
 }
 
 struct pods_acc {
@@ -113,17 +129,34 @@ static void kd_publish_pods(struct kdisc *d)
 static void on_coalesce(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct kdisc *d = t->data;
+	double now = ev_now(loop);
 
-	(void)loop;
 	(void)revents;
+	/*
+	 * Each apply rebuilds every service (0.1 s at 10k Services): while a
+	 * list is being read, an apply would publish it half-read and be done
+	 * again when it ends (a relist of the 4 kinds made 4). Wait for the
+	 * lists, for KDISC_HOLD_MAX_S at most (a stuck list must not hold the
+	 * other kinds' changes back). Pod identities are cheap and wait for nothing.
+	 */
 	if (d->pods_dirty && d->ident) {
 		d->pods_dirty = false;
 		kd_publish_pods(d);
 	}
-	if (d->svcs_dirty) {
-		d->svcs_dirty = false;
-		d->changed(d->arg);
+	if (!d->svcs_dirty)
+		return;
+	if (kd_listing(d)) {
+		if (!d->held_since)
+			d->held_since = now;
+		if (now - d->held_since < KDISC_HOLD_MAX_S) {
+			ev_timer_set(t, KDISC_COALESCE_S, 0.);
+			ev_timer_start(loop, t);
+			return;
+		}
 	}
+	d->held_since = 0;
+	d->svcs_dirty = false;
+	d->changed(d->arg);
 }
 
 /* Retry after the back-off (jittered: 50..100% of it), doubling it for next time. */
@@ -223,8 +256,8 @@ static void list_body(void *arg, int status, const char *body, size_t len)
 	r->lists++;
 	r->relist = false;
 	r->backoff = KDISC_BACKOFF_MIN_S;
-	if (!r->synced)
-		log_info("kubernetes: %s listed (resourceVersion %s)", r->name, r->rv);
+	/* a relist is as rare as the 410 that started it (logged too): say when it is in */
+	log_info("kubernetes: %s %s (resourceVersion %s)", r->name, r->synced ? "relisted" : "listed", r->rv);
 	r->synced = true;
 	kd_changed(r->d, r->kind);
 }

@@ -12,7 +12,8 @@
  * While the API is away, the last known state keeps serving.
  *
  * What the objects mean for weft is kube/kmodel's; kdisc calls changed()
- * (coalesced: at most once per KDISC_COALESCE_S) when the services may have
+ * (coalesced: at most once per KDISC_COALESCE_S, and not while a list is
+ * being read, for KDISC_HOLD_MAX_S at most) when the services may have
  * changed, and the agent then asks kmodel_services() and applies them.
  * Changes to this node's Pods do not rebuild services: they replace the
  * pod identity table (kube/kident) instead.
@@ -30,6 +31,7 @@
 #define KDISC_BACKOFF_MIN_S 0.5
 #define KDISC_BACKOFF_MAX_S 30.0
 #define KDISC_COALESCE_S 0.02
+#define KDISC_HOLD_MAX_S 5.0      /* longest an apply waits for lists being read */
 #define KDISC_WATCH_TIMEOUT_S 300 /* timeoutSeconds asked of each watch (the API ends it cleanly) */
 
 struct kdisc;

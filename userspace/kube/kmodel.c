@@ -33,9 +33,7 @@ struct km_port {
 };
 
 struct km_svc {
-	struct km_head h; /* key "ns/name" */
-	char ns[K8S_NAMESPACE_MAX + 1];
-	char name[K8S_NAME_MAX + 1];
+	struct km_head h; /* key "ns/name" (all a service's name needs) */
 	struct k8s_ip ips[K8S_MAX_IPS];
 	size_t n_ips;
 	struct km_port *ports;
@@ -235,8 +233,6 @@ static struct km_head *km_build(struct kmodel *m, const struct k8s_object *o)
 
 		if (!s)
 			return NULL;
-		snprintf(s->ns, sizeof(s->ns), "%s", o->meta.ns);
-		snprintf(s->name, sizeof(s->name), "%s", o->meta.name);
 		if (o->svc.type != K8S_SVC_EXTERNAL_NAME && !o->svc.headless) {
 			s->n_ips = o->svc.n_ips;
 			memcpy(s->ips, o->svc.ips, sizeof(s->ips[0]) * s->n_ips);

@@ -16,12 +16,17 @@
 
 #include "weft/maps.h"
 
+/*
+ * An IPv4 or IPv6 socket address, the only families weft handles: 32 bytes
+ * (a sockaddr_storage would be 136, and the registry holds several per
+ * endpoint: 100k discovered endpoints). accept() and getsockname() are given
+ * sizeof(x.in6), the larger member.
+ */
 struct weft_sockaddr {
 	union {
 		struct sockaddr sa;
 		struct sockaddr_in in4;
 		struct sockaddr_in6 in6;
-		struct sockaddr_storage ss;
 	};
 	socklen_t len;
 };

@@ -313,7 +313,7 @@ static void in_on_accept(struct ev_loop *loop, ev_io *w, int revents)
 
 	(void)revents;
 	for (i = 0; i < 64; i++) {
-		peer.len = sizeof(peer.ss);
+		peer.len = sizeof(peer.in6);
 		fd = accept4(w->fd, &peer.sa, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			/* EMFILE and the like pause the listener (lib/lpause.h) */

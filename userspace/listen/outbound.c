@@ -105,7 +105,7 @@ static void ob_fast_path(struct outbound *ob, int fd, uint64_t cookie, const str
 	struct weft_sock_key sk;
 	struct weft_sockaddr local;
 
-	local.len = sizeof(local.ss);
+	local.len = sizeof(local.in6);
 	if (getsockname(fd, &local.sa, &local.len) < 0)
 		return;
 	memset(&sk, 0, sizeof(sk));
@@ -218,7 +218,7 @@ static void ob_on_accept(struct ev_loop *loop, ev_io *w, int revents)
 	(void)loop;
 	(void)revents;
 	for (i = 0; i < ACCEPT_BATCH; i++) {
-		peer.len = sizeof(peer.ss);
+		peer.len = sizeof(peer.in6);
 		fd = accept4(w->fd, &peer.sa, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			/* EMFILE and the like pause this worker's listeners (lib/lpause.h) */
@@ -334,7 +334,7 @@ static int ob_publish(struct outbound *ob, struct ob_worker *w, char *err, size_
 		struct weft_sockaddr a;
 
 		len = sizeof(cookie);
-		a.len = sizeof(a.ss);
+		a.len = sizeof(a.in6);
 		if (getsockopt(w->lis[i].fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len) < 0 ||
 		    getsockname(w->lis[i].fd, &a.sa, &a.len) < 0) {
 			r = -errno;

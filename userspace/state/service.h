@@ -169,7 +169,7 @@ struct registry {
 	struct svc **svcs; /* this generation, config order */
 	size_t n_svcs;
 	struct addr_index vips;       /* VIP -> service */
-	struct addr_index local_eps;  /* this node's endpoint -> service (inbound admission) */
+	struct addr_index local_eps;  /* this node's endpoint -> service (inbound admission: with mTLS only) */
 	uint32_t max_conns;           /* agent.max_connections */
 	uint32_t max_per_workload;    /* agent.max_connections_per_workload in force */
 	struct svc_workload **wl_tab; /* cgroup id -> connections it holds (only cgroups holding some) */
