@@ -148,7 +148,7 @@ static void test_route(void **state)
 		{ "/c", "POST", route_fn },
 	};
 	struct buf body = { 0 };
-	struct admin_response r = { 200, "application/json", &body };
+	struct admin_response r = { .status = 200, .ctype = "application/json", .body = &body };
 
 	(void)state;
 	admin_route(routes, 3, NULL, "GET", "/b", "", &r);

@@ -123,7 +123,8 @@ static void test_lookups_race_replacements(void **state)
 		assert_int_equal(kident_replace(r.k, i % 2 ? pods : pods + 1, i % 2 ? 2 : 1), 0);
 	atomic_store(&r.stop, true);
 	pthread_join(t, NULL);
-	assert_true(atomic_load(&r.found) > 0);
+	/* every answer the reader got was whole (checked there); which table it saw is the scheduler's */
+	assert_true(atomic_load(&r.found) + atomic_load(&r.missed) >= 1000);
 	kident_free(r.k);
 }
 
