@@ -209,7 +209,7 @@ def test_weftctl_conns_lists_http_sessions(weft):
     t.start()
     try:
         def rows():
-            p = subprocess.run([weft.env.weftctl, "-a", d.admin, "conns"], capture_output=True, text=True)
+            p = subprocess.run([weft.env.weftctl, "-a", d.admin, "-o", "wide", "conns"], capture_output=True, text=True)
             assert p.returncode == 0, p.stderr
             lines = p.stdout.splitlines()
             hdr = lines[0].split()
