@@ -20,12 +20,16 @@
 #include "http/h1svc.h"
 #include "lib/buf.h"
 #include "lib/log.h"
+#include "codec/preamble.h"
+#include "link/nodelink.h"
 #include "lib/netns.h"
 #include "lib/obuf.h"
 #include "lib/sock.h"
 #include "state/retry.h"
 #include "state/service.h"
 #include "state/tap.h"
+#include "tls/mtls.h"
+#include "tls/tls.h"
 
 #define H2_MAX_HEADERS 128 /* fields per header block */
 #define H2_READ 16384
@@ -46,6 +50,7 @@ struct h2s {
 	struct registry *reg;
 	struct svc *svc; /* ref */
 	struct h1_svc *l7;
+	struct mtls *mtls; /* TLS bundle for endpoints on other nodes (ref; NULL: none) */
 	struct weft_orig orig;
 	struct weft_sockaddr client;
 	int fd;
@@ -79,6 +84,12 @@ struct h2up {
 	uint32_t idle_timeout_ms; /* http.pool_idle_timeout_ms of the service that opened it */
 	ev_tstamp idle_since;     /* no stream since (0: streams are open) */
 	bool connected, dead, goaway;
+	/* an endpoint on another node: mutual TLS to its agent, then the preamble (link/nodelink) */
+	struct tls_conn *tls;
+	const struct tls_ctx *ctx; /* the identity it proved: only streams of that identity use it */
+	struct weft_sockaddr node; /* the agent it goes to */
+	struct nodelink *nl;       /* while the link is being set up */
+	enum tls_want want;        /* what the last TLS call that returned -EAGAIN waits for */
 };
 
 /* A byte queue: pending bytes are p[off..len). */
@@ -218,8 +229,30 @@ static void w_run(struct h2_worker *w)
 	}
 }
 
-/* nghttp2's output into ob, then the socket. 0, or -1 when the connection is done with. */
-static int ng_flush(nghttp2_session *ng, struct obuf *ob, int fd, uint64_t *written)
+/* ob's bytes through TLS: 0 all written, 1 EAGAIN (*want says for what), -errno. */
+static int tls_flush(struct tls_conn *tls, struct obuf *o, enum tls_want *want)
+{
+	while (ob_pending(o)) {
+		ssize_t n = tls_write(tls, o->p + o->off, ob_pending(o));
+
+		if (n == -EAGAIN) {
+			*want = tls_want(tls);
+			return 1;
+		}
+		if (n < 0)
+			return (int)n;
+		o->off += (size_t)n;
+	}
+	o->off = o->len = 0;
+	return 0;
+}
+
+/*
+ * nghttp2's output into ob, then the socket (or tls, when not NULL). 0, or
+ * -1 when the connection is done with.
+ */
+static int ng_flush(nghttp2_session *ng, struct obuf *ob, int fd, uint64_t *written, struct tls_conn *tls,
+		    enum tls_want *want)
 {
 	for (;;) {
 		const uint8_t *data;
@@ -227,7 +260,7 @@ static int ng_flush(nghttp2_session *ng, struct obuf *ob, int fd, uint64_t *writ
 		int r;
 
 		if (ob_pending(ob)) {
-			r = ob_flush(ob, fd, written);
+			r = tls ? tls_flush(tls, ob, want) : ob_flush(ob, fd, written);
 			if (r < 0)
 				return -1;
 			if (r > 0)
@@ -507,6 +540,8 @@ static void up_free(struct h2up *u)
 	if (!list_empty(&u->c.dirty))
 		list_del(&u->c.dirty);
 	list_del(&u->link);
+	tls_conn_free(u->tls);
+	free(u->nl);
 	if (u->fd >= 0)
 		close(u->fd);
 	nghttp2_session_del(u->ng);
@@ -525,14 +560,14 @@ static void up_flush(struct h2up *u)
 		io_arm(u->w->loop, &u->io, EV_WRITE);
 		return;
 	}
-	if (ng_flush(u->ng, &u->ob, u->fd, NULL) < 0) {
+	if (ng_flush(u->ng, &u->ob, u->fd, NULL, u->tls, &u->want) < 0) {
 		up_dead(u, "the connection to the endpoint failed");
 		return;
 	}
 	if (nghttp2_session_want_read(u->ng))
 		ev |= EV_READ;
 	if (ob_pending(&u->ob))
-		ev |= EV_WRITE;
+		ev |= u->tls && u->want == TLS_WANT_READ ? EV_READ : EV_WRITE;
 	if (!ev || (list_empty(&u->streams) && (u->goaway || u->w->draining))) {
 		up_dead(u, "closed");
 		return;
@@ -548,14 +583,42 @@ static void up_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 	ssize_t n;
 
 	(void)loop;
-	if (!u->connected && (revents & EV_WRITE)) {
+	if (!u->connected && (revents & (EV_WRITE | EV_READ))) {
 		int err = 0;
 		socklen_t el = sizeof(err);
 
-		if (getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err) {
+		/* the TCP connect's outcome (until TLS is under way) */
+		if (!u->tls && getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+			err = errno;
+		if (err) {
 			up_dead(u, err ? strerror(err) : "connect failed");
 			w_run(w);
 			return;
+		}
+		if (u->nl && !u->tls) {
+			/* TCP is up: now TLS and the preamble to the other node's agent */
+			u->tls = tls_conn_new((struct tls_ctx *)u->ctx, u->fd, false);
+			if (!u->tls) {
+				up_dead(u, "out of memory for TLS");
+				w_run(w);
+				return;
+			}
+		}
+		if (u->nl) {
+			int rc = nodelink_step(u->nl, u->tls);
+
+			if (rc == -EAGAIN) {
+				io_arm(loop, &u->io, tls_want(u->tls) == TLS_WANT_WRITE ? EV_WRITE : EV_READ);
+				return;
+			}
+			if (rc < 0) {
+				up_dead(u, rc == -EACCES ? "the other node's agent denied this workload (authorization)"
+							 : strerror(-rc));
+				w_run(w);
+				return;
+			}
+			free(u->nl);
+			u->nl = NULL;
 		}
 		u->connected = true;
 		ev_timer_stop(loop, &u->ct);
@@ -574,18 +637,33 @@ static void up_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 		w_run(w);
 		return;
 	}
-	if (revents & EV_READ) {
-		n = recv(u->fd, buf, sizeof(buf), 0);
-		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-			up_dead(u, n == 0 ? "the endpoint closed the connection" : strerror(errno));
-			w_run(w);
-			return;
-		}
-		if (n > 0 && nghttp2_session_mem_recv(u->ng, (const uint8_t *)buf, (size_t)n) < 0) {
-			up_dead(u, "the endpoint broke HTTP/2");
-			w_run(w);
-			return;
-		}
+	if (u->tls || (revents & EV_READ)) {
+		/* through TLS: read until EAGAIN (decrypted bytes can wait inside wolfSSL with none on the socket) */
+		do {
+			if (u->tls) {
+				n = tls_read(u->tls, buf, sizeof(buf));
+				if (n == -EAGAIN) {
+					u->want = tls_want(u->tls);
+					break;
+				}
+				if (n < 0)
+					errno = (int)-n;
+			} else {
+				n = recv(u->fd, buf, sizeof(buf), 0);
+				if (n < 0 && (errno == EAGAIN || errno == EINTR))
+					break;
+			}
+			if (n <= 0) {
+				up_dead(u, n == 0 ? "the endpoint closed the connection" : strerror(errno));
+				w_run(w);
+				return;
+			}
+			if (nghttp2_session_mem_recv(u->ng, (const uint8_t *)buf, (size_t)n) < 0) {
+				up_dead(u, "the endpoint broke HTTP/2");
+				w_run(w);
+				return;
+			}
+		} while (u->tls);
 	}
 	up_flush(u);
 	w_run(w);
@@ -804,8 +882,11 @@ static ssize_t req_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t le
 	return NGHTTP2_ERR_DEFERRED;
 }
 
-static struct h2up *up_new(struct h2_worker *w, struct svc_ep *ep, uint32_t mark, uint32_t connect_ms, uint32_t idle_ms)
+static struct h2up *up_new(struct h2_worker *w, struct svc_ep *ep, const struct weft_sockaddr *node,
+			   const struct tls_ctx *ctx, const char *svc_name, uint32_t mark, uint32_t connect_ms,
+			   uint32_t idle_ms)
 {
+	const struct weft_sockaddr *dst = node ? node : &ep->addr;
 	nghttp2_settings_entry iv[] = {
 		{ NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },
 		{ NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_STREAM_WINDOW },
@@ -829,10 +910,38 @@ static struct h2up *up_new(struct h2_worker *w, struct svc_ep *ep, uint32_t mark
 	}
 	nghttp2_submit_settings(u->ng, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
 	nghttp2_session_set_local_window_size(u->ng, NGHTTP2_FLAG_NONE, 0, H2_CONN_WINDOW);
-	fd = netns_upstream_socket(&ep->addr.sa, mark);
-	if (fd < 0 || (connect(fd, &ep->addr.sa, ep->addr.len) < 0 && errno != EINPROGRESS)) {
+	if (node) {
+		struct preamble pre;
+		char a[ADDR_STRLEN];
+		int n;
+
+		u->nl = malloc(sizeof(*u->nl));
+		if (!u->nl) {
+			nghttp2_session_del(u->ng);
+			free(u);
+			return NULL;
+		}
+		memset(&pre, 0, sizeof(pre));
+		pre.target = ep->addr;
+		pre.proto = PREAMBLE_PROTO_HTTP2;
+		if (preamble_service_name_ok(svc_name))
+			snprintf(pre.service, sizeof(pre.service), "%s", svc_name);
+		n = preamble_encode(u->nl->prefix, sizeof(u->nl->prefix), &pre);
+		if (n < 0 || nodelink_init(u->nl, u->nl->prefix, (size_t)n, "HTTP/2 to %s (node agent %s)",
+					   ep->addr_str, addr_format(node, a, sizeof(a))) < 0) {
+			free(u->nl);
+			nghttp2_session_del(u->ng);
+			free(u);
+			return NULL;
+		}
+		u->ctx = ctx;
+		u->node = *node;
+	}
+	fd = netns_upstream_socket(&dst->sa, mark);
+	if (fd < 0 || (connect(fd, &dst->sa, dst->len) < 0 && errno != EINPROGRESS)) {
 		if (fd >= 0)
 			close(fd);
+		free(u->nl);
 		nghttp2_session_del(u->ng);
 		free(u);
 		return NULL;
@@ -855,14 +964,18 @@ static struct h2up *up_new(struct h2_worker *w, struct svc_ep *ep, uint32_t mark
 }
 
 /* A connection to ep with room for one more stream, or a new one. */
-static struct h2up *up_get(struct h2_worker *w, struct svc_ep *ep, uint32_t mark, uint32_t connect_ms, uint32_t idle_ms)
+/* A connection to ep (through node, as ctx's identity) with room for one more stream, or a new one. */
+static struct h2up *up_get(struct h2_worker *w, struct svc_ep *ep, const struct weft_sockaddr *node,
+			   const struct tls_ctx *ctx, const char *svc_name, uint32_t mark, uint32_t connect_ms,
+			   uint32_t idle_ms)
 {
 	struct h2up *u;
 
 	list_for_each_entry(u, &w->ups, link)
-		if (u->ep == ep && !u->dead && !u->goaway && u->active < u->max_streams)
+		if (u->ep == ep && !u->dead && !u->goaway && u->active < u->max_streams && u->ctx == ctx &&
+		    (!node || addr_equal(&u->node, node)))
 			return u;
-	return up_new(w, ep, mark, connect_ms, idle_ms);
+	return up_new(w, ep, node, ctx, svc_name, mark, connect_ms, idle_ms);
 }
 
 /* Does the route remove this field, or set it (HTTP/2 names are lower-case already)? */
@@ -921,7 +1034,8 @@ static void attempt_start(struct h2st *st)
 	struct registry *reg = s->reg;
 	struct svc *b = st->bsvc;
 	struct svc_ep *ep = NULL;
-	bool remote = false;
+	const struct weft_sockaddr *node = NULL;
+	struct tls_ctx *ctx = NULL;
 	nghttp2_nv nv[H2_MAX_HEADERS + 8];
 	nghttp2_data_provider dp = { .source.ptr = st, .read_callback = req_read };
 	char tbuf[32];
@@ -950,7 +1064,8 @@ static void attempt_start(struct h2st *st)
 		ep->bal.active++;
 		ep->http->requests++;
 		st->ep_i = i;
-		remote = b->remote[i];
+		if (b->remote[i])
+			node = &b->nodes[i];
 		memcpy(s->ep_str, ep->addr_str, sizeof(s->ep_str));
 	}
 	pthread_mutex_unlock(&reg->lock);
@@ -958,12 +1073,15 @@ static void attempt_start(struct h2st *st)
 		st_fail(st, 503, GRPC_UNAVAILABLE, "no endpoint available");
 		return;
 	}
-	if (remote) {
-		/* the node link speaks HTTP/1.1 or opaque bytes today */
-		attempt_failed(st, true, "HTTP/2 to an endpoint on another node is not supported yet");
-		return;
+	if (node) {
+		/* as the calling workload: its identity's context (the bundle outlives the session) */
+		ctx = s->mtls ? mtls_client_ctx(s->mtls, s->orig.cgroup_id) : NULL;
+		if (!ctx) {
+			attempt_failed(st, true, "an endpoint on another node needs the tls group");
+			return;
+		}
 	}
-	u = up_get(s->w, ep, s->l7->mark, s->l7->connect_timeout_ms, s->l7->pool_idle_timeout_ms);
+	u = up_get(s->w, ep, node, ctx, b->name, s->l7->mark, s->l7->connect_timeout_ms, s->l7->pool_idle_timeout_ms);
 	if (!u) {
 		attempt_failed(st, true, "cannot open a connection to the endpoint");
 		return;
@@ -1364,6 +1482,7 @@ static void s_free(struct h2s *s)
 	list_del(&s->link);
 	reg_conn_end_locked(reg, s->svc, s->orig.cgroup_id);
 	reg->ctr.completed++;
+	mtls_unref(s->mtls);
 	svc_unref_locked(reg, s->svc);
 	pthread_mutex_unlock(&reg->lock);
 	free(s);
@@ -1375,7 +1494,7 @@ static void s_flush(struct h2s *s)
 
 	if (s->dead)
 		return;
-	if (ng_flush(s->ng, &s->ob, s->fd, &s->bytes_out) < 0) {
+	if (ng_flush(s->ng, &s->ob, s->fd, &s->bytes_out, NULL, NULL) < 0) {
 		s->dead = true;
 		s_free(s);
 		return;
@@ -1416,7 +1535,7 @@ static void s_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 										 r == NGHTTP2_ERR_FLOODED
 									 ? NGHTTP2_ENHANCE_YOUR_CALM
 									 : NGHTTP2_PROTOCOL_ERROR);
-			ng_flush(s->ng, &s->ob, s->fd, &s->bytes_out);
+			ng_flush(s->ng, &s->ob, s->fd, &s->bytes_out, NULL, NULL);
 			s->dead = true;
 			s_free(s);
 			w_run(w);
@@ -1551,10 +1670,14 @@ void h2_start(struct h2_worker *w, int fd, struct svc *svc, const struct weft_or
 	s->orig = *orig;
 	s->client = *peer;
 	s->fd = fd;
+	pthread_mutex_lock(&reg->lock);
+	s->mtls = mtls_ref(reg->mtls);
+	pthread_mutex_unlock(&reg->lock);
 	list_init(&s->c.dirty);
 	list_init(&s->streams);
 	if (nghttp2_session_server_new2(&s->ng, h2g.srv, s, h2g.srv_opt) != 0) {
 		pthread_mutex_lock(&reg->lock);
+		mtls_unref(s->mtls);
 		reg_conn_end_locked(reg, svc, orig->cgroup_id);
 		svc_unref_locked(reg, svc);
 		pthread_mutex_unlock(&reg->lock);

@@ -44,13 +44,16 @@
  * nghttp2's stream_reset_rate_limit: H2_RST_BURST, then H2_RST_RATE per
  * second, then GOAWAY); CONTINUATION floods are cut at H2_MAX_CONTINUATIONS.
  *
- * Not yet (docs/http2.md): endpoints on other nodes (HTTP/2 through the
- * node link), request trailers from the client, /conns rows and tap events
- * for HTTP/2 sessions, tracing spans.
+ * Endpoints on other nodes: through that node's agent (link/nodelink:
+ * mutual TLS as the calling workload, the preamble), then h2c inside TLS;
+ * connections are pooled per (endpoint, identity), never shared across
+ * identities.
  *
- * It may call: state/service, state/retry, http/h1svc (the settings and
- * counters it shares with HTTP/1.1), codec/ (h1route, http1, deadline,
- * grpc), lib/, nghttp2. Threading: a struct h2_worker and everything on it
+ * Not yet (docs/http2.md): request trailers from the client, tracing spans.
+ *
+ * It may call: state/service, state/retry, state/tap, http/h1svc (the
+ * settings and counters it shares with HTTP/1.1), link/nodelink, tls/,
+ * codec/ (h1route, http1, deadline, grpc, preamble), lib/, nghttp2. Threading: a struct h2_worker and everything on it
  * belong to one worker loop; shared state is the registry's, under its lock.
  */
 #ifndef WEFT_H2SESSION_H
