@@ -53,8 +53,9 @@
  *
  * It may call: state/service, state/retry, state/tap, http/h1svc (the
  * settings and counters it shares with HTTP/1.1), link/nodelink, tls/,
- * codec/ (h1route, http1, deadline, grpc, preamble), lib/, nghttp2. Threading: a struct h2_worker and everything on it
- * belong to one worker loop; shared state is the registry's, under its lock.
+ * codec/ (h1route, http1, deadline, grpc, preamble), lib/, nghttp2.
+ * Threading: a struct h2_worker and everything on it belong to one worker
+ * loop; shared state is the registry's, under its lock.
  */
 #ifndef WEFT_H2SESSION_H
 #define WEFT_H2SESSION_H
