@@ -215,3 +215,29 @@ def test_grpc_across_nodes_over_mtls(weft, tmp_path):
     assert 1 <= opened <= 4, opened
     r = ns_call(cg_other, 3)
     assert r["codes"] == {"UNAVAILABLE": 3} and "denied" in " ".join(r["errors"]), r
+
+
+
+def test_grpc_tracing(weft):
+    """A call with a traceparent: the endpoint gets a traceparent of the same
+    trace whose parent is weft's CLIENT span; Zipkin gets weft's SERVER span
+    (child of the caller's) and the CLIENT span."""
+    from test_http import Collector
+    col = Collector()
+    weft._push("collector", col.stop)
+    cg = weft.cgroup(tag="grpc-trace")
+    a = GrpcServer(weft, "a")
+    vip = vip_addr()
+    weft.weftd([cg], [service("grpc", [vip], [a.addr], protocol="http2")],
+               extra_root='tracing = { collector = "%s"; sample_rate = 1.0; flush_ms = 100; };' % col.addr)
+    trace, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    r = subprocess.run(in_cgroup_argv(cg, [PYTHON, PEER, "call", "--connect", vip, "--method", "Meta",
+                                           "--traceparent", "00-%s-%s-01" % (trace, parent)]),
+                       capture_output=True, text=True, timeout=30)
+    md = json.loads(list(json.loads(r.stdout)["replies"])[0])
+    tp = md["traceparent"].split("-")
+    assert tp[1] == trace and tp[2] != parent and tp[3] == "01", md
+    assert wait_for(lambda: len(col.of(trace)) >= 2, 5), col.spans
+    spans = {s["kind"]: s for s in col.of(trace)}
+    assert spans["SERVER"]["parentId"] == parent and spans["CLIENT"]["parentId"] == spans["SERVER"]["id"], spans
+    assert spans["CLIENT"]["id"] == tp[2], (spans, tp)

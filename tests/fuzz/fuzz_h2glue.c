@@ -41,7 +41,7 @@ static void setup(void)
 	loop = ev_loop_new(EVFLAG_AUTO);
 	if (!loop)
 		abort();
-	h2_worker_init(&w, loop, 0, &reg);
+	h2_worker_init(&w, loop, 0, &reg, NULL);
 }
 
 static void drain(int fd)
@@ -96,6 +96,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ev_run(loop, EVRUN_NOWAIT);
 	/* whatever is still open (an upstream connect in progress) goes now */
 	h2_worker_abort(&w);
-	h2_worker_init(&w, loop, 0, &reg);
+	h2_worker_init(&w, loop, 0, &reg, NULL);
 	return 0;
 }

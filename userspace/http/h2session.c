@@ -18,9 +18,11 @@
 #include "codec/h1route.h"
 #include "codec/http1.h"
 #include "http/h1svc.h"
+#include "http/zipkin.h"
 #include "lib/buf.h"
 #include "lib/log.h"
 #include "codec/preamble.h"
+#include "codec/trace.h"
 #include "link/nodelink.h"
 #include "lib/netns.h"
 #include "lib/obuf.h"
@@ -33,6 +35,8 @@
 
 #define H2_MAX_HEADERS 128 /* fields per header block */
 #define H2_READ 16384
+#define H2_TP_MAX 64 /* a traceparent value */
+#define H2_B3_MAX 96 /* a b3 value */
 
 /* What both kinds of connection share: the worker's "flush me" list. */
 struct h2conn {
@@ -128,6 +132,11 @@ struct h2st {
 	double start, attempt_start, last_io;
 	ev_timer deadline;
 	int64_t deadline_ns;
+	/* tracing: the caller's context (or a new trace), our SERVER span, the attempt's CLIENT span */
+	struct trace_ctx tc;
+	bool have_parent, b3_in;
+	uint64_t span_id, attempt_span;
+	int64_t wall_start_us, attempt_wall_us;
 	/* response */
 	int status, grpc_status;
 	bool resp_head_sent, resp_end, errored;
@@ -341,6 +350,84 @@ static void st_maybe_free(struct h2st *st)
 	free(st);
 }
 
+/* ---- tracing (as HTTP/1.1: docs/http1.md, "Tracing") ----------------------------------------- */
+
+static void st_span(struct h2st *st, int kind, uint64_t id, uint64_t parent, int64_t start_us, int64_t dur_us,
+		    const char *err)
+{
+	struct h2s *s = st->s;
+	struct trace_span sp;
+
+	if (!s->w->zipkin || !st->tc.sampled || !id)
+		return;
+	memset(&sp, 0, sizeof(sp));
+	memcpy(sp.trace_id, st->tc.trace_id, 16);
+	sp.id = id;
+	sp.parent_id = parent;
+	sp.start_us = start_us;
+	sp.duration_us = dur_us > 0 ? dur_us : 1;
+	sp.kind = (uint8_t)kind;
+	snprintf(sp.name, sizeof(sp.name), "%.*s %s", (int)st->method_len, st->method ? st->method : "",
+		 st->route ? st->route->name : "default");
+	snprintf(sp.service, sizeof(sp.service), "%s", st->bsvc ? st->bsvc->name : s->svc->name);
+	snprintf(sp.route, sizeof(sp.route), "%s", st->route ? st->route->name : "");
+	snprintf(sp.method, sizeof(sp.method), "%.*s", (int)st->method_len, st->method ? st->method : "");
+	snprintf(sp.path, sizeof(sp.path), "%.*s", (int)st->path_len, st->path ? st->path : "");
+	if (st->ep_i >= 0 && st->bsvc)
+		snprintf(sp.endpoint, sizeof(sp.endpoint), "%.*s", (int)sizeof(sp.endpoint) - 1,
+			 st->bsvc->eps[st->ep_i]->addr_str);
+	sp.status = (uint16_t)(st->status > 0 ? st->status : 0);
+	sp.attempt = (uint8_t)(kind == TRACE_KIND_CLIENT ? st->attempt : 0);
+	if (err)
+		snprintf(sp.error, sizeof(sp.error), "%s", err);
+	zipkin_submit(s->w->zipkin, &sp);
+}
+
+/* The attempt's CLIENT span, once. */
+static void attempt_span_end(struct h2st *st, const char *err)
+{
+	if (!st->attempt_span)
+		return;
+	st_span(st, TRACE_KIND_CLIENT, st->attempt_span, st->span_id, st->attempt_wall_us,
+		(int64_t)((now_of(st->s->w) - st->attempt_start) * 1e6), err);
+	st->attempt_span = 0;
+}
+
+static const char *field_of(struct h2st *st, const char *lc, size_t *len);
+
+/* The caller's context: W3C traceparent, else single-header B3; else a new trace (sampled by http.sample_rate). */
+static void read_trace(struct h2st *st)
+{
+	const char *v;
+	size_t vl;
+	struct trace_ctx c;
+	int r = -EINVAL;
+
+	memset(&c, 0, sizeof(c));
+	if ((v = field_of(st, "traceparent", &vl)))
+		r = trace_parse_traceparent(v, vl, &c);
+	if (r != 0 && (v = field_of(st, "b3", &vl))) {
+		st->b3_in = true;
+		r = trace_parse_b3(v, vl, &c);
+	}
+	if (r == 0) {
+		st->tc = c;
+		st->have_parent = true;
+		if (!c.has_sampled)
+			st->tc.sampled = (double)(trace_random_u64() >> 11) / 9007199254740992.0 <
+					 st->s->l7->sample_rate;
+	} else {
+		bool has = r == -ENOENT && c.has_sampled;
+
+		memset(&st->tc, 0, sizeof(st->tc));
+		trace_new_trace_id(st->tc.trace_id);
+		st->tc.has_sampled = has;
+		st->tc.sampled = has ? c.sampled
+				     : (double)(trace_random_u64() >> 11) / 9007199254740992.0 < st->s->l7->sample_rate;
+	}
+	st->span_id = trace_random_u64();
+}
+
 /* One finished stream for weftctl tap (only while somebody taps). */
 static void st_tap(struct h2st *st, double d)
 {
@@ -399,6 +486,9 @@ static void st_account(struct h2st *st)
 	pthread_mutex_unlock(&s->reg->lock);
 	if (tap_active(s->reg->tap))
 		st_tap(st, d);
+	attempt_span_end(st, st->status >= 500 || (st->grpc && st->grpc_status > 0) ? "error" : NULL);
+	st_span(st, TRACE_KIND_SERVER, st->span_id, st->have_parent ? st->tc.span_id : 0, st->wall_start_us,
+		(int64_t)(d * 1e6), st->status >= 500 || (st->grpc && st->grpc_status > 0) ? "error" : NULL);
 	st->started = false;
 }
 
@@ -500,6 +590,7 @@ static void attempt_failed(struct h2st *st, bool connect_fail, const char *why)
 		st->ep_i = -1;
 	}
 	pthread_mutex_unlock(&s->reg->lock);
+	attempt_span_end(st, why);
 	log_debug("service %s: stream %d: attempt %u failed: %s", s->svc->name, st->id, st->attempt, why);
 	if (retry_ok(st)) {
 		st->req_sent = 0;
@@ -993,7 +1084,7 @@ static bool route_edits(const struct h1r_route *r, const char *name, size_t len)
 }
 
 /* The request's fields for the endpoint: pseudo-fields first, then the client's, with grpc-timeout renewed. */
-static size_t build_request_nv(struct h2st *st, nghttp2_nv *nv, size_t cap, char *tbuf, size_t tcap)
+static size_t build_request_nv(struct h2st *st, nghttp2_nv *nv, size_t cap, char *tbuf, size_t tcap, char *tp, char *b3)
 {
 	size_t n = 0, i;
 
@@ -1008,6 +1099,9 @@ static size_t build_request_nv(struct h2st *st, nghttp2_nv *nv, size_t cap, char
 
 		if (h->name_len == 12 && !memcmp(h->name, "grpc-timeout", 12))
 			continue; /* renewed below with what is left */
+		if ((h->name_len == 11 && !memcmp(h->name, "traceparent", 11)) ||
+		    (h->name_len == 2 && !memcmp(h->name, "b3", 2)))
+			continue; /* rewritten below: our attempt's span is the endpoint's parent */
 		if (route_edits(st->route, h->name, h->name_len))
 			continue; /* the route removes it, or sets its own value */
 		nv[n++] = (nghttp2_nv){ (uint8_t *)(uintptr_t)h->name, (uint8_t *)(uintptr_t)h->value, h->name_len,
@@ -1019,6 +1113,11 @@ static size_t build_request_nv(struct h2st *st, nghttp2_nv *nv, size_t cap, char
 		nv[n++] = (nghttp2_nv){ (uint8_t *)kv->name, (uint8_t *)kv->value, kv->nlen, kv->vlen,
 					NGHTTP2_NV_FLAG_NONE };
 	}
+	if (n + 2 < cap &&
+	    trace_format_traceparent(tp, H2_TP_MAX, st->tc.trace_id, st->attempt_span, st->tc.sampled) > 0)
+		nv[n++] = mknv("traceparent", tp);
+	if (st->b3_in && n + 2 < cap && trace_format_b3(b3, H2_B3_MAX, &st->tc, st->attempt_span, st->span_id) > 0)
+		nv[n++] = mknv("b3", b3);
 	if (st->deadline_ns && st->grpc && n < cap) {
 		int64_t left = st->deadline_ns - wall_ns();
 
@@ -1038,7 +1137,7 @@ static void attempt_start(struct h2st *st)
 	struct tls_ctx *ctx = NULL;
 	nghttp2_nv nv[H2_MAX_HEADERS + 8];
 	nghttp2_data_provider dp = { .source.ptr = st, .read_callback = req_read };
-	char tbuf[32];
+	char tbuf[32], tp[H2_TP_MAX], b3[H2_B3_MAX];
 	struct h2up *u;
 	int32_t uid;
 	size_t n;
@@ -1046,6 +1145,8 @@ static void attempt_start(struct h2st *st)
 
 	st->attempt++;
 	st->attempt_start = now_of(s->w);
+	st->attempt_span = trace_random_u64();
+	st->attempt_wall_us = wall_ns() / 1000;
 	st->status = 0;
 	st->grpc_status = -1;
 	st->nrnv = st->rhlen = 0;
@@ -1086,7 +1187,7 @@ static void attempt_start(struct h2st *st)
 		attempt_failed(st, true, "cannot open a connection to the endpoint");
 		return;
 	}
-	n = build_request_nv(st, nv, sizeof(nv) / sizeof(nv[0]), tbuf, sizeof(tbuf));
+	n = build_request_nv(st, nv, sizeof(nv) / sizeof(nv[0]), tbuf, sizeof(tbuf), tp, b3);
 	uid = nghttp2_submit_request(u->ng, NULL, nv, n, st->req_end && !bq_len(&st->req) ? NULL : &dp, st);
 	if (uid < 0) {
 		attempt_failed(st, false, nghttp2_strerror(uid));
@@ -1183,6 +1284,7 @@ static void request_begin(struct h2st *st)
 	bool shed;
 
 	st->start = st->last_io = now_of(s->w);
+	st->wall_start_us = wall_ns() / 1000;
 	st->started = true;
 	if (!st->method || !st->path || !st->scheme) {
 		if (st->method && st->method_len == 7 && !memcmp(st->method, "CONNECT", 7))
@@ -1193,6 +1295,7 @@ static void request_begin(struct h2st *st)
 	}
 	v = field_of(st, "content-type", &vl);
 	st->grpc = v && grpc_is_content_type(v, vl);
+	read_trace(st);
 	memset(&q, 0, sizeof(q));
 	q.method = st->method;
 	q.method_len = st->method_len;
@@ -1633,10 +1736,11 @@ static int h2_global_init(void)
 	return 0;
 }
 
-void h2_worker_init(struct h2_worker *w, struct ev_loop *loop, unsigned id, struct registry *reg)
+void h2_worker_init(struct h2_worker *w, struct ev_loop *loop, unsigned id, struct registry *reg, struct zipkin *zipkin)
 {
 	memset(w, 0, sizeof(*w));
 	w->loop = loop;
+	w->zipkin = zipkin;
 	w->id = id;
 	w->reg = reg;
 	list_init(&w->sessions);
