@@ -137,7 +137,7 @@ $(BUILD)/san/tests/%: tests/unit/%.c $(SAN_OBJS) $(wildcard tests/common/*.h) | 
 FUZZ_CFLAGS := -std=c11 -g -O1 $(CPPFLAGS) -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(CORE_SRCS) $(HDRS) $(wildcard tests/common/*.h) | $(BUILD)/fuzz
 	$(call msg,FUZZ,$@)
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(call modules_of,$<) -o $@ -lconfig -lev -ljansson
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(call modules_of,$<) -o $@ $(LIBS)
 
 unit: $(UNIT_BINS)
 	$(Q)set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done

@@ -9,6 +9,7 @@ from Debian and no generated code: the methods take and return raw bytes
       Sleep(b"SECS")  -> sleeps, then b"slept"
       Stream(b"N")    -> N messages of 100 bytes (server streaming)
       Upload(stream)  -> b"<bytes received>" (client streaming)
+      Meta(b"")       -> the call's metadata as JSON
     prints {"event": "listening", "addr": ...} once serving.
   call   --connect ADDR --method M [--payload P] [--n N] [--timeout S]
       N calls on ONE channel (one HTTP/2 connection), prints
@@ -44,12 +45,16 @@ def serve(args):
     def upload(it, ctx):
         return str(sum(len(m) for m in it)).encode()
 
+    def meta(req, ctx):
+        return json.dumps(dict(ctx.invocation_metadata())).encode()
+
     handlers = {
         "Who": grpc.unary_unary_rpc_method_handler(who),
         "Fail": grpc.unary_unary_rpc_method_handler(fail),
         "Sleep": grpc.unary_unary_rpc_method_handler(sleep),
         "Stream": grpc.unary_stream_rpc_method_handler(stream),
         "Upload": grpc.stream_unary_rpc_method_handler(upload),
+        "Meta": grpc.unary_unary_rpc_method_handler(meta),
     }
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), options=OPTS)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("weft.Echo", handlers),))
@@ -79,7 +84,9 @@ def call(args):
                     chunks = (b"u" * 1000 for _ in range(int(args.payload)))
                     reply = ch.stream_unary(path)(chunks, timeout=args.timeout).decode()
                 else:
-                    reply = ch.unary_unary(path)(args.payload.encode(), timeout=args.timeout).decode()
+                    md = (("traceparent", args.traceparent),) if args.traceparent else None
+                    reply = ch.unary_unary(path)(args.payload.encode(), timeout=args.timeout,
+                                                 metadata=md).decode()
                 out["ok"] += 1
                 out["codes"]["OK"] = out["codes"].get("OK", 0) + 1
                 out["replies"][reply] = out["replies"].get(reply, 0) + 1
@@ -104,6 +111,7 @@ def main():
     c.add_argument("--payload", default="")
     c.add_argument("--n", type=int, default=1)
     c.add_argument("--timeout", type=float, default=5.0)
+    c.add_argument("--traceparent", default="")
     a = p.parse_args()
     return serve(a) if a.cmd == "serve" else call(a)
 

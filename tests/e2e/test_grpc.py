@@ -158,3 +158,86 @@ def test_stalled_streams_and_idle_connections_time_out(weft):
     assert wait_for(lambda: not any(c.get("protocol") == "http2" for c in admin_json(d.admin, "/conns")["conns"]),
                     5), admin_json(d.admin, "/conns")
     assert sum(prom_get(metrics(d.admin), "weft_http_idle_closed_total", service="grpc", state="keepalive")) >= 1
+
+
+def test_grpc_across_nodes_over_mtls(weft, tmp_path):
+    """An HTTP/2 service whose endpoints are on another node: the calls go to
+    that node's agent over mutual TLS as the calling workload's identity,
+    multiplexed on one connection, balanced per call over both remote
+    endpoints; the far agent's allow-list decides (another identity gets
+    UNAVAILABLE with the denial in grpc-message, and no endpoint is ejected
+    for it)."""
+    import shutil
+    from weft_harness import CertAuthority, netns_argv, node_weftd, two_nodes
+    if not shutil.which("openssl"):
+        pytest.fail("openssl not found (scripts/weft-ca needs it): run `make deps`")
+    td = "example.org"
+    ca = CertAuthority(str(tmp_path / "ca"), td)
+    n1, n2 = ca.issue("spiffe://%s/node/n1" % td, str(tmp_path / "n1")), \
+        ca.issue("spiffe://%s/node/n2" % td, str(tmp_path / "n2"))
+    client_id = "spiffe://%s/ns/shop/sa/checkout" % td
+    t = two_nodes(weft)
+    servers = []
+    for name in ("x", "y"):
+        addr = "%s:%d" % (t.ip2, free_port())
+        p = spawn(netns_argv(t.ns2, [PYTHON, PEER, "serve", "--listen", addr, "--name", name]),
+                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        weft._push("grpc server %s" % name, lambda p=p: stop_process(p, 3.0))
+        assert '"listening"' in p.stdout.readline()
+        servers.append(addr)
+    cg1, cg2, cg_other = weft.cgroup(tag="n1-app"), weft.cgroup(tag="n2-app"), weft.cgroup(tag="n1-other")
+    in1, in2 = "%s:%d" % (t.ip1, free_port()), "%s:%d" % (t.ip2, free_port())
+    vip = vip_addr()
+    tls = {"ca": ca.ca, "issuer_cert": os.path.join(ca.dir, "issuer.pem"),
+           "issuer_key": os.path.join(ca.dir, "issuer.key"), "cert_lifetime_s": 3600}
+    node_weftd(weft, t.ns2, in2, [cg2],
+               [service("grpc", [vip_addr()], servers, protocol="http2",
+                        extra=' authorization = { allow = [ "%s" ]; };' % client_id)],
+               tls=dict(tls, cert=n2[0], key=n2[1]))
+    d1 = node_weftd(weft, t.ns1, in1, [cg1, cg_other],
+                    [service("grpc", [vip], ['%s"; node = "%s' % (a, in2) for a in servers], protocol="http2",
+                             balancer="round-robin")],
+                    tls=dict(tls, cert=n1[0], key=n1[1]),
+                    identities=[{"cgroup": cg1, "identity": client_id}])
+
+    def ns_call(cg, n):
+        r = subprocess.run(in_cgroup_argv(cg, netns_argv(t.ns1, [PYTHON, PEER, "call", "--connect", vip,
+                                                                  "--n", str(n)])),
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    r = ns_call(cg1, 100)
+    assert r["ok"] == 100 and r["replies"] == {"x": 50, "y": 50}, r
+    # multiplexed: one TLS connection per remote endpoint for these 100 calls, not 100
+    ms = d1.metrics()
+    opened = sum(prom_get(ms, "weft_connections_total", service="grpc"))
+    assert 1 <= opened <= 4, opened
+    r = ns_call(cg_other, 3)
+    assert r["codes"] == {"UNAVAILABLE": 3} and "denied" in " ".join(r["errors"]), r
+
+
+
+def test_grpc_tracing(weft):
+    """A call with a traceparent: the endpoint gets a traceparent of the same
+    trace whose parent is weft's CLIENT span; Zipkin gets weft's SERVER span
+    (child of the caller's) and the CLIENT span."""
+    from test_http import Collector
+    col = Collector()
+    weft._push("collector", col.stop)
+    cg = weft.cgroup(tag="grpc-trace")
+    a = GrpcServer(weft, "a")
+    vip = vip_addr()
+    weft.weftd([cg], [service("grpc", [vip], [a.addr], protocol="http2")],
+               extra_root='tracing = { collector = "%s"; sample_rate = 1.0; flush_ms = 100; };' % col.addr)
+    trace, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    r = subprocess.run(in_cgroup_argv(cg, [PYTHON, PEER, "call", "--connect", vip, "--method", "Meta",
+                                           "--traceparent", "00-%s-%s-01" % (trace, parent)]),
+                       capture_output=True, text=True, timeout=30)
+    md = json.loads(list(json.loads(r.stdout)["replies"])[0])
+    tp = md["traceparent"].split("-")
+    assert tp[1] == trace and tp[2] != parent and tp[3] == "01", md
+    assert wait_for(lambda: len(col.of(trace)) >= 2, 5), col.spans
+    spans = {s["kind"]: s for s in col.of(trace)}
+    assert spans["SERVER"]["parentId"] == parent and spans["CLIENT"]["parentId"] == spans["SERVER"]["id"], spans
+    assert spans["CLIENT"]["id"] == tp[2], (spans, tp)

@@ -651,7 +651,7 @@ bool statwin_render(struct statwin *w, const struct snapshot *s, const struct st
 		    struct buf *out)
 {
 	double win = opts->window_s > 0 ? opts->window_s : 10;
-	char b1[32], b2[32], b3[32], b4[32], b5[32];
+	char b1[32], b2[32], b3[32], b4[32], b5[32], b6[32];
 	size_t i, j, shown = 0;
 
 	if (opts->service) {
@@ -662,14 +662,14 @@ bool statwin_render(struct statwin *w, const struct snapshot *s, const struct st
 			return false;
 	}
 	if (text)
-		buf_printf(out, "%-26s %7s %8s %7s %7s %7s %5s %5s\n", "SERVICE", "SUCCESS", "RPS", "P50ms", "P95ms",
-			   "P99ms", "INFL", "EJECT");
+		buf_printf(out, "%-20s %7s %7s %7s %7s %7s %6s %5s %5s\n", "SERVICE", "SUCCESS", "RPS", "P50ms",
+			   "P95ms", "P99ms", "RETRY", "INFL", "EJECT");
 	else
 		buf_printf(out, "{\"period_s\":%g,\"services\":[", STATWIN_PERIOD_S);
 	for (i = 0; i < s->n_svcs; i++) {
 		const struct snap_svc *sv = &s->svcs[i];
 		const struct sw_svc *e = sw_find(w, sv->name);
-		bool http = sv->protocol == CFG_PROTO_HTTP;
+		bool http = sv->protocol == CFG_PROTO_HTTP || sv->protocol == CFG_PROTO_HTTP2;
 		struct sw_win w10, w60;
 		uint32_t inflight = sv->http ? sv->inflight : sv->active;
 
@@ -680,12 +680,14 @@ bool statwin_render(struct statwin *w, const struct snapshot *s, const struct st
 		if (text) {
 			const struct sw_win *x = win >= 60 ? &w60 : &w10;
 
-			put_name(out, sv->name, 26);
-			buf_printf(out, " %7s %8s %7s %7s %7s %5u %2zu/%-2zu\n",
+			put_name(out, sv->name, 20);
+			buf_printf(out, " %7s %7s %7s %7s %7s %6s %5u %2zu/%-2zu\n",
 				   fmt_pct(x->http ? x->success : x->conn_success, b1, sizeof(b1)),
 				   fmt_rate(x->secs > 0 ? (x->http ? x->req_s : x->conn_s) : -1, b2, sizeof(b2)),
 				   fmt_ms(x->p50, b3, sizeof(b3)), fmt_ms(x->p95, b4, sizeof(b4)),
-				   fmt_ms(x->p99, b5, sizeof(b5)), inflight, sv->ejected, sv->n_eps);
+				   fmt_ms(x->p99, b5, sizeof(b5)),
+				   fmt_rate(x->secs > 0 && x->http ? x->retry_s : -1, b6, sizeof(b6)), inflight,
+				   sv->ejected, sv->n_eps);
 			for (j = 0; opts->wide && j < sv->n_eps; j++) {
 				const struct snap_ep *ep = &sv->eps[j];
 				const struct sw_ep *p = e ? ep_find((struct sw_svc *)e, ep->addr, j) : NULL;
@@ -693,13 +695,13 @@ bool statwin_render(struct statwin *w, const struct snapshot *s, const struct st
 
 				ewin_of(e, p, win >= 60 ? 60 : 10, &ew);
 				buf_puts(out, "  ");
-				put_name(out, ep->addr, 24);
+				put_name(out, ep->addr, 18);
 				snprintf(b3, sizeof(b3), "ewma %sms", fmt_ms(ep->bal.ewma_us / 1e6, b4, sizeof(b4)));
-				buf_printf(out, " %7s %8s %15s %7s %5u %5s\n",
+				buf_printf(out, " %7s %7s %15s %7s %6s %5u %5s\n",
 					   fmt_pct(x->http ? ew.success : ew.conn_success, b1, sizeof(b1)),
 					   fmt_rate(ew.secs > 0 ? (x->http ? ew.req_s : ew.conn_s) : -1, b2,
 						    sizeof(b2)),
-					   b3, "", ep->bal.active, ep->bal.state == BAL_READY ? "" : "eject");
+					   b3, "", "", ep->bal.active, ep->bal.state == BAL_READY ? "" : "eject");
 			}
 		} else {
 			buf_puts(out, shown ? ",{\"name\":" : "{\"name\":");

@@ -18,17 +18,25 @@
 #include "codec/h1route.h"
 #include "codec/http1.h"
 #include "http/h1svc.h"
+#include "http/zipkin.h"
 #include "lib/buf.h"
 #include "lib/log.h"
+#include "codec/preamble.h"
+#include "codec/trace.h"
+#include "link/nodelink.h"
 #include "lib/netns.h"
 #include "lib/obuf.h"
 #include "lib/sock.h"
 #include "state/retry.h"
 #include "state/service.h"
 #include "state/tap.h"
+#include "tls/mtls.h"
+#include "tls/tls.h"
 
 #define H2_MAX_HEADERS 128 /* fields per header block */
 #define H2_READ 16384
+#define H2_TP_MAX 64 /* a traceparent value */
+#define H2_B3_MAX 96 /* a b3 value */
 
 /* What both kinds of connection share: the worker's "flush me" list. */
 struct h2conn {
@@ -46,6 +54,7 @@ struct h2s {
 	struct registry *reg;
 	struct svc *svc; /* ref */
 	struct h1_svc *l7;
+	struct mtls *mtls; /* TLS bundle for endpoints on other nodes (ref; NULL: none) */
 	struct weft_orig orig;
 	struct weft_sockaddr client;
 	int fd;
@@ -79,6 +88,12 @@ struct h2up {
 	uint32_t idle_timeout_ms; /* http.pool_idle_timeout_ms of the service that opened it */
 	ev_tstamp idle_since;     /* no stream since (0: streams are open) */
 	bool connected, dead, goaway;
+	/* an endpoint on another node: mutual TLS to its agent, then the preamble (link/nodelink) */
+	struct tls_conn *tls;
+	const struct tls_ctx *ctx; /* the identity it proved: only streams of that identity use it */
+	struct weft_sockaddr node; /* the agent it goes to */
+	struct nodelink *nl;       /* while the link is being set up */
+	enum tls_want want;        /* what the last TLS call that returned -EAGAIN waits for */
 };
 
 /* A byte queue: pending bytes are p[off..len). */
@@ -117,6 +132,11 @@ struct h2st {
 	double start, attempt_start, last_io;
 	ev_timer deadline;
 	int64_t deadline_ns;
+	/* tracing: the caller's context (or a new trace), our SERVER span, the attempt's CLIENT span */
+	struct trace_ctx tc;
+	bool have_parent, b3_in;
+	uint64_t span_id, attempt_span;
+	int64_t wall_start_us, attempt_wall_us;
 	/* response */
 	int status, grpc_status;
 	bool resp_head_sent, resp_end, errored;
@@ -218,8 +238,30 @@ static void w_run(struct h2_worker *w)
 	}
 }
 
-/* nghttp2's output into ob, then the socket. 0, or -1 when the connection is done with. */
-static int ng_flush(nghttp2_session *ng, struct obuf *ob, int fd, uint64_t *written)
+/* ob's bytes through TLS: 0 all written, 1 EAGAIN (*want says for what), -errno. */
+static int tls_flush(struct tls_conn *tls, struct obuf *o, enum tls_want *want)
+{
+	while (ob_pending(o)) {
+		ssize_t n = tls_write(tls, o->p + o->off, ob_pending(o));
+
+		if (n == -EAGAIN) {
+			*want = tls_want(tls);
+			return 1;
+		}
+		if (n < 0)
+			return (int)n;
+		o->off += (size_t)n;
+	}
+	o->off = o->len = 0;
+	return 0;
+}
+
+/*
+ * nghttp2's output into ob, then the socket (or tls, when not NULL). 0, or
+ * -1 when the connection is done with.
+ */
+static int ng_flush(nghttp2_session *ng, struct obuf *ob, int fd, uint64_t *written, struct tls_conn *tls,
+		    enum tls_want *want)
 {
 	for (;;) {
 		const uint8_t *data;
@@ -227,7 +269,7 @@ static int ng_flush(nghttp2_session *ng, struct obuf *ob, int fd, uint64_t *writ
 		int r;
 
 		if (ob_pending(ob)) {
-			r = ob_flush(ob, fd, written);
+			r = tls ? tls_flush(tls, ob, want) : ob_flush(ob, fd, written);
 			if (r < 0)
 				return -1;
 			if (r > 0)
@@ -308,6 +350,84 @@ static void st_maybe_free(struct h2st *st)
 	free(st);
 }
 
+/* ---- tracing (as HTTP/1.1: docs/http1.md, "Tracing") ----------------------------------------- */
+
+static void st_span(struct h2st *st, int kind, uint64_t id, uint64_t parent, int64_t start_us, int64_t dur_us,
+		    const char *err)
+{
+	struct h2s *s = st->s;
+	struct trace_span sp;
+
+	if (!s->w->zipkin || !st->tc.sampled || !id)
+		return;
+	memset(&sp, 0, sizeof(sp));
+	memcpy(sp.trace_id, st->tc.trace_id, 16);
+	sp.id = id;
+	sp.parent_id = parent;
+	sp.start_us = start_us;
+	sp.duration_us = dur_us > 0 ? dur_us : 1;
+	sp.kind = (uint8_t)kind;
+	snprintf(sp.name, sizeof(sp.name), "%.*s %s", (int)st->method_len, st->method ? st->method : "",
+		 st->route ? st->route->name : "default");
+	snprintf(sp.service, sizeof(sp.service), "%s", st->bsvc ? st->bsvc->name : s->svc->name);
+	snprintf(sp.route, sizeof(sp.route), "%s", st->route ? st->route->name : "");
+	snprintf(sp.method, sizeof(sp.method), "%.*s", (int)st->method_len, st->method ? st->method : "");
+	snprintf(sp.path, sizeof(sp.path), "%.*s", (int)st->path_len, st->path ? st->path : "");
+	if (st->ep_i >= 0 && st->bsvc)
+		snprintf(sp.endpoint, sizeof(sp.endpoint), "%.*s", (int)sizeof(sp.endpoint) - 1,
+			 st->bsvc->eps[st->ep_i]->addr_str);
+	sp.status = (uint16_t)(st->status > 0 ? st->status : 0);
+	sp.attempt = (uint8_t)(kind == TRACE_KIND_CLIENT ? st->attempt : 0);
+	if (err)
+		snprintf(sp.error, sizeof(sp.error), "%s", err);
+	zipkin_submit(s->w->zipkin, &sp);
+}
+
+/* The attempt's CLIENT span, once. */
+static void attempt_span_end(struct h2st *st, const char *err)
+{
+	if (!st->attempt_span)
+		return;
+	st_span(st, TRACE_KIND_CLIENT, st->attempt_span, st->span_id, st->attempt_wall_us,
+		(int64_t)((now_of(st->s->w) - st->attempt_start) * 1e6), err);
+	st->attempt_span = 0;
+}
+
+static const char *field_of(struct h2st *st, const char *lc, size_t *len);
+
+/* The caller's context: W3C traceparent, else single-header B3; else a new trace (sampled by http.sample_rate). */
+static void read_trace(struct h2st *st)
+{
+	const char *v;
+	size_t vl;
+	struct trace_ctx c;
+	int r = -EINVAL;
+
+	memset(&c, 0, sizeof(c));
+	if ((v = field_of(st, "traceparent", &vl)))
+		r = trace_parse_traceparent(v, vl, &c);
+	if (r != 0 && (v = field_of(st, "b3", &vl))) {
+		st->b3_in = true;
+		r = trace_parse_b3(v, vl, &c);
+	}
+	if (r == 0) {
+		st->tc = c;
+		st->have_parent = true;
+		if (!c.has_sampled)
+			st->tc.sampled = (double)(trace_random_u64() >> 11) / 9007199254740992.0 <
+					 st->s->l7->sample_rate;
+	} else {
+		bool has = r == -ENOENT && c.has_sampled;
+
+		memset(&st->tc, 0, sizeof(st->tc));
+		trace_new_trace_id(st->tc.trace_id);
+		st->tc.has_sampled = has;
+		st->tc.sampled = has ? c.sampled
+				     : (double)(trace_random_u64() >> 11) / 9007199254740992.0 < st->s->l7->sample_rate;
+	}
+	st->span_id = trace_random_u64();
+}
+
 /* One finished stream for weftctl tap (only while somebody taps). */
 static void st_tap(struct h2st *st, double d)
 {
@@ -366,6 +486,9 @@ static void st_account(struct h2st *st)
 	pthread_mutex_unlock(&s->reg->lock);
 	if (tap_active(s->reg->tap))
 		st_tap(st, d);
+	attempt_span_end(st, st->status >= 500 || (st->grpc && st->grpc_status > 0) ? "error" : NULL);
+	st_span(st, TRACE_KIND_SERVER, st->span_id, st->have_parent ? st->tc.span_id : 0, st->wall_start_us,
+		(int64_t)(d * 1e6), st->status >= 500 || (st->grpc && st->grpc_status > 0) ? "error" : NULL);
 	st->started = false;
 }
 
@@ -467,6 +590,7 @@ static void attempt_failed(struct h2st *st, bool connect_fail, const char *why)
 		st->ep_i = -1;
 	}
 	pthread_mutex_unlock(&s->reg->lock);
+	attempt_span_end(st, why);
 	log_debug("service %s: stream %d: attempt %u failed: %s", s->svc->name, st->id, st->attempt, why);
 	if (retry_ok(st)) {
 		st->req_sent = 0;
@@ -507,6 +631,8 @@ static void up_free(struct h2up *u)
 	if (!list_empty(&u->c.dirty))
 		list_del(&u->c.dirty);
 	list_del(&u->link);
+	tls_conn_free(u->tls);
+	free(u->nl);
 	if (u->fd >= 0)
 		close(u->fd);
 	nghttp2_session_del(u->ng);
@@ -525,14 +651,14 @@ static void up_flush(struct h2up *u)
 		io_arm(u->w->loop, &u->io, EV_WRITE);
 		return;
 	}
-	if (ng_flush(u->ng, &u->ob, u->fd, NULL) < 0) {
+	if (ng_flush(u->ng, &u->ob, u->fd, NULL, u->tls, &u->want) < 0) {
 		up_dead(u, "the connection to the endpoint failed");
 		return;
 	}
 	if (nghttp2_session_want_read(u->ng))
 		ev |= EV_READ;
 	if (ob_pending(&u->ob))
-		ev |= EV_WRITE;
+		ev |= u->tls && u->want == TLS_WANT_READ ? EV_READ : EV_WRITE;
 	if (!ev || (list_empty(&u->streams) && (u->goaway || u->w->draining))) {
 		up_dead(u, "closed");
 		return;
@@ -548,14 +674,42 @@ static void up_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 	ssize_t n;
 
 	(void)loop;
-	if (!u->connected && (revents & EV_WRITE)) {
+	if (!u->connected && (revents & (EV_WRITE | EV_READ))) {
 		int err = 0;
 		socklen_t el = sizeof(err);
 
-		if (getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err) {
+		/* the TCP connect's outcome (until TLS is under way) */
+		if (!u->tls && getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+			err = errno;
+		if (err) {
 			up_dead(u, err ? strerror(err) : "connect failed");
 			w_run(w);
 			return;
+		}
+		if (u->nl && !u->tls) {
+			/* TCP is up: now TLS and the preamble to the other node's agent */
+			u->tls = tls_conn_new((struct tls_ctx *)u->ctx, u->fd, false);
+			if (!u->tls) {
+				up_dead(u, "out of memory for TLS");
+				w_run(w);
+				return;
+			}
+		}
+		if (u->nl) {
+			int rc = nodelink_step(u->nl, u->tls);
+
+			if (rc == -EAGAIN) {
+				io_arm(loop, &u->io, tls_want(u->tls) == TLS_WANT_WRITE ? EV_WRITE : EV_READ);
+				return;
+			}
+			if (rc < 0) {
+				up_dead(u, rc == -EACCES ? "the other node's agent denied this workload (authorization)"
+							 : strerror(-rc));
+				w_run(w);
+				return;
+			}
+			free(u->nl);
+			u->nl = NULL;
 		}
 		u->connected = true;
 		ev_timer_stop(loop, &u->ct);
@@ -574,18 +728,33 @@ static void up_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 		w_run(w);
 		return;
 	}
-	if (revents & EV_READ) {
-		n = recv(u->fd, buf, sizeof(buf), 0);
-		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-			up_dead(u, n == 0 ? "the endpoint closed the connection" : strerror(errno));
-			w_run(w);
-			return;
-		}
-		if (n > 0 && nghttp2_session_mem_recv(u->ng, (const uint8_t *)buf, (size_t)n) < 0) {
-			up_dead(u, "the endpoint broke HTTP/2");
-			w_run(w);
-			return;
-		}
+	if (u->tls || (revents & EV_READ)) {
+		/* through TLS: read until EAGAIN (decrypted bytes can wait inside wolfSSL with none on the socket) */
+		do {
+			if (u->tls) {
+				n = tls_read(u->tls, buf, sizeof(buf));
+				if (n == -EAGAIN) {
+					u->want = tls_want(u->tls);
+					break;
+				}
+				if (n < 0)
+					errno = (int)-n;
+			} else {
+				n = recv(u->fd, buf, sizeof(buf), 0);
+				if (n < 0 && (errno == EAGAIN || errno == EINTR))
+					break;
+			}
+			if (n <= 0) {
+				up_dead(u, n == 0 ? "the endpoint closed the connection" : strerror(errno));
+				w_run(w);
+				return;
+			}
+			if (nghttp2_session_mem_recv(u->ng, (const uint8_t *)buf, (size_t)n) < 0) {
+				up_dead(u, "the endpoint broke HTTP/2");
+				w_run(w);
+				return;
+			}
+		} while (u->tls);
 	}
 	up_flush(u);
 	w_run(w);
@@ -804,8 +973,11 @@ static ssize_t req_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t le
 	return NGHTTP2_ERR_DEFERRED;
 }
 
-static struct h2up *up_new(struct h2_worker *w, struct svc_ep *ep, uint32_t mark, uint32_t connect_ms, uint32_t idle_ms)
+static struct h2up *up_new(struct h2_worker *w, struct svc_ep *ep, const struct weft_sockaddr *node,
+			   const struct tls_ctx *ctx, const char *svc_name, uint32_t mark, uint32_t connect_ms,
+			   uint32_t idle_ms)
 {
+	const struct weft_sockaddr *dst = node ? node : &ep->addr;
 	nghttp2_settings_entry iv[] = {
 		{ NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },
 		{ NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_STREAM_WINDOW },
@@ -829,10 +1001,38 @@ static struct h2up *up_new(struct h2_worker *w, struct svc_ep *ep, uint32_t mark
 	}
 	nghttp2_submit_settings(u->ng, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
 	nghttp2_session_set_local_window_size(u->ng, NGHTTP2_FLAG_NONE, 0, H2_CONN_WINDOW);
-	fd = netns_upstream_socket(&ep->addr.sa, mark);
-	if (fd < 0 || (connect(fd, &ep->addr.sa, ep->addr.len) < 0 && errno != EINPROGRESS)) {
+	if (node) {
+		struct preamble pre;
+		char a[ADDR_STRLEN];
+		int n;
+
+		u->nl = malloc(sizeof(*u->nl));
+		if (!u->nl) {
+			nghttp2_session_del(u->ng);
+			free(u);
+			return NULL;
+		}
+		memset(&pre, 0, sizeof(pre));
+		pre.target = ep->addr;
+		pre.proto = PREAMBLE_PROTO_HTTP2;
+		if (preamble_service_name_ok(svc_name))
+			snprintf(pre.service, sizeof(pre.service), "%s", svc_name);
+		n = preamble_encode(u->nl->prefix, sizeof(u->nl->prefix), &pre);
+		if (n < 0 || nodelink_init(u->nl, u->nl->prefix, (size_t)n, "HTTP/2 to %s (node agent %s)",
+					   ep->addr_str, addr_format(node, a, sizeof(a))) < 0) {
+			free(u->nl);
+			nghttp2_session_del(u->ng);
+			free(u);
+			return NULL;
+		}
+		u->ctx = ctx;
+		u->node = *node;
+	}
+	fd = netns_upstream_socket(&dst->sa, mark);
+	if (fd < 0 || (connect(fd, &dst->sa, dst->len) < 0 && errno != EINPROGRESS)) {
 		if (fd >= 0)
 			close(fd);
+		free(u->nl);
 		nghttp2_session_del(u->ng);
 		free(u);
 		return NULL;
@@ -855,14 +1055,18 @@ static struct h2up *up_new(struct h2_worker *w, struct svc_ep *ep, uint32_t mark
 }
 
 /* A connection to ep with room for one more stream, or a new one. */
-static struct h2up *up_get(struct h2_worker *w, struct svc_ep *ep, uint32_t mark, uint32_t connect_ms, uint32_t idle_ms)
+/* A connection to ep (through node, as ctx's identity) with room for one more stream, or a new one. */
+static struct h2up *up_get(struct h2_worker *w, struct svc_ep *ep, const struct weft_sockaddr *node,
+			   const struct tls_ctx *ctx, const char *svc_name, uint32_t mark, uint32_t connect_ms,
+			   uint32_t idle_ms)
 {
 	struct h2up *u;
 
 	list_for_each_entry(u, &w->ups, link)
-		if (u->ep == ep && !u->dead && !u->goaway && u->active < u->max_streams)
+		if (u->ep == ep && !u->dead && !u->goaway && u->active < u->max_streams && u->ctx == ctx &&
+		    (!node || addr_equal(&u->node, node)))
 			return u;
-	return up_new(w, ep, mark, connect_ms, idle_ms);
+	return up_new(w, ep, node, ctx, svc_name, mark, connect_ms, idle_ms);
 }
 
 /* Does the route remove this field, or set it (HTTP/2 names are lower-case already)? */
@@ -880,7 +1084,7 @@ static bool route_edits(const struct h1r_route *r, const char *name, size_t len)
 }
 
 /* The request's fields for the endpoint: pseudo-fields first, then the client's, with grpc-timeout renewed. */
-static size_t build_request_nv(struct h2st *st, nghttp2_nv *nv, size_t cap, char *tbuf, size_t tcap)
+static size_t build_request_nv(struct h2st *st, nghttp2_nv *nv, size_t cap, char *tbuf, size_t tcap, char *tp, char *b3)
 {
 	size_t n = 0, i;
 
@@ -895,6 +1099,9 @@ static size_t build_request_nv(struct h2st *st, nghttp2_nv *nv, size_t cap, char
 
 		if (h->name_len == 12 && !memcmp(h->name, "grpc-timeout", 12))
 			continue; /* renewed below with what is left */
+		if ((h->name_len == 11 && !memcmp(h->name, "traceparent", 11)) ||
+		    (h->name_len == 2 && !memcmp(h->name, "b3", 2)))
+			continue; /* rewritten below: our attempt's span is the endpoint's parent */
 		if (route_edits(st->route, h->name, h->name_len))
 			continue; /* the route removes it, or sets its own value */
 		nv[n++] = (nghttp2_nv){ (uint8_t *)(uintptr_t)h->name, (uint8_t *)(uintptr_t)h->value, h->name_len,
@@ -906,6 +1113,11 @@ static size_t build_request_nv(struct h2st *st, nghttp2_nv *nv, size_t cap, char
 		nv[n++] = (nghttp2_nv){ (uint8_t *)kv->name, (uint8_t *)kv->value, kv->nlen, kv->vlen,
 					NGHTTP2_NV_FLAG_NONE };
 	}
+	if (n + 2 < cap &&
+	    trace_format_traceparent(tp, H2_TP_MAX, st->tc.trace_id, st->attempt_span, st->tc.sampled) > 0)
+		nv[n++] = mknv("traceparent", tp);
+	if (st->b3_in && n + 2 < cap && trace_format_b3(b3, H2_B3_MAX, &st->tc, st->attempt_span, st->span_id) > 0)
+		nv[n++] = mknv("b3", b3);
 	if (st->deadline_ns && st->grpc && n < cap) {
 		int64_t left = st->deadline_ns - wall_ns();
 
@@ -921,10 +1133,11 @@ static void attempt_start(struct h2st *st)
 	struct registry *reg = s->reg;
 	struct svc *b = st->bsvc;
 	struct svc_ep *ep = NULL;
-	bool remote = false;
+	const struct weft_sockaddr *node = NULL;
+	struct tls_ctx *ctx = NULL;
 	nghttp2_nv nv[H2_MAX_HEADERS + 8];
 	nghttp2_data_provider dp = { .source.ptr = st, .read_callback = req_read };
-	char tbuf[32];
+	char tbuf[32], tp[H2_TP_MAX], b3[H2_B3_MAX];
 	struct h2up *u;
 	int32_t uid;
 	size_t n;
@@ -932,6 +1145,8 @@ static void attempt_start(struct h2st *st)
 
 	st->attempt++;
 	st->attempt_start = now_of(s->w);
+	st->attempt_span = trace_random_u64();
+	st->attempt_wall_us = wall_ns() / 1000;
 	st->status = 0;
 	st->grpc_status = -1;
 	st->nrnv = st->rhlen = 0;
@@ -950,7 +1165,8 @@ static void attempt_start(struct h2st *st)
 		ep->bal.active++;
 		ep->http->requests++;
 		st->ep_i = i;
-		remote = b->remote[i];
+		if (b->remote[i])
+			node = &b->nodes[i];
 		memcpy(s->ep_str, ep->addr_str, sizeof(s->ep_str));
 	}
 	pthread_mutex_unlock(&reg->lock);
@@ -958,17 +1174,20 @@ static void attempt_start(struct h2st *st)
 		st_fail(st, 503, GRPC_UNAVAILABLE, "no endpoint available");
 		return;
 	}
-	if (remote) {
-		/* the node link speaks HTTP/1.1 or opaque bytes today */
-		attempt_failed(st, true, "HTTP/2 to an endpoint on another node is not supported yet");
-		return;
+	if (node) {
+		/* as the calling workload: its identity's context (the bundle outlives the session) */
+		ctx = s->mtls ? mtls_client_ctx(s->mtls, s->orig.cgroup_id) : NULL;
+		if (!ctx) {
+			attempt_failed(st, true, "an endpoint on another node needs the tls group");
+			return;
+		}
 	}
-	u = up_get(s->w, ep, s->l7->mark, s->l7->connect_timeout_ms, s->l7->pool_idle_timeout_ms);
+	u = up_get(s->w, ep, node, ctx, b->name, s->l7->mark, s->l7->connect_timeout_ms, s->l7->pool_idle_timeout_ms);
 	if (!u) {
 		attempt_failed(st, true, "cannot open a connection to the endpoint");
 		return;
 	}
-	n = build_request_nv(st, nv, sizeof(nv) / sizeof(nv[0]), tbuf, sizeof(tbuf));
+	n = build_request_nv(st, nv, sizeof(nv) / sizeof(nv[0]), tbuf, sizeof(tbuf), tp, b3);
 	uid = nghttp2_submit_request(u->ng, NULL, nv, n, st->req_end && !bq_len(&st->req) ? NULL : &dp, st);
 	if (uid < 0) {
 		attempt_failed(st, false, nghttp2_strerror(uid));
@@ -1065,6 +1284,7 @@ static void request_begin(struct h2st *st)
 	bool shed;
 
 	st->start = st->last_io = now_of(s->w);
+	st->wall_start_us = wall_ns() / 1000;
 	st->started = true;
 	if (!st->method || !st->path || !st->scheme) {
 		if (st->method && st->method_len == 7 && !memcmp(st->method, "CONNECT", 7))
@@ -1075,6 +1295,7 @@ static void request_begin(struct h2st *st)
 	}
 	v = field_of(st, "content-type", &vl);
 	st->grpc = v && grpc_is_content_type(v, vl);
+	read_trace(st);
 	memset(&q, 0, sizeof(q));
 	q.method = st->method;
 	q.method_len = st->method_len;
@@ -1364,6 +1585,7 @@ static void s_free(struct h2s *s)
 	list_del(&s->link);
 	reg_conn_end_locked(reg, s->svc, s->orig.cgroup_id);
 	reg->ctr.completed++;
+	mtls_unref(s->mtls);
 	svc_unref_locked(reg, s->svc);
 	pthread_mutex_unlock(&reg->lock);
 	free(s);
@@ -1375,7 +1597,7 @@ static void s_flush(struct h2s *s)
 
 	if (s->dead)
 		return;
-	if (ng_flush(s->ng, &s->ob, s->fd, &s->bytes_out) < 0) {
+	if (ng_flush(s->ng, &s->ob, s->fd, &s->bytes_out, NULL, NULL) < 0) {
 		s->dead = true;
 		s_free(s);
 		return;
@@ -1416,7 +1638,7 @@ static void s_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 										 r == NGHTTP2_ERR_FLOODED
 									 ? NGHTTP2_ENHANCE_YOUR_CALM
 									 : NGHTTP2_PROTOCOL_ERROR);
-			ng_flush(s->ng, &s->ob, s->fd, &s->bytes_out);
+			ng_flush(s->ng, &s->ob, s->fd, &s->bytes_out, NULL, NULL);
 			s->dead = true;
 			s_free(s);
 			w_run(w);
@@ -1514,10 +1736,11 @@ static int h2_global_init(void)
 	return 0;
 }
 
-void h2_worker_init(struct h2_worker *w, struct ev_loop *loop, unsigned id, struct registry *reg)
+void h2_worker_init(struct h2_worker *w, struct ev_loop *loop, unsigned id, struct registry *reg, struct zipkin *zipkin)
 {
 	memset(w, 0, sizeof(*w));
 	w->loop = loop;
+	w->zipkin = zipkin;
 	w->id = id;
 	w->reg = reg;
 	list_init(&w->sessions);
@@ -1551,10 +1774,14 @@ void h2_start(struct h2_worker *w, int fd, struct svc *svc, const struct weft_or
 	s->orig = *orig;
 	s->client = *peer;
 	s->fd = fd;
+	pthread_mutex_lock(&reg->lock);
+	s->mtls = mtls_ref(reg->mtls);
+	pthread_mutex_unlock(&reg->lock);
 	list_init(&s->c.dirty);
 	list_init(&s->streams);
 	if (nghttp2_session_server_new2(&s->ng, h2g.srv, s, h2g.srv_opt) != 0) {
 		pthread_mutex_lock(&reg->lock);
+		mtls_unref(s->mtls);
 		reg_conn_end_locked(reg, svc, orig->cgroup_id);
 		svc_unref_locked(reg, svc);
 		pthread_mutex_unlock(&reg->lock);

@@ -44,14 +44,22 @@
  * nghttp2's stream_reset_rate_limit: H2_RST_BURST, then H2_RST_RATE per
  * second, then GOAWAY); CONTINUATION floods are cut at H2_MAX_CONTINUATIONS.
  *
- * Not yet (docs/http2.md): endpoints on other nodes (HTTP/2 through the
- * node link), request trailers from the client, /conns rows and tap events
- * for HTTP/2 sessions, tracing spans.
+ * Endpoints on other nodes: through that node's agent (link/nodelink:
+ * mutual TLS as the calling workload, the preamble), then h2c inside TLS;
+ * connections are pooled per (endpoint, identity), never shared across
+ * identities.
  *
- * It may call: state/service, state/retry, http/h1svc (the settings and
- * counters it shares with HTTP/1.1), codec/ (h1route, http1, deadline,
- * grpc), lib/, nghttp2. Threading: a struct h2_worker and everything on it
- * belong to one worker loop; shared state is the registry's, under its lock.
+ * Tracing as HTTP/1.1: the caller's traceparent or b3 continued (else a
+ * trace sampled by tracing.sample_rate), a SERVER span per stream and a
+ * CLIENT span per attempt to Zipkin, traceparent (and b3) to the endpoint.
+ *
+ * Not yet (docs/http2.md): request trailers from the client.
+ *
+ * It may call: state/service, state/retry, state/tap, http/h1svc (the
+ * settings and counters it shares with HTTP/1.1), link/nodelink, tls/,
+ * codec/ (h1route, http1, deadline, grpc, preamble), lib/, nghttp2.
+ * Threading: a struct h2_worker and everything on it belong to one worker
+ * loop; shared state is the registry's, under its lock.
  */
 #ifndef WEFT_H2SESSION_H
 #define WEFT_H2SESSION_H
@@ -75,12 +83,14 @@
 
 struct registry;
 struct svc;
+struct zipkin;
 
 /* The HTTP/2 path's part of one worker loop. */
 struct h2_worker {
 	struct ev_loop *loop;
 	unsigned id;
 	struct registry *reg;
+	struct zipkin *zipkin;       /* span exporter, or NULL (borrowed) */
 	struct list_head sessions;   /* struct h2s.link (linked under registry.lock, for /conns) */
 	struct list_head ups;        /* struct h2up.link: upstream connections */
 	struct list_head dirty_list; /* connections with frames to send once the event is handled */
@@ -88,7 +98,9 @@ struct h2_worker {
 	bool draining;
 };
 
-void h2_worker_init(struct h2_worker *w, struct ev_loop *loop, unsigned id, struct registry *reg);
+/* zipkin: the span exporter, or NULL (borrowed). */
+void h2_worker_init(struct h2_worker *w, struct ev_loop *loop, unsigned id, struct registry *reg,
+		    struct zipkin *zipkin);
 
 /*
  * An admitted client connection of an HTTP/2 service: takes over fd, the

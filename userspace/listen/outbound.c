@@ -543,7 +543,7 @@ static int worker_init(struct outbound *ob, struct ob_worker *w, unsigned id, co
 		return -ENOMEM;
 	}
 	h1_worker_init(&w->http, w->loop, id, ob->reg, ob->zipkin, ob->mb);
-	h2_worker_init(&w->h2, w->loop, id, ob->reg);
+	h2_worker_init(&w->h2, w->loop, id, ob->reg, ob->zipkin);
 	detector_init(&w->detect, w->loop, ob->reg, &w->tcp, &w->http, &w->h2);
 	if (tcp_worker_init(&w->tcp, w->loop, id, ob->reg, cfg->buffer_size) < 0) {
 		snprintf(err, errlen, "out of memory");
