@@ -22,6 +22,8 @@ import sys
 
 import pytest
 
+pytest_plugins = ["weft_requirepriv"]  # under WEFT_REQUIRE_PRIV=1 a skip fails
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import weft_harness as wh  # noqa: E402
 

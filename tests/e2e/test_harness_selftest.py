@@ -65,3 +65,21 @@ def test_percpu_dump_parsing():
            {"key": 0, "values": [{"cpu": 0, "value": 5}, {"cpu": 1, "value": 2}]},
            {"formatted": {"key": 2, "values": [{"cpu": 0, "value": 9}]}}]
     assert wh.parse_percpu_dump(raw) == {6: 3 + 257, 0: 7, 2: 9}
+
+
+def test_a_skip_fails_under_require_priv(tmp_path):
+    """Issue 16: a test that skips (e.g. because a tool is missing) fails in
+    CI (WEFT_REQUIRE_PRIV=1) and stays a skip elsewhere."""
+    import subprocess
+    import sys
+    t = tmp_path / "test_skips.py"
+    t.write_text("import pytest\n\ndef test_needs_a_tool():\n    pytest.skip('wrk not found')\n")
+    here = os.path.dirname(os.path.abspath(__file__))
+    base = [sys.executable, "-m", "pytest", "-q", "-p", "weft_requirepriv", "-p", "no:cacheprovider", str(t)]
+    env = dict(os.environ, PYTHONPATH=here)
+    env.pop("WEFT_REQUIRE_PRIV", None)
+    r = subprocess.run(base, capture_output=True, text=True, env=env, cwd=str(tmp_path))
+    assert r.returncode == 0 and "1 skipped" in r.stdout, r.stdout + r.stderr
+    r = subprocess.run(base, capture_output=True, text=True, env=dict(env, WEFT_REQUIRE_PRIV="1"),
+                       cwd=str(tmp_path))
+    assert r.returncode == 1 and "1 failed" in r.stdout and "wrk not found" in r.stdout, r.stdout + r.stderr
