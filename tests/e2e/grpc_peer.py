@@ -10,6 +10,9 @@ from Debian and no generated code: the methods take and return raw bytes
       Stream(b"N")    -> N messages of 100 bytes (server streaming)
       Upload(stream)  -> b"<bytes received>" (client streaming)
       Meta(b"")       -> the call's metadata as JSON
+      Chat(stream)    -> b"re:" + each message (bidirectional streaming)
+    (call --method Cancel: a Sleep call cancelled by the client after 0.5 s;
+     the server prints {"event": "cancelled"} when it sees it)
     prints {"event": "listening", "addr": ...} once serving.
   call   --connect ADDR --method M [--payload P] [--n N] [--timeout S]
       N calls on ONE channel (one HTTP/2 connection), prints
@@ -35,8 +38,18 @@ def serve(args):
         ctx.abort(grpc.StatusCode[req.decode()], "failed on purpose")
 
     def sleep(req, ctx):
-        time.sleep(float(req.decode()))
+        # a cancelled call (the client's RST_STREAM, through weft) is reported on stdout
+        ctx.add_callback(lambda: print(json.dumps({"event": "done", "active": ctx.is_active()}), flush=True))
+        end = time.monotonic() + float(req.decode())
+        while time.monotonic() < end and ctx.is_active():
+            time.sleep(0.01)
+        if not ctx.is_active():
+            print(json.dumps({"event": "cancelled"}), flush=True)
         return b"slept"
+
+    def chat(it, ctx):
+        for m in it:
+            yield b"re:" + m
 
     def stream(req, ctx):
         for _ in range(int(req.decode())):
@@ -55,6 +68,7 @@ def serve(args):
         "Stream": grpc.unary_stream_rpc_method_handler(stream),
         "Upload": grpc.stream_unary_rpc_method_handler(upload),
         "Meta": grpc.unary_unary_rpc_method_handler(meta),
+        "Chat": grpc.stream_stream_rpc_method_handler(chat),
     }
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), options=OPTS)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("weft.Echo", handlers),))
@@ -80,6 +94,16 @@ def call(args):
                         n += 1
                     out["messages"] += n
                     reply = "stream"
+                elif args.method == "Chat":
+                    msgs = [b"m%d" % i for i in range(int(args.payload))]
+                    got = [r for r in ch.stream_stream(path)(iter(msgs), timeout=args.timeout)]
+                    out["messages"] += len(got)
+                    reply = "ok" if got == [b"re:" + m for m in msgs] else "mismatch"
+                elif args.method == "Cancel":
+                    fut = ch.unary_unary("/weft.Echo/Sleep").future(args.payload.encode(), timeout=args.timeout)
+                    time.sleep(0.5)
+                    fut.cancel()
+                    reply = "cancelled" if fut.cancelled() else "not cancelled"
                 elif args.method == "Upload":
                     chunks = (b"u" * 1000 for _ in range(int(args.payload)))
                     reply = ch.stream_unary(path)(chunks, timeout=args.timeout).decode()

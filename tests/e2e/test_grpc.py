@@ -241,3 +241,25 @@ def test_grpc_tracing(weft):
     spans = {s["kind"]: s for s in col.of(trace)}
     assert spans["SERVER"]["parentId"] == parent and spans["CLIENT"]["parentId"] == spans["SERVER"]["id"], spans
     assert spans["CLIENT"]["id"] == tp[2], (spans, tp)
+
+
+
+def test_bidi_streaming_and_cancellation(weft):
+    """Bidirectional streaming passes every message in order; a client's
+    cancel (RST_STREAM CANCEL) reaches the endpoint through weft, which sees
+    its call cancelled long before the call would have ended."""
+    cg = weft.cgroup(tag="grpc-bidi")
+    addr = "127.0.0.1:%d" % free_port()
+    srv = spawn([PYTHON, PEER, "serve", "--listen", addr, "--name", "a"], stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, text=True)
+    weft._push("grpc server", lambda: stop_process(srv, 3.0))
+    assert '"listening"' in srv.stdout.readline()
+    events = []
+    threading.Thread(target=lambda: [events.append(l) for l in srv.stdout], daemon=True).start()
+    vip = vip_addr()
+    weft.weftd([cg], [service("grpc", [vip], [addr], protocol="http2")])
+    r = call(cg, vip, method="Chat", payload="2000", n=2, timeout=30)
+    assert r["ok"] == 2 and r["replies"] == {"ok": 2} and r["messages"] == 4000, r
+    r = call(cg, vip, method="Cancel", payload="10", timeout=30)
+    assert r["replies"] == {"cancelled": 1}, r
+    assert wait_for(lambda: any('"cancelled"' in e for e in events), 3), events
