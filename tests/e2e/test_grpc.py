@@ -263,3 +263,26 @@ def test_bidi_streaming_and_cancellation(weft):
     r = call(cg, vip, method="Cancel", payload="10", timeout=30)
     assert r["replies"] == {"cancelled": 1}, r
     assert wait_for(lambda: any('"cancelled"' in e for e in events), 3), events
+
+
+def test_curl_http2_prior_knowledge(weft, mesh):
+    """An unmodified curl speaking h2c with prior knowledge through weft: the
+    endpoint's answer comes back over HTTP/2 (a gRPC server answers a plain
+    GET with its own error status; what matters is that HTTP/2 carried it)."""
+    import shutil
+    if not shutil.which("curl"):
+        pytest.fail("curl not found: run `make deps`")
+    r = subprocess.run(in_cgroup_argv(mesh.cg, ["curl", "-sS", "--http2-prior-knowledge", "-o", "/dev/null",
+                                                "-w", "%{http_version} %{http_code}", "--max-time", "5",
+                                                "http://%s/weft.Echo/Who" % mesh.vip]),
+                       capture_output=True, text=True, timeout=20)
+    version, code = r.stdout.split()
+    assert r.returncode == 0 and version == "2" and code.isdigit() and int(code) >= 200, (r.stdout, r.stderr)
+    # and a gRPC-shaped request with curl gets a gRPC answer (trailers included)
+    r = subprocess.run(in_cgroup_argv(mesh.cg, ["curl", "-sS", "--http2-prior-knowledge", "-D", "-", "-o",
+                                                "/dev/null", "-X", "POST", "-H", "content-type: application/grpc",
+                                                "-H", "te: trailers", "--data-binary", "@-", "--max-time", "5",
+                                                "http://%s/weft.Echo/Who" % mesh.vip]),
+                       input=b"\x00\x00\x00\x00\x00", capture_output=True, timeout=20)
+    head = r.stdout.decode(errors="replace").lower()
+    assert r.returncode == 0 and "http/2 200" in head and "grpc-status: 0" in head, head
