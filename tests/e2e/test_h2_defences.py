@@ -189,3 +189,26 @@ def test_oversized_header_list_gets_431_and_the_connection_lives(weft, mesh):
     assert not any(f[0] == GOAWAY for f in fs), fs
     assert m.d.running()
 
+
+
+def test_ping_and_settings_floods_are_cut(weft, mesh):
+    """A client that sends PINGs (or SETTINGS) and never reads the ACKs: once
+    nghttp2 holds 1000 unsent ACKs (the socket buffers between us full), it
+    calls it a flood; weft ends the connection (GOAWAY ENHANCE_YOUR_CALM when
+    it can still be written), counts it, and serves others as before."""
+    m = mesh
+    for k, (ftype, payload) in enumerate(((6, b"12345678"), (SETTINGS, b""))):
+        c = Raw(m.cg, m.vip)
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # and never read
+        c.sock.settimeout(5)
+        cut = False
+        try:
+            for _ in range(400):
+                c.send(frame(ftype, 0, 0, payload) * 5000)
+        except (BrokenPipeError, ConnectionResetError):
+            cut = True
+        assert cut, "a flood of %d frames of type %d was not cut" % (400 * 5000, ftype)
+        assert wait_for(lambda: goaways(m.d, "enhance_your_calm") >= k + 1, 5), metrics(m.d.admin)
+        c.sock.close()
+    assert m.d.running()
+    assert call(m.cg, m.vip, n=3)["ok"] == 3

@@ -64,6 +64,7 @@ struct h2s {
 	struct list_head streams; /* struct h2st.slink */
 	unsigned n_streams;
 	bool dead, goaway_sent;
+	bool terminated;              /* weft ended it for a flood or a broken frame (counted there, GOAWAY or not) */
 	uint64_t bytes_in, bytes_out; /* from the client, to the client */
 	ev_tstamp started;
 	ev_tstamp idle_since;     /* no stream open since (0: streams are open) */
@@ -1523,8 +1524,9 @@ static int srv_on_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *
 	if (f->hd.type == NGHTTP2_GOAWAY) {
 		uint32_t e = f->goaway.error_code;
 
-		atomic_fetch_add(&h2_goaways[e < H2_ERR_CODES ? e : H2_ERR_CODES - 1], 1);
-		if (e != NGHTTP2_NO_ERROR)
+		if (!s->terminated)
+			atomic_fetch_add(&h2_goaways[e < H2_ERR_CODES ? e : H2_ERR_CODES - 1], 1);
+		if (e != NGHTTP2_NO_ERROR && !s->terminated)
 			log_info_rl("service %s: HTTP/2 client (pid %u): GOAWAY %s (%s)", s->svc->name, s->orig.pid,
 				    nghttp2_http2_strerror(e),
 				    e == NGHTTP2_INTERNAL_ERROR
@@ -1633,11 +1635,22 @@ static void s_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 		if (n > 0)
 			s->bytes_in += (uint64_t)n;
 		if (n > 0 && (r = nghttp2_session_mem_recv(s->ng, (const uint8_t *)buf, (size_t)n)) < 0) {
-			/* fatal (a flood, a broken frame): say so in a GOAWAY, send what is queued, close */
-			nghttp2_session_terminate_session(s->ng, r == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS ||
-										 r == NGHTTP2_ERR_FLOODED
-									 ? NGHTTP2_ENHANCE_YOUR_CALM
-									 : NGHTTP2_PROTOCOL_ERROR);
+			/*
+			 * fatal (a flood of PINGs, SETTINGS or CONTINUATIONs, a broken
+			 * frame): counted and logged here, since the GOAWAY may not get
+			 * out (a peer that does not read is what a flood looks like)
+			 */
+			uint32_t code = r == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS || r == NGHTTP2_ERR_FLOODED
+						? NGHTTP2_ENHANCE_YOUR_CALM
+						: NGHTTP2_PROTOCOL_ERROR;
+
+			s->terminated = true;
+			atomic_fetch_add(&h2_goaways[code], 1);
+			log_info_rl("service %s: HTTP/2 client (pid %u): connection ended: %s (%s)", s->svc->name,
+				    s->orig.pid, nghttp2_strerror((int)r),
+				    code == NGHTTP2_ENHANCE_YOUR_CALM ? "a flood: GOAWAY ENHANCE_YOUR_CALM"
+								      : "GOAWAY PROTOCOL_ERROR");
+			nghttp2_session_terminate_session(s->ng, code);
 			ng_flush(s->ng, &s->ob, s->fd, &s->bytes_out, NULL, NULL);
 			s->dead = true;
 			s_free(s);
