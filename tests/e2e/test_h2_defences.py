@@ -200,7 +200,7 @@ def test_ping_and_settings_floods_are_cut(weft, mesh):
     for k, (ftype, payload) in enumerate(((6, b"12345678"), (SETTINGS, b""))):
         c = Raw(m.cg, m.vip)
         c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # and never read
-        c.sock.settimeout(5)
+        c.sock.settimeout(60)  # weft reads as fast as it can: slow only on a loaded machine (sanitizers)
         cut = False
         try:
             for _ in range(400):
