@@ -942,13 +942,22 @@ static int cli_on_stream_close(nghttp2_session *ng, int32_t id, uint32_t err, vo
 static ssize_t req_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length, uint32_t *flags,
 			nghttp2_data_source *src, void *arg)
 {
-	struct h2st *st = src->ptr;
-	struct h2s *s = st->s;
-	size_t avail = bq_len(&st->req) - st->req_sent, n = avail < length ? avail : length;
+	/*
+	 * The stream's user data, not src->ptr: a stream the client side gave up
+	 * (user data NULL, RST_STREAM queued) may still be asked for data before
+	 * the reset goes out, after its struct h2st is gone.
+	 */
+	struct h2st *st = nghttp2_session_get_stream_user_data(ng, id);
+	struct h2s *s;
+	size_t avail, n;
 
-	(void)ng;
-	(void)id;
+	(void)src;
 	(void)arg;
+	if (!st)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream, which is going anyway */
+	s = st->s;
+	avail = bq_len(&st->req) - st->req_sent;
+	n = avail < length ? avail : length;
 	if (n) {
 		st->last_io = now_of(s->w);
 		memcpy(buf, st->req.p + st->req.off + st->req_sent, n);
@@ -1235,10 +1244,15 @@ static void deadline_cb(struct ev_loop *loop, ev_timer *t, int revents)
 static ssize_t resp_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length, uint32_t *flags,
 			 nghttp2_data_source *src, void *arg)
 {
-	struct h2st *st = src->ptr;
-	size_t avail = bq_len(&st->resp), n = avail < length ? avail : length;
+	struct h2st *st = nghttp2_session_get_stream_user_data(ng, id); /* as req_read */
+	size_t avail, n;
 
+	(void)src;
 	(void)arg;
+	if (!st)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	avail = bq_len(&st->resp);
+	n = avail < length ? avail : length;
 	if (n) {
 		st->last_io = now_of(st->s->w);
 		memcpy(buf, st->resp.p + st->resp.off, n);
