@@ -927,7 +927,7 @@ static void agent_page(struct agent *a, bool svcs, const char *query, struct adm
 		if (svcs && text)
 			render_services_text(&snap, r->body, w);
 		else if (svcs)
-			render_services(&snap, r->body);
+			render_services(&snap, r->body, NULL, NULL);
 		else if (text)
 			render_conns_text(&snap, r->body, agent_cgroup_name, a, w);
 		else
