@@ -278,7 +278,7 @@ static void labels(struct buf *out, const struct disc_src *s)
 {
 	buf_puts(out, "{service=\"");
 	buf_prom_label(out, s->svc);
-	buf_printf(out, "\",source=\"%s\",name=\"", cfg_ep_source_name(s->kind));
+	buf_printf(out, "\",source=\"%s\",target=\"", cfg_ep_source_name(s->kind));
 	buf_prom_label(out, s->name);
 	buf_puts(out, "\"");
 }

@@ -2,6 +2,13 @@
 /*
  * dnsdisc: DNS discovery on the main loop (dnsdisc.h).
  *
+ * One c-ares channel per server in agent.dns_servers (one with the servers
+ * of /etc/resolv.conf without it), each flagged NOCHECKRESP so that a
+ * SERVFAIL or REFUSED reaches us as what it is (c-ares 1.18 reports a
+ * SERVFAIL from every server as "connection refused"); a query that fails
+ * on one server (such an answer, a timeout, no server there) is asked of
+ * the next, in order, and only the last one's failure counts.
+ *
  * c-ares tells us which sockets it wants watched (sock_state_cb) and when
  * its next timeout is due (ares_timeout); every ares_process_fd and every
  * new query re-arms the one timer. A source runs one refresh ("round") at a
@@ -29,15 +36,22 @@
 #define DNS_CLASS_IN 1
 #define DD_ABORT_RETRY_S 0.05 /* a round cut short (servers changed): asked again this soon */
 
+struct dd_chan {
+	struct dnsdisc *d;
+	ares_channel ch;
+	char server[ADDR_STRLEN]; /* "" : resolv.conf's */
+};
+
 struct dd_io {
 	ev_io w;
 	int fd;
-	struct dnsdisc *d;
+	struct dd_chan *c;
 };
 
 struct dnsdisc {
 	struct ev_loop *loop;
-	ares_channel ch; /* NULL until dnsdisc_set_servers */
+	struct dd_chan *chans; /* one per server; NULL until dnsdisc_set_servers */
+	size_t n_chans;
 	bool lib_init;
 	uint32_t mark;
 	ev_timer tmo;
@@ -65,6 +79,7 @@ struct dd_query {
 	struct dns_src *src; /* NULL: orphaned */
 	int target;          /* index in src->targets; -1: the SRV query */
 	uint16_t type;
+	size_t chan;           /* the server asked (index in dnsdisc.chans) */
 	struct list_head link; /* src->queries */
 };
 
@@ -98,48 +113,56 @@ static int ares_lib_refs;
 
 /* ---- c-ares on libev ------------------------------------------------------- */
 
+/* The next c-ares timeout of any channel, on the one timer. */
 static void dd_rearm(struct dnsdisc *d)
 {
 	struct timeval tv, *tvp;
+	double next = -1, t;
+	size_t i;
 
 	ev_timer_stop(d->loop, &d->tmo);
-	if (!d->ch)
+	for (i = 0; i < d->n_chans; i++) {
+		tvp = ares_timeout(d->chans[i].ch, NULL, &tv);
+		if (!tvp)
+			continue;
+		t = tv.tv_sec + tv.tv_usec / 1e6;
+		if (next < 0 || t < next)
+			next = t;
+	}
+	if (next < 0)
 		return;
-	tvp = ares_timeout(d->ch, NULL, &tv);
-	if (!tvp)
-		return;
-	ev_timer_set(&d->tmo, tv.tv_sec + tv.tv_usec / 1e6 + 0.001, 0.);
+	ev_timer_set(&d->tmo, next + 0.001, 0.);
 	ev_timer_start(d->loop, &d->tmo);
 }
 
 static void dd_on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct dnsdisc *d = w->data;
+	size_t i;
 
 	(void)loop;
 	(void)revents;
-	if (d->ch)
-		ares_process_fd(d->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+	for (i = 0; i < d->n_chans; i++)
+		ares_process_fd(d->chans[i].ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
 	dd_rearm(d);
 }
 
 static void dd_on_io(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct dd_io *io = w->data;
-	struct dnsdisc *d = io->d;
+	struct dd_chan *c = io->c;
 	int fd = io->fd; /* io may be freed by the processing below */
 
 	(void)loop;
-	if (d->ch)
-		ares_process_fd(d->ch, revents & EV_READ ? fd : ARES_SOCKET_BAD,
-				revents & EV_WRITE ? fd : ARES_SOCKET_BAD);
-	dd_rearm(d);
+	ares_process_fd(c->ch, revents & EV_READ ? fd : ARES_SOCKET_BAD, revents & EV_WRITE ? fd : ARES_SOCKET_BAD);
+	dd_rearm(c->d);
 }
 
 /* c-ares opens, changes or closes (neither) interest in a socket. */
 static void dd_sock_state(void *data, ares_socket_t fd, int readable, int writable)
 {
-	struct dnsdisc *d = data;
+	struct dd_chan *c = data;
+	struct dnsdisc *d = c->d;
 	struct dd_io *io = NULL, **n;
 	size_t i;
 
@@ -168,10 +191,10 @@ static void dd_sock_state(void *data, ares_socket_t fd, int readable, int writab
 		d->ios = n;
 		d->ios[d->n_ios++] = io;
 		io->fd = fd;
-		io->d = d;
 		ev_io_init(&io->w, dd_on_io, fd, 0);
 		io->w.data = io;
 	}
+	io->c = c;
 	ev_io_stop(d->loop, &io->w);
 	ev_io_set(&io->w, fd, (readable ? EV_READ : 0) | (writable ? EV_WRITE : 0));
 	ev_io_start(d->loop, &io->w);
@@ -180,7 +203,7 @@ static void dd_sock_state(void *data, ares_socket_t fd, int readable, int writab
 /* Every resolver socket carries agent.mark, so the BPF programs never redirect it. */
 static int dd_configure_socket(ares_socket_t fd, int type, void *data)
 {
-	struct dnsdisc *d = data;
+	struct dnsdisc *d = ((struct dd_chan *)data)->d;
 
 	(void)type;
 	if (d->mark && setsockopt(fd, SOL_SOCKET, SO_MARK, &d->mark, sizeof(d->mark)) < 0)
@@ -209,14 +232,25 @@ int dnsdisc_new(struct ev_loop *loop, uint32_t mark, struct dnsdisc **out)
 	return 0;
 }
 
+static void chans_free(struct dd_chan *c, size_t n, bool cancel)
+{
+	size_t i;
+
+	/* cancel all first: a callback must not send on a channel being destroyed */
+	for (i = 0; cancel && i < n; i++)
+		ares_cancel(c[i].ch);
+	for (i = 0; i < n; i++)
+		ares_destroy(c[i].ch); /* orphaned queries are freed by their callbacks */
+	free(c);
+}
+
 void dnsdisc_free(struct dnsdisc *d)
 {
 	size_t i;
 
 	if (!d)
 		return;
-	if (d->ch)
-		ares_destroy(d->ch); /* orphaned queries are freed by their callbacks */
+	chans_free(d->chans, d->n_chans, false);
 	ev_timer_stop(d->loop, &d->tmo);
 	for (i = 0; i < d->n_ios; i++) {
 		ev_io_stop(d->loop, &d->ios[i]->w);
@@ -228,56 +262,76 @@ void dnsdisc_free(struct dnsdisc *d)
 	free(d);
 }
 
+/* One channel asking server (NULL: resolv.conf's); 0 or -errno with err. */
+static int chan_init(struct dnsdisc *d, struct dd_chan *c, const struct weft_sockaddr *server, uint32_t timeout_ms,
+		     char *err, size_t errlen)
+{
+	struct ares_options o;
+	int r;
+
+	memset(&o, 0, sizeof(o));
+	c->d = d;
+	o.sock_state_cb = dd_sock_state;
+	o.sock_state_cb_data = c;
+	o.timeout = (int)timeout_ms;
+	o.tries = DNSDISC_TRIES;
+	o.flags = ARES_FLAG_NOALIASES | ARES_FLAG_NOSEARCH | ARES_FLAG_NOCHECKRESP;
+	r = ares_init_options(&c->ch, &o,
+			      ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS);
+	if (r != ARES_SUCCESS) {
+		err_set(err, errlen, "cannot start the DNS resolver (c-ares): %s", ares_strerror(r));
+		return -ENOMEM;
+	}
+	ares_set_socket_configure_callback(c->ch, dd_configure_socket, c);
+	if (!server)
+		return 0;
+	addr_format(server, c->server, sizeof(c->server));
+	r = ares_set_servers_ports_csv(c->ch, c->server);
+	if (r != ARES_SUCCESS) {
+		err_set(err, errlen, "agent.dns_servers: c-ares refuses '%s': %s", c->server, ares_strerror(r));
+		ares_destroy(c->ch);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int dnsdisc_set_servers(struct dnsdisc *d, const struct weft_sockaddr *servers, size_t n, uint32_t timeout_ms,
 			char *err, size_t errlen)
 {
-	struct ares_options o;
-	ares_channel ch = NULL, old;
-	char csv[CFG_MAX_DNS_SERVERS * (ADDR_STRLEN + 1) + 1] = "";
-	size_t i, off = 0;
-	int r;
+	struct dd_chan *nc, *old = d->chans;
+	size_t i, m = n ? n : 1, n_old = d->n_chans;
 
 	if (n > CFG_MAX_DNS_SERVERS)
-		n = CFG_MAX_DNS_SERVERS;
-	if (d->ch && n == d->n_servers && timeout_ms == d->timeout_ms) {
+		n = m = CFG_MAX_DNS_SERVERS;
+	if (d->chans && n == d->n_servers && timeout_ms == d->timeout_ms) {
 		for (i = 0; i < n && addr_equal(&servers[i], &d->servers[i]); i++)
 			;
 		if (i == n)
 			return 0;
 	}
-	memset(&o, 0, sizeof(o));
-	o.sock_state_cb = dd_sock_state;
-	o.sock_state_cb_data = d;
-	o.timeout = (int)timeout_ms;
-	o.tries = DNSDISC_TRIES;
-	o.flags = ARES_FLAG_NOALIASES | ARES_FLAG_NOSEARCH;
-	r = ares_init_options(&ch, &o, ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS);
-	if (r != ARES_SUCCESS) {
-		err_set(err, errlen, "cannot start the DNS resolver (c-ares): %s", ares_strerror(r));
+	nc = calloc(m, sizeof(*nc));
+	if (!nc) {
+		err_set(err, errlen, "out of memory starting the DNS resolver");
 		return -ENOMEM;
 	}
-	ares_set_socket_configure_callback(ch, dd_configure_socket, d);
-	for (i = 0; i < n; i++) {
-		char a[ADDR_STRLEN];
+	for (i = 0; i < m; i++) {
+		int r = chan_init(d, &nc[i], n ? &servers[i] : NULL, timeout_ms, err, errlen);
 
-		off += (size_t)snprintf(csv + off, sizeof(csv) - off, "%s%s", i ? "," : "",
-					addr_format(&servers[i], a, sizeof(a)));
+		if (r < 0) {
+			chans_free(nc, i, false);
+			return r;
+		}
 	}
-	if (n && (r = ares_set_servers_ports_csv(ch, csv)) != ARES_SUCCESS) {
-		err_set(err, errlen, "agent.dns_servers: c-ares refuses '%s': %s", csv, ares_strerror(r));
-		ares_destroy(ch);
-		return -EINVAL;
-	}
-	old = d->ch;
-	d->ch = ch;
+	d->chans = nc;
+	d->n_chans = m;
 	memcpy(d->servers, servers, n * sizeof(*servers));
 	d->n_servers = n;
 	d->timeout_ms = timeout_ms;
 	if (old) {
-		/* rounds in flight end as aborted and are asked again, on the new channel */
-		ares_cancel(old);
-		ares_destroy(old);
-		log_info("dns: now asking %s (%u ms per try)", n ? csv : "the servers of /etc/resolv.conf", timeout_ms);
+		/* rounds in flight end as aborted and are asked again, on the new channels */
+		chans_free(old, n_old, true);
+		log_info("dns: now asking %s%s (%u ms per try)", n ? nc[0].server : "the servers of /etc/resolv.conf",
+			 n > 1 ? " and the next ones in agent.dns_servers" : "", timeout_ms);
 	}
 	dd_rearm(d);
 	return 0;
@@ -377,7 +431,7 @@ static void send_query(struct dns_src *s, int target, uint16_t type, const char 
 	q->target = target;
 	q->type = type;
 	list_add(&q->link, &s->queries);
-	ares_query(s->d->ch, name, DNS_CLASS_IN, type, on_answer, q);
+	ares_query(s->d->chans[0].ch, name, DNS_CLASS_IN, type, on_answer, q);
 }
 
 /* The A and AAAA queries the source's family asks for, per target from `first` on. */
@@ -424,7 +478,7 @@ static void start_round(struct dns_src *s)
 {
 	struct dnsdisc *d = s->d;
 
-	if (!d->ch) {
+	if (!d->chans) {
 		schedule(s, 1.0);
 		return;
 	}
@@ -542,40 +596,62 @@ static void addrs_answered(struct dns_src *s, const struct dd_query *q, const st
 	dst->n = a->n;
 }
 
+/* " (server a:p)" when several servers are configured, for messages */
+static const char *server_of(const struct dns_src *s, size_t chan, char *buf, size_t len)
+{
+	if (s->d->n_chans > 1 && s->d->chans[chan].server[0])
+		snprintf(buf, len, " (server %s)", s->d->chans[chan].server);
+	else
+		buf[0] = '\0';
+	return buf;
+}
+
+/*
+ * A query's answer. A failure (no answer, an rcode other than NOERROR and
+ * NXDOMAIN, a malformed message) is asked of the next server if there is
+ * one; the last server's failure fails the round.
+ */
 static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
 	struct dd_query *q = arg;
 	struct dns_src *s = q->src;
 	struct dns_answer a;
 	const char *name;
-	char err[256];
+	char err[256], why[300], sv[ADDR_STRLEN + 16];
+	bool parsed = false;
 
 	(void)timeouts;
 	if (!s) {
 		free(q);
 		return;
 	}
-	list_del(&q->link);
 	name = q->target < 0 ? s->cfg.name : s->targets[q->target].name;
 	if (status == ARES_ECANCELLED || status == ARES_EDESTRUCTION) {
 		s->aborted = true;
 		goto done;
 	}
-	if (status != ARES_SUCCESS && status != ARES_ENODATA && status != ARES_ENOTFOUND) {
-		round_fail(s, "%s %s: %s", type_name(q->type), name, status_text(status));
-		goto done;
-	}
-	if (!abuf || alen <= 0) {
-		round_fail(s, "%s %s: %s", type_name(q->type), name, status_text(status));
-		goto done;
-	}
-	if (dns_parse_answer(abuf, (size_t)alen, name, q->type, &a, err, sizeof(err)) < 0) {
-		round_fail(s, "%s %s: %s", type_name(q->type), name, err);
-		goto done;
-	}
-	if (a.rcode != DNS_RCODE_NOERROR && a.rcode != DNS_RCODE_NXDOMAIN) {
-		round_fail(s, "%s %s: rcode %u", type_name(q->type), name, a.rcode);
-		dns_answer_free(&a);
+	why[0] = '\0';
+	if (!abuf || alen <= 0)
+		snprintf(why, sizeof(why), "%s", status_text(status));
+	else if (parsed = true, dns_parse_answer(abuf, (size_t)alen, name, q->type, &a, err, sizeof(err)) < 0)
+		snprintf(why, sizeof(why), "%s", err);
+	else if (a.rcode != DNS_RCODE_NOERROR && a.rcode != DNS_RCODE_NXDOMAIN)
+		snprintf(why, sizeof(why), "%s",
+			 a.rcode == DNS_RCODE_SERVFAIL ? "SERVFAIL"
+			 : a.rcode == 5                ? "REFUSED"
+			 : a.rcode == 4                ? "NOTIMP"
+			 : a.rcode == 1                ? "FORMERR"
+						       : "an unexpected rcode");
+	if (why[0]) {
+		if (parsed)
+			dns_answer_free(&a); /* nothing, or an rcode's empty answer */
+		if (q->chan + 1 < s->d->n_chans) {
+			/* the next server, for this query alone */
+			q->chan++;
+			ares_query(s->d->chans[q->chan].ch, name, DNS_CLASS_IN, q->type, on_answer, q);
+			return;
+		}
+		round_fail(s, "%s %s: %s%s", type_name(q->type), name, why, server_of(s, q->chan, sv, sizeof(sv)));
 		goto done;
 	}
 	if (a.n && a.ttl < s->ttl)
@@ -586,6 +662,7 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
 		addrs_answered(s, q, &a);
 	dns_answer_free(&a);
 done:
+	list_del(&q->link);
 	free(q);
 	if (--s->pending == 0)
 		finish_round(s);
