@@ -321,7 +321,8 @@ static int pick_tiered(struct bal *b, struct cands *c, double now)
 		p.ready[b->tier[i]] += b->eps[i]->state == BAL_READY;
 	}
 	loc_loads(&p, b->overprov_pct);
-	t = loc_draw(&p, (uint32_t)(bal_rand(b) % 100));
+	/* xorshift64* output (the high bits of x * M): the low bits of plain xorshift64 are weak */
+	t = loc_draw(&p, (uint32_t)(((bal_rand(b) * 0x2545f4914f6cdd1dull) >> 32) % 100));
 	if (t < 0)
 		return -ENOENT;
 	c->tier = t;
