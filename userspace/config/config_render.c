@@ -124,8 +124,14 @@ void cfg_render_json(const struct weft_config *c, struct buf *out)
 
 			buf_puts(out, j ? ",{\"address\":" : "{\"address\":");
 			addr_json(out, &e->addr);
-			buf_printf(out, ",\"weight\":%u,\"priority\":%u,\"zone\":", e->weight, e->priority);
-			str_or_null(out, e->zone);
+			buf_printf(out, ",\"weight\":%u", e->weight);
+			/* locality only where written (the default is no zone, priority 0) */
+			if (e->priority)
+				buf_printf(out, ",\"priority\":%u", e->priority);
+			if (e->zone) {
+				buf_puts(out, ",\"zone\":");
+				buf_json_str(out, e->zone);
+			}
 			if (e->has_node) {
 				buf_puts(out, ",\"node\":");
 				addr_json(out, &e->node);

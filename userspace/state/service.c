@@ -341,8 +341,9 @@ static const char *svc_zone(struct svc *s, const char *z, bool *oom)
 
 /*
  * Locality of a generation: each endpoint's zone, priority and source
- * (kept only when one of them is not the default, so services without any,
- * e.g. 100k discovered Kubernetes endpoints, cost nothing), its tier
+ * (kept only when one of them is not the default for some endpoint, so
+ * services without any, e.g. 100k discovered Kubernetes endpoints, cost
+ * nothing, agent.zone or not: they are all in one tier), its tier
  * (loc_tiers: priority, and whether it is in agent.zone), and the tiers
  * handed to the balancer when endpoints fall into more than one. 0 or
  * -ENOMEM. O(endpoints x levels).
@@ -351,7 +352,7 @@ static int svc_locality(struct svc *s, const struct weft_config *cfg, const stru
 {
 	uint8_t used[LOC_MAX_TIERS] = { 0 }, *tier = NULL;
 	uint32_t *prio = NULL;
-	bool *local = NULL, oom = false, any = cfg->zone != NULL;
+	bool *local = NULL, oom = false, any = false;
 	size_t i, k, n = cs->n_endpoints, distinct = 0;
 	int ret = -ENOMEM;
 
