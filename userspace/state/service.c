@@ -422,7 +422,8 @@ static struct svc *svc_new_locked(struct registry *r, const struct weft_config *
 	s->stat = stat_get_locked(r, cs->name);
 	if (!s->stat)
 		goto err;
-	memcpy(s->vips, cs->addrs, cs->n_addrs * sizeof(*s->vips));
+	if (cs->n_addrs) /* an override entry of a service not discovered yet has none (addrs NULL) */
+		memcpy(s->vips, cs->addrs, cs->n_addrs * sizeof(*s->vips));
 	s->n_vips = cs->n_addrs;
 	for (i = 0; i < cs->n_endpoints; i++) {
 		s->eps[i] = ep_get_locked(r, s->stat, &cs->endpoints[i].addr);
