@@ -38,7 +38,7 @@ WARN     := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wformat=2 -Wvl
 CFLAGS   ?= -O2 -g
 CPPFLAGS := -D_GNU_SOURCE -Iinclude -Iuserspace -I$(BUILD)
 BASE_CFLAGS := -std=c11 $(WARN) -fno-strict-aliasing $(CFLAGS)
-LIBS     := -lbpf -lelf -lz -lev -lconfig -lwolfssl -ljansson -lnghttp2 -lm
+LIBS     := -lbpf -lelf -lz -lev -lconfig -lwolfssl -ljansson -lnghttp2 -lcares -lm
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 BPF_SRCS  := $(wildcard bpf/*.bpf.c)

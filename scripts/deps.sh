@@ -15,6 +15,8 @@ BUILD_PKGS=(
 	libjansson-dev
 	# HTTP/2 and gRPC at layer 7 (http/h2*)
 	libnghttp2-dev
+	# DNS service discovery (disc/dnsdisc): asynchronous queries on the event loop
+	libc-ares-dev
 )
 PKGS=(
 	"${BUILD_PKGS[@]}"
@@ -33,6 +35,9 @@ PKGS=(
 	openssl testssl.sh
 	# HTTP/2 and gRPC: h2load and nghttp (nghttp2-client), python gRPC clients and servers
 	nghttp2-client python3-grpcio
+	# e2e: DNS service discovery against a real DNS server on 127.0.0.0/8 (the binary only:
+	# dnsmasq-base installs no service and leaves the machine's resolver alone)
+	dnsmasq-base
 )
 case "${1:-}" in
 "") ;;

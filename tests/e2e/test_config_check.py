@@ -186,7 +186,7 @@ def test_all_errors_are_printed_in_line_order(tmp_path):
             f"{f}:4: agent.zork: unknown key; valid keys are admin, outbound_port, inbound, bpf_pin_path, "
             "fail_mode, heartbeat_stale_ms, mark, log_level, max_connections, max_connections_per_workload, "
             "buffer_memory_mb, buffer_memory_per_workload_pct, buffer_size, drain_timeout_ms, workers, "
-            "redirect_loopback, splice, strict_inbound, log_rate_limit",
+            "redirect_loopback, splice, strict_inbound, log_rate_limit, zone, dns_servers, dns_timeout_ms",
             f"{f}:7: services[0].addresses[0]: '127.10.0.1' has no port; write it as host:port",
             f"{f}:8: services[0].endpoints[0].address: 127.10.0.9:80 is an address of service 'web' (line 9); "
             "an endpoint must be where a server listens, or connections would loop",

@@ -466,12 +466,13 @@ def services_conf(services):
     attempts?, retry?, extra? (more service keys, verbatim)}] -> libconfig text.
     retry: None (default) writes `retry = { attempts = <attempts>; };`; a
     string writes `retry = { <that text> };` instead (attempts is then not
-    written unless the text has it); "" or False writes no retry group."""
+    written unless the text has it); "" or False writes no retry group.
+    endpoints None writes no endpoints list (for endpoints_from, in extra)."""
     parts = []
     for s in services:
         # an endpoint is "ip:port" or ("ip:port", weight)
         eps = ", ".join('{ address = "%s"; weight = %d; }' % e if isinstance(e, tuple)
-                        else '{ address = "%s"; }' % e for e in s["endpoints"])
+                        else '{ address = "%s"; }' % e for e in s["endpoints"] or [])
         addrs = ", ".join('"%s"' % a for a in s["addresses"])
         retry = s.get("retry")
         if retry is None:
@@ -482,10 +483,11 @@ def services_conf(services):
             retry_text = " retry = { %s };" % retry
         parts.append(
             '{ name = "%s"; addresses = [ %s ]; protocol = "%s"; balancer = "%s";\n'
-            '    endpoints = ( %s );\n'
+            '%s'
             '    timeouts = { connect_ms = %d; };%s%s }'
             % (s["name"], addrs, s.get("protocol", "tcp"), s.get("balancer", "round-robin"),
-               eps, s.get("connect_ms", 1000), retry_text, s.get("extra", "")))
+               "" if s["endpoints"] is None else "    endpoints = ( %s );\n" % eps,
+               s.get("connect_ms", 1000), retry_text, s.get("extra", "")))
     return "services = (\n  " + ",\n  ".join(parts) + "\n);\n"
 
 
@@ -883,7 +885,8 @@ def http_get(addr, path, timeout=5.0):
 
 
 def service(name, addresses, endpoints, **kw):
-    d = {"name": name, "addresses": list(addresses), "endpoints": list(endpoints)}
+    d = {"name": name, "addresses": list(addresses),
+         "endpoints": None if endpoints is None else list(endpoints)}
     d.update(kw)
     return d
 
@@ -2278,3 +2281,163 @@ def parse_responses(data):
                     "header_list": hl, "body": body, "json": js})
         i = j
     return out, data[i:]
+
+
+# --------------------------------------------------------------------------
+# DNS for the discovery tests: dnsmasq on 127.0.0.0/8 (never the machine's
+# resolver: weftd is given its address in agent.dns_servers), and an
+# in-process "upstream" that answers every query with one rcode.
+
+def dns_query(addr, name, qtype=1, timeout=1.0):
+    """One UDP query -> (rcode, answer count), or None without an answer."""
+    import struct
+    fam, host, port = split_addr(addr)
+    q = struct.pack(">HHHHHH", random.randint(0, 65535), 0x0100, 1, 0, 0, 0)
+    for label in name.rstrip(".").split("."):
+        q += bytes([len(label)]) + label.encode()
+    q += b"\0" + struct.pack(">HH", qtype, 1)
+    with socket.socket(fam, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        try:
+            s.sendto(q, (host, port))
+            r, _ = s.recvfrom(4096)
+        except OSError:
+            return None
+    return r[3] & 0x0f, struct.unpack(">H", r[6:8])[0]
+
+
+class DnsResponder:
+    """A UDP DNS server thread answering every query with .rcode and no
+    record (2 SERVFAIL, 3 NXDOMAIN, 5 REFUSED): dnsmasq's upstream for
+    names it has no data for."""
+
+    def __init__(self, rcode=2):
+        self.rcode = rcode
+        self.queries = 0
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.addr = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                q, peer = self.sock.recvfrom(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if len(q) < 12:
+                continue
+            i = 12
+            while i < len(q) and q[i]:
+                i += q[i] + 1
+            hdr = bytearray(q[:12])
+            hdr[2] = 0x80 | (q[2] & 0x01)
+            hdr[3] = 0x80 | self.rcode
+            hdr[6:12] = b"\0" * 6
+            self.queries += 1
+            try:
+                self.sock.sendto(bytes(hdr) + q[12:i + 5], peer)
+            except OSError:
+                pass
+
+    def stop(self):
+        self._stop.set()
+        self._t.join(2)
+        self.sock.close()
+
+
+class DnsServer:
+    """dnsmasq on a random 127.53.x.y address and port: an addn-hosts file
+    the test rewrites (set_hosts: SIGHUP), SRV records (set_srv: dnsmasq
+    reads them from its command line, so it restarts on the same address),
+    answers with TTL `ttl`, no cache. Names under `domain` that it has no
+    data for are NXDOMAIN, or go to `upstream` (a DnsResponder address)."""
+
+    def __init__(self, workdir, hosts=(), srv=(), ttl=1, domain="internal", upstream=None):
+        self.name = unique_name("dns")
+        self.dir = os.path.join(workdir, self.name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.host = "127.53.%d.%d" % (random.randint(0, 255), random.randint(1, 254))
+        self.port = free_port(self.host)
+        self.addr = "%s:%d" % (self.host, self.port)
+        self.hosts_path = os.path.join(self.dir, "hosts")
+        self.log_path = os.path.join(self.dir, "dnsmasq.log")
+        self.srv, self.ttl, self.domain, self.upstream = list(srv), ttl, domain, upstream
+        self.proc = None
+        self._write_hosts(hosts)
+        self.start()
+
+    def _write_hosts(self, hosts):
+        """hosts: [(ip, name), ...]"""
+        tmp = self.hosts_path + ".tmp"
+        with open(tmp, "w") as f:
+            for ip, name in hosts:
+                f.write("%s %s\n" % (ip, name))
+        os.rename(tmp, self.hosts_path)
+
+    def argv(self):
+        a = ["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--pid-file=", "--user=root",
+             "--port=%d" % self.port, "--listen-address=%s" % self.host, "--bind-interfaces",
+             "--no-resolv", "--no-hosts", "--addn-hosts=%s" % self.hosts_path, "--cache-size=0",
+             "--local-ttl=%d" % self.ttl, "--log-queries", "--log-facility=%s" % self.log_path]
+        if self.upstream:
+            fam, host, port = split_addr(self.upstream)
+            a.append("--server=/%s/%s#%d" % (self.domain, host, port))
+        else:
+            a.append("--local=/%s/" % self.domain)
+        # (name, target, port, priority, weight)
+        a += ["--srv-host=%s,%s,%d,%d,%d" % r for r in self.srv]
+        return a
+
+    def start(self, timeout=10.0):
+        self.proc = spawn(self.argv(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=open(os.path.join(self.dir, "stderr"), "ab"))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("dnsmasq exited with %s: %s" % (self.proc.returncode, self.log()))
+            if dns_query(self.addr, "weft-ready." + self.domain, timeout=0.2) is not None:
+                return
+        raise RuntimeError("dnsmasq on %s does not answer: %s" % (self.addr, self.log()))
+
+    def log(self):
+        out = ""
+        for f in ("stderr", "dnsmasq.log"):
+            try:
+                with open(os.path.join(self.dir, f), errors="replace") as fh:
+                    out += fh.read()[-3000:]
+            except OSError:
+                pass
+        return out
+
+    def set_hosts(self, hosts):
+        self._write_hosts(hosts)
+        self.proc.send_signal(signal.SIGHUP)
+
+    def set_srv(self, srv):
+        self.srv = list(srv)
+        self.stop()
+        self.start()
+
+    def stop(self):
+        if self.proc is not None:
+            stop_process(self.proc, 3.0)
+            self.proc = None
+
+
+def dns_server(h, **kw):
+    """A DnsServer torn down with h (kw: hosts, srv, ttl, domain, upstream)."""
+    d = DnsServer(h.workdir, **kw)
+    h._push("dnsmasq %s" % d.addr, d.stop)
+    return d
+
+
+def dns_responder(h, rcode=2):
+    r = DnsResponder(rcode)
+    h._push("dns responder %s" % r.addr, r.stop)
+    return r

@@ -665,7 +665,7 @@ static const struct fail_case fail_cases[] = {
 	  SVC("    adresses = [ \"127.10.0.2:80\" ];\n    route = ( );\n    frobs = 1;\n"),
 	  { "t.conf:3: services[0].adresses: unknown key; did you mean 'addresses'?",
 	    "t.conf:4: services[0].route: unknown key; did you mean 'routes'?",
-	    "t.conf:5: services[0].frobs: unknown key; valid keys are name, addresses, protocol, balancer, endpoints, timeouts, retry, authorization, circuit_breaker, limits, http, routes" } },
+	    "t.conf:5: services[0].frobs: unknown key; valid keys are name, addresses, protocol, balancer, endpoints, timeouts, retry, authorization, circuit_breaker, limits, http, routes, endpoints_from, failover" } },
 	{ "unknown in circuit_breaker and limits",
 	  SVC("    circuit_breaker = { consecutive_failure = 3; };\n    limits = { max_conns = 5; };\n"),
 	  { "t.conf:3: services[0].circuit_breaker.consecutive_failure: unknown key; did you mean 'consecutive_failures'?",
@@ -673,6 +673,62 @@ static const struct fail_case fail_cases[] = {
 	{ "unknown in endpoint",
 	  SVC("    endpoints = ( { address = \"127.0.0.1:1\"; wieght = 2; } );\n"),
 	  { "t.conf:3: services[0].endpoints[0].wieght: unknown key; did you mean 'weight'?" } },
+	{ "endpoints and endpoints_from",
+	  SVC("    endpoints = ( { address = \"127.0.0.1:1\"; } );\n    endpoints_from = { file = \"/e/api\"; };\n"),
+	  { "t.conf:4: services[0].endpoints_from: the service also lists endpoints; take its endpoints from the file "
+	    "(endpoints) or from endpoints_from, not both" } },
+	{ "endpoints_from: no kind, two kinds, unknown key",
+	  SVC("    endpoints_from = ( { port = 80; },\n      { dns = \"a.b\"; file = \"/x\"; },\n"
+	      "      { dns = \"a.b\"; port = 1; ttl = 5; } );\n"),
+	  { "t.conf:3: services[0].endpoints_from[0]: say where the endpoints come from: dns = \"api.internal\"; "
+	    "port = 8080; or dns_srv = \"_api._tcp.internal\"; or file = \"/etc/weft/endpoints/api.conf\";",
+	    "t.conf:4: services[0].endpoints_from[1]: both dns and file; one source per entry: list several as "
+	    "endpoints_from = ( { ... }, { ... } );",
+	    "t.conf:5: services[0].endpoints_from[2].ttl: unknown key; valid keys are dns, dns_srv, file, port, family, "
+	    "zone, weight, priority, refresh_min_ms, refresh_max_ms" } },
+	{ "endpoints_from: dns needs a port, names and paths are checked",
+	  SVC("    endpoints_from = ( { dns = \"api.internal\"; },\n      { dns = \"api..internal\"; port = 80; },\n"
+	      "      { dns_srv = \"_a._tcp.x\"; port = 80; weight = 2; },\n      { file = \"rel/path\"; },\n"
+	      "      { file = \"/x/y\"; zone = \"a\"; } );\n"),
+	  { "t.conf:3: services[0].endpoints_from[0]: missing required key 'port' for dns; write port = 8080; (A and "
+	    "AAAA records carry no port; dns_srv uses SRV records, which do)",
+	    "t.conf:4: services[0].endpoints_from[1].dns: 'api..internal' has an empty label (two dots, or a leading "
+	    "dot); write a host name such as \"api.internal\" (the port goes in port)",
+	    "t.conf:5: services[0].endpoints_from[2].port: not for dns_srv: the SRV records give each endpoint's port, "
+	    "weight and priority",
+	    "t.conf:5: services[0].endpoints_from[2].weight: not for dns_srv: the SRV records give each endpoint's "
+	    "port, weight and priority",
+	    "t.conf:6: services[0].endpoints_from[3].file: 'rel/path' is not an absolute path; write the file's "
+	    "absolute path, e.g. \"/etc/weft/endpoints/api.conf\"",
+	    "t.conf:7: services[0].endpoints_from[4].zone: not for a file source: each line of the file gives its "
+	    "endpoint's address, weight, zone and priority, and changes are seen at once" } },
+	{ "endpoints_from: ranges, family, zone, duplicates",
+	  SVC("    endpoints_from = ( { dns = \"a.x\"; port = 80; refresh_min_ms = 5000; refresh_max_ms = 2000; },\n"
+	      "      { dns = \"b.x\"; port = 80; family = \"v6\"; zone = \"eu west\"; },\n"
+	      "      { dns = \"a.x\"; port = 80; } );\n"),
+	  { "t.conf:3: services[0].endpoints_from[0].refresh_max_ms: 2000 is below refresh_min_ms (5000); TTLs are "
+	    "held between the two",
+	    "t.conf:4: services[0].endpoints_from[1].family: unknown value 'v6'; valid values are \"any\", \"ipv4\", "
+	    "\"ipv6\"",
+	    "t.conf:4: services[0].endpoints_from[1].zone: 'eu west' has a character other than A-Z, a-z, 0-9, '.', "
+	    "'_', '-'; write a zone name such as \"eu-west-1a\"",
+	    "t.conf:5: services[0].endpoints_from[2]: 'a.x' is already services[0].endpoints_from[0] (line 3); list "
+	    "each source once" } },
+	{ "endpoints_from: not a group",
+	  SVC("    endpoints_from = \"api.internal\";\n"),
+	  { "t.conf:3: services[0].endpoints_from: expected a group { dns = \"name\"; port = 80; } or a list of "
+	    "them, got a string" } },
+	{ "endpoint zone and priority, failover, agent zone and DNS servers",
+	  "agent: { zone = \"-a\"; dns_servers = [ \"127.0.0.1\" ]; dns_timeout_ms = 50; };\n" SVC(
+		  "    endpoints = ( { address = \"127.0.0.1:1\"; zone = \"\"; priority = 70000; } );\n"
+		  "    failover = { overprovisioning = 0.5; };\n"),
+	  { "t.conf:1: agent.zone: '-a' does not start with a letter or digit; write this node's zone, e.g. "
+	    "\"eu-west-1a\"",
+	    "t.conf:1: agent.dns_servers[0]: '127.0.0.1' has no port; write it as host:port",
+	    "t.conf:1: agent.dns_timeout_ms: 50 is out of range (100-30000)",
+	    "t.conf:4: services[0].endpoints[0].priority: 70000 is out of range (0-65535)",
+	    "t.conf:4: services[0].endpoints[0].zone: '' is empty; write a zone name such as \"eu-west-1a\"",
+	    "t.conf:5: services[0].failover.overprovisioning: 0.5 is out of range (1-10)" } },
 	{ "unknown in timeouts",
 	  SVC("    timeouts = { connect = 5; };\n"),
 	  { "t.conf:3: services[0].timeouts.connect: unknown key; valid keys are connect_ms, idle_ms" } },
@@ -1018,7 +1074,7 @@ static const struct fail_case fail_cases[] = {
 	/* user text is cut and kept on one line */
 	{ "long unknown key",
 	  "agent: { aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa = 1; };\n",
-	  { "t.conf:1: agent.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...: unknown key; valid keys are admin, outbound_port, inbound, bpf_pin_path, fail_mode, heartbeat_stale_ms, mark, log_level, max_connections, max_connections_per_workload, buffer_memory_mb, buffer_memory_per_workload_pct, buffer_size, drain_timeout_ms, workers, redirect_loopback, splice, strict_inbound, log_rate_limit" } },
+	  { "t.conf:1: agent.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...: unknown key; valid keys are admin, outbound_port, inbound, bpf_pin_path, fail_mode, heartbeat_stale_ms, mark, log_level, max_connections, max_connections_per_workload, buffer_memory_mb, buffer_memory_per_workload_pct, buffer_size, drain_timeout_ms, workers, redirect_loopback, splice, strict_inbound, log_rate_limit, zone, dns_servers, dns_timeout_ms" } },
 	{ "newline in a value",
 	  "agent: { fail_mode = \"op\nen\"; };\n",
 	  { "t.conf:1: agent.fail_mode: unknown value 'op?en'; valid values are \"open\", \"closed\"" } },
@@ -1184,6 +1240,70 @@ static const struct fail_case fail_cases[] = {
 	  "tracing = { collector = \"127.0.0.1:15001\"; };\n",
 	  { "t.conf:1: tracing.collector: 127.0.0.1:15001 is weftd's own outbound listener (agent.outbound_port); give the collector's real address" } },
 };
+
+/* endpoints_from, zones, priorities, failover, agent.zone and agent.dns_servers as parsed. */
+static void test_discovery(void **state)
+{
+	struct weft_config *c;
+	const struct cfg_service *s;
+
+	(void)state;
+	c = load_ok(
+		"agent: { zone = \"eu-1a\"; dns_servers = [ \"127.0.0.53:5353\", \"[::1]:53\" ]; "
+		"dns_timeout_ms = 500; };\n"
+		"services = (\n"
+		"  { name = \"api\"; addresses = [ \"127.10.0.1:80\" ];\n"
+		"    endpoints_from = { dns = \"api.internal\"; port = 8080; zone = \"eu-1a\"; priority = 2; weight = 3;"
+		" family = \"ipv4\"; refresh_min_ms = 200; refresh_max_ms = 2000; };\n"
+		"    failover = { overprovisioning = 2; }; },\n"
+		"  { name = \"db\"; addresses = [ \"127.10.0.2:80\" ];\n"
+		"    endpoints_from = ( { dns_srv = \"_db._tcp.internal.\"; }, { file = \"/etc/weft/db\"; } ); },\n"
+		"  { name = \"web\"; addresses = [ \"127.10.0.3:80\" ];\n"
+		"    endpoints = ( { address = \"127.0.0.1:1\"; zone = \"eu-1a\"; priority = 1; },\n"
+		"                  { address = \"127.0.0.1:2\"; zone = \"eu-1b\"; },\n"
+		"                  { address = \"127.0.0.1:3\"; zone = \"eu-1a\"; } ); }\n"
+		");\n");
+	assert_string_equal(c->zone, "eu-1a");
+	assert_int_equal(c->n_dns_servers, 2);
+	assert_string_equal(fmt_addr(&c->dns_servers[1]), "[::1]:53");
+	assert_int_equal(c->dns_timeout_ms, 500);
+	s = &c->services[0];
+	assert_int_equal(s->n_endpoints, 0);
+	assert_int_equal(s->n_sources, 1);
+	assert_int_equal(s->sources[0].kind, CFG_EP_DNS);
+	assert_string_equal(s->sources[0].name, "api.internal");
+	assert_int_equal(s->sources[0].port, 8080);
+	assert_string_equal(s->sources[0].zone, "eu-1a");
+	assert_int_equal(s->sources[0].priority, 2);
+	assert_int_equal(s->sources[0].weight, 3);
+	assert_int_equal(s->sources[0].family, CFG_FAMILY_IPV4);
+	assert_int_equal(s->sources[0].refresh_min_ms, 200);
+	assert_int_equal(s->sources[0].refresh_max_ms, 2000);
+	assert_int_equal(s->overprov_pct, 200);
+	s = &c->services[1];
+	assert_int_equal(s->n_sources, 2);
+	assert_int_equal(s->sources[0].kind, CFG_EP_DNS_SRV);
+	assert_int_equal(s->sources[0].family, CFG_FAMILY_ANY);
+	assert_null(s->sources[0].zone);
+	assert_int_equal(s->sources[0].refresh_min_ms, 1000);
+	assert_int_equal(s->sources[0].refresh_max_ms, 300000);
+	assert_int_equal(s->sources[1].kind, CFG_EP_FILE);
+	assert_string_equal(s->sources[1].name, "/etc/weft/db");
+	assert_int_equal(s->overprov_pct, 140);
+	s = &c->services[2];
+	assert_string_equal(s->endpoints[0].zone, "eu-1a");
+	assert_int_equal(s->endpoints[0].priority, 1);
+	assert_string_equal(s->endpoints[1].zone, "eu-1b");
+	assert_ptr_equal(s->endpoints[2].zone, s->endpoints[0].zone); /* interned */
+	assert_int_equal(c->n_zones, 2);
+	cfg_free(c);
+	/* defaults */
+	c = load_ok("");
+	assert_null(c->zone);
+	assert_int_equal(c->n_dns_servers, 0);
+	assert_int_equal(c->dns_timeout_ms, 2000);
+	cfg_free(c);
+}
 
 static void test_failures(void **state)
 {
@@ -1893,6 +2013,7 @@ int main(void)
 		cmocka_unit_test(test_http_routes),
 		cmocka_unit_test(test_http_render),
 		cmocka_unit_test(test_failures),
+		cmocka_unit_test(test_discovery),
 		cmocka_unit_test(test_many_errors_at_once),
 		cmocka_unit_test(test_errs_append_and_null),
 		cmocka_unit_test(test_limit_services),

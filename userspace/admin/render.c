@@ -52,7 +52,57 @@ static void render_service_http(const struct snap_svc *s, struct buf *out)
 	buf_puts(out, "]}");
 }
 
-void render_services(const struct snapshot *snap, struct buf *out)
+/*
+ * ,"locality":{...}: the node's zone, each tier (priority, local or not,
+ * endpoints, ready, health and load in percent) and, in words, where the
+ * service's traffic goes and why (loc_explain).
+ */
+static void render_locality(const struct snap_svc *s, struct buf *out)
+{
+	char why[1024];
+	size_t i;
+	bool first = true, spill = false;
+	int best = -1;
+
+	if (!s->n_tiers)
+		return;
+	buf_puts(out, ",\"locality\":{\"zone\":");
+	if (s->local_zone)
+		buf_json_str(out, s->local_zone);
+	else
+		buf_puts(out, "null");
+	buf_printf(out, ",\"overprovisioning\":%u.%02u,\"panic\":%s,\"tiers\":[", s->overprov_pct / 100,
+		   s->overprov_pct % 100, s->plan.panic ? "true" : "false");
+	for (i = 0; i < s->n_tiers; i++) {
+		if (!s->plan.total[i])
+			continue;
+		if (best < 0)
+			best = (int)i;
+		else if (s->plan.load[i])
+			spill = true;
+		buf_printf(out,
+			   "%s{\"priority\":%u,\"local\":%s,\"endpoints\":%u,\"ready\":%u,\"health_pct\":%u,"
+			   "\"load_pct\":%u}",
+			   first ? "" : ",", s->tiers[i].priority, s->tiers[i].local ? "true" : "false",
+			   s->plan.total[i], s->plan.ready[i], s->plan.health[i], s->plan.load[i]);
+		first = false;
+	}
+	/* in_use: the most preferred tier with load; spilling: traffic beyond the most preferred tier with endpoints */
+	buf_puts(out, "],\"in_use\":");
+	for (i = 0; i < s->n_tiers && !s->plan.load[i]; i++)
+		;
+	if (i < s->n_tiers)
+		buf_printf(out, "{\"priority\":%u,\"local\":%s}", s->tiers[i].priority,
+			   s->tiers[i].local ? "true" : "false");
+	else
+		buf_puts(out, "null");
+	buf_printf(out, ",\"spilling\":%s,\"reason\":",
+		   spill || (best >= 0 && !s->plan.load[best] && !s->plan.panic) ? "true" : "false");
+	buf_json_str(out, loc_explain(&s->plan, s->tiers, s->local_zone, s->overprov_pct, why, sizeof(why)));
+	buf_puts(out, "}");
+}
+
+void render_services(const struct snapshot *snap, struct buf *out, render_svc_fn disc, void *disc_arg)
 {
 	char a[ADDR_STRLEN];
 	size_t i, j;
@@ -88,6 +138,13 @@ void render_services(const struct snapshot *snap, struct buf *out)
 				   ep->bal.consecutive, (unsigned long long)ep->bal.ejections);
 			if (ep->node[0])
 				buf_printf(out, ",\"node\":\"%s\"", ep->node);
+			buf_printf(out, ",\"source\":\"%s\"", cfg_ep_source_name((enum cfg_ep_source)ep->source));
+			if (ep->zone) {
+				buf_puts(out, ",\"zone\":");
+				buf_json_str(out, ep->zone);
+			}
+			if (ep->has_info)
+				buf_printf(out, ",\"priority\":%u", ep->priority);
 			if (ep->bal.state != BAL_READY) {
 				buf_printf(out, ",\"ejected_for_s\":%.3f,\"reason\":",
 					   ep->bal.state == BAL_EJECTED && ep->bal.ejected_until > snap->now
@@ -102,6 +159,9 @@ void render_services(const struct snapshot *snap, struct buf *out)
 		}
 		buf_puts(out, "]");
 		render_service_http(s, out);
+		render_locality(s, out);
+		if (disc)
+			disc(disc_arg, s->name, out);
 		buf_puts(out, "}");
 	}
 	buf_puts(out, "]}\n");
@@ -569,6 +629,23 @@ void render_metrics(const struct snapshot *snap, struct zipkin *zipkin, struct b
 		buf_puts(out, "weft_service_endpoints_ejected{service=\"");
 		buf_prom_label(out, snap->svcs[i].name);
 		buf_printf(out, "\"} %zu\n", snap->svcs[i].ejected);
+	}
+	buf_puts(out, "# HELP weft_service_locality_load_ratio Share of new picks each locality tier of a service "
+		      "takes now (its priority, and whether it is the node's zone, agent.zone), from how many of its "
+		      "endpoints are ready (failover.overprovisioning).\n"
+		      "# TYPE weft_service_locality_load_ratio gauge\n");
+	for (i = 0; i < snap->n_svcs; i++) {
+		const struct snap_svc *sv = &snap->svcs[i];
+		size_t t;
+
+		for (t = 0; t < sv->n_tiers; t++) {
+			if (!sv->plan.total[t])
+				continue;
+			buf_puts(out, "weft_service_locality_load_ratio{service=\"");
+			buf_prom_label(out, sv->name);
+			buf_printf(out, "\",priority=\"%u\",locality=\"%s\"} %.2f\n", sv->tiers[t].priority,
+				   sv->tiers[t].local ? "local" : "remote", sv->plan.load[t] / 100.0);
+		}
 	}
 	buf_puts(out, "# HELP weft_service_panic_picks_total Endpoint picks made with every endpoint "
 		      "ejected (panic mode).\n# TYPE weft_service_panic_picks_total counter\n");

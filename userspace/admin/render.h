@@ -21,7 +21,11 @@ struct pod_info;
 /* Maps a cgroup id to a path (NULL: unknown). */
 typedef const char *(*render_cgroup_fn)(void *arg, uint64_t id);
 
-void render_services(const struct snapshot *s, struct buf *out);
+/* Writes more members of one service's object (",\"key\":..."), e.g. its discovery sources. */
+typedef void (*render_svc_fn)(void *arg, const char *service, struct buf *out);
+
+/* GET /services; disc (may be NULL) adds to each service's object. */
+void render_services(const struct snapshot *s, struct buf *out, render_svc_fn disc, void *disc_arg);
 /* Text tables fit TABLE_WIDTH columns (less important columns left out, long names cut) unless wide. */
 void render_services_text(const struct snapshot *s, struct buf *out, bool wide);
 void render_conns(const struct snapshot *s, struct buf *out, render_cgroup_fn cgroup_name, void *arg);

@@ -97,8 +97,35 @@ static int copy_svc(struct snapshot *s, struct snap_svc *o, const struct svc *sv
 		o->eps[j].node[0] = '\0';
 		if (sv->remote[j])
 			addr_format(&sv->nodes[j], o->eps[j].node, sizeof(o->eps[j].node));
+		o->eps[j].source = sv->source == CFG_SRC_FILE ? CFG_EP_CONFIG : CFG_EP_KUBERNETES;
+		if (sv->info) {
+			const struct svc_epinfo *in = &sv->info[j];
+
+			o->eps[j].has_info = true;
+			o->eps[j].priority = in->priority;
+			o->eps[j].source = in->source;
+			o->eps[j].tier = in->tier;
+			if (in->zone && !(o->eps[j].zone = snap_str(s, in->zone)))
+				return -ENOMEM;
+		}
 	}
 	o->n_eps = sv->n_eps;
+	if (sv->info && sv->n_tiers) {
+		struct loc_plan *p = &o->plan;
+
+		if (sv->local_zone && !(o->local_zone = snap_str(s, sv->local_zone)))
+			return -ENOMEM;
+		memcpy(o->tiers, sv->tiers, sizeof(o->tiers));
+		o->n_tiers = sv->n_tiers;
+		o->overprov_pct = sv->overprov_pct;
+		memset(p, 0, sizeof(*p));
+		p->n_tiers = sv->n_tiers;
+		for (j = 0; j < sv->n_eps; j++) {
+			p->total[sv->info[j].tier]++;
+			p->ready[sv->info[j].tier] += sv->eps[j]->bal.state == BAL_READY;
+		}
+		loc_loads(p, sv->overprov_pct);
+	}
 	if (sv->http && sv->stat->http) {
 		const struct h1_stat *hs = sv->stat->http;
 

@@ -18,6 +18,7 @@
 #include "http/h1svc.h"
 #include "lib/addr.h"
 #include "state/balancer.h"
+#include "state/locality.h"
 #include "state/service.h"
 #include "weft/maps.h"
 
@@ -35,6 +36,12 @@ struct snap_ep {
 	uint64_t lat_buckets[SVC_LAT_BUCKETS], lat_count;
 	double lat_sum;
 	uint64_t requests, responses_5xx; /* HTTP attempts (0: never) */
+	/* locality and source (per generation; has_info false: no zone, priority 0, the service's own source) */
+	bool has_info;
+	const char *zone; /* NULL: none */
+	uint32_t priority;
+	uint8_t source; /* enum cfg_ep_source */
+	uint8_t tier;
 };
 
 struct snap_route {
@@ -75,6 +82,12 @@ struct snap_svc {
 	uint64_t retries, budget_exhausted, budget_available, shed;
 	const char **routes;
 	size_t n_routes;
+	/* locality (n_tiers 0: none): tiers, and the loads the ready endpoints give now */
+	const char *local_zone;
+	struct loc_tier tiers[LOC_MAX_TIERS];
+	size_t n_tiers;
+	uint32_t overprov_pct;
+	struct loc_plan plan;
 };
 
 struct snap_conn {

@@ -29,6 +29,7 @@
 #include "kernel/probe.h"
 #include "listen/outbound.h"
 #include "listen/pods.h"
+#include "disc/disc.h"
 #include "kube/kdisc.h"
 #include "kube/kident.h"
 #include "state/tap.h"
@@ -69,6 +70,7 @@ struct agent {
 	struct kdisc *kdisc;   /* services from the Kubernetes API (kube/kdisc), NULL: none */
 	struct kident *kident; /* this node's pods' identities (kdisc fills it, workers read it); NULL: no kubernetes */
 	size_t n_discovered;   /* discovered services in force */
+	struct disc *disc;     /* endpoints_from sources (disc/): DNS names, endpoint files */
 	char cgmount[CG_PATH_MAX];
 	char self_cg[CG_PATH_MAX];
 	uint64_t self_cgid;
@@ -282,6 +284,83 @@ static ssize_t override_of(const struct weft_config *file, const struct cfg_serv
 	return -1;
 }
 
+static int key_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(struct weft_addr));
+}
+
+/* Would connecting to a (an endpoint a source gave) loop: a service address, or weftd's outbound listener? */
+static bool endpoint_loops(const struct weft_config *cfg, const struct weft_addr *vips, size_t n_vips,
+			   const struct weft_sockaddr *a)
+{
+	struct weft_sockaddr lo;
+	struct weft_addr k;
+	char why[64];
+
+	addr_to_key(a, &k);
+	if (n_vips && bsearch(&k, vips, n_vips, sizeof(*vips), key_cmp))
+		return true;
+	if (addr_port(a) != cfg->outbound_port)
+		return false;
+	if (a->sa.sa_family == AF_INET)
+		return a->in4.sin_addr.s_addr == htonl(INADDR_LOOPBACK) || a->in4.sin_addr.s_addr == htonl(INADDR_ANY);
+	if (addr_parse("[::1]:1", false, &lo, why, sizeof(why)) == 0 &&
+	    !memcmp(&a->in6.sin6_addr, &lo.in6.sin6_addr, sizeof(lo.in6.sin6_addr)))
+		return true;
+	return IN6_IS_ADDR_UNSPECIFIED(&a->in6.sin6_addr);
+}
+
+/*
+ * The endpoints of the file's services that take theirs from endpoints_from
+ * (disc/), into merged (found[i]: the arrays, the caller frees them). An
+ * endpoint that would loop (a service address, weftd's outbound listener:
+ * the config refuses those in endpoints) is left out, with a warning.
+ * O(VIPs log VIPs + endpoints log VIPs). 0 or -ENOMEM.
+ */
+static int agent_source_endpoints(struct agent *a, const struct weft_config *file, struct weft_config *merged,
+				  struct cfg_endpoint **found)
+{
+	struct weft_addr *vips;
+	size_t nv = 0, i, j, k, n;
+	char ab[ADDR_STRLEN];
+
+	for (i = 0; i < file->n_services; i++)
+		nv += file->services[i].n_addrs;
+	vips = malloc((nv ? nv : 1) * sizeof(*vips));
+	if (!vips)
+		return -ENOMEM;
+	for (i = 0, nv = 0; i < file->n_services; i++)
+		for (j = 0; j < file->services[i].n_addrs; j++)
+			addr_to_key(&file->services[i].addrs[j], &vips[nv++]);
+	qsort(vips, nv, sizeof(*vips), key_cmp);
+	for (i = 0; i < file->n_services; i++) {
+		struct cfg_service *m = &merged->services[i];
+		struct cfg_endpoint *eps;
+
+		if (!file->services[i].n_sources)
+			continue;
+		if (disc_endpoints(a->disc, &file->services[i], &eps, &n) < 0) {
+			free(vips);
+			return -ENOMEM;
+		}
+		for (j = 0, k = 0; j < n; j++) {
+			if (endpoint_loops(file, vips, nv, &eps[j].addr)) {
+				log_warn_rl("service %s: endpoint %s from %s is a service address or weftd's outbound "
+					    "listener; left out (connections would loop)",
+					    m->name, addr_format(&eps[j].addr, ab, sizeof(ab)),
+					    cfg_ep_source_name((enum cfg_ep_source)eps[j].source));
+				continue;
+			}
+			eps[k++] = eps[j];
+		}
+		found[i] = eps;
+		m->endpoints = eps;
+		m->n_endpoints = k;
+	}
+	free(vips);
+	return 0;
+}
+
 /*
  * The services in force: the file's, plus, with kubernetes discovery, the
  * discovered ones. A file entry named like a discovered service sets its
@@ -298,26 +377,31 @@ static int agent_apply_services(struct agent *a, const struct weft_config *file)
 {
 	struct weft_config merged;
 	struct cfg_service *disc = NULL;
+	struct cfg_endpoint **found = NULL;
 	size_t nd = 0, i;
-	int r;
+	bool sources = false;
+	int r = -ENOMEM;
 
-	if (!a->kdisc) {
+	for (i = 0; i < file->n_services && !sources; i++)
+		sources = file->services[i].n_sources > 0;
+	if (!a->kdisc && !sources) {
 		if (reg_set_config(&a->reg, file) < 0)
 			return -ENOMEM;
 		kern_sync_services(a->kern, file);
 		return 0;
 	}
-	if (kmodel_services(kdisc_model(a->kdisc), &disc, &nd) < 0)
+	if (a->kdisc && kmodel_services(kdisc_model(a->kdisc), &disc, &nd) < 0)
 		return -ENOMEM;
 	merged = *file;
 	merged.services = calloc(file->n_services + nd + 1, sizeof(*merged.services));
-	if (!merged.services) {
-		kmodel_services_free(disc, nd);
-		return -ENOMEM;
-	}
+	found = calloc(file->n_services + 1, sizeof(*found));
+	if (!merged.services || !found)
+		goto out;
 	if (file->n_services)
 		memcpy(merged.services, file->services, file->n_services * sizeof(*merged.services));
 	merged.n_services = file->n_services;
+	if (sources && agent_source_endpoints(a, file, &merged, found) < 0)
+		goto out;
 	for (i = 0; i < nd; i++) {
 		ssize_t o;
 		size_t j;
@@ -325,6 +409,8 @@ static int agent_apply_services(struct agent *a, const struct weft_config *file)
 		/* without node-to-node mTLS, other nodes' pods are reached directly (the pod network routes them) */
 		for (j = 0; !a->mtls && j < disc[i].n_endpoints; j++)
 			disc[i].endpoints[j].has_node = false;
+		for (j = 0; j < disc[i].n_endpoints; j++)
+			disc[i].endpoints[j].source = CFG_EP_KUBERNETES;
 		if (vip_taken(file, &disc[i])) {
 			log_warn_rl("kubernetes: service %s: its ClusterIP is an address of a service in %s; that one "
 				    "is used",
@@ -350,9 +436,28 @@ static int agent_apply_services(struct agent *a, const struct weft_config *file)
 		kern_sync_services(a->kern, &merged);
 		a->n_discovered = merged.n_services - file->n_services;
 	}
+out:
+	for (i = 0; found && i < file->n_services; i++)
+		free(found[i]);
+	free(found);
 	free(merged.services);
 	kmodel_services_free(disc, nd);
 	return r < 0 ? -ENOMEM : 0;
+}
+
+/* An endpoints_from source's set changed (coalesced): apply the services again. */
+static void agent_on_sources(void *arg)
+{
+	struct agent *a = arg;
+	double t0 = ev_time();
+
+	if (a->draining)
+		return;
+	if (agent_apply_services(a, a->cfg) < 0) {
+		log_error("out of memory applying discovered endpoints; the previous ones stay");
+		return;
+	}
+	log_debug("endpoints from DNS and files applied in %.3f s", ev_time() - t0);
 }
 
 /* The API said something changed (coalesced): apply it. */
@@ -556,6 +661,16 @@ static int agent_reload(struct agent *a, struct buf *errout)
 		a->mtls = nm;
 	}
 	t[2] = ev_time();
+	{
+		char e2[512];
+
+		if (disc_configure(a->disc, n, e2, sizeof(e2)) < 0) {
+			log_error("reload rejected: %s", e2);
+			if (errout)
+				buf_printf(errout, "%s\n", e2);
+			goto reject;
+		}
+	}
 	if (agent_apply_services(a, n) < 0) {
 		log_error("reload rejected: out of memory");
 		if (errout)
@@ -760,6 +875,7 @@ static void agent_metrics(struct agent *a, struct buf *out)
 		pods_metrics(a->pods, out);
 	if (a->kdisc)
 		kdisc_metrics(a->kdisc, out);
+	disc_metrics(a->disc, out);
 	if (a->tapfeed)
 		tapfeed_metrics(a->tapfeed, out);
 	h2_metrics(out);
@@ -927,7 +1043,7 @@ static void agent_page(struct agent *a, bool svcs, const char *query, struct adm
 		if (svcs && text)
 			render_services_text(&snap, r->body, w);
 		else if (svcs)
-			render_services(&snap, r->body);
+			render_services(&snap, r->body, disc_render_service, a->disc);
 		else if (text)
 			render_conns_text(&snap, r->body, agent_cgroup_name, a, w);
 		else
@@ -1265,6 +1381,12 @@ int agent_run(struct weft_config *cfg, const char *path, bool verbose)
 	}
 	a.tap_ok = true;
 	a.reg.tap = &a.tap;
+	/* endpoints_from: files are read now, DNS names asked once the loop runs (never blocking the start) */
+	if (disc_new(a.loop, cfg->mark, agent_on_sources, &a, &a.disc) < 0 ||
+	    disc_configure(a.disc, cfg, err, sizeof(err)) < 0) {
+		log_error("cannot start: %s", err[0] ? err : "out of memory");
+		goto out;
+	}
 	/* the TLS bundle first: services are built with their authorization policies */
 	reg_set_mtls(&a.reg, a.mtls);
 	if (reg_set_config(&a.reg, cfg) < 0) {
@@ -1299,6 +1421,15 @@ int agent_run(struct weft_config *cfg, const char *path, bool verbose)
 		log_error("cannot start: cannot fill weft_services");
 		goto out;
 	}
+	/* services with endpoints_from: again, with what their files gave (the generation above had none) */
+	for (size_t i = 0; i < cfg->n_services; i++)
+		if (cfg->services[i].n_sources) {
+			if (agent_apply_services(&a, cfg) < 0) {
+				log_error("cannot start: out of memory");
+				goto out;
+			}
+			break;
+		}
 	if (cfg->kubernetes.enabled && kdisc_start(a.loop, &cfg->kubernetes, addr_port(&cfg->inbound), cfg->mark,
 						   a.kident, agent_on_discovery, &a, &a.kdisc, err, sizeof(err)) < 0) {
 		log_error("cannot start: kubernetes: %s", err);
@@ -1352,6 +1483,7 @@ out:
 		admin_free(a.admin);
 	inbound_free(a.inbound);
 	kdisc_free(a.kdisc);
+	disc_free(a.disc);
 	pods_free(a.pods); /* before the workers go: they own the pods' listeners */
 	if (a.ob)
 		outbound_free(a.ob);

@@ -4,7 +4,7 @@
  * the heartbeat, cgroup enrolment, reload and drain. See weftd.c for the
  * startup/shutdown order.
  * It may call: admin/admin, admin/render, admin/snapshot, config/config,
- * config/config_render, http/h1svc, http/zipkin, kernel/cgroup,
+ * config/config_render, disc/disc, http/h1svc, http/zipkin, kernel/cgroup,
  * kernel/cgwatch, kernel/kernel, kernel/probe, lib/buf, lib/log,
  * listen/inbound, listen/outbound, state/service, tls/mtls, tls/tls, libev.
  */

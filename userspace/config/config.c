@@ -25,7 +25,10 @@
 #include "config/config.h"
 
 #include "codec/http1.h"
+#include "codec/dnsmsg.h"
+#include "codec/epfile.h"
 #include "codec/identity.h"
+#include "codec/lcfg.h"
 #include "lib/file.h"
 
 #include <ctype.h>
@@ -81,14 +84,24 @@ static const char *const agent_keys[] = {
 	"splice",
 	"strict_inbound",
 	"log_rate_limit",
+	"zone",
+	"dns_servers",
+	"dns_timeout_ms",
 	NULL,
 };
 static const char *const intercept_keys[] = { "cgroups", NULL };
 static const char *const service_keys[] = {
-	"name",          "addresses",       "protocol", "balancer", "endpoints", "timeouts", "retry",
-	"authorization", "circuit_breaker", "limits",   "http",     "routes",    NULL,
+	"name",     "addresses", "protocol",       "balancer",        "endpoints",
+	"timeouts", "retry",     "authorization",  "circuit_breaker", "limits",
+	"http",     "routes",    "endpoints_from", "failover",        NULL,
 };
-static const char *const endpoint_keys[] = { "address", "weight", "node", NULL };
+static const char *const endpoint_keys[] = { "address", "weight", "node", "zone", "priority", NULL };
+static const char *const epsource_keys[] = {
+	"dns",    "dns_srv",  "file",           "port",           "family", "zone",
+	"weight", "priority", "refresh_min_ms", "refresh_max_ms", NULL,
+};
+static const char *const failover_keys[] = { "overprovisioning", NULL };
+static const char *const family_names[] = { "any", "ipv4", "ipv6" };
 static const char *const timeouts_keys[] = { "connect_ms", "idle_ms", NULL };
 static const char *const retry_keys[] = {
 	"attempts",        "on_status",       "budget_ratio",   "budget_min_per_s",
@@ -136,6 +149,18 @@ const char *cfg_source_name(enum cfg_source src)
 	static const char *const names[] = { "config", "kubernetes", "kubernetes+config" };
 
 	return (unsigned)src < N_ELEMS(names) ? names[src] : "?";
+}
+
+const char *cfg_ep_source_name(enum cfg_ep_source src)
+{
+	static const char *const names[] = { "config", "dns", "dns_srv", "file", "kubernetes" };
+
+	return (unsigned)src < N_ELEMS(names) ? names[src] : "?";
+}
+
+const char *cfg_family_name(enum cfg_family f)
+{
+	return (unsigned)f < N_ELEMS(family_names) ? family_names[f] : "?";
 }
 
 const char *cfg_balancer_name(enum cfg_balancer b)
@@ -769,6 +794,28 @@ static const char *pin_path_problem(const char *p)
 	return NULL;
 }
 
+/* agent.dns_servers = [ "ip:port", ... ]: where DNS discovery asks (none: /etc/resolv.conf's). */
+static void parse_dns_servers(struct cfg_ctx *x, const config_setting_t *g)
+{
+	const config_setting_t *l = get_seq(x, g, "agent", "dns_servers", "[ \"127.0.0.53:53\" ]");
+	struct weft_config *c = x->c;
+	char p[CFG_PATH_BUF];
+	size_t i, n;
+
+	if (!l)
+		return;
+	n = (size_t)config_setting_length(l);
+	if (n > CFG_MAX_DNS_SERVERS) {
+		cfg_err(x, line_of(l), "agent.dns_servers: %zu entries; at most %d are used", n, CFG_MAX_DNS_SERVERS);
+		n = CFG_MAX_DNS_SERVERS;
+	}
+	for (i = 0; i < n; i++) {
+		join_idx(p, sizeof(p), "agent", "dns_servers", i);
+		if (parse_addr(x, config_setting_get_elem(l, (unsigned)i), p, &c->dns_servers[c->n_dns_servers]))
+			c->n_dns_servers++;
+	}
+}
+
 static void parse_agent(struct cfg_ctx *x, const config_setting_t *root)
 {
 	const config_setting_t *g = get_group(x, root, "", "agent"), *s_admin, *s_in, *s_out, *s;
@@ -821,6 +868,18 @@ static void parse_agent(struct cfg_ctx *x, const config_setting_t *root)
 	get_bool(x, g, "agent", "splice", &c->splice);
 	get_bool(x, g, "agent", "strict_inbound", &c->strict_inbound);
 	get_int(x, g, "agent", "log_rate_limit", 0, 100000, &c->log_rate_limit);
+	str = get_str(x, g, "agent", "zone", &s);
+	if (str && (why = ep_zone_problem(str))) {
+		cfg_err(x, line_of(s), "agent.zone: '%s' %s; write this node's zone, e.g. \"eu-west-1a\"",
+			echo(str, eb), why);
+	} else if (str) {
+		free(c->zone);
+		c->zone = strdup(str);
+		if (!c->zone)
+			x->oom = true;
+	}
+	parse_dns_servers(x, g);
+	get_int(x, g, "agent", "dns_timeout_ms", 100, 30000, &c->dns_timeout_ms);
 
 	/* Listeners that could not both bind: only worth saying when one of them was written here. */
 	if ((s_admin && !ok_admin) || (s_in && !ok_in))
@@ -987,6 +1046,45 @@ struct svc_tables {
 	bool vips_full;    /* the BPF-map limit was reported */
 };
 
+/* The zone name v, stored once per config (weft_config.zones: few distinct names, linear search). */
+static const char *intern_zone(struct cfg_ctx *x, const char *v)
+{
+	struct weft_config *c = x->c;
+	char **nz;
+	size_t i;
+
+	for (i = 0; i < c->n_zones; i++)
+		if (!strcmp(c->zones[i], v))
+			return c->zones[i];
+	nz = realloc(c->zones, (c->n_zones + 1) * sizeof(*nz));
+	if (!nz || !(nz[c->n_zones] = strdup(v))) {
+		if (nz)
+			c->zones = nz;
+		x->oom = true;
+		return NULL;
+	}
+	c->zones = nz;
+	return c->zones[c->n_zones++];
+}
+
+/* Optional "zone" member: a zone name (ep_zone_problem), interned; NULL when absent or wrong. */
+static const char *get_zone(struct cfg_ctx *x, const config_setting_t *g, const char *path)
+{
+	const config_setting_t *s;
+	const char *v = get_str(x, g, path, "zone", &s), *why;
+	char eb[CFG_ECHO_BUF];
+
+	if (!v)
+		return NULL;
+	why = ep_zone_problem(v);
+	if (why) {
+		cfg_err(x, line_of(s), "%s.zone: '%s' %s; write a zone name such as \"eu-west-1a\"", path, echo(v, eb),
+			why);
+		return NULL;
+	}
+	return intern_zone(x, v);
+}
+
 static void parse_endpoint(struct cfg_ctx *x, const config_setting_t *g, const char *path, struct cfg_endpoint *ep,
 			   struct seen *eps, size_t j)
 {
@@ -1015,6 +1113,8 @@ static void parse_endpoint(struct cfg_ctx *x, const config_setting_t *g, const c
 	}
 	get_int(x, g, path, "weight", 1, 1000, &ep->weight);
 	get_addr(x, g, path, "node", &ep->node, &ep->has_node);
+	get_int(x, g, path, "priority", 0, EP_PRIORITY_MAX, &ep->priority);
+	ep->zone = get_zone(x, g, path);
 }
 
 /*
@@ -1762,6 +1862,196 @@ void cfg_service_defaults(struct cfg_service *svc)
 	svc->retry_budget_window_s = 10;
 	svc->retry_backoff_base_ms = 25;
 	svc->retry_backoff_max_ms = 250;
+	svc->overprov_pct = 140;
+}
+
+/* An absolute path with no control characters, at most PATH_MAX: what is wrong, or NULL. */
+static const char *source_path_problem(const char *v)
+{
+	const char *c;
+
+	if (v[0] != '/')
+		return "is not an absolute path";
+	if (strlen(v) >= 4096)
+		return "is longer than 4095 characters";
+	for (c = v; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			return "contains a control character";
+	if (v[strlen(v) - 1] == '/')
+		return "ends with '/' (name the file, not its directory)";
+	return NULL;
+}
+
+/*
+ * One endpoints_from entry: exactly one of dns, dns_srv, file, and the keys
+ * that kind takes (docs/config.md). Nothing is resolved or opened here:
+ * weftd starts whatever DNS and the file say at the time.
+ */
+static void parse_source(struct cfg_ctx *x, const config_setting_t *g, const char *path, struct cfg_epsource *src)
+{
+	static const char *const kinds[] = { "dns", "dns_srv", "file" };
+	static const char *const dns_only[] = { "port", "weight", "priority" };
+	static const char *const not_file[] = { "port",     "family",         "zone",          "weight",
+						"priority", "refresh_min_ms", "refresh_max_ms" };
+	const config_setting_t *s, *which = NULL;
+	const char *v = NULL, *why, *kind = NULL;
+	char eb[CFG_ECHO_BUF];
+	size_t k;
+	uint32_t port = 0;
+	int e;
+
+	if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
+		cfg_err(x, line_of(g), "%s: expected a group { dns = \"name\"; port = 80; }, got %s", path,
+			type_name(g));
+		return;
+	}
+	src->line = (int)line_of(g);
+	src->family = CFG_FAMILY_ANY;
+	src->weight = 1;
+	src->refresh_min_ms = 1000;
+	src->refresh_max_ms = 300000;
+	check_keys(x, g, path, epsource_keys);
+	for (k = 0; k < N_ELEMS(kinds); k++) {
+		s = config_setting_get_member(g, kinds[k]);
+		if (!s)
+			continue;
+		if (which) {
+			cfg_err(x, line_of(s),
+				"%s: both %s and %s; one source per entry: list several as endpoints_from = ( { ... }, "
+				"{ ... } );",
+				path, kind, kinds[k]);
+			return;
+		}
+		which = s;
+		kind = kinds[k];
+		src->kind = k == 0 ? CFG_EP_DNS : k == 1 ? CFG_EP_DNS_SRV : CFG_EP_FILE;
+	}
+	if (!which) {
+		cfg_err(x, line_of(g),
+			"%s: say where the endpoints come from: dns = \"api.internal\"; port = 8080; or dns_srv = "
+			"\"_api._tcp.internal\"; or file = \"/etc/weft/endpoints/api.conf\";",
+			path);
+		return;
+	}
+	v = get_str(x, g, path, kind, &s);
+	if (!v)
+		return;
+	why = src->kind == CFG_EP_FILE ? source_path_problem(v) : dns_name_problem(v);
+	if (why) {
+		cfg_err(x, line_of(s), "%s.%s: '%s' %s; %s", path, kind, echo(v, eb), why,
+			src->kind == CFG_EP_FILE
+				? "write the file's absolute path, e.g. \"/etc/weft/endpoints/api.conf\""
+			: src->kind == CFG_EP_DNS_SRV
+				? "write an SRV name such as \"_api._tcp.internal\" (no port: "
+				  "SRV records carry it)"
+				: "write a host name such as \"api.internal\" (the port goes in port)");
+		return;
+	}
+	src->name = strdup(v);
+	if (!src->name) {
+		x->oom = true;
+		return;
+	}
+	if (src->kind == CFG_EP_FILE) {
+		for (k = 0; k < N_ELEMS(not_file); k++)
+			if ((s = config_setting_get_member(g, not_file[k])))
+				cfg_err(x, line_of(s),
+					"%s.%s: not for a file source: each line of the file gives its endpoint's "
+					"address, weight, zone and priority, and changes are seen at once",
+					path, not_file[k]);
+		return;
+	}
+	if (src->kind == CFG_EP_DNS_SRV) {
+		for (k = 0; k < N_ELEMS(dns_only); k++)
+			if ((s = config_setting_get_member(g, dns_only[k])))
+				cfg_err(x, line_of(s),
+					"%s.%s: not for dns_srv: the SRV records give each endpoint's port, weight "
+					"and priority",
+					path, dns_only[k]);
+	} else {
+		s = get_int(x, g, path, "port", 1, 65535, &port);
+		src->port = (uint16_t)port;
+		if (!s)
+			cfg_err(x, line_of(g),
+				"%s: missing required key 'port' for dns; write port = 8080; (A and AAAA records carry "
+				"no port; dns_srv uses SRV records, which do)",
+				path);
+		get_int(x, g, path, "weight", 1, 1000, &src->weight);
+		get_int(x, g, path, "priority", 0, EP_PRIORITY_MAX, &src->priority);
+	}
+	e = (int)src->family;
+	get_enum(x, g, path, "family", family_names, N_ELEMS(family_names), &e);
+	src->family = (enum cfg_family)e;
+	v = get_str(x, g, path, "zone", &s);
+	if (v && (why = ep_zone_problem(v)))
+		cfg_err(x, line_of(s), "%s.zone: '%s' %s; write a zone name such as \"eu-west-1a\"", path, echo(v, eb),
+			why);
+	else if (v && !(src->zone = strdup(v)))
+		x->oom = true;
+	get_int(x, g, path, "refresh_min_ms", 100, 3600000, &src->refresh_min_ms);
+	s = get_int(x, g, path, "refresh_max_ms", 1000, 86400000, &src->refresh_max_ms);
+	if (src->refresh_max_ms < src->refresh_min_ms)
+		cfg_err(x, s ? line_of(s) : line_of(g),
+			"%s.refresh_max_ms: %u is below refresh_min_ms (%u); TTLs are held between the two", path,
+			src->refresh_max_ms, src->refresh_min_ms);
+}
+
+/* endpoints_from: one source { ... } or a list of them ( { ... }, { ... } ). */
+static void parse_sources(struct cfg_ctx *x, const config_setting_t *g, const char *path, struct cfg_service *svc)
+{
+	const config_setting_t *s = config_setting_get_member(g, "endpoints_from");
+	char p[CFG_PATH_BUF], q[CFG_PATH_BUF], eb[CFG_ECHO_BUF];
+	bool one;
+	size_t n, i, j;
+
+	if (!s)
+		return;
+	one = config_setting_type(s) == CONFIG_TYPE_GROUP;
+	if (!one && config_setting_type(s) != CONFIG_TYPE_LIST) {
+		cfg_err(x, line_of(s),
+			"%s.endpoints_from: expected a group { dns = \"name\"; port = 80; } or a list of them, got %s",
+			path, type_name(s));
+		return;
+	}
+	if (config_setting_get_member(g, "endpoints"))
+		cfg_err(x, line_of(s),
+			"%s.endpoints_from: the service also lists endpoints; take its endpoints from the file "
+			"(endpoints) or from endpoints_from, not both",
+			path);
+	n = one ? 1 : (size_t)config_setting_length(s);
+	if (n > CFG_MAX_SOURCES) {
+		cfg_err(x, line_of(s), "%s.endpoints_from: %zu entries; at most %d sources per service", path, n,
+			CFG_MAX_SOURCES);
+		n = CFG_MAX_SOURCES;
+	}
+	if (!n) {
+		cfg_err(x, line_of(s), "%s.endpoints_from: is empty; name at least one source, or remove it", path);
+		return;
+	}
+	svc->sources = calloc(n, sizeof(*svc->sources));
+	if (!svc->sources) {
+		x->oom = true;
+		return;
+	}
+	svc->n_sources = n;
+	for (i = 0; i < n && !x->oom; i++) {
+		struct cfg_epsource *src = &svc->sources[i];
+
+		if (one)
+			join(p, sizeof(p), path, "endpoints_from");
+		else
+			join_idx(p, sizeof(p), path, "endpoints_from", i);
+		parse_source(x, one ? s : config_setting_get_elem(s, (unsigned)i), p, src);
+		for (j = 0; j < i && src->name; j++) {
+			const struct cfg_epsource *o = &svc->sources[j];
+
+			if (o->name && o->kind == src->kind && o->port == src->port && !strcmp(o->name, src->name))
+				cfg_err(x, (unsigned)src->line,
+					"%s: '%s' is already %s (line %d); list each source once", p,
+					echo(src->name, eb), join_idx(q, sizeof(q), path, "endpoints_from", j),
+					o->line);
+		}
+	}
 }
 
 static void parse_service(struct cfg_ctx *x, const config_setting_t *g, size_t i, struct svc_tables *t)
@@ -1827,6 +2117,12 @@ static void parse_service(struct cfg_ctx *x, const config_setting_t *g, size_t i
 					"API (the Service and its EndpointSlices). Remove %s here: this entry sets "
 					"only its policy (timeouts, retry, routes, limits, ...)",
 					path, from_api[j], svc->name, from_api[j], from_api[j]);
+		if ((s = config_setting_get_member(g, "endpoints_from")))
+			cfg_err(x, line_of(s),
+				"%s.endpoints_from: '%s' is a service discovered from Kubernetes; its endpoints come "
+				"from the API (its EndpointSlices). Remove endpoints_from here, or give the service a "
+				"name without '/' and its own addresses",
+				path, svc->name);
 		goto policy;
 	}
 	s = get_seq(x, g, path, "addresses", "[ \"127.10.0.1:80\" ]");
@@ -1904,6 +2200,17 @@ policy:
 			parse_endpoint(x, config_setting_get_elem(s, (unsigned)j), p, &svc->endpoints[j], &eps, j);
 		}
 		seen_free(&eps);
+	}
+	if (svc->source != CFG_SRC_OVERRIDE)
+		parse_sources(x, g, path, svc);
+	join(p, sizeof(p), path, "failover");
+	sub = get_group(x, g, path, "failover");
+	if (sub) {
+		double ov = 1.4;
+
+		check_keys(x, sub, p, failover_keys);
+		if (get_number(x, sub, p, "overprovisioning", 1.0, 10.0, &ov))
+			svc->overprov_pct = (uint32_t)(ov * 100 + 0.5);
 	}
 
 	join(p, sizeof(p), path, "timeouts");
@@ -2486,131 +2793,6 @@ static void parse_identities(struct cfg_ctx *x, const config_setting_t *root)
 
 /* --- text-level checks --------------------------------------------------------- */
 
-/* Would libconfig 1.5 wrap this unsuffixed integer literal (it keeps only 32 bits)? */
-static bool int_literal_wraps(const char *t, size_t len)
-{
-	unsigned long long v = 0;
-	bool neg = false;
-	size_t i = 0;
-
-	if (len > 2 && t[0] == '0' && (t[1] == 'x' || t[1] == 'X')) {
-		for (i = 2; i < len; i++) {
-			if (!isxdigit((unsigned char)t[i]))
-				return false;
-			if (v <= 0x7fffffffull)
-				v = v * 16 + (unsigned long long)(isdigit((unsigned char)t[i])
-									  ? t[i] - '0'
-									  : (tolower((unsigned char)t[i]) - 'a' + 10));
-		}
-		return v > 0x7fffffffull;
-	}
-	if (t[0] == '-' || t[0] == '+') {
-		neg = t[0] == '-';
-		i = 1;
-	}
-	if (i == len)
-		return false;
-	for (; i < len; i++) {
-		if (!isdigit((unsigned char)t[i]))
-			return false;
-		if (v <= 0x80000000ull)
-			v = v * 10 + (unsigned long long)(t[i] - '0');
-	}
-	return neg ? v > 0x80000000ull : v > 0x7fffffffull;
-}
-
-/*
- * Walks text as libconfig's scanner does (strings, three comment styles,
- * names, numbers) and copies it to out (if not NULL) with an 'L' after each
- * integer literal that libconfig 1.5 would wrap. Returns how many it marked.
- * Inserting 'L' keeps lines and columns of everything before it, and makes
- * libconfig read a 64-bit integer, which the range checks then reject with
- * the real value.
- */
-static size_t prescan_ints(const char *t, char *out)
-{
-	enum { CODE, STR, LINE_COMMENT, BLOCK_COMMENT } st = CODE;
-	size_t i = 0, o = 0, marked = 0;
-
-#define EMIT(ch)                       \
-	do {                           \
-		if (out)               \
-			out[o] = (ch); \
-		o++;                   \
-	} while (0)
-
-	while (t[i]) {
-		char ch = t[i];
-
-		switch (st) {
-		case STR:
-			if (ch == '\\' && t[i + 1]) {
-				EMIT(ch);
-				i++;
-				ch = t[i];
-			} else if (ch == '"') {
-				st = CODE;
-			}
-			break;
-		case LINE_COMMENT:
-			if (ch == '\n')
-				st = CODE;
-			break;
-		case BLOCK_COMMENT:
-			if (ch == '*' && t[i + 1] == '/') {
-				EMIT(ch);
-				i++;
-				ch = t[i];
-				st = CODE;
-			}
-			break;
-		case CODE:
-			if (ch == '"') {
-				st = STR;
-			} else if (ch == '#' || (ch == '/' && t[i + 1] == '/')) {
-				st = LINE_COMMENT;
-			} else if (ch == '/' && t[i + 1] == '*') {
-				EMIT(ch);
-				i++;
-				ch = t[i];
-				st = BLOCK_COMMENT;
-			} else if (isalpha((unsigned char)ch) || ch == '*') {
-				/* A name (or true/false): digits inside it are not numbers. */
-				while (isalnum((unsigned char)t[i]) || t[i] == '-' || t[i] == '_' || t[i] == '*') {
-					EMIT(t[i]);
-					i++;
-				}
-				continue;
-			} else if (isdigit((unsigned char)ch) || (ch == '.' && isdigit((unsigned char)t[i + 1])) ||
-				   ((ch == '-' || ch == '+') &&
-				    (isdigit((unsigned char)t[i + 1]) || t[i + 1] == '.'))) {
-				size_t start = i;
-				bool hex;
-
-				i++;
-				hex = ch == '0' && (t[i] == 'x' || t[i] == 'X');
-				while (isalnum((unsigned char)t[i]) || t[i] == '.' || t[i] == '_' ||
-				       (!hex && (t[i] == '-' || t[i] == '+') && (t[i - 1] == 'e' || t[i - 1] == 'E')))
-					i++;
-				if (out)
-					memcpy(out + o, t + start, i - start);
-				o += i - start;
-				if (int_literal_wraps(t + start, i - start)) {
-					EMIT('L');
-					marked++;
-				}
-				continue;
-			}
-			break;
-		}
-		EMIT(ch);
-		i++;
-	}
-	EMIT('\0');
-#undef EMIT
-	return marked;
-}
-
 /*
  * Refuses @include (libconfig's scanner takes it at the start of a line, so
  * that is what we look for, even inside a comment or string: refusing too
@@ -2619,37 +2801,16 @@ static size_t prescan_ints(const char *t, char *out)
  */
 static int cfg_prescan(struct cfg_ctx *x, const char *text, char **fixed)
 {
-	const char *p = text;
-	unsigned line = 1;
-	size_t n;
+	unsigned line;
+
 	int ret = 0;
 
 	*fixed = NULL;
-	for (;;) {
-		const char *q = p;
-
-		while (*q == ' ' || *q == '\t')
-			q++;
-		if (!strncmp(q, "@include", 8)) {
-			cfg_err(x, line, "@include is not supported; put the whole configuration in one file");
-			ret = -EINVAL;
-		}
-		p = strchr(p, '\n');
-		if (!p)
-			break;
-		p++;
-		line++;
+	for (line = lcfg_include_line(text, 0); line; line = lcfg_include_line(text, line)) {
+		cfg_err(x, line, "@include is not supported; put the whole configuration in one file");
+		ret = -EINVAL;
 	}
-	if (ret)
-		return ret;
-	n = prescan_ints(text, NULL);
-	if (!n)
-		return 0;
-	*fixed = malloc(strlen(text) + n + 1);
-	if (!*fixed)
-		return -ENOMEM;
-	prescan_ints(text, *fixed);
-	return 0;
+	return ret ? ret : lcfg_fix_ints(text, fixed);
 }
 
 /* --- load ---------------------------------------------------------------------- */
@@ -2695,6 +2856,7 @@ static struct weft_config *cfg_new(const char *name)
 	c->tracing.queue_size = 4096;
 	c->tracing.batch_size = 100;
 	c->tracing.flush_ms = 1000;
+	c->dns_timeout_ms = 2000;
 	return c;
 }
 
@@ -2933,6 +3095,11 @@ void cfg_free(struct weft_config *c)
 		free(c->services[i].name);
 		free(c->services[i].addrs);
 		free(c->services[i].endpoints);
+		for (j = 0; j < c->services[i].n_sources; j++) {
+			free(c->services[i].sources[j].name);
+			free(c->services[i].sources[j].zone);
+		}
+		free(c->services[i].sources);
 		for (j = 0; j < c->services[i].n_allow; j++)
 			free(c->services[i].allow[j]);
 		free(c->services[i].allow);
@@ -2968,5 +3135,9 @@ void cfg_free(struct weft_config *c)
 		free(c->identities[i].key);
 	}
 	free(c->identities);
+	for (i = 0; i < c->n_zones; i++)
+		free(c->zones[i]);
+	free(c->zones);
+	free(c->zone);
 	free(c);
 }

@@ -3,7 +3,8 @@
  * weftd's configuration: one libconfig file, parsed and validated completely
  * before anything uses it. A struct weft_config is immutable once returned;
  * reload builds a new one and swaps it in.
- * It may call: codec/http1, codec/identity, lib/addr, lib/file, libconfig.
+ * It may call: codec/http1, codec/identity, codec/lcfg, codec/epfile, codec/dnsmsg (name and zone
+ * checks), lib/addr, lib/file, libconfig.
  */
 #ifndef WEFT_CONFIG_H
 #define WEFT_CONFIG_H
@@ -26,18 +27,41 @@
 #define CFG_MAX_WORKERS 64            /* agent.workers */
 #define CFG_MAX_ERRORS 1000           /* messages kept in struct cfg_errors (+1 "more" line) */
 #define CFG_MAX_FILE_SIZE (16u << 20) /* bytes of config text */
+#define CFG_MAX_SOURCES 16            /* endpoints_from entries per service */
+#define CFG_MAX_DNS_SERVERS 8         /* agent.dns_servers */
 
 enum cfg_fail_mode { CFG_FAIL_OPEN = 0, CFG_FAIL_CLOSED = 1 };
 enum cfg_protocol { CFG_PROTO_TCP = 0, CFG_PROTO_HTTP, CFG_PROTO_HTTP2, CFG_PROTO_AUTO };
 enum cfg_balancer { CFG_BAL_EWMA = 0, CFG_BAL_ROUND_ROBIN, CFG_BAL_LEAST_CONN };
 enum cfg_log_level { CFG_LOG_ERROR = 0, CFG_LOG_WARN, CFG_LOG_INFO, CFG_LOG_DEBUG };
 
+/* Where an endpoint came from (/services "source"): the config, or a discovery source. */
+enum cfg_ep_source { CFG_EP_CONFIG = 0, CFG_EP_DNS, CFG_EP_DNS_SRV, CFG_EP_FILE, CFG_EP_KUBERNETES };
+
 struct cfg_endpoint {
 	struct weft_sockaddr addr;
 	uint32_t weight; /* default 1, 1..1000 */
 	bool has_node;
+	uint8_t source;            /* enum cfg_ep_source */
 	struct weft_sockaddr node; /* remote agent's inbound listener (mTLS) */
-	int line;                  /* config line, for messages */
+	const char *zone;  /* endpoints[].zone, NULL: none. Borrowed: the config's (weft_config.zones) or a source's */
+	uint32_t priority; /* endpoints[].priority, 0 (0..65535): lower is preferred (failover) */
+	int line;          /* config line, for messages */
+};
+
+/* services[].endpoints_from[]: one discovery source of a service's endpoints (disc/). */
+enum cfg_family { CFG_FAMILY_ANY = 0, CFG_FAMILY_IPV4, CFG_FAMILY_IPV6 };
+struct cfg_epsource {
+	enum cfg_ep_source kind; /* CFG_EP_DNS, CFG_EP_DNS_SRV or CFG_EP_FILE */
+	char *name;              /* dns / dns_srv: the name; file: the path */
+	uint16_t port;           /* dns: every address's port (required) */
+	enum cfg_family family;  /* dns, dns_srv: "any" (A and AAAA), "ipv4", "ipv6" */
+	char *zone;              /* dns, dns_srv: every endpoint's zone (NULL: none) */
+	uint32_t priority;       /* dns: every endpoint's priority, 0 */
+	uint32_t weight;         /* dns: every endpoint's weight, 1 */
+	uint32_t refresh_min_ms; /* dns, dns_srv: TTLs below this are raised to it, 1000 (100..3600000) */
+	uint32_t refresh_max_ms; /* dns, dns_srv: TTLs above this are cut to it, 300000 (>= min, ..86400000) */
+	int line;
 };
 
 struct cfg_identity {
@@ -108,7 +132,10 @@ struct cfg_service {
 	enum cfg_protocol protocol; /* default tcp */
 	enum cfg_balancer balancer; /* default ewma */
 	struct cfg_endpoint *endpoints;
-	size_t n_endpoints;          /* may be 0: connections are then reset */
+	size_t n_endpoints;           /* may be 0: connections are then reset */
+	struct cfg_epsource *sources; /* endpoints_from: endpoints discovered (then n_endpoints is 0 in the file) */
+	size_t n_sources;
+	uint32_t overprov_pct;       /* failover.overprovisioning x 100, 140 (100..1000) */
 	uint32_t connect_timeout_ms; /* timeouts.connect, default 1000 */
 	uint32_t idle_timeout_ms;    /* timeouts.idle, default 0 = off */
 	uint32_t retry_attempts;     /* retry.attempts: connect attempts in all, default 3 */
@@ -201,6 +228,12 @@ struct weft_config {
 	bool redirect_loopback;              /* agent.redirect_loopback: sk_msg fast path agent -> app, false */
 	bool splice;                         /* agent.splice: splice(2) for opaque TCP bytes, true */
 	bool strict_inbound;                 /* agent.strict_inbound: workloads accept TCP only via the agent, false */
+	char *zone;                          /* agent.zone: this node's zone (locality failover), NULL: none */
+	struct weft_sockaddr dns_servers[CFG_MAX_DNS_SERVERS]; /* agent.dns_servers; none: /etc/resolv.conf's */
+	size_t n_dns_servers;
+	uint32_t dns_timeout_ms; /* agent.dns_timeout_ms per try, 2000 (100..30000) */
+	char **zones;            /* every endpoint zone name written in the file, once (endpoints point here) */
+	size_t n_zones;
 
 	/* intercept: */
 	char **cgroups; /* paths (absolute, or relative to the cgroup2 mount) or globs */
@@ -263,6 +296,9 @@ static inline uint32_t cfg_workload_cap(const struct weft_config *c)
 
 /* "config", "kubernetes", "kubernetes+config": /services' source. */
 const char *cfg_source_name(enum cfg_source s);
+/* "config", "dns", "dns_srv", "file", "kubernetes": an endpoint's source. */
+const char *cfg_ep_source_name(enum cfg_ep_source s);
+const char *cfg_family_name(enum cfg_family f);
 const char *cfg_protocol_name(enum cfg_protocol p);
 const char *cfg_balancer_name(enum cfg_balancer b);
 const char *cfg_fail_mode_name(enum cfg_fail_mode m);

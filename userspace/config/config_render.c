@@ -86,10 +86,19 @@ void cfg_render_json(const struct weft_config *c, struct buf *out)
 		out,
 		",\"fail_mode\":\"%s\",\"heartbeat_stale_ms\":%u,\"mark\":%u,\"log_level\":\"%s\","
 		"\"max_connections\":%u,\"max_connections_per_workload\":%u,\"buffer_memory_mb\":%u,"
-		"\"buffer_memory_per_workload_pct\":%u,\"buffer_size\":%u,\"drain_timeout_ms\":%u,\"log_rate_limit\":%u}",
+		"\"buffer_memory_per_workload_pct\":%u,\"buffer_size\":%u,\"drain_timeout_ms\":%u,\"log_rate_limit\":%u,"
+		"\"dns_timeout_ms\":%u,\"zone\":",
 		cfg_fail_mode_name(c->fail_mode), c->heartbeat_stale_ms, c->mark, cfg_log_level_name(c->log_level),
 		c->max_connections, cfg_workload_cap(c), c->buffer_memory_mb, c->buffer_memory_workload_pct,
-		c->buffer_size, c->drain_timeout_ms, c->log_rate_limit);
+		c->buffer_size, c->drain_timeout_ms, c->log_rate_limit, c->dns_timeout_ms);
+	str_or_null(out, c->zone);
+	buf_puts(out, ",\"dns_servers\":[");
+	for (i = 0; i < c->n_dns_servers; i++) {
+		if (i)
+			buf_puts(out, ",");
+		addr_json(out, &c->dns_servers[i]);
+	}
+	buf_puts(out, "]}");
 	buf_puts(out, ",\"intercept\":{\"cgroups\":[");
 	for (i = 0; i < c->n_cgroups; i++) {
 		if (i)
@@ -116,15 +125,41 @@ void cfg_render_json(const struct weft_config *c, struct buf *out)
 			buf_puts(out, j ? ",{\"address\":" : "{\"address\":");
 			addr_json(out, &e->addr);
 			buf_printf(out, ",\"weight\":%u", e->weight);
+			/* locality only where written (the default is no zone, priority 0) */
+			if (e->priority)
+				buf_printf(out, ",\"priority\":%u", e->priority);
+			if (e->zone) {
+				buf_puts(out, ",\"zone\":");
+				buf_json_str(out, e->zone);
+			}
 			if (e->has_node) {
 				buf_puts(out, ",\"node\":");
 				addr_json(out, &e->node);
 			}
 			buf_puts(out, "}");
 		}
+		buf_puts(out, "],\"endpoints_from\":[");
+		for (j = 0; j < s->n_sources; j++) {
+			const struct cfg_epsource *e = &s->sources[j];
+
+			buf_printf(out, "%s{\"%s\":", j ? "," : "", cfg_ep_source_name(e->kind));
+			buf_json_str(out, e->name);
+			if (e->kind != CFG_EP_FILE) {
+				if (e->kind == CFG_EP_DNS)
+					buf_printf(out, ",\"port\":%u,\"weight\":%u,\"priority\":%u", e->port,
+						   e->weight, e->priority);
+				buf_printf(out, ",\"family\":\"%s\",\"zone\":", cfg_family_name(e->family));
+				str_or_null(out, e->zone);
+				buf_printf(out, ",\"refresh_min_ms\":%u,\"refresh_max_ms\":%u", e->refresh_min_ms,
+					   e->refresh_max_ms);
+			}
+			buf_puts(out, "}");
+		}
+		buf_printf(out, "],\"failover\":{\"overprovisioning\":%u.%02u", s->overprov_pct / 100,
+			   s->overprov_pct % 100);
 		buf_printf(
 			out,
-			"],\"timeouts\":{\"connect_ms\":%u,\"idle_ms\":%u},\"retry\":{\"attempts\":%u,\"on_status\":[",
+			"},\"timeouts\":{\"connect_ms\":%u,\"idle_ms\":%u},\"retry\":{\"attempts\":%u,\"on_status\":[",
 			s->connect_timeout_ms, s->idle_timeout_ms, s->retry_attempts);
 		for (j = 0; j < s->n_retry_on_status; j++)
 			buf_printf(out, "%s%u", j ? "," : "", s->retry_on_status[j]);

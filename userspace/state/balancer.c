@@ -4,6 +4,9 @@
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "state/locality.h"
 
 int bal_init(struct bal *b, size_t n, enum bal_mode mode, const struct bal_breaker *brk)
 {
@@ -12,6 +15,9 @@ int bal_init(struct bal *b, size_t n, enum bal_mode mode, const struct bal_break
 	b->mode = mode;
 	b->rotate = 0;
 	b->panics = 0;
+	b->tier = NULL;
+	b->n_tiers = 0;
+	b->overprov_pct = LOC_OVERPROVISIONING_PCT;
 	if (brk)
 		b->brk = *brk;
 	else
@@ -34,7 +40,26 @@ void bal_free(struct bal *b)
 {
 	free(b->eps);
 	b->eps = NULL;
+	free(b->tier);
+	b->tier = NULL;
+	b->n_tiers = 0;
 	b->n = 0;
+}
+
+int bal_set_tiers(struct bal *b, const uint8_t *tier, size_t n_tiers, uint32_t overprov_pct)
+{
+	free(b->tier);
+	b->tier = NULL;
+	b->n_tiers = 0;
+	if (!b->n || n_tiers < 2)
+		return 0;
+	b->tier = malloc(b->n);
+	if (!b->tier)
+		return -ENOMEM;
+	memcpy(b->tier, tier, b->n);
+	b->n_tiers = n_tiers;
+	b->overprov_pct = overprov_pct < 100 ? 100 : overprov_pct;
+	return 0;
 }
 
 static uint64_t bal_rand(struct bal *b)
@@ -137,15 +162,18 @@ static void picked(struct bal_endpoint *e, double now)
 	}
 }
 
-/* Candidate set for one pick: untried, and ready unless in panic. */
+/* Candidate set for one pick: untried, in the tier drawn (if any), and ready unless in panic. */
 struct cands {
 	uint64_t tried;
 	bool panic;
+	int tier; /* -1: any */
 };
 
 static bool cand_ok(const struct bal *b, const struct cands *c, size_t i)
 {
 	if (tried_has(c->tried, i))
+		return false;
+	if (c->tier >= 0 && b->tier[i] != c->tier)
 		return false;
 	return c->panic || b->eps[i]->state == BAL_READY;
 }
@@ -262,9 +290,56 @@ static int pick_rr(struct bal *b, const struct cands *c)
 	return best;
 }
 
+static int pick_mode(struct bal *b, const struct cands *c, double now)
+{
+	switch (b->mode) {
+	case BAL_ROUND_ROBIN:
+		return pick_rr(b, c);
+	case BAL_LEAST_CONN:
+		return pick_least(b, c);
+	default:
+		return pick_p2c(b, c, now);
+	}
+}
+
+/*
+ * With tiers (locality.h): the tier is drawn by the loads its ready share
+ * gives, then the mode picks within it. A drawn tier with nothing ready left
+ * to try (a retry) gives way to the others in order of preference; with
+ * nothing ready anywhere, -ENOENT and the caller's panic mode. O(n).
+ */
+static int pick_tiered(struct bal *b, struct cands *c, double now)
+{
+	struct loc_plan p;
+	size_t i;
+	int t, r;
+
+	memset(&p, 0, sizeof(p));
+	p.n_tiers = b->n_tiers;
+	for (i = 0; i < b->n; i++) {
+		p.total[b->tier[i]]++;
+		p.ready[b->tier[i]] += b->eps[i]->state == BAL_READY;
+	}
+	loc_loads(&p, b->overprov_pct);
+	/* xorshift64* output (the high bits of x * M): the low bits of plain xorshift64 are weak */
+	t = loc_draw(&p, (uint32_t)(((bal_rand(b) * 0x2545f4914f6cdd1dull) >> 32) % 100));
+	if (t < 0)
+		return -ENOENT;
+	c->tier = t;
+	r = pick_mode(b, c, now);
+	for (i = 0; r < 0 && i < p.n_tiers; i++) {
+		if ((int)i == t || !p.ready[i])
+			continue;
+		c->tier = (int)i;
+		r = pick_mode(b, c, now);
+	}
+	c->tier = -1;
+	return r;
+}
+
 int bal_pick(struct bal *b, uint64_t tried, double now)
 {
-	struct cands c = { .tried = tried, .panic = false };
+	struct cands c = { .tried = tried, .panic = false, .tier = -1 };
 	size_t i;
 	int r;
 
@@ -282,18 +357,12 @@ int bal_pick(struct bal *b, uint64_t tried, double now)
 			return (int)i;
 		}
 	}
+	if (b->tier && (r = pick_tiered(b, &c, now)) >= 0) {
+		picked(b->eps[r], now);
+		return r;
+	}
 	for (;;) {
-		switch (b->mode) {
-		case BAL_ROUND_ROBIN:
-			r = pick_rr(b, &c);
-			break;
-		case BAL_LEAST_CONN:
-			r = pick_least(b, &c);
-			break;
-		default:
-			r = pick_p2c(b, &c, now);
-			break;
-		}
+		r = pick_mode(b, &c, now);
 		if (r >= 0 || c.panic)
 			break;
 		/* nothing ready: balance over everything rather than fail */

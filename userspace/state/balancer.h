@@ -44,6 +44,10 @@
  * - "least-conn": lowest active / weight, ties by smooth weighted round-robin.
  * Every mode skips endpoints already tried for the same connection.
  *
+ * Locality (state/locality.h): with tiers set (bal_set_tiers: priorities,
+ * and the node's zone), each pick first draws a tier by its load (Envoy's
+ * priority loads with overprovisioning), then the mode picks within it.
+ *
  * Failure accrual (outlier ejection), Linkerd 1 style: `consecutive_failures`
  * failed connects in a row eject an endpoint for a jittered exponential
  * back-off (base doubling up to max). When the back-off has passed, the next
@@ -55,7 +59,7 @@
  *
  * Time is passed in (seconds, monotonic) so the state machine is testable
  * with a fake clock. Costs are O(n) per pick; n is endpoints of one service.
- * It may call: libc only.
+ * It may call: state/locality, libc.
  */
 #ifndef WEFT_BALANCER_H
 #define WEFT_BALANCER_H
@@ -146,11 +150,21 @@ struct bal {
 	uint64_t rng;    /* xorshift64 state: P2C and jitter */
 	size_t rotate;   /* least-conn tie breaker */
 	uint64_t panics; /* picks made in panic mode */
+	/* locality (state/locality.h): per endpoint its tier, or NULL when all share one */
+	uint8_t *tier;
+	size_t n_tiers;
+	uint32_t overprov_pct; /* failover.overprovisioning, in percent (140) */
 };
 
 /* Allocates room for n endpoint pointers, all NULL; the caller fills them. 0 or -ENOMEM. */
 int bal_init(struct bal *b, size_t n, enum bal_mode mode, const struct bal_breaker *brk);
 void bal_free(struct bal *b);
+/*
+ * Sets each endpoint's locality tier (tier[0..n), copied; loc_tiers makes
+ * them) and the overprovisioning factor in percent. Fewer than 2 tiers:
+ * none (every endpoint in one). 0 or -ENOMEM (then none).
+ */
+int bal_set_tiers(struct bal *b, const uint8_t *tier, size_t n_tiers, uint32_t overprov_pct);
 
 /*
  * Picks an endpoint index not set in tried (a bitmask over the first 64

@@ -294,6 +294,11 @@ void svc_unref_locked(struct registry *r, struct svc *s)
 	for (i = 0; i < s->n_eps; i++)
 		svc_ep_unref_locked(r, s->eps[i]);
 	bal_free(&s->bal);
+	for (i = 0; i < s->n_zone_names; i++)
+		free(s->zone_names[i]);
+	free(s->zone_names);
+	free(s->info);
+	free(s->local_zone);
 	if (s->http && r->hooks && r->hooks->svc_free)
 		r->hooks->svc_free(s->http);
 	id_policy_free(s->policy);
@@ -311,6 +316,83 @@ void svc_unref(struct registry *r, struct svc *s)
 	pthread_mutex_lock(&r->lock);
 	svc_unref_locked(r, s);
 	pthread_mutex_unlock(&r->lock);
+}
+
+/* The generation's copy of zone z (few distinct zones per service: linear search). NULL: none, or no memory. */
+static const char *svc_zone(struct svc *s, const char *z, bool *oom)
+{
+	char **nz;
+	size_t i;
+
+	if (!z)
+		return NULL;
+	for (i = 0; i < s->n_zone_names; i++)
+		if (!strcmp(s->zone_names[i], z))
+			return s->zone_names[i];
+	nz = realloc(s->zone_names, (s->n_zone_names + 1) * sizeof(*nz));
+	if (nz)
+		s->zone_names = nz;
+	if (!nz || !(nz[s->n_zone_names] = strdup(z))) {
+		*oom = true;
+		return NULL;
+	}
+	return s->zone_names[s->n_zone_names++];
+}
+
+/*
+ * Locality of a generation: each endpoint's zone, priority and source
+ * (kept only when one of them is not the default for some endpoint, so
+ * services without any, e.g. 100k discovered Kubernetes endpoints, cost
+ * nothing, agent.zone or not: they are all in one tier), its tier
+ * (loc_tiers: priority, and whether it is in agent.zone), and the tiers
+ * handed to the balancer when endpoints fall into more than one. 0 or
+ * -ENOMEM. O(endpoints x levels).
+ */
+static int svc_locality(struct svc *s, const struct weft_config *cfg, const struct cfg_service *cs)
+{
+	uint8_t used[LOC_MAX_TIERS] = { 0 }, *tier = NULL;
+	uint32_t *prio = NULL;
+	bool *local = NULL, oom = false, any = false;
+	size_t i, k, n = cs->n_endpoints, distinct = 0;
+	int ret = -ENOMEM;
+
+	for (i = 0; i < n && !any; i++)
+		any = cs->endpoints[i].zone || cs->endpoints[i].priority ||
+		      (cs->endpoints[i].source != CFG_EP_CONFIG && cs->endpoints[i].source != CFG_EP_KUBERNETES);
+	if (!any || !n)
+		return 0;
+	if (cfg->zone && !(s->local_zone = strdup(cfg->zone)))
+		return -ENOMEM;
+	s->info = calloc(n, sizeof(*s->info));
+	prio = malloc(n * sizeof(*prio));
+	local = malloc(n * sizeof(*local));
+	tier = malloc(n);
+	if (!s->info || !prio || !local || !tier)
+		goto out;
+	for (i = 0; i < n; i++) {
+		const struct cfg_endpoint *e = &cs->endpoints[i];
+
+		s->info[i].zone = svc_zone(s, e->zone, &oom);
+		s->info[i].priority = e->priority;
+		s->info[i].source = e->source;
+		prio[i] = e->priority;
+		local[i] = !cfg->zone || (e->zone && !strcmp(e->zone, cfg->zone));
+	}
+	if (oom)
+		goto out;
+	s->n_tiers = loc_tiers(prio, local, n, tier, s->tiers);
+	for (i = 0; i < n; i++) {
+		s->info[i].tier = tier[i];
+		distinct += !used[tier[i]];
+		used[tier[i]] = 1;
+	}
+	k = distinct > 1 ? s->n_tiers : 0;
+	ret = bal_set_tiers(&s->bal, tier, k, cs->overprov_pct);
+out:
+	free(prio);
+	free(local);
+	free(tier);
+	return ret;
 }
 
 static struct svc *svc_new_locked(struct registry *r, const struct weft_config *cfg, uint32_t id)
@@ -355,6 +437,9 @@ static struct svc *svc_new_locked(struct registry *r, const struct weft_config *
 		s->nodes[i] = cs->endpoints[i].node;
 		s->bal.eps[i] = &s->eps[i]->bal;
 	}
+	s->overprov_pct = cs->overprov_pct;
+	if (svc_locality(s, cfg, cs) < 0)
+		goto err;
 	s->protocol = cs->protocol;
 	s->source = cs->source;
 	s->balancer = cs->balancer;

@@ -34,6 +34,7 @@
 #include "lib/addr.h"
 #include "lib/list.h"
 #include "state/balancer.h"
+#include "state/locality.h"
 #include "weft/maps.h"
 
 /* Connect failure reasons (metric label "reason"). */
@@ -117,6 +118,14 @@ struct svc_ep {
 	struct h1_ep *http;         /* the HTTP path's per-endpoint state (hooks), or NULL */
 };
 
+/* Where an endpoint of a generation sits (locality) and came from; kept only when one differs from the default. */
+struct svc_epinfo {
+	const char *zone;  /* NULL: none; points into svc.zone_names */
+	uint32_t priority; /* lower is preferred */
+	uint8_t source;    /* enum cfg_ep_source */
+	uint8_t tier;      /* locality tier (state/locality.h) */
+};
+
 /* One immutable config generation of a service: what a connection needs. */
 struct svc {
 	unsigned refs; /* the registry's table + each connection */
@@ -130,6 +139,13 @@ struct svc {
 	struct weft_sockaddr *nodes; /* per endpoint: its node's agent, this generation's */
 	bool *remote;                /* per endpoint: reached through nodes[i] over mTLS */
 	size_t n_eps;
+	struct svc_epinfo *info; /* per endpoint, or NULL: no zone, priority 0, from the config (or the API) */
+	char **zone_names;       /* the distinct zones of its endpoints */
+	size_t n_zone_names;
+	char *local_zone;                     /* agent.zone of this generation, or NULL */
+	struct loc_tier tiers[LOC_MAX_TIERS]; /* what each tier is (with info: locality in /services) */
+	size_t n_tiers;
+	uint32_t overprov_pct; /* failover.overprovisioning, percent */
 	struct bal bal;
 	struct svc_connopts opts;
 	enum cfg_protocol protocol;
