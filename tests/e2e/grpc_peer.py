@@ -10,6 +10,7 @@ from Debian and no generated code: the methods take and return raw bytes
       Stream(b"N")    -> N messages of 100 bytes (server streaming)
       Upload(stream)  -> b"<bytes received>" (client streaming)
       Meta(b"")       -> the call's metadata as JSON
+      Blob(b"N")      -> N bytes
     prints {"event": "listening", "addr": ...} once serving.
   call   --connect ADDR --method M [--payload P] [--n N] [--timeout S]
       N calls on ONE channel (one HTTP/2 connection), prints
@@ -48,6 +49,9 @@ def serve(args):
     def meta(req, ctx):
         return json.dumps(dict(ctx.invocation_metadata())).encode()
 
+    def blob(req, ctx):
+        return b"b" * int(req.decode())
+
     handlers = {
         "Who": grpc.unary_unary_rpc_method_handler(who),
         "Fail": grpc.unary_unary_rpc_method_handler(fail),
@@ -55,6 +59,7 @@ def serve(args):
         "Stream": grpc.unary_stream_rpc_method_handler(stream),
         "Upload": grpc.stream_unary_rpc_method_handler(upload),
         "Meta": grpc.unary_unary_rpc_method_handler(meta),
+        "Blob": grpc.unary_unary_rpc_method_handler(blob),
     }
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), options=OPTS)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("weft.Echo", handlers),))

@@ -320,6 +320,19 @@ static void st_detach_up(struct h2st *st)
 {
 	if (!st->up)
 		return;
+	/*
+	 * Response bytes still held here go back to the endpoint's connection
+	 * window now: resp_read gives them back as the client takes them only
+	 * while the stream is attached, and a response usually ends (its last
+	 * DATA and END_STREAM in one read) before the client has taken it.
+	 * Without this every such response cost the connection its size for
+	 * good, and it stalled after a window's worth (1 MiB). What stays held
+	 * is bounded by the stream's own window.
+	 */
+	if (bq_len(&st->resp)) {
+		nghttp2_session_consume_connection(st->up->ng, bq_len(&st->resp));
+		mark_dirty(st->up->w, &st->up->c);
+	}
 	list_del(&st->ulink);
 	if (!--st->up->active)
 		st->up->idle_since = now_of(st->up->w);
@@ -1499,7 +1512,8 @@ static int srv_on_data(nghttp2_session *ng, uint8_t flags, int32_t id, const uin
 	struct h2st *st = nghttp2_session_get_stream_user_data(ng, id);
 
 	(void)flags;
-	if (!st || st->errored || !st->head_done) {
+	/* nobody will read it: no request, an answer of weft's, or the endpoint's answer is complete and its stream gone */
+	if (!st || st->errored || !st->head_done || (st->resp_end && !st->up)) {
 		nghttp2_session_consume(ng, id, len);
 		return 0;
 	}
@@ -1545,6 +1559,15 @@ static int srv_on_stream_close(nghttp2_session *ng, int32_t id, uint32_t err, vo
 	if (!st)
 		return 0;
 	st->cli_open = false;
+	/*
+	 * Request bytes received and never passed on (the stream was answered
+	 * by weft, failed, or was reset first) go back to the client's
+	 * connection window: req_read gives them back only as it sends them.
+	 */
+	if (bq_len(&st->req) > st->req_consumed) {
+		nghttp2_session_consume_connection(ng, bq_len(&st->req) - st->req_consumed);
+		st->req_consumed = bq_len(&st->req);
+	}
 	st_account(st);
 	if (st->up) {
 		/* the client is gone (or done): the upstream stream ends too */
