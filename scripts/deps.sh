@@ -31,8 +31,9 @@ PKGS=(
 	prometheus
 	# mTLS: scripts/weft-ca (openssl), testssl.sh against the inbound listener
 	openssl testssl.sh
-	# HTTP/2 and gRPC: h2load and nghttp (nghttp2-client), python gRPC clients and servers
-	nghttp2-client python3-grpcio
+	# HTTP/2 and gRPC: h2load and nghttp (nghttp2-client), python gRPC clients and servers,
+	# nghttpd (nghttp2-server: the h2c backend of make bench's HTTP/2 phase)
+	nghttp2-client nghttp2-server python3-grpcio
 )
 case "${1:-}" in
 "") ;;
