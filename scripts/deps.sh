@@ -33,8 +33,9 @@ PKGS=(
 	prometheus
 	# mTLS: scripts/weft-ca (openssl), testssl.sh against the inbound listener
 	openssl testssl.sh
-	# HTTP/2 and gRPC: h2load and nghttp (nghttp2-client), python gRPC clients and servers
-	nghttp2-client python3-grpcio
+	# HTTP/2 and gRPC: h2load and nghttp (nghttp2-client), python gRPC clients and servers,
+	# nghttpd (nghttp2-server: the h2c backend of make bench's HTTP/2 phase)
+	nghttp2-client nghttp2-server python3-grpcio
 	# e2e: DNS service discovery against a real DNS server on 127.0.0.0/8 (the binary only:
 	# dnsmasq-base installs no service and leaves the machine's resolver alone)
 	dnsmasq-base

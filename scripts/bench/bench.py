@@ -70,6 +70,10 @@ import uuid
 REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 BPFFS = "/sys/fs/bpf"
 PREFIX = "weft-bench-"
+PYTHON = "/usr/bin/python3"
+GRPC_PEER = os.path.join(REPO, "tests", "e2e", "grpc_peer.py")     # the gRPC server of the e2e tests
+H2HOLD = os.path.join(REPO, "scripts", "bench", "h2hold.py")       # raw HTTP/2 holds, the server that never answers
+GRPC_RATE = os.path.join(REPO, "scripts", "bench", "grpc_rate.py")  # gRPC unary calls at a fixed rate
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 NCPU = os.cpu_count() or 1
 NETNS_DIR = "/run/netns"
@@ -119,7 +123,20 @@ ENV = {
     "BENCH_KUBE_ENDPOINTS": (10, int, "ready endpoints per EndpointSlice"),
     "BENCH_KUBE_RELISTS": (3, int, "full relists timed (median and range reported)"),
     "BENCH_KUBE_EVENTS": (20, int, "watch events timed (one EndpointSlice change each; median reported)"),
-    "BENCH_ONLY": ("", str, "empty: every part; kube: the Kubernetes discovery phase alone (no proxies, no load)"),
+    "BENCH_H2": (1, int, "1: the HTTP/2 and gRPC phase (h2load and gRPC direct, through weft and through "
+                 "HAProxy; weftd's memory per idle HTTP/2 connection and per open stream); 0: skip"),
+    "BENCH_H2_SECONDS": (4, int, "h2load duration per target and round (after a 0.5 s warm-up)"),
+    "BENCH_H2_CONNS": (4, int, "h2load connections (-c)"),
+    "BENCH_H2_STREAMS": (16, int, "h2load concurrent streams per connection (-m)"),
+    "BENCH_H2_RATE": (2000, int, "total request rate of the h2load latency run (req/s, split over the connections)"),
+    "BENCH_H2_LAT_SECONDS": (3, int, "recorded seconds of the h2load latency run (after a 0.5 s warm-up)"),
+    "BENCH_GRPC_RATE": (500, int, "gRPC unary calls per second of the gRPC latency run (one channel)"),
+    "BENCH_GRPC_SECONDS": (5, int, "recorded seconds of the gRPC latency run (after a 0.5 s warm-up)"),
+    "BENCH_H2_IDLE_CONNS": (1000, int, "idle HTTP/2 connections held through each proxy for its memory per connection"),
+    "BENCH_H2_OPEN_STREAMS": (1000, int, "streams held open through each proxy (to an endpoint that never answers), "
+                              "100 per connection, for its memory per stream"),
+    "BENCH_ONLY": ("", str, "empty: every part; kube: the Kubernetes discovery phase alone (no proxies, no load); "
+                   "h2: the HTTP/2 and gRPC phase alone"),
 }
 
 
@@ -396,6 +413,32 @@ def first_line(argv):
         return "not found"
 
 
+def pctl(sorted_vals, p):
+    """The p-th percentile (nearest rank) of an ascending list."""
+    if not sorted_vals:
+        return None
+    return sorted_vals[min(len(sorted_vals) - 1, int(round(p / 100.0 * (len(sorted_vals) - 1))))]
+
+
+def parse_h2load(out):
+    """h2load's summary: {'rps', 'total', 'started', 'done', 'succeeded', 'failed', 'errored', 'timeout',
+    '2xx', 'req_mean_us'}, or None."""
+    m = re.search(r"finished in ([\d.]+)(us|ms|s), ([\d.]+) req/s", out)
+    n = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+                  r"(\d+) errored, (\d+) timeout", out)
+    c = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+    if not m or not n or not c:
+        return None
+    res = {"finished_s": float(m.group(1)) / {"us": 1e6, "ms": 1e3, "s": 1}[m.group(2)], "rps": float(m.group(3)),
+           "2xx": int(c.group(1)), "not_2xx": int(c.group(2)) + int(c.group(3)) + int(c.group(4))}
+    res.update(zip(("total", "started", "done", "succeeded", "failed", "errored", "timeout"),
+                   (int(x) for x in n.groups())))
+    t = re.search(r"time for request:\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)", out)
+    if t:
+        res["req_mean_us"] = float(t.group(5)) * {"us": 1, "ms": 1e3, "s": 1e6}[t.group(6)]
+    return res
+
+
 def q(vals, p):
     """Median and friends of a list; None-safe."""
     vals = [v for v in vals if v is not None]
@@ -438,10 +481,18 @@ class Bench:
         if self.pin not in ("split", "none"):
             raise Failure("BENCH_PIN must be split or none")
         self.only = self.k["BENCH_ONLY"]
-        if self.only not in ("", "kube"):
-            raise Failure("BENCH_ONLY must be empty (every part) or kube")
+        if self.only not in ("", "kube", "h2"):
+            raise Failure("BENCH_ONLY must be empty (every part), kube or h2")
         if self.only == "kube" and not self.k["BENCH_KUBE"]:
             raise Failure("BENCH_ONLY=kube with BENCH_KUBE=0 leaves nothing to run")
+        if self.only == "h2" and not self.k["BENCH_H2"]:
+            raise Failure("BENCH_ONLY=h2 with BENCH_H2=0 leaves nothing to run")
+        if self.k["BENCH_H2"] and (self.k["BENCH_H2_CONNS"] < 1 or self.k["BENCH_H2_STREAMS"] < 1
+                                   or self.k["BENCH_H2_RATE"] < self.k["BENCH_H2_CONNS"]
+                                   or self.k["BENCH_GRPC_RATE"] < 1 or self.k["BENCH_H2_IDLE_CONNS"] < 1
+                                   or self.k["BENCH_H2_OPEN_STREAMS"] < 1):
+            raise Failure("BENCH_H2_CONNS, BENCH_H2_STREAMS, BENCH_GRPC_RATE, BENCH_H2_IDLE_CONNS and "
+                          "BENCH_H2_OPEN_STREAMS must be >= 1, BENCH_H2_RATE at least BENCH_H2_CONNS")
         if self.k["BENCH_KUBE"] and (self.k["BENCH_KUBE_ENDPOINTS"] < 1 or self.k["BENCH_KUBE_EVENTS"] < 1
                                      or self.k["BENCH_KUBE_RELISTS"] < 1
                                      or self.k["BENCH_KUBE_SERVICES"] < self.k["BENCH_KUBE_RELISTS"]
@@ -502,13 +553,19 @@ class Bench:
     # -- cgroups and processes ----------------------------------------------
     def make_cgroups(self):
         os.mkdir(self.cg)
-        leaves = ["weftd"] if self.only == "kube" else ["nginx", "sockperf", "haproxy", "weftd", "client",
-                                                        "mesh", "mesh-nofast"]
-        if self.k["BENCH_KUBE"]:
+        if self.only == "kube":
+            leaves = ["weftd"]
+        elif self.only == "h2":
+            leaves = ["haproxy", "weftd", "client"]
+        else:
+            leaves = ["nginx", "sockperf", "haproxy", "weftd", "client", "mesh", "mesh-nofast"]
+        if self.k["BENCH_KUBE"] and self.only in ("", "kube"):
             leaves.append("kube")   # what the discovery phase's weftd enrols (no process in it)
+        if self.k["BENCH_H2"] and self.only in ("", "h2"):
+            leaves += ["h2srv", "mesh-h2"]   # nghttpd, the gRPC and slow servers; the h2 weftd's enrolled cgroup
         for leaf in leaves:
             os.mkdir(os.path.join(self.cg, leaf))
-        if self.only == "kube":
+        if self.only:
             return
         if self.k["BENCH_POD"] or self.k["BENCH_PODS"] > 0:
             # the kubelet's shared parents: the pods' cgroups come and go below
@@ -810,8 +867,9 @@ http {
         """Config text of weftd variant w. fast: None (weftd defaults), or
         False to switch both kernel fast paths off."""
         svc = []
-        for key, proto, dst in (("tcp", "tcp", self.nginx_addr), ("http", "http", self.nginx_addr),
-                                ("sockperf", "tcp", self.sockperf_addr)):
+        for key, proto, dst in w.get("services") or (
+                ("tcp", "tcp", self.nginx_addr), ("http", "http", self.nginx_addr),
+                ("sockperf", "tcp", self.sockperf_addr)):
             if not dst or key not in w["vip"]:
                 continue
             svc.append('  { name = "bench-%s"; addresses = [ "%s" ]; protocol = "%s"; '
@@ -927,6 +985,8 @@ http {
             raise Failure("%s exited %s on SIGTERM:\n%s" % (name, rc, self.tail(name)))
         if name.startswith("weftd"):
             self.start_weftd_proc(name)
+        elif name == "haproxy-h2":
+            self.start_haproxy_h2_proc()
         else:
             self.start_haproxy_proc()
         time.sleep(0.5)
@@ -1099,6 +1159,12 @@ http {
             self.results["kube"] = self.run_kube()
             self.elapsed = time.monotonic() - t_start
             return
+        if self.only == "h2":
+            log("BENCH_ONLY=h2: the HTTP/2 and gRPC phase alone (cgroup %s)" % self.cg)
+            self.make_cgroups()
+            self.results["h2"] = self.run_h2()
+            self.elapsed = time.monotonic() - t_start
+            return
         log("setting up in %s (cgroup %s, pins %s)" % (self.tmp, self.cg, self.pin_path))
         self.setup()
         R = self.results
@@ -1162,6 +1228,8 @@ http {
         if self.k["BENCH_PODS"] > 0:
             log("per-pod cost: %d pods on a freshly started weftd" % self.k["BENCH_PODS"])
             R["pod_cost"] = self.run_pod_cost(self.k["BENCH_PODS"])
+        if self.k["BENCH_H2"]:
+            R["h2"] = self.run_h2()
         if self.k["BENCH_KUBE"]:
             R["kube"] = self.run_kube()
         self.elapsed = time.monotonic() - t_start
@@ -1309,6 +1377,396 @@ http {
             % (fds0, fds1, fds2, mem0["rss_kb"], mem1["rss_kb"], mem2["rss_kb"],
                res["fds_per_pod"], res["kib_per_pod"]))
         return res
+
+    # -- HTTP/2 and gRPC (issue 14) -------------------------------------------------
+    def run_h2(self):
+        """The HTTP/2 phase, self-contained (its own servers, HAProxy and
+        weftd, so BENCH_ONLY=h2 runs it alone): nghttpd serving the small file
+        over h2c, the e2e tests' gRPC server (tests/e2e/grpc_peer.py) and an
+        h2c server that never answers (scripts/bench/h2hold.py slow), each
+        reached three ways: direct, through a weftd whose services are
+        protocol "http2" (the client in its enrolled cgroup dials a VIP), and
+        through HAProxy with h2 on both sides (bind ... proto h2, server ...
+        proto h2). Per round, in a rotated order: h2load -c C -m M for a fixed
+        time (req/s, the proxy's CPU per request), h2load at a fixed total
+        rate with --log-file (per-request latency: p50/p99), gRPC unary calls
+        at a fixed rate on one channel (scripts/bench/grpc_rate.py). Then,
+        once per proxy and each time on a freshly started one: RSS with N idle
+        HTTP/2 connections (preface and SETTINGS only, and again after one
+        request each) and with M streams held open by the server that never
+        answers."""
+        k = self.k
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        t_phase = time.monotonic()
+        H = {"conns": k["BENCH_H2_CONNS"], "streams": k["BENCH_H2_STREAMS"], "seconds": k["BENCH_H2_SECONDS"],
+             "rate": k["BENCH_H2_RATE"], "lat_seconds": k["BENCH_H2_LAT_SECONDS"],
+             "grpc_rate": k["BENCH_GRPC_RATE"], "grpc_seconds": k["BENCH_GRPC_SECONDS"]}
+        H["rps_per_conn"] = max(1, int(round(k["BENCH_H2_RATE"] / float(k["BENCH_H2_CONNS"]))))
+        log("HTTP/2: setting up nghttpd, the gRPC server, the slow server, HAProxy (h2) and weftd-h2")
+        www = os.path.join(self.tmp, "h2www")
+        os.makedirs(www)
+        os.chmod(self.tmp, 0o755)
+        with open(os.path.join(www, "bench.txt"), "wb") as f:
+            f.write((b"weft bench " * 100)[:k["BENCH_BODY_BYTES"] - 1] + b"\n")
+        a = self.h2addr = {"nghttpd": "127.0.0.1:%d" % free_port(), "grpc": "127.0.0.1:%d" % free_port(),
+                           "slow": "127.0.0.1:%d" % free_port()}
+        self.start("nghttpd", "h2srv", ["nghttpd", "--no-tls", "-a", "127.0.0.1", "-d", www,
+                                        a["nghttpd"].rpartition(":")[2]], a["nghttpd"])
+        self.start("grpc-server", "h2srv", [PYTHON, GRPC_PEER, "serve", "--listen", a["grpc"], "--name", "bench"],
+                   a["grpc"])
+        self.start("h2-slow", "h2srv", [PYTHON, H2HOLD, "slow", "--listen", a["slow"]], a["slow"])
+        self.start_haproxy_h2(hard)
+        w = self.start_weftd_h2()
+        T = self.h2_targets = [
+            dict(key="direct", label="direct (no proxy)", h2=a["nghttpd"], grpc=a["grpc"], slow=a["slow"],
+                 cg="client", proxy=None),
+            dict(key="weft", label="weft (http2 service)", h2=w["vip"]["h2"], grpc=w["vip"]["grpc"],
+                 slow=w["vip"]["slow"], cg="mesh-h2", proxy="weftd-h2"),
+            dict(key="haproxy", label="HAProxy (h2 both sides)", h2=self.hap_h2["h2"], grpc=self.hap_h2["grpc"],
+                 slow=self.hap_h2["slow"], cg="client", proxy="haproxy-h2"),
+        ]
+        # Every target once (and warm): no failed request, no failed call.
+        log("HTTP/2: checking every target")
+        for t in T:
+            self.h2load_check(t)
+            self.run_grpc_rate(t, 1)
+        self.check_alive()
+        m = re.search(r"^weft_http2_streams_total (\d+)", self.weftd_metrics("weftd-h2"), re.M)
+        H["weft_streams_seen"] = int(m.group(1)) if m else None
+        if not H["weft_streams_seen"]:
+            raise Failure("weftd-h2 counted no HTTP/2 stream after the check (weft_http2_streams_total %s): "
+                          "the http2 services are not proxied per stream" % H["weft_streams_seen"])
+        H["rounds"] = []
+        for i in range(k["BENCH_ROUNDS"]):
+            order = T[i % len(T):] + T[:i % len(T)]
+            rr = {}
+            for t in order:
+                log("HTTP/2 round %d/%d: %s" % (i + 1, k["BENCH_ROUNDS"], t["key"]))
+                rr[t["key"]] = {"h2load": self.run_h2load(t, k["BENCH_H2_SECONDS"]),
+                                "h2rate": self.run_h2rate(t, H["rps_per_conn"]),
+                                "grpc": self.run_grpc_rate(t, k["BENCH_GRPC_SECONDS"])}
+                self.check_alive()
+            H["rounds"].append(rr)
+        H["memory"] = {}
+        for t in T:
+            if not t["proxy"]:
+                continue
+            log("HTTP/2: memory through %s (%d idle connections, then %d open streams)"
+                % (t["key"], k["BENCH_H2_IDLE_CONNS"], k["BENCH_H2_OPEN_STREAMS"]))
+            H["memory"][t["key"]] = {"idle": self.h2_hold_idle(t, None),
+                                     "idle_after_request": self.h2_hold_idle(t, "/bench.txt"),
+                                     "streams": self.h2_hold_streams(t)}
+        H["idle_rss_kb"] = {t["proxy"]: proc_mem(self.procs[t["proxy"]].pid)["rss_kb"] for t in T if t["proxy"]}
+        H["phase_s"] = round(time.monotonic() - t_phase, 1)
+        # the phase's servers and proxies stop here (cleanup() would stop them too)
+        for name in ("weftd-h2", "haproxy-h2", "nghttpd", "grpc-server", "h2-slow"):
+            p = self.procs.pop(name, None)
+            if p is None or p.poll() is not None:
+                continue
+            p.send_signal(signal.SIGTERM)
+            try:
+                rc = p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+                raise Failure("%s did not stop within 15 s of SIGTERM" % name)
+            if name == "weftd-h2" and rc != 0:
+                raise Failure("weftd-h2 exited %s on SIGTERM:\n%s" % (rc, self.tail(name)))
+        self.weftds.pop("weftd-h2", None)
+        return H
+
+    def start_haproxy_h2(self, hard):
+        maxconn = max(1000, (hard - 200) // 2)
+        a = self.h2addr
+        self.hap_h2 = {"h2": "127.0.0.1:%d" % free_port(), "grpc": "127.0.0.1:%d" % free_port(),
+                       "slow": "127.0.0.1:%d" % free_port()}
+        cfg = ["global", "    nbthread %d" % self.k["BENCH_THREADS"], "    maxconn %d" % maxconn,
+               "defaults", "    mode http", "    timeout connect 5s", "    timeout client 600s",
+               "    timeout server 600s", "    timeout http-keep-alive 600s", "    timeout http-request 600s",
+               "    maxconn %d" % maxconn]
+        for name, dst in (("h2", a["nghttpd"]), ("grpc", a["grpc"]), ("slow", a["slow"])):
+            # h2c on both sides; server connections shared by every client stream (as weft does)
+            cfg += ["frontend fe_%s" % name, "    bind %s proto h2" % self.hap_h2[name],
+                    "    default_backend be_%s" % name, "backend be_%s" % name, "    http-reuse always",
+                    "    server s1 %s proto h2" % dst]
+        path = self.haproxy_h2_cfg = os.path.join(self.tmp, "haproxy-h2.cfg")
+        with open(path, "w") as f:
+            f.write("\n".join(cfg) + "\n")
+        r = subprocess.run(["haproxy", "-c", "-f", path], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise Failure("haproxy -c rejected %s:\n%s%s" % (path, r.stdout, r.stderr))
+        self.start_haproxy_h2_proc()
+
+    def start_haproxy_h2_proc(self):
+        self.start("haproxy-h2", "haproxy", ["haproxy", "-db", "-f", self.haproxy_h2_cfg], self.hap_h2["h2"])
+        for x in self.hap_h2.values():
+            if not wait_port(x, 5, self.procs["haproxy-h2"]):
+                raise Failure("haproxy-h2 is not listening on %s:\n%s" % (x, self.tail("haproxy-h2")))
+
+    def start_weftd_h2(self):
+        """weftd with three protocol "http2" services (VIPs in 127.12.0.0/16)
+        in front of nghttpd, the gRPC server and the slow server; its own pins
+        and enrolled cgroup, agent.workers and the kernel fast paths as the
+        main phase's weftd (weft HTTP)."""
+        host = "127.12.%d.%d" % (random.randint(0, 255), random.randint(1, 254))
+        pin = self.pin_path + "-h2"
+        if os.path.lexists(pin):
+            raise Failure("%s already exists" % pin)
+        a = self.h2addr
+        w = {"name": "weftd-h2", "cg": "mesh-h2", "pin": pin, "cgroups": [os.path.join(self.cg, "mesh-h2")],
+             "vip": {key: "%s:%d" % (host, free_port(host)) for key in ("h2", "grpc", "slow")},
+             "admin": "127.0.0.1:%d" % free_port(), "outbound": free_port(),
+             "inbound": "127.0.0.1:%d" % free_port(), "conf": os.path.join(self.tmp, "weftd-h2.conf"),
+             "services": (("h2", "http2", a["nghttpd"]), ("grpc", "http2", a["grpc"]),
+                          ("slow", "http2", a["slow"]))}
+        workers, fast = self.k["BENCH_THREADS"], True
+        rc, out = self.weftd_check(w, workers, fast)
+        if rc != 0 and "workers" in out:
+            workers = None
+            rc, out = self.weftd_check(w, workers, fast)
+        if rc != 0 and ("redirect_loopback" in out or "splice" in out):
+            fast = None
+            rc, out = self.weftd_check(w, workers, fast)
+        if rc != 0:
+            raise Failure("weftd --check rejected %s:\n%s" % (w["conf"], out))
+        self.h2_weft = {"workers": workers, "fast": fast}
+        self.weftds["weftd-h2"] = w
+        self.start_weftd_proc("weftd-h2")
+        return w
+
+    def h2_url(self, t):
+        return "http://%s/bench.txt" % t["h2"]
+
+    def h2load_check(self, t):
+        argv = ["h2load", "-t1", "-c%d" % self.k["BENCH_H2_CONNS"], "-m%d" % self.k["BENCH_H2_STREAMS"],
+                "-n", "2000", self.h2_url(t)]
+        r = self.client(argv, t["cg"], timeout=60)
+        res = parse_h2load(r.stdout)
+        if r.returncode != 0 or not res or res["succeeded"] != 2000 or res["2xx"] != 2000:
+            raise Failure("h2load against %s (%s) failed (rc %s):\n%s%s"
+                          % (t["key"], self.h2_url(t), r.returncode, r.stdout, r.stderr))
+
+    def run_h2load(self, t, seconds):
+        """h2load -c C -m M for a fixed time: req/s, and the proxy's and
+        nghttpd's CPU (all threads, schedstat) per 100k requests: their CPU
+        share over the run divided by the rate (the 0.5 s warm-up runs at the
+        same rate and is in both)."""
+        argv = ["h2load", "-t1", "-c%d" % self.k["BENCH_H2_CONNS"], "-m%d" % self.k["BENCH_H2_STREAMS"],
+                "-D", str(seconds), "--warm-up-time", "500ms", self.h2_url(t)]
+        pp = self.procs[t["proxy"]].pid if t["proxy"] else None
+        bp = self.procs["nghttpd"].pid
+        fb = self.foreign_begin()
+        p0, b0, t0 = proc_cpu_ns(pp) if pp else None, proc_cpu_ns(bp), time.monotonic()
+        c0 = self.our_cpu_usec(t["cg"])
+        r = self.client(argv, t["cg"], timeout=seconds + 30)
+        c1 = self.our_cpu_usec(t["cg"])
+        p1, b1, t1 = proc_cpu_ns(pp) if pp else None, proc_cpu_ns(bp), time.monotonic()
+        foreign = self.foreign_end(fb)
+        res = parse_h2load(r.stdout)
+        if r.returncode != 0 or not res or not res["succeeded"]:
+            raise Failure("h2load against %s (%s) failed (rc %s):\n%s%s"
+                          % (t["key"], self.h2_url(t), r.returncode, r.stdout, r.stderr))
+        # (h2load counts the status of a request that straddles the warm-up's end in neither part:
+        # 2xx may be a little short of succeeded; any non-2xx fails the run)
+        if res["failed"] or res["errored"] or res["timeout"] or res["not_2xx"]:
+            raise Failure("h2load against %s: %d failed, %d errored, %d timed out, %d not 2xx:\n%s"
+                          % (t["key"], res["failed"], res["errored"], res["timeout"], res["not_2xx"], r.stdout))
+        wall = t1 - t0
+        res["wall_s"] = round(wall, 3)
+        res["foreign_cpu_pct"] = foreign
+        res["client_cpu_pct"] = round(100.0 * (c1 - c0) / 1e6 / wall, 1)
+        res["proxy_cpu_pct"] = round(100.0 * (p1 - p0) / 1e9 / wall, 1) if pp else None
+        res["backend_cpu_pct"] = round(100.0 * (b1 - b0) / 1e9 / wall, 1)
+        res["proxy_cpu_s_per_100k"] = ((p1 - p0) / 1e9 / wall / res["rps"] * 1e5) if pp else None
+        res["backend_cpu_s_per_100k"] = (b1 - b0) / 1e9 / wall / res["rps"] * 1e5
+        return res
+
+    def run_h2rate(self, t, rps):
+        """h2load at a fixed rate (--rps per connection), per-request times
+        from --log-file: percentiles of the time from a request's start to the
+        end of its response, over the requests of the main duration."""
+        logf = os.path.join(self.tmp, "h2load-%s.tsv" % t["key"])
+        try:
+            os.unlink(logf)
+        except FileNotFoundError:
+            pass
+        secs = self.k["BENCH_H2_LAT_SECONDS"]
+        argv = ["h2load", "-t1", "-c%d" % self.k["BENCH_H2_CONNS"], "-m%d" % self.k["BENCH_H2_STREAMS"],
+                "--rps", str(rps), "-D", str(secs), "--warm-up-time", "500ms", "--log-file", logf,
+                self.h2_url(t)]
+        fb = self.foreign_begin()
+        r = self.client(argv, t["cg"], timeout=secs + 30)
+        foreign = self.foreign_end(fb)
+        res = parse_h2load(r.stdout)
+        lat, bad = [], 0
+        try:
+            with open(logf) as f:
+                for line in f:
+                    c = line.split()
+                    if len(c) >= 3 and c[1] == "200":
+                        lat.append(int(c[2]))
+                    else:
+                        bad += 1
+            os.unlink(logf)
+        except OSError as e:
+            raise Failure("h2load --log-file against %s: %s (rc %s):\n%s%s"
+                          % (t["key"], e, r.returncode, r.stdout, r.stderr))
+        if r.returncode != 0 or not res or bad or not lat or res["failed"] or res["errored"]:
+            raise Failure("h2load --rps against %s failed (rc %s, %d bad log rows):\n%s%s"
+                          % (t["key"], r.returncode, bad, r.stdout, r.stderr))
+        lat.sort()
+        return {"requests": len(lat), "rate": round(len(lat) / float(secs), 1), "foreign_cpu_pct": foreign,
+                "latency_us": {p: pctl(lat, x) for p, x in (("p50", 50), ("p90", 90), ("p99", 99),
+                                                             ("p99.9", 99.9))},
+                "mean_us": statistics.mean(lat)}
+
+    def run_grpc_rate(self, t, seconds):
+        argv = [PYTHON, GRPC_RATE, "--connect", t["grpc"], "--rate", str(self.k["BENCH_GRPC_RATE"]),
+                "--duration", str(seconds), "--warmup", "0.5"]
+        fb = self.foreign_begin()
+        r = self.client(argv, t["cg"], timeout=seconds + 60)
+        foreign = self.foreign_end(fb)
+        try:
+            d = json.loads(r.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            raise Failure("grpc_rate.py against %s (%s) failed (rc %s):\n%s%s"
+                          % (t["key"], t["grpc"], r.returncode, r.stdout, r.stderr))
+        if d["errors"] or not d["ok"]:
+            raise Failure("grpc_rate.py against %s: %d of %d calls failed (%s)"
+                          % (t["key"], d["errors"], d["calls"], d["first_error"]))
+        d["foreign_cpu_pct"] = foreign
+        return d
+
+    def h2_fresh(self, t):
+        """A freshly started proxy (memory a process has freed stays in its
+        heap: a second measurement on the same process would look cheaper),
+        with one request through it first, so that one-time allocations
+        (nghttp2's callbacks, the first upstream connection, pools) are in the
+        baseline and not charged to the connections measured. -> pid"""
+        self.restart(t["proxy"])
+        r = self.client(["h2load", "-n1", "-c1", self.h2_url(t)], t["cg"], timeout=30)
+        res = parse_h2load(r.stdout)
+        if r.returncode != 0 or not res or res["succeeded"] != 1:
+            raise Failure("h2load -n1 through a fresh %s failed:\n%s%s" % (t["proxy"], r.stdout, r.stderr))
+        time.sleep(0.5)
+        return self.procs[t["proxy"]].pid
+
+    def h2_http2_conns(self, t, svc):
+        """weftd-h2's HTTP/2 client connections of service svc in /conns: (count, streams open)."""
+        conns = [c for c in self.admin_json("weftd-h2", "/conns", timeout=30)["conns"]
+                 if c.get("protocol") == "http2" and c.get("service") == svc]
+        return len(conns), sum(c.get("streams", 0) for c in conns)
+
+    def h2_hold_idle(self, t, request):
+        n = self.k["BENCH_H2_IDLE_CONNS"]
+        pid = self.h2_fresh(t)
+        fds0, before = proc_fds(pid), proc_mem(pid)
+        argv = [PYTHON, H2HOLD, "idle", "--connect", t["h2"], "--conns", str(n)]
+        if request:
+            argv += ["--request", request]
+        p = subprocess.Popen(self.wrap(t["cg"], argv, "client"), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, cwd=self.tmp)
+        seen = None
+        try:
+            line = p.stdout.readline()
+            try:
+                first = json.loads(line)
+            except ValueError:
+                raise Failure("h2hold.py idle through %s failed: %r %s"
+                              % (t["key"], line, p.stderr.read() if p.poll() is not None else ""))
+            time.sleep(1.0)
+            held, held_fds = proc_mem(pid), proc_fds(pid)
+            if t["proxy"].startswith("weftd"):
+                seen = self.h2_http2_conns(t, "bench-h2")[0]
+            p.stdin.close()
+            second = p.stdout.readline()
+            p.wait(30)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        try:
+            closed = json.loads(second).get("closed_by_peer")
+        except ValueError:
+            closed = None
+        if first["held"] != n:
+            raise Failure("h2hold.py through %s: %d of %d connections held (%s)"
+                          % (t["key"], first["held"], n, first["first_error"]))
+        if seen is not None and seen != n:
+            raise Failure("weftd-h2's /conns shows %d HTTP/2 connections of bench-h2 while %d were held"
+                          % (seen, n))
+        self.settle(pid, fds0)
+        return {"conns": n, "request": request, "open_s": first["open_s"], "closed_by_peer": closed,
+                "rss_before_kb": before["rss_kb"], "rss_held_kb": held["rss_kb"],
+                "anon_before_kb": before.get("anon_kb"), "anon_held_kb": held.get("anon_kb"),
+                "fds_before": fds0, "fds_held": held_fds, "weft_conns_seen": seen,
+                "kib_per_conn": (held["rss_kb"] - before["rss_kb"]) / float(n)}
+
+    def h2_hold_streams(self, t):
+        """RSS with M streams open (100 per connection, as both proxies allow
+        per client connection) to the server that never answers, against RSS
+        with the same connections open and idle: per stream."""
+        m = self.k["BENCH_H2_OPEN_STREAMS"]
+        per = min(100, m)
+        nconn = (m + per - 1) // per
+        total = nconn * per
+        pid = self.h2_fresh(t)
+        argv = [PYTHON, H2HOLD, "streams", "--connect", t["slow"], "--conns", str(nconn),
+                "--per-conn", str(per)]
+        p = subprocess.Popen(self.wrap(t["cg"], argv, "client"), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, cwd=self.tmp)
+        seen = None
+        try:
+            line = p.stdout.readline()
+            try:
+                first = json.loads(line)
+            except ValueError:
+                raise Failure("h2hold.py streams through %s failed: %r %s"
+                              % (t["key"], line, p.stderr.read() if p.poll() is not None else ""))
+            if first["connected"] != nconn:
+                raise Failure("h2hold.py streams through %s: %d of %d connections (%s)"
+                              % (t["key"], first["connected"], nconn, first["first_error"]))
+            time.sleep(1.0)
+            idle = proc_mem(pid)
+            p.stdin.write("go\n")
+            p.stdin.flush()
+            json.loads(p.stdout.readline())
+            deadline = time.monotonic() + 20
+            if t["proxy"].startswith("weftd"):
+                # every stream open in weftd (and so sent on to the server)
+                while True:
+                    seen = self.h2_http2_conns(t, "bench-slow")[1]
+                    if seen == total:
+                        break
+                    if time.monotonic() > deadline:
+                        raise Failure("weftd-h2 shows %s of %d streams open" % (seen, total))
+                    time.sleep(0.1)
+            else:
+                # no per-stream view: RSS that has stopped growing for a second
+                last, since = proc_mem(pid)["rss_kb"], time.monotonic()
+                while time.monotonic() - since < 1.0 and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                    r_ = proc_mem(pid)["rss_kb"]
+                    if r_ != last:
+                        last, since = r_, time.monotonic()
+            time.sleep(1.0)
+            held = proc_mem(pid)
+            p.stdin.close()
+            second = p.stdout.readline()
+            p.wait(30)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        try:
+            closed = json.loads(second).get("closed_by_peer")
+        except ValueError:
+            closed = None
+        return {"conns": nconn, "per_conn": per, "streams": total, "closed_by_peer": closed,
+                "rss_conns_kb": idle["rss_kb"], "rss_streams_kb": held["rss_kb"],
+                "anon_conns_kb": idle.get("anon_kb"), "anon_streams_kb": held.get("anon_kb"),
+                "weft_streams_seen": seen, "kib_per_stream": (held["rss_kb"] - idle["rss_kb"]) / float(total)}
 
     # -- Kubernetes discovery (issue 13) ----------------------------------------
     def kube_objects(self, api, n, per):
@@ -1642,6 +2100,9 @@ http {
             "nginx": first_line(["nginx", "-v"]),
             "wrk": first_line(["wrk", "-v"]).split("Copyright")[0].strip(),
             "sockperf": first_line(["sockperf", "--version"]) if self.have_sockperf else "not installed",
+            "nghttpd": first_line(["nghttpd", "--version"]),
+            "h2load": first_line(["h2load", "--version"]),
+            "grpcio": first_line([PYTHON, "-c", "import grpc; print(grpc.__version__)"]),
         }
 
     # -- cleanup ----------------------------------------------------------------
@@ -1718,7 +2179,7 @@ http {
                 self.kube_api.stop()
             except Exception as e:   # noqa: BLE001 (cleanup goes on)
                 errs.append("test API server: %s" % e)
-        for pin in (self.pin_path, self.pin_path + "-nofast", self.pin_path + "-kube"):
+        for pin in (self.pin_path, self.pin_path + "-nofast", self.pin_path + "-kube", self.pin_path + "-h2"):
             if os.path.lexists(pin):
                 shutil.rmtree(pin, ignore_errors=True)
                 if os.path.lexists(pin):
@@ -1732,7 +2193,8 @@ http {
                 shutil.copy(pth, os.path.join(logdir, name + ".log"))
             except OSError:
                 pass
-        for f in ("weftd.conf", "weftd-nofast.conf", "weftd-kube.conf", "haproxy.cfg", "nginx.conf"):
+        for f in ("weftd.conf", "weftd-nofast.conf", "weftd-kube.conf", "weftd-h2.conf", "haproxy.cfg",
+                  "haproxy-h2.cfg", "nginx.conf"):
             try:
                 shutil.copy(os.path.join(self.tmp, f), os.path.join(logdir, f))
             except OSError:
@@ -1855,6 +2317,171 @@ def render_kube(b, K):
     return L
 
 
+def render_h2(b, H):
+    """The HTTP/2 and gRPC section (issue 14)."""
+    T = b.h2_targets
+    rounds = H["rounds"]
+
+    def col(key, *path):
+        out = []
+        for r in rounds:
+            v = r.get(key)
+            for p in path:
+                v = v.get(p) if isinstance(v, dict) else None
+            out.append(v)
+        return [x for x in out if x is not None]
+
+    def med(key, *path):
+        return q(col(key, *path), "median")
+
+    def ratio(x, y):
+        return x / y if x is not None and y else None
+
+    hw = getattr(b, "h2_weft", {}) or {}
+    L = ["## HTTP/2 and gRPC (issue 14)\n"]
+    L.append("nghttpd (%s, one worker, h2c) serves the %d-byte file on 127.0.0.1; gRPC calls go to the e2e "
+             "tests' server (tests/e2e/grpc_peer.py, python3-grpcio, method /weft.Echo/Who). Each is reached "
+             "directly, through a weftd whose services are `protocol = \"http2\"` (%s, %s; the client runs in "
+             "its enrolled cgroup and dials a VIP: one client connection, streams proxied one by one over a "
+             "pooled upstream connection) and through HAProxy (nbthread %d, mode http, `bind ... proto h2`, "
+             "`server ... proto h2`, `http-reuse always`). %s\n"
+             % (b.machine.get("nghttpd", "nghttpd"), b.k["BENCH_BODY_BYTES"],
+                ("agent.workers = %d" % hw["workers"]) if hw.get("workers") else "one event loop",
+                "agent.redirect_loopback and agent.splice on" if hw.get("fast") else "weftd's default fast paths",
+                b.k["BENCH_THREADS"],
+                ("Clients pinned to CPU %s; servers and proxies to CPU %s." % (b.client_cpu, b.server_cpus))
+                if b.pin == "split" else "No CPU pinning."))
+    L.append("### Throughput\n")
+    L.append("h2load -t1 -c%d -m%d -D %d (after a 0.5 s warm-up), GET of the file. CPU: the process's (all "
+             "threads, schedstat) share of the run divided by the rate, per 100k requests.\n"
+             % (H["conns"], H["streams"], H["seconds"]))
+    L.append("| target | req/s | min-max | vs direct | vs HAProxy | proxy CPU s/100k req | proxy CPU % | "
+             "nghttpd CPU s/100k req |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+    d_rps, h_rps = med("direct", "h2load", "rps"), med("haproxy", "h2load", "rps")
+    for t in T:
+        k_ = t["key"]
+        rps = med(k_, "h2load", "rps")
+        L.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            t["label"], fmt_int(rps), spread(col(k_, "h2load", "rps")), fmt_x(ratio(rps, d_rps)),
+            fmt_x(ratio(rps, h_rps)) if k_ == "weft" else "-",
+            fmt_f(med(k_, "h2load", "proxy_cpu_s_per_100k"), 3) if t["proxy"] else "-",
+            fmt_f(med(k_, "h2load", "proxy_cpu_pct"), 0) if t["proxy"] else "-",
+            fmt_f(med(k_, "h2load", "backend_cpu_s_per_100k"), 3)))
+    L.append("")
+    L.append("### Latency at a fixed rate\n")
+    L.append("h2load -t1 -c%d -m%d --rps %d (%d req/s in all) -D %d after a 0.5 s warm-up; per-request times "
+             "from `--log-file` (a request's start to the end of its response, microseconds; the rows of "
+             "the main duration). h2load's rate timer sends each connection's requests in bursts (about "
+             "%d every 10 ms), not evenly: a request waits for the ones before it in its burst, and that "
+             "wait is in the figures. *added* = minus direct's (medians over the rounds).\n"
+             % (H["conns"], H["streams"], H["rps_per_conn"], H["rps_per_conn"] * H["conns"], H["lat_seconds"],
+                max(1, H["rps_per_conn"] // 100)))
+    L.append("| target | p50 us | p50 min-max | p90 us | p99 us | p99 min-max | added p50 us | added p99 us | "
+             "added p50 vs HAProxy's |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    d50, d99 = med("direct", "h2rate", "latency_us", "p50"), med("direct", "h2rate", "latency_us", "p99")
+    add = {t["key"]: (med(t["key"], "h2rate", "latency_us", "p50") - d50) if d50 is not None else None
+           for t in T}
+    for t in T:
+        k_ = t["key"]
+        p99 = med(k_, "h2rate", "latency_us", "p99")
+        L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            t["label"], fmt_f(med(k_, "h2rate", "latency_us", "p50")),
+            spread(col(k_, "h2rate", "latency_us", "p50"), fmt_f), fmt_f(med(k_, "h2rate", "latency_us", "p90")),
+            fmt_f(p99), spread(col(k_, "h2rate", "latency_us", "p99"), fmt_f),
+            fmt_f(add[k_]) if t["proxy"] else "-", fmt_f(p99 - d99) if t["proxy"] and d99 is not None else "-",
+            fmt_x(ratio(add[k_], add["haproxy"])) if k_ == "weft" and (add["haproxy"] or 0) > 0 else "-"))
+    L.append("")
+    L.append("### gRPC unary latency\n")
+    L.append("%d calls/s of /weft.Echo/Who (empty message) on one channel for %d s after a 0.5 s warm-up "
+             "(scripts/bench/grpc_rate.py: python3-grpcio, one blocking call at a time, each due at t0 + k/rate; "
+             "latency from when it was due to its answer, so an overrun delays the next calls and counts). "
+             "Microseconds; the Python client and server are most of the time.\n"
+             % (H["grpc_rate"], H["grpc_seconds"]))
+    L.append("| target | p50 us | p50 min-max | p99 us | p99 min-max | p99.9 us | added p50 us | added p99 us | "
+             "added p50 vs HAProxy's |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    g50, g99 = med("direct", "grpc", "latency_us", "p50"), med("direct", "grpc", "latency_us", "p99")
+    gadd = {t["key"]: (med(t["key"], "grpc", "latency_us", "p50") - g50) if g50 is not None else None for t in T}
+    for t in T:
+        k_ = t["key"]
+        p99 = med(k_, "grpc", "latency_us", "p99")
+        L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            t["label"], fmt_f(med(k_, "grpc", "latency_us", "p50")), spread(col(k_, "grpc", "latency_us", "p50"), fmt_f),
+            fmt_f(p99), spread(col(k_, "grpc", "latency_us", "p99"), fmt_f),
+            fmt_f(med(k_, "grpc", "latency_us", "p99.9")),
+            fmt_f(gadd[k_]) if t["proxy"] else "-", fmt_f(p99 - g99) if t["proxy"] and g99 is not None else "-",
+            fmt_x(ratio(gadd[k_], gadd["haproxy"])) if k_ == "weft" and (gadd["haproxy"] or 0) > 0 else "-"))
+    L.append("")
+    L.append("### Memory per HTTP/2 connection and per stream\n")
+    M = H["memory"]
+    any_m = next(iter(M.values()), None)
+    if any_m:
+        L.append("VmRSS of the proxy, each measurement on a freshly started one that has made one request "
+                 "first (so one-time allocations and the first upstream connection are in its baseline). "
+                 "*idle*: %s connections (scripts/bench/h2hold.py: the preface and SETTINGS, both acknowledged, "
+                 "then nothing); *after a request*: the same, each after one GET of the file; *open streams*: "
+                 "%s streams, %d per connection, to an h2c server that never answers (a gRPC-shaped request "
+                 "head each), against the same %d connections idle. Kernel socket memory is not in RSS.\n"
+                 % (fmt_int(any_m["idle"]["conns"]), fmt_int(any_m["streams"]["streams"]),
+                    any_m["streams"]["per_conn"], any_m["streams"]["conns"]))
+        L.append("| proxy | RSS before KiB | idle: KiB per connection | after a request: KiB per connection | "
+                 "open streams: KiB per stream |")
+        L.append("|---|---:|---:|---:|---:|")
+        for t in T:
+            mm = M.get(t["key"])
+            if not mm:
+                continue
+            L.append("| %s | %s | %s | %s | %s |" % (
+                t["label"], fmt_int(mm["idle"]["rss_before_kb"]), fmt_f(mm["idle"]["kib_per_conn"], 2),
+                fmt_f(mm["idle_after_request"]["kib_per_conn"], 2), fmt_f(mm["streams"]["kib_per_stream"], 2)))
+        L.append("")
+    L.append("### Goals (issue 14)\n")
+    L.append("| goal | measured | met |")
+    L.append("|---|---|---|")
+    r1 = ratio(med("weft", "h2load", "rps"), h_rps)
+    L.append("| weft HTTP/2 req/s >= 1.2x HAProxy's (h2load -c%d -m%d) | %s (%s vs %s req/s) | %s |"
+             % (H["conns"], H["streams"], fmt_x(r1), fmt_int(med("weft", "h2load", "rps")), fmt_int(h_rps),
+                "n/a" if r1 is None else ("yes" if r1 >= 1.2 else "**no**")))
+    r2 = ratio(add["weft"], add["haproxy"]) if (add["haproxy"] or 0) > 0 else None
+    L.append("| weft's added p50 <= 0.7x HAProxy's (h2load at %d req/s) | %s us vs %s us: %s | %s |"
+             % (H["rps_per_conn"] * H["conns"], fmt_f(add["weft"]), fmt_f(add["haproxy"]), fmt_x(r2),
+                "n/a" if r2 is None else ("yes" if r2 <= 0.7 else "**no**")))
+    L.append("")
+    L.append("Raw numbers per round:\n")
+    L.append("| round | target | h2load req/s | proxy CPU s/100k | proxy / nghttpd / h2load CPU % | h2load p50/p99 us "
+             "(fixed rate) | gRPC p50/p99 us | busy elsewhere % |")
+    L.append("|---|---|---:|---:|---|---|---|---:|")
+    for i, rr in enumerate(rounds):
+        for t in T:
+            m_ = rr.get(t["key"])
+            if not m_:
+                continue
+            h, r_, g = m_["h2load"], m_["h2rate"], m_["grpc"]
+            fg = [x for x in (h.get("foreign_cpu_pct"), r_.get("foreign_cpu_pct"), g.get("foreign_cpu_pct"))
+                  if x is not None]
+            L.append("| %d | %s | %s | %s | %s / %s / %s | %s / %s | %s / %s | %s |" % (
+                i + 1, t["key"], fmt_int(h["rps"]), fmt_f(h.get("proxy_cpu_s_per_100k"), 3),
+                fmt_f(h.get("proxy_cpu_pct"), 0) if t["proxy"] else "-", fmt_f(h["backend_cpu_pct"], 0),
+                fmt_f(h["client_cpu_pct"], 0), fmt_f(r_["latency_us"]["p50"]), fmt_f(r_["latency_us"]["p99"]),
+                fmt_f(g["latency_us"]["p50"]), fmt_f(g["latency_us"]["p99"]), fmt_f(max(fg)) if fg else "n/a"))
+    L.append("")
+    if M:
+        L.append("Memory runs: " + "; ".join(
+            "%s: idle %s -> %s KiB (%d conns in %.2f s), after a request %s -> %s KiB, streams %s -> %s KiB "
+            "(%s streams%s)" % (
+                kk, fmt_int(v["idle"]["rss_before_kb"]), fmt_int(v["idle"]["rss_held_kb"]), v["idle"]["conns"],
+                v["idle"]["open_s"], fmt_int(v["idle_after_request"]["rss_before_kb"]),
+                fmt_int(v["idle_after_request"]["rss_held_kb"]), fmt_int(v["streams"]["rss_conns_kb"]),
+                fmt_int(v["streams"]["rss_streams_kb"]), fmt_int(v["streams"]["streams"]),
+                (", %s seen open in /conns" % fmt_int(v["streams"]["weft_streams_seen"]))
+                if v["streams"].get("weft_streams_seen") is not None else "")
+            for kk, v in M.items()) + ".")
+        L.append("")
+    return L
+
+
 def render(b, cleanup_errs):
     R, S, k = b.results, summarize(b), b.k
     med = lambda k_, f: q(S[k_][f], "median") if k_ in S else None
@@ -1868,11 +2495,18 @@ def render(b, cleanup_errs):
     if b.only == "kube":
         L.append("%s. BENCH_ONLY=kube: the Kubernetes discovery phase alone. Generated by `make bench` "
                  "(scripts/bench/run.sh).\n" % m["date"])
+    elif b.only == "h2":
+        L.append("%s. BENCH_ONLY=h2: the HTTP/2 and gRPC phase alone, %d round(s); every figure is the median "
+                 "over the rounds, with the min-max spread where shown. Generated by `make bench` "
+                 "(scripts/bench/run.sh).\n" % (m["date"], k["BENCH_ROUNDS"]))
     else:
         L.append("%s. %d round(s); every figure is the median over the rounds, with the min-max "
                  "spread where shown. Generated by `make bench` (scripts/bench/run.sh).\n"
                  % (m["date"], k["BENCH_ROUNDS"]))
     fg = [v for s in S.values() for v in s["foreign"]]
+    for rr in (R.get("h2") or {}).get("rounds", []):
+        fg += [m_[x]["foreign_cpu_pct"] for m_ in rr.values() for x in ("h2load", "h2rate", "grpc")
+               if m_[x].get("foreign_cpu_pct") is not None]
     if ((q(fg, "median") or 0) >= 10 or (q(fg, "max") or 0) >= 25
             or (m.get("background_cpu_pct_before") or 0) >= 15):
         L.append("**Warning: other work was running on this %d-CPU machine (it used about %s%% of a "
@@ -1887,7 +2521,12 @@ def render(b, cleanup_errs):
     for key, label in (("cpu", "CPU"), ("cpus", "CPUs"), ("mem_gib", "memory (GiB)"), ("kernel", "kernel"),
                        ("os", "OS"), ("hypervisor", "hypervisor"), ("cpuidle_governor", "cpuidle governor"),
                        ("weftd", "weftd"), ("haproxy", "HAProxy"), ("nginx", "nginx"),
-                       ("wrk", "wrk"), ("sockperf", "sockperf")):
+                       ("wrk", "wrk"), ("sockperf", "sockperf"), ("nghttpd", "nghttpd"), ("h2load", "h2load"),
+                       ("grpcio", "python3-grpcio")):
+        if key in ("nginx", "wrk", "sockperf") and b.only == "h2":
+            continue
+        if key in ("nghttpd", "h2load", "grpcio") and (b.only == "kube" or not b.k["BENCH_H2"]):
+            continue
         L.append("| %s | %s |" % (label, m.get(key)))
     L.append("| CPU busy outside the benchmark (approx.) | %s%% of one CPU before the run; during "
              "measurements median %s%%, max %s%% |"
@@ -1895,10 +2534,11 @@ def render(b, cleanup_errs):
     L.append("| CPU time stolen by the hypervisor | %s%% of one CPU on average during the run |"
              % fmt_f(100.0 * b.steal_s / b.steal_wall if b.steal_wall else None))
     L.append("")
-    if b.only == "kube":
-        L += render_kube(b, R["kube"])
+    if b.only in ("kube", "h2"):
+        L += render_kube(b, R["kube"]) if b.only == "kube" else render_h2(b, R["h2"])
         L.append("## Notes\n")
-        for n_ in ["BENCH_ONLY=kube: only the Kubernetes discovery phase ran."] + b.notes + (
+        for n_ in ["BENCH_ONLY=%s: only the %s phase ran." % (
+                b.only, "Kubernetes discovery" if b.only == "kube" else "HTTP/2 and gRPC")] + b.notes + (
                 ["Cleanup problems: " + "; ".join(cleanup_errs)] if cleanup_errs else []):
             L.append("- " + n_)
         L.append("")
@@ -2121,6 +2761,8 @@ def render(b, cleanup_errs):
                      "on its own (%s links per pod). Enrolling the parent (`kubepods.slice`) instead "
                      "attaches once for all pods (docs/config.md).\n" % fmt_f(bk["bpf_link"], 0))
 
+    if R.get("h2"):
+        L += render_h2(b, R["h2"])
     if R.get("kube"):
         L += render_kube(b, R["kube"])
 

@@ -5,7 +5,8 @@
 #   scripts/bench/run.sh        (as root: BPF programs, cgroups)
 #
 # 1. installs the benchmark's own tools if they are missing (wrk, haproxy,
-#    nginx-light, sockperf; Debian packages, not needed by `make test`),
+#    nginx-light, sockperf; for the HTTP/2 phase nghttp2-client (h2load),
+#    nghttp2-server (nghttpd), python3-grpcio; Debian packages),
 # 2. builds the open-loop load generator build/bench/weft-loadgen,
 # 3. runs scripts/bench/bench.py, which measures direct / weft / HAProxy,
 #    then weftd's Kubernetes discovery against the test API server, and
@@ -18,7 +19,8 @@
 #
 # Knobs are environment variables (BENCH_ROUNDS=3, BENCH_WRK_SECONDS=4, ...):
 # see docs/benchmarks.md or the ENV table in scripts/bench/bench.py.
-# BENCH_ONLY=kube runs the discovery phase alone (steps 1 and 2 skipped).
+# BENCH_ONLY=kube runs the discovery phase alone (steps 1 and 2 skipped),
+# BENCH_ONLY=h2 the HTTP/2 and gRPC phase alone (step 2 skipped).
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -66,6 +68,24 @@ install_pkgs() {
 have() { command -v "$1" >/dev/null 2>&1; }
 
 ONLY=${BENCH_ONLY:-}
+H2=${BENCH_H2:-1}
+have_grpcio() { "$PY" -c 'import grpc' >/dev/null 2>&1; }
+# The HTTP/2 phase's tools (BENCH_H2, or alone with BENCH_ONLY=h2): h2load,
+# nghttpd, python3-grpcio, and HAProxy.
+install_h2_tools() {
+	local need=() p
+	have haproxy || need+=(haproxy)
+	have h2load || need+=(nghttp2-client)
+	have nghttpd || need+=(nghttp2-server)
+	have_grpcio || need+=(python3-grpcio)
+	if [ ${#need[@]} -gt 0 ]; then
+		install_pkgs "${need[@]}" || die "could not install ${need[*]}"
+	fi
+	for p in haproxy h2load nghttpd; do
+		have "$p" || die "$p not found after install"
+	done
+	have_grpcio || die "python3-grpcio not importable by $PY after install"
+}
 install_tools() {
 	local need=() retry=() p
 	have wrk || need+=(wrk)
@@ -93,14 +113,21 @@ install_tools() {
 	done
 }
 # The discovery phase alone (BENCH_ONLY=kube) needs weftd, Python and openssl only.
-[ "$ONLY" = kube ] || install_tools
+case "$ONLY" in
+kube) ;;
+h2) install_h2_tools ;;
+*)
+	install_tools
+	[ "$H2" = 0 ] || install_h2_tools
+	;;
+esac
 have taskset || die "taskset not found (util-linux)"
 have openssl || die "openssl not found (the test API server makes its certificates with it)"
 
 # --- load generator --------------------------------------------------------
 mkdir -p build/bench
 LOADGEN=build/bench/weft-loadgen
-if [ "$ONLY" != kube ] && { [ ! -x "$LOADGEN" ] || [ scripts/bench/loadgen.c -nt "$LOADGEN" ]; }; then
+if [ -z "$ONLY" ] && { [ ! -x "$LOADGEN" ] || [ scripts/bench/loadgen.c -nt "$LOADGEN" ]; }; then
 	echo "bench: CC $LOADGEN" >&2
 	${CC:-cc} -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow \
 		-o "$LOADGEN" scripts/bench/loadgen.c -lm
@@ -167,6 +194,8 @@ trap 'exit 129' HUP
 
 if [ "$ONLY" = kube ]; then
 	echo "bench: run $NAME, the Kubernetes discovery phase alone (about a minute; results in build/bench/results.md)" >&2
+elif [ "$ONLY" = h2 ]; then
+	echo "bench: run $NAME, the HTTP/2 and gRPC phase alone (about 3 minutes; results in build/bench/results.md)" >&2
 else
 	echo "bench: run $NAME (about 6-7 minutes; results in build/bench/results.md)" >&2
 fi

@@ -13,6 +13,7 @@ from Debian and no generated code: the methods take and return raw bytes
       Chat(stream)    -> b"re:" + each message (bidirectional streaming)
     (call --method Cancel: a Sleep call cancelled by the client after 0.5 s;
      the server prints {"event": "cancelled"} when it sees it)
+      Blob(b"N")      -> N bytes
     prints {"event": "listening", "addr": ...} once serving.
   call   --connect ADDR --method M [--payload P] [--n N] [--timeout S]
       N calls on ONE channel (one HTTP/2 connection), prints
@@ -61,6 +62,9 @@ def serve(args):
     def meta(req, ctx):
         return json.dumps(dict(ctx.invocation_metadata())).encode()
 
+    def blob(req, ctx):
+        return b"b" * int(req.decode())
+
     handlers = {
         "Who": grpc.unary_unary_rpc_method_handler(who),
         "Fail": grpc.unary_unary_rpc_method_handler(fail),
@@ -69,6 +73,7 @@ def serve(args):
         "Upload": grpc.stream_unary_rpc_method_handler(upload),
         "Meta": grpc.unary_unary_rpc_method_handler(meta),
         "Chat": grpc.stream_stream_rpc_method_handler(chat),
+        "Blob": grpc.unary_unary_rpc_method_handler(blob),
     }
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), options=OPTS)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("weft.Echo", handlers),))

@@ -89,6 +89,19 @@ def test_streams_both_ways(weft, mesh):
     assert r["ok"] == 2 and r["replies"] == {"5000000": 2}, r
 
 
+def test_connection_windows_come_back(weft, mesh):
+    """Every byte weft holds for a stream is given back to its sender's connection window, also when the
+    stream ends before weft passed the byte on. Answers whose last DATA comes with the end of the stream:
+    200 calls of 10 kB on one channel (2 MB through one upstream connection, twice its 1 MiB window);
+    request bodies no endpoint ever read (the only endpoint refuses connections): 200 calls of 10 kB on one
+    channel, all UNAVAILABLE, none stalled to DEADLINE_EXCEEDED."""
+    m = mesh
+    r = call(m.cg, m.vip, method="Blob", payload="10000", n=200, timeout=2)
+    assert r["ok"] == 200 and r["replies"] == {"b" * 10000: 200}, {k: v for k, v in r.items() if k != "replies"}
+    r = call(m.cg, m.vip_none, payload="x" * 10000, n=200, timeout=2)
+    assert r["codes"] == {"UNAVAILABLE": 200}, r
+
+
 def test_conns_tap_and_stat_see_grpc(weft, mesh):
     m = mesh
     import time

@@ -187,6 +187,12 @@ def test_oversized_header_list_gets_431_and_the_connection_lives(weft, mesh):
     assert 1 in heads and b"431" in heads[1][3], ("stream 1: want 431 (a literal :status)", fs)
     assert 3 in heads, ("stream 3 got no answer on the same connection", fs)
     assert not any(f[0] == GOAWAY for f in fs), fs
+    # more than 128 fields, each small (1.6 kB in all): 431 too, not the first 128 passed on
+    many = request_block(extra=[(b"x-f%d" % i, b"v") for i in range(129)])
+    c.send(frame(HEADERS, END_HEADERS | END_STREAM, 5, many))
+    fs = c.frames(until_eof=False, timeout=3)
+    body = b"".join(f[3] for f in fs if f[0] == DATA and f[2] == 5)
+    assert b"too large" in body, ("stream 5: want 431 for 129 fields (its :status is indexed now)", fs)
     assert m.d.running()
 
 

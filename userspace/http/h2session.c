@@ -19,6 +19,7 @@
 #include "codec/http1.h"
 #include "http/h1svc.h"
 #include "http/zipkin.h"
+#include "lib/blk.h"
 #include "lib/buf.h"
 #include "lib/log.h"
 #include "codec/preamble.h"
@@ -35,8 +36,9 @@
 
 #define H2_MAX_HEADERS 128 /* fields per header block */
 #define H2_READ 16384
-#define H2_TP_MAX 64 /* a traceparent value */
-#define H2_B3_MAX 96 /* a b3 value */
+#define H2_WRITE_MAX (64u << 10) /* frames gathered before a write */
+#define H2_TP_MAX 64             /* a traceparent value */
+#define H2_B3_MAX 96             /* a b3 value */
 
 /* What both kinds of connection share: the worker's "flush me" list. */
 struct h2conn {
@@ -97,7 +99,7 @@ struct h2up {
 	enum tls_want want;        /* what the last TLS call that returned -EAGAIN waits for */
 };
 
-/* A byte queue: pending bytes are p[off..len). */
+/* A byte queue: pending bytes are p[off..len); its memory is a lib/blk block of cap bytes. */
 struct bq {
 	char *p;
 	size_t off, len, cap;
@@ -111,11 +113,15 @@ struct h2st {
 	int32_t uid; /* upstream stream; 0: none */
 	struct h2up *up;
 	bool cli_open, up_open;
-	/* request head: "name\0value\0" pairs in hb, indexed in hv */
+	/*
+	 * request head: "name\0value\0" pairs in hb (a lib/blk block of hcap
+	 * bytes while the block comes in); once complete, one exact allocation
+	 * holds the pairs and hv, their index (hcap 0)
+	 */
 	char *hb;
 	size_t hlen, hcap;
-	struct h1_header hv[H2_MAX_HEADERS];
-	size_t nh;
+	struct h1_header *hv;
+	size_t nh, nfields;
 	const char *method, *path, *authority, *scheme;
 	size_t method_len, path_len, authority_len, scheme_len;
 	bool too_big, grpc, head_done, req_end, started;
@@ -141,10 +147,9 @@ struct h2st {
 	/* response */
 	int status, grpc_status;
 	bool resp_head_sent, resp_end, errored;
-	char *rh; /* response or trailer fields "name\0value\0" */
+	char *rh; /* response or trailer fields "name\0value\0" (a lib/blk block of rhcap bytes) */
 	size_t rhlen, rhcap;
-	nghttp2_nv rnv[H2_MAX_HEADERS];
-	size_t nrnv;
+	size_t nrnv;   /* fields in rh */
 	bool trailers; /* rh holds trailers to send once the body is through */
 	struct bq resp;
 };
@@ -191,10 +196,10 @@ static int bq_add(struct bq *q, const void *d, size_t n)
 			q->len -= q->off;
 			q->off = 0;
 		}
-		for (cap = q->cap ? q->cap : 4096; cap < q->len + n; cap *= 2)
+		for (cap = q->cap ? q->cap : BLK_MIN; cap < q->len + n; cap *= 2)
 			;
 		if (cap != q->cap) {
-			p = realloc(q->p, cap);
+			p = q->p ? realloc(q->p, cap) : blk_get(cap);
 			if (!p)
 				return -ENOMEM;
 			q->p = p;
@@ -208,17 +213,25 @@ static int bq_add(struct bq *q, const void *d, size_t n)
 
 static void bq_free(struct bq *q)
 {
-	free(q->p);
+	blk_put(q->p, q->cap);
 	memset(q, 0, sizeof(*q));
 }
 
 /* ---- flushing ----------------------------------------------------------------- */
 
-/* Frames are produced inside callbacks of the other session: flushed once the event is handled. */
+/*
+ * Frames are produced inside callbacks of the other session: flushed once the
+ * events of this loop iteration are all handled (w->flush, an ev_prepare),
+ * so that the streams of several client connections read in one iteration
+ * go to their endpoint in one write, and a client gets the answers of
+ * several endpoint reads in one.
+ */
 static void mark_dirty(struct h2_worker *w, struct h2conn *c)
 {
 	if (list_empty(&c->dirty))
 		list_add_tail(&c->dirty, &w->dirty_list);
+	if (!ev_is_active(&w->flush))
+		ev_prepare_start(w->loop, &w->flush);
 }
 
 static void s_flush(struct h2s *s);
@@ -237,6 +250,14 @@ static void w_run(struct h2_worker *w)
 		else
 			s_flush(list_entry(c, struct h2s, c));
 	}
+	ev_prepare_stop(w->loop, &w->flush);
+}
+
+static void w_flush_cb(struct ev_loop *loop, ev_prepare *p, int revents)
+{
+	(void)loop;
+	(void)revents;
+	w_run(p->data);
 }
 
 /* ob's bytes through TLS: 0 all written, 1 EAGAIN (*want says for what), -errno. */
@@ -260,6 +281,13 @@ static int tls_flush(struct tls_conn *tls, struct obuf *o, enum tls_want *want)
 /*
  * nghttp2's output into ob, then the socket (or tls, when not NULL). 0, or
  * -1 when the connection is done with.
+ *
+ * nghttp2_session_mem_send gives one frame at a time (a response is HEADERS
+ * then DATA, and the WINDOW_UPDATEs between): everything it has, up to
+ * H2_WRITE_MAX, is gathered first and written with one call. A write per
+ * frame was about four send()s per proxied request, each waking the reader.
+ * (The copy into ob is what makes that possible: nghttp2's pointer is only
+ * good until its next call. It is a few hundred bytes per request.)
  */
 static int ng_flush(nghttp2_session *ng, struct obuf *ob, int fd, uint64_t *written, struct tls_conn *tls,
 		    enum tls_want *want)
@@ -269,20 +297,24 @@ static int ng_flush(nghttp2_session *ng, struct obuf *ob, int fd, uint64_t *writ
 		ssize_t n;
 		int r;
 
-		if (ob_pending(ob)) {
-			r = tls ? tls_flush(tls, ob, want) : ob_flush(ob, fd, written);
-			if (r < 0)
+		while (ob_pending(ob) < H2_WRITE_MAX) {
+			n = nghttp2_session_mem_send(ng, &data);
+			if (n < 0)
 				return -1;
-			if (r > 0)
-				return 0; /* EAGAIN: wait for EV_WRITE */
+			if (n == 0)
+				break;
+			if (ob_add(ob, data, (size_t)n) < 0)
+				return -1;
 		}
-		n = nghttp2_session_mem_send(ng, &data);
-		if (n < 0)
-			return -1;
-		if (n == 0)
+		if (!ob_pending(ob)) {
+			ob_trim(ob); /* an idle connection holds no buffer (the block goes back to lib/blk's cache) */
 			return 0;
-		if (ob_add(ob, data, (size_t)n) < 0)
+		}
+		r = tls ? tls_flush(tls, ob, want) : ob_flush(ob, fd, written);
+		if (r < 0)
 			return -1;
+		if (r > 0)
+			return 0; /* EAGAIN: wait for EV_WRITE */
 	}
 }
 
@@ -321,6 +353,19 @@ static void st_detach_up(struct h2st *st)
 {
 	if (!st->up)
 		return;
+	/*
+	 * Response bytes still held here go back to the endpoint's connection
+	 * window now: resp_read gives them back as the client takes them only
+	 * while the stream is attached, and a response usually ends (its last
+	 * DATA and END_STREAM in one read) before the client has taken it.
+	 * Without this every such response cost the connection its size for
+	 * good, and it stalled after a window's worth (1 MiB). What stays held
+	 * is bounded by the stream's own window.
+	 */
+	if (bq_len(&st->resp)) {
+		nghttp2_session_consume_connection(st->up->ng, bq_len(&st->resp));
+		mark_dirty(st->up->w, &st->up->c);
+	}
 	list_del(&st->ulink);
 	if (!--st->up->active)
 		st->up->idle_since = now_of(st->up->w);
@@ -344,8 +389,11 @@ static void st_maybe_free(struct h2st *st)
 	list_del(&st->slink);
 	if (!--st->s->n_streams)
 		st->s->idle_since = now_of(st->s->w);
-	free(st->hb);
-	free(st->rh);
+	if (st->hcap)
+		blk_put(st->hb, st->hcap);
+	else
+		free(st->hb);
+	blk_put(st->rh, st->rhcap);
 	bq_free(&st->req);
 	bq_free(&st->resp);
 	free(st);
@@ -499,6 +547,19 @@ static nghttp2_nv mknv(const char *name, const char *value)
 {
 	return (nghttp2_nv){ (uint8_t *)(uintptr_t)name, (uint8_t *)(uintptr_t)value, strlen(name), strlen(value),
 			     NGHTTP2_NV_FLAG_NONE };
+}
+
+/*
+ * A field whose value is new on every request (traceparent, b3,
+ * grpc-timeout): not added to the HPACK dynamic tables, where each one would
+ * push out entries that do repeat (and cost both ends an insertion).
+ */
+static nghttp2_nv mknv_once(const char *name, const char *value)
+{
+	nghttp2_nv nv = mknv(name, value);
+
+	nv.flags = NGHTTP2_NV_FLAG_NO_INDEX;
+	return nv;
 }
 
 static ssize_t resp_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length, uint32_t *flags,
@@ -757,8 +818,7 @@ static void up_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 			}
 		} while (u->tls);
 	}
-	up_flush(u);
-	w_run(w);
+	mark_dirty(w, &u->c); /* flushed (and its watcher set) with everything else this iteration */
 }
 
 static void up_ct_cb(struct ev_loop *loop, ev_timer *t, int revents)
@@ -795,19 +855,14 @@ static int cli_on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint
 	if (st->nrnv >= H2_MAX_HEADERS || st->rhlen + need > 65536)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	if (st->rhlen + need > st->rhcap) {
-		size_t cap = st->rhcap ? st->rhcap * 2 : 1024;
+		size_t cap = st->rhcap ? st->rhcap * 2 : BLK_MIN;
 		char *p;
 
 		while (cap < st->rhlen + need)
 			cap *= 2;
-		p = realloc(st->rh, cap);
+		p = st->rh ? realloc(st->rh, cap) : blk_get(cap);
 		if (!p)
 			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-		/* the nv array points into rh: rebase it */
-		for (size_t i = 0; i < st->nrnv; i++) {
-			st->rnv[i].name = (uint8_t *)p + (st->rnv[i].name - (uint8_t *)st->rh);
-			st->rnv[i].value = (uint8_t *)p + (st->rnv[i].value - (uint8_t *)st->rh);
-		}
 		st->rh = p;
 		st->rhcap = cap;
 	}
@@ -815,10 +870,27 @@ static int cli_on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint
 	st->rh[st->rhlen + nlen] = '\0';
 	memcpy(st->rh + st->rhlen + nlen + 1, value, vlen);
 	st->rh[st->rhlen + nlen + 1 + vlen] = '\0';
-	st->rnv[st->nrnv++] = (nghttp2_nv){ (uint8_t *)st->rh + st->rhlen, (uint8_t *)st->rh + st->rhlen + nlen + 1,
-					    nlen, vlen, NGHTTP2_NV_FLAG_NONE };
+	st->nrnv++;
 	st->rhlen += need;
 	return 0;
+}
+
+/* rh's fields as nghttp2 name-value pairs pointing into rh (no NUL inside: nghttp2 refuses them). -> how many */
+static size_t rh_nv(const struct h2st *st, nghttp2_nv *nv, size_t cap)
+{
+	size_t off = 0, n = 0;
+
+	while (off < st->rhlen && n < cap) {
+		const char *name = st->rh + off, *value;
+		size_t nl = strlen(name), vl;
+
+		value = name + nl + 1;
+		vl = strlen(value);
+		nv[n++] = (nghttp2_nv){ (uint8_t *)(uintptr_t)name, (uint8_t *)(uintptr_t)value, nl, vl,
+					NGHTTP2_NV_FLAG_NONE };
+		off += nl + vl + 2;
+	}
+	return n;
 }
 
 /* The response head goes to the client (with a body to follow unless it ended the stream). */
@@ -830,10 +902,18 @@ static void send_response_head(struct h2st *st, bool end)
 	char code[8];
 	double lat = now_of(s->w) - st->attempt_start;
 	bool fail5 = st->status >= 500;
+	size_t n;
 
-	snprintf(code, sizeof(code), "%d", st->status);
+	if (st->status >= 100 && st->status <= 999) {
+		code[0] = (char)('0' + st->status / 100);
+		code[1] = (char)('0' + st->status / 10 % 10);
+		code[2] = (char)('0' + st->status % 10);
+		code[3] = '\0';
+	} else {
+		snprintf(code, sizeof(code), "%d", st->status);
+	}
 	nv[0] = mknv(":status", code);
-	memcpy(nv + 1, st->rnv, st->nrnv * sizeof(nv[0]));
+	n = 1 + rh_nv(st, nv + 1, H2_MAX_HEADERS);
 	pthread_mutex_lock(&s->reg->lock);
 	if (st->ep_i >= 0 && st->bsvc) {
 		struct svc_ep *ep = st->bsvc->eps[st->ep_i];
@@ -846,7 +926,7 @@ static void send_response_head(struct h2st *st, bool end)
 	pthread_mutex_unlock(&s->reg->lock);
 	st->resp_head_sent = true;
 	if (st->cli_open)
-		nghttp2_submit_response(s->ng, st->id, nv, st->nrnv + 1, end ? NULL : &dp);
+		nghttp2_submit_response(s->ng, st->id, nv, n, end ? NULL : &dp);
 	/* the fields are out: the block takes the trailers next */
 	st->nrnv = 0;
 	st->rhlen = 0;
@@ -1125,14 +1205,14 @@ static size_t build_request_nv(struct h2st *st, nghttp2_nv *nv, size_t cap, char
 	}
 	if (n + 2 < cap &&
 	    trace_format_traceparent(tp, H2_TP_MAX, st->tc.trace_id, st->attempt_span, st->tc.sampled) > 0)
-		nv[n++] = mknv("traceparent", tp);
+		nv[n++] = mknv_once("traceparent", tp);
 	if (st->b3_in && n + 2 < cap && trace_format_b3(b3, H2_B3_MAX, &st->tc, st->attempt_span, st->span_id) > 0)
-		nv[n++] = mknv("b3", b3);
+		nv[n++] = mknv_once("b3", b3);
 	if (st->deadline_ns && st->grpc && n < cap) {
 		int64_t left = st->deadline_ns - wall_ns();
 
 		if (deadline_format_grpc_timeout(tbuf, tcap, left > 0 ? left : 0) > 0)
-			nv[n++] = mknv("grpc-timeout", tbuf);
+			nv[n++] = mknv_once("grpc-timeout", tbuf);
 	}
 	return n;
 }
@@ -1269,8 +1349,10 @@ static ssize_t resp_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
 		return NGHTTP2_ERR_DEFERRED;
 	*flags |= NGHTTP2_DATA_FLAG_EOF;
 	if (st->trailers && st->nrnv) {
+		nghttp2_nv nv[H2_MAX_HEADERS];
+
 		*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-		nghttp2_submit_trailer(ng, id, st->rnv, st->nrnv);
+		nghttp2_submit_trailer(ng, id, nv, rh_nv(st, nv, H2_MAX_HEADERS));
 		st->trailers = false;
 	}
 	return 0;
@@ -1416,18 +1498,20 @@ static int srv_on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint
 		return 0; /* request trailers: not forwarded yet */
 	if (st->too_big)
 		return 0;
-	if (st->hlen + need > s->l7->lim.max_header_bytes || st->nh >= H2_MAX_HEADERS) {
+	if (nlen && name[0] != ':')
+		st->nfields++;
+	if (st->hlen + need > s->l7->lim.max_header_bytes || st->nfields > H2_MAX_HEADERS) {
 		st->too_big = true; /* an HPACK bomb or just too much: 431 once the block is in */
 		return 0;
 	}
 	if (st->hlen + need > st->hcap) {
-		size_t cap = st->hcap ? st->hcap * 2 : 2048;
+		size_t cap = st->hcap ? st->hcap * 2 : BLK_MIN;
 
 		while (cap < st->hlen + need)
 			cap *= 2;
 		/* fields are indexed once the block is complete: no pointers into hb yet */
 		{
-			char *p = realloc(st->hb, cap);
+			char *p = st->hb ? realloc(st->hb, cap) : blk_get(cap);
 
 			if (!p)
 				return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
@@ -1443,11 +1527,25 @@ static int srv_on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint
 	return 0;
 }
 
-/* The header block is complete: index it (pseudo-fields apart). */
-static void index_head(struct h2st *st)
+/*
+ * The header block is complete: it moves from its lib/blk block into one
+ * allocation of its exact size followed by its index, hv (pseudo-fields
+ * apart), which the stream keeps to its end (routing, retries, tap).
+ * 0, or -ENOMEM (the block stays where it was).
+ */
+static int index_head(struct h2st *st)
 {
-	size_t off = 0;
+	size_t off = 0, at = (st->hlen + _Alignof(struct h1_header) - 1) & ~(_Alignof(struct h1_header) - 1);
+	char *p = malloc(at + st->nfields * sizeof(struct h1_header) + 1);
 
+	if (!p)
+		return -ENOMEM;
+	if (st->hlen)
+		memcpy(p, st->hb, st->hlen);
+	blk_put(st->hb, st->hcap);
+	st->hb = p;
+	st->hcap = 0;
+	st->hv = (struct h1_header *)(void *)(p + at);
 	while (off < st->hlen) {
 		const char *n = st->hb + off, *v;
 		size_t nl = strlen(n), vl;
@@ -1463,7 +1561,7 @@ static void index_head(struct h2st *st)
 			st->authority = v, st->authority_len = vl;
 		else if (nl == 7 && !memcmp(n, ":scheme", 7))
 			st->scheme = v, st->scheme_len = vl;
-		else if (n[0] != ':' && st->nh < H2_MAX_HEADERS)
+		else if (n[0] != ':' && st->nh < st->nfields)
 			st->hv[st->nh++] = (struct h1_header){ n, nl, v, vl };
 	}
 	if (!st->authority) {
@@ -1473,6 +1571,7 @@ static void index_head(struct h2st *st)
 		if (h)
 			st->authority = h, st->authority_len = hl;
 	}
+	return 0;
 }
 
 static int srv_on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *arg)
@@ -1494,7 +1593,8 @@ static int srv_on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *
 			st_fail(st, 431, GRPC_RESOURCE_EXHAUSTED, "request header fields too large");
 			return 0;
 		}
-		index_head(st);
+		if (index_head(st) < 0)
+			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* the stream is reset */
 		request_begin(st);
 		return 0;
 	}
@@ -1514,7 +1614,8 @@ static int srv_on_data(nghttp2_session *ng, uint8_t flags, int32_t id, const uin
 	struct h2st *st = nghttp2_session_get_stream_user_data(ng, id);
 
 	(void)flags;
-	if (!st || st->errored || !st->head_done) {
+	/* nobody will read it: no request, an answer of weft's, or the endpoint's answer is complete and its stream gone */
+	if (!st || st->errored || !st->head_done || (st->resp_end && !st->up)) {
 		nghttp2_session_consume(ng, id, len);
 		return 0;
 	}
@@ -1561,6 +1662,15 @@ static int srv_on_stream_close(nghttp2_session *ng, int32_t id, uint32_t err, vo
 	if (!st)
 		return 0;
 	st->cli_open = false;
+	/*
+	 * Request bytes received and never passed on (the stream was answered
+	 * by weft, failed, or was reset first) go back to the client's
+	 * connection window: req_read gives them back only as it sends them.
+	 */
+	if (bq_len(&st->req) > st->req_consumed) {
+		nghttp2_session_consume_connection(ng, bq_len(&st->req) - st->req_consumed);
+		st->req_consumed = bq_len(&st->req);
+	}
 	st_account(st);
 	if (st->up) {
 		/* the client is gone (or done): the upstream stream ends too */
@@ -1672,8 +1782,7 @@ static void s_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 			return;
 		}
 	}
-	mark_dirty(w, &s->c);
-	w_run(w);
+	mark_dirty(w, &s->c); /* flushed (and its watcher set) with everything else this iteration */
 }
 
 /* ---- timeouts ----------------------------------------------------------------------------------------- */
@@ -1773,6 +1882,8 @@ void h2_worker_init(struct h2_worker *w, struct ev_loop *loop, unsigned id, stru
 	list_init(&w->sessions);
 	list_init(&w->ups);
 	list_init(&w->dirty_list);
+	ev_prepare_init(&w->flush, w_flush_cb);
+	w->flush.data = w;
 	ev_timer_init(&w->tick, h2_tick_cb, H2_TICK_S, H2_TICK_S);
 	w->tick.data = w;
 }
@@ -1867,6 +1978,7 @@ void h2_worker_abort(struct h2_worker *w)
 	while (!list_empty(&w->ups))
 		up_dead(list_first_entry(&w->ups, struct h2up, link), "weftd is stopping");
 	list_init(&w->dirty_list);
+	ev_prepare_stop(w->loop, &w->flush);
 	ev_timer_stop(w->loop, &w->tick);
 }
 

@@ -93,7 +93,8 @@ struct h2_worker {
 	struct zipkin *zipkin;       /* span exporter, or NULL (borrowed) */
 	struct list_head sessions;   /* struct h2s.link (linked under registry.lock, for /conns) */
 	struct list_head ups;        /* struct h2up.link: upstream connections */
-	struct list_head dirty_list; /* connections with frames to send once the event is handled */
+	struct list_head dirty_list; /* connections with frames to send once the loop's events are handled */
+	ev_prepare flush;            /* runs w_run before the loop polls again, while dirty_list is not empty */
 	ev_timer tick;               /* idle and stall checks, every H2_TICK_S while anything is open */
 	bool draining;
 };
