@@ -353,12 +353,27 @@ static int ob_publish(struct outbound *ob, struct ob_worker *w, char *err, size_
 	return 0;
 }
 
+/*
+ * Before a listening socket closes: take the connections already in its
+ * backlog (their connect was redirected here before the listener left
+ * weft_listeners, or before the drain), so they are served instead of reset
+ * by the close. Bounded: a few accept batches.
+ */
+static void lis_take_backlog(struct ob_worker *w, ev_io *io)
+{
+	int k;
+
+	for (k = 0; k < 4; k++)
+		ob_on_accept(w->loop, io, EV_READ);
+}
+
 static void plis_close(struct ob_worker *w, struct ob_plis *pl)
 {
 	int i;
 
 	for (i = 0; i < pl->n; i++) {
 		ev_io_stop(w->loop, &pl->io[i]);
+		lis_take_backlog(w, &pl->io[i]);
 		close(pl->io[i].fd);
 	}
 	list_del(&pl->link);
@@ -444,6 +459,7 @@ static void worker_stop_accepting(struct ob_worker *w)
 	h2_worker_drain(&w->h2);
 	for (i = 0; i < w->nlis; i++) {
 		ev_io_stop(w->loop, &w->lis[i]);
+		lis_take_backlog(w, &w->lis[i]);
 		close(w->lis[i].fd);
 	}
 	w->nlis = 0;
