@@ -1251,13 +1251,13 @@ static void agent_begin_drain(struct agent *a)
 	pods_stop(a->pods);
 	outbound_stop_accepting(a->ob);
 	inbound_stop_accepting(a->inbound);
-	if (agent_in_flight(a) == 0) {
-		log_info("shutting down: no connections to drain");
-		agent_stop(a);
-		return;
-	}
-	log_info("shutting down: draining %zu connection(s), at most %u ms", agent_in_flight(a),
-		 a->cfg->drain_timeout_ms);
+	/*
+	 * Not "nothing in flight, stop now": the workers stop accepting on their
+	 * own loops (a command), taking what their listeners' backlogs hold
+	 * first; the first tick, 50 ms on, counts after they have.
+	 */
+	log_info("shutting down: draining %zu connection(s) (and what the listeners still held), at most %u ms",
+		 agent_in_flight(a), a->cfg->drain_timeout_ms);
 	a->drain_deadline = ev_now(a->loop) + a->cfg->drain_timeout_ms / 1000.0;
 	ev_timer_init(&a->drain, agent_on_drain_tick, 0.05, 0.05);
 	a->drain.data = a;
